@@ -12,6 +12,13 @@ want gcc
 want make
 want pkg-config
 
+# Real-client tests (tests/bazel_harness.rs, tests/bazel/run.sh): Bazel 4.2.3 from Debian
+# (pulls default-jdk-headless; its /etc/bazel/bazelrc points at the local JDK, so it runs offline),
+# nginx with the built-in WebDAV module as the stand-in HTTP cache, python3 to pick free ports.
+want bazel-bootstrap
+want nginx
+want python3
+
 if [ ${#need_apt[@]} -gt 0 ]; then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
