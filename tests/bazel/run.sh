@@ -24,7 +24,7 @@ workspace_src="$here/workspace"
 stderr_tail_lines=40
 
 usage() {
-  sed -n '2,20p' "$0" | sed 's/^# \{0,1\}//' >&2
+  sed -n '2,/^set -euo/p' "$0" | grep '^#' | sed 's/^# \{0,1\}//' >&2
   exit 2
 }
 
@@ -34,6 +34,7 @@ command -v bazel >/dev/null 2>&1 ||
   { echo "run.sh: bazel not found; run: bash tests/install-deps.sh" >&2; exit 3; }
 
 [ $# -ge 1 ] || usage
+case "$1" in -h|--help) usage ;; esac
 cmd="$1"; shift
 cache_url=""; state=""; expect=""; clean_first=0; keep_server=0; extra=()
 while [ $# -gt 0 ]; do
