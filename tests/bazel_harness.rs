@@ -36,6 +36,14 @@ fn clean(session: &BazelSession) {
     session.clean().unwrap_or_else(|error| panic!("{error}"));
 }
 
+/// `bazel clean` + build; on a Bazel failure, panics with its output tail and the server's log.
+fn rebuild(session: &BazelSession, url: &str, flags: &[&str], server_log: &str) -> BuildSummary {
+    match session.clean_and_build(url, flags) {
+        Ok(summary) => summary,
+        Err(error) => panic!("{error}\ncache server log:\n{server_log}"),
+    }
+}
+
 /// Panics unless the workspace produced an output of every size it is meant to cover.
 fn assert_output_sizes(
     session: &BazelSession,
@@ -60,10 +68,7 @@ fn bazel_http_cache_hits_after_clean_restart_and_kill9_on_nginx_webdav() {
     let mut cache = NginxWebdav::start().expect("start nginx");
     let session = BazelSession::new().expect("copy the Bazel workspace");
     let url = cache.url();
-    let rebuild = |cache: &NginxWebdav, url: &str| {
-        clean(&session);
-        build(&session, url, &[], &cache.access_log())
-    };
+    let rebuild = |cache: &NginxWebdav, url: &str| rebuild(&session, url, &[], &cache.access_log());
 
     // 1. Empty cache: every action runs locally and is uploaded without a warning.
     build(&session, &url, &[], "").assert_all_executed_and_uploaded();
@@ -129,10 +134,7 @@ fn bazel_grpc_cache_hits_and_separate_instance_names_on_buildgrid() {
     let session = BazelSession::new().expect("copy the Bazel workspace");
     let url = cache.url();
     let instance_x = ["--remote_instance_name=x"];
-    let rebuild = |flags: &[&str]| {
-        clean(&session);
-        build(&session, &url, flags, &cache.log())
-    };
+    let rebuild = |flags: &[&str]| rebuild(&session, &url, flags, &cache.log());
 
     // 1. Default instance: executed and uploaded, then every action from the cache.
     build(&session, &url, &[], "").assert_all_executed_and_uploaded();
@@ -160,4 +162,18 @@ fn bazel_grpc_cache_hits_and_separate_instance_names_on_buildgrid() {
             .contains("Failed to query remote execution capabilities"),
         "unexpected failure: {error}"
     );
+}
+
+#[test]
+fn server_restart_on_a_taken_port_is_a_clear_address_in_use_error() {
+    if !bazel::require_real_client("nginx", nginx::nginx_available()) {
+        return;
+    }
+    let mut cache = NginxWebdav::start().expect("start nginx");
+    cache.kill9().expect("kill nginx");
+    let squatter = std::net::TcpListener::bind(("127.0.0.1", cache.port())).expect("take the port");
+    let error = cache.restart().expect_err("the port is taken");
+    assert_eq!(error.kind(), std::io::ErrorKind::AddrInUse, "{error}");
+    drop(squatter);
+    cache.restart().expect("restart once the port is free");
 }

@@ -473,6 +473,16 @@ impl BazelSession {
         clean(&self.workspace, &self.output_root)
     }
 
+    /// `bazel clean`, then [`run_build`]: the build can only avoid work through the remote cache.
+    pub fn clean_and_build(
+        &self,
+        cache_url: &str,
+        extra_flags: &[&str],
+    ) -> Result<BuildSummary, BazelError> {
+        self.clean()?;
+        self.build(cache_url, extra_flags)
+    }
+
     /// [`shutdown`] in this session (also done on drop).
     pub fn shutdown(&self) -> Result<(), BazelError> {
         shutdown(&self.workspace, &self.output_root)

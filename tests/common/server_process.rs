@@ -159,7 +159,9 @@ impl ServerProcess {
                 let message = format!("{} exited with {status}:\n{log}", self.name);
                 return Err(io::Error::new(kind, message));
             }
-            if TcpStream::connect(address).is_ok() {
+            // The process itself must own the listening socket: a connect alone would also
+            // succeed against another process squatting on the port.
+            if listens_on(child.id(), self.port) && TcpStream::connect(address).is_ok() {
                 return Ok(());
             }
             if Instant::now() >= deadline {
@@ -212,6 +214,46 @@ impl Drop for ServerProcess {
             eprintln!("warning: could not stop {}: {error}", self.name);
         }
     }
+}
+
+/// Whether process `pid` holds a TCP socket listening on `port` (Linux: the LISTEN entries of
+/// `/proc/net/tcp{,6}` matched by inode against the process's `/proc/PID/fd` links).
+pub fn listens_on(pid: u32, port: u16) -> bool {
+    const TCP_LISTEN_STATE: &str = "0A";
+    let mut listening_inodes = Vec::new();
+    for table in ["/proc/net/tcp", "/proc/net/tcp6"] {
+        let Ok(text) = fs::read_to_string(table) else {
+            continue;
+        };
+        // Columns: sl local_address rem_address st tx:rx tr:when retrnsmt uid timeout inode
+        for fields in text
+            .lines()
+            .skip(1)
+            .map(|line| line.split_whitespace().collect::<Vec<_>>())
+        {
+            let (Some(local), Some(state), Some(inode)) =
+                (fields.get(1), fields.get(3), fields.get(9))
+            else {
+                continue;
+            };
+            let local_port = local
+                .rsplit(':')
+                .next()
+                .and_then(|hex| u16::from_str_radix(hex, 16).ok());
+            if *state == TCP_LISTEN_STATE && local_port == Some(port) {
+                listening_inodes.push(format!("socket:[{inode}]"));
+            }
+        }
+    }
+    let Ok(fds) = fs::read_dir(format!("/proc/{pid}/fd")) else {
+        return false;
+    };
+    fds.filter_map(|fd| fs::read_link(fd.ok()?.path()).ok())
+        .any(|target| {
+            listening_inodes
+                .iter()
+                .any(|inode| target.as_os_str() == inode.as_str())
+        })
 }
 
 /// A loopback port that was free a moment ago.
