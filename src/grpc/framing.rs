@@ -203,7 +203,10 @@ impl MessageDecoder {
         assert!(count <= self.buffered_bytes);
         self.buffered_bytes -= count;
         while count > 0 {
-            let front = self.chunks.front_mut().expect("buffered_bytes counts the chunks");
+            let front = self
+                .chunks
+                .front_mut()
+                .expect("buffered_bytes counts the chunks");
             if front.len() <= count {
                 count -= front.len();
                 self.chunks.pop_front();
@@ -223,7 +226,10 @@ impl MessageDecoder {
         let front_len = self.chunks.front().map_or(0, Bytes::len);
         if length <= front_len {
             self.buffered_bytes -= length;
-            let front = self.chunks.front_mut().expect("length <= front_len and length > 0");
+            let front = self
+                .chunks
+                .front_mut()
+                .expect("length <= front_len and length > 0");
             let message = front.split_to(length);
             if front.is_empty() {
                 self.chunks.pop_front();
@@ -233,7 +239,10 @@ impl MessageDecoder {
         let mut message = BytesMut::with_capacity(length);
         let mut missing = length;
         while missing > 0 {
-            let front = self.chunks.front_mut().expect("buffered_bytes counts the chunks");
+            let front = self
+                .chunks
+                .front_mut()
+                .expect("buffered_bytes counts the chunks");
             let part = missing.min(front.len());
             message.put_slice(&front[..part]);
             front.advance(part);
@@ -360,7 +369,9 @@ mod tests {
 
     #[test]
     fn encode_message_prefixes_and_enforces_the_limit() {
-        let message = super::super::pb::google::bytestream::WriteResponse { committed_size: 300 };
+        let message = super::super::pb::google::bytestream::WriteResponse {
+            committed_size: 300,
+        };
         let framed = encode_message(&message, 100).unwrap();
         let mut decoder = MessageDecoder::new(100);
         decoder.push(framed);

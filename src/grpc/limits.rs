@@ -65,15 +65,30 @@ pub const DEADLINE_MAX: Duration = Duration::from_secs(24 * 3600);
 /// grpc-java limits all received metadata to 8 KiB, and the status must fit in it.
 pub const STATUS_MESSAGE_BYTES_MAX: usize = 1 << 10;
 
-const _: () = assert!(FRAME_BYTES_MAX >= 16 << 10, "RFC 9113 §4.2: max frame size >= 16 KiB");
-const _: () = assert!(FRAME_BYTES_MAX < 1 << 24, "RFC 9113 §4.2: max frame size < 16 MiB");
-const _: () = assert!(FRAME_BYTES_MAX <= STREAM_WINDOW_BYTES, "a full frame fits one window");
-const _: () = assert!(STREAM_WINDOW_BYTES <= CONNECTION_WINDOW_BYTES, "one stream fits the conn");
+const _: () = assert!(
+    FRAME_BYTES_MAX >= 16 << 10,
+    "RFC 9113 §4.2: max frame size >= 16 KiB"
+);
+const _: () = assert!(
+    FRAME_BYTES_MAX < 1 << 24,
+    "RFC 9113 §4.2: max frame size < 16 MiB"
+);
+const _: () = assert!(
+    FRAME_BYTES_MAX <= STREAM_WINDOW_BYTES,
+    "a full frame fits one window"
+);
+const _: () = assert!(
+    STREAM_WINDOW_BYTES <= CONNECTION_WINDOW_BYTES,
+    "one stream fits the conn"
+);
 const _: () = assert!(
     CONNECTION_WINDOW_BYTES < 1 << 31,
     "RFC 9113 §6.9.1: windows are at most 2^31 - 1"
 );
-const _: () = assert!(STATUS_MESSAGE_BYTES_MAX * 3 < 8 << 10, "encoded message fits 8 KiB");
+const _: () = assert!(
+    STATUS_MESSAGE_BYTES_MAX * 3 < 8 << 10,
+    "encoded message fits 8 KiB"
+);
 
 /// The run-time bounds of one gRPC listener; [`Default`] gives the constants above.
 #[derive(Clone, Debug, PartialEq, Eq)]

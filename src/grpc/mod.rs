@@ -20,11 +20,16 @@
 pub mod framing;
 pub mod limits;
 pub mod pb;
+pub mod prefixed;
 pub mod resource_name;
+pub mod server;
+pub mod service;
 pub mod status;
 pub mod timeout;
 
 pub use limits::GrpcLimits;
+pub use server::{serve, ConnectionError};
+pub use service::{CallContext, CallKind, GrpcService, RequestStream, ResponseSink};
 pub use status::{Code, Status};
 
 /// The content type we answer with; requests may also use `application/grpc+proto`.

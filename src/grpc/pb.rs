@@ -9,7 +9,10 @@ pub mod build {
         pub mod remote {
             pub mod execution {
                 pub mod v2 {
-                    include!(concat!(env!("OUT_DIR"), "/build.bazel.remote.execution.v2.rs"));
+                    include!(concat!(
+                        env!("OUT_DIR"),
+                        "/build.bazel.remote.execution.v2.rs"
+                    ));
                 }
             }
         }
@@ -43,7 +46,10 @@ mod tests {
             size_bytes: 300,
         };
         // field 1 (LEN) "ab"; field 2 (VARINT) 300 = 0xac 0x02
-        assert_eq!(digest.encode_to_vec(), [0x0a, 2, b'a', b'b', 0x10, 0xac, 0x02]);
+        assert_eq!(
+            digest.encode_to_vec(),
+            [0x0a, 2, b'a', b'b', 0x10, 0xac, 0x02]
+        );
         let write = WriteRequest {
             resource_name: "r".into(),
             write_offset: 1,

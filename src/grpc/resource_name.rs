@@ -294,12 +294,13 @@ pub fn parse_read(name: &str) -> Result<ReadResource<'_>, ResourceNameError> {
 /// allowed and ignored, as the spec permits.
 pub fn parse_write(name: &str) -> Result<WriteResource<'_>, ResourceNameError> {
     let segments = split_segments(name)?;
-    let keyword = segments
-        .iter()
-        .position(|s| *s == "uploads")
-        .ok_or(ResourceNameError::NoKeyword {
-            expected: "\"uploads\"",
-        })?;
+    let keyword =
+        segments
+            .iter()
+            .position(|s| *s == "uploads")
+            .ok_or(ResourceNameError::NoKeyword {
+                expected: "\"uploads\"",
+            })?;
     let instance_name = instance_part(name, &segments[..keyword])?;
     let upload_id = *segments
         .get(keyword + 1)
@@ -333,12 +334,11 @@ fn split_segments(name: &str) -> Result<Vec<&str>, ResourceNameError> {
 }
 
 /// The instance name is the text before the keyword; none of its segments may be reserved.
-fn instance_part<'a>(
-    name: &'a str,
-    segments: &[&'a str],
-) -> Result<&'a str, ResourceNameError> {
+fn instance_part<'a>(name: &'a str, segments: &[&'a str]) -> Result<&'a str, ResourceNameError> {
     if let Some(reserved) = segments.iter().find(|s| RESERVED_SEGMENTS.contains(s)) {
-        return Err(ResourceNameError::ReservedInInstance((*reserved).to_owned()));
+        return Err(ResourceNameError::ReservedInInstance(
+            (*reserved).to_owned(),
+        ));
     }
     let length = segments.iter().map(|s| s.len() + 1).sum::<usize>();
     Ok(&name[..length.saturating_sub(1)])
@@ -423,8 +423,16 @@ mod tests {
         use DigestFunction::*;
         let cases: Vec<(String, &str, BlobName)> = vec![
             (format!("blobs/{H}/5"), "", blob(Identity, Sha256, 5)),
-            (format!("main/blobs/{H}/0"), "main", blob(Identity, Sha256, 0)),
-            (format!("a/b/c/blobs/{H}/7"), "a/b/c", blob(Identity, Sha256, 7)),
+            (
+                format!("main/blobs/{H}/0"),
+                "main",
+                blob(Identity, Sha256, 0),
+            ),
+            (
+                format!("a/b/c/blobs/{H}/7"),
+                "a/b/c",
+                blob(Identity, Sha256, 7),
+            ),
             (format!("blobs/blake3/{H}/9"), "", blob(Identity, Blake3, 9)),
             (format!("blobs/sha256/{H}/9"), "", blob(Identity, Sha256, 9)),
             (
@@ -503,7 +511,10 @@ mod tests {
             ),
             (format!("blobs/{H}"), ResourceNameError::MissingSegments),
             ("blobs".to_string(), ResourceNameError::MissingSegments),
-            (format!("blobs/{H}/5/extra"), ResourceNameError::TrailingSegments),
+            (
+                format!("blobs/{H}/5/extra"),
+                ResourceNameError::TrailingSegments,
+            ),
             (
                 format!("compressed-blobs/deflate/{H}/5"),
                 ResourceNameError::UnsupportedCompressor("deflate".into()),
@@ -588,7 +599,10 @@ mod tests {
         );
         let status = Status::from(parse_write("x/uploads").unwrap_err());
         assert_eq!(status.code, super::super::status::Code::InvalidArgument);
-        assert_eq!(status.message, "resource name has no upload id after \"uploads\"");
+        assert_eq!(
+            status.message,
+            "resource name has no upload id after \"uploads\""
+        );
     }
 
     #[test]

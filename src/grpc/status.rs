@@ -285,7 +285,11 @@ mod tests {
         ];
         for (source, wire) in cases {
             assert_eq!(percent_encode_message(source), wire, "encoding {source:?}");
-            assert_eq!(percent_decode_message(wire.as_bytes()), source, "decoding {wire:?}");
+            assert_eq!(
+                percent_decode_message(wire.as_bytes()),
+                source,
+                "decoding {wire:?}"
+            );
         }
     }
 
