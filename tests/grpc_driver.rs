@@ -763,3 +763,123 @@ fn idle_connections_are_closed() {
         assert_eq!(observed.connection_results.borrow()[0], Ok(()));
     });
 }
+
+#[test]
+fn ping_frames_are_answered() {
+    run_executor(|| async {
+        let server = start_server(GrpcLimits::default(), 0);
+        let mut raw = TcpStream::connect(server.addr).await.unwrap();
+        raw.write_all(tessera::grpc::HTTP2_PREFACE).await.unwrap();
+        raw.write_all(&[0, 0, 0, 0x4, 0, 0, 0, 0, 0]).await.unwrap();
+        let payload = *b"tessera!";
+        let mut ping = vec![0, 0, 8, 0x6, 0, 0, 0, 0, 0];
+        ping.extend_from_slice(&payload);
+        raw.write_all(&ping).await.unwrap();
+        let mut header = [0u8; 9];
+        loop {
+            raw.read_exact(&mut header)
+                .await
+                .expect("a PING ACK before EOF");
+            let length = u32::from_be_bytes([0, header[0], header[1], header[2]]) as usize;
+            let mut body = vec![0u8; length];
+            raw.read_exact(&mut body).await.unwrap();
+            if header[3] == 0x6 {
+                assert_eq!(header[4] & 0x1, 0x1, "ACK flag");
+                assert_eq!(body, payload);
+                break;
+            }
+        }
+    });
+}
+
+#[test]
+fn oversized_header_list_is_refused_and_the_connection_serves_on() {
+    run_executor(|| async {
+        let limits = GrpcLimits {
+            header_list_bytes_max: 4096,
+            ..GrpcLimits::default()
+        };
+        let server = start_server(limits, 0);
+        let mut client = connect(server.addr).await;
+        let big = "v".repeat(8192);
+        let request = grpc_request("/test.Echo/Unary", &[("x-big", big.as_str())]);
+        let mut ready = client.clone().ready().await.unwrap();
+        let (response, _) = ready.send_request(request, true).unwrap();
+        let response = response.await.expect("the server answers 431");
+        assert_eq!(
+            response.status(),
+            http::StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE
+        );
+        let reply = call(&mut client, "/test.Echo/Unary", &[Bytes::from("small")]).await;
+        assert_eq!(reply.messages, [Bytes::from("small")]);
+    });
+}
+
+#[test]
+fn more_concurrent_calls_than_the_stream_limit_all_complete() {
+    run_executor(|| async {
+        let limits = GrpcLimits {
+            concurrent_streams_max: 8,
+            ..GrpcLimits::default()
+        };
+        let server = start_server(limits, 0);
+        let mut client = connect(server.addr).await;
+        // Streams opened before the client has read our SETTINGS may be refused
+        // (REFUSED_STREAM, which real clients retry); one call first makes the limit known.
+        let warm_up = call(&mut client, "/test.Echo/Unary", &[Bytes::from("warm")]).await;
+        assert_eq!(warm_up.status, Status::ok());
+        let calls: Vec<_> = (0..100)
+            .map(|index| {
+                let mut client = client.clone();
+                glommio::spawn_local(async move {
+                    let text = Bytes::from(format!("call {index}"));
+                    let reply = call(&mut client, "/test.Echo/Unary", &[text.clone()]).await;
+                    assert_eq!(reply.messages, [text]);
+                })
+            })
+            .collect();
+        for task in calls {
+            task.await;
+        }
+        assert_eq!(server.observed.guards_released.get(), 101);
+    });
+}
+
+/// A real gRPC client stack (Python grpcio, installed by tests/install-deps.sh) against the
+/// driver: unary, errors with percent-encoded messages, deadline, unknown method, server and
+/// client streaming.
+#[test]
+fn python_grpcio_client_interoperates() {
+    run_executor(|| async {
+        let server = start_server(GrpcLimits::default(), 0);
+        let port = server.addr.port();
+        let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/grpc_python_client.py");
+        let outcome = std::sync::Arc::new(std::sync::Mutex::new(None));
+        let outcome_thread = outcome.clone();
+        std::thread::spawn(move || {
+            let output = std::process::Command::new("python3")
+                .arg(script)
+                .arg(port.to_string())
+                .output();
+            *outcome_thread.lock().unwrap() = Some(output);
+        });
+        let start = Instant::now();
+        let output = loop {
+            if let Some(output) = outcome.lock().unwrap().take() {
+                break output.expect("python3 runs");
+            }
+            assert!(
+                start.elapsed() < Duration::from_secs(120),
+                "python client hung"
+            );
+            sleep(Duration::from_millis(20)).await;
+        };
+        let stdout = String::from_utf8_lossy(&output.stdout);
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(
+            output.status.success(),
+            "stdout: {stdout}\nstderr: {stderr}"
+        );
+        assert_eq!(stdout.trim(), "OK");
+    });
+}

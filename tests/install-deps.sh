@@ -18,5 +18,9 @@ if [ ${#need_apt[@]} -gt 0 ]; then
   apt-get install -y -qq --no-install-recommends "${need_apt[@]}"
 fi
 
+# gRPC interop test (tests/grpc_driver.rs): a real gRPC client stack.
+python3 -c 'import grpc' 2>/dev/null || python3 -m pip install -q grpcio \
+  || python3 -m pip install -q --break-system-packages grpcio
+
 rustup component list --installed 2>/dev/null | grep -q '^rustfmt' || rustup component add rustfmt
 rustup component list --installed 2>/dev/null | grep -q '^clippy' || rustup component add clippy
