@@ -833,7 +833,8 @@ fn more_concurrent_calls_than_the_stream_limit_all_complete() {
                 let mut client = client.clone();
                 glommio::spawn_local(async move {
                     let text = Bytes::from(format!("call {index}"));
-                    let reply = call(&mut client, "/test.Echo/Unary", &[text.clone()]).await;
+                    let reply =
+                        call(&mut client, "/test.Echo/Unary", std::slice::from_ref(&text)).await;
                     assert_eq!(reply.messages, [text]);
                 })
             })
