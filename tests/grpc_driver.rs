@@ -98,7 +98,18 @@ impl GrpcService for Echo {
             return Err(Status::invalid_argument("want COUNT SIZE"));
         };
         for index in 0..count {
-            responses.send(Bytes::from(vec![index as u8; size])).await?;
+            let byte = index as u8;
+            if index % 2 == 0 {
+                responses.send(Bytes::from(vec![byte; size])).await?;
+            } else {
+                // Odd messages go as head + body parts, as ByteStream.Read will send them.
+                let head = size.min(3);
+                let parts = (
+                    Bytes::from(vec![byte; head]),
+                    Bytes::from(vec![byte; size - head]),
+                );
+                responses.send_parts(parts.0, parts.1).await?;
+            }
         }
         Ok(())
     }

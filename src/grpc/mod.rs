@@ -6,7 +6,8 @@
 //!   server-streaming and client-streaming calls over raw message bytes.
 //! * [`framing`] is the 5-byte length prefix, [`status`] the codes and trailers,
 //!   [`timeout`] the `grpc-timeout` header, [`limits`] every bound of this layer.
-//! * [`resource_name`] parses ByteStream resource names; [`pb`] holds the prost messages
+//! * [`resource_name`] parses ByteStream resource names, [`bytestream`] holds the Read range,
+//!   zero-copy ReadResponse framing and Write offset rules; [`pb`] holds the prost messages
 //!   generated from `proto/`.
 //!
 //! ```text
@@ -17,6 +18,7 @@
 //! ```
 //! This layer knows nothing about caches: the REAPI services live in `src/protocols/`.
 
+pub mod bytestream;
 pub mod framing;
 pub mod limits;
 pub mod pb;

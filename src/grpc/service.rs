@@ -26,7 +26,7 @@ use h2::{RecvStream, SendStream};
 use http::{HeaderMap, Response};
 use prost::Message;
 
-use super::framing::{encode_prefix, MessageDecoder};
+use super::framing::{encode_prefix, MessageDecoder, PREFIX_BYTES};
 use super::status::Status;
 
 /// The shape of a method's request and response streams.
@@ -244,20 +244,30 @@ impl ResponseSink {
     /// the send buffer is queued per stream. A message over the send limit is RESOURCE_EXHAUSTED;
     /// a reset stream is CANCELLED.
     pub async fn send(&mut self, message: Bytes) -> Result<(), Status> {
-        let length = u32::try_from(message.len())
+        self.send_parts(Bytes::new(), message).await
+    }
+
+    /// Sends one message given as two parts, `head` then `body`, without concatenating them:
+    /// for `ReadResponse` the head is the field tag and length
+    /// ([`super::bytestream::read_response_head`]) and the body the blob bytes, which are
+    /// handed to h2 as they are (no copy).
+    pub async fn send_parts(&mut self, head: Bytes, body: Bytes) -> Result<(), Status> {
+        let total = head.len() + body.len();
+        let length = u32::try_from(total)
             .ok()
             .filter(|&length| length <= self.message_bytes_max)
             .ok_or_else(|| {
                 Status::resource_exhausted(format!(
-                    "response message of {} bytes exceeds the limit of {} bytes",
-                    message.len(),
+                    "response message of {total} bytes exceeds the limit of {} bytes",
                     self.message_bytes_max
                 ))
             })?;
         let stream = self.streaming()?;
-        let prefix = Bytes::copy_from_slice(&encode_prefix(length));
-        send_with_capacity(stream, prefix).await?;
-        send_with_capacity(stream, message).await
+        let mut prefix_and_head = Vec::with_capacity(PREFIX_BYTES + head.len());
+        prefix_and_head.extend_from_slice(&encode_prefix(length));
+        prefix_and_head.extend_from_slice(&head);
+        send_with_capacity(stream, Bytes::from(prefix_and_head)).await?;
+        send_with_capacity(stream, body).await
     }
 
     /// Encodes and sends one message.
