@@ -23,6 +23,7 @@ pub mod framing;
 pub mod limits;
 pub mod pb;
 pub mod prefixed;
+pub mod reapi_methods;
 pub mod resource_name;
 pub mod server;
 pub mod service;
