@@ -65,6 +65,17 @@ pub fn read_range(read_offset: i64, read_limit: i64, size: u64) -> Result<Range<
     Ok(offset..end)
 }
 
+/// The uncompressed offset a `compressed-blobs/…` Read starts at. REAPI: `read_offset` counts
+/// uncompressed bytes, and a non-zero `read_limit` is INVALID_ARGUMENT for compressed reads.
+pub fn compressed_read_start(read_offset: i64, read_limit: i64, size: u64) -> Result<u64, Status> {
+    if read_limit != 0 {
+        return Err(Status::invalid_argument(format!(
+            "read_limit {read_limit} on a compressed read; REAPI requires 0"
+        )));
+    }
+    read_range(read_offset, 0, size).map(|range| range.start)
+}
+
 /// The protobuf head of a `ReadResponse` whose `data` is `data_len` bytes: send it, then the
 /// data itself (see [`super::ResponseSink::send_parts`]) so the blob bytes are never copied into
 /// an encoding buffer.
@@ -230,6 +241,19 @@ mod tests {
         assert_eq!(
             read_range(0, -1, 10).unwrap_err(),
             Status::invalid_argument("read_limit -1 is negative")
+        );
+    }
+
+    #[test]
+    fn compressed_reads_take_an_offset_but_no_limit() {
+        assert_eq!(compressed_read_start(4, 0, 10).unwrap(), 4);
+        assert_eq!(
+            compressed_read_start(0, 5, 10).unwrap_err(),
+            Status::invalid_argument("read_limit 5 on a compressed read; REAPI requires 0")
+        );
+        assert_eq!(
+            compressed_read_start(11, 0, 10).unwrap_err().code,
+            Code::OutOfRange
         );
     }
 

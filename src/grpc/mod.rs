@@ -29,6 +29,7 @@ pub mod server;
 pub mod service;
 pub mod status;
 pub mod timeout;
+pub mod zstd_codec;
 
 pub use limits::GrpcLimits;
 pub use server::{serve, ConnectionError};
