@@ -9,6 +9,9 @@
 //! * [`resource_name`] parses ByteStream resource names, [`bytestream`] holds the Read range,
 //!   zero-copy ReadResponse framing and Write offset rules; [`pb`] holds the prost messages
 //!   generated from `proto/`.
+//! * Pure REAPI rules for the services (no store needed): [`reapi_methods`] (paths, call
+//!   shapes), [`capabilities`] (the GetCapabilities answer), [`action_result`] (references for
+//!   the completeness check, digest validation), [`zstd_codec`] (bounded streaming zstd).
 //!
 //! ```text
 //!  TCP ─► HTTP/1 sniffer ─(preface + bytes read so far)─► server::serve ─► h2 Connection
@@ -18,7 +21,9 @@
 //! ```
 //! This layer knows nothing about caches: the REAPI services live in `src/protocols/`.
 
+pub mod action_result;
 pub mod bytestream;
+pub mod capabilities;
 pub mod framing;
 pub mod limits;
 pub mod pb;
