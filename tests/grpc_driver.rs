@@ -92,6 +92,12 @@ impl GrpcService for Echo {
         request: Bytes,
         responses: &mut ResponseSink,
     ) -> Result<(), Status> {
+        if &request[..] == b"think" {
+            // Computes for a long time before its first send: does not notice a reset.
+            let _guard = Guard(self.observed.clone());
+            sleep(Duration::from_secs(10)).await;
+            return Ok(());
+        }
         let text = std::str::from_utf8(&request).map_err(|_| Status::invalid_argument("utf8"))?;
         let mut numbers = text.split(' ').map(|n| n.parse::<usize>());
         let (Some(Ok(count)), Some(Ok(size))) = (numbers.next(), numbers.next()) else {
@@ -893,5 +899,41 @@ fn python_grpcio_client_interoperates() {
             "stdout: {stdout}\nstderr: {stderr}"
         );
         assert_eq!(stdout.trim(), "OK");
+    });
+}
+
+#[test]
+fn tasks_outliving_reset_streams_are_bounded() {
+    run_executor(|| async {
+        let limits = GrpcLimits {
+            concurrent_streams_max: 2,
+            stream_tasks_max: 2,
+            ..GrpcLimits::default()
+        };
+        let server = start_server(limits, 0);
+        let mut client = connect(server.addr).await;
+        let warm_up = call(&mut client, "/test.Echo/Unary", &[Bytes::from("warm")]).await;
+        assert_eq!(warm_up.status, Status::ok());
+        for _ in 0..2 {
+            let mut ready = client.clone().ready().await.unwrap();
+            let request = grpc_request("/test.Echo/ServerStream", &[]);
+            let (_response, mut send) = ready.send_request(request, false).unwrap();
+            send_all(&mut send, frame(b"think")).await;
+            send.send_data(Bytes::new(), true).unwrap();
+            sleep(Duration::from_millis(20)).await;
+            send.send_reset(h2::Reason::CANCEL);
+        }
+        // Both HTTP/2 streams are closed, both tasks still think: the next stream is refused.
+        let mut ready = client.clone().ready().await.unwrap();
+        let (response, _) = ready
+            .send_request(grpc_request("/test.Echo/Unary", &[]), true)
+            .unwrap();
+        let error = response.await.expect_err("refused");
+        assert_eq!(error.reason(), Some(h2::Reason::REFUSED_STREAM));
+        assert_eq!(
+            server.observed.guards_released.get(),
+            1,
+            "only the warm-up finished"
+        );
     });
 }

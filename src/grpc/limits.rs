@@ -27,6 +27,13 @@ pub const CONNECTION_WINDOW_BYTES: u32 = 8 << 20;
 /// by the connection window, not by this count.
 pub const CONCURRENT_STREAMS_MAX: u32 = 256;
 
+/// Stream tasks that may run per connection. Normally equal to the open HTTP/2 streams (at most
+/// [`CONCURRENT_STREAMS_MAX`]), but a task whose client reset its stream runs on until its next
+/// send or its deadline while h2 already lets a new stream take the slot. Twice the stream limit
+/// leaves room for those; beyond it new streams are refused with REFUSED_STREAM, which gRPC
+/// clients retry transparently because nothing was processed.
+pub const STREAM_TASKS_MAX: usize = 2 * CONCURRENT_STREAMS_MAX as usize;
+
 /// Largest header list (HPACK-decoded, RFC 9113 §6.5.2 accounting) accepted per request: 16 KiB.
 /// gRPC metadata from Bazel (request metadata, auth header) is well under 2 KiB.
 pub const HEADER_LIST_BYTES_MAX: u32 = 16 << 10;
@@ -98,6 +105,7 @@ pub struct GrpcLimits {
     pub stream_window_bytes: u32,
     pub connection_window_bytes: u32,
     pub concurrent_streams_max: u32,
+    pub stream_tasks_max: usize,
     pub header_list_bytes_max: u32,
     pub frame_bytes_max: u32,
     pub send_buffer_bytes_max: usize,
@@ -115,6 +123,7 @@ impl Default for GrpcLimits {
             stream_window_bytes: STREAM_WINDOW_BYTES,
             connection_window_bytes: CONNECTION_WINDOW_BYTES,
             concurrent_streams_max: CONCURRENT_STREAMS_MAX,
+            stream_tasks_max: STREAM_TASKS_MAX,
             header_list_bytes_max: HEADER_LIST_BYTES_MAX,
             frame_bytes_max: FRAME_BYTES_MAX,
             send_buffer_bytes_max: SEND_BUFFER_BYTES_MAX,

@@ -163,6 +163,11 @@ where
                 return Ok(())
             }
             Event::Accepted(Some(Err(error))) => return Err(classify(error)),
+            Event::Accepted(Some(Ok((_, mut respond))))
+                if activity.streams_open.get() >= limits.stream_tasks_max =>
+            {
+                respond.send_reset(h2::Reason::REFUSED_STREAM);
+            }
             Event::Accepted(Some(Ok((request, respond)))) => {
                 activity.streams_open.set(activity.streams_open.get() + 1);
                 let guard = StreamGuard(activity.clone());
