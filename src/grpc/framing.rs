@@ -383,3 +383,51 @@ mod tests {
         assert_eq!(error.code, super::super::status::Code::ResourceExhausted);
     }
 }
+
+#[cfg(test)]
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// Any messages, split at any points, decode to the same messages.
+        #[test]
+        fn any_split_decodes_the_messages(
+            messages in proptest::collection::vec(proptest::collection::vec(any::<u8>(), 0..300), 0..8),
+            cuts in proptest::collection::vec(1usize..64, 1..16),
+        ) {
+            let stream: Vec<u8> = messages
+                .iter()
+                .flat_map(|m| encode_prefix(m.len() as u32).into_iter().chain(m.iter().copied()))
+                .collect();
+            let mut decoder = MessageDecoder::new(1024);
+            let mut decoded = Vec::new();
+            let mut offset = 0;
+            for cut in cuts.iter().cycle() {
+                if offset >= stream.len() {
+                    break;
+                }
+                let end = (offset + cut).min(stream.len());
+                decoder.push(Bytes::copy_from_slice(&stream[offset..end]));
+                offset = end;
+                while let Some(message) = decoder.next_message().unwrap() {
+                    decoded.push(message.to_vec());
+                }
+            }
+            prop_assert_eq!(decoder.finish(), Ok(()));
+            prop_assert_eq!(decoded, messages);
+        }
+
+        /// Arbitrary bytes never panic the decoder and never yield more than they contain.
+        #[test]
+        fn garbage_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..512)) {
+            let mut decoder = MessageDecoder::new(100);
+            decoder.push(Bytes::from(bytes.clone()));
+            let mut total = 0;
+            while let Ok(Some(message)) = decoder.next_message() {
+                total += PREFIX_BYTES + message.len();
+            }
+            prop_assert!(total <= bytes.len());
+        }
+    }
+}

@@ -641,3 +641,63 @@ mod tests {
         assert_eq!(DigestFunction::Blake3.to_proto(), 9);
     }
 }
+
+#[cfg(test)]
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn segment() -> impl Strategy<Value = String> {
+        "[a-zA-Z0-9_.-]{1,12}".prop_filter("not reserved", |s| {
+            !RESERVED_SEGMENTS.contains(&s.as_str()) && !DIGEST_FUNCTION_NAMES.contains(&s.as_str())
+        })
+    }
+
+    proptest! {
+        /// Names built from the grammar parse back to their parts.
+        #[test]
+        fn generated_names_round_trip(
+            instance in proptest::collection::vec(segment(), 0..4),
+            hash in "[0-9a-f]{64}",
+            size in 0i64..=i64::MAX,
+            blake3 in any::<bool>(),
+            zstd in any::<bool>(),
+            upload in segment(),
+            metadata in proptest::collection::vec(segment(), 0..3),
+        ) {
+            let instance_name = instance.join("/");
+            let mut blob = String::new();
+            blob.push_str(if zstd { "compressed-blobs/zstd/" } else { "blobs/" });
+            if blake3 {
+                blob.push_str("blake3/");
+            }
+            blob.push_str(&format!("{hash}/{size}"));
+            let prefix = if instance_name.is_empty() { String::new() } else { format!("{instance_name}/") };
+            let expected = BlobName {
+                compressor: if zstd { Compressor::Zstd } else { Compressor::Identity },
+                digest_function: if blake3 { DigestFunction::Blake3 } else { DigestFunction::Sha256 },
+                hash: &hash,
+                size_bytes: size as u64,
+            };
+            let read_name = format!("{prefix}{blob}");
+            let read = parse_read(&read_name).unwrap();
+            prop_assert_eq!(read.instance_name, instance_name.as_str());
+            prop_assert_eq!(read.blob, expected);
+            let suffix: String = metadata.iter().map(|m| format!("/{m}")).collect();
+            let write_name = format!("{prefix}uploads/{upload}/{blob}{suffix}");
+            let write = parse_write(&write_name).unwrap();
+            prop_assert_eq!(write.instance_name, instance_name.as_str());
+            prop_assert_eq!(write.upload_id, upload.as_str());
+            prop_assert_eq!(write.blob, expected);
+        }
+
+        /// Arbitrary text never panics either parser.
+        #[test]
+        fn arbitrary_text_never_panics(name in "\\PC{0,200}", slashy in "[a-z/]{0,60}") {
+            let _ = parse_read(&name);
+            let _ = parse_write(&name);
+            let _ = parse_read(&slashy);
+            let _ = parse_write(&slashy);
+        }
+    }
+}

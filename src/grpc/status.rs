@@ -340,3 +340,19 @@ mod tests {
         assert_eq!(Status::from_trailers(&bogus).code, Code::Unknown);
     }
 }
+
+#[cfg(test)]
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// Any message within the limit survives the trailer encoding unchanged.
+        #[test]
+        fn messages_round_trip(message in "\\PC{0,200}") {
+            let encoded = percent_encode_message(&message);
+            prop_assert!(encoded.bytes().all(|b| (0x20..=0x7e).contains(&b)));
+            prop_assert_eq!(percent_decode_message(encoded.as_bytes()), message);
+        }
+    }
+}

@@ -125,3 +125,29 @@ mod tests {
         }
     }
 }
+
+#[cfg(test)]
+mod properties {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #[test]
+        fn arbitrary_bytes_never_panic(bytes in proptest::collection::vec(any::<u8>(), 0..16)) {
+            if let Ok(duration) = parse_grpc_timeout(&bytes, MAX_FOR_PROPERTIES) {
+                prop_assert!(duration <= MAX_FOR_PROPERTIES);
+            }
+        }
+
+        #[test]
+        fn milliseconds_round_trip(amount in 0u64..100_000_000) {
+            let text = format!("{amount}m");
+            prop_assert_eq!(
+                parse_grpc_timeout(text.as_bytes(), Duration::MAX),
+                Ok(Duration::from_millis(amount))
+            );
+        }
+    }
+
+    const MAX_FOR_PROPERTIES: Duration = Duration::from_secs(3600);
+}
