@@ -863,19 +863,32 @@ fn more_concurrent_calls_than_the_stream_limit_all_complete() {
     });
 }
 
+/// The Python of the grpcio venv that tests/install-deps.sh creates.
+fn grpcio_python() -> String {
+    let venv = std::env::var("TESSERA_GRPCIO_VENV")
+        .unwrap_or_else(|_| "/opt/tessera-tests/grpcio-venv".to_owned());
+    let python = format!("{venv}/bin/python");
+    assert!(
+        std::path::Path::new(&python).exists(),
+        "{python} is missing: run tests/install-deps.sh (or set TESSERA_GRPCIO_VENV)"
+    );
+    python
+}
+
 /// A real gRPC client stack (Python grpcio, installed by tests/install-deps.sh) against the
 /// driver: unary, errors with percent-encoded messages, deadline, unknown method, server and
 /// client streaming.
 #[test]
 fn python_grpcio_client_interoperates() {
-    run_executor(|| async {
+    let python = grpcio_python();
+    run_executor(move || async move {
         let server = start_server(GrpcLimits::default(), 0);
         let port = server.addr.port();
         let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/grpc_python_client.py");
         let outcome = std::sync::Arc::new(std::sync::Mutex::new(None));
         let outcome_thread = outcome.clone();
         std::thread::spawn(move || {
-            let output = std::process::Command::new("python3")
+            let output = std::process::Command::new(python)
                 .arg(script)
                 .arg(port.to_string())
                 .output();
