@@ -211,7 +211,13 @@ fn start_server(limits: GrpcLimits, sniffed_bytes: usize) -> Server {
                         sleep(Duration::from_millis(5)).await;
                     }
                 };
-                let result = serve(stream, sniffed, service, limits, drain_signal).await;
+                // As the HTTP/1 layer does, a sniffing caller keeps the stream and lends it;
+                // otherwise the stream is handed over.
+                let result = if sniffed_bytes > 0 {
+                    serve(&mut stream, sniffed, service, limits, drain_signal).await
+                } else {
+                    serve(stream, sniffed, service, limits, drain_signal).await
+                };
                 observed
                     .connection_results
                     .borrow_mut()

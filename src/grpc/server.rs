@@ -117,7 +117,7 @@ pub async fn serve<S, IO, D>(
 ) -> Result<(), ConnectionError>
 where
     S: GrpcService,
-    IO: AsyncRead + AsyncWrite + Unpin + 'static,
+    IO: AsyncRead + AsyncWrite + Unpin,
     D: Future<Output = ()>,
 {
     let mut connection = handshake(io, already_read, &limits).await?;
