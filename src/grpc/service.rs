@@ -8,8 +8,10 @@
 //!
 //! Thread-safety contract: a service lives on one executor (`Rc`), its futures are `!Send`, and
 //! many calls of one connection run concurrently as separate `spawn_local` tasks. A call's
-//! future is dropped when its deadline passes or its client resets the stream, so anything it
-//! holds (a store reservation) must release itself on drop.
+//! future is dropped when its deadline passes, or when its client resets the stream (unary and
+//! client-streaming calls at once: `RequestStream::message` returns CANCELLED or the driver
+//! drops the call; server-streaming calls at their next `ResponseSink::send`, which returns
+//! CANCELLED). Anything a call holds (a store reservation) must therefore release itself on drop.
 //!
 //! ```text
 //! CallKind::Unary            one request  → unary()            → one response
