@@ -1,1 +1,341 @@
+//! Driver tests over an in-memory duplex stream.
 
+use std::future::Future;
+use std::io;
+use std::time::Duration;
+
+use futures_lite::future::{block_on, zip};
+use futures_lite::{AsyncReadExt, AsyncWriteExt};
+
+use super::test_support::{big_body, duplex, split_responses, End, Recorder, Response, Seen, TestClock};
+use super::{serve, Limits, Outcome, Summary, TimeoutPhase, HTTP2_PREFACE};
+
+fn limits() -> Limits {
+    Limits {
+        head_timeout: Duration::from_millis(300),
+        idle_timeout: Duration::from_secs(5),
+        body_stall_timeout: Duration::from_secs(5),
+        write_stall_timeout: Duration::from_secs(5),
+        linger_timeout: Duration::from_millis(200),
+        ..Limits::default()
+    }
+}
+
+/// Runs the driver against `client`; the server's stream is closed when `serve` returns, as a
+/// dropped socket would be.
+fn run<F, Fut>(limits: &Limits, client: F) -> (Summary, Vec<u8>, Vec<Seen>)
+where
+    F: FnOnce(End) -> Fut,
+    Fut: Future<Output = Vec<u8>>,
+{
+    let service = Recorder::default();
+    let (mut server_end, client_end) = duplex();
+    let server = async {
+        let summary = serve(&mut server_end, &service, &TestClock, limits).await;
+        server_end.close().await.unwrap();
+        summary
+    };
+    let (summary, output) = block_on(zip(server, client(client_end)));
+    (summary, output, service.seen.into_inner())
+}
+
+async fn read_to_end(client: &mut End) -> Vec<u8> {
+    let mut output = Vec::new();
+    client.read_to_end(&mut output).await.unwrap();
+    output
+}
+
+/// Writes `input` in one write, closes the write side, and returns everything the server sent.
+async fn send_and_close(mut client: End, input: Vec<u8>) -> Vec<u8> {
+    client.write_all(&input).await.unwrap();
+    client.close().await.unwrap();
+    read_to_end(&mut client).await
+}
+
+/// Reads until `output` contains `needle`.
+async fn read_until(client: &mut End, output: &mut Vec<u8>, needle: &[u8]) {
+    let mut chunk = [0u8; 4096];
+    while !output.windows(needle.len()).any(|w| w == needle) {
+        let n = client.read(&mut chunk).await.unwrap();
+        assert!(n > 0, "stream ended before {:?}", String::from_utf8_lossy(needle));
+        output.extend_from_slice(&chunk[..n]);
+    }
+}
+
+fn one_shot(input: &[u8]) -> (Summary, Vec<Response>, Vec<Seen>) {
+    let input = input.to_vec();
+    let (summary, output, seen) = run(&limits(), |c| send_and_close(c, input));
+    (summary, split_responses(&output, &[]), seen)
+}
+
+#[test]
+fn three_pipelined_requests_in_one_write() {
+    let (summary, responses, seen) = one_shot(
+        b"GET /big HTTP/1.1\r\nHost: h\r\n\r\n\
+          PUT /echo HTTP/1.1\r\nHost: h\r\nContent-Length: 5\r\n\r\nhello\
+          GET /missing HTTP/1.1\r\nHost: h\r\n\r\n",
+    );
+    assert_eq!(summary.requests, 3);
+    assert!(matches!(summary.outcome, Outcome::PeerClosed), "{:?}", summary.outcome);
+    let statuses: Vec<u16> = responses.iter().map(|r| r.status).collect();
+    assert_eq!(statuses, [200, 200, 404]);
+    assert_eq!(responses[0].body, big_body());
+    assert_eq!(responses[1].body, b"hello");
+    assert_eq!(responses[2].header("content-length"), Some("0"));
+    assert_eq!(seen[1].body, b"hello");
+}
+
+#[test]
+fn keep_alive_serves_sequential_requests() {
+    let (summary, output, _) = run(&limits(), |mut client| async move {
+        let mut output = Vec::new();
+        client.write_all(b"GET /ignore HTTP/1.1\r\nHost: h\r\n\r\n").await.unwrap();
+        read_until(&mut client, &mut output, b"ok").await;
+        client.write_all(b"GET /header HTTP/1.1\r\nHost: h\r\n\r\n").await.unwrap();
+        client.close().await.unwrap();
+        output.extend(read_to_end(&mut client).await);
+        output
+    });
+    let responses = split_responses(&output, &[]);
+    assert_eq!(summary.requests, 2);
+    assert_eq!(responses[0].header("connection"), None);
+    assert_eq!(responses[1].header("x-artifact-duration"), Some("12"));
+}
+
+#[test]
+fn continue_is_sent_only_when_the_body_is_read() {
+    let (summary, output, seen) = run(&limits(), |mut client| async move {
+        let mut output = Vec::new();
+        let head = b"PUT /echo HTTP/1.1\r\nHost: h\r\nExpect: 100-continue\r\nContent-Length: 3\r\n\r\n";
+        client.write_all(head).await.unwrap();
+        read_until(&mut client, &mut output, b"100 Continue\r\n\r\n").await;
+        client.write_all(b"abc").await.unwrap();
+        client.close().await.unwrap();
+        output.extend(read_to_end(&mut client).await);
+        output
+    });
+    assert_eq!(summary.requests, 1);
+    assert_eq!(seen[0].body, b"abc");
+    let responses = split_responses(&output, &[]);
+    assert_eq!(responses.iter().map(|r| r.status).collect::<Vec<_>>(), [100, 200]);
+    assert_eq!(responses[1].body, b"abc");
+}
+
+#[test]
+fn continue_is_not_sent_when_the_service_answers_without_reading() {
+    let (summary, responses, _) = one_shot(
+        b"PUT /ignore HTTP/1.1\r\nHost: h\r\nExpect: 100-continue\r\nContent-Length: 3\r\n\r\n",
+    );
+    assert_eq!(responses.len(), 1, "no interim response: {responses:?}");
+    assert_eq!(responses[0].status, 200);
+    // The client was never invited to send the body, so the connection cannot be reused.
+    assert_eq!(responses[0].header("connection"), Some("close"));
+    assert!(matches!(summary.outcome, Outcome::Closed), "{:?}", summary.outcome);
+}
+
+#[test]
+fn head_carries_the_get_length_and_no_body() {
+    let input = b"HEAD /big HTTP/1.1\r\nHost: h\r\n\r\nGET /missing HTTP/1.1\r\nHost: h\r\n\r\n".to_vec();
+    let (summary, output, _) = run(&limits(), |c| send_and_close(c, input));
+    let responses = split_responses(&output, &[true, false]);
+    assert_eq!(summary.requests, 2);
+    assert_eq!(responses[0].header("content-length"), Some("102400"));
+    assert!(responses[0].body.is_empty());
+    assert_eq!(responses[1].status, 404);
+}
+
+#[test]
+fn slowloris_partial_head_times_out_with_408() {
+    let (summary, output, seen) = run(&limits(), |mut client| async move {
+        client.write_all(b"GET /missing HTTP/1.1\r\nHost: h\r\nX-Slow: ").await.unwrap();
+        read_to_end(&mut client).await // the server must end the stream by itself
+    });
+    assert!(matches!(summary.outcome, Outcome::TimedOut(TimeoutPhase::Head)), "{:?}", summary.outcome);
+    assert!(seen.is_empty());
+    let responses = split_responses(&output, &[]);
+    assert_eq!(responses[0].status, 408);
+    assert_eq!(responses[0].header("connection"), Some("close"));
+}
+
+#[test]
+fn idle_connection_times_out_silently() {
+    let limits = Limits { idle_timeout: Duration::from_millis(100), ..limits() };
+    let (summary, output, _) = run(&limits, |mut client| async move { read_to_end(&mut client).await });
+    assert!(matches!(summary.outcome, Outcome::TimedOut(TimeoutPhase::Idle)), "{:?}", summary.outcome);
+    assert!(output.is_empty());
+}
+
+#[test]
+fn oversized_body_gets_413_before_any_body_byte() {
+    let limits = Limits { body_bytes_max: 1000, drain_body_bytes_max: 100, ..limits() };
+    // The client sends only the head and keeps its side open: the answer must not wait for a body.
+    let (summary, output, seen) = run(&limits, |mut client| async move {
+        let head = b"PUT /echo HTTP/1.1\r\nHost: h\r\nExpect: 100-continue\r\nContent-Length: 1001\r\n\r\n";
+        client.write_all(head).await.unwrap();
+        read_to_end(&mut client).await
+    });
+    assert!(seen.is_empty(), "the service must not be called");
+    assert!(matches!(summary.outcome, Outcome::Rejected { status: 413 }), "{:?}", summary.outcome);
+    let responses = split_responses(&output, &[]);
+    assert_eq!(responses.len(), 1);
+    assert_eq!(responses[0].status, 413);
+    assert_eq!(responses[0].header("connection"), Some("close"));
+}
+
+#[test]
+fn short_body_is_an_error_for_the_service() {
+    let (summary, responses, seen) =
+        one_shot(b"PUT /echo HTTP/1.1\r\nHost: h\r\nContent-Length: 10\r\n\r\nabcd");
+    assert_eq!(seen[0].body, b"abcd");
+    assert_eq!(seen[0].body_error, Some(io::ErrorKind::UnexpectedEof));
+    assert!(responses.is_empty(), "nobody is left to answer: {responses:?}");
+    match summary.outcome {
+        Outcome::Error(e) => assert_eq!(e.kind(), io::ErrorKind::UnexpectedEof),
+        other => panic!("{other:?}"),
+    }
+}
+
+/// Encodes `body` as chunks of `chunk_bytes` with an extension on each size line and a trailer.
+fn chunked(body: &[u8], chunk_bytes: usize) -> Vec<u8> {
+    let mut out = Vec::new();
+    for chunk in body.chunks(chunk_bytes) {
+        out.extend(format!("{:x};name=value\r\n", chunk.len()).bytes());
+        out.extend_from_slice(chunk);
+        out.extend(b"\r\n");
+    }
+    out.extend(b"0\r\nx-checksum: abc\r\n\r\n");
+    out
+}
+
+#[test]
+fn chunked_upload_streams_through_a_small_buffer() {
+    let limits = Limits { recv_buffer_bytes: 4096, head_bytes_max: 2048, request_line_bytes_max: 1024, ..limits() };
+    limits.validate().unwrap();
+    let body: Vec<u8> = (0..200_000u32).map(|i| (i * 7 % 256) as u8).collect();
+    let mut input = b"PUT /echo HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec();
+    input.extend(chunked(&body, 30_000));
+    input.extend(b"GET /missing HTTP/1.1\r\nHost: h\r\n\r\n");
+    let (summary, output, seen) = run(&limits, |c| send_and_close(c, input));
+    assert_eq!(summary.requests, 2);
+    assert_eq!(seen[0].body, body);
+    let responses = split_responses(&output, &[]);
+    assert_eq!(responses[0].body, body);
+    assert_eq!(responses[1].status, 404);
+}
+
+#[test]
+fn malformed_chunked_body_is_answered_with_400() {
+    let (summary, responses, seen) =
+        one_shot(b"PUT /echo HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n");
+    assert_eq!(seen[0].body_error, Some(io::ErrorKind::InvalidData));
+    assert_eq!(responses[0].status, 400);
+    assert!(matches!(summary.outcome, Outcome::Rejected { status: 400 }), "{:?}", summary.outcome);
+}
+
+#[test]
+fn small_unread_body_is_drained_and_the_connection_kept() {
+    let (summary, responses, _) = one_shot(
+        b"PUT /ignore HTTP/1.1\r\nHost: h\r\nContent-Length: 5\r\n\r\nhelloGET /missing HTTP/1.1\r\nHost: h\r\n\r\n",
+    );
+    assert_eq!(summary.requests, 2);
+    assert_eq!(responses[0].header("connection"), None);
+    assert_eq!(responses[1].status, 404);
+}
+
+#[test]
+fn large_unread_body_closes_the_connection() {
+    let limits = Limits { drain_body_bytes_max: 10, ..limits() };
+    let input = b"PUT /ignore HTTP/1.1\r\nHost: h\r\nContent-Length: 11\r\n\r\nhello world".to_vec();
+    let (summary, output, _) = run(&limits, |c| send_and_close(c, input));
+    let responses = split_responses(&output, &[]);
+    assert_eq!(responses[0].header("connection"), Some("close"));
+    assert!(matches!(summary.outcome, Outcome::Closed), "{:?}", summary.outcome);
+}
+
+#[test]
+fn h2c_preface_is_handed_off_without_waiting() {
+    // The client does not close: detection must not wait for more bytes than the preface.
+    let (summary, output, seen) = run(&limits(), |mut client| async move {
+        let mut bytes = HTTP2_PREFACE.to_vec();
+        bytes.extend(b"\x00\x00\x00\x04");
+        client.write_all(&bytes).await.unwrap();
+        read_to_end(&mut client).await
+    });
+    assert!(seen.is_empty() && output.is_empty());
+    match summary.outcome {
+        Outcome::Http2 { buffered } => assert!(buffered.starts_with(HTTP2_PREFACE)),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[test]
+fn bad_heads_get_their_status_and_close() {
+    let cases: [(&[u8], u16); 5] = [
+        (b"GET / HTTP/2.0\r\nHost: h\r\n\r\n", 505),
+        (b"GET / HTTP/1.1\r\n\r\n", 400),
+        (b"GET / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: gzip\r\n\r\n", 501),
+        (b"GET / HTTP/1.1\r\nHost: h\r\nExpect: magic\r\n\r\n", 417),
+        (b"G\x01T / HTTP/1.1\r\n\r\n", 400),
+    ];
+    for (input, status) in cases {
+        let (summary, responses, seen) = one_shot(input);
+        assert!(seen.is_empty());
+        assert_eq!(responses[0].status, status, "{}", String::from_utf8_lossy(input));
+        assert_eq!(responses[0].header("connection"), Some("close"));
+        assert!(matches!(summary.outcome, Outcome::Rejected { status: s } if s == status));
+    }
+}
+
+#[test]
+fn too_many_headers_get_431() {
+    let limits = Limits { header_count_max: 3, ..limits() };
+    let input = b"GET / HTTP/1.1\r\nHost: h\r\na: 1\r\nb: 2\r\nc: 3\r\n\r\n".to_vec();
+    let (_, output, _) = run(&limits, |c| send_and_close(c, input));
+    assert_eq!(split_responses(&output, &[])[0].status, 431);
+}
+
+#[test]
+fn silent_service_gets_500_and_incomplete_response_closes() {
+    let (_, responses, _) = one_shot(b"GET /silent HTTP/1.1\r\nHost: h\r\n\r\nGET /x HTTP/1.1\r\nHost: h\r\n\r\n");
+    assert_eq!(responses.len(), 1);
+    assert_eq!(responses[0].status, 500);
+    let input = b"GET /short HTTP/1.1\r\nHost: h\r\n\r\nGET /x HTTP/1.1\r\nHost: h\r\n\r\n".to_vec();
+    let (summary, output, seen) = run(&limits(), |c| send_and_close(c, input));
+    assert_eq!(seen.len(), 1, "the pipelined request must not be served");
+    assert!(output.ends_with(b"01234"), "the truncated body then close");
+    assert!(matches!(summary.outcome, Outcome::Error(_)), "{:?}", summary.outcome);
+}
+
+#[test]
+fn streamed_response_and_close_request() {
+    let (summary, responses, _) = one_shot(
+        b"GET /stream HTTP/1.1\r\nHost: h\r\n\r\nGET /close HTTP/1.1\r\nHost: h\r\n\r\nGET /x HTTP/1.1\r\nHost: h\r\n\r\n",
+    );
+    assert_eq!(responses.len(), 2);
+    assert_eq!(responses[0].body, b"0123456789");
+    assert_eq!(responses[1].header("connection"), Some("close"));
+    assert_eq!(summary.requests, 2);
+    assert!(matches!(summary.outcome, Outcome::Closed));
+}
+
+#[test]
+fn http10_keep_alive_only_on_request() {
+    let (summary, responses, _) = one_shot(
+        b"GET /ignore HTTP/1.0\r\nConnection: keep-alive\r\n\r\nGET /ignore HTTP/1.0\r\n\r\nGET /x HTTP/1.0\r\n\r\n",
+    );
+    assert_eq!(summary.requests, 2);
+    assert_eq!(responses[0].header("connection"), Some("keep-alive"));
+    assert_eq!(responses[1].header("connection"), Some("close"));
+}
+
+#[test]
+fn content_length_upload_streams_through_a_small_buffer() {
+    let limits = Limits { recv_buffer_bytes: 4096, head_bytes_max: 2048, request_line_bytes_max: 1024, ..limits() };
+    let body: Vec<u8> = (0..300_000u32).map(|i| (i % 13) as u8).collect();
+    let mut input = format!("PUT /echo HTTP/1.1\r\nHost: h\r\nContent-Length: {}\r\n\r\n", body.len()).into_bytes();
+    input.extend(&body);
+    let (summary, output, seen) = run(&limits, |c| send_and_close(c, input));
+    assert_eq!(summary.requests, 1);
+    assert_eq!(seen[0].body, body);
+    assert_eq!(split_responses(&output, &[])[0].body, body);
+}
