@@ -204,11 +204,11 @@ where
         let (clock, timeout) = (self.transport.clock, self.limits.head_timeout);
         match with_timeout(clock, timeout, self.read_until_head()).await {
             Some(Ok(head_bytes)) => Ok(head_bytes),
-            Some(Err(HeadEnd::Invalid(error))) => Err(self.reject(error.status()).await),
+            Some(Err(HeadEnd::Invalid(error))) => Err(self.reject(error.status(), false).await),
             Some(Err(HeadEnd::Io(e))) => Err(close(Outcome::Error(e))),
             None => {
                 let next = self
-                    .reject((408, "request head not received in time"))
+                    .reject((408, "request head not received in time"), false)
                     .await;
                 Err(match next {
                     Next::Close { linger, .. } => Next::Close {
@@ -270,6 +270,7 @@ where
         let exchange = Exchange::new(head.expect_continue, body_progress);
         let wire = &self.transport;
         let body = Body::new(wire, &exchange, rest, buffered, head.body, limits);
+        let head_request = head.is_head();
         let mut request = Request { head, body };
         let mut responder = Responder::new(
             wire,
@@ -299,7 +300,7 @@ where
                 self.filled = leftover.len();
                 Next::KeepAlive
             }
-            Err(Unfinished::Answer { status, reason }) => self.reject((status, reason)).await,
+            Err(Unfinished::Answer { status, reason }) => self.reject((status, reason), head_request).await,
             Err(Unfinished::Close(outcome)) => Next::Close {
                 outcome,
                 linger: true,
@@ -308,9 +309,9 @@ where
     }
 
     /// Sends an error response and closes.
-    async fn reject(&mut self, (status, reason): (u16, &str)) -> Next {
+    async fn reject(&mut self, (status, reason): (u16, &str), head_request: bool) -> Next {
         self.out.clear();
-        write_error_response(&mut self.out, status, reason, true);
+        write_error_response(&mut self.out, status, reason, true, head_request);
         let written = self.transport.write_all_timed(&self.out).await;
         let flushed = match written {
             Ok(()) => self.transport.flush_timed().await,

@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use futures_lite::future::{block_on, zip};
 use futures_lite::{AsyncReadExt, AsyncWriteExt};
+use proptest::prelude::*;
 
 use super::test_support::{big_body, duplex, split_responses, End, Recorder, Response, Seen, TestClock};
 use super::{serve, Limits, Outcome, Summary, TimeoutPhase, HTTP2_PREFACE};
@@ -338,4 +339,129 @@ fn content_length_upload_streams_through_a_small_buffer() {
     assert_eq!(summary.requests, 1);
     assert_eq!(seen[0].body, body);
     assert_eq!(split_responses(&output, &[])[0].body, body);
+}
+
+/// Writes `input` in pieces of `piece_bytes`, yielding between them so the server sees the
+/// request split at arbitrary points, then closes and reads everything.
+async fn send_in_pieces(mut client: End, input: Vec<u8>, piece_bytes: usize) -> Vec<u8> {
+    for piece in input.chunks(piece_bytes.max(1)) {
+        client.write_all(piece).await.unwrap();
+        futures_lite::future::yield_now().await;
+    }
+    client.close().await.unwrap();
+    read_to_end(&mut client).await
+}
+
+fn small_limits() -> Limits {
+    Limits {
+        request_line_bytes_max: 64,
+        head_bytes_max: 256,
+        header_count_max: 6,
+        body_bytes_max: 2000,
+        chunk_line_bytes_max: 16,
+        trailer_bytes_max: 32,
+        recv_buffer_bytes: 1280,
+        drain_body_bytes_max: 400,
+        ..limits()
+    }
+}
+
+/// Runs arbitrary input through the driver and checks what must hold for any input: it ends,
+/// every response is well-formed and carries Content-Length, the service saw only heads within
+/// the limits, and at most one response was not the service's.
+fn check_driver(input: Vec<u8>, piece_bytes: usize, limits: &Limits) {
+    limits.validate().unwrap();
+    let (summary, output, seen) = run(limits, |c| send_in_pieces(c, input, piece_bytes));
+    let head_only: Vec<bool> = seen.iter().map(|s| s.method == "HEAD").collect();
+    let responses = split_responses(&output, &head_only);
+    let finals = responses.iter().filter(|r| r.status >= 200).count();
+    assert!(finals <= seen.len() + 1, "{finals} responses for {} requests", seen.len());
+    assert_eq!(summary.requests, seen.len() as u64);
+    for request in &seen {
+        assert!(request.target.len() < limits.request_line_bytes_max);
+        assert!(request.body.len() as u64 <= limits.body_bytes_max);
+    }
+}
+
+/// One generated request and the response the recording service must give.
+#[derive(Debug, Clone)]
+struct Exchange {
+    bytes: Vec<u8>,
+    status: u16,
+    body: Vec<u8>,
+    head: bool,
+}
+
+fn exchange() -> impl Strategy<Value = Exchange> {
+    let method = prop::sample::select(vec!["GET", "PUT", "HEAD"]);
+    let path = prop::sample::select(vec!["/echo", "/ignore", "/missing", "/stream"]);
+    let body = prop::collection::vec(any::<u8>(), 0..300);
+    (method, path, body, any::<bool>(), 1usize..100).prop_map(|(method, path, body, chunk, cut)| {
+        let body = if method == "PUT" { body } else { Vec::new() };
+        // An unread chunked body closes the connection (its length is unknown): only /echo,
+        // which reads its body, gets chunked uploads.
+        let chunk = chunk && path == "/echo" && method == "PUT";
+        let mut bytes = format!("{method} {path} HTTP/1.1\r\nHost: h\r\n").into_bytes();
+        if chunk {
+            bytes.extend(b"Transfer-Encoding: chunked\r\n\r\n");
+            bytes.extend(chunked(&body, cut));
+        } else {
+            bytes.extend(format!("Content-Length: {}\r\n\r\n", body.len()).bytes());
+            bytes.extend(&body);
+        }
+        let (status, response) = match path {
+            "/echo" => (200, body),
+            "/ignore" => (200, b"ok".to_vec()),
+            "/stream" => (200, b"0123456789".to_vec()),
+            _ => (404, Vec::new()),
+        };
+        let head = method == "HEAD";
+        Exchange { bytes, status, body: if head { Vec::new() } else { response }, head }
+    })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    #[test]
+    fn pipelined_requests_are_answered_in_order(
+        exchanges in prop::collection::vec(exchange(), 1..6),
+        piece in 1usize..200,
+    ) {
+        let input: Vec<u8> = exchanges.iter().flat_map(|e| e.bytes.clone()).collect();
+        let (summary, output, _) = run(&small_limits(), |c| send_in_pieces(c, input, piece));
+        let head_only: Vec<bool> = exchanges.iter().map(|e| e.head).collect();
+        let responses = split_responses(&output, &head_only);
+        prop_assert_eq!(summary.requests, exchanges.len() as u64);
+        prop_assert!(matches!(summary.outcome, Outcome::PeerClosed), "{:?}", summary.outcome);
+        prop_assert_eq!(responses.len(), exchanges.len());
+        for (response, expected) in responses.iter().zip(&exchanges) {
+            prop_assert_eq!(response.status, expected.status);
+            prop_assert_eq!(&response.body, &expected.body);
+        }
+    }
+
+    #[test]
+    fn random_input_through_the_driver(input in prop::collection::vec(any::<u8>(), 0..400), piece in 1usize..50) {
+        check_driver(input, piece, &small_limits());
+    }
+
+    #[test]
+    fn mutated_pipelines_through_the_driver(
+        exchanges in prop::collection::vec(exchange(), 1..4),
+        edits in prop::collection::vec((any::<prop::sample::Index>(), any::<u8>(), 0..3u8), 1..5),
+        piece in 1usize..100,
+    ) {
+        let mut input: Vec<u8> = exchanges.iter().flat_map(|e| e.bytes.clone()).collect();
+        for (at, byte, kind) in edits {
+            let i = at.index(input.len() + 1);
+            match kind {
+                0 if i < input.len() => input[i] = byte,
+                1 => input.insert(i, byte),
+                _ if i < input.len() => { input.remove(i); }
+                _ => {}
+            }
+        }
+        check_driver(input, piece, &small_limits());
+    }
 }

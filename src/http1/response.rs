@@ -67,8 +67,15 @@ pub fn write_response_head(out: &mut Vec<u8>, head: &ResponseHead<'_>) {
 }
 
 /// Renders a complete error response — head plus a short `text/plain` body (`message` and a
-/// newline) — into `out`. Used by the driver for requests it rejects itself.
-pub fn write_error_response(out: &mut Vec<u8>, status: u16, message: &str, close: bool) {
+/// newline; omitted, but counted in `Content-Length`, when `head_request`) — into `out`. Used by
+/// the driver for requests it rejects itself.
+pub fn write_error_response(
+    out: &mut Vec<u8>,
+    status: u16,
+    message: &str,
+    close: bool,
+    head_request: bool,
+) {
     let extra = b"content-type: text/plain; charset=utf-8\r\n";
     let length = message.len() as u64 + 1;
     let head = ResponseHead {
@@ -79,8 +86,10 @@ pub fn write_error_response(out: &mut Vec<u8>, status: u16, message: &str, close
         extra,
     };
     write_response_head(out, &head);
-    out.extend_from_slice(message.as_bytes());
-    out.push(b'\n');
+    if !head_request {
+        out.extend_from_slice(message.as_bytes());
+        out.push(b'\n');
+    }
 }
 
 /// Validates one header and appends it to `extra` as `name: value\r\n`, refusing to grow
@@ -210,7 +219,7 @@ mod tests {
     #[test]
     fn error_response_has_text_body() {
         let mut out = Vec::new();
-        write_error_response(&mut out, 413, "request body too large", true);
+        write_error_response(&mut out, 413, "request body too large", true, false);
         let text = String::from_utf8(out).unwrap();
         assert!(text.starts_with("HTTP/1.1 413 Content Too Large\r\n"));
         assert!(text.contains("content-length: 23\r\n"));
