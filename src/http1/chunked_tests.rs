@@ -6,12 +6,22 @@ use super::*;
 use crate::http1::error::ChunkedError as E;
 
 fn limits() -> Limits {
-    Limits { chunk_line_bytes_max: 32, trailer_bytes_max: 64, body_bytes_max: 1000, ..Limits::default() }
+    Limits {
+        chunk_line_bytes_max: 32,
+        trailer_bytes_max: 64,
+        body_bytes_max: 1000,
+        ..Limits::default()
+    }
 }
 
 /// Decodes `input` fed in pieces of `piece_bytes`, taking at most `data_max` data bytes per step.
 /// Returns the body, whether the decoder finished, and the unconsumed rest.
-fn decode_all(input: &[u8], piece_bytes: usize, data_max: usize, limits: &Limits) -> Result<(Vec<u8>, bool, usize), ChunkedError> {
+fn decode_all(
+    input: &[u8],
+    piece_bytes: usize,
+    data_max: usize,
+    limits: &Limits,
+) -> Result<(Vec<u8>, bool, usize), ChunkedError> {
     let mut decoder = ChunkedDecoder::new(limits);
     let mut body = Vec::new();
     let mut pos = 0;
@@ -35,25 +45,52 @@ fn valid_bodies() {
     let cases: &[(&[u8], &[u8], usize)] = &[
         (b"0\r\n\r\n", b"", 0),
         (b"5\r\nhello\r\n0\r\n\r\n", b"hello", 0),
-        (b"5\r\nhello\r\n6\r\n world\r\n0\r\n\r\nNEXT", b"hello world", 4),
+        (
+            b"5\r\nhello\r\n6\r\n world\r\n0\r\n\r\nNEXT",
+            b"hello world",
+            4,
+        ),
         (b"A\r\n0123456789\r\n0\r\n\r\n", b"0123456789", 0),
-        (b"a;x=1;y=\"q\"\r\n0123456789\r\n000\r\n\r\n", b"0123456789", 0),
-        (b"3 ; ext\r\nabc\r\n0\r\nTrailer: 1\r\nOther: 2\r\n\r\n", b"abc", 0),
+        (
+            b"a;x=1;y=\"q\"\r\n0123456789\r\n000\r\n\r\n",
+            b"0123456789",
+            0,
+        ),
+        (
+            b"3 ; ext\r\nabc\r\n0\r\nTrailer: 1\r\nOther: 2\r\n\r\n",
+            b"abc",
+            0,
+        ),
         (b"0003\r\nabc\r\n0\r\n\r\n", b"abc", 0),
     ];
     for (input, body, rest) in cases {
         for piece in [1, 2, 7, input.len()] {
             let what = String::from_utf8_lossy(input);
             let got = decode_all(input, piece, usize::MAX, &limits());
-            assert_eq!(got, Ok((body.to_vec(), true, *rest)), "{what} piece {piece}");
-            assert_eq!(decode_all(input, piece, 1, &limits()), got, "{what} data_max 1");
+            assert_eq!(
+                got,
+                Ok((body.to_vec(), true, *rest)),
+                "{what} piece {piece}"
+            );
+            assert_eq!(
+                decode_all(input, piece, 1, &limits()),
+                got,
+                "{what} data_max 1"
+            );
         }
     }
 }
 
 #[test]
 fn incomplete_bodies_are_not_errors() {
-    for input in [&b"5"[..], b"5\r", b"5\r\nhel", b"5\r\nhello\r", b"5\r\nhello\r\n0\r\n", b"5\r\nhello\r\n0\r\nT: 1\r\n"] {
+    for input in [
+        &b"5"[..],
+        b"5\r",
+        b"5\r\nhel",
+        b"5\r\nhello\r",
+        b"5\r\nhello\r\n0\r\n",
+        b"5\r\nhello\r\n0\r\nT: 1\r\n",
+    ] {
         let (_, done, rest) = decode_all(input, 3, usize::MAX, &limits()).unwrap();
         assert!(!done && rest == 0, "{}", String::from_utf8_lossy(input));
     }
@@ -84,8 +121,16 @@ fn invalid_bodies_and_their_errors() {
     ];
     for (input, error) in cases {
         let what = String::from_utf8_lossy(input);
-        assert_eq!(decode_all(input, 1, usize::MAX, &limits()), Err(error), "{what}");
-        assert_eq!(decode_all(input, input.len(), usize::MAX, &limits()), Err(error), "{what}");
+        assert_eq!(
+            decode_all(input, 1, usize::MAX, &limits()),
+            Err(error),
+            "{what}"
+        );
+        assert_eq!(
+            decode_all(input, input.len(), usize::MAX, &limits()),
+            Err(error),
+            "{what}"
+        );
     }
 }
 
@@ -97,7 +142,10 @@ fn body_limit_counts_across_chunks() {
         input.extend([b'a'; 400]);
         input.extend(b"\r\n");
     }
-    assert_eq!(decode_all(&input, 100, usize::MAX, &limits()), Err(E::BodyTooLarge));
+    assert_eq!(
+        decode_all(&input, 100, usize::MAX, &limits()),
+        Err(E::BodyTooLarge)
+    );
 }
 
 #[test]

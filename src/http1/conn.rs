@@ -290,9 +290,8 @@ where
         if next.is_ok() {
             next = settle_body(&exchange, &mut request.body, limits).await;
         }
+        // The request and responder borrow the buffer; their last use ends here (NLL).
         let leftover = request.body.leftover();
-        drop(request);
-        drop(responder);
         match next {
             Ok(()) => {
                 self.buf
@@ -300,7 +299,9 @@ where
                 self.filled = leftover.len();
                 Next::KeepAlive
             }
-            Err(Unfinished::Answer { status, reason }) => self.reject((status, reason), head_request).await,
+            Err(Unfinished::Answer { status, reason }) => {
+                self.reject((status, reason), head_request).await
+            }
             Err(Unfinished::Close(outcome)) => Next::Close {
                 outcome,
                 linger: true,

@@ -8,7 +8,9 @@ use futures_lite::future::{block_on, zip};
 use futures_lite::{AsyncReadExt, AsyncWriteExt};
 use proptest::prelude::*;
 
-use super::test_support::{big_body, duplex, split_responses, End, Recorder, Response, Seen, TestClock};
+use super::test_support::{
+    big_body, duplex, split_responses, End, Recorder, Response, Seen, TestClock,
+};
 use super::{serve, Limits, Outcome, Summary, TimeoutPhase, HTTP2_PREFACE};
 
 fn limits() -> Limits {
@@ -58,7 +60,11 @@ async fn read_until(client: &mut End, output: &mut Vec<u8>, needle: &[u8]) {
     let mut chunk = [0u8; 4096];
     while !output.windows(needle.len()).any(|w| w == needle) {
         let n = client.read(&mut chunk).await.unwrap();
-        assert!(n > 0, "stream ended before {:?}", String::from_utf8_lossy(needle));
+        assert!(
+            n > 0,
+            "stream ended before {:?}",
+            String::from_utf8_lossy(needle)
+        );
         output.extend_from_slice(&chunk[..n]);
     }
 }
@@ -77,7 +83,11 @@ fn three_pipelined_requests_in_one_write() {
           GET /missing HTTP/1.1\r\nHost: h\r\n\r\n",
     );
     assert_eq!(summary.requests, 3);
-    assert!(matches!(summary.outcome, Outcome::PeerClosed), "{:?}", summary.outcome);
+    assert!(
+        matches!(summary.outcome, Outcome::PeerClosed),
+        "{:?}",
+        summary.outcome
+    );
     let statuses: Vec<u16> = responses.iter().map(|r| r.status).collect();
     assert_eq!(statuses, [200, 200, 404]);
     assert_eq!(responses[0].body, big_body());
@@ -90,9 +100,15 @@ fn three_pipelined_requests_in_one_write() {
 fn keep_alive_serves_sequential_requests() {
     let (summary, output, _) = run(&limits(), |mut client| async move {
         let mut output = Vec::new();
-        client.write_all(b"GET /ignore HTTP/1.1\r\nHost: h\r\n\r\n").await.unwrap();
+        client
+            .write_all(b"GET /ignore HTTP/1.1\r\nHost: h\r\n\r\n")
+            .await
+            .unwrap();
         read_until(&mut client, &mut output, b"ok").await;
-        client.write_all(b"GET /header HTTP/1.1\r\nHost: h\r\n\r\n").await.unwrap();
+        client
+            .write_all(b"GET /header HTTP/1.1\r\nHost: h\r\n\r\n")
+            .await
+            .unwrap();
         client.close().await.unwrap();
         output.extend(read_to_end(&mut client).await);
         output
@@ -107,7 +123,8 @@ fn keep_alive_serves_sequential_requests() {
 fn continue_is_sent_only_when_the_body_is_read() {
     let (summary, output, seen) = run(&limits(), |mut client| async move {
         let mut output = Vec::new();
-        let head = b"PUT /echo HTTP/1.1\r\nHost: h\r\nExpect: 100-continue\r\nContent-Length: 3\r\n\r\n";
+        let head =
+            b"PUT /echo HTTP/1.1\r\nHost: h\r\nExpect: 100-continue\r\nContent-Length: 3\r\n\r\n";
         client.write_all(head).await.unwrap();
         read_until(&mut client, &mut output, b"100 Continue\r\n\r\n").await;
         client.write_all(b"abc").await.unwrap();
@@ -118,7 +135,10 @@ fn continue_is_sent_only_when_the_body_is_read() {
     assert_eq!(summary.requests, 1);
     assert_eq!(seen[0].body, b"abc");
     let responses = split_responses(&output, &[]);
-    assert_eq!(responses.iter().map(|r| r.status).collect::<Vec<_>>(), [100, 200]);
+    assert_eq!(
+        responses.iter().map(|r| r.status).collect::<Vec<_>>(),
+        [100, 200]
+    );
     assert_eq!(responses[1].body, b"abc");
 }
 
@@ -131,12 +151,17 @@ fn continue_is_not_sent_when_the_service_answers_without_reading() {
     assert_eq!(responses[0].status, 200);
     // The client was never invited to send the body, so the connection cannot be reused.
     assert_eq!(responses[0].header("connection"), Some("close"));
-    assert!(matches!(summary.outcome, Outcome::Closed), "{:?}", summary.outcome);
+    assert!(
+        matches!(summary.outcome, Outcome::Closed),
+        "{:?}",
+        summary.outcome
+    );
 }
 
 #[test]
 fn head_carries_the_get_length_and_no_body() {
-    let input = b"HEAD /big HTTP/1.1\r\nHost: h\r\n\r\nGET /missing HTTP/1.1\r\nHost: h\r\n\r\n".to_vec();
+    let input =
+        b"HEAD /big HTTP/1.1\r\nHost: h\r\n\r\nGET /missing HTTP/1.1\r\nHost: h\r\n\r\n".to_vec();
     let (summary, output, _) = run(&limits(), |c| send_and_close(c, input));
     let responses = split_responses(&output, &[true, false]);
     assert_eq!(summary.requests, 2);
@@ -148,10 +173,17 @@ fn head_carries_the_get_length_and_no_body() {
 #[test]
 fn slowloris_partial_head_times_out_with_408() {
     let (summary, output, seen) = run(&limits(), |mut client| async move {
-        client.write_all(b"GET /missing HTTP/1.1\r\nHost: h\r\nX-Slow: ").await.unwrap();
+        client
+            .write_all(b"GET /missing HTTP/1.1\r\nHost: h\r\nX-Slow: ")
+            .await
+            .unwrap();
         read_to_end(&mut client).await // the server must end the stream by itself
     });
-    assert!(matches!(summary.outcome, Outcome::TimedOut(TimeoutPhase::Head)), "{:?}", summary.outcome);
+    assert!(
+        matches!(summary.outcome, Outcome::TimedOut(TimeoutPhase::Head)),
+        "{:?}",
+        summary.outcome
+    );
     assert!(seen.is_empty());
     let responses = split_responses(&output, &[]);
     assert_eq!(responses[0].status, 408);
@@ -160,15 +192,28 @@ fn slowloris_partial_head_times_out_with_408() {
 
 #[test]
 fn idle_connection_times_out_silently() {
-    let limits = Limits { idle_timeout: Duration::from_millis(100), ..limits() };
-    let (summary, output, _) = run(&limits, |mut client| async move { read_to_end(&mut client).await });
-    assert!(matches!(summary.outcome, Outcome::TimedOut(TimeoutPhase::Idle)), "{:?}", summary.outcome);
+    let limits = Limits {
+        idle_timeout: Duration::from_millis(100),
+        ..limits()
+    };
+    let (summary, output, _) = run(&limits, |mut client| async move {
+        read_to_end(&mut client).await
+    });
+    assert!(
+        matches!(summary.outcome, Outcome::TimedOut(TimeoutPhase::Idle)),
+        "{:?}",
+        summary.outcome
+    );
     assert!(output.is_empty());
 }
 
 #[test]
 fn oversized_body_gets_413_before_any_body_byte() {
-    let limits = Limits { body_bytes_max: 1000, drain_body_bytes_max: 100, ..limits() };
+    let limits = Limits {
+        body_bytes_max: 1000,
+        drain_body_bytes_max: 100,
+        ..limits()
+    };
     // The client sends only the head and keeps its side open: the answer must not wait for a body.
     let (summary, output, seen) = run(&limits, |mut client| async move {
         let head = b"PUT /echo HTTP/1.1\r\nHost: h\r\nExpect: 100-continue\r\nContent-Length: 1001\r\n\r\n";
@@ -176,7 +221,11 @@ fn oversized_body_gets_413_before_any_body_byte() {
         read_to_end(&mut client).await
     });
     assert!(seen.is_empty(), "the service must not be called");
-    assert!(matches!(summary.outcome, Outcome::Rejected { status: 413 }), "{:?}", summary.outcome);
+    assert!(
+        matches!(summary.outcome, Outcome::Rejected { status: 413 }),
+        "{:?}",
+        summary.outcome
+    );
     let responses = split_responses(&output, &[]);
     assert_eq!(responses.len(), 1);
     assert_eq!(responses[0].status, 413);
@@ -189,7 +238,10 @@ fn short_body_is_an_error_for_the_service() {
         one_shot(b"PUT /echo HTTP/1.1\r\nHost: h\r\nContent-Length: 10\r\n\r\nabcd");
     assert_eq!(seen[0].body, b"abcd");
     assert_eq!(seen[0].body_error, Some(io::ErrorKind::UnexpectedEof));
-    assert!(responses.is_empty(), "nobody is left to answer: {responses:?}");
+    assert!(
+        responses.is_empty(),
+        "nobody is left to answer: {responses:?}"
+    );
     match summary.outcome {
         Outcome::Error(e) => assert_eq!(e.kind(), io::ErrorKind::UnexpectedEof),
         other => panic!("{other:?}"),
@@ -210,7 +262,12 @@ fn chunked(body: &[u8], chunk_bytes: usize) -> Vec<u8> {
 
 #[test]
 fn chunked_upload_streams_through_a_small_buffer() {
-    let limits = Limits { recv_buffer_bytes: 4096, head_bytes_max: 2048, request_line_bytes_max: 1024, ..limits() };
+    let limits = Limits {
+        recv_buffer_bytes: 4096,
+        head_bytes_max: 2048,
+        request_line_bytes_max: 1024,
+        ..limits()
+    };
     limits.validate().unwrap();
     let body: Vec<u8> = (0..200_000u32).map(|i| (i * 7 % 256) as u8).collect();
     let mut input = b"PUT /echo HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec();
@@ -230,7 +287,11 @@ fn malformed_chunked_body_is_answered_with_400() {
         one_shot(b"PUT /echo HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n");
     assert_eq!(seen[0].body_error, Some(io::ErrorKind::InvalidData));
     assert_eq!(responses[0].status, 400);
-    assert!(matches!(summary.outcome, Outcome::Rejected { status: 400 }), "{:?}", summary.outcome);
+    assert!(
+        matches!(summary.outcome, Outcome::Rejected { status: 400 }),
+        "{:?}",
+        summary.outcome
+    );
 }
 
 #[test]
@@ -245,12 +306,20 @@ fn small_unread_body_is_drained_and_the_connection_kept() {
 
 #[test]
 fn large_unread_body_closes_the_connection() {
-    let limits = Limits { drain_body_bytes_max: 10, ..limits() };
-    let input = b"PUT /ignore HTTP/1.1\r\nHost: h\r\nContent-Length: 11\r\n\r\nhello world".to_vec();
+    let limits = Limits {
+        drain_body_bytes_max: 10,
+        ..limits()
+    };
+    let input =
+        b"PUT /ignore HTTP/1.1\r\nHost: h\r\nContent-Length: 11\r\n\r\nhello world".to_vec();
     let (summary, output, _) = run(&limits, |c| send_and_close(c, input));
     let responses = split_responses(&output, &[]);
     assert_eq!(responses[0].header("connection"), Some("close"));
-    assert!(matches!(summary.outcome, Outcome::Closed), "{:?}", summary.outcome);
+    assert!(
+        matches!(summary.outcome, Outcome::Closed),
+        "{:?}",
+        summary.outcome
+    );
 }
 
 #[test]
@@ -274,14 +343,22 @@ fn bad_heads_get_their_status_and_close() {
     let cases: [(&[u8], u16); 5] = [
         (b"GET / HTTP/2.0\r\nHost: h\r\n\r\n", 505),
         (b"GET / HTTP/1.1\r\n\r\n", 400),
-        (b"GET / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: gzip\r\n\r\n", 501),
+        (
+            b"GET / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: gzip\r\n\r\n",
+            501,
+        ),
         (b"GET / HTTP/1.1\r\nHost: h\r\nExpect: magic\r\n\r\n", 417),
         (b"G\x01T / HTTP/1.1\r\n\r\n", 400),
     ];
     for (input, status) in cases {
         let (summary, responses, seen) = one_shot(input);
         assert!(seen.is_empty());
-        assert_eq!(responses[0].status, status, "{}", String::from_utf8_lossy(input));
+        assert_eq!(
+            responses[0].status,
+            status,
+            "{}",
+            String::from_utf8_lossy(input)
+        );
         assert_eq!(responses[0].header("connection"), Some("close"));
         assert!(matches!(summary.outcome, Outcome::Rejected { status: s } if s == status));
     }
@@ -289,7 +366,10 @@ fn bad_heads_get_their_status_and_close() {
 
 #[test]
 fn too_many_headers_get_431() {
-    let limits = Limits { header_count_max: 3, ..limits() };
+    let limits = Limits {
+        header_count_max: 3,
+        ..limits()
+    };
     let input = b"GET / HTTP/1.1\r\nHost: h\r\na: 1\r\nb: 2\r\nc: 3\r\n\r\n".to_vec();
     let (_, output, _) = run(&limits, |c| send_and_close(c, input));
     assert_eq!(split_responses(&output, &[])[0].status, 431);
@@ -297,14 +377,20 @@ fn too_many_headers_get_431() {
 
 #[test]
 fn silent_service_gets_500_and_incomplete_response_closes() {
-    let (_, responses, _) = one_shot(b"GET /silent HTTP/1.1\r\nHost: h\r\n\r\nGET /x HTTP/1.1\r\nHost: h\r\n\r\n");
+    let (_, responses, _) =
+        one_shot(b"GET /silent HTTP/1.1\r\nHost: h\r\n\r\nGET /x HTTP/1.1\r\nHost: h\r\n\r\n");
     assert_eq!(responses.len(), 1);
     assert_eq!(responses[0].status, 500);
-    let input = b"GET /short HTTP/1.1\r\nHost: h\r\n\r\nGET /x HTTP/1.1\r\nHost: h\r\n\r\n".to_vec();
+    let input =
+        b"GET /short HTTP/1.1\r\nHost: h\r\n\r\nGET /x HTTP/1.1\r\nHost: h\r\n\r\n".to_vec();
     let (summary, output, seen) = run(&limits(), |c| send_and_close(c, input));
     assert_eq!(seen.len(), 1, "the pipelined request must not be served");
     assert!(output.ends_with(b"01234"), "the truncated body then close");
-    assert!(matches!(summary.outcome, Outcome::Error(_)), "{:?}", summary.outcome);
+    assert!(
+        matches!(summary.outcome, Outcome::Error(_)),
+        "{:?}",
+        summary.outcome
+    );
 }
 
 #[test]
@@ -331,9 +417,18 @@ fn http10_keep_alive_only_on_request() {
 
 #[test]
 fn content_length_upload_streams_through_a_small_buffer() {
-    let limits = Limits { recv_buffer_bytes: 4096, head_bytes_max: 2048, request_line_bytes_max: 1024, ..limits() };
+    let limits = Limits {
+        recv_buffer_bytes: 4096,
+        head_bytes_max: 2048,
+        request_line_bytes_max: 1024,
+        ..limits()
+    };
     let body: Vec<u8> = (0..300_000u32).map(|i| (i % 13) as u8).collect();
-    let mut input = format!("PUT /echo HTTP/1.1\r\nHost: h\r\nContent-Length: {}\r\n\r\n", body.len()).into_bytes();
+    let mut input = format!(
+        "PUT /echo HTTP/1.1\r\nHost: h\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    )
+    .into_bytes();
     input.extend(&body);
     let (summary, output, seen) = run(&limits, |c| send_and_close(c, input));
     assert_eq!(summary.requests, 1);
@@ -375,7 +470,11 @@ fn check_driver(input: Vec<u8>, piece_bytes: usize, limits: &Limits) {
     let head_only: Vec<bool> = seen.iter().map(|s| s.method == "HEAD").collect();
     let responses = split_responses(&output, &head_only);
     let finals = responses.iter().filter(|r| r.status >= 200).count();
-    assert!(finals <= seen.len() + 1, "{finals} responses for {} requests", seen.len());
+    assert!(
+        finals <= seen.len() + 1,
+        "{finals} responses for {} requests",
+        seen.len()
+    );
     assert_eq!(summary.requests, seen.len() as u64);
     for request in &seen {
         assert!(request.target.len() < limits.request_line_bytes_max);
@@ -416,7 +515,12 @@ fn exchange() -> impl Strategy<Value = Exchange> {
             _ => (404, Vec::new()),
         };
         let head = method == "HEAD";
-        Exchange { bytes, status, body: if head { Vec::new() } else { response }, head }
+        Exchange {
+            bytes,
+            status,
+            body: if head { Vec::new() } else { response },
+            head,
+        }
     })
 }
 

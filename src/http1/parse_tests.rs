@@ -42,19 +42,60 @@ fn valid_heads() {
 #[test]
 fn derived_facts() {
     let cases: &[(&[u8], BodyFraming, bool, bool)] = &[
-        (b"GET / HTTP/1.1\r\nHost: h\r\n\r\n", BodyFraming::Empty, true, false),
-        (b"GET / HTTP/1.1\r\nHost: h\r\nConnection: Close\r\n\r\n", BodyFraming::Empty, false, false),
-        (b"GET / HTTP/1.1\r\nHost: h\r\nConnection: te, close\r\n\r\n", BodyFraming::Empty, false, false),
+        (
+            b"GET / HTTP/1.1\r\nHost: h\r\n\r\n",
+            BodyFraming::Empty,
+            true,
+            false,
+        ),
+        (
+            b"GET / HTTP/1.1\r\nHost: h\r\nConnection: Close\r\n\r\n",
+            BodyFraming::Empty,
+            false,
+            false,
+        ),
+        (
+            b"GET / HTTP/1.1\r\nHost: h\r\nConnection: te, close\r\n\r\n",
+            BodyFraming::Empty,
+            false,
+            false,
+        ),
         (b"GET / HTTP/1.0\r\n\r\n", BodyFraming::Empty, false, false),
-        (b"GET / HTTP/1.0\r\nConnection: Keep-Alive\r\n\r\n", BodyFraming::Empty, true, false),
-        (b"PUT / HTTP/1.1\r\nHost: h\r\nContent-Length: 0\r\nExpect: 100-continue\r\n\r\n", BodyFraming::Empty, true, false),
-        (b"PUT / HTTP/1.1\r\nHost: h\r\nContent-Length: 9\r\nExpect: 100-Continue\r\n\r\n", BodyFraming::Length(9), true, true),
-        (b"PUT / HTTP/1.0\r\nContent-Length: 9\r\nExpect: 100-continue\r\n\r\n", BodyFraming::Length(9), false, false),
-        (b"PUT / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: Chunked\r\n\r\n", BodyFraming::Chunked, true, false),
+        (
+            b"GET / HTTP/1.0\r\nConnection: Keep-Alive\r\n\r\n",
+            BodyFraming::Empty,
+            true,
+            false,
+        ),
+        (
+            b"PUT / HTTP/1.1\r\nHost: h\r\nContent-Length: 0\r\nExpect: 100-continue\r\n\r\n",
+            BodyFraming::Empty,
+            true,
+            false,
+        ),
+        (
+            b"PUT / HTTP/1.1\r\nHost: h\r\nContent-Length: 9\r\nExpect: 100-Continue\r\n\r\n",
+            BodyFraming::Length(9),
+            true,
+            true,
+        ),
+        (
+            b"PUT / HTTP/1.0\r\nContent-Length: 9\r\nExpect: 100-continue\r\n\r\n",
+            BodyFraming::Length(9),
+            false,
+            false,
+        ),
+        (
+            b"PUT / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: Chunked\r\n\r\n",
+            BodyFraming::Chunked,
+            true,
+            false,
+        ),
     ];
     for (input, body, keep_alive, expect_continue) in cases {
         let mut headers = [EMPTY_HEADER; 8];
-        let Ok(Parsed::Complete(head)) = parse_request(input, &mut headers, &Limits::default()) else {
+        let Ok(Parsed::Complete(head)) = parse_request(input, &mut headers, &Limits::default())
+        else {
             panic!("complete: {}", String::from_utf8_lossy(input));
         };
         let what = String::from_utf8_lossy(input);
@@ -66,8 +107,22 @@ fn derived_facts() {
 
 #[test]
 fn partial_heads() {
-    for input in [&b""[..], b"\r", b"\r\n", b"GE", b"GET / HTTP/1.1", b"GET / HTTP/1.1\r", b"GET / HTTP/1.1\r\nHost: h\r\n", b"GET / HTTP/1.1\r\nHost: h\r\n\r"] {
-        assert_eq!(parse(input), Ok(Parsed::Partial), "{}", String::from_utf8_lossy(input));
+    for input in [
+        &b""[..],
+        b"\r",
+        b"\r\n",
+        b"GE",
+        b"GET / HTTP/1.1",
+        b"GET / HTTP/1.1\r",
+        b"GET / HTTP/1.1\r\nHost: h\r\n",
+        b"GET / HTTP/1.1\r\nHost: h\r\n\r",
+    ] {
+        assert_eq!(
+            parse(input),
+            Ok(Parsed::Partial),
+            "{}",
+            String::from_utf8_lossy(input)
+        );
     }
 }
 
@@ -125,33 +180,68 @@ fn rejected_heads_and_their_status() {
 #[test]
 fn header_count_is_bounded_by_the_callers_array() {
     let input = b"GET / HTTP/1.1\r\nHost: h\r\nA: 1\r\nB: 2\r\n\r\n";
-    assert_eq!(parse_with(input, &Limits::default(), 3), Ok(Parsed::Complete(input.len())));
-    assert_eq!(parse_with(input, &Limits::default(), 2), Err(E::TooManyHeaders));
+    assert_eq!(
+        parse_with(input, &Limits::default(), 3),
+        Ok(Parsed::Complete(input.len()))
+    );
+    assert_eq!(
+        parse_with(input, &Limits::default(), 2),
+        Err(E::TooManyHeaders)
+    );
 }
 
 #[test]
 fn request_line_limit_gives_414_inside_the_target_and_400_before() {
-    let limits = Limits { request_line_bytes_max: 32, head_bytes_max: 64, ..Limits::default() };
+    let limits = Limits {
+        request_line_bytes_max: 32,
+        head_bytes_max: 64,
+        ..Limits::default()
+    };
     let long_target = format!("GET /{} HTTP/1.1\r\nHost: h\r\n\r\n", "a".repeat(40));
-    assert_eq!(parse_with(long_target.as_bytes(), &limits, 8), Err(E::TargetTooLong));
+    assert_eq!(
+        parse_with(long_target.as_bytes(), &limits, 8),
+        Err(E::TargetTooLong)
+    );
     // Still partial: only 31 bytes of request line so far.
-    assert_eq!(parse_with(&long_target.as_bytes()[..31], &limits, 8), Ok(Parsed::Partial));
+    assert_eq!(
+        parse_with(&long_target.as_bytes()[..31], &limits, 8),
+        Ok(Parsed::Partial)
+    );
     let long_method = "A".repeat(40);
-    assert_eq!(parse_with(long_method.as_bytes(), &limits, 8), Err(E::MethodInvalid));
+    assert_eq!(
+        parse_with(long_method.as_bytes(), &limits, 8),
+        Err(E::MethodInvalid)
+    );
     let exact = format!("GET /{} HTTP/1.1\r\nHost: h\r\n\r\n", "a".repeat(16));
     assert_eq!(exact.find('\n'), Some(31)); // 32 bytes with CRLF: at the limit, accepted
-    assert_eq!(parse_with(exact.as_bytes(), &limits, 8), Ok(Parsed::Complete(exact.len())));
+    assert_eq!(
+        parse_with(exact.as_bytes(), &limits, 8),
+        Ok(Parsed::Complete(exact.len()))
+    );
 }
 
 #[test]
 fn head_limit_gives_431() {
-    let limits = Limits { request_line_bytes_max: 32, head_bytes_max: 64, ..Limits::default() };
+    let limits = Limits {
+        request_line_bytes_max: 32,
+        head_bytes_max: 64,
+        ..Limits::default()
+    };
     let head = format!("GET / HTTP/1.1\r\nHost: h\r\nX: {}\r\n\r\n", "v".repeat(40));
-    assert_eq!(parse_with(head.as_bytes(), &limits, 8), Err(E::HeadTooLarge));
-    assert_eq!(parse_with(&head.as_bytes()[..63], &limits, 8), Ok(Parsed::Partial));
+    assert_eq!(
+        parse_with(head.as_bytes(), &limits, 8),
+        Err(E::HeadTooLarge)
+    );
+    assert_eq!(
+        parse_with(&head.as_bytes()[..63], &limits, 8),
+        Ok(Parsed::Partial)
+    );
     let fits = format!("GET / HTTP/1.1\r\nHost: h\r\nX: {}\r\n\r\n", "v".repeat(32));
     assert_eq!(fits.len(), 64);
-    assert_eq!(parse_with(fits.as_bytes(), &limits, 8), Ok(Parsed::Complete(64)));
+    assert_eq!(
+        parse_with(fits.as_bytes(), &limits, 8),
+        Ok(Parsed::Complete(64))
+    );
 }
 
 /// A generator of valid request heads (method, target, headers, framing) and their bytes.
@@ -159,11 +249,21 @@ fn valid_head() -> impl Strategy<Value = Vec<u8>> {
     let method = prop::sample::select(vec!["GET", "PUT", "HEAD", "DELETE", "POST", "OPTIONS"]);
     let target = "/[a-zA-Z0-9/_.~%-]{0,40}(\\?[a-z0-9=&]{0,20})?";
     let header = ("[A-Za-z][A-Za-z0-9-]{0,15}", "[ -~]{0,30}");
-    let framing = prop::sample::select(vec!["", "Content-Length: 5\r\n", "Transfer-Encoding: chunked\r\n"]);
+    let framing = prop::sample::select(vec![
+        "",
+        "Content-Length: 5\r\n",
+        "Transfer-Encoding: chunked\r\n",
+    ]);
     (method, target, prop::collection::vec(header, 0..5), framing).prop_map(|(m, t, hs, f)| {
         let mut out = format!("{m} {t} HTTP/1.1\r\nHost: example\r\n{f}");
         for (name, value) in hs {
-            let reserved = ["host", "content-length", "transfer-encoding", "expect", "connection"];
+            let reserved = [
+                "host",
+                "content-length",
+                "transfer-encoding",
+                "expect",
+                "connection",
+            ];
             if !reserved.contains(&name.to_ascii_lowercase().as_str()) {
                 out.push_str(&format!("X-{name}: {}\r\n", value.trim()));
             }
@@ -184,7 +284,10 @@ fn check_invariants(input: &[u8], limits: &Limits) {
         assert!(input[..head.head_bytes].ends_with(b"\r\n\r\n"));
         for header in head.headers {
             assert!(crate::http1::token::is_token(header.name.as_bytes()));
-            assert!(header.value.iter().all(|&b| crate::http1::token::is_field_value_byte(b)));
+            assert!(header
+                .value
+                .iter()
+                .all(|&b| crate::http1::token::is_field_value_byte(b)));
         }
         if let BodyFraming::Length(n) = head.body {
             assert!(n <= limits.body_bytes_max);

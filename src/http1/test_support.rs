@@ -33,11 +33,21 @@ pub struct End {
 pub fn duplex() -> (End, End) {
     let a = Rc::new(RefCell::new(Pipe::default()));
     let b = Rc::new(RefCell::new(Pipe::default()));
-    (End { rx: a.clone(), tx: b.clone() }, End { rx: b, tx: a })
+    (
+        End {
+            rx: a.clone(),
+            tx: b.clone(),
+        },
+        End { rx: b, tx: a },
+    )
 }
 
 impl AsyncRead for End {
-    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut [u8]) -> Poll<io::Result<usize>> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut [u8],
+    ) -> Poll<io::Result<usize>> {
         let mut pipe = self.rx.borrow_mut();
         if pipe.bytes.is_empty() {
             if pipe.closed {
@@ -55,7 +65,11 @@ impl AsyncRead for End {
 }
 
 impl AsyncWrite for End {
-    fn poll_write(self: Pin<&mut Self>, _: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        _: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
         let mut pipe = self.tx.borrow_mut();
         if pipe.closed {
             return Poll::Ready(Err(io::ErrorKind::BrokenPipe.into()));
@@ -100,7 +114,10 @@ fn timer_thread() -> &'static Mutex<mpsc::Sender<TimerRequest>> {
                     waker.wake_by_ref();
                     false
                 });
-                let wait = pending.iter().map(|(d, _, _)| d.saturating_duration_since(now)).min();
+                let wait = pending
+                    .iter()
+                    .map(|(d, _, _)| d.saturating_duration_since(now))
+                    .min();
                 let next = match wait {
                     Some(wait) => rx.recv_timeout(wait),
                     None => rx.recv().map_err(|_| RecvTimeoutError::Disconnected),
@@ -138,7 +155,10 @@ impl Future for TestSleep {
 
 impl super::Sleep for TestClock {
     fn sleep(&self, duration: Duration) -> impl Future<Output = ()> {
-        TestSleep { deadline: Instant::now() + duration, fired: Arc::new(AtomicBool::new(false)) }
+        TestSleep {
+            deadline: Instant::now() + duration,
+            fired: Arc::new(AtomicBool::new(false)),
+        }
     }
 }
 
@@ -232,7 +252,10 @@ pub struct Response {
 
 impl Response {
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str())
+        self.headers
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, v)| v.as_str())
     }
 }
 
@@ -242,12 +265,18 @@ pub fn split_responses(mut bytes: &[u8], head_only: &[bool]) -> Vec<Response> {
     let mut responses = Vec::new();
     let mut final_index = 0;
     while !bytes.is_empty() {
-        let end = bytes.windows(4).position(|w| w == b"\r\n\r\n").expect("response head ends");
+        let end = bytes
+            .windows(4)
+            .position(|w| w == b"\r\n\r\n")
+            .expect("response head ends");
         let head = std::str::from_utf8(&bytes[..end]).expect("ASCII head");
         bytes = &bytes[end + 4..];
         let mut lines = head.split("\r\n");
         let status_line = lines.next().unwrap();
-        assert!(status_line.starts_with("HTTP/1.1 "), "status line {status_line:?}");
+        assert!(
+            status_line.starts_with("HTTP/1.1 "),
+            "status line {status_line:?}"
+        );
         let status: u16 = status_line[9..12].parse().unwrap();
         let headers: Vec<(String, String)> = lines
             .map(|l| {
@@ -255,7 +284,11 @@ pub fn split_responses(mut bytes: &[u8], head_only: &[bool]) -> Vec<Response> {
                 (n.to_ascii_lowercase(), v.to_string())
             })
             .collect();
-        let mut response = Response { status, headers, body: Vec::new() };
+        let mut response = Response {
+            status,
+            headers,
+            body: Vec::new(),
+        };
         if status >= 200 {
             let length: usize = match response.header("content-length") {
                 Some(v) => v.parse().unwrap(),

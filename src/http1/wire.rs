@@ -103,9 +103,19 @@ where
         }
     }
 
-    /// Reads some bytes with no timeout (the caller bounds the whole operation).
+    /// Reads some bytes with no timeout (the caller bounds the whole operation). A stream that
+    /// claims more bytes than the buffer holds breaks the futures-io contract; that is an error
+    /// here, not an out-of-bounds slice later.
     pub(crate) async fn read_some(&self, buf: &mut [u8]) -> io::Result<usize> {
-        poll_fn(|cx| self.poll_read(cx, buf)).await
+        let capacity = buf.len();
+        let n = poll_fn(|cx| self.poll_read(cx, buf)).await?;
+        if n > capacity {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                "stream read overran its buffer",
+            ));
+        }
+        Ok(n)
     }
 
     pub(crate) async fn read_timed(&self, buf: &mut [u8], timeout: Duration) -> io::Result<usize> {
@@ -120,7 +130,7 @@ where
             let written = with_timeout(self.clock, self.write_stall_timeout, write)
                 .await
                 .unwrap_or_else(|| Err(timed_out("the peer stopped reading the response")))?;
-            if written == 0 {
+            if written == 0 || written > buf.len() {
                 return Err(io::Error::new(
                     io::ErrorKind::WriteZero,
                     "the peer closed the stream",
