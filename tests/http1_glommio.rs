@@ -6,7 +6,9 @@ use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr};
 use std::time::Duration;
 
-use tessera::http1::{serve, Limits, Outcome, Request, Responder, Service, Sleep, Summary, HTTP2_PREFACE};
+use tessera::http1::{
+    serve, Limits, Outcome, Request, Responder, Service, Sleep, Summary, HTTP2_PREFACE,
+};
 
 struct GlommioClock;
 
@@ -46,7 +48,10 @@ fn serve_one(client: impl FnOnce(SocketAddr) -> Vec<u8> + Send + 'static) -> (Su
             let addr = listener.local_addr().unwrap();
             let client = std::thread::spawn(move || client(addr));
             let mut stream = listener.accept().await.unwrap();
-            let limits = Limits { idle_timeout: Duration::from_secs(5), ..Limits::default() };
+            let limits = Limits {
+                idle_timeout: Duration::from_secs(5),
+                ..Limits::default()
+            };
             let summary = serve(&mut stream, &Echo, &GlommioClock, &limits).await;
             drop(stream);
             (summary, client)
@@ -60,7 +65,11 @@ fn read_response_containing(stream: &mut std::net::TcpStream, output: &mut Vec<u
     let mut chunk = [0u8; 4096];
     while !output.windows(needle.len()).any(|w| w == needle) {
         let n = stream.read(&mut chunk).unwrap();
-        assert!(n > 0, "server closed before {:?}", String::from_utf8_lossy(needle));
+        assert!(
+            n > 0,
+            "server closed before {:?}",
+            String::from_utf8_lossy(needle)
+        );
         output.extend_from_slice(&chunk[..n]);
     }
 }
@@ -77,7 +86,8 @@ fn pipelined_requests_and_continue_over_tcp() {
             )
             .unwrap();
         read_response_containing(&mut stream, &mut output, b"ping");
-        let head = b"PUT /echo HTTP/1.1\r\nHost: t\r\nExpect: 100-continue\r\nContent-Length: 4\r\n\r\n";
+        let head =
+            b"PUT /echo HTTP/1.1\r\nHost: t\r\nExpect: 100-continue\r\nContent-Length: 4\r\n\r\n";
         stream.write_all(head).unwrap();
         read_response_containing(&mut stream, &mut output, b"100 Continue\r\n\r\n");
         stream.write_all(b"pong").unwrap();
@@ -86,7 +96,11 @@ fn pipelined_requests_and_continue_over_tcp() {
         output
     });
     assert_eq!(summary.requests, 3);
-    assert!(matches!(summary.outcome, Outcome::PeerClosed), "{:?}", summary.outcome);
+    assert!(
+        matches!(summary.outcome, Outcome::PeerClosed),
+        "{:?}",
+        summary.outcome
+    );
     let text = String::from_utf8(output).unwrap();
     let expected = "HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\n\r\n\
                     HTTP/1.1 200 OK\r\ncontent-length: 4\r\n\r\nping\

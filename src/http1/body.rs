@@ -146,6 +146,27 @@ impl<'a> Body<'a> {
         result
     }
 
+    /// Reads the whole body into `out` (appending), for small bodies a front-end parses whole
+    /// (an action-cache entry, a JSON event list). A body longer than `bytes_max` fails with
+    /// `InvalidData` after at most `bytes_max` + one read's bytes; the caller answers 413.
+    pub async fn read_to_end(&mut self, out: &mut Vec<u8>, bytes_max: usize) -> io::Result<()> {
+        let mut chunk = [0u8; 4096];
+        let start = out.len();
+        loop {
+            let n = self.read(&mut chunk).await?;
+            if n == 0 {
+                return Ok(());
+            }
+            if out.len() - start + n > bytes_max {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    "request body exceeds the caller's bound",
+                ));
+            }
+            out.extend_from_slice(&chunk[..n]);
+        }
+    }
+
     /// Reads and discards the rest of the body if at most `bytes_max` bytes remain (for chunked
     /// bodies: if it ends within `bytes_max` more bytes). True when the body is fully consumed.
     pub(crate) async fn drain(&mut self, bytes_max: u64) -> bool {

@@ -256,10 +256,9 @@ where
             Ok(Parsed::Complete(head)) => head,
             // probe_head said complete and valid; a different answer is a bug, answered safely.
             Ok(Parsed::Partial) | Err(_) => {
-                return Next::Close {
-                    outcome: Outcome::Rejected { status: 400 },
-                    linger: true,
-                }
+                return self
+                    .reject((400, "request head could not be parsed"), false)
+                    .await;
             }
         };
         let body_progress = match head.body {
@@ -294,9 +293,16 @@ where
         let leftover = request.body.leftover();
         match next {
             Ok(()) => {
-                self.buf
-                    .copy_within(head_bytes + leftover.start..head_bytes + leftover.end, 0);
-                self.filled = leftover.len();
+                let next_start = head_bytes + leftover.start;
+                let next_end = head_bytes + leftover.end;
+                // RFC 9112 §2.2: stray CRLFs after a body (old clients add them) belong to no
+                // request; dropping them here lets the idle timeout, not the head timeout, apply.
+                let stray = self.buf[next_start..next_end]
+                    .iter()
+                    .take_while(|&&b| b == b'\r' || b == b'\n')
+                    .count();
+                self.buf.copy_within(next_start + stray..next_end, 0);
+                self.filled = next_end - next_start - stray;
                 Next::KeepAlive
             }
             Err(Unfinished::Answer { status, reason }) => {

@@ -436,6 +436,52 @@ fn content_length_upload_streams_through_a_small_buffer() {
     assert_eq!(split_responses(&output, &[])[0].body, body);
 }
 
+#[test]
+fn bounded_body_read_answers_413_and_closes() {
+    let (summary, responses, _) = one_shot(
+        b"PUT /bounded HTTP/1.1\r\nHost: h\r\nContent-Length: 8\r\n\r\n12345678\
+          PUT /bounded HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n9\r\n123456789\r\n0\r\n\r\n",
+    );
+    assert_eq!(responses[0].body, b"12345678");
+    assert_eq!(responses[1].status, 413);
+    assert_eq!(responses[1].body, b"too large\n");
+    // The chunked remainder was not read: the connection cannot be reused.
+    assert_eq!(responses[1].header("connection"), Some("close"));
+    assert!(
+        matches!(summary.outcome, Outcome::Closed),
+        "{:?}",
+        summary.outcome
+    );
+}
+
+#[test]
+fn stray_crlf_after_a_request_leaves_the_connection_idle_not_in_a_head() {
+    // head_timeout is 300 ms; the pause is longer, the idle timeout (5 s) is not reached.
+    let (summary, output, _) = run(&limits(), |mut client| async move {
+        let mut output = Vec::new();
+        client
+            .write_all(b"GET /ignore HTTP/1.1\r\nHost: h\r\n\r\n\r\n")
+            .await
+            .unwrap();
+        read_until(&mut client, &mut output, b"ok").await;
+        let pause = super::Sleep::sleep(&TestClock, Duration::from_millis(500));
+        pause.await;
+        client
+            .write_all(b"GET /missing HTTP/1.1\r\nHost: h\r\n\r\n")
+            .await
+            .unwrap();
+        client.close().await.unwrap();
+        output.extend(read_to_end(&mut client).await);
+        output
+    });
+    let statuses: Vec<u16> = split_responses(&output, &[])
+        .iter()
+        .map(|r| r.status)
+        .collect();
+    assert_eq!(statuses, [200, 404]);
+    assert_eq!(summary.requests, 2);
+}
+
 /// Writes `input` in pieces of `piece_bytes`, yielding between them so the server sees the
 /// request split at arbitrary points, then closes and reads everything.
 async fn send_in_pieces(mut client: End, input: Vec<u8>, piece_bytes: usize) -> Vec<u8> {

@@ -217,6 +217,16 @@ impl Service for Recorder {
         match head.path() {
             "/echo" => resp.send(200, &seen.body).await,
             "/ignore" => resp.send(200, b"ok").await,
+            "/bounded" => {
+                let mut body = Vec::new();
+                match req.body.read_to_end(&mut body, 8).await {
+                    Ok(()) => resp.send(200, &body).await,
+                    Err(e) if e.kind() == io::ErrorKind::InvalidData => {
+                        resp.send_text(413, "too large").await
+                    }
+                    Err(e) => Err(e),
+                }
+            }
             "/big" => resp.send(200, &big_body()).await,
             "/stream" => {
                 let mut writer = resp.start(200, 10).await?;
