@@ -17,6 +17,7 @@ use std::io;
 use futures_io::{AsyncRead, AsyncWrite};
 
 use super::body::{Body, BodyFailure};
+use super::date::http_date_now;
 use super::error::ParseError;
 use super::exchange::{BodyProgress, Exchange, ResponseState};
 use super::facts::BodyFraming;
@@ -318,7 +319,15 @@ where
     /// Sends an error response and closes.
     async fn reject(&mut self, (status, reason): (u16, &str), head_request: bool) -> Next {
         self.out.clear();
-        write_error_response(&mut self.out, status, reason, true, head_request);
+        let date = http_date_now();
+        write_error_response(
+            &mut self.out,
+            status,
+            reason,
+            true,
+            head_request,
+            Some(&date),
+        );
         let written = self.transport.write_all_timed(&self.out).await;
         let flushed = match written {
             Ok(()) => self.transport.flush_timed().await,

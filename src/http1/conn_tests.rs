@@ -93,6 +93,9 @@ fn three_pipelined_requests_in_one_write() {
     assert_eq!(responses[0].body, big_body());
     assert_eq!(responses[1].body, b"hello");
     assert_eq!(responses[2].header("content-length"), Some("0"));
+    assert!(responses
+        .iter()
+        .all(|r| r.header("date").is_some_and(|d| d.len() == 29)));
     assert_eq!(seen[1].body, b"hello");
 }
 
@@ -360,6 +363,7 @@ fn bad_heads_get_their_status_and_close() {
             String::from_utf8_lossy(input)
         );
         assert_eq!(responses[0].header("connection"), Some("close"));
+        assert!(responses[0].header("date").is_some());
         assert!(matches!(summary.outcome, Outcome::Rejected { status: s } if s == status));
     }
 }

@@ -70,6 +70,7 @@
 mod body;
 mod chunked;
 mod conn;
+mod date;
 mod error;
 mod exchange;
 mod facts;
@@ -84,6 +85,7 @@ mod wire;
 pub use body::Body;
 pub use chunked::{ChunkedDecoder, Decoded};
 pub use conn::{serve, Outcome, Summary, TimeoutPhase, HTTP2_PREFACE};
+pub use date::{format_http_date, http_date_now, HTTP_DATE_BYTES};
 pub use error::{ChunkedError, ParseError};
 pub use facts::BodyFraming;
 pub use limits::*;

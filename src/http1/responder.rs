@@ -5,6 +5,7 @@
 
 use std::io;
 
+use super::date::http_date_now;
 use super::exchange::{Exchange, ResponseState};
 use super::limits::Limits;
 use super::parse::{RequestHead, Version};
@@ -150,12 +151,14 @@ impl<'a> Responder<'a> {
             || !self.exchange.body_reusable(self.drain_body_bytes_max);
         self.exchange.close.set(close);
         self.out.clear();
+        let date = http_date_now();
         let head = ResponseHead {
             status,
             content_length,
             close,
             keep_alive_hint: self.http10 && !close,
             extra: self.extra,
+            date: Some(&date),
         };
         write_response_head(self.out, &head);
         Ok(())

@@ -9,7 +9,7 @@
 //! ```
 //! use tessera::http1::{write_response_head, ResponseHead};
 //! let mut out = Vec::new();
-//! let head = ResponseHead { status: 404, content_length: 0, close: false, keep_alive_hint: false, extra: b"" };
+//! let head = ResponseHead { status: 404, content_length: 0, close: false, keep_alive_hint: false, extra: b"", date: None };
 //! write_response_head(&mut out, &head);
 //! assert_eq!(out, b"HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\n\r\n");
 //! ```
@@ -31,6 +31,8 @@ pub struct ResponseHead<'h> {
     pub keep_alive_hint: bool,
     /// Extra header lines, already rendered as `name: value\r\n` (see [`push_header`]).
     pub extra: &'h [u8],
+    /// The `Date` value ([`http_date_now`](super::http_date_now)); `None` omits the header.
+    pub date: Option<&'h [u8]>,
 }
 
 /// The interim response sent before reading a body the client is holding back
@@ -52,6 +54,11 @@ pub fn write_response_head(out: &mut Vec<u8>, head: &ResponseHead<'_>) {
     out.push(b' ');
     out.extend_from_slice(reason_phrase(head.status).as_bytes());
     out.extend_from_slice(b"\r\n");
+    if let Some(date) = head.date {
+        out.extend_from_slice(b"date: ");
+        out.extend_from_slice(date);
+        out.extend_from_slice(b"\r\n");
+    }
     out.extend_from_slice(head.extra);
     if head.status != 204 {
         out.extend_from_slice(b"content-length: ");
@@ -75,6 +82,7 @@ pub fn write_error_response(
     message: &str,
     close: bool,
     head_request: bool,
+    date: Option<&[u8]>,
 ) {
     let extra = b"content-type: text/plain; charset=utf-8\r\n";
     let length = message.len() as u64 + 1;
@@ -84,6 +92,7 @@ pub fn write_error_response(
         close,
         keep_alive_hint: false,
         extra,
+        date,
     };
     write_response_head(out, &head);
     if !head_request {
@@ -191,6 +200,7 @@ mod tests {
             close: true,
             keep_alive_hint: false,
             extra: &extra,
+            date: None,
         };
         write_response_head(&mut out, &head);
         assert_eq!(
@@ -208,6 +218,7 @@ mod tests {
             close: false,
             keep_alive_hint: true,
             extra: b"",
+            date: None,
         };
         write_response_head(&mut out, &head);
         assert_eq!(
@@ -219,7 +230,7 @@ mod tests {
     #[test]
     fn error_response_has_text_body() {
         let mut out = Vec::new();
-        write_error_response(&mut out, 413, "request body too large", true, false);
+        write_error_response(&mut out, 413, "request body too large", true, false, None);
         let text = String::from_utf8(out).unwrap();
         assert!(text.starts_with("HTTP/1.1 413 Content Too Large\r\n"));
         assert!(text.contains("content-length: 23\r\n"));
