@@ -84,7 +84,8 @@ mod tests {
     /// Naive reference: walk years and months from 1970.
     fn reference(unix_seconds: u64) -> String {
         let mut days = unix_seconds / 86_400;
-        let leap = |y: u64| (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+        let leap =
+            |y: u64| (y.is_multiple_of(4) && !y.is_multiple_of(100)) || y.is_multiple_of(400);
         let mut year = 1970;
         while days >= if leap(year) { 366 } else { 365 } {
             days -= if leap(year) { 366 } else { 365 };
