@@ -222,16 +222,15 @@ where
         }
     }
 
-    /// Reads until `buf[..filled]` starts with a complete head. Parses only when a new line has
-    /// ended, so a client trickling bytes costs O(lines × head), not O(bytes × head).
+    /// Reads until `buf[..filled]` starts with a complete head (by [`find_head_end`]; the one
+    /// full parse happens in `exchange`). Each byte is scanned once, so a client trickling bytes
+    /// costs O(head), not O(bytes × head).
     async fn read_until_head(&mut self) -> Result<usize, HeadEnd> {
         let mut scanned = 0;
         loop {
-            let fresh = &self.buf[scanned..self.filled];
-            if scanned == 0 || fresh.contains(&b'\n') || self.filled >= self.limits.head_bytes_max {
-                if let Some(head_bytes) = probe_head(&self.buf[..self.filled], self.limits)? {
-                    return Ok(head_bytes);
-                }
+            if let Some(head_bytes) = find_head_end(&self.buf[..self.filled], scanned, self.limits)?
+            {
+                return Ok(head_bytes);
             }
             if self.filled == self.buf.len() {
                 return Err(HeadEnd::Invalid(ParseError::HeadTooLarge));
@@ -254,9 +253,10 @@ where
         let buffered = self.filled - head_bytes;
         let (head_buf, rest) = self.buf.split_at_mut(head_bytes);
         let head = match parse_request(head_buf, &mut headers[..header_slots], limits) {
-            Ok(Parsed::Complete(head)) => head,
-            // probe_head said complete and valid; a different answer is a bug, answered safely.
-            Ok(Parsed::Partial) | Err(_) => {
+            Ok(Parsed::Complete(head)) if head.head_bytes == head_bytes => head,
+            Err(error) => return self.reject(error.status(), false).await,
+            // find_head_end promised a complete head (property-tested); answered safely anyway.
+            Ok(_) => {
                 return self
                     .reject((400, "request head could not be parsed"), false)
                     .await;
@@ -379,14 +379,53 @@ impl From<ParseError> for HeadEnd {
     }
 }
 
-/// Parses `buf` with a scratch header array and reports only the head length, so the caller can
-/// keep reading into the buffer (the borrowing parse happens once the head is complete).
-fn probe_head(buf: &[u8], limits: &Limits) -> Result<Option<usize>, ParseError> {
+/// Where the head at the start of `buf` ends — just after its final empty line — found without
+/// parsing it. Leading empty lines are skipped as the parser does (RFC 9112 §2.2); the end is the
+/// first LF followed by CRLF (or by a bare LF, which the parser then rejects). For every `buf`,
+/// when this returns `Some(end)`, `parse_request(&buf[..end])` is complete at `end` or an error
+/// (property-tested). Bytes before `from` (minus 2, for a terminator split across reads) were
+/// searched already. Past `head_bytes_max`, or with no request line within
+/// `request_line_bytes_max`, the parser supplies the precise error (431, 414, 400).
+pub(crate) fn find_head_end(
+    buf: &[u8],
+    from: usize,
+    limits: &Limits,
+) -> Result<Option<usize>, ParseError> {
+    let window = &buf[..buf.len().min(limits.head_bytes_max)];
+    let line_max = limits.request_line_bytes_max;
+    let start = window
+        .iter()
+        .take(line_max)
+        .take_while(|&&b| b == b'\r' || b == b'\n')
+        .count();
+    let search_from = from.saturating_sub(2).max(start);
+    let mut lines = window[search_from..]
+        .iter()
+        .enumerate()
+        .filter(|(_, &b)| b == b'\n');
+    let end = lines.find_map(|(i, _)| match &window[search_from + i + 1..] {
+        [b'\n', ..] => Some(search_from + i + 2),
+        [b'\r', b'\n', ..] => Some(search_from + i + 3),
+        _ => None,
+    });
+    if end.is_some() {
+        return Ok(end);
+    }
+    let line_overdue =
+        window.len() - start >= line_max && !window[start..start + line_max].contains(&b'\n');
+    if buf.len() >= limits.head_bytes_max || line_overdue {
+        return Err(precise_error(buf, limits));
+    }
+    Ok(None)
+}
+
+/// The parser's verdict on a head that broke a limit.
+fn precise_error(buf: &[u8], limits: &Limits) -> ParseError {
     let mut headers = [EMPTY_HEADER; HEADER_COUNT_CAPACITY];
     let slots = limits.header_count_max.min(HEADER_COUNT_CAPACITY);
-    match parse_request(buf, &mut headers[..slots], limits)? {
-        Parsed::Complete(head) => Ok(Some(head.head_bytes)),
-        Parsed::Partial => Ok(None),
+    match parse_request(buf, &mut headers[..slots], limits) {
+        Err(error) => error,
+        Ok(_) => ParseError::HeadTooLarge,
     }
 }
 

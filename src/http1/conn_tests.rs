@@ -574,8 +574,75 @@ fn exchange() -> impl Strategy<Value = Exchange> {
     })
 }
 
+/// `find_head_end` agrees with the parser: an end it reports is where the parser completes (or
+/// fails), and a head the parser completes is never missed — whatever the input and however it
+/// was split across reads.
+fn check_head_end_agrees(input: &[u8], split: usize, limits: &Limits) {
+    use super::conn::find_head_end;
+    use super::{parse_request, Parsed, EMPTY_HEADER};
+    let mut headers = [EMPTY_HEADER; 128];
+    let slots = &mut headers[..limits.header_count_max];
+    let parsed = parse_request(input, slots, limits).map(|p| match p {
+        Parsed::Complete(head) => Some(head.head_bytes),
+        Parsed::Partial => None,
+    });
+    let split = split.min(input.len());
+    let first = find_head_end(&input[..split], 0, limits);
+    let found = match first {
+        Ok(None) => find_head_end(input, split, limits),
+        other => other,
+    };
+    if let Ok(Some(n)) = parsed {
+        assert_eq!(found, Ok(Some(n)), "a complete head must be found");
+    }
+    if let Ok(Some(end)) = found {
+        let mut headers = [EMPTY_HEADER; 128];
+        let again = parse_request(
+            &input[..end],
+            &mut headers[..limits.header_count_max],
+            limits,
+        );
+        assert!(
+            match again {
+                Err(_) => true,
+                Ok(Parsed::Complete(h)) => h.head_bytes == end,
+                Ok(Parsed::Partial) => false,
+            },
+            "{again:?}"
+        );
+    }
+}
+
 proptest! {
     #![proptest_config(ProptestConfig::with_cases(64))]
+
+    #[test]
+    fn head_end_agrees_with_the_parser_on_random_input(
+        input in prop::collection::vec(prop::sample::select(b"\r\n :GETHOST/1.aZ\x00".to_vec()), 0..200),
+        split in 0usize..200,
+    ) {
+        check_head_end_agrees(&input, split, &small_limits());
+    }
+
+    #[test]
+    fn head_end_agrees_with_the_parser_on_mutated_requests(
+        exchanges in prop::collection::vec(exchange(), 1..3),
+        edits in prop::collection::vec((any::<prop::sample::Index>(), prop::sample::select(b"\r\n :a".to_vec()), 0..3u8), 0..5),
+        split in 0usize..300,
+    ) {
+        let mut input: Vec<u8> = exchanges.iter().flat_map(|e| e.bytes.clone()).collect();
+        for (at, byte, kind) in edits {
+            let i = at.index(input.len() + 1);
+            match kind {
+                0 if i < input.len() => input[i] = byte,
+                1 => input.insert(i, byte),
+                _ if i < input.len() => { input.remove(i); }
+                _ => {}
+            }
+        }
+        check_head_end_agrees(&input, split, &small_limits());
+        check_head_end_agrees(&input, split, &limits());
+    }
 
     #[test]
     fn pipelined_requests_are_answered_in_order(
