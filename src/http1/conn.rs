@@ -307,7 +307,14 @@ where
                 Next::KeepAlive
             }
             Err(Unfinished::Answer { status, reason }) => {
-                self.reject((status, reason), head_request).await
+                let next = self.reject((status, reason), head_request).await;
+                match (next, status) {
+                    (Next::Close { linger, .. }, 408) => Next::Close {
+                        outcome: Outcome::TimedOut(TimeoutPhase::Body),
+                        linger,
+                    },
+                    (next, _) => next,
+                }
             }
             Err(Unfinished::Close(outcome)) => Next::Close {
                 outcome,

@@ -9,7 +9,7 @@ use futures_lite::{AsyncReadExt, AsyncWriteExt};
 use proptest::prelude::*;
 
 use super::test_support::{
-    big_body, duplex, split_responses, End, Recorder, Response, Seen, TestClock,
+    big_body, duplex_bounded, split_responses, End, Recorder, Response, Seen, TestClock,
 };
 use super::{serve, Limits, Outcome, Summary, TimeoutPhase, HTTP2_PREFACE};
 
@@ -32,7 +32,8 @@ where
     Fut: Future<Output = Vec<u8>>,
 {
     let service = Recorder::default();
-    let (mut server_end, client_end) = duplex();
+    // A small server-to-client window makes every large response a series of partial writes.
+    let (mut server_end, client_end) = duplex_bounded(usize::MAX, 999);
     let server = async {
         let summary = serve(&mut server_end, &service, &TestClock, limits).await;
         server_end.close().await.unwrap();
@@ -484,6 +485,51 @@ fn stray_crlf_after_a_request_leaves_the_connection_idle_not_in_a_head() {
         .collect();
     assert_eq!(statuses, [200, 404]);
     assert_eq!(summary.requests, 2);
+}
+
+#[test]
+fn stalled_body_times_out_with_408() {
+    let limits = Limits {
+        body_stall_timeout: Duration::from_millis(150),
+        ..limits()
+    };
+    let (summary, output, seen) = run(&limits, |mut client| async move {
+        let head = b"PUT /echo HTTP/1.1\r\nHost: h\r\nContent-Length: 10\r\n\r\nabcd";
+        client.write_all(head).await.unwrap();
+        read_to_end(&mut client).await // the client stays open and silent
+    });
+    assert_eq!(seen[0].body_error, Some(io::ErrorKind::TimedOut));
+    assert_eq!(split_responses(&output, &[])[0].status, 408);
+    assert!(
+        matches!(summary.outcome, Outcome::TimedOut(TimeoutPhase::Body)),
+        "{:?}",
+        summary.outcome
+    );
+}
+
+#[test]
+fn client_that_stops_reading_times_out_the_write() {
+    let limits = Limits {
+        write_stall_timeout: Duration::from_millis(150),
+        ..limits()
+    };
+    let service = Recorder::default();
+    // The server can hand 16 KiB to the "socket"; the 100 KiB response must stall.
+    let (mut server_end, mut client) = duplex_bounded(usize::MAX, 16 * 1024);
+    let server = serve(&mut server_end, &service, &TestClock, &limits);
+    let client = async move {
+        client
+            .write_all(b"GET /big HTTP/1.1\r\nHost: h\r\n\r\n")
+            .await
+            .unwrap();
+        client // kept open, never read
+    };
+    let (summary, _client) = block_on(zip(server, client));
+    assert!(
+        matches!(summary.outcome, Outcome::TimedOut(TimeoutPhase::Write)),
+        "{:?}",
+        summary.outcome
+    );
 }
 
 /// Writes `input` in pieces of `piece_bytes`, yielding between them so the server sees the

@@ -17,28 +17,47 @@ use futures_io::{AsyncRead, AsyncWrite};
 
 use super::{Request, Responder, Service};
 
-#[derive(Default)]
 struct Pipe {
     bytes: VecDeque<u8>,
+    /// Bytes the pipe holds before a write waits for the reader.
+    capacity_bytes: usize,
     closed: bool,
     reader: Option<Waker>,
+    writer: Option<Waker>,
 }
 
-/// One end of an in-memory, unbounded duplex byte stream.
+impl Pipe {
+    fn new(capacity_bytes: usize) -> Rc<RefCell<Pipe>> {
+        Rc::new(RefCell::new(Pipe {
+            bytes: VecDeque::new(),
+            capacity_bytes,
+            closed: false,
+            reader: None,
+            writer: None,
+        }))
+    }
+}
+
+/// One end of an in-memory duplex byte stream.
 pub struct End {
     rx: Rc<RefCell<Pipe>>,
     tx: Rc<RefCell<Pipe>>,
 }
 
-pub fn duplex() -> (End, End) {
-    let a = Rc::new(RefCell::new(Pipe::default()));
-    let b = Rc::new(RefCell::new(Pipe::default()));
+/// A duplex whose client-to-server and server-to-client directions hold at most the given bytes.
+pub fn duplex_bounded(to_server_bytes: usize, to_client_bytes: usize) -> (End, End) {
+    let to_server = Pipe::new(to_server_bytes);
+    let to_client = Pipe::new(to_client_bytes);
+    let server = End {
+        rx: to_server.clone(),
+        tx: to_client.clone(),
+    };
     (
+        server,
         End {
-            rx: a.clone(),
-            tx: b.clone(),
+            rx: to_client,
+            tx: to_server,
         },
-        End { rx: b, tx: a },
     )
 }
 
@@ -60,6 +79,9 @@ impl AsyncRead for End {
         for (slot, byte) in buf.iter_mut().zip(pipe.bytes.drain(..n)) {
             *slot = byte;
         }
+        if let Some(waker) = pipe.writer.take() {
+            waker.wake();
+        }
         Poll::Ready(Ok(n))
     }
 }
@@ -67,13 +89,19 @@ impl AsyncRead for End {
 impl AsyncWrite for End {
     fn poll_write(
         self: Pin<&mut Self>,
-        _: &mut Context<'_>,
+        cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
         let mut pipe = self.tx.borrow_mut();
         if pipe.closed {
             return Poll::Ready(Err(io::ErrorKind::BrokenPipe.into()));
         }
+        let room = pipe.capacity_bytes - pipe.bytes.len();
+        if room == 0 {
+            pipe.writer = Some(cx.waker().clone());
+            return Poll::Pending;
+        }
+        let buf = &buf[..buf.len().min(room)];
         pipe.bytes.extend(buf);
         if let Some(waker) = pipe.reader.take() {
             waker.wake();
