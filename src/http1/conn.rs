@@ -13,6 +13,7 @@
 //! ```
 
 use std::io;
+use std::ops::Range;
 
 use futures_io::{AsyncRead, AsyncWrite};
 
@@ -292,18 +293,29 @@ where
         }
         // The request and responder borrow the buffer; their last use ends here (NLL).
         let leftover = request.body.leftover();
+        let leftover = head_bytes + leftover.start..head_bytes + leftover.end;
+        self.conclude(next, leftover, head_request).await
+    }
+
+    /// Keeps the connection (moving the next request's bytes to the buffer start) or answers
+    /// and closes.
+    async fn conclude(
+        &mut self,
+        next: Result<(), Unfinished>,
+        leftover: Range<usize>,
+        head_request: bool,
+    ) -> Next {
         match next {
             Ok(()) => {
-                let next_start = head_bytes + leftover.start;
-                let next_end = head_bytes + leftover.end;
                 // RFC 9112 §2.2: stray CRLFs after a body (old clients add them) belong to no
                 // request; dropping them here lets the idle timeout, not the head timeout, apply.
-                let stray = self.buf[next_start..next_end]
+                let stray = self.buf[leftover.clone()]
                     .iter()
                     .take_while(|&&b| b == b'\r' || b == b'\n')
                     .count();
-                self.buf.copy_within(next_start + stray..next_end, 0);
-                self.filled = next_end - next_start - stray;
+                self.buf
+                    .copy_within(leftover.start + stray..leftover.end, 0);
+                self.filled = leftover.len() - stray;
                 Next::KeepAlive
             }
             Err(Unfinished::Answer { status, reason }) => {
