@@ -164,6 +164,15 @@ impl Limits {
         if self.drain_body_bytes_max > self.body_bytes_max {
             return fail("drain_body_bytes_max", "must be <= body_bytes_max");
         }
+        let timeouts = [
+            ("head_timeout", self.head_timeout),
+            ("idle_timeout", self.idle_timeout),
+            ("body_stall_timeout", self.body_stall_timeout),
+            ("write_stall_timeout", self.write_stall_timeout),
+        ];
+        if let Some((field, _)) = timeouts.iter().find(|(_, timeout)| timeout.is_zero()) {
+            return fail(field, "must be longer than zero");
+        }
         Ok(())
     }
 }
@@ -195,5 +204,10 @@ mod tests {
             ..Limits::default()
         };
         assert_eq!(limits.validate().unwrap_err().field, "head_bytes_max");
+        let limits = Limits {
+            idle_timeout: Duration::ZERO,
+            ..Limits::default()
+        };
+        assert_eq!(limits.validate().unwrap_err().field, "idle_timeout");
     }
 }
