@@ -12,11 +12,38 @@ want gcc
 want make
 want pkg-config
 
+# Real-client tests (tests/bazel_harness.rs, tests/bazel/run.sh): Bazel 4.2.3 from Debian
+# (pulls default-jdk-headless; its /etc/bazel/bazelrc points at the local JDK, so it runs offline),
+# nginx with the built-in WebDAV module as the stand-in HTTP cache, python3 to pick free ports.
+want bazel-bootstrap
+want nginx
+want python3
+want python3-venv
+
 if [ ${#need_apt[@]} -gt 0 ]; then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
   apt-get install -y -qq --no-install-recommends "${need_apt[@]}"
 fi
 
+# BuildGrid (PyPI): a reference REAPI gRPC cache that proves the gRPC side of the Bazel harness
+# (tests/bazel_harness.rs). Pinned: the newest release that installs on Debian's Python 3.11.
+# Its own venv outside the repository, so its ~60 dependencies never touch the system Python.
+buildgrid_venv="${TESSERA_BUILDGRID_VENV:-/opt/tessera-tests/buildgrid-venv}"
+buildgrid_version="0.4.4"
+if ! "$buildgrid_venv/bin/python" -c "import importlib.metadata as m, sys; sys.exit(m.version('buildgrid') != '$buildgrid_version')" 2>/dev/null; then
+  python3 -m venv "$buildgrid_venv"
+  "$buildgrid_venv/bin/pip" install -q --disable-pip-version-check "buildgrid==$buildgrid_version"
+fi
+
 rustup component list --installed 2>/dev/null | grep -q '^rustfmt' || rustup component add rustfmt
 rustup component list --installed 2>/dev/null | grep -q '^clippy' || rustup component add clippy
+
+# Python grpcio (PyPI), a real gRPC client stack for tests/grpc_driver.rs, in its own venv outside
+# the repository (the test reads TESSERA_GRPCIO_VENV, default below). Needs python3-venv.
+grpcio_venv="${TESSERA_GRPCIO_VENV:-/opt/tessera-tests/grpcio-venv}"
+grpcio_version="1.85.1"
+if ! "$grpcio_venv/bin/python" -c "import importlib.metadata as m, sys; sys.exit(m.version('grpcio') != '$grpcio_version')" 2>/dev/null; then
+  python3 -m venv "$grpcio_venv"
+  "$grpcio_venv/bin/pip" install -q --disable-pip-version-check "grpcio==$grpcio_version"
+fi
