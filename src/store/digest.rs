@@ -70,6 +70,12 @@ pub enum StreamingHasher {
     Blake3(Box<blake3::Hasher>),
 }
 
+impl std::fmt::Debug for StreamingHasher {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("StreamingHasher")
+    }
+}
+
 impl StreamingHasher {
     pub fn new(function: DigestFunction) -> Self {
         match function {
