@@ -30,6 +30,7 @@ pub mod ring;
 pub mod scan;
 pub mod segment;
 pub mod shard;
+pub mod verify;
 
 pub use config::{Durability, StoreConfig};
 pub use datadir::DataDir;
@@ -40,3 +41,4 @@ pub use key::{shard_of, Key, KeyId, Kind};
 pub use meta::Meta;
 pub use recovery::RecoveryReport;
 pub use shard::{PutRequest, Reserved, Shard, ShardStats};
+pub use verify::{verify, VerifyReport};

@@ -11,7 +11,10 @@
 //!    frame or at zeros.
 //! 4. The newest normal segment becomes the active one; its head is the end of the last
 //!    committed or aborted record, and everything after it is zeroed so no stale bytes can ever
-//!    be read as a record behind new appends. Pending single-record segments are deleted.
+//!    be read as a record behind new appends. Exception: if the scan stopped at a damaged frame
+//!    that has valid frames after it, the damage is not a torn tail; the segment is sealed
+//!    (never appended to or zeroed) and appends go to a new segment. Pending single-record
+//!    segments are deleted.
 //! 5. Index entries pointing into missing segments or past the head are dropped.
 
 use std::fs;
@@ -22,7 +25,7 @@ use super::checkpoint::{self, Position};
 use super::error::StoreError;
 use super::index::{Entry, Index};
 use super::record::{State, FLAG_TOMBSTONE};
-use super::scan::{body_matches, Scanner, Step};
+use super::scan::{body_matches, next_valid_frame, Scanner, Step};
 use super::segment::{parse_segment_file_name, segment_file_name, Segment};
 
 /// What recovery found, for stats and logs.
@@ -67,17 +70,21 @@ struct SegmentOutcome {
     head: u64,
     committed_any: bool,
     max_lsn: u64,
+    /// A damaged frame with valid records after it: the segment must not be appended to (that
+    /// would overwrite them); it is sealed instead and its checkpointed entries stay reachable.
+    damaged_mid_segment: bool,
 }
 
 fn replay_segment(segment: &mut Segment, start: u64, index: &mut Index, report: &mut RecoveryReport) -> SegmentOutcome {
     let seq = segment.seq();
     let bytes = segment.bytes_exclusive();
-    let mut outcome = SegmentOutcome { head: start, committed_any: false, max_lsn: 0 };
+    let mut outcome = SegmentOutcome { head: start, committed_any: false, max_lsn: 0, damaged_mid_segment: false };
     for step in Scanner::new(bytes, start) {
         let (offset, frame, layout, state) = match step {
             Step::Record { offset, frame, layout, state } => (offset, frame, layout, state),
-            Step::Damaged { .. } => {
+            Step::Damaged { offset, .. } => {
                 report.torn_segments += 1;
+                outcome.damaged_mid_segment = next_valid_frame(bytes, offset).is_some();
                 break;
             }
             Step::End { .. } => break,
@@ -158,7 +165,7 @@ pub(super) fn recover(dir: &Path, shard: u32) -> Result<Recovered, StoreError> {
             report.reclaimed_segments += 1;
             continue;
         }
-        if Some(seq) == newest_seq && !segment.is_single() {
+        if Some(seq) == newest_seq && !segment.is_single() && !outcome.damaged_mid_segment {
             segment.zero_tail(outcome.head)?;
             active_head = Some(outcome.head);
         }

@@ -65,3 +65,19 @@ pub fn body_matches(bytes: &[u8], offset: u64, frame: &Frame, layout: &Layout, b
     let start = (offset + layout.body_offset) as usize;
     record::body_checksum(&bytes[start..start + frame.body_len as usize]) == body_checksum
 }
+
+/// The offset of the next valid frame after a damaged one at `damaged_at`, if any: records are
+/// 8-byte aligned, so every aligned offset with the record magic is tried. Used to tell damage in
+/// the middle of a segment (valid records follow) from a torn tail (nothing valid follows), and
+/// by `verify` to keep checking past damage.
+pub fn next_valid_frame(bytes: &[u8], damaged_at: u64) -> Option<u64> {
+    let align = super::limits::RECORD_ALIGN_BYTES as usize;
+    let mut offset = damaged_at as usize + align;
+    while offset + record::HEADER_BYTES <= bytes.len() {
+        if bytes[offset..offset + 4] == record::RECORD_MAGIC && record::decode_frame(&bytes[offset..]).is_ok() {
+            return Some(offset as u64);
+        }
+        offset += align;
+    }
+    None
+}
