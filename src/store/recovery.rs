@@ -90,10 +90,15 @@ fn replay_segment(segment: &mut Segment, start: u64, index: &mut Index, report: 
             Step::End { .. } => break,
         };
         let end = offset + layout.record_bytes;
+        // The head only moves past records that are final and intact: a pending, torn or
+        // damaged record at the tail is wiped and its space reused.
         match state {
             Ok(State::Pending) => continue,
             Ok(State::Aborted) => {}
-            Err(_) => report.corrupt_records += 1,
+            Err(_) => {
+                report.corrupt_records += 1;
+                continue;
+            }
             Ok(State::Committed(seal)) => {
                 outcome.max_lsn = outcome.max_lsn.max(seal.lsn);
                 report.replayed_records += 1;
@@ -112,6 +117,7 @@ fn replay_segment(segment: &mut Segment, start: u64, index: &mut Index, report: 
                     outcome.committed_any = true;
                 } else {
                     report.corrupt_records += 1;
+                    continue;
                 }
             }
         }

@@ -6,5 +6,5 @@ mod crash;
 //mod decode_fuzz;
 //mod eviction;
 mod round_trip;
-//mod torn_tail;
+mod torn_tail;
 //mod verify_cli;
