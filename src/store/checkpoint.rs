@@ -80,8 +80,10 @@ pub fn encode(header: CheckpointHeader, index: &Index) -> Vec<u8> {
     head[COFF_VERSION..COFF_RESERVED].copy_from_slice(&CHECKPOINT_VERSION.to_le_bytes());
     head[COFF_SHARD..COFF_RESERVED2].copy_from_slice(&header.shard.to_le_bytes());
     head[COFF_ENTRY_COUNT..COFF_REPLAY_SEQ].copy_from_slice(&(index.len() as u64).to_le_bytes());
-    head[COFF_REPLAY_SEQ..COFF_REPLAY_OFFSET].copy_from_slice(&header.replay_from.seq.to_le_bytes());
-    head[COFF_REPLAY_OFFSET..COFF_NEXT_LSN].copy_from_slice(&header.replay_from.offset.to_le_bytes());
+    head[COFF_REPLAY_SEQ..COFF_REPLAY_OFFSET]
+        .copy_from_slice(&header.replay_from.seq.to_le_bytes());
+    head[COFF_REPLAY_OFFSET..COFF_NEXT_LSN]
+        .copy_from_slice(&header.replay_from.offset.to_le_bytes());
     head[COFF_NEXT_LSN..COFF_NEXT_SEQ].copy_from_slice(&header.next_lsn.to_le_bytes());
     head[COFF_NEXT_SEQ..COFF_ENTRIES_CHECKSUM].copy_from_slice(&header.next_seq.to_le_bytes());
     let entries_sum = checksum64(&[&out[CHECKPOINT_HEADER_BYTES..]]);
@@ -118,23 +120,34 @@ fn decode_header(bytes: &[u8], shard: u32) -> Result<CheckpointHeader, String> {
     }
     let version = u16::from_le_bytes([bytes[COFF_VERSION], bytes[COFF_VERSION + 1]]);
     if version != CHECKPOINT_VERSION {
-        return Err(format!("checkpoint version {version}, this build reads {CHECKPOINT_VERSION}"));
+        return Err(format!(
+            "checkpoint version {version}, this build reads {CHECKPOINT_VERSION}"
+        ));
     }
-    let on_disk_shard = u32::from_le_bytes(bytes[COFF_SHARD..COFF_RESERVED2].try_into().expect("4"));
+    let on_disk_shard =
+        u32::from_le_bytes(bytes[COFF_SHARD..COFF_RESERVED2].try_into().expect("4"));
     if on_disk_shard != shard {
-        return Err(format!("checkpoint of shard {on_disk_shard} found in shard {shard}"));
+        return Err(format!(
+            "checkpoint of shard {on_disk_shard} found in shard {shard}"
+        ));
     }
     let entry_count = u64_at(bytes, COFF_ENTRY_COUNT);
     let expected_len = entry_count
         .checked_mul(CHECKPOINT_ENTRY_BYTES as u64)
         .and_then(|n| n.checked_add(CHECKPOINT_HEADER_BYTES as u64));
     if entry_count > CHECKPOINT_ENTRIES_MAX || expected_len != Some(bytes.len() as u64) {
-        return Err(format!("checkpoint claims {entry_count} entries but is {} bytes", bytes.len()));
+        return Err(format!(
+            "checkpoint claims {entry_count} entries but is {} bytes",
+            bytes.len()
+        ));
     }
     Ok(CheckpointHeader {
         shard,
         entry_count,
-        replay_from: Position { seq: u64_at(bytes, COFF_REPLAY_SEQ), offset: u64_at(bytes, COFF_REPLAY_OFFSET) },
+        replay_from: Position {
+            seq: u64_at(bytes, COFF_REPLAY_SEQ),
+            offset: u64_at(bytes, COFF_REPLAY_OFFSET),
+        },
         next_lsn: u64_at(bytes, COFF_NEXT_LSN),
         next_seq: u64_at(bytes, COFF_NEXT_SEQ),
     })
@@ -153,7 +166,10 @@ fn decode_entry(raw: &[u8]) -> Result<(KeyId, Entry), String> {
         kind,
         verified: false,
     };
-    Ok((KeyId(raw[EOFF_KEY..EOFF_SEQ].try_into().expect("32")), entry))
+    Ok((
+        KeyId(raw[EOFF_KEY..EOFF_SEQ].try_into().expect("32")),
+        entry,
+    ))
 }
 
 /// Reads and validates `dir/index.ckpt`. `Ok(None)` if there is none; `Err(what)` if it is damaged
@@ -173,8 +189,10 @@ pub fn write_atomic(dir: &Path, bytes: &[u8]) -> Result<(), StoreError> {
     let tmp = dir.join(CHECKPOINT_TMP);
     let path = dir.join(CHECKPOINT_FILE);
     let mut file = File::create(&tmp).map_err(|e| StoreError::io("create checkpoint", &tmp, e))?;
-    file.write_all(bytes).map_err(|e| StoreError::io("write checkpoint", &tmp, e))?;
-    file.sync_all().map_err(|e| StoreError::io("fsync checkpoint", &tmp, e))?;
+    file.write_all(bytes)
+        .map_err(|e| StoreError::io("write checkpoint", &tmp, e))?;
+    file.sync_all()
+        .map_err(|e| StoreError::io("fsync checkpoint", &tmp, e))?;
     fs::rename(&tmp, &path).map_err(|e| StoreError::io("rename checkpoint", &path, e))?;
     sync_dir(dir)
 }
@@ -217,7 +235,10 @@ mod tests {
         let header = CheckpointHeader {
             shard: 2,
             entry_count: 50,
-            replay_from: Position { seq: 3, offset: 4096 },
+            replay_from: Position {
+                seq: 3,
+                offset: 4096,
+            },
             next_lsn: 51,
             next_seq: 4,
         };
@@ -233,7 +254,13 @@ mod tests {
         assert_eq!(decoded_header, header);
         assert_eq!(decoded.len(), 50);
         for (id, entry) in index.iter() {
-            assert_eq!(decoded.get(id).unwrap(), Entry { verified: false, ..*entry });
+            assert_eq!(
+                decoded.get(id).unwrap(),
+                Entry {
+                    verified: false,
+                    ..*entry
+                }
+            );
         }
         assert!(decode(&bytes, 3).is_err(), "wrong shard");
     }

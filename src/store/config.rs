@@ -62,10 +62,14 @@ impl StoreConfig {
     pub fn validate(&self) -> Result<(), StoreError> {
         let bad = |setting, reason: String| Err(StoreError::Config { setting, reason });
         if self.shards == 0 || self.shards > SHARDS_MAX {
-            return bad("shards", format!("{} is not in 1..={SHARDS_MAX}", self.shards));
+            return bad(
+                "shards",
+                format!("{} is not in 1..={SHARDS_MAX}", self.shards),
+            );
         }
         let segment = self.segment_bytes;
-        if !(SEGMENT_BYTES_MIN..=SEGMENT_BYTES_MAX).contains(&segment) || segment % PAGE_BYTES != 0
+        if !(SEGMENT_BYTES_MIN..=SEGMENT_BYTES_MAX).contains(&segment)
+            || !segment.is_multiple_of(PAGE_BYTES)
         {
             return bad(
                 "segment_bytes",
@@ -104,7 +108,8 @@ mod tests {
     fn defaults_are_valid_and_each_bad_value_names_its_setting() {
         let good = StoreConfig::new("/tmp/x", 4);
         good.validate().unwrap();
-        let cases: [(&str, fn(&mut StoreConfig)); 5] = [
+        type Mutation = fn(&mut StoreConfig);
+        let cases: [(&str, Mutation); 5] = [
             ("shards", |c| c.shards = 0),
             ("segment_bytes", |c| c.segment_bytes = 5000),
             ("segment_bytes", |c| c.segment_bytes = 1024),

@@ -48,11 +48,19 @@ impl Manifest {
                 .strip_prefix(name)
                 .and_then(|rest| rest.strip_prefix(" = "))
                 .ok_or_else(|| bad(&format!("expected `{name} = …`, found `{line}`")))?;
-            value.parse().map_err(|_| bad(&format!("{name} `{value}` is not a number")))
+            value
+                .parse()
+                .map_err(|_| bad(&format!("{name} `{value}` is not a number")))
         };
-        let manifest = Manifest { format_version: field("format_version")?, shards: field("shards")? };
+        let manifest = Manifest {
+            format_version: field("format_version")?,
+            shards: field("shards")?,
+        };
         if manifest.shards == 0 || manifest.shards > SHARDS_MAX {
-            return Err(bad(&format!("shard count {} out of range", manifest.shards)));
+            return Err(bad(&format!(
+                "shard count {} out of range",
+                manifest.shards
+            )));
         }
         Ok(manifest)
     }
@@ -76,7 +84,10 @@ fn check(manifest: Manifest, requested_shards: u32) -> Result<(), StoreError> {
         });
     }
     if manifest.shards != requested_shards {
-        return Err(StoreError::ShardCountMismatch { on_disk: manifest.shards, requested: requested_shards });
+        return Err(StoreError::ShardCountMismatch {
+            on_disk: manifest.shards,
+            requested: requested_shards,
+        });
     }
     Ok(())
 }
@@ -98,15 +109,23 @@ impl DataDir {
     /// Call once, before opening shards.
     pub fn open(cfg: &StoreConfig) -> Result<DataDir, StoreError> {
         cfg.validate()?;
-        fs::create_dir_all(&cfg.dir).map_err(|e| StoreError::io("create data directory", &cfg.dir, e))?;
+        fs::create_dir_all(&cfg.dir)
+            .map_err(|e| StoreError::io("create data directory", &cfg.dir, e))?;
         if let Some(manifest) = read_manifest(&cfg.dir)? {
             check(manifest, cfg.shards)?;
-            return Ok(DataDir { dir: cfg.dir.clone(), manifest });
+            return Ok(DataDir {
+                dir: cfg.dir.clone(),
+                manifest,
+            });
         }
-        let manifest = Manifest { format_version: DATA_FORMAT_VERSION, shards: cfg.shards };
+        let manifest = Manifest {
+            format_version: DATA_FORMAT_VERSION,
+            shards: cfg.shards,
+        };
         for index in 0..cfg.shards {
             let path = shard_dir(&cfg.dir, index);
-            fs::create_dir_all(&path).map_err(|e| StoreError::io("create shard directory", path, e))?;
+            fs::create_dir_all(&path)
+                .map_err(|e| StoreError::io("create shard directory", path, e))?;
         }
         let tmp = cfg.dir.join("MANIFEST.tmp");
         let path = cfg.dir.join(MANIFEST_FILE);
@@ -118,7 +137,10 @@ impl DataDir {
         };
         write().map_err(|e| StoreError::io("write manifest", &path, e))?;
         sync_dir(&cfg.dir)?;
-        Ok(DataDir { dir: cfg.dir.clone(), manifest })
+        Ok(DataDir {
+            dir: cfg.dir.clone(),
+            manifest,
+        })
     }
 
     /// Validates an existing data directory against `cfg` without creating anything (used by
@@ -156,7 +178,13 @@ mod tests {
         assert_eq!(DataDir::open(&cfg).unwrap().shards(), 4, "reopen");
         cfg.shards = 2;
         let error = DataDir::open(&cfg).unwrap_err();
-        assert!(matches!(error, StoreError::ShardCountMismatch { on_disk: 4, requested: 2 }));
+        assert!(matches!(
+            error,
+            StoreError::ShardCountMismatch {
+                on_disk: 4,
+                requested: 2
+            }
+        ));
         let text = error.to_string();
         assert!(text.contains('4') && text.contains('2'), "{text}");
     }
@@ -165,9 +193,22 @@ mod tests {
     fn newer_format_is_refused_with_both_versions() {
         let tmp = tempfile::tempdir().unwrap();
         let cfg = StoreConfig::new(tmp.path(), 1);
-        fs::write(tmp.path().join(MANIFEST_FILE), "tessera data directory\nformat_version = 9\nshards = 1\n").unwrap();
+        fs::write(
+            tmp.path().join(MANIFEST_FILE),
+            "tessera data directory\nformat_version = 9\nshards = 1\n",
+        )
+        .unwrap();
         let error = DataDir::open(&cfg).unwrap_err();
-        assert!(matches!(error, StoreError::FormatTooNew { on_disk: 9, supported: 1 }), "{error}");
+        assert!(
+            matches!(
+                error,
+                StoreError::FormatTooNew {
+                    on_disk: 9,
+                    supported: 1
+                }
+            ),
+            "{error}"
+        );
         assert!(error.to_string().contains('9'));
     }
 
@@ -175,10 +216,18 @@ mod tests {
     fn damaged_manifest_is_an_error_not_a_reset() {
         let tmp = tempfile::tempdir().unwrap();
         let cfg = StoreConfig::new(tmp.path(), 1);
-        for text in ["", "hello", "tessera data directory\nformat_version = x\nshards = 1\n",
-                     "tessera data directory\nformat_version = 1\n", "tessera data directory\nformat_version = 1\nshards = 0\n"] {
+        for text in [
+            "",
+            "hello",
+            "tessera data directory\nformat_version = x\nshards = 1\n",
+            "tessera data directory\nformat_version = 1\n",
+            "tessera data directory\nformat_version = 1\nshards = 0\n",
+        ] {
             fs::write(tmp.path().join(MANIFEST_FILE), text).unwrap();
-            assert!(matches!(DataDir::open(&cfg), Err(StoreError::Corrupt { .. })), "{text:?}");
+            assert!(
+                matches!(DataDir::open(&cfg), Err(StoreError::Corrupt { .. })),
+                "{text:?}"
+            );
         }
     }
 }

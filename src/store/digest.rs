@@ -115,7 +115,10 @@ mod tests {
     fn known_answers() {
         // FIPS 180-2 "abc" and the BLAKE3 empty-input value from the reference test vectors.
         let sha = ContentDigest::of(DigestFunction::Sha256, b"abc");
-        assert_eq!(sha.to_hex(), "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+        assert_eq!(
+            sha.to_hex(),
+            "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+        );
         let blake = ContentDigest::of(DigestFunction::Blake3, b"");
         assert_eq!(
             blake.to_hex(),
@@ -142,8 +145,16 @@ mod tests {
     fn parse_hex_rejects_bad_input() {
         let ok = "a".repeat(64);
         assert!(ContentDigest::parse_hex(DigestFunction::Sha256, &ok).is_some());
-        for bad in ["", &"a".repeat(63), &"a".repeat(65), &format!("{}g", "a".repeat(63))] {
-            assert!(ContentDigest::parse_hex(DigestFunction::Sha256, bad).is_none(), "{bad}");
+        for bad in [
+            "",
+            &"a".repeat(63),
+            &"a".repeat(65),
+            &format!("{}g", "a".repeat(63)),
+        ] {
+            assert!(
+                ContentDigest::parse_hex(DigestFunction::Sha256, bad).is_none(),
+                "{bad}"
+            );
         }
         assert!(ContentDigest::parse_hex(DigestFunction::Sha256, &"é".repeat(32)).is_none());
     }

@@ -21,13 +21,20 @@ pub enum StoreError {
     /// Damaged on-disk state that cannot be stepped over.
     Corrupt { what: String },
     /// An operating-system call failed.
-    Io { op: &'static str, path: PathBuf, source: std::io::Error },
+    Io {
+        op: &'static str,
+        path: PathBuf,
+        source: std::io::Error,
+    },
     /// The data directory was created with another shard count.
     ShardCountMismatch { on_disk: u32, requested: u32 },
     /// The data directory was written by a newer Tessera.
     FormatTooNew { on_disk: u32, supported: u32 },
     /// A configuration value is out of range.
-    Config { setting: &'static str, reason: String },
+    Config {
+        setting: &'static str,
+        reason: String,
+    },
     /// The metadata section would exceed `META_BYTES_MAX`, or a name is invalid.
     MetaTooLarge { len: usize, max: usize },
     /// The caller broke the API contract (e.g. a reservation handed to the wrong shard).
@@ -38,7 +45,11 @@ pub enum StoreError {
 
 impl StoreError {
     pub(crate) fn io(op: &'static str, path: impl Into<PathBuf>, source: std::io::Error) -> Self {
-        StoreError::Io { op, path: path.into(), source }
+        StoreError::Io {
+            op,
+            path: path.into(),
+            source,
+        }
     }
 
     pub(crate) fn corrupt(what: impl Into<String>) -> Self {
@@ -50,20 +61,29 @@ impl fmt::Display for StoreError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             StoreError::TooLarge { len, max } => {
-                write!(f, "blob of {len} bytes exceeds the limit of {max} bytes (max_blob_bytes)")
+                write!(
+                    f,
+                    "blob of {len} bytes exceeds the limit of {max} bytes (max_blob_bytes)"
+                )
             }
             StoreError::NoSpace { needed, available } => write!(
                 f,
                 "no space: {needed} bytes needed, {available} bytes can be made free in this shard"
             ),
             StoreError::DigestMismatch { expected, actual } => {
-                write!(f, "content digest mismatch: expected {expected}, got {actual}")
+                write!(
+                    f,
+                    "content digest mismatch: expected {expected}, got {actual}"
+                )
             }
             StoreError::Truncated { written, expected } => {
                 write!(f, "body truncated: {written} of {expected} bytes written")
             }
             StoreError::Overflow { len, reserved } => {
-                write!(f, "write past the reservation: {len} bytes into a {reserved}-byte body")
+                write!(
+                    f,
+                    "write past the reservation: {len} bytes into a {reserved}-byte body"
+                )
             }
             StoreError::Corrupt { what } => write!(f, "corrupt store data: {what}"),
             StoreError::Io { op, path, source } => {
@@ -81,7 +101,10 @@ impl fmt::Display for StoreError {
             ),
             StoreError::Config { setting, reason } => write!(f, "invalid {setting}: {reason}"),
             StoreError::MetaTooLarge { len, max } => {
-                write!(f, "metadata of {len} bytes exceeds the limit of {max} bytes")
+                write!(
+                    f,
+                    "metadata of {len} bytes exceeds the limit of {max} bytes"
+                )
             }
             StoreError::InvalidRequest { what } => write!(f, "invalid store request: {what}"),
             StoreError::Locked { path } => write!(

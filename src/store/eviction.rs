@@ -27,7 +27,10 @@ use super::StoreError;
 impl Shard {
     /// Finds `record_bytes` of space: in the active segment, in a new normal segment, or in a
     /// single-record segment of its own when the record is larger than a normal segment can hold.
-    pub(super) fn allocate(&mut self, record_bytes: u64) -> Result<(Arc<Segment>, u64), StoreError> {
+    pub(super) fn allocate(
+        &mut self,
+        record_bytes: u64,
+    ) -> Result<(Arc<Segment>, u64), StoreError> {
         if let Some(active) = &mut self.active {
             if active.head + record_bytes <= active.segment.capacity() {
                 let offset = active.head;
@@ -38,7 +41,10 @@ impl Shard {
         let normal_room = self.config.segment_bytes - SEGMENT_HEADER_BYTES;
         if record_bytes <= normal_room {
             let segment = self.new_segment(self.config.segment_bytes, 0)?;
-            self.active = Some(Active { segment: segment.clone(), head: SEGMENT_HEADER_BYTES + record_bytes });
+            self.active = Some(Active {
+                segment: segment.clone(),
+                head: SEGMENT_HEADER_BYTES + record_bytes,
+            });
             return Ok((segment, SEGMENT_HEADER_BYTES));
         }
         let capacity = (SEGMENT_HEADER_BYTES + record_bytes).div_ceil(PAGE_BYTES) * PAGE_BYTES;
@@ -51,7 +57,13 @@ impl Shard {
 
     fn new_segment(&mut self, capacity: u64, flags: u16) -> Result<Arc<Segment>, StoreError> {
         self.make_room(capacity)?;
-        let header = SegmentHeader { flags, shard: self.shard_index, seq: self.next_seq, capacity, created_ms: now_ms() };
+        let header = SegmentHeader {
+            flags,
+            shard: self.shard_index,
+            seq: self.next_seq,
+            capacity,
+            created_ms: now_ms(),
+        };
         let segment = Arc::new(Segment::create(&self.dir, header)?);
         self.next_seq += 1;
         self.ring.push(segment.clone());
@@ -64,7 +76,10 @@ impl Shard {
         let budget = self.budget_bytes();
         self.prune_abandoned();
         while self.ring.bytes_used() + needed > budget {
-            let evictable = self.ring.front().filter(|front| !self.has_live_reservation(front.seq()));
+            let evictable = self
+                .ring
+                .front()
+                .filter(|front| !self.has_live_reservation(front.seq()));
             if evictable.is_none() {
                 self.counters.no_space += 1;
                 let available = budget.saturating_sub(self.pinned_bytes());
@@ -79,13 +94,22 @@ impl Shard {
     /// to the newest.
     fn pinned_bytes(&self) -> u64 {
         let first_pinned = self.pending.keys().next().map_or(u64::MAX, |p| p.seq);
-        self.ring.iter().filter(|s| s.seq() >= first_pinned).map(|s| s.capacity()).sum()
+        self.ring
+            .iter()
+            .filter(|s| s.seq() >= first_pinned)
+            .map(|s| s.capacity())
+            .sum()
     }
 
     fn has_live_reservation(&self, seq: u64) -> bool {
         use super::checkpoint::Position;
-        let range = Position { seq, offset: 0 }..Position { seq: seq + 1, offset: 0 };
-        self.pending.range(range).any(|(_, token)| token.strong_count() > 0)
+        let range = Position { seq, offset: 0 }..Position {
+            seq: seq + 1,
+            offset: 0,
+        };
+        self.pending
+            .range(range)
+            .any(|(_, token)| token.strong_count() > 0)
     }
 
     /// Forgets reservations that were dropped without commit or abort.
@@ -94,7 +118,10 @@ impl Shard {
     }
 
     fn evict_front(&mut self) -> Result<(), StoreError> {
-        let segment = self.ring.pop_front().expect("caller checked the ring is not empty");
+        let segment = self
+            .ring
+            .pop_front()
+            .expect("caller checked the ring is not empty");
         let seq = segment.seq();
         self.index.drop_where(|entry| entry.seq == seq);
         if self.active.as_ref().is_some_and(|a| a.segment.seq() == seq) {
@@ -102,7 +129,8 @@ impl Shard {
         }
         self.counters.evicted_segments += 1;
         self.background.changed = true;
-        std::fs::remove_file(segment.path()).map_err(|e| StoreError::io("remove evicted segment", segment.path(), e))
+        std::fs::remove_file(segment.path())
+            .map_err(|e| StoreError::io("remove evicted segment", segment.path(), e))
     }
 
     /// Pseudo-LRU: a record read in the oldest quarter of the ring is rewritten at the head.
@@ -114,8 +142,12 @@ impl Shard {
         let meta = handle.meta();
         let meta_len = meta.encoded().len() as u16;
         let body = handle.body();
-        let Some(layout) = record::layout(meta_len, body.len() as u64) else { return };
-        let Ok((segment, offset)) = self.allocate(layout.record_bytes) else { return };
+        let Some(layout) = record::layout(meta_len, body.len() as u64) else {
+            return;
+        };
+        let Ok((segment, offset)) = self.allocate(layout.record_bytes) else {
+            return;
+        };
         let frame = Frame {
             kind: handle.kind(),
             flags: 0,
@@ -126,14 +158,25 @@ impl Shard {
         };
         let token = Arc::new(PendingToken);
         let mut copy = Reservation::begin(segment, self.tag, offset, frame, meta, None, token);
-        copy.write(body).expect("the copy reserved exactly the body length");
+        copy.write(body)
+            .expect("the copy reserved exactly the body length");
         let lsn = self.next_lsn;
         self.next_lsn += 1;
         let segment = copy.finish().commit(lsn);
-        if self.after_write(&segment, offset, layout.record_bytes).is_err() {
+        if self
+            .after_write(&segment, offset, layout.record_bytes)
+            .is_err()
+        {
             return;
         }
-        let moved = Entry { seq: segment.seq(), offset, record_bytes: layout.record_bytes, lsn, kind: frame.kind, verified: true };
+        let moved = Entry {
+            seq: segment.seq(),
+            offset,
+            record_bytes: layout.record_bytes,
+            lsn,
+            kind: frame.kind,
+            verified: true,
+        };
         self.index.apply_put(frame.key_id, moved);
         self.counters.copied_forward += 1;
     }

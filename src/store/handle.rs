@@ -49,7 +49,10 @@ impl ReadHandle {
         key_id: &KeyId,
         verify_body: bool,
     ) -> Result<ReadHandle, String> {
-        if offset.checked_add(record_bytes).is_none_or(|end| end > segment.capacity()) {
+        if offset
+            .checked_add(record_bytes)
+            .is_none_or(|end| end > segment.capacity())
+        {
             return Err(format!("entry {offset}+{record_bytes} beyond the segment"));
         }
         // SAFETY: the range is immutable (caller contract above) and in bounds (checked).
@@ -77,7 +80,9 @@ impl ReadHandle {
             kind: frame.kind,
             key_id: frame.key_id,
         };
-        Ok(ReadHandle { inner: Arc::new(inner) })
+        Ok(ReadHandle {
+            inner: Arc::new(inner),
+        })
     }
 
     pub fn body(&self) -> &[u8] {
@@ -125,7 +130,8 @@ pub struct Reservation {
     header_checksum: u64,
     written: u64,
     checksum: Box<blake3::Hasher>,
-    cas: Option<(ContentDigest, StreamingHasher)>,
+    /// Expected CAS digest and its hasher (boxed: a SHA-256 state is ~100 bytes).
+    cas: Option<Box<(ContentDigest, StreamingHasher)>>,
     _token: Arc<PendingToken>,
 }
 
@@ -152,7 +158,7 @@ impl Reservation {
             segment.write(offset + layout.meta_offset, meta.encoded());
             segment.write(offset, &header);
         }
-        let cas = expect.map(|digest| (digest, StreamingHasher::new(digest.function)));
+        let cas = expect.map(|digest| Box::new((digest, StreamingHasher::new(digest.function))));
         Reservation {
             segment,
             shard_tag,
@@ -197,8 +203,8 @@ impl Reservation {
         // which this value alone may write (INVARIANT).
         unsafe { self.segment.write(at, bytes) };
         self.checksum.update(bytes);
-        if let Some((_, hasher)) = &mut self.cas {
-            hasher.update(bytes);
+        if let Some(cas) = &mut self.cas {
+            cas.1.update(bytes);
         }
         self.written += bytes.len() as u64;
         Ok(())
@@ -206,9 +212,15 @@ impl Reservation {
 
     /// Owner side: takes the reservation back and finalises the hashes.
     pub(crate) fn finish(self) -> Filled {
-        let body_checksum =
-            u64::from_le_bytes(self.checksum.finalize().as_bytes()[..8].try_into().expect("8"));
-        let cas = self.cas.map(|(expected, hasher)| (expected, hasher.finalize()));
+        let body_checksum = u64::from_le_bytes(
+            self.checksum.finalize().as_bytes()[..8]
+                .try_into()
+                .expect("8"),
+        );
+        let cas = self.cas.map(|cas| {
+            let (expected, hasher) = *cas;
+            (expected, hasher.finalize())
+        });
         Filled {
             segment: self.segment,
             record_offset: self.record_offset,
@@ -237,7 +249,10 @@ pub(crate) struct Filled {
 
 impl Filled {
     fn seal(&self, lsn: u64, state: u32) {
-        let seal = Seal { body_checksum: self.body_checksum, lsn };
+        let seal = Seal {
+            body_checksum: self.body_checksum,
+            lsn,
+        };
         let area = record::encode_commit(self.header_checksum, seal, state);
         let state_at = area.len() - 4;
         let base = self.record_offset + FRAME_BYTES as u64;
@@ -245,7 +260,8 @@ impl Filled {
         // reservation was consumed). The state word is written last, after checksum and lsn.
         unsafe {
             self.segment.write(base, &area[..state_at]);
-            self.segment.write(base + state_at as u64, &area[state_at..]);
+            self.segment
+                .write(base + state_at as u64, &area[state_at..]);
         }
     }
 

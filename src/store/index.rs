@@ -32,14 +32,19 @@ pub struct KeyIdHashBuilder {
 impl Default for KeyIdHashBuilder {
     fn default() -> Self {
         let random = std::collections::hash_map::RandomState::new();
-        KeyIdHashBuilder { seeds: [random.hash_one(1u64) | 1, random.hash_one(2u64)] }
+        KeyIdHashBuilder {
+            seeds: [random.hash_one(1u64) | 1, random.hash_one(2u64)],
+        }
     }
 }
 
 impl BuildHasher for KeyIdHashBuilder {
     type Hasher = KeyIdHasher;
     fn build_hasher(&self) -> KeyIdHasher {
-        KeyIdHasher { seeds: self.seeds, state: 0 }
+        KeyIdHasher {
+            seeds: self.seeds,
+            state: 0,
+        }
     }
 }
 
@@ -75,7 +80,9 @@ pub struct Index {
 
 impl Index {
     pub fn with_capacity(capacity: usize) -> Index {
-        Index { map: HashMap::with_capacity_and_hasher(capacity, KeyIdHashBuilder::default()) }
+        Index {
+            map: HashMap::with_capacity_and_hasher(capacity, KeyIdHashBuilder::default()),
+        }
     }
 
     pub fn len(&self) -> usize {
@@ -135,7 +142,14 @@ mod tests {
     use super::*;
 
     fn entry(seq: u64, lsn: u64) -> Entry {
-        Entry { seq, offset: 64, record_bytes: 104, lsn, kind: Kind::Ac, verified: false }
+        Entry {
+            seq,
+            offset: 64,
+            record_bytes: 104,
+            lsn,
+            kind: Kind::Ac,
+            verified: false,
+        }
     }
 
     #[test]
@@ -146,7 +160,10 @@ mod tests {
         index.apply_put(id, entry(1, 5));
         assert_eq!(index.get(&id).unwrap().lsn, 9);
         index.apply_tombstone(&id, 7);
-        assert!(index.get(&id).is_some(), "tombstone older than the live put");
+        assert!(
+            index.get(&id).is_some(),
+            "tombstone older than the live put"
+        );
         index.apply_tombstone(&id, 10);
         assert!(index.get(&id).is_none());
     }
@@ -171,6 +188,10 @@ mod tests {
             id[28..].copy_from_slice(&i.to_le_bytes());
             buckets.insert(builder.hash_one(KeyId(id)) & 0xffff);
         }
-        assert!(buckets.len() > 240, "only {} distinct buckets", buckets.len());
+        assert!(
+            buckets.len() > 240,
+            "only {} distinct buckets",
+            buckets.len()
+        );
     }
 }

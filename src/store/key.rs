@@ -82,17 +82,37 @@ mod tests {
 
     #[test]
     fn length_prefix_prevents_concatenation_collisions() {
-        let a = Key { namespace: "ab", kind: Kind::Blob, name: b"c" }.id();
-        let b = Key { namespace: "a", kind: Kind::Blob, name: b"bc" }.id();
+        let a = Key {
+            namespace: "ab",
+            kind: Kind::Blob,
+            name: b"c",
+        }
+        .id();
+        let b = Key {
+            namespace: "a",
+            kind: Kind::Blob,
+            name: b"bc",
+        }
+        .id();
         assert_ne!(a, b);
-        let ac = Key { namespace: "ab", kind: Kind::Ac, name: b"c" }.id();
+        let ac = Key {
+            namespace: "ab",
+            kind: Kind::Ac,
+            name: b"c",
+        }
+        .id();
         assert_ne!(a, ac, "kind is part of the identity");
     }
 
     #[test]
     fn key_id_is_pinned() {
         // Golden value: changing the encoding silently orphans every stored record.
-        let id = Key { namespace: "ns", kind: Kind::Cas, name: b"name" }.id();
+        let id = Key {
+            namespace: "ns",
+            kind: Kind::Cas,
+            name: b"name",
+        }
+        .id();
         let mut expected = blake3::Hasher::new();
         expected.update(b"tessera-key-v1");
         expected.update(&[2, 0, 0, 0]);
@@ -119,7 +139,12 @@ mod tests {
     fn shard_of_is_in_range_stable_and_balanced() {
         let mut counts = [0u32; 4];
         for i in 0u32..4000 {
-            let id = Key { namespace: "t", kind: Kind::Blob, name: &i.to_le_bytes() }.id();
+            let id = Key {
+                namespace: "t",
+                kind: Kind::Blob,
+                name: &i.to_le_bytes(),
+            }
+            .id();
             let shard = shard_of(&id, 4);
             let first8 = u64::from_le_bytes(id.0[..8].try_into().unwrap());
             assert_eq!(i64::from(shard), jump_reference(first8, 4));
@@ -135,7 +160,12 @@ mod tests {
     fn growing_shards_moves_only_a_fraction() {
         let mut moved = 0;
         for i in 0u32..2000 {
-            let id = Key { namespace: "t", kind: Kind::Blob, name: &i.to_le_bytes() }.id();
+            let id = Key {
+                namespace: "t",
+                kind: Kind::Blob,
+                name: &i.to_le_bytes(),
+            }
+            .id();
             let (before, after) = (shard_of(&id, 4), shard_of(&id, 5));
             if before != after {
                 assert_eq!(after, 4, "jump hash only moves keys to the new shard");

@@ -43,8 +43,21 @@ pub const PAGE_BYTES: u64 = 4096;
 pub const CHECKPOINT_ENTRIES_MAX: u64 = 1 << 32;
 
 // The store uses `usize` only in memory; lengths on disk are u64 and must fit a usize.
-const _: () = assert!(usize::BITS >= 64, "the store maps files and needs a 64-bit address space");
-const _: () = assert!(META_BYTES_MAX <= u16::MAX as usize, "meta length is a u16 on disk");
-const _: () = assert!(SEGMENT_BYTES_MIN % PAGE_BYTES == 0);
+const _: () = assert!(
+    usize::BITS >= 64,
+    "the store maps files and needs a 64-bit address space"
+);
+const _: () = assert!(
+    META_BYTES_MAX <= u16::MAX as usize,
+    "meta length is a u16 on disk"
+);
+const _: () = assert!(SEGMENT_BYTES_MIN.is_multiple_of(PAGE_BYTES));
 const _: () = assert!(SEGMENT_BYTES_DEFAULT >= SEGMENT_BYTES_MIN);
 const _: () = assert!(SEGMENT_BYTES_DEFAULT <= SEGMENT_BYTES_MAX);
+
+/// How long `Shard::open` retries a held shard lock before reporting `Locked`, in milliseconds.
+/// A process that forks (e.g. to spawn a helper) duplicates every descriptor, including the lock
+/// file's, until the child execs; a shard dropped in that window stays locked for a moment. Two
+/// seconds covers that window by orders of magnitude while still failing fast on a real second
+/// process.
+pub const LOCK_WAIT_MS_MAX: u64 = 2000;

@@ -42,19 +42,27 @@ impl Background {
     }
 
     pub fn mark_dirty(&mut self, segment: &Arc<Segment>) {
-        self.dirty.entry(segment.seq()).or_insert_with(|| segment.clone());
+        self.dirty
+            .entry(segment.seq())
+            .or_insert_with(|| segment.clone());
     }
 
     /// Waits for the running job, if any, and returns its result.
     fn wait(&mut self) -> Result<(), StoreError> {
         match self.job.take() {
-            Some(job) => job.join().unwrap_or_else(|_| Err(StoreError::corrupt("checkpoint thread panicked"))),
+            Some(job) => job
+                .join()
+                .unwrap_or_else(|_| Err(StoreError::corrupt("checkpoint thread panicked"))),
             None => Ok(()),
         }
     }
 }
 
-fn run_job(dir: std::path::PathBuf, segments: Vec<Arc<Segment>>, checkpoint: Option<Vec<u8>>) -> Result<(), StoreError> {
+fn run_job(
+    dir: std::path::PathBuf,
+    segments: Vec<Arc<Segment>>,
+    checkpoint: Option<Vec<u8>>,
+) -> Result<(), StoreError> {
     for segment in &segments {
         segment.sync_data()?;
     }
@@ -69,7 +77,12 @@ impl Shard {
     /// `sync_interval` has passed and a checkpoint when `checkpoint_interval` has passed and
     /// something changed. Cheap when nothing is due. Reports the error of a finished job.
     pub fn maintenance(&mut self) -> Result<(), StoreError> {
-        if self.background.job.as_ref().is_some_and(|job| job.is_finished()) {
+        if self
+            .background
+            .job
+            .as_ref()
+            .is_some_and(|job| job.is_finished())
+        {
             if let Err(error) = self.background.wait() {
                 self.background.errors += 1;
                 return Err(error);
@@ -112,7 +125,10 @@ impl Shard {
     fn take_dirty(&mut self) -> Vec<Arc<Segment>> {
         self.background.last_sync = Instant::now();
         let dirty = std::mem::take(&mut self.background.dirty);
-        dirty.into_values().filter(|s| self.ring.get(s.seq()).is_some()).collect()
+        dirty
+            .into_values()
+            .filter(|s| self.ring.get(s.seq()).is_some())
+            .collect()
     }
 
     /// Where replay must start for the current index: the oldest live reservation (it may still
@@ -120,10 +136,19 @@ impl Shard {
     fn replay_position(&mut self) -> Position {
         self.prune_abandoned();
         let head = match &self.active {
-            Some(active) => Position { seq: active.segment.seq(), offset: active.head },
-            None => Position { seq: self.next_seq, offset: SEGMENT_HEADER_BYTES },
+            Some(active) => Position {
+                seq: active.segment.seq(),
+                offset: active.head,
+            },
+            None => Position {
+                seq: self.next_seq,
+                offset: SEGMENT_HEADER_BYTES,
+            },
         };
-        self.pending.keys().next().map_or(head, |&oldest| oldest.min(head))
+        self.pending
+            .keys()
+            .next()
+            .map_or(head, |&oldest| oldest.min(head))
     }
 
     fn encode_checkpoint(&mut self) -> Vec<u8> {

@@ -24,16 +24,23 @@ impl Meta {
     /// `META_BYTES_MAX`.
     pub fn push(&mut self, name: &str, value: &[u8]) -> Result<(), StoreError> {
         if name.is_empty() || name.len() > META_NAME_BYTES_MAX {
-            return Err(StoreError::MetaTooLarge { len: name.len(), max: META_NAME_BYTES_MAX });
+            return Err(StoreError::MetaTooLarge {
+                len: name.len(),
+                max: META_NAME_BYTES_MAX,
+            });
         }
         let added = 1 + name.len() + 2 + value.len();
         let len = self.encoded.len() + added;
         if len > META_BYTES_MAX {
-            return Err(StoreError::MetaTooLarge { len, max: META_BYTES_MAX });
+            return Err(StoreError::MetaTooLarge {
+                len,
+                max: META_BYTES_MAX,
+            });
         }
         self.encoded.push(name.len() as u8);
         self.encoded.extend_from_slice(name.as_bytes());
-        self.encoded.extend_from_slice(&(value.len() as u16).to_le_bytes());
+        self.encoded
+            .extend_from_slice(&(value.len() as u16).to_le_bytes());
         self.encoded.extend_from_slice(value);
         Ok(())
     }
@@ -45,7 +52,9 @@ impl Meta {
 
     /// All pairs, in insertion order.
     pub fn iter(&self) -> impl Iterator<Item = (&str, &[u8])> {
-        MetaIter { rest: &self.encoded }
+        MetaIter {
+            rest: &self.encoded,
+        }
     }
 
     pub fn is_empty(&self) -> bool {
@@ -60,13 +69,19 @@ impl Meta {
     /// Validates and copies an encoded section read from disk.
     pub fn decode(bytes: &[u8]) -> Result<Meta, StoreError> {
         if bytes.len() > META_BYTES_MAX {
-            return Err(StoreError::corrupt("metadata section longer than META_BYTES_MAX"));
+            return Err(StoreError::corrupt(
+                "metadata section longer than META_BYTES_MAX",
+            ));
         }
         let mut rest = bytes;
         while !rest.is_empty() {
-            rest = split_pair(rest).ok_or_else(|| StoreError::corrupt("malformed metadata"))?.2;
+            rest = split_pair(rest)
+                .ok_or_else(|| StoreError::corrupt("malformed metadata"))?
+                .2;
         }
-        Ok(Meta { encoded: bytes.to_vec() })
+        Ok(Meta {
+            encoded: bytes.to_vec(),
+        })
     }
 }
 
@@ -108,7 +123,8 @@ mod tests {
     #[test]
     fn push_get_iter_decode_round_trip() {
         let mut meta = Meta::new();
-        meta.push("content-type", b"application/octet-stream").unwrap();
+        meta.push("content-type", b"application/octet-stream")
+            .unwrap();
         meta.push("x-artifact-duration", b"1234").unwrap();
         meta.push("empty", b"").unwrap();
         assert_eq!(meta.get("x-artifact-duration"), Some(&b"1234"[..]));
@@ -125,7 +141,10 @@ mod tests {
         assert!(meta.push(&"n".repeat(256), b"x").is_err());
         // One pair costs 1 + name + 2 + value bytes: a 1-byte name leaves MAX - 4 for the value.
         let big = vec![7u8; META_BYTES_MAX - 3];
-        assert!(matches!(meta.push("a", &big), Err(StoreError::MetaTooLarge { .. })));
+        assert!(matches!(
+            meta.push("a", &big),
+            Err(StoreError::MetaTooLarge { .. })
+        ));
         meta.push("a", &big[..META_BYTES_MAX - 4]).unwrap();
         assert_eq!(meta.encoded().len(), META_BYTES_MAX);
         assert!(meta.push("b", b"").is_err());
@@ -133,7 +152,12 @@ mod tests {
 
     #[test]
     fn decode_rejects_malformed() {
-        for bad in [&[0u8][..], &[3, b'a'], &[1, b'a', 5, 0, 1], &[1, 0xff, 0, 0]] {
+        for bad in [
+            &[0u8][..],
+            &[3, b'a'],
+            &[1, b'a', 5, 0, 1],
+            &[1, 0xff, 0, 0],
+        ] {
             assert!(Meta::decode(bad).is_err(), "{bad:?}");
         }
     }

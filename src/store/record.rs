@@ -35,8 +35,11 @@ pub const OFF_STATE: usize = OFF_COMMIT_CHECK + 4;
 pub const HEADER_BYTES: usize = OFF_STATE + 4;
 
 const _: () = assert!(HEADER_BYTES == 104);
-const _: () = assert!(HEADER_BYTES % RECORD_ALIGN_BYTES as usize == 0);
-const _: () = assert!(OFF_STATE % 4 == 0, "the state word is one aligned 4-byte store");
+const _: () = assert!(HEADER_BYTES.is_multiple_of(RECORD_ALIGN_BYTES as usize));
+const _: () = assert!(
+    OFF_STATE.is_multiple_of(4),
+    "the state word is one aligned 4-byte store"
+);
 
 /// Codec of the body. Only `Raw` exists in version 1; the byte is reserved for zstd.
 pub const CODEC_RAW: u8 = 0;
@@ -106,7 +109,11 @@ pub fn align_up(value: u64) -> Option<u64> {
 pub fn layout(meta_len: u16, body_len: u64) -> Option<Layout> {
     let body_offset = align_up(HEADER_BYTES as u64 + u64::from(meta_len))?;
     let record_bytes = body_offset.checked_add(align_up(body_len)?)?;
-    Some(Layout { meta_offset: HEADER_BYTES as u64, body_offset, record_bytes })
+    Some(Layout {
+        meta_offset: HEADER_BYTES as u64,
+        body_offset,
+        record_bytes,
+    })
 }
 
 /// 64-bit checksum: the first 8 bytes of BLAKE3 over the parts, little-endian.
@@ -115,7 +122,11 @@ pub fn checksum64(parts: &[&[u8]]) -> u64 {
     for part in parts {
         hasher.update(part);
     }
-    u64::from_le_bytes(hasher.finalize().as_bytes()[..8].try_into().expect("8 bytes"))
+    u64::from_le_bytes(
+        hasher.finalize().as_bytes()[..8]
+            .try_into()
+            .expect("8 bytes"),
+    )
 }
 
 fn commit_check(header_checksum: u64, seal: Seal, state: u32) -> u32 {
@@ -130,7 +141,11 @@ fn commit_check(header_checksum: u64, seal: Seal, state: u32) -> u32 {
 
 /// Encodes the frame into `header[..FRAME_BYTES]`; the commit area is zeroed (pending).
 pub fn encode_frame(frame: &Frame, meta: &[u8], header: &mut [u8; HEADER_BYTES]) {
-    assert_eq!(meta.len(), usize::from(frame.meta_len), "meta length mismatch");
+    assert_eq!(
+        meta.len(),
+        usize::from(frame.meta_len),
+        "meta length mismatch"
+    );
     header.fill(0);
     header[OFF_MAGIC..OFF_VERSION].copy_from_slice(&RECORD_MAGIC);
     header[OFF_VERSION..OFF_KIND].copy_from_slice(&RECORD_VERSION.to_le_bytes());
@@ -147,10 +162,15 @@ pub fn encode_frame(frame: &Frame, meta: &[u8], header: &mut [u8; HEADER_BYTES])
 }
 
 /// Encodes the commit area (`header[FRAME_BYTES..HEADER_BYTES]`) for a final state.
-pub fn encode_commit(header_checksum: u64, seal: Seal, state: u32) -> [u8; HEADER_BYTES - FRAME_BYTES] {
+pub fn encode_commit(
+    header_checksum: u64,
+    seal: Seal,
+    state: u32,
+) -> [u8; HEADER_BYTES - FRAME_BYTES] {
     let mut area = [0u8; HEADER_BYTES - FRAME_BYTES];
     let rel = |offset: usize| offset - FRAME_BYTES;
-    area[rel(OFF_BODY_CHECKSUM)..rel(OFF_COMMIT_LSN)].copy_from_slice(&seal.body_checksum.to_le_bytes());
+    area[rel(OFF_BODY_CHECKSUM)..rel(OFF_COMMIT_LSN)]
+        .copy_from_slice(&seal.body_checksum.to_le_bytes());
     area[rel(OFF_COMMIT_LSN)..rel(OFF_COMMIT_CHECK)].copy_from_slice(&seal.lsn.to_le_bytes());
     let check = commit_check(header_checksum, seal, state);
     area[rel(OFF_COMMIT_CHECK)..rel(OFF_STATE)].copy_from_slice(&check.to_le_bytes());
@@ -175,7 +195,11 @@ pub fn u64_at(bytes: &[u8], offset: usize) -> u64 {
 /// any arithmetic uses it; the returned layout fits inside `bytes`.
 pub fn decode_frame(bytes: &[u8]) -> Result<(Frame, Layout), FrameError> {
     if bytes.len() < HEADER_BYTES {
-        return Err(if bytes.iter().all(|&b| b == 0) { FrameError::Empty } else { FrameError::Short });
+        return Err(if bytes.iter().all(|&b| b == 0) {
+            FrameError::Empty
+        } else {
+            FrameError::Short
+        });
     }
     let header = &bytes[..HEADER_BYTES];
     if header.iter().all(|&b| b == 0) {
@@ -195,7 +219,11 @@ pub fn decode_frame(bytes: &[u8]) -> Result<(Frame, Layout), FrameError> {
         return Err(FrameError::Short);
     }
     let stored = u64_at(header, OFF_HEADER_CHECKSUM);
-    if checksum64(&[&header[..OFF_HEADER_CHECKSUM], &bytes[HEADER_BYTES..meta_end]]) != stored {
+    if checksum64(&[
+        &header[..OFF_HEADER_CHECKSUM],
+        &bytes[HEADER_BYTES..meta_end],
+    ]) != stored
+    {
         return Err(FrameError::Invalid("header checksum mismatch"));
     }
     let version = u16_at(header, OFF_VERSION);
@@ -227,21 +255,40 @@ fn validate_fields(header: &[u8], meta_len: u16) -> Result<Frame, FrameError> {
     }
     let body_len = u64_at(header, OFF_BODY_LEN);
     if u64_at(header, OFF_RAW_LEN) != body_len {
-        return Err(FrameError::Invalid("raw length differs from body length for a raw body"));
+        return Err(FrameError::Invalid(
+            "raw length differs from body length for a raw body",
+        ));
     }
     if flags & FLAG_TOMBSTONE != 0 && (body_len != 0 || meta_len != 0) {
         return Err(FrameError::Invalid("tombstone with a body"));
     }
-    let key_id = KeyId(header[OFF_KEY_ID..OFF_BODY_LEN].try_into().expect("32 bytes"));
+    let key_id = KeyId(
+        header[OFF_KEY_ID..OFF_BODY_LEN]
+            .try_into()
+            .expect("32 bytes"),
+    );
     let created_ms = u64_at(header, OFF_CREATED_MS);
-    Ok(Frame { kind, flags, meta_len, key_id, body_len, created_ms })
+    Ok(Frame {
+        kind,
+        flags,
+        meta_len,
+        key_id,
+        body_len,
+        created_ms,
+    })
 }
 
 /// Decodes the commit area of a header whose frame is valid. `Err` when the commit area is
 /// inconsistent (torn commit or damage): such a record is never served.
 pub fn decode_state(header: &[u8]) -> Result<State, &'static str> {
+    if header.len() < HEADER_BYTES {
+        return Err("header truncated");
+    }
     let state = u32_at(header, OFF_STATE);
-    let seal = Seal { body_checksum: u64_at(header, OFF_BODY_CHECKSUM), lsn: u64_at(header, OFF_COMMIT_LSN) };
+    let seal = Seal {
+        body_checksum: u64_at(header, OFF_BODY_CHECKSUM),
+        lsn: u64_at(header, OFF_COMMIT_LSN),
+    };
     match state {
         STATE_PENDING => Ok(State::Pending),
         STATE_COMMITTED | STATE_ABORTED => {
@@ -249,7 +296,11 @@ pub fn decode_state(header: &[u8]) -> Result<State, &'static str> {
             if u32_at(header, OFF_COMMIT_CHECK) != commit_check(header_checksum, seal, state) {
                 return Err("commit area checksum mismatch");
             }
-            Ok(if state == STATE_COMMITTED { State::Committed(seal) } else { State::Aborted })
+            Ok(if state == STATE_COMMITTED {
+                State::Committed(seal)
+            } else {
+                State::Aborted
+            })
         }
         _ => Err("unknown record state"),
     }
@@ -281,7 +332,10 @@ mod tests {
         let mut out = vec![0u8; layout.record_bytes as usize];
         let mut header = [0u8; HEADER_BYTES];
         encode_frame(&frame, meta, &mut header);
-        let seal = Seal { body_checksum: body_checksum(body), lsn };
+        let seal = Seal {
+            body_checksum: body_checksum(body),
+            lsn,
+        };
         let sum = u64_at(&header, OFF_HEADER_CHECKSUM);
         header[FRAME_BYTES..].copy_from_slice(&encode_commit(sum, seal, STATE_COMMITTED));
         out[..HEADER_BYTES].copy_from_slice(&header);
@@ -300,11 +354,22 @@ mod tests {
         let meta = [1u8, b'k', 1, 0, b'v'];
         let record = encode(&meta, b"hello", 7);
         let expected_head = concat!(
-            "54535243", "0100", "02", "00", "0000", "0500", "00000000",
+            "54535243",
+            "0100",
+            "02",
+            "00",
+            "0000",
+            "0500",
+            "00000000",
             "abababababababababababababababababababababababababababababababab",
-            "0500000000000000", "0500000000000000", "0807060504030201",
+            "0500000000000000",
+            "0500000000000000",
+            "0807060504030201",
         );
-        assert_eq!(super::super::digest::to_hex(&record[..OFF_HEADER_CHECKSUM]), expected_head);
+        assert_eq!(
+            super::super::digest::to_hex(&record[..OFF_HEADER_CHECKSUM]),
+            expected_head
+        );
         let header_sum = checksum64(&[&record[..OFF_HEADER_CHECKSUM], &meta]);
         assert_eq!(u64_at(&record, OFF_HEADER_CHECKSUM), header_sum);
         assert_eq!(u64_at(&record, OFF_BODY_CHECKSUM), checksum64(&[b"hello"]));
@@ -318,8 +383,21 @@ mod tests {
         assert_eq!(header_sum, GOLDEN_HEADER_CHECKSUM);
         let (frame, layout) = decode_frame(&record).unwrap();
         assert_eq!(frame, sample_frame(5, 5));
-        assert_eq!(layout, Layout { meta_offset: 104, body_offset: 112, record_bytes: 120 });
-        assert_eq!(decode_state(&record).unwrap(), State::Committed(Seal { body_checksum: checksum64(&[b"hello"]), lsn: 7 }));
+        assert_eq!(
+            layout,
+            Layout {
+                meta_offset: 104,
+                body_offset: 112,
+                record_bytes: 120
+            }
+        );
+        assert_eq!(
+            decode_state(&record).unwrap(),
+            State::Committed(Seal {
+                body_checksum: checksum64(&[b"hello"]),
+                lsn: 7
+            })
+        );
     }
 
     #[test]
@@ -342,7 +420,10 @@ mod tests {
         assert_eq!(decode_frame(&[0u8; 200]), Err(FrameError::Empty));
         assert_eq!(decode_frame(&[0u8; 10]), Err(FrameError::Empty));
         let record = encode(b"", b"0123456789", 1);
-        assert_eq!(decode_frame(&record[..record.len() - 1]), Err(FrameError::Short));
+        assert_eq!(
+            decode_frame(&record[..record.len() - 1]),
+            Err(FrameError::Short)
+        );
         assert_eq!(decode_frame(&record[..50]), Err(FrameError::Short));
     }
 

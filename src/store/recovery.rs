@@ -75,13 +75,28 @@ struct SegmentOutcome {
     damaged_mid_segment: bool,
 }
 
-fn replay_segment(segment: &mut Segment, start: u64, index: &mut Index, report: &mut RecoveryReport) -> SegmentOutcome {
+fn replay_segment(
+    segment: &mut Segment,
+    start: u64,
+    index: &mut Index,
+    report: &mut RecoveryReport,
+) -> SegmentOutcome {
     let seq = segment.seq();
     let bytes = segment.bytes_exclusive();
-    let mut outcome = SegmentOutcome { head: start, committed_any: false, max_lsn: 0, damaged_mid_segment: false };
+    let mut outcome = SegmentOutcome {
+        head: start,
+        committed_any: false,
+        max_lsn: 0,
+        damaged_mid_segment: false,
+    };
     for step in Scanner::new(bytes, start) {
         let (offset, frame, layout, state) = match step {
-            Step::Record { offset, frame, layout, state } => (offset, frame, layout, state),
+            Step::Record {
+                offset,
+                frame,
+                layout,
+                state,
+            } => (offset, frame, layout, state),
             Step::Damaged { offset, .. } => {
                 report.torn_segments += 1;
                 outcome.damaged_mid_segment = next_valid_frame(bytes, offset).is_some();
@@ -127,7 +142,11 @@ fn replay_segment(segment: &mut Segment, start: u64, index: &mut Index, report: 
     outcome
 }
 
-fn open_segments(dir: &Path, shard: u32, report: &mut RecoveryReport) -> Result<Vec<Segment>, StoreError> {
+fn open_segments(
+    dir: &Path,
+    shard: u32,
+    report: &mut RecoveryReport,
+) -> Result<Vec<Segment>, StoreError> {
     let seqs = list_segments(dir)?;
     let mut segments = Vec::with_capacity(seqs.len());
     for (i, &seq) in seqs.iter().enumerate() {
@@ -163,11 +182,19 @@ pub(super) fn recover(dir: &Path, shard: u32) -> Result<Recovered, StoreError> {
             kept.push(Arc::new(segment));
             continue;
         }
-        let start = if seq == replay_from.seq { replay_from.offset } else { 0 };
+        let start = if seq == replay_from.seq {
+            replay_from.offset
+        } else {
+            0
+        };
         let outcome = replay_segment(&mut segment, start, &mut index, &mut report);
         max_lsn = max_lsn.max(outcome.max_lsn);
-        if segment.is_single() && !outcome.committed_any && start <= super::segment::SEGMENT_HEADER_BYTES {
-            fs::remove_file(segment.path()).map_err(|e| StoreError::io("remove segment", segment.path(), e))?;
+        if segment.is_single()
+            && !outcome.committed_any
+            && start <= super::segment::SEGMENT_HEADER_BYTES
+        {
+            fs::remove_file(segment.path())
+                .map_err(|e| StoreError::io("remove segment", segment.path(), e))?;
             report.reclaimed_segments += 1;
             continue;
         }
@@ -201,6 +228,7 @@ fn drop_dangling_entries(index: &mut Index, segments: &[Arc<Segment>], active_he
         if end.is_none_or(|end| end > segments[i].capacity()) {
             return true;
         }
-        Some(entry.seq) == newest && active_head.is_some_and(|head| end.is_some_and(|end| end > head))
+        Some(entry.seq) == newest
+            && active_head.is_some_and(|head| end.is_some_and(|end| end > head))
     });
 }

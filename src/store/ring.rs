@@ -16,7 +16,12 @@ pub struct Ring {
 impl Ring {
     pub fn push(&mut self, segment: Arc<Segment>) {
         if let Some(last) = self.segments.back() {
-            assert!(segment.seq() > last.seq(), "ring order: {} after {}", segment.seq(), last.seq());
+            assert!(
+                segment.seq() > last.seq(),
+                "ring order: {} after {}",
+                segment.seq(),
+                last.seq()
+            );
         }
         self.bytes_used += segment.capacity();
         self.segments.push_back(segment);
@@ -33,7 +38,9 @@ impl Ring {
     }
 
     fn position(&self, seq: u64) -> Option<usize> {
-        self.segments.binary_search_by_key(&seq, |segment| segment.seq()).ok()
+        self.segments
+            .binary_search_by_key(&seq, |segment| segment.seq())
+            .ok()
     }
 
     pub fn get(&self, seq: u64) -> Option<&Arc<Segment>> {

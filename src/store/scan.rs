@@ -7,7 +7,12 @@ use super::segment::SEGMENT_HEADER_BYTES;
 #[derive(Debug)]
 pub enum Step {
     /// A record with a valid frame at `offset`; `state` is `Err` when its commit area is damaged.
-    Record { offset: u64, frame: Frame, layout: Layout, state: Result<State, &'static str> },
+    Record {
+        offset: u64,
+        frame: Frame,
+        layout: Layout,
+        state: Result<State, &'static str>,
+    },
     /// Unreadable bytes at `offset`: the scan cannot continue in this segment.
     Damaged { offset: u64, what: String },
     /// Only zeros from `offset` on: the end of the written part.
@@ -22,7 +27,10 @@ pub struct Scanner<'a> {
 
 impl<'a> Scanner<'a> {
     pub fn new(bytes: &'a [u8], start: u64) -> Scanner<'a> {
-        Scanner { bytes, position: Some(start.max(SEGMENT_HEADER_BYTES)) }
+        Scanner {
+            bytes,
+            position: Some(start.max(SEGMENT_HEADER_BYTES)),
+        }
     }
 }
 
@@ -40,7 +48,12 @@ impl Iterator for Scanner<'_> {
             Ok((frame, layout)) => {
                 let state = record::decode_state(rest);
                 self.position = Some(offset + layout.record_bytes);
-                Some(Step::Record { offset, frame, layout, state })
+                Some(Step::Record {
+                    offset,
+                    frame,
+                    layout,
+                    state,
+                })
             }
             Err(FrameError::Empty) => {
                 self.position = None;
@@ -51,7 +64,9 @@ impl Iterator for Scanner<'_> {
                 let what = match error {
                     FrameError::Invalid(what) => what.to_string(),
                     FrameError::Short => "record runs past the end of the segment".to_string(),
-                    FrameError::TooNew(v) => format!("record format version {v} is newer than this build"),
+                    FrameError::TooNew(v) => {
+                        format!("record format version {v} is newer than this build")
+                    }
                     FrameError::Empty => "zero header".to_string(),
                 };
                 Some(Step::Damaged { offset, what })
@@ -61,7 +76,13 @@ impl Iterator for Scanner<'_> {
 }
 
 /// Whether the body of the record at `offset` matches its committed checksum.
-pub fn body_matches(bytes: &[u8], offset: u64, frame: &Frame, layout: &Layout, body_checksum: u64) -> bool {
+pub fn body_matches(
+    bytes: &[u8],
+    offset: u64,
+    frame: &Frame,
+    layout: &Layout,
+    body_checksum: u64,
+) -> bool {
     let start = (offset + layout.body_offset) as usize;
     record::body_checksum(&bytes[start..start + frame.body_len as usize]) == body_checksum
 }
@@ -74,7 +95,9 @@ pub fn next_valid_frame(bytes: &[u8], damaged_at: u64) -> Option<u64> {
     let align = super::limits::RECORD_ALIGN_BYTES as usize;
     let mut offset = damaged_at as usize + align;
     while offset + record::HEADER_BYTES <= bytes.len() {
-        if bytes[offset..offset + 4] == record::RECORD_MAGIC && record::decode_frame(&bytes[offset..]).is_ok() {
+        if bytes[offset..offset + 4] == record::RECORD_MAGIC
+            && record::decode_frame(&bytes[offset..]).is_ok()
+        {
             return Some(offset as u64);
         }
         offset += align;

@@ -87,7 +87,9 @@ impl SegmentHeader {
         }
         let version = u16::from_le_bytes([bytes[SOFF_VERSION], bytes[SOFF_VERSION + 1]]);
         if version != SEGMENT_VERSION {
-            return Err(format!("segment format version {version}, this build reads {SEGMENT_VERSION}"));
+            return Err(format!(
+                "segment format version {version}, this build reads {SEGMENT_VERSION}"
+            ));
         }
         let flags = u16::from_le_bytes([bytes[SOFF_FLAGS], bytes[SOFF_FLAGS + 1]]);
         if flags & !SEGMENT_FLAG_SINGLE != 0 {
@@ -131,7 +133,11 @@ fn preallocate(file: &File, path: &Path, len: u64) -> Result<(), StoreError> {
     // SAFETY: fallocate on a valid, open descriptor with in-range arguments; no memory is passed.
     let rc = unsafe { libc::fallocate(file.as_raw_fd(), 0, 0, len) };
     if rc != 0 {
-        return Err(StoreError::io("fallocate", path, std::io::Error::last_os_error()));
+        return Err(StoreError::io(
+            "fallocate",
+            path,
+            std::io::Error::last_os_error(),
+        ));
     }
     Ok(())
 }
@@ -167,7 +173,12 @@ impl Segment {
     /// Opens and maps an existing segment, validating its header against the expected shard and
     /// sequence number. A file shorter than its recorded capacity (truncated by a crash or by
     /// hand) is extended with preallocated zeros when `repair_length` is set.
-    pub fn open(path: &Path, shard: u32, seq: u64, repair_length: bool) -> Result<Segment, StoreError> {
+    pub fn open(
+        path: &Path,
+        shard: u32,
+        seq: u64,
+        repair_length: bool,
+    ) -> Result<Segment, StoreError> {
         let file = OpenOptions::new()
             .read(true)
             .write(true)
@@ -186,7 +197,10 @@ impl Segment {
                 header.seq
             )));
         }
-        let file_len = file.metadata().map_err(|e| StoreError::io("stat segment", path, e))?.len();
+        let file_len = file
+            .metadata()
+            .map_err(|e| StoreError::io("stat segment", path, e))?
+            .len();
         if file_len != header.capacity {
             if !(repair_length && file_len < header.capacity) {
                 return Err(StoreError::corrupt(format!(
@@ -208,7 +222,12 @@ impl Segment {
             .len(header.capacity as usize)
             .map_raw(&file)
             .map_err(|e| StoreError::io("mmap segment", &path, e))?;
-        Ok(Segment { map, file, path, header })
+        Ok(Segment {
+            map,
+            file,
+            path,
+            header,
+        })
     }
 
     pub fn seq(&self) -> u64 {
@@ -229,7 +248,11 @@ impl Segment {
 
     fn check_range(&self, offset: u64, len: u64) -> (usize, usize) {
         let end = offset.checked_add(len).expect("segment range overflow");
-        assert!(end <= self.header.capacity, "range {offset}+{len} beyond segment {}", self.header.capacity);
+        assert!(
+            end <= self.header.capacity,
+            "range {offset}+{len} beyond segment {}",
+            self.header.capacity
+        );
         (offset as usize, len as usize)
     }
 
@@ -260,7 +283,9 @@ impl Segment {
         let (offset, len) = self.check_range(offset, bytes.len() as u64);
         // SAFETY: in bounds (checked above); exclusive ownership is the caller's contract, and
         // `bytes` cannot overlap the map range because that range has no live shared slice.
-        unsafe { std::ptr::copy_nonoverlapping(bytes.as_ptr(), self.map.as_mut_ptr().add(offset), len) }
+        unsafe {
+            std::ptr::copy_nonoverlapping(bytes.as_ptr(), self.map.as_mut_ptr().add(offset), len)
+        }
     }
 
     /// Zeroes `[offset, capacity)` while exclusively held: used by recovery to wipe a torn or
@@ -291,13 +316,17 @@ impl Segment {
 
     /// `fdatasync`: makes every store through the map durable.
     pub fn sync_data(&self) -> Result<(), StoreError> {
-        self.file.sync_data().map_err(|e| StoreError::io("fdatasync segment", &self.path, e))
+        self.file
+            .sync_data()
+            .map_err(|e| StoreError::io("fdatasync segment", &self.path, e))
     }
 
     /// `msync(MS_SYNC)` of one range (strict durability).
     pub fn sync_range(&self, offset: u64, len: u64) -> Result<(), StoreError> {
         let (offset, len) = self.check_range(offset, len);
-        self.map.flush_range(offset, len).map_err(|e| StoreError::io("msync segment", &self.path, e))
+        self.map
+            .flush_range(offset, len)
+            .map_err(|e| StoreError::io("msync segment", &self.path, e))
     }
 }
 
@@ -306,14 +335,28 @@ mod tests {
     use super::*;
 
     fn header(seq: u64, capacity: u64) -> SegmentHeader {
-        SegmentHeader { flags: 0, shard: 3, seq, capacity, created_ms: 99 }
+        SegmentHeader {
+            flags: 0,
+            shard: 3,
+            seq,
+            capacity,
+            created_ms: 99,
+        }
     }
 
     #[test]
     fn file_names_round_trip_and_reject_others() {
         assert_eq!(segment_file_name(0x2a), "seg-000000000000002a.log");
-        assert_eq!(parse_segment_file_name("seg-000000000000002a.log"), Some(0x2a));
-        for bad in ["seg-2a.log", "seg-000000000000002a.tmp", "x", "seg-00000000000000zz.log"] {
+        assert_eq!(
+            parse_segment_file_name("seg-000000000000002a.log"),
+            Some(0x2a)
+        );
+        for bad in [
+            "seg-2a.log",
+            "seg-000000000000002a.tmp",
+            "x",
+            "seg-00000000000000zz.log",
+        ] {
             assert_eq!(parse_segment_file_name(bad), None, "{bad}");
         }
     }
@@ -340,9 +383,20 @@ mod tests {
     #[test]
     fn truncated_file_is_repaired_only_when_asked() {
         let dir = tempfile::tempdir().unwrap();
-        let path = Segment::create(dir.path(), header(1, 8192)).unwrap().path().to_path_buf();
-        OpenOptions::new().write(true).open(&path).unwrap().set_len(5000).unwrap();
-        assert!(matches!(Segment::open(&path, 3, 1, false), Err(StoreError::Corrupt { .. })));
+        let path = Segment::create(dir.path(), header(1, 8192))
+            .unwrap()
+            .path()
+            .to_path_buf();
+        OpenOptions::new()
+            .write(true)
+            .open(&path)
+            .unwrap()
+            .set_len(5000)
+            .unwrap();
+        assert!(matches!(
+            Segment::open(&path, 3, 1, false),
+            Err(StoreError::Corrupt { .. })
+        ));
         let segment = Segment::open(&path, 3, 1, true).unwrap();
         assert_eq!(segment.capacity(), 8192);
     }

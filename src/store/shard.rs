@@ -27,6 +27,9 @@ use std::marker::PhantomData;
 use std::os::fd::AsRawFd;
 use std::path::PathBuf;
 use std::sync::{Arc, Weak};
+use std::time::{Duration, Instant};
+
+use super::limits::LOCK_WAIT_MS_MAX;
 
 use super::checkpoint::Position;
 use super::config::{Durability, StoreConfig};
@@ -126,11 +129,17 @@ fn lock_shard(dir: &std::path::Path) -> Result<File, StoreError> {
         .write(true)
         .open(&path)
         .map_err(|e| StoreError::io("open lock file", &path, e))?;
-    // SAFETY: flock on our own open descriptor; no memory is involved.
-    if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } != 0 {
-        return Err(StoreError::Locked { path });
+    let deadline = Instant::now() + Duration::from_millis(LOCK_WAIT_MS_MAX);
+    loop {
+        // SAFETY: flock on our own open descriptor; no memory is involved.
+        if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0 {
+            return Ok(file);
+        }
+        if Instant::now() >= deadline {
+            return Err(StoreError::Locked { path });
+        }
+        std::thread::sleep(Duration::from_millis(5));
     }
-    Ok(file)
 }
 
 fn random_tag(shard_index: u32) -> u64 {
@@ -145,10 +154,13 @@ impl Shard {
         cfg.validate()?;
         DataDir::check_existing(cfg)?;
         if shard_index >= cfg.shards {
-            return Err(StoreError::InvalidRequest { what: "shard index beyond the shard count" });
+            return Err(StoreError::InvalidRequest {
+                what: "shard index beyond the shard count",
+            });
         }
         let dir = shard_dir(&cfg.dir, shard_index);
-        std::fs::create_dir_all(&dir).map_err(|e| StoreError::io("create shard directory", &dir, e))?;
+        std::fs::create_dir_all(&dir)
+            .map_err(|e| StoreError::io("create shard directory", &dir, e))?;
         let lock = lock_shard(&dir)?;
         let recovered = recover(&dir, shard_index)?;
         let mut ring = Ring::default();
@@ -159,7 +171,8 @@ impl Shard {
             let segment = ring.iter().last()?.clone();
             Some(Active { segment, head })
         });
-        let replayed = recovered.report.replayed_records > 0 || recovered.report.checkpoint_damaged.is_some();
+        let replayed =
+            recovered.report.replayed_records > 0 || recovered.report.checkpoint_damaged.is_some();
         Ok(Shard {
             config: cfg.clone(),
             shard_index,
@@ -183,21 +196,44 @@ impl Shard {
     /// counted, dropped from the index and reported as a miss. Reads in the oldest quarter of the
     /// ring are copied forward to the head.
     pub fn lookup(&mut self, id: &KeyId) -> Result<Option<ReadHandle>, StoreError> {
-        let Some(entry) = self.index.get(id) else {
-            self.counters.misses += 1;
-            return Ok(None);
-        };
-        let segment = self.ring.get(entry.seq).expect("index entries point into the ring").clone();
-        match ReadHandle::open(segment, entry.offset, entry.record_bytes, id, !entry.verified) {
-            Ok(handle) => {
-                self.index.mark_verified(id);
+        let entry = self.index.get(id);
+        match (self.peek(id)?, entry) {
+            (Some(handle), Some(entry)) => {
                 self.counters.hits += 1;
                 self.copy_forward_if_old(&entry, &handle);
                 Ok(Some(handle))
             }
+            _ => {
+                self.counters.misses += 1;
+                Ok(None)
+            }
+        }
+    }
+
+    /// Like `lookup` (including the first-read verification) but not a use: never copies the
+    /// record forward. For inspection (admin, tests) that must not change what eviction keeps.
+    pub fn peek(&mut self, id: &KeyId) -> Result<Option<ReadHandle>, StoreError> {
+        let Some(entry) = self.index.get(id) else {
+            return Ok(None);
+        };
+        let segment = self
+            .ring
+            .get(entry.seq)
+            .expect("index entries point into the ring")
+            .clone();
+        match ReadHandle::open(
+            segment,
+            entry.offset,
+            entry.record_bytes,
+            id,
+            !entry.verified,
+        ) {
+            Ok(handle) => {
+                self.index.mark_verified(id);
+                Ok(Some(handle))
+            }
             Err(_damage) => {
                 self.counters.corrupt += 1;
-                self.counters.misses += 1;
                 self.index.remove(id);
                 Ok(None)
             }
@@ -206,17 +242,24 @@ impl Shard {
 
     /// Batch presence; each present key counts as a read for eviction (and is verified once).
     pub fn contains(&mut self, ids: &[KeyId]) -> Vec<bool> {
-        ids.iter().map(|id| matches!(self.lookup(id), Ok(Some(_)))).collect()
+        ids.iter()
+            .map(|id| matches!(self.lookup(id), Ok(Some(_))))
+            .collect()
     }
 
     /// Reserves space for a put before any body byte is read.
     pub fn reserve(&mut self, request: PutRequest) -> Result<Reserved, StoreError> {
         if request.body_len > self.config.max_blob_bytes {
-            return Err(StoreError::TooLarge { len: request.body_len, max: self.config.max_blob_bytes });
+            return Err(StoreError::TooLarge {
+                len: request.body_len,
+                max: self.config.max_blob_bytes,
+            });
         }
         if request.kind == Kind::Cas {
             if request.expect.is_none() {
-                return Err(StoreError::InvalidRequest { what: "a CAS put needs its expected digest" });
+                return Err(StoreError::InvalidRequest {
+                    what: "a CAS put needs its expected digest",
+                });
             }
             if self.contains(&[request.id])[0] {
                 return Ok(Reserved::Exists);
@@ -234,9 +277,22 @@ impl Shard {
             created_ms: now_ms(),
         };
         let token = Arc::new(PendingToken);
-        self.pending.insert(Position { seq: segment.seq(), offset }, Arc::downgrade(&token));
-        let reservation =
-            Reservation::begin(segment, self.tag, offset, frame, &request.meta, request.expect, token);
+        self.pending.insert(
+            Position {
+                seq: segment.seq(),
+                offset,
+            },
+            Arc::downgrade(&token),
+        );
+        let reservation = Reservation::begin(
+            segment,
+            self.tag,
+            offset,
+            frame,
+            &request.meta,
+            request.expect,
+            token,
+        );
         Ok(Reserved::Reservation(reservation))
     }
 
@@ -253,15 +309,29 @@ impl Shard {
         if let Some((expected, actual)) = filled.cas {
             if expected != actual {
                 filled.abort();
-                return Err(StoreError::DigestMismatch { expected: expected.to_hex(), actual: actual.to_hex() });
+                return Err(StoreError::DigestMismatch {
+                    expected: expected.to_hex(),
+                    actual: actual.to_hex(),
+                });
             }
         }
-        let (id, offset, layout, kind) =
-            (filled.frame.key_id, filled.record_offset, filled.layout, filled.frame.kind);
+        let (id, offset, layout, kind) = (
+            filled.frame.key_id,
+            filled.record_offset,
+            filled.layout,
+            filled.frame.kind,
+        );
         let lsn = self.take_lsn();
         let segment = filled.commit(lsn);
         self.after_write(&segment, offset, layout.record_bytes)?;
-        let entry = Entry { seq: segment.seq(), offset, record_bytes: layout.record_bytes, lsn, kind, verified: true };
+        let entry = Entry {
+            seq: segment.seq(),
+            offset,
+            record_bytes: layout.record_bytes,
+            lsn,
+            kind,
+            verified: true,
+        };
         self.index.apply_put(id, entry);
         Ok(())
     }
@@ -280,9 +350,17 @@ impl Shard {
         };
         let layout = record::layout(0, 0).expect("empty record");
         let (segment, offset) = self.allocate(layout.record_bytes)?;
-        let frame = Frame { kind: entry.kind, flags: FLAG_TOMBSTONE, meta_len: 0, key_id: *id, body_len: 0, created_ms: now_ms() };
+        let frame = Frame {
+            kind: entry.kind,
+            flags: FLAG_TOMBSTONE,
+            meta_len: 0,
+            key_id: *id,
+            body_len: 0,
+            created_ms: now_ms(),
+        };
         let token = Arc::new(PendingToken);
-        let reservation = Reservation::begin(segment, self.tag, offset, frame, &Meta::new(), None, token);
+        let reservation =
+            Reservation::begin(segment, self.tag, offset, frame, &Meta::new(), None, token);
         let lsn = self.take_lsn();
         let segment = reservation.finish().commit(lsn);
         self.after_write(&segment, offset, layout.record_bytes)?;
@@ -301,7 +379,11 @@ impl Shard {
             corrupt: self.counters.corrupt,
             evicted_segments: self.counters.evicted_segments,
             copied_forward: self.counters.copied_forward,
-            pending_reservations: self.pending.values().filter(|w| w.strong_count() > 0).count() as u64,
+            pending_reservations: self
+                .pending
+                .values()
+                .filter(|w| w.strong_count() > 0)
+                .count() as u64,
             no_space: self.counters.no_space,
             checkpoints_written: self.background.checkpoints_written,
             background_errors: self.background.errors,
@@ -316,7 +398,9 @@ impl Shard {
     /// Checks that a reservation belongs to this shard instance and forgets it as pending.
     fn take_back(&mut self, reservation: &Reservation) -> Result<(), StoreError> {
         if reservation.shard_tag != self.tag {
-            return Err(StoreError::InvalidRequest { what: "reservation returned to another shard" });
+            return Err(StoreError::InvalidRequest {
+                what: "reservation returned to another shard",
+            });
         }
         let (seq, offset) = reservation.position();
         self.pending.remove(&Position { seq, offset });
@@ -330,7 +414,12 @@ impl Shard {
     }
 
     /// Bookkeeping after a record was committed: strict sync, dirty set, checkpoint due.
-    pub(super) fn after_write(&mut self, segment: &Arc<Segment>, offset: u64, len: u64) -> Result<(), StoreError> {
+    pub(super) fn after_write(
+        &mut self,
+        segment: &Arc<Segment>,
+        offset: u64,
+        len: u64,
+    ) -> Result<(), StoreError> {
         if self.config.durability == Durability::Strict {
             segment.sync_range(offset, len)?;
         } else {

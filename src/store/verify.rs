@@ -50,24 +50,46 @@ fn print(out: &mut dyn Write, line: std::fmt::Arguments<'_>) -> Result<(), Store
 
 /// Checks every shard of the data directory `dir`, printing each damaged item to `out`.
 pub fn verify(dir: &Path, out: &mut dyn Write) -> Result<VerifyReport, StoreError> {
-    let manifest = read_manifest(dir)?
-        .ok_or_else(|| StoreError::corrupt(format!("{} has no MANIFEST: not a Tessera data directory", dir.display())))?;
+    let manifest = read_manifest(dir)?.ok_or_else(|| {
+        StoreError::corrupt(format!(
+            "{} has no MANIFEST: not a Tessera data directory",
+            dir.display()
+        ))
+    })?;
     if manifest.format_version > DATA_FORMAT_VERSION {
-        return Err(StoreError::FormatTooNew { on_disk: manifest.format_version, supported: DATA_FORMAT_VERSION });
+        return Err(StoreError::FormatTooNew {
+            on_disk: manifest.format_version,
+            supported: DATA_FORMAT_VERSION,
+        });
     }
-    let mut report = VerifyReport { shards: manifest.shards, ..VerifyReport::default() };
+    let mut report = VerifyReport {
+        shards: manifest.shards,
+        ..VerifyReport::default()
+    };
     for shard in 0..manifest.shards {
         let path = shard_dir(dir, shard);
         if let Err(what) = checkpoint::load(&path, shard) {
             report.checkpoints_damaged += 1;
-            print(out, format_args!("DAMAGED {}: {what}", path.join(checkpoint::CHECKPOINT_FILE).display()))?;
+            print(
+                out,
+                format_args!(
+                    "DAMAGED {}: {what}",
+                    path.join(checkpoint::CHECKPOINT_FILE).display()
+                ),
+            )?;
         }
         if !path.is_dir() {
             continue;
         }
         for seq in list_segments(&path)? {
             report.segments += 1;
-            verify_segment(&path.join(segment_file_name(seq)), shard, seq, &mut report, out)?;
+            verify_segment(
+                &path.join(segment_file_name(seq)),
+                shard,
+                seq,
+                &mut report,
+                out,
+            )?;
         }
     }
     print(
@@ -90,50 +112,84 @@ pub fn verify(dir: &Path, out: &mut dyn Write) -> Result<VerifyReport, StoreErro
     Ok(report)
 }
 
-fn read_segment_header(file: &File, path: &Path, shard: u32, seq: u64) -> Result<SegmentHeader, String> {
+fn read_segment_header(
+    file: &File,
+    path: &Path,
+    shard: u32,
+    seq: u64,
+) -> Result<SegmentHeader, String> {
     let mut raw = [0u8; SEGMENT_HEADER_BYTES as usize];
-    file.read_exact_at(&mut raw, 0).map_err(|e| format!("cannot read header: {e}"))?;
+    file.read_exact_at(&mut raw, 0)
+        .map_err(|e| format!("cannot read header: {e}"))?;
     let header = SegmentHeader::decode(&raw)?;
     if header.shard != shard || header.seq != seq {
-        return Err(format!("header says shard {} seq {}", header.shard, header.seq));
+        return Err(format!(
+            "header says shard {} seq {}",
+            header.shard, header.seq
+        ));
     }
     let len = file.metadata().map_err(|e| format!("stat: {e}"))?.len();
     if len != header.capacity {
-        return Err(format!("{} is {len} bytes, its header says {}", path.display(), header.capacity));
+        return Err(format!(
+            "{} is {len} bytes, its header says {}",
+            path.display(),
+            header.capacity
+        ));
     }
     Ok(header)
 }
 
 /// Checks records from `start`; returns where to resume after damage, if valid frames follow.
-fn scan_from(map: &[u8], start: u64, path: &Path, report: &mut VerifyReport, out: &mut dyn Write) -> Result<Option<u64>, StoreError> {
+fn scan_from(
+    map: &[u8],
+    start: u64,
+    path: &Path,
+    report: &mut VerifyReport,
+    out: &mut dyn Write,
+) -> Result<Option<u64>, StoreError> {
     for step in Scanner::new(map, start) {
         match step {
-            Step::Record { offset, frame, layout, state } => match state {
-                Ok(State::Committed(_)) if frame.flags & FLAG_TOMBSTONE != 0 => report.tombstones += 1,
-                Ok(State::Committed(seal)) => {
-                    if body_matches(map, offset, &frame, &layout, seal.body_checksum) {
-                        report.records_ok += 1;
-                    } else {
+            Step::Record {
+                offset,
+                frame,
+                layout,
+                state,
+            } => {
+                match state {
+                    Ok(State::Committed(_)) if frame.flags & FLAG_TOMBSTONE != 0 => {
+                        report.tombstones += 1
+                    }
+                    Ok(State::Committed(seal)) => {
+                        if body_matches(map, offset, &frame, &layout, seal.body_checksum) {
+                            report.records_ok += 1;
+                        } else {
+                            report.records_damaged += 1;
+                            let key = to_hex(&frame.key_id.0);
+                            print(out, format_args!("DAMAGED {} offset {offset}: body checksum mismatch (key id {key})", path.display()))?;
+                        }
+                    }
+                    Ok(State::Pending | State::Aborted) => report.records_skipped += 1,
+                    Err(what) => {
                         report.records_damaged += 1;
-                        let key = to_hex(&frame.key_id.0);
-                        print(out, format_args!("DAMAGED {} offset {offset}: body checksum mismatch (key id {key})", path.display()))?;
+                        print(
+                            out,
+                            format_args!("DAMAGED {} offset {offset}: {what}", path.display()),
+                        )?;
                     }
                 }
-                Ok(State::Pending | State::Aborted) => report.records_skipped += 1,
-                Err(what) => {
-                    report.records_damaged += 1;
-                    print(out, format_args!("DAMAGED {} offset {offset}: {what}", path.display()))?;
-                }
-            },
+            }
             Step::Damaged { offset, what } => {
                 report.records_damaged += 1;
                 let resume = next_valid_frame(map, offset);
                 let unreadable = resume.unwrap_or(map.len() as u64) - offset;
                 report.bytes_unreadable += unreadable;
-                print(out, format_args!(
+                print(
+                    out,
+                    format_args!(
                     "DAMAGED {} offset {offset}: {what}; {unreadable} bytes after it unreadable",
                     path.display()
-                ))?;
+                ),
+                )?;
                 return Ok(resume);
             }
             Step::End { .. } => {}
@@ -142,16 +198,26 @@ fn scan_from(map: &[u8], start: u64, path: &Path, report: &mut VerifyReport, out
     Ok(None)
 }
 
-fn verify_segment(path: &Path, shard: u32, seq: u64, report: &mut VerifyReport, out: &mut dyn Write) -> Result<(), StoreError> {
+fn verify_segment(
+    path: &Path,
+    shard: u32,
+    seq: u64,
+    report: &mut VerifyReport,
+    out: &mut dyn Write,
+) -> Result<(), StoreError> {
     let file = File::open(path).map_err(|e| StoreError::io("open segment", path, e))?;
     if let Err(what) = read_segment_header(&file, path, shard, seq) {
         report.segments_damaged += 1;
-        return print(out, format_args!("DAMAGED {}: segment header: {what}", path.display()));
+        return print(
+            out,
+            format_args!("DAMAGED {}: segment header: {what}", path.display()),
+        );
     }
     // SAFETY: verify is an offline check: the shard is not open for writing (a store that is
     // running may change the file under the map; the result is then a wrong report, never a wrong
     // write). The map is read-only and lives only for this function.
-    let map = unsafe { memmap2::Mmap::map(&file) }.map_err(|e| StoreError::io("mmap segment", path, e))?;
+    let map = unsafe { memmap2::Mmap::map(&file) }
+        .map_err(|e| StoreError::io("mmap segment", path, e))?;
     let mut start = SEGMENT_HEADER_BYTES;
     while let Some(resume) = scan_from(&map, start, path, report, out)? {
         start = resume;

@@ -27,7 +27,12 @@ pub fn open(cfg: &StoreConfig) -> Shard {
 }
 
 pub fn key(kind: Kind, name: &[u8]) -> KeyId {
-    Key { namespace: "test", kind, name }.id()
+    Key {
+        namespace: "test",
+        kind,
+        name,
+    }
+    .id()
 }
 
 /// Deterministic bytes that are never all zero.
@@ -37,9 +42,22 @@ pub fn body(seed: u64, len: usize) -> Vec<u8> {
 }
 
 /// Reserve, write in chunks (on another thread when `threaded`), commit.
-pub fn put_with(shard: &mut Shard, id: KeyId, kind: Kind, bytes: &[u8], meta: Meta, threaded: bool) -> Result<bool, StoreError> {
+pub fn put_with(
+    shard: &mut Shard,
+    id: KeyId,
+    kind: Kind,
+    bytes: &[u8],
+    meta: Meta,
+    threaded: bool,
+) -> Result<bool, StoreError> {
     let expect = (kind == Kind::Cas).then(|| ContentDigest::of(DigestFunction::Sha256, bytes));
-    let request = PutRequest { id, kind, body_len: bytes.len() as u64, meta, expect };
+    let request = PutRequest {
+        id,
+        kind,
+        body_len: bytes.len() as u64,
+        meta,
+        expect,
+    };
     let mut reservation = match shard.reserve(request)? {
         Reserved::Exists => return Ok(false),
         Reserved::Reservation(reservation) => reservation,
@@ -69,7 +87,10 @@ pub fn put(shard: &mut Shard, id: KeyId, kind: Kind, bytes: &[u8]) -> Result<boo
 
 /// The body stored under `id`, if any.
 pub fn get(shard: &mut Shard, id: &KeyId) -> Option<Vec<u8>> {
-    shard.lookup(id).unwrap().map(|handle| handle.body().to_vec())
+    shard
+        .lookup(id)
+        .unwrap()
+        .map(|handle| handle.body().to_vec())
 }
 
 /// splitmix64: a small deterministic generator for the randomized tests.
@@ -112,9 +133,17 @@ pub fn records_of(path: &Path) -> Vec<(u64, u64, KeyId, bool)> {
     let bytes = std::fs::read(path).unwrap();
     Scanner::new(&bytes, 0)
         .filter_map(|step| match step {
-            Step::Record { offset, frame, layout, state } => {
-                Some((offset, layout.record_bytes, frame.key_id, matches!(state, Ok(State::Committed(_)))))
-            }
+            Step::Record {
+                offset,
+                frame,
+                layout,
+                state,
+            } => Some((
+                offset,
+                layout.record_bytes,
+                frame.key_id,
+                matches!(state, Ok(State::Committed(_))),
+            )),
             _ => None,
         })
         .collect()
@@ -137,7 +166,11 @@ pub fn copy_dir(from: &Path, to: &Path) {
 /// XORs `mask` into the byte at `offset` of `path`.
 pub fn flip(path: &Path, offset: u64, mask: u8) {
     use std::os::unix::fs::FileExt;
-    let file = std::fs::OpenOptions::new().read(true).write(true).open(path).unwrap();
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(path)
+        .unwrap();
     let mut byte = [0u8];
     file.read_exact_at(&mut byte, offset).unwrap();
     byte[0] ^= mask;
@@ -148,5 +181,6 @@ pub fn flip(path: &Path, offset: u64, mask: u8) {
 pub fn zero(path: &Path, from: u64, to: u64) {
     use std::os::unix::fs::FileExt;
     let file = std::fs::OpenOptions::new().write(true).open(path).unwrap();
-    file.write_all_at(&vec![0u8; (to - from) as usize], from).unwrap();
+    file.write_all_at(&vec![0u8; (to - from) as usize], from)
+        .unwrap();
 }

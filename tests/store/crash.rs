@@ -6,7 +6,9 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use tessera::store::{KeyId, Kind, Meta, PutRequest, Reservation, Reserved, Shard, StoreConfig, StoreError};
+use tessera::store::{
+    KeyId, Kind, Meta, PutRequest, Reservation, Reserved, Shard, StoreConfig, StoreError,
+};
 
 use crate::common::*;
 
@@ -31,7 +33,11 @@ impl Model {
                 (key(kind, &i.to_le_bytes()), kind)
             })
             .collect();
-        Model { oracle: BTreeMap::new(), history: BTreeMap::new(), ids }
+        Model {
+            oracle: BTreeMap::new(),
+            history: BTreeMap::new(),
+            ids,
+        }
     }
 
     fn committed(&mut self, id: KeyId, bytes: Vec<u8>) {
@@ -50,7 +56,13 @@ fn random_len(rng: &mut Rng) -> usize {
 }
 
 fn reserve(shard: &mut Shard, id: KeyId, kind: Kind, len: usize) -> Reservation {
-    let request = PutRequest { id, kind, body_len: len as u64, meta: Meta::new(), expect: None };
+    let request = PutRequest {
+        id,
+        kind,
+        body_len: len as u64,
+        meta: Meta::new(),
+        expect: None,
+    };
     match shard.reserve(request).unwrap() {
         Reserved::Reservation(reservation) => reservation,
         Reserved::Exists => panic!("only CAS puts can exist"),
@@ -58,7 +70,12 @@ fn reserve(shard: &mut Shard, id: KeyId, kind: Kind, len: usize) -> Reservation 
 }
 
 /// One random operation. `held` are reservations kept open across operations (and crashes).
-fn step(shard: &mut Shard, model: &mut Model, rng: &mut Rng, held: &mut Vec<(Reservation, Vec<u8>)>) {
+fn step(
+    shard: &mut Shard,
+    model: &mut Model,
+    rng: &mut Rng,
+    held: &mut Vec<(Reservation, Vec<u8>)>,
+) {
     let (id, kind) = model.ids[rng.below(KEYS) as usize];
     match rng.below(100) {
         0..=44 => {
@@ -86,7 +103,10 @@ fn step(shard: &mut Shard, model: &mut Model, rng: &mut Rng, held: &mut Vec<(Res
                         result.unwrap();
                         model.committed(id, bytes);
                     } else {
-                        assert!(matches!(result, Err(StoreError::Truncated { .. })), "{result:?}");
+                        assert!(
+                            matches!(result, Err(StoreError::Truncated { .. })),
+                            "{result:?}"
+                        );
                     }
                 }
                 _ => {
@@ -111,7 +131,9 @@ fn step(shard: &mut Shard, model: &mut Model, rng: &mut Rng, held: &mut Vec<(Res
 fn damage_tail(cfg: &StoreConfig, rng: &mut Rng) -> BTreeSet<KeyId> {
     let path = newest_segment(&cfg.dir);
     let records = records_of(&path);
-    let Some(&(offset, len, _, _)) = records.last() else { return BTreeSet::new() };
+    let Some(&(offset, len, _, _)) = records.last() else {
+        return BTreeSet::new();
+    };
     let end = offset + len;
     let from = end - 1 - rng.below(len.min(600));
     if rng.chance(50) {
@@ -119,7 +141,11 @@ fn damage_tail(cfg: &StoreConfig, rng: &mut Rng) -> BTreeSet<KeyId> {
     } else {
         flip(&path, from, 1 << rng.below(8));
     }
-    records.iter().filter(|(o, l, _, _)| o + l > from).map(|&(_, _, id, _)| id).collect()
+    records
+        .iter()
+        .filter(|(o, l, _, _)| o + l > from)
+        .map(|&(_, _, id, _)| id)
+        .collect()
 }
 
 fn check_after_reopen(shard: &mut Shard, model: &mut Model, uncertain: &BTreeSet<KeyId>) {
@@ -127,13 +153,21 @@ fn check_after_reopen(shard: &mut Shard, model: &mut Model, uncertain: &BTreeSet
         let found = get(shard, &id);
         if uncertain.contains(&id) {
             let history = model.history.get(&id).cloned().unwrap_or_default();
-            assert!(found.as_ref().is_none_or(|v| history.contains(v)), "damaged key served a value never committed");
+            assert!(
+                found.as_ref().is_none_or(|v| history.contains(v)),
+                "damaged key served a value never committed"
+            );
             match found {
                 Some(value) => model.oracle.insert(id, value),
                 None => model.oracle.remove(&id),
             };
         } else {
-            assert_eq!(found.as_ref(), model.oracle.get(&id), "key {:?} after reopen", &id.0[..4]);
+            assert_eq!(
+                found.as_ref(),
+                model.oracle.get(&id),
+                "key {:?} after reopen",
+                &id.0[..4]
+            );
         }
     }
 }
@@ -152,7 +186,11 @@ fn run_seed(seed: u64) {
         }
         drop(shard); // crash: the page cache keeps what was written
         drop(held); // in-flight uploads die with the process
-        let uncertain = if rng.chance(40) { damage_tail(&cfg, &mut rng) } else { BTreeSet::new() };
+        let uncertain = if rng.chance(40) {
+            damage_tail(&cfg, &mut rng)
+        } else {
+            BTreeSet::new()
+        };
         shard = Shard::open(&cfg, 0).unwrap();
         check_after_reopen(&mut shard, &mut model, &uncertain);
     }

@@ -2,9 +2,9 @@
 
 mod common;
 mod crash;
-//mod damage;
-//mod decode_fuzz;
-//mod eviction;
+mod damage;
+mod decode_fuzz;
+mod eviction;
 mod round_trip;
 mod torn_tail;
-//mod verify_cli;
+mod verify_cli;

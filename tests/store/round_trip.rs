@@ -15,12 +15,27 @@ fn every_kind_and_size_class_round_trips_across_clean_and_unclean_reopen() {
     let tmp = tempfile::tempdir().unwrap();
     let cfg = config(tmp.path(), 1);
     let mut shard = open(&cfg);
-    let sizes = [0, 1, 7, 8, 9, 1000, FITS_SEGMENT_BYTES - 1, FITS_SEGMENT_BYTES, FITS_SEGMENT_BYTES + 1, 3 * TEST_SEGMENT_BYTES as usize + 5];
+    let sizes = [
+        0,
+        1,
+        7,
+        8,
+        9,
+        1000,
+        FITS_SEGMENT_BYTES - 1,
+        FITS_SEGMENT_BYTES,
+        FITS_SEGMENT_BYTES + 1,
+        3 * TEST_SEGMENT_BYTES as usize + 5,
+    ];
     let mut stored = Vec::new();
     for (i, &size) in sizes.iter().enumerate() {
         for kind in [Kind::Cas, Kind::Ac, Kind::Blob] {
             let bytes = body(i as u64 * 3 + kind as u64, size);
-            let name = if kind == Kind::Cas { ContentDigest::of(DigestFunction::Sha256, &bytes).to_hex() } else { format!("k{i}") };
+            let name = if kind == Kind::Cas {
+                ContentDigest::of(DigestFunction::Sha256, &bytes).to_hex()
+            } else {
+                format!("k{i}")
+            };
             let id = key(kind, name.as_bytes());
             let mut meta = Meta::new();
             meta.push("content-type", b"application/x-test").unwrap();
@@ -33,7 +48,10 @@ fn every_kind_and_size_class_round_trips_across_clean_and_unclean_reopen() {
         for (id, kind, bytes, meta) in &stored {
             let handle = shard.lookup(id).unwrap().expect("stored record");
             assert_eq!(handle.body(), &bytes[..]);
-            assert_eq!((handle.kind(), handle.key_id(), handle.meta()), (*kind, *id, meta));
+            assert_eq!(
+                (handle.kind(), handle.key_id(), handle.meta()),
+                (*kind, *id, meta)
+            );
         }
     };
     check(&mut shard);
@@ -56,7 +74,10 @@ fn handles_cross_threads_and_outlive_the_shard() {
     let handle = shard.lookup(&id).unwrap().unwrap();
     let clones: Vec<_> = (0..4).map(|_| handle.clone()).collect();
     drop(shard);
-    let readers: Vec<_> = clones.into_iter().map(|h| std::thread::spawn(move || h.body().to_vec())).collect();
+    let readers: Vec<_> = clones
+        .into_iter()
+        .map(|h| std::thread::spawn(move || h.body().to_vec()))
+        .collect();
     for reader in readers {
         assert_eq!(reader.join().unwrap(), b"across threads");
     }
@@ -71,10 +92,19 @@ fn second_cas_put_is_a_cheap_no_op() {
     let id = key(Kind::Cas, digest.to_hex().as_bytes());
     assert!(put(&mut shard, id, Kind::Cas, &bytes).unwrap());
     let before = shard.stats();
-    let request = PutRequest { id, kind: Kind::Cas, body_len: 5000, meta: Meta::new(), expect: Some(digest) };
+    let request = PutRequest {
+        id,
+        kind: Kind::Cas,
+        body_len: 5000,
+        meta: Meta::new(),
+        expect: Some(digest),
+    };
     assert!(matches!(shard.reserve(request).unwrap(), Reserved::Exists));
     let after = shard.stats();
-    assert_eq!((after.objects, after.bytes_used, after.pending_reservations), (before.objects, before.bytes_used, 0));
+    assert_eq!(
+        (after.objects, after.bytes_used, after.pending_reservations),
+        (before.objects, before.bytes_used, 0)
+    );
 }
 
 #[test]
@@ -85,13 +115,24 @@ fn digest_mismatch_leaves_nothing_visible_even_after_reopen() {
     for function in [DigestFunction::Sha256, DigestFunction::Blake3] {
         let claimed = ContentDigest::of(function, b"the real content");
         let id = key(Kind::Cas, claimed.to_hex().as_bytes());
-        let request = PutRequest { id, kind: Kind::Cas, body_len: 16, meta: Meta::new(), expect: Some(claimed) };
-        let Reserved::Reservation(mut reservation) = shard.reserve(request).unwrap() else { panic!("new key") };
+        let request = PutRequest {
+            id,
+            kind: Kind::Cas,
+            body_len: 16,
+            meta: Meta::new(),
+            expect: Some(claimed),
+        };
+        let Reserved::Reservation(mut reservation) = shard.reserve(request).unwrap() else {
+            panic!("new key")
+        };
         reservation.write(b"the fake content").unwrap();
         match shard.commit(reservation) {
             Err(StoreError::DigestMismatch { expected, actual }) => {
                 assert_eq!(expected, claimed.to_hex());
-                assert_eq!(actual, ContentDigest::of(function, b"the fake content").to_hex());
+                assert_eq!(
+                    actual,
+                    ContentDigest::of(function, b"the fake content").to_hex()
+                );
             }
             other => panic!("{other:?}"),
         }
@@ -100,7 +141,11 @@ fn digest_mismatch_leaves_nothing_visible_even_after_reopen() {
     drop(shard);
     let shard = Shard::open(&cfg, 0).unwrap();
     assert_eq!(shard.stats().objects, 0);
-    assert_eq!(shard.stats().recovery.corrupt_records, 0, "aborted records are not damage");
+    assert_eq!(
+        shard.stats().recovery.corrupt_records,
+        0,
+        "aborted records are not damage"
+    );
 }
 
 #[test]
@@ -108,17 +153,49 @@ fn short_and_long_writes_are_refused() {
     let tmp = tempfile::tempdir().unwrap();
     let mut shard = open(&config(tmp.path(), 1));
     let id = key(Kind::Blob, b"short");
-    let request = PutRequest { id, kind: Kind::Blob, body_len: 10, meta: Meta::new(), expect: None };
-    let Reserved::Reservation(mut reservation) = shard.reserve(request.clone()).unwrap() else { panic!() };
+    let request = PutRequest {
+        id,
+        kind: Kind::Blob,
+        body_len: 10,
+        meta: Meta::new(),
+        expect: None,
+    };
+    let Reserved::Reservation(mut reservation) = shard.reserve(request.clone()).unwrap() else {
+        panic!()
+    };
     reservation.write(b"0123456").unwrap();
-    assert!(matches!(reservation.write(b"7890"), Err(StoreError::Overflow { len: 11, reserved: 10 })));
+    assert!(matches!(
+        reservation.write(b"7890"),
+        Err(StoreError::Overflow {
+            len: 11,
+            reserved: 10
+        })
+    ));
     assert_eq!(reservation.written(), 7);
-    assert!(matches!(shard.commit(reservation), Err(StoreError::Truncated { written: 7, expected: 10 })));
+    assert!(matches!(
+        shard.commit(reservation),
+        Err(StoreError::Truncated {
+            written: 7,
+            expected: 10
+        })
+    ));
     assert!(shard.lookup(&id).unwrap().is_none());
-    let too_big = PutRequest { body_len: (1 << 20) + 1, ..request.clone() };
-    assert!(matches!(shard.reserve(too_big), Err(StoreError::TooLarge { max: 1048576, .. })));
-    let cas_without_digest = PutRequest { kind: Kind::Cas, ..request };
-    assert!(matches!(shard.reserve(cas_without_digest), Err(StoreError::InvalidRequest { .. })));
+    let too_big = PutRequest {
+        body_len: (1 << 20) + 1,
+        ..request.clone()
+    };
+    assert!(matches!(
+        shard.reserve(too_big),
+        Err(StoreError::TooLarge { max: 1048576, .. })
+    ));
+    let cas_without_digest = PutRequest {
+        kind: Kind::Cas,
+        ..request
+    };
+    assert!(matches!(
+        shard.reserve(cas_without_digest),
+        Err(StoreError::InvalidRequest { .. })
+    ));
 }
 
 #[test]
@@ -128,10 +205,20 @@ fn abandoned_reservation_before_a_committed_one_is_stepped_over() {
     let mut shard = open(&cfg);
     let lost = key(Kind::Blob, b"lost");
     let kept = key(Kind::Blob, b"kept");
-    let request = PutRequest { id: lost, kind: Kind::Blob, body_len: 300, meta: Meta::new(), expect: None };
-    let Reserved::Reservation(mut pending) = shard.reserve(request.clone()).unwrap() else { panic!() };
+    let request = PutRequest {
+        id: lost,
+        kind: Kind::Blob,
+        body_len: 300,
+        meta: Meta::new(),
+        expect: None,
+    };
+    let Reserved::Reservation(mut pending) = shard.reserve(request.clone()).unwrap() else {
+        panic!()
+    };
     pending.write(&body(1, 100)).unwrap();
-    let Reserved::Reservation(aborted) = shard.reserve(request).unwrap() else { panic!() };
+    let Reserved::Reservation(aborted) = shard.reserve(request).unwrap() else {
+        panic!()
+    };
     put(&mut shard, kept, Kind::Blob, b"after the pending one").unwrap();
     shard.abort(aborted);
     drop(pending); // the client vanished
@@ -151,9 +238,19 @@ fn later_commit_wins_even_when_reserved_earlier_and_after_a_crash() {
     let cfg = config(tmp.path(), 1);
     let mut shard = open(&cfg);
     let id = key(Kind::Ac, b"action");
-    let request = |len| PutRequest { id, kind: Kind::Ac, body_len: len, meta: Meta::new(), expect: None };
-    let Reserved::Reservation(mut first) = shard.reserve(request(5)).unwrap() else { panic!() };
-    let Reserved::Reservation(mut second) = shard.reserve(request(6)).unwrap() else { panic!() };
+    let request = |len| PutRequest {
+        id,
+        kind: Kind::Ac,
+        body_len: len,
+        meta: Meta::new(),
+        expect: None,
+    };
+    let Reserved::Reservation(mut first) = shard.reserve(request(5)).unwrap() else {
+        panic!()
+    };
+    let Reserved::Reservation(mut second) = shard.reserve(request(6)).unwrap() else {
+        panic!()
+    };
     first.write(b"first").unwrap();
     second.write(b"second").unwrap();
     shard.commit(second).unwrap();
@@ -192,13 +289,27 @@ fn a_shard_cannot_be_opened_twice_and_reservations_stay_with_their_shard() {
     let tmp = tempfile::tempdir().unwrap();
     let cfg = config(tmp.path(), 2);
     let mut zero = open(&cfg);
-    assert!(matches!(Shard::open(&cfg, 0), Err(StoreError::Locked { .. })));
+    assert!(matches!(
+        Shard::open(&cfg, 0),
+        Err(StoreError::Locked { .. })
+    ));
     let mut one = Shard::open(&cfg, 1).unwrap();
     let id = key(Kind::Blob, b"x");
-    let request = PutRequest { id, kind: Kind::Blob, body_len: 1, meta: Meta::new(), expect: None };
-    let Reserved::Reservation(mut reservation) = zero.reserve(request).unwrap() else { panic!() };
+    let request = PutRequest {
+        id,
+        kind: Kind::Blob,
+        body_len: 1,
+        meta: Meta::new(),
+        expect: None,
+    };
+    let Reserved::Reservation(mut reservation) = zero.reserve(request).unwrap() else {
+        panic!()
+    };
     reservation.write(b"x").unwrap();
-    assert!(matches!(one.commit(reservation), Err(StoreError::InvalidRequest { .. })));
+    assert!(matches!(
+        one.commit(reservation),
+        Err(StoreError::InvalidRequest { .. })
+    ));
     assert!(one.lookup(&id).unwrap().is_none() && zero.lookup(&id).unwrap().is_none());
 }
 
@@ -219,11 +330,24 @@ fn five_gib_reservation_length_arithmetic() {
     let mut shard = open(&cfg);
     let id = key(Kind::Blob, b"huge");
     let body_len = (5u64 << 30) + 3;
-    let request = PutRequest { id, kind: Kind::Blob, body_len, meta: Meta::new(), expect: None };
-    let Reserved::Reservation(mut reservation) = shard.reserve(request).unwrap() else { panic!() };
-    assert_eq!(shard.stats().bytes_used, (64 + 104 + body_len + 5).div_ceil(4096) * 4096);
+    let request = PutRequest {
+        id,
+        kind: Kind::Blob,
+        body_len,
+        meta: Meta::new(),
+        expect: None,
+    };
+    let Reserved::Reservation(mut reservation) = shard.reserve(request).unwrap() else {
+        panic!()
+    };
+    assert_eq!(
+        shard.stats().bytes_used,
+        (64 + 104 + body_len + 5).div_ceil(4096) * 4096
+    );
     reservation.write(&body(3, 1 << 20)).unwrap();
-    assert!(matches!(shard.commit(reservation), Err(StoreError::Truncated { written: 1048576, expected }) if expected == body_len));
+    assert!(
+        matches!(shard.commit(reservation), Err(StoreError::Truncated { written: 1048576, expected }) if expected == body_len)
+    );
     drop(shard);
     let shard = Shard::open(&cfg, 0).unwrap();
     assert_eq!(shard.stats().recovery.reclaimed_segments, 1);
@@ -245,8 +369,16 @@ fn big_blob_full_round_trip() {
     let mut shard = open(&cfg);
     let id = key(Kind::Blob, b"three-gib");
     let len = 3u64 << 30;
-    let request = PutRequest { id, kind: Kind::Blob, body_len: len, meta: Meta::new(), expect: None };
-    let Reserved::Reservation(mut reservation) = shard.reserve(request).unwrap() else { panic!() };
+    let request = PutRequest {
+        id,
+        kind: Kind::Blob,
+        body_len: len,
+        meta: Meta::new(),
+        expect: None,
+    };
+    let Reserved::Reservation(mut reservation) = shard.reserve(request).unwrap() else {
+        panic!()
+    };
     let chunk = vec![0u8; 1 << 20];
     for _ in 0..(len >> 20) {
         reservation.write(&chunk).unwrap();

@@ -45,8 +45,19 @@ fn template(clean: bool) -> Template {
     assert!(id == b.0 && committed);
     let meta_end = offset + 104 + B_META_LEN;
     let body_start = offset + (104 + B_META_LEN).div_ceil(8) * 8;
-    let b_padding = vec![(meta_end, body_start), (body_start + B_BODY_LEN, offset + len)];
-    Template { _tmp: tmp, cfg, a, b, b_record: (offset, len), b_padding, segment }
+    let b_padding = vec![
+        (meta_end, body_start),
+        (body_start + B_BODY_LEN, offset + len),
+    ];
+    Template {
+        _tmp: tmp,
+        cfg,
+        a,
+        b,
+        b_record: (offset, len),
+        b_padding,
+        segment,
+    }
 }
 
 impl Template {
@@ -61,7 +72,9 @@ impl Template {
     }
 
     fn in_padding(&self, at: u64) -> bool {
-        self.b_padding.iter().any(|&(from, to)| (from..to).contains(&at))
+        self.b_padding
+            .iter()
+            .any(|&(from, to)| (from..to).contains(&at))
     }
 }
 
@@ -74,21 +87,40 @@ fn torn_at_every_offset(clean: bool) {
     for kept in 0..len {
         let (cfg, segment) = t.copy(&scratch.path().join("d"));
         zero(&segment, offset + kept, offset + len);
-        let lost_bytes = original[(offset + kept) as usize..(offset + len) as usize].iter().any(|&x| x != 0);
+        let lost_bytes = original[(offset + kept) as usize..(offset + len) as usize]
+            .iter()
+            .any(|&x| x != 0);
         let mut shard = Shard::open(&cfg, 0).unwrap();
-        assert_eq!(get(&mut shard, &t.a.0).as_ref(), Some(&t.a.1), "A, torn at {kept}");
+        assert_eq!(
+            get(&mut shard, &t.a.0).as_ref(),
+            Some(&t.a.1),
+            "A, torn at {kept}"
+        );
         let b_now = get(&mut shard, &t.b.0);
-        assert_eq!(b_now.as_ref(), (!lost_bytes).then_some(&t.b.1), "B, torn at {kept}");
+        assert_eq!(
+            b_now.as_ref(),
+            (!lost_bytes).then_some(&t.b.1),
+            "B, torn at {kept}"
+        );
         put(&mut shard, c.0, Kind::Blob, &c.1).unwrap();
         drop(shard);
         if lost_bytes && !clean {
-            let c_record = records_of(&segment).into_iter().find(|r| r.2 == c.0).unwrap();
-            assert_eq!(c_record.0, offset, "the torn record's space is reused (torn at {kept})");
+            let c_record = records_of(&segment)
+                .into_iter()
+                .find(|r| r.2 == c.0)
+                .unwrap();
+            assert_eq!(
+                c_record.0, offset,
+                "the torn record's space is reused (torn at {kept})"
+            );
         }
         let mut shard = Shard::open(&cfg, 0).unwrap();
         assert_eq!(get(&mut shard, &t.a.0).as_ref(), Some(&t.a.1));
         assert_eq!(get(&mut shard, &c.0).as_ref(), Some(&c.1));
-        assert_eq!(get(&mut shard, &t.b.0).as_ref(), (!lost_bytes).then_some(&t.b.1));
+        assert_eq!(
+            get(&mut shard, &t.b.0).as_ref(),
+            (!lost_bytes).then_some(&t.b.1)
+        );
     }
 }
 
@@ -111,10 +143,18 @@ fn flipped_at_every_offset(clean: bool) {
         flip(&segment, at, 1 << (at % 8));
         let report = verify(&cfg.dir, &mut std::io::sink()).unwrap();
         let mut shard = Shard::open(&cfg, 0).unwrap();
-        assert_eq!(get(&mut shard, &t.a.0).as_ref(), Some(&t.a.1), "A, flip at {at}");
+        assert_eq!(
+            get(&mut shard, &t.a.0).as_ref(),
+            Some(&t.a.1),
+            "A, flip at {at}"
+        );
         let b_now = get(&mut shard, &t.b.0);
         if t.in_padding(at) {
-            assert_eq!(b_now.as_ref(), Some(&t.b.1), "padding flip at {at} is harmless");
+            assert_eq!(
+                b_now.as_ref(),
+                Some(&t.b.1),
+                "padding flip at {at} is harmless"
+            );
         } else {
             assert_eq!(b_now, None, "flip at {at} must not be served");
             assert!(!report.is_clean(), "verify missed a flip at {at}");
