@@ -109,11 +109,15 @@ impl Index {
 
     /// Applies a committed put; ignored when the index already holds a later commit.
     pub fn apply_put(&mut self, id: KeyId, entry: Entry) {
-        match self.map.get_mut(&id) {
-            Some(existing) if existing.lsn >= entry.lsn => {}
-            Some(existing) => *existing = entry,
-            None => {
-                self.map.insert(id, entry);
+        // One probe (entry API): on open this runs once per checkpointed object.
+        match self.map.entry(id) {
+            std::collections::hash_map::Entry::Occupied(mut slot) => {
+                if slot.get().lsn < entry.lsn {
+                    slot.insert(entry);
+                }
+            }
+            std::collections::hash_map::Entry::Vacant(slot) => {
+                slot.insert(entry);
             }
         }
     }

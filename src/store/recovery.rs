@@ -142,12 +142,15 @@ fn replay_segment(
     outcome
 }
 
+/// Opens every segment whose header is valid; also returns the highest sequence number present on
+/// disk, damaged files included, so that a new segment never collides with an existing file.
 fn open_segments(
     dir: &Path,
     shard: u32,
     report: &mut RecoveryReport,
-) -> Result<Vec<Segment>, StoreError> {
+) -> Result<(Vec<Segment>, u64), StoreError> {
     let seqs = list_segments(dir)?;
+    let highest = seqs.last().copied().unwrap_or(0);
     let mut segments = Vec::with_capacity(seqs.len());
     for (i, &seq) in seqs.iter().enumerate() {
         let newest = i + 1 == seqs.len();
@@ -157,13 +160,13 @@ fn open_segments(
             Err(other) => return Err(other),
         }
     }
-    Ok(segments)
+    Ok((segments, highest))
 }
 
 pub(super) fn recover(dir: &Path, shard: u32) -> Result<Recovered, StoreError> {
     checkpoint::remove_stale_tmp(dir)?;
     let mut report = RecoveryReport::default();
-    let mut segments = open_segments(dir, shard, &mut report)?;
+    let (mut segments, highest_seq) = open_segments(dir, shard, &mut report)?;
     let (header, mut index) = match checkpoint::load(dir, shard) {
         Ok(Some((header, index))) => (Some(header), index),
         Ok(None) => (None, Index::default()),
@@ -205,10 +208,9 @@ pub(super) fn recover(dir: &Path, shard: u32) -> Result<Recovered, StoreError> {
         kept.push(Arc::new(segment));
     }
     drop_dangling_entries(&mut index, &kept, active_head);
-    let newest = kept.last().map_or(0, |s| s.seq());
     Ok(Recovered {
         next_lsn: header.map_or(1, |h| h.next_lsn).max(max_lsn + 1),
-        next_seq: header.map_or(1, |h| h.next_seq).max(newest + 1),
+        next_seq: header.map_or(1, |h| h.next_seq).max(highest_seq + 1),
         segments: kept,
         active_head,
         index,

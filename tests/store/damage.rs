@@ -194,3 +194,22 @@ fn damaged_segment_header_hides_its_records_but_not_others() {
         body(2, TEST_SEGMENT_BYTES as usize / 2 + 100)
     );
 }
+
+/// Regression: with the newest segment's header damaged (skipped on open), the next new segment
+/// must not reuse its sequence number (creating it would fail with EEXIST and block every put).
+#[test]
+fn damaged_newest_segment_header_does_not_block_new_segments() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = config(tmp.path(), 1);
+    let mut shard = open(&cfg);
+    put(&mut shard, key(Kind::Blob, b"x"), Kind::Blob, b"x").unwrap();
+    drop(shard); // no checkpoint: nothing else remembers that sequence number 1 was used
+    flip(&newest_segment(&cfg.dir), 3, 0x01);
+    let mut shard = Shard::open(&cfg, 0).unwrap();
+    let y = key(Kind::Blob, b"y");
+    put(&mut shard, y, Kind::Blob, b"written after the damage").unwrap();
+    drop(shard);
+    let mut shard = Shard::open(&cfg, 0).unwrap();
+    assert_eq!(get(&mut shard, &y).unwrap(), b"written after the damage");
+    assert_eq!(get(&mut shard, &key(Kind::Blob, b"x")), None);
+}

@@ -402,3 +402,24 @@ fn roomy_disk(path: &std::path::Path, bytes: u64) -> bool {
     let free = stat.f_bavail as u64 * stat.f_bsize as u64;
     stat.f_type as i64 != TMPFS_MAGIC && free >= bytes
 }
+
+#[test]
+fn strict_durability_round_trips() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut cfg = config(tmp.path(), 1);
+    cfg.durability = tessera::store::Durability::Strict;
+    let mut shard = open(&cfg);
+    let ids: Vec<_> = (0..20u32)
+        .map(|i| key(Kind::Ac, &i.to_le_bytes()))
+        .collect();
+    for (i, id) in ids.iter().enumerate() {
+        put(&mut shard, *id, Kind::Ac, &body(i as u64, 100 * i)).unwrap();
+    }
+    assert!(shard.delete(&ids[0]).unwrap());
+    drop(shard);
+    let mut shard = Shard::open(&cfg, 0).unwrap();
+    assert_eq!(get(&mut shard, &ids[0]), None);
+    for (i, id) in ids.iter().enumerate().skip(1) {
+        assert_eq!(get(&mut shard, id).unwrap(), body(i as u64, 100 * i));
+    }
+}
