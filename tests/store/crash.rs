@@ -1,6 +1,7 @@
 //! Crash model: random operation sequences against a `BTreeMap` oracle, "crashing" (dropping the
 //! shard without close: the files keep exactly what the page cache had) at random points, and
-//! sometimes also tearing (zeroing) or corrupting the last written bytes. After every reopen:
+//! sometimes also tearing (zeroing), truncating (cutting the file) or corrupting the last written
+//! bytes. After every reopen:
 //! every committed record is present and byte-exact, nothing uncommitted is visible. Records whose
 //! bytes were damaged may be absent or hold a value that was committed for that key before.
 
@@ -136,10 +137,16 @@ fn damage_tail(cfg: &StoreConfig, rng: &mut Rng) -> BTreeSet<KeyId> {
     };
     let end = offset + len;
     let from = end - 1 - rng.below(len.min(600));
-    if rng.chance(50) {
-        zero(&path, from, end);
-    } else {
-        flip(&path, from, 1 << rng.below(8));
+    match rng.below(3) {
+        0 => zero(&path, from, end),
+        1 => flip(&path, from, 1 << rng.below(8)),
+        // The file itself cut short (recovery re-extends it with preallocated zeros).
+        _ => std::fs::OpenOptions::new()
+            .write(true)
+            .open(&path)
+            .unwrap()
+            .set_len(from)
+            .unwrap(),
     }
     records
         .iter()

@@ -423,3 +423,42 @@ fn strict_durability_round_trips() {
         assert_eq!(get(&mut shard, id).unwrap(), body(i as u64, 100 * i));
     }
 }
+
+#[test]
+fn background_checkpoint_is_written_and_replay_starts_after_it() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = config(tmp.path(), 1);
+    let mut shard = open(&cfg);
+    let ids: Vec<_> = (0..50u32)
+        .map(|i| key(Kind::Blob, &i.to_le_bytes()))
+        .collect();
+    for id in &ids {
+        put(&mut shard, *id, Kind::Blob, id.0.as_slice()).unwrap();
+    }
+    shard.maintenance().unwrap(); // starts the background sync + checkpoint
+    assert_eq!(shard.stats().checkpoints_written, 1);
+    let checkpoint = tmp.path().join("shard-0").join("index.ckpt");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while !checkpoint.exists() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no checkpoint written"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    shard.maintenance().unwrap(); // collects the finished job (an error would surface here)
+    let late = key(Kind::Blob, b"late");
+    put(&mut shard, late, Kind::Blob, b"after the checkpoint").unwrap();
+    drop(shard);
+    let mut shard = Shard::open(&cfg, 0).unwrap();
+    let recovery = shard.stats().recovery;
+    assert!(recovery.checkpoint_loaded);
+    assert_eq!(
+        recovery.replayed_records, 1,
+        "only the record after the checkpoint is replayed"
+    );
+    for id in &ids {
+        assert_eq!(get(&mut shard, id).unwrap(), id.0.to_vec());
+    }
+    assert_eq!(get(&mut shard, &late).unwrap(), b"after the checkpoint");
+}
