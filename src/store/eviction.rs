@@ -16,6 +16,8 @@
 
 use std::sync::Arc;
 
+use super::checkpoint;
+use super::config::Durability;
 use super::handle::{PendingToken, ReadHandle, Reservation};
 use super::index::Entry;
 use super::limits::{COPY_FORWARD_BYTES_MAX, PAGE_BYTES};
@@ -65,6 +67,11 @@ impl Shard {
             created_ms: now_ms(),
         };
         let segment = Arc::new(Segment::create(&self.dir, header)?);
+        if self.config.durability == Durability::Strict {
+            // Strict commits must survive power loss, which needs the new file's name durable.
+            // Relaxed mode leaves this to the background job (it syncs the directory).
+            checkpoint::sync_dir(&self.dir)?;
+        }
         self.next_seq += 1;
         self.ring.push(segment.clone());
         self.background.changed = true;

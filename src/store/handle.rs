@@ -61,6 +61,9 @@ impl ReadHandle {
         if layout.record_bytes != record_bytes || frame.key_id != *key_id {
             return Err("record does not match its index entry".into());
         }
+        if frame.flags & record::FLAG_TOMBSTONE != 0 {
+            return Err("index entry points at a tombstone".into());
+        }
         let seal = match record::decode_state(bytes)? {
             State::Committed(seal) => seal,
             other => return Err(format!("record is {other:?}, not committed")),

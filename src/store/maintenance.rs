@@ -66,6 +66,8 @@ fn run_job(
     for segment in &segments {
         segment.sync_data()?;
     }
+    // New segment files and unlinked ones: make the directory entries durable too.
+    checkpoint::sync_dir(&dir)?;
     if let Some(bytes) = checkpoint {
         checkpoint::write_atomic(&dir, &bytes)?;
     }
