@@ -32,8 +32,15 @@ pub struct KeyIdHashBuilder {
 impl Default for KeyIdHashBuilder {
     fn default() -> Self {
         let random = std::collections::hash_map::RandomState::new();
+        KeyIdHashBuilder::from_seeds([random.hash_one(1u64), random.hash_one(2u64)])
+    }
+}
+
+impl KeyIdHashBuilder {
+    /// The multiplier seed is forced odd so that no seed value degrades the mix.
+    pub fn from_seeds(seeds: [u64; 2]) -> Self {
         KeyIdHashBuilder {
-            seeds: [random.hash_one(1u64) | 1, random.hash_one(2u64)],
+            seeds: [seeds[0] | 1, seeds[1]],
         }
     }
 }
@@ -79,10 +86,16 @@ pub struct Index {
 }
 
 impl Index {
-    pub fn with_capacity(capacity: usize) -> Index {
+    /// An empty index whose hash function uses `seeds` (a checkpoint's, to rebuild its layout).
+    pub fn with_capacity_and_seeds(capacity: usize, seeds: [u64; 2]) -> Index {
+        let builder = KeyIdHashBuilder::from_seeds(seeds);
         Index {
-            map: HashMap::with_capacity_and_hasher(capacity, KeyIdHashBuilder::default()),
+            map: HashMap::with_capacity_and_hasher(capacity, builder),
         }
+    }
+
+    pub fn seeds(&self) -> [u64; 2] {
+        self.map.hasher().seeds
     }
 
     pub fn len(&self) -> usize {

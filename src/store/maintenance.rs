@@ -160,6 +160,7 @@ impl Shard {
             replay_from: self.replay_position(),
             next_lsn: self.next_lsn,
             next_seq: self.next_seq,
+            hash_seeds: self.index.seeds(),
         };
         self.background.changed = false;
         self.background.last_checkpoint = Instant::now();

@@ -78,6 +78,7 @@ fn sample_checkpoint(entries: u8) -> Vec<u8> {
         replay_from: Position { seq: 1, offset: 64 },
         next_lsn: 99,
         next_seq: 2,
+        hash_seeds: index.seeds(),
     };
     checkpoint::encode(header, &index)
 }
