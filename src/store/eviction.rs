@@ -12,7 +12,8 @@
 //! * A new segment is created only if it fits the budget, so `bytes_used <= budget` holds after
 //!   every allocation (a shrunken budget is enforced at the next allocation).
 //! * Reads in the oldest quarter of the ring are copied to the head (pseudo-LRU), up to
-//!   `COPY_FORWARD_BYTES_MAX` per record.
+//!   `COPY_FORWARD_BYTES_MAX` per record, once the shard fills three quarters of its budget
+//!   (before that nothing is about to be evicted and the copy would be wasted writes).
 
 use std::sync::Arc;
 
@@ -140,10 +141,21 @@ impl Shard {
             .map_err(|e| StoreError::io("remove evicted segment", segment.path(), e))
     }
 
+    /// Whether eviction is near: the shard uses at least three quarters of its budget. Below
+    /// that, the oldest segments are not about to go and copying reads forward would only cost
+    /// writes.
+    fn under_pressure(&self) -> bool {
+        let budget = self.budget_bytes();
+        self.ring.bytes_used() >= budget - budget / 4
+    }
+
     /// Pseudo-LRU: a record read in the oldest quarter of the ring is rewritten at the head.
     /// Failure (no space) is not an error for the read; the record just ages out.
     pub(super) fn copy_forward_if_old(&mut self, entry: &Entry, handle: &ReadHandle) {
-        if entry.record_bytes > COPY_FORWARD_BYTES_MAX || !self.ring.in_oldest_quarter(entry.seq) {
+        if entry.record_bytes > COPY_FORWARD_BYTES_MAX
+            || !self.ring.in_oldest_quarter(entry.seq)
+            || !self.under_pressure()
+        {
             return;
         }
         let meta = handle.meta();

@@ -212,3 +212,39 @@ fn a_blob_larger_than_the_budget_is_no_space_not_a_crash() {
     ));
     put(&mut shard, key(Kind::Blob, b"small"), Kind::Blob, b"fine").unwrap();
 }
+
+#[test]
+fn reads_are_not_copied_forward_while_the_shard_is_far_from_its_budget() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut shard = open(&small_budget(tmp.path(), 40));
+    let ids: Vec<_> = (0..60u32)
+        .map(|i| key(Kind::Blob, &i.to_le_bytes()))
+        .collect();
+    for (i, id) in ids.iter().enumerate() {
+        put(&mut shard, *id, Kind::Blob, &body(i as u64, 2000)).unwrap();
+    }
+    assert!(shard.stats().segments >= 8);
+    for id in &ids {
+        assert!(get(&mut shard, id).is_some());
+    }
+    assert_eq!(
+        shard.stats().copied_forward,
+        0,
+        "no eviction is near: no copies"
+    );
+    while shard.stats().bytes_used < shard.stats().budget_bytes * 3 / 4 {
+        put(
+            &mut shard,
+            key(Kind::Blob, b"filler"),
+            Kind::Blob,
+            &body(1, 8000),
+        )
+        .unwrap();
+    }
+    assert!(get(&mut shard, &ids[0]).is_some());
+    assert_eq!(
+        shard.stats().copied_forward,
+        1,
+        "near the budget the oldest reads move forward"
+    );
+}
