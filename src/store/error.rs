@@ -41,6 +41,8 @@ pub enum StoreError {
     InvalidRequest { what: &'static str },
     /// The shard directory is locked by another process.
     Locked { path: PathBuf },
+    /// Too many reservations are open in this shard (`RESERVATIONS_PENDING_MAX`).
+    TooManyReservations { max: usize },
 }
 
 impl StoreError {
@@ -107,6 +109,12 @@ impl fmt::Display for StoreError {
                 )
             }
             StoreError::InvalidRequest { what } => write!(f, "invalid store request: {what}"),
+            StoreError::TooManyReservations { max } => {
+                write!(
+                    f,
+                    "too many uploads in progress in this shard (limit {max})"
+                )
+            }
             StoreError::Locked { path } => write!(
                 f,
                 "{} is in use by another Tessera process (lock held)",

@@ -113,6 +113,14 @@ impl ReadHandle {
     }
 }
 
+// The thread-safety contract above, checked by the compiler.
+const _: fn() = || {
+    fn send_sync<T: Send + Sync>() {}
+    fn send<T: Send>() {}
+    send_sync::<ReadHandle>();
+    send::<Reservation>();
+};
+
 /// Marker whose strong count tells the owner that a reservation is still alive; a reservation
 /// dropped without commit or abort releases it, and the owner forgets the region.
 #[derive(Debug)]

@@ -61,3 +61,8 @@ const _: () = assert!(SEGMENT_BYTES_DEFAULT <= SEGMENT_BYTES_MAX);
 /// seconds covers that window by orders of magnitude while still failing fast on a real second
 /// process.
 pub const LOCK_WAIT_MS_MAX: u64 = 2000;
+
+/// Most reservations one shard keeps open at once. Each costs ~100 bytes of owner memory plus the
+/// space it reserved; the server's connection and stream limits keep real use far below this, so
+/// reaching it means abandoned uploads are piling up (they are pruned first) or a bug upstream.
+pub const RESERVATIONS_PENDING_MAX: usize = 65_536;

@@ -29,7 +29,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
-use super::limits::LOCK_WAIT_MS_MAX;
+use super::limits::{LOCK_WAIT_MS_MAX, RESERVATIONS_PENDING_MAX};
 
 use super::checkpoint::Position;
 use super::config::{Durability, StoreConfig};
@@ -78,9 +78,13 @@ pub struct ShardStats {
     pub corrupt: u64,
     pub evicted_segments: u64,
     pub copied_forward: u64,
+    /// Reservations handed out and not yet committed, aborted or dropped.
     pub pending_reservations: u64,
+    /// Puts refused with `NoSpace` (or `TooManyReservations`).
     pub no_space: u64,
+    /// Checkpoints started (background or synchronous).
     pub checkpoints_written: u64,
+    /// Background sync/checkpoint jobs that failed (the error was returned by `maintenance`).
     pub background_errors: u64,
     pub recovery: RecoveryReport,
 }
@@ -263,6 +267,15 @@ impl Shard {
             }
             if self.contains(&[request.id])[0] {
                 return Ok(Reserved::Exists);
+            }
+        }
+        if self.pending.len() >= RESERVATIONS_PENDING_MAX {
+            self.prune_abandoned();
+            if self.pending.len() >= RESERVATIONS_PENDING_MAX {
+                self.counters.no_space += 1;
+                return Err(StoreError::TooManyReservations {
+                    max: RESERVATIONS_PENDING_MAX,
+                });
             }
         }
         let meta_len = request.meta.encoded().len() as u16;
@@ -463,6 +476,12 @@ impl Shard {
         Ok(())
     }
 }
+
+// A shard may be created on one thread and moved to its owner before use; it is never shared.
+const _: fn() = || {
+    fn send<T: Send>() {}
+    send::<Shard>();
+};
 
 pub(super) fn now_ms() -> u64 {
     std::time::SystemTime::now()

@@ -462,3 +462,50 @@ fn background_checkpoint_is_written_and_replay_starts_after_it() {
     }
     assert_eq!(get(&mut shard, &late).unwrap(), b"after the checkpoint");
 }
+
+#[test]
+fn open_reservations_are_bounded_and_abandoned_ones_free_their_slot() {
+    use tessera::store::limits::RESERVATIONS_PENDING_MAX;
+    let tmp = tempfile::tempdir().unwrap();
+    let mut cfg = config(tmp.path(), 1);
+    cfg.segment_bytes = 1 << 20;
+    cfg.max_size_bytes = 64 << 20;
+    let mut shard = open(&cfg);
+    let request = |i: usize| PutRequest {
+        id: key(Kind::Blob, &i.to_le_bytes()),
+        kind: Kind::Blob,
+        body_len: 0,
+        meta: Meta::new(),
+        expect: None,
+    };
+    let mut open_uploads = Vec::new();
+    for i in 0..RESERVATIONS_PENDING_MAX {
+        let Reserved::Reservation(reservation) = shard.reserve(request(i)).unwrap() else {
+            panic!()
+        };
+        open_uploads.push(reservation);
+    }
+    let refused = shard.reserve(request(usize::MAX));
+    assert!(
+        matches!(
+            refused,
+            Err(StoreError::TooManyReservations {
+                max: RESERVATIONS_PENDING_MAX
+            })
+        ),
+        "{refused:?}"
+    );
+    drop(open_uploads.pop()); // abandoned: its slot is reclaimed by the next reserve
+    let Reserved::Reservation(again) = shard.reserve(request(usize::MAX)).unwrap() else {
+        panic!()
+    };
+    assert!(matches!(
+        shard.reserve(request(usize::MAX - 1)),
+        Err(StoreError::TooManyReservations { .. })
+    ));
+    let committed = open_uploads.pop().unwrap();
+    let id = committed.key_id();
+    shard.commit(committed).unwrap();
+    shard.abort(again);
+    assert_eq!(get(&mut shard, &id).unwrap(), b"");
+}
