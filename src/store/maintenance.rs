@@ -113,7 +113,10 @@ impl Shard {
 
     /// Synchronous sync + checkpoint (drain, clean close, tests).
     pub fn checkpoint_now(&mut self) -> Result<(), StoreError> {
-        self.background.wait()?;
+        // A failed earlier job is superseded by this complete sync + checkpoint; it is counted.
+        if self.background.wait().is_err() {
+            self.background.errors += 1;
+        }
         let segments = self.take_dirty();
         let checkpoint = self.encode_checkpoint();
         run_job(self.dir.clone(), segments, Some(checkpoint))
