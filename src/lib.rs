@@ -4,5 +4,7 @@
 //! `server` (executors, listeners) → `http1` / `grpc` (wire) → `protocols` (one file per client
 //! protocol) → `store` (the memory-mapped, content-addressed log).
 
+
 pub mod grpc;
 pub mod http1;
+pub mod store;
