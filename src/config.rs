@@ -66,6 +66,9 @@ pub struct Config {
     /// Total byte budget of the log, split evenly across shards.
     pub max_size_bytes: u64,
     pub max_blob_bytes: u64,
+    /// Whether `max_blob_size` was set by the operator (a default is lowered to fit the budget
+    /// instead of being an error).
+    pub max_blob_explicit: bool,
     pub segment_bytes: u64,
     /// Shard count for a new data directory; an existing one keeps the count it was created with.
     pub shards: Option<u32>,
@@ -208,12 +211,13 @@ impl Layers {
     /// Validates every setting and their relationships.
     pub fn validate(&self) -> Result<Config, ConfigError> {
         let addr = |s: &str| s.parse::<SocketAddr>().ok();
-        let config = Config {
+        let mut config = Config {
             listen: self.parse("listen", "an address like 127.0.0.1:8080", addr)?,
             grpc_listen: self.optional("grpc_listen", "an address like 127.0.0.1:9092", addr)?,
             data: PathBuf::from(self.get("data").0),
             max_size_bytes: self.parse("max_size", "a size like 10GiB", parse_size)?,
             max_blob_bytes: self.parse("max_blob_size", "a size like 1GiB", parse_size)?,
+            max_blob_explicit: self.get("max_blob_size").1 != Source::Default,
             segment_bytes: self.parse("segment_size", "a size like 64MiB", parse_size)?,
             shards: self.optional("shards", "a whole number 1..=1024", |s| {
                 s.parse::<u32>().ok().filter(|n| (1..=1024).contains(n))
@@ -257,7 +261,7 @@ fn check_known(name: &str, source: Source) -> Result<(), ConfigError> {
 impl Config {
     /// Checks the sizes against each other for `shards` shards (the real count is known only once
     /// the data directory is open).
-    pub fn check_budget(&self, shards: u32) -> Result<(), ConfigError> {
+    pub fn check_budget(&mut self, shards: u32) -> Result<(), ConfigError> {
         let fail = |setting: &str, message: String| {
             Err(ConfigError {
                 setting: setting.into(),
@@ -282,7 +286,11 @@ impl Config {
                 ),
             );
         }
-        if self.max_blob_bytes > self.max_size_bytes / shards / 2 {
+        let blob_room = self.max_size_bytes / shards / 2;
+        if self.max_blob_bytes > blob_room && !self.max_blob_explicit {
+            self.max_blob_bytes = blob_room;
+        }
+        if self.max_blob_bytes > blob_room {
             return fail(
                 "max_blob_size",
                 format!(
@@ -335,7 +343,7 @@ pub fn parse_size(text: &str) -> Option<u64> {
 /// Formats a byte count with the largest binary unit that divides it.
 pub fn format_size(bytes: u64) -> String {
     for (unit, shift) in [("TiB", 40), ("GiB", 30), ("MiB", 20), ("KiB", 10)] {
-        if bytes >= 1 << shift && bytes % (1 << shift) == 0 {
+        if bytes >= 1 << shift && bytes.is_multiple_of(1 << shift) {
             return format!("{}{unit}", bytes >> shift);
         }
     }
@@ -426,7 +434,10 @@ mod tests {
         let error = layers.validate().unwrap_err();
         assert_eq!(error.setting, "max_size");
         let text = error.to_string();
-        assert!(text.contains("`lots`") && text.contains("environment"), "{text}");
+        assert!(
+            text.contains("`lots`") && text.contains("environment"),
+            "{text}"
+        );
 
         let mut layers = Layers::with_defaults();
         let error = layers.apply_toml("max_sise = \"1GiB\"").unwrap_err();
@@ -441,5 +452,18 @@ mod tests {
         let mut layers = Layers::with_defaults();
         layers.apply_flag("max_blob_size", "9GiB").unwrap();
         assert_eq!(layers.validate().unwrap_err().setting, "max_blob_size");
+    }
+
+    #[test]
+    fn default_blob_limit_shrinks_to_fit_a_small_budget_but_an_explicit_one_errors() {
+        let mut layers = Layers::with_defaults();
+        layers.apply_flag("max_size", "1GiB").unwrap();
+        let mut config = layers.validate().unwrap();
+        assert_eq!(config.max_blob_bytes, 512 << 20);
+        config.check_budget(2).unwrap();
+        assert_eq!(config.max_blob_bytes, 256 << 20);
+        config.max_blob_explicit = true;
+        config.max_blob_bytes = 1 << 30;
+        assert_eq!(config.check_budget(2).unwrap_err().setting, "max_blob_size");
     }
 }

@@ -21,7 +21,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Serve the cache (HTTP/1.1, h2c gRPC) until SIGTERM.
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Check every record of a data directory offline; exit status 1 if anything is damaged.
     Verify {
         /// The data directory.
@@ -97,8 +97,10 @@ impl ServeArgs {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Command::Serve(args) => serve(args),
-        Command::Verify { data } => ExitCode::from(tessera::store::verify::run_cli(&data)),
+        Command::Serve(args) => serve(*args),
+        Command::Verify { data } => {
+            ExitCode::from(u8::try_from(tessera::store::verify::run_cli(&data)).unwrap_or(2))
+        }
     }
 }
 
@@ -125,7 +127,10 @@ fn serve(args: ServeArgs) -> ExitCode {
 }
 
 fn layered_config(args: &ServeArgs) -> Result<tessera::config::Config, String> {
-    debug_assert!(args.flags().iter().all(|(n, _)| SETTINGS.iter().any(|(s, _)| s == n)));
+    debug_assert!(args
+        .flags()
+        .iter()
+        .all(|(n, _)| SETTINGS.iter().any(|(s, _)| s == n)));
     let mut layers = Layers::with_defaults();
     if let Some(path) = &args.config {
         let text = std::fs::read_to_string(path)

@@ -37,14 +37,24 @@ fn name(digest: &ContentDigest) -> [u8; 33] {
 pub fn cas_key(instance: &str, digest: &ContentDigest) -> KeyId {
     let namespace = namespace(instance);
     let name = name(digest);
-    Key { namespace: &namespace, kind: Kind::Cas, name: &name }.id()
+    Key {
+        namespace: &namespace,
+        kind: Kind::Cas,
+        name: &name,
+    }
+    .id()
 }
 
 /// Key of an action-cache entry of `instance`, addressed by the action's digest.
 pub fn ac_key(instance: &str, action: &ContentDigest) -> KeyId {
     let namespace = namespace(instance);
     let name = name(action);
-    Key { namespace: &namespace, kind: Kind::Ac, name: &name }.id()
+    Key {
+        namespace: &namespace,
+        kind: Kind::Ac,
+        name: &name,
+    }
+    .id()
 }
 
 #[cfg(test)]
@@ -52,7 +62,10 @@ mod tests {
     use super::*;
 
     fn digest(function: DigestFunction, byte: u8) -> ContentDigest {
-        ContentDigest { function, hash: [byte; 32] }
+        ContentDigest {
+            function,
+            hash: [byte; 32],
+        }
     }
 
     #[test]
@@ -71,6 +84,9 @@ mod tests {
                 assert_ne!(a, b);
             }
         }
-        assert_eq!(cas_key("x", &sha), cas_key("x", &digest(DigestFunction::Sha256, 7)));
+        assert_eq!(
+            cas_key("x", &sha),
+            cas_key("x", &digest(DigestFunction::Sha256, 7))
+        );
     }
 }

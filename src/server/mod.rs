@@ -29,6 +29,7 @@ use glommio::channels::channel_mesh::MeshBuilder;
 use glommio::{LocalExecutorBuilder, Placement};
 
 use crate::config::{Config, ConfigError};
+use crate::store::datadir::read_manifest;
 use crate::store::{DataDir, Shard, StoreError};
 use steer::{owner_of, spawn_owner_tasks, OwnedShards, OwnerOp, Steer, MESH_QUEUE_DEPTH};
 
@@ -43,7 +44,10 @@ pub const FLAG_POLL_PERIOD: Duration = Duration::from_millis(20);
 pub enum ServerError {
     Config(ConfigError),
     Store(StoreError),
-    Listen { addr: String, source: std::io::Error },
+    Listen {
+        addr: String,
+        source: std::io::Error,
+    },
     Executor(String),
 }
 
@@ -92,9 +96,9 @@ pub async fn drained(shared: &Shared) {
 }
 
 /// Runs `tessera serve` until SIGTERM/SIGINT; returns after a clean drain.
-pub fn run(config: Config) -> Result<(), ServerError> {
+pub fn run(mut config: Config) -> Result<(), ServerError> {
     let executors = config.executors.unwrap_or_else(online_cpus);
-    let shards = match DataDir::existing_shards(&config.data)? {
+    let shards = match read_manifest(&config.data)?.map(|m| m.shards) {
         Some(existing) => config.shards.unwrap_or(existing),
         None => config.shards.unwrap_or(executors as u32),
     };
@@ -102,15 +106,21 @@ pub fn run(config: Config) -> Result<(), ServerError> {
     let store_config = config.store_config(shards);
     DataDir::open(&store_config)?;
 
-    let (fds, bound) = listener::bind_group(config.listen, executors).map_err(|source| {
-        ServerError::Listen { addr: config.listen.to_string(), source }
-    })?;
-    let grpc = match config.grpc_listen {
-        Some(addr) => Some(listener::bind_group(addr, executors).map_err(|source| {
-            ServerError::Listen { addr: addr.to_string(), source }
-        })?),
-        None => None,
-    };
+    let (fds, bound) =
+        listener::bind_group(config.listen, executors).map_err(|source| ServerError::Listen {
+            addr: config.listen.to_string(),
+            source,
+        })?;
+    let grpc =
+        match config.grpc_listen {
+            Some(addr) => Some(listener::bind_group(addr, executors).map_err(|source| {
+                ServerError::Listen {
+                    addr: addr.to_string(),
+                    source,
+                }
+            })?),
+            None => None,
+        };
 
     let shared = Arc::new(Shared::default());
     signals::spawn_watcher(shared.clone());
@@ -168,11 +178,19 @@ fn wait_ready(ready: &mpsc::Receiver<Result<(), String>>, executors: usize) -> R
 }
 
 /// The one line tests and operators wait for: it is printed only when every shard is open.
-fn announce(bound: std::net::SocketAddr, grpc: Option<std::net::SocketAddr>, shards: u32, executors: usize) {
+fn announce(
+    bound: std::net::SocketAddr,
+    grpc: Option<std::net::SocketAddr>,
+    shards: u32,
+    executors: usize,
+) {
     use std::io::Write;
     let grpc = grpc.map(|a| format!(" grpc={a}")).unwrap_or_default();
     let mut out = std::io::stdout().lock();
-    let _ = writeln!(out, "tessera listening on {bound}{grpc} shards={shards} executors={executors}");
+    let _ = writeln!(
+        out,
+        "tessera listening on {bound}{grpc} shards={shards} executors={executors}"
+    );
     let _ = out.flush();
     tracing::info!(%bound, shards, executors, "ready");
 }
@@ -203,9 +221,9 @@ impl ExecutorPlan {
             .grpc_fd
             // SAFETY: as above, one fd per executor from `bind_group`.
             .map(|fd| unsafe { glommio::net::TcpListener::from_raw_fd(fd) });
-        let (senders, receivers) = match self.mesh.join().await {
+        let (senders, receivers) = match self.mesh.clone().join().await {
             Ok(joined) => joined,
-            Err(()) => return self.fail("cannot join the executor mesh".into()),
+            Err(error) => return self.fail(format!("cannot join the executor mesh: {error}")),
         };
         let me = senders.peer_id();
         let owned = match open_owned(&self.store_config, self.shards, me, self.executors) {
@@ -214,14 +232,22 @@ impl ExecutorPlan {
         };
         spawn_owner_tasks(owned.clone(), receivers);
         spawn_maintenance(owned.clone(), self.shared.clone());
-        let steer = Rc::new(Steer::new(me, self.executors, self.shards, owned.clone(), Rc::new(senders)));
+        let steer = Rc::new(Steer::new(
+            me,
+            self.executors,
+            self.shards,
+            owned.clone(),
+            Rc::new(senders),
+        ));
         let context = conn::Context::new(&self.config, steer, self.shared.clone(), self.executors);
         let _ = self.ready.send(Ok(()));
 
         if let Some(grpc_listener) = grpc_listener {
             let context = context.clone();
-            glommio::spawn_local(async move { conn::accept_loop(grpc_listener, context, true).await })
-                .detach();
+            glommio::spawn_local(
+                async move { conn::accept_loop(grpc_listener, context, true).await },
+            )
+            .detach();
         }
         conn::accept_loop(listener, context.clone(), false).await;
         context.wait_connections(self.config.drain_timeout).await;
@@ -257,7 +283,11 @@ fn open_owned(
     for shard in (0..shards).filter(|s| owner_of(*s, executors) == me) {
         let started = Instant::now();
         owned.insert(shard, Shard::open(store_config, shard)?);
-        tracing::info!(shard, elapsed_ms = started.elapsed().as_millis() as u64, "shard open");
+        tracing::info!(
+            shard,
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "shard open"
+        );
     }
     Ok(OwnedShards::new(owned))
 }

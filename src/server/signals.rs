@@ -25,7 +25,10 @@ pub fn spawn_watcher(shared: Arc<Shared>) {
                     tracing::warn!(signal, "second signal while draining: exiting now");
                     std::process::exit(130);
                 }
-                tracing::info!(signal, "draining: no new connections, finishing in-flight requests");
+                tracing::info!(
+                    signal,
+                    "draining: no new connections, finishing in-flight requests"
+                );
                 shared.start_drain();
             }
         })

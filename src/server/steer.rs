@@ -34,12 +34,35 @@ type Reply<T> = oneshot::Sender<Result<T, StoreError>>;
 
 /// A store operation sent to the shard's owner.
 pub enum OwnerOp {
-    Lookup { shard: u32, id: KeyId, reply: Reply<Option<ReadHandle>> },
-    Contains { shard: u32, ids: Vec<KeyId>, reply: Reply<Vec<bool>> },
-    Reserve { shard: u32, req: PutRequest, reply: Reply<Reserved> },
-    Commit { shard: u32, reservation: Reservation, reply: Reply<()> },
-    Abort { shard: u32, reservation: Reservation },
-    Delete { shard: u32, id: KeyId, reply: Reply<bool> },
+    Lookup {
+        shard: u32,
+        id: KeyId,
+        reply: Reply<Option<ReadHandle>>,
+    },
+    Contains {
+        shard: u32,
+        ids: Vec<KeyId>,
+        reply: Reply<Vec<bool>>,
+    },
+    Reserve {
+        shard: u32,
+        req: PutRequest,
+        reply: Reply<Reserved>,
+    },
+    Commit {
+        shard: u32,
+        reservation: Reservation,
+        reply: Reply<()>,
+    },
+    Abort {
+        shard: u32,
+        reservation: Reservation,
+    },
+    Delete {
+        shard: u32,
+        id: KeyId,
+        reply: Reply<bool>,
+    },
 }
 
 /// The shards one executor owns. `RefCell` because every access is from this executor's thread
@@ -75,7 +98,9 @@ impl OwnedShards {
             .unwrap_or_else(|| panic!("shard {index} routed to an executor that does not own it"));
         match cell.borrow_mut().as_mut() {
             Some(shard) => operation(shard),
-            None => Err(StoreError::Unavailable { what: "shard is closed (server stopping)" }),
+            None => Err(StoreError::Unavailable {
+                what: "shard is closed (server stopping)",
+            }),
         }
     }
 
@@ -91,7 +116,11 @@ impl OwnedShards {
             OwnerOp::Reserve { shard, req, reply } => {
                 let _ = reply.send(self.with(shard, |s| s.reserve(req)));
             }
-            OwnerOp::Commit { shard, reservation, reply } => {
+            OwnerOp::Commit {
+                shard,
+                reservation,
+                reply,
+            } => {
                 let _ = reply.send(self.with(shard, |s| s.commit(reservation)));
             }
             OwnerOp::Abort { shard, reservation } => {
@@ -121,7 +150,9 @@ impl OwnedShards {
     pub fn close(&self) -> Result<(), StoreError> {
         let mut first_error = None;
         for (index, cell) in &self.shards {
-            let Some(shard) = cell.borrow_mut().take() else { continue };
+            let Some(shard) = cell.borrow_mut().take() else {
+                continue;
+            };
             if let Err(error) = shard.close() {
                 tracing::error!(shard = index, %error, "closing shard failed");
                 first_error.get_or_insert(error);
@@ -153,7 +184,13 @@ impl Steer {
         owned: Rc<OwnedShards>,
         mesh: Rc<Senders<OwnerOp>>,
     ) -> Self {
-        Steer { executor, executors, shards, owned, mesh }
+        Steer {
+            executor,
+            executors,
+            shards,
+            owned,
+            mesh,
+        }
     }
 
     fn shard_of(&self, id: &KeyId) -> u32 {
@@ -173,11 +210,13 @@ impl Steer {
         let (reply, answer) = oneshot::channel();
         let owner = owner_of(shard, self.executors);
         if self.mesh.send_to(owner, make(reply)).await.is_err() {
-            return Err(StoreError::Unavailable { what: "owner executor has stopped" });
+            return Err(StoreError::Unavailable {
+                what: "owner executor has stopped",
+            });
         }
-        answer
-            .await
-            .unwrap_or(Err(StoreError::Unavailable { what: "owner executor dropped the request" }))
+        answer.await.unwrap_or(Err(StoreError::Unavailable {
+            what: "owner executor dropped the request",
+        }))
     }
 }
 
@@ -187,7 +226,8 @@ impl Backend for Steer {
         if self.local(shard) {
             return self.owned.with(shard, |s| s.lookup(&id));
         }
-        self.ask(shard, |reply| OwnerOp::Lookup { shard, id, reply }).await
+        self.ask(shard, |reply| OwnerOp::Lookup { shard, id, reply })
+            .await
     }
 
     async fn contains(&self, ids: &[KeyId]) -> Result<Vec<bool>, StoreError> {
@@ -199,14 +239,17 @@ impl Backend for Steer {
             group.1.push(*id);
         }
         let mut present = vec![false; ids.len()];
-        let asks = groups.into_iter().map(|(shard, (positions, ids))| async move {
-            let answer = if self.local(shard) {
-                self.owned.with(shard, |s| Ok(s.contains(&ids)))
-            } else {
-                self.ask(shard, |reply| OwnerOp::Contains { shard, ids, reply }).await
-            };
-            answer.map(|found| (positions, found))
-        });
+        let asks = groups
+            .into_iter()
+            .map(|(shard, (positions, ids))| async move {
+                let answer = if self.local(shard) {
+                    self.owned.with(shard, |s| Ok(s.contains(&ids)))
+                } else {
+                    self.ask(shard, |reply| OwnerOp::Contains { shard, ids, reply })
+                        .await
+                };
+                answer.map(|found| (positions, found))
+            });
         for result in futures::future::join_all(asks).await {
             let (positions, found) = result?;
             for (position, hit) in positions.into_iter().zip(found) {
@@ -221,7 +264,8 @@ impl Backend for Steer {
         if self.local(shard) {
             return self.owned.with(shard, |s| s.reserve(req));
         }
-        self.ask(shard, |reply| OwnerOp::Reserve { shard, req, reply }).await
+        self.ask(shard, |reply| OwnerOp::Reserve { shard, req, reply })
+            .await
     }
 
     async fn commit(&self, reservation: Reservation) -> Result<(), StoreError> {
@@ -229,7 +273,12 @@ impl Backend for Steer {
         if self.local(shard) {
             return self.owned.with(shard, |s| s.commit(reservation));
         }
-        self.ask(shard, |reply| OwnerOp::Commit { shard, reservation, reply }).await
+        self.ask(shard, |reply| OwnerOp::Commit {
+            shard,
+            reservation,
+            reply,
+        })
+        .await
     }
 
     async fn abort(&self, reservation: Reservation) {
@@ -244,7 +293,10 @@ impl Backend for Steer {
         let owner = owner_of(shard, self.executors);
         // If the owner is gone the process is stopping; the reservation is then dropped, which
         // the store guarantees is harmless (never visible, skipped by recovery).
-        let _ = self.mesh.send_to(owner, OwnerOp::Abort { shard, reservation }).await;
+        let _ = self
+            .mesh
+            .send_to(owner, OwnerOp::Abort { shard, reservation })
+            .await;
     }
 
     async fn delete(&self, id: KeyId) -> Result<bool, StoreError> {
@@ -252,7 +304,8 @@ impl Backend for Steer {
         if self.local(shard) {
             return self.owned.with(shard, |s| s.delete(&id));
         }
-        self.ask(shard, |reply| OwnerOp::Delete { shard, id, reply }).await
+        self.ask(shard, |reply| OwnerOp::Delete { shard, id, reply })
+            .await
     }
 }
 
