@@ -17,7 +17,9 @@ use futures_lite::AsyncWriteExt;
 use glommio::net::{TcpListener, TcpStream};
 
 use crate::config::Config;
+use crate::grpc::GrpcLimits;
 use crate::http1::{self, Limits, Outcome, Sleep};
+use crate::protocols::reapi::{ReapiOptions, ReapiService};
 use crate::protocols::router::{HttpOptions, Router};
 use crate::store::DigestFunction;
 
@@ -53,6 +55,9 @@ impl Sleep for Clock {
 pub struct Context {
     router: Router<Steer>,
     limits: Limits,
+    /// The REAPI gRPC services over the same steering backend as `router`.
+    reapi: Rc<ReapiService<Steer>>,
+    grpc_limits: Rc<GrpcLimits>,
     clock: Clock,
     shared: Arc<Shared>,
     active: Cell<usize>,
@@ -74,9 +79,18 @@ impl Context {
                 DigestFunction::Sha256
             },
         };
+        let reapi = ReapiService::new(
+            steer.clone(),
+            ReapiOptions {
+                blob_bytes_max: config.max_blob_bytes,
+                ..ReapiOptions::default()
+            },
+        );
         Rc::new(Context {
             router: Router::new(steer, options),
             limits: http_limits(config),
+            reapi: Rc::new(reapi),
+            grpc_limits: Rc::new(grpc_limits(config)),
             clock: Clock {
                 shared: shared.clone(),
             },
@@ -109,6 +123,15 @@ pub fn http_limits(config: &Config) -> Limits {
         body_stall_timeout: config.body_stall_timeout,
         body_bytes_max: config.max_blob_bytes,
         ..Limits::default()
+    }
+}
+
+/// The gRPC limits from the configuration: the drain timeout is the server's; the rest keep
+/// the wire layer's defaults (`grpc::limits`).
+pub fn grpc_limits(config: &Config) -> GrpcLimits {
+    GrpcLimits {
+        drain_timeout: config.drain_timeout,
+        ..GrpcLimits::default()
     }
 }
 
@@ -179,9 +202,22 @@ async fn serve_connection(mut stream: TcpStream, context: &Context, grpc_only: b
     serve_http2(stream, buffered, context).await;
 }
 
-async fn serve_http2(mut stream: TcpStream, _buffered: Vec<u8>, _context: &Context) {
-    // The gRPC front-end lands with the REAPI services; until then an h2c client is told
-    // plainly (HTTP/2 GOAWAY would need the h2 machinery) by closing the connection.
-    tracing::info!("h2c connection refused: gRPC services are not enabled in this build");
-    let _ = stream.close().await;
+async fn serve_http2(stream: TcpStream, buffered: Vec<u8>, context: &Context) {
+    let shared = context.shared.clone();
+    let drain = async move { drained(&shared).await };
+    let outcome = crate::grpc::serve(
+        stream,
+        buffered,
+        context.reapi.clone(),
+        context.grpc_limits.clone(),
+        drain,
+    )
+    .await;
+    match outcome {
+        Ok(()) => tracing::debug!("h2c connection ended"),
+        Err(crate::grpc::ConnectionError::Io(error)) => {
+            tracing::debug!(%error, "h2c connection lost");
+        }
+        Err(error) => tracing::info!(%error, "h2c connection closed"),
+    }
 }
