@@ -52,9 +52,9 @@ pub struct Http1Connection {
 
 impl Http1Connection {
     pub async fn connect(address: SocketAddr) -> Result<Http1Connection, RequestError> {
-        let stream = TcpStream::connect_addr(address)
-            .await
-            .map_err(|e| RequestError::new(ErrorKind::Connect, format!("connect {address}: {e}")))?;
+        let stream = TcpStream::connect_addr(address).await.map_err(|e| {
+            RequestError::new(ErrorKind::Connect, format!("connect {address}: {e}"))
+        })?;
         // Requests are small writes that must leave at once: Nagle would add up to 40 ms.
         stream
             .set_nodelay(true)
@@ -85,7 +85,8 @@ impl Http1Connection {
         self.send.extend_from_slice(b" HTTP/1.1\r\nHost: ");
         self.send.extend_from_slice(host.as_bytes());
         if method != "GET" && method != "HEAD" {
-            self.send.extend_from_slice(format!("\r\nContent-Length: {body_len}").as_bytes());
+            self.send
+                .extend_from_slice(format!("\r\nContent-Length: {body_len}").as_bytes());
         }
         self.send.extend_from_slice(b"\r\n\r\n");
         self.send.extend_from_slice(body_head);
@@ -111,7 +112,9 @@ impl Http1Connection {
         let buffer = std::mem::take(&mut self.send);
         let (result, buffer) = self.stream.write_all(buffer).await;
         self.send = buffer;
-        result.map(|_| ()).map_err(|e| RequestError::new(ErrorKind::Write, e.to_string()))
+        result
+            .map(|_| ())
+            .map_err(|e| RequestError::new(ErrorKind::Write, e.to_string()))
     }
 
     async fn read_response(&mut self, request_was_head: bool) -> Result<Response, RequestError> {
@@ -140,11 +143,18 @@ impl Http1Connection {
         if self.receive.len() > end {
             return Err(RequestError::new(
                 ErrorKind::Malformed,
-                format!("{} bytes after the response (none were requested)", self.receive.len() - end),
+                format!(
+                    "{} bytes after the response (none were requested)",
+                    self.receive.len() - end
+                ),
             ));
         }
         self.body = head.head_bytes..end;
-        Ok(Response { status: head.status, body: self.body.clone(), connection_close: head.connection_close })
+        Ok(Response {
+            status: head.status,
+            body: self.body.clone(),
+            connection_close: head.connection_close,
+        })
     }
 
     /// Reads at least one byte more, growing the buffer towards `wanted_len` total bytes.

@@ -63,7 +63,9 @@ impl fmt::Display for ParseError {
             ParseError::HeaderLine => "malformed header line",
             ParseError::ContentLength => "invalid Content-Length",
             ParseError::ConflictingContentLength => "conflicting Content-Length values",
-            ParseError::TransferEncodingUnsupported => "Transfer-Encoding responses are not supported",
+            ParseError::TransferEncodingUnsupported => {
+                "Transfer-Encoding responses are not supported"
+            }
             ParseError::NoFraming => "response body without Content-Length",
         };
         f.write_str(text)
@@ -112,7 +114,11 @@ pub fn parse_response_head(buffer: &[u8]) -> Result<Parsed, ParseError> {
 /// 4. otherwise the body runs until close — refused here, since it cannot be validated on a
 ///    keep-alive connection.
 pub fn body_length(head: &ResponseHead, request_was_head: bool) -> Result<u64, ParseError> {
-    if request_was_head || (100..200).contains(&head.status) || head.status == 204 || head.status == 304 {
+    if request_was_head
+        || (100..200).contains(&head.status)
+        || head.status == 204
+        || head.status == 304
+    {
         return Ok(0);
     }
     if head.transfer_encoding {
@@ -122,7 +128,10 @@ pub fn body_length(head: &ResponseHead, request_was_head: bool) -> Result<u64, P
 }
 
 fn find_head_end(buffer: &[u8]) -> Option<usize> {
-    buffer.windows(4).position(|w| w == b"\r\n\r\n").map(|at| at + 4)
+    buffer
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .map(|at| at + 4)
 }
 
 fn strip_cr(line: &[u8]) -> Result<&[u8], ParseError> {
@@ -145,7 +154,9 @@ fn parse_status_line(line: &[u8]) -> Result<(u8, u16), ParseError> {
     if !digits.iter().all(u8::is_ascii_digit) || !matches!(line.get(12), None | Some(b' ')) {
         return Err(ParseError::StatusLine);
     }
-    let status = digits.iter().fold(0u16, |acc, d| acc * 10 + (d - b'0') as u16);
+    let status = digits
+        .iter()
+        .fold(0u16, |acc, d| acc * 10 + (d - b'0') as u16);
     if !(100..=599).contains(&status) {
         return Err(ParseError::StatusLine);
     }
@@ -158,7 +169,10 @@ fn is_token_byte(b: u8) -> bool {
 }
 
 fn apply_header(head: &mut ResponseHead, line: &[u8], minor_version: u8) -> Result<(), ParseError> {
-    let colon = line.iter().position(|&b| b == b':').ok_or(ParseError::HeaderLine)?;
+    let colon = line
+        .iter()
+        .position(|&b| b == b':')
+        .ok_or(ParseError::HeaderLine)?;
     let (name, value) = (&line[..colon], trim_ows(&line[colon + 1..]));
     if name.is_empty() || !name.iter().all(|&b| is_token_byte(b)) {
         return Err(ParseError::HeaderLine);
@@ -194,7 +208,9 @@ fn parse_content_length(value: &[u8]) -> Result<u64, ParseError> {
         if item.is_empty() || item.len() > 19 || !item.iter().all(u8::is_ascii_digit) {
             return Err(ParseError::ContentLength);
         }
-        let length = item.iter().fold(0u64, |acc, d| acc * 10 + (d - b'0') as u64);
+        let length = item
+            .iter()
+            .fold(0u64, |acc, d| acc * 10 + (d - b'0') as u64);
         if result.is_some_and(|seen| seen != length) {
             return Err(ParseError::ConflictingContentLength);
         }
@@ -256,18 +272,47 @@ mod tests {
             (b"HTTP/1.1 20 OK\r\n\r\n", ParseError::StatusLine),
             (b"HTTP/1.1 2000 OK\r\n\r\n", ParseError::StatusLine),
             (b"HTTP/1.1 099 Low\r\n\r\n", ParseError::StatusLine),
-            (b"HTTP/1.1 200 OK\r\nNo colon here\r\n\r\n", ParseError::HeaderLine),
-            (b"HTTP/1.1 200 OK\r\nBad Name: x\r\n\r\n", ParseError::HeaderLine),
+            (
+                b"HTTP/1.1 200 OK\r\nNo colon here\r\n\r\n",
+                ParseError::HeaderLine,
+            ),
+            (
+                b"HTTP/1.1 200 OK\r\nBad Name: x\r\n\r\n",
+                ParseError::HeaderLine,
+            ),
             (b"HTTP/1.1 200 OK\r\n: x\r\n\r\n", ParseError::HeaderLine),
-            (b"HTTP/1.1 200 OK\nContent-Length: 1\r\n\r\n", ParseError::HeaderLine),
-            (b"HTTP/1.1 200 OK\r\nContent-Length: -1\r\n\r\n", ParseError::ContentLength),
-            (b"HTTP/1.1 200 OK\r\nContent-Length: \r\n\r\n", ParseError::ContentLength),
-            (b"HTTP/1.1 200 OK\r\nContent-Length: 99999999999999999999\r\n\r\n", ParseError::ContentLength),
-            (b"HTTP/1.1 200 OK\r\nContent-Length: 1, 2\r\n\r\n", ParseError::ConflictingContentLength),
-            (b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n", ParseError::ConflictingContentLength),
+            (
+                b"HTTP/1.1 200 OK\nContent-Length: 1\r\n\r\n",
+                ParseError::HeaderLine,
+            ),
+            (
+                b"HTTP/1.1 200 OK\r\nContent-Length: -1\r\n\r\n",
+                ParseError::ContentLength,
+            ),
+            (
+                b"HTTP/1.1 200 OK\r\nContent-Length: \r\n\r\n",
+                ParseError::ContentLength,
+            ),
+            (
+                b"HTTP/1.1 200 OK\r\nContent-Length: 99999999999999999999\r\n\r\n",
+                ParseError::ContentLength,
+            ),
+            (
+                b"HTTP/1.1 200 OK\r\nContent-Length: 1, 2\r\n\r\n",
+                ParseError::ConflictingContentLength,
+            ),
+            (
+                b"HTTP/1.1 200 OK\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n",
+                ParseError::ConflictingContentLength,
+            ),
         ];
         for &(input, expected) in cases {
-            assert_eq!(parse_response_head(input), Err(expected), "{:?}", String::from_utf8_lossy(input));
+            assert_eq!(
+                parse_response_head(input),
+                Err(expected),
+                "{:?}",
+                String::from_utf8_lossy(input)
+            );
         }
     }
 
@@ -275,7 +320,11 @@ mod tests {
     fn incomplete_heads_are_partial() {
         let full = b"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n\r\n";
         for cut in 0..full.len() {
-            assert_eq!(parse_response_head(&full[..cut]), Ok(Parsed::Partial), "cut at {cut}");
+            assert_eq!(
+                parse_response_head(&full[..cut]),
+                Ok(Parsed::Partial),
+                "cut at {cut}"
+            );
         }
     }
 
@@ -306,8 +355,14 @@ mod tests {
         assert_eq!(body_length(&head(204, None, false), false), Ok(0));
         assert_eq!(body_length(&head(304, Some(10), false), false), Ok(0));
         assert_eq!(body_length(&head(200, Some(10), false), false), Ok(10));
-        assert_eq!(body_length(&head(200, Some(10), true), false), Err(ParseError::TransferEncodingUnsupported));
-        assert_eq!(body_length(&head(200, None, false), false), Err(ParseError::NoFraming));
+        assert_eq!(
+            body_length(&head(200, Some(10), true), false),
+            Err(ParseError::TransferEncodingUnsupported)
+        );
+        assert_eq!(
+            body_length(&head(200, None, false), false),
+            Err(ParseError::NoFraming)
+        );
     }
 
     proptest! {

@@ -24,14 +24,20 @@
 //! println!("p99 = {} ms", stats.latency_ms_at(0.99));
 //! ```
 
+pub mod args;
+pub mod cli;
+pub mod compare;
 pub mod http1_client;
 pub mod http1_response;
 pub mod limits;
 pub mod loadgen;
+pub mod peers;
 pub mod plot;
 pub mod protocol;
 pub mod report;
+pub mod restart;
 pub mod rng;
+pub mod runner;
 pub mod stats;
 pub mod test_server;
 pub mod workload;

@@ -39,13 +39,21 @@ pub enum Mode {
 pub enum OperationSource {
     /// Random draws from a mix (the measured phase).
     Mix(Arc<OperationMix>),
-    /// `Put` of objects `0..count`, each exactly once across all threads (preload).
+    /// `Put` of objects `next..count`, each exactly once across all threads (preload).
     PutEach { next: Arc<AtomicU64>, count: u64 },
 }
 
 impl OperationSource {
     pub fn put_each(count: usize) -> OperationSource {
-        OperationSource::PutEach { next: Arc::new(AtomicU64::new(0)), count: count as u64 }
+        OperationSource::put_range(0, count)
+    }
+
+    /// `Put` of objects `start..end`, each once.
+    pub fn put_range(start: usize, end: usize) -> OperationSource {
+        OperationSource::PutEach {
+            next: Arc::new(AtomicU64::new(start as u64)),
+            count: end as u64,
+        }
     }
 
     fn next(&self, rng: &mut Rng) -> Option<Operation> {
@@ -53,7 +61,9 @@ impl OperationSource {
             OperationSource::Mix(mix) => Some(mix.next(rng)),
             OperationSource::PutEach { next, count } => {
                 let index = next.fetch_add(1, Ordering::Relaxed);
-                (index < *count).then_some(Operation::Put { index: index as usize })
+                (index < *count).then_some(Operation::Put {
+                    index: index as usize,
+                })
             }
         }
     }
@@ -76,7 +86,11 @@ pub struct LoadConfig {
 }
 
 /// Runs the load and returns the merged measurement of all threads.
-pub fn run_load<P: Protocol>(config: &LoadConfig, protocol: &P, source: &OperationSource) -> RunStats {
+pub fn run_load<P: Protocol>(
+    config: &LoadConfig,
+    protocol: &P,
+    source: &OperationSource,
+) -> RunStats {
     assert!(config.threads > 0 && config.connections >= config.threads);
     let barrier = Arc::new(Barrier::new(config.threads));
     let budget = Arc::new(AtomicU64::new(0));
@@ -89,11 +103,18 @@ pub fn run_load<P: Protocol>(config: &LoadConfig, protocol: &P, source: &Operati
                 connections: share(config.connections, config.threads, thread),
                 rate_per_sec: match config.mode {
                     Mode::Closed => None,
-                    Mode::Open { rate_per_sec } => Some(share(rate_per_sec as usize, config.threads, thread) as u64),
+                    Mode::Open { rate_per_sec } => {
+                        Some(share(rate_per_sec as usize, config.threads, thread) as u64)
+                    }
                 },
                 config: config.clone(),
             };
-            let (protocol, source, barrier, budget) = (protocol.clone(), source.clone(), barrier.clone(), budget.clone());
+            let (protocol, source, barrier, budget) = (
+                protocol.clone(),
+                source.clone(),
+                barrier.clone(),
+                budget.clone(),
+            );
             std::thread::Builder::new()
                 .name(format!("load-{thread}"))
                 .spawn(move || run_thread(plan, protocol, source, barrier, budget))
@@ -129,7 +150,10 @@ fn run_thread<P: Protocol>(
 ) -> RunStats {
     if let Some(cpu) = plan.cpu {
         if let Err(e) = monoio::utils::bind_to_cpu_set([cpu]) {
-            eprintln!("tessera-bench: could not pin thread {} to CPU {cpu}: {e}", plan.thread);
+            eprintln!(
+                "tessera-bench: could not pin thread {} to CPU {cpu}: {e}",
+                plan.thread
+            );
         }
     }
     let mut runtime = monoio::RuntimeBuilder::<monoio::FusionDriver>::new()
@@ -173,7 +197,9 @@ impl<P: Protocol> ThreadState<P> {
                 return Ticket::Stop;
             }
         }
-        let Some(interval_ns) = self.interval_ns else { return Ticket::Now };
+        let Some(interval_ns) = self.interval_ns else {
+            return Ticket::Now;
+        };
         let k = self.next_ticket.get();
         let intended = self.start + Duration::from_nanos((k as f64 * interval_ns) as u64);
         if intended >= self.deadline {
@@ -185,10 +211,15 @@ impl<P: Protocol> ThreadState<P> {
 
     /// Open loop: intended send times inside the run that no connection claimed.
     fn scheduled_but_unsent(&self) -> u64 {
-        let Some(interval_ns) = self.interval_ns else { return 0 };
+        let Some(interval_ns) = self.interval_ns else {
+            return 0;
+        };
         let run_ns = self.deadline.duration_since(self.start).as_nanos() as f64;
         let scheduled = (run_ns / interval_ns).ceil() as u64;
-        let scheduled = self.config.requests.map_or(scheduled, |limit| scheduled.min(limit));
+        let scheduled = self
+            .config
+            .requests
+            .map_or(scheduled, |limit| scheduled.min(limit));
         scheduled.saturating_sub(self.next_ticket.get())
     }
 }
@@ -232,7 +263,10 @@ async fn thread_main<P: Protocol>(
         .into_iter()
         .enumerate()
         .map(|(index, connection)| {
-            let rng = Rng::derived(state.config.seed, ((plan.thread as u64) << 32) | index as u64);
+            let rng = Rng::derived(
+                state.config.seed,
+                ((plan.thread as u64) << 32) | index as u64,
+            );
             monoio::spawn(connection_loop(state.clone(), connection, rng))
         })
         .collect();
@@ -245,14 +279,20 @@ async fn thread_main<P: Protocol>(
     stats
 }
 
-async fn connection_loop<P: Protocol>(state: Rc<ThreadState<P>>, mut connection: Option<P::Connection>, mut rng: Rng) {
+async fn connection_loop<P: Protocol>(
+    state: Rc<ThreadState<P>>,
+    mut connection: Option<P::Connection>,
+    mut rng: Rng,
+) {
     loop {
         let intended = match state.claim() {
             Ticket::Stop => return,
             Ticket::Now => None,
             Ticket::At(intended) => Some(intended),
         };
-        let Some(operation) = state.source.next(&mut rng) else { return };
+        let Some(operation) = state.source.next(&mut rng) else {
+            return;
+        };
         if let Some(intended) = intended {
             if intended > Instant::now() {
                 monoio::time::sleep_until(monoio::time::Instant::from_std(intended)).await;
@@ -264,7 +304,9 @@ async fn connection_loop<P: Protocol>(state: Rc<ThreadState<P>>, mut connection:
             None => reconnect_and_execute(&state, &mut connection, &operation).await,
         };
         let done = Instant::now();
-        state.last_completion.set(state.last_completion.get().max(done));
+        state
+            .last_completion
+            .set(state.last_completion.get().max(done));
         let latency = done.duration_since(intended.unwrap_or(sent));
         let mut stats = state.stats.borrow_mut();
         match result {
@@ -291,7 +333,10 @@ async fn execute_with_timeout<P: Protocol>(
     let timeout = state.config.request_timeout;
     match monoio::time::timeout(timeout, state.protocol.execute(connection, operation)).await {
         Ok(result) => result,
-        Err(_) => Err(RequestError::new(ErrorKind::Timeout, format!("no complete response within {timeout:?}"))),
+        Err(_) => Err(RequestError::new(
+            ErrorKind::Timeout,
+            format!("no complete response within {timeout:?}"),
+        )),
     }
 }
 

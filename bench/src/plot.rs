@@ -33,7 +33,9 @@ const NINES_MAX: f64 = 6.0;
 const NINES_MIN: f64 = 3.0;
 /// Latencies below this are drawn at this value (log scale cannot show 0).
 const LATENCY_MS_FLOOR: f64 = 0.001;
-const COLOURS: [&str; 8] = ["#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf"];
+const COLOURS: [&str; 8] = [
+    "#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf",
+];
 
 fn nines(quantile: f64) -> f64 {
     if quantile >= 1.0 {
@@ -45,10 +47,16 @@ fn nines(quantile: f64) -> f64 {
 /// Renders the plot. Series without points are listed in the legend but draw no line.
 pub fn render_svg(title: &str, series: &[Series]) -> String {
     let all = series.iter().flat_map(|s| s.points.iter());
-    let finite_nines = all.clone().map(|&(q, _)| nines(q)).filter(|n| n.is_finite()).fold(0.0, f64::max);
+    let finite_nines = all
+        .clone()
+        .map(|&(q, _)| nines(q))
+        .filter(|n| n.is_finite())
+        .fold(0.0, f64::max);
     let x_max = (finite_nines.ceil() + 1.0).clamp(NINES_MIN, NINES_MAX);
     let values = all.map(|&(_, v)| v.max(LATENCY_MS_FLOOR));
-    let (low, high) = values.fold((f64::INFINITY, 0.0f64), |(lo, hi), v| (lo.min(v), hi.max(v)));
+    let (low, high) = values.fold((f64::INFINITY, 0.0f64), |(lo, hi), v| {
+        (lo.min(v), hi.max(v))
+    });
     let (y_low, y_high) = if low.is_finite() {
         let (lo, hi) = (low.log10().floor(), high.log10().ceil());
         (lo, if hi > lo { hi } else { lo + 1.0 })
@@ -58,31 +66,68 @@ pub fn render_svg(title: &str, series: &[Series]) -> String {
     let plot_w = WIDTH - LEFT - RIGHT;
     let plot_h = HEIGHT - TOP - BOTTOM;
     let x_of = |q: f64| LEFT + nines(q).min(x_max) / x_max * plot_w;
-    let y_of = |ms: f64| TOP + plot_h - (ms.max(LATENCY_MS_FLOOR).log10() - y_low) / (y_high - y_low) * plot_h;
+    let y_of = |ms: f64| {
+        TOP + plot_h - (ms.max(LATENCY_MS_FLOOR).log10() - y_low) / (y_high - y_low) * plot_h
+    };
 
     let mut svg = String::new();
     let _ = writeln!(
         svg,
         r#"<svg xmlns="http://www.w3.org/2000/svg" width="{WIDTH}" height="{HEIGHT}" viewBox="0 0 {WIDTH} {HEIGHT}" font-family="sans-serif" font-size="13">"#
     );
-    let _ = writeln!(svg, r#"<rect x="0" y="0" width="{WIDTH}" height="{HEIGHT}" fill="white"/>"#);
-    let _ = writeln!(svg, r#"<text x="{}" y="28" text-anchor="middle" font-size="17">{}</text>"#, WIDTH / 2.0, escape(title));
+    let _ = writeln!(
+        svg,
+        r#"<rect x="0" y="0" width="{WIDTH}" height="{HEIGHT}" fill="white"/>"#
+    );
+    let _ = writeln!(
+        svg,
+        r#"<text x="{}" y="28" text-anchor="middle" font-size="17">{}</text>"#,
+        WIDTH / 2.0,
+        escape(title)
+    );
     // Grid and x ticks: 0 %, 90 %, 99 %, ...
     for n in 0..=(x_max as usize) {
         let q = 1.0 - 10f64.powi(-(n as i32));
         let x = x_of(q);
-        let _ = writeln!(svg, r##"<line x1="{x:.1}" y1="{TOP}" x2="{x:.1}" y2="{:.1}" stroke="#ddd"/>"##, TOP + plot_h);
-        let _ = writeln!(svg, r#"<text x="{x:.1}" y="{:.1}" text-anchor="middle">{}</text>"#, TOP + plot_h + 20.0, percent_label(n));
+        let _ = writeln!(
+            svg,
+            r##"<line x1="{x:.1}" y1="{TOP}" x2="{x:.1}" y2="{:.1}" stroke="#ddd"/>"##,
+            TOP + plot_h
+        );
+        let _ = writeln!(
+            svg,
+            r#"<text x="{x:.1}" y="{:.1}" text-anchor="middle">{}</text>"#,
+            TOP + plot_h + 20.0,
+            percent_label(n)
+        );
     }
     // Grid and y ticks, one per decade.
     for decade in (y_low as i32)..=(y_high as i32) {
         let ms = 10f64.powi(decade);
         let y = y_of(ms);
-        let _ = writeln!(svg, r##"<line x1="{LEFT}" y1="{y:.1}" x2="{:.1}" y2="{y:.1}" stroke="#ddd"/>"##, LEFT + plot_w);
-        let _ = writeln!(svg, r#"<text x="{:.1}" y="{:.1}" text-anchor="end">{}</text>"#, LEFT - 8.0, y + 4.0, latency_label(ms));
+        let _ = writeln!(
+            svg,
+            r##"<line x1="{LEFT}" y1="{y:.1}" x2="{:.1}" y2="{y:.1}" stroke="#ddd"/>"##,
+            LEFT + plot_w
+        );
+        let _ = writeln!(
+            svg,
+            r#"<text x="{:.1}" y="{:.1}" text-anchor="end">{}</text>"#,
+            LEFT - 8.0,
+            y + 4.0,
+            latency_label(ms)
+        );
     }
-    let _ = writeln!(svg, r##"<rect x="{LEFT}" y="{TOP}" width="{plot_w}" height="{plot_h}" fill="none" stroke="#333"/>"##);
-    let _ = writeln!(svg, r#"<text x="{:.1}" y="{:.1}" text-anchor="middle">Percentile</text>"#, LEFT + plot_w / 2.0, HEIGHT - 20.0);
+    let _ = writeln!(
+        svg,
+        r##"<rect x="{LEFT}" y="{TOP}" width="{plot_w}" height="{plot_h}" fill="none" stroke="#333"/>"##
+    );
+    let _ = writeln!(
+        svg,
+        r#"<text x="{:.1}" y="{:.1}" text-anchor="middle">Percentile</text>"#,
+        LEFT + plot_w / 2.0,
+        HEIGHT - 20.0
+    );
     let _ = writeln!(
         svg,
         r#"<text x="20" y="{:.1}" text-anchor="middle" transform="rotate(-90 20 {:.1})">Latency (log scale)</text>"#,
@@ -96,11 +141,26 @@ pub fn render_svg(title: &str, series: &[Series]) -> String {
             for &(q, ms) in &run.points {
                 let _ = write!(path, "{:.1},{:.1} ", x_of(q), y_of(ms));
             }
-            let _ = writeln!(svg, r#"<polyline fill="none" stroke="{colour}" stroke-width="2" points="{}"/>"#, path.trim_end());
+            let _ = writeln!(
+                svg,
+                r#"<polyline fill="none" stroke="{colour}" stroke-width="2" points="{}"/>"#,
+                path.trim_end()
+            );
         }
         let y = TOP + 20.0 + index as f64 * 20.0;
-        let _ = writeln!(svg, r#"<line x1="{:.1}" y1="{y:.1}" x2="{:.1}" y2="{y:.1}" stroke="{colour}" stroke-width="3"/>"#, LEFT + 12.0, LEFT + 36.0);
-        let _ = writeln!(svg, r#"<text x="{:.1}" y="{:.1}">{}</text>"#, LEFT + 42.0, y + 4.0, escape(&run.label));
+        let _ = writeln!(
+            svg,
+            r#"<line x1="{:.1}" y1="{y:.1}" x2="{:.1}" y2="{y:.1}" stroke="{colour}" stroke-width="3"/>"#,
+            LEFT + 12.0,
+            LEFT + 36.0
+        );
+        let _ = writeln!(
+            svg,
+            r#"<text x="{:.1}" y="{:.1}">{}</text>"#,
+            LEFT + 42.0,
+            y + 4.0,
+            escape(&run.label)
+        );
     }
     svg.push_str("</svg>\n");
     svg
@@ -109,7 +169,14 @@ pub fn render_svg(title: &str, series: &[Series]) -> String {
 fn percent_label(nines: usize) -> String {
     match nines {
         0 => "0%".to_string(),
-        n => format!("{}%", &format!("{:.*}", n.saturating_sub(2), 100.0 - 10f64.powi(2 - n as i32))),
+        n => format!(
+            "{}%",
+            &format!(
+                "{:.*}",
+                n.saturating_sub(2),
+                100.0 - 10f64.powi(2 - n as i32)
+            )
+        ),
     }
 }
 
@@ -124,7 +191,10 @@ fn latency_label(ms: f64) -> String {
 }
 
 fn escape(text: &str) -> String {
-    text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
 }
 
 #[cfg(test)]
@@ -150,20 +220,44 @@ mod tests {
 
     #[test]
     fn overlays_every_series_inside_the_plot_area() {
-        let fast = Series { label: "tessera".into(), points: vec![(0.0, 0.03), (0.5, 0.05), (0.99, 0.2), (0.999, 0.9), (1.0, 4.0)] };
-        let slow = Series { label: "nginx <peer> & co".into(), points: vec![(0.0, 0.05), (0.5, 0.08), (0.99, 1.0), (1.0, 1000.0)] };
+        let fast = Series {
+            label: "tessera".into(),
+            points: vec![
+                (0.0, 0.03),
+                (0.5, 0.05),
+                (0.99, 0.2),
+                (0.999, 0.9),
+                (1.0, 4.0),
+            ],
+        };
+        let slow = Series {
+            label: "nginx <peer> & co".into(),
+            points: vec![(0.0, 0.05), (0.5, 0.08), (0.99, 1.0), (1.0, 1000.0)],
+        };
         let svg = render_svg("GET 4 KiB @ 1000/s", &[fast, slow]);
         assert!(svg.starts_with("<svg") && svg.trim_end().ends_with("</svg>"));
         assert_eq!(svg.matches("<text").count(), svg.matches("</text>").count());
-        assert!(svg.contains("nginx &lt;peer&gt; &amp; co"), "labels are escaped");
+        assert!(
+            svg.contains("nginx &lt;peer&gt; &amp; co"),
+            "labels are escaped"
+        );
         assert!(svg.contains(">99.9%<") && svg.contains(">90%<") && svg.contains(">1 s<"));
         let lines = polyline_points(&svg);
         assert_eq!(lines.len(), 2);
         for line in &lines {
-            assert!(line.windows(2).all(|w| w[0].0 <= w[1].0), "x grows with the percentile");
-            assert!(line.windows(2).all(|w| w[0].1 >= w[1].1), "higher latency is drawn higher");
+            assert!(
+                line.windows(2).all(|w| w[0].0 <= w[1].0),
+                "x grows with the percentile"
+            );
+            assert!(
+                line.windows(2).all(|w| w[0].1 >= w[1].1),
+                "higher latency is drawn higher"
+            );
             for &(x, y) in line {
-                assert!((LEFT..=WIDTH - RIGHT).contains(&x) && (TOP..=HEIGHT - BOTTOM).contains(&y), "({x}, {y})");
+                assert!(
+                    (LEFT..=WIDTH - RIGHT).contains(&x) && (TOP..=HEIGHT - BOTTOM).contains(&y),
+                    "({x}, {y})"
+                );
             }
         }
         // The slower series' maximum (1 s) is drawn above the faster one's (4 ms).
@@ -181,7 +275,13 @@ mod tests {
 
     #[test]
     fn empty_input_still_renders_axes() {
-        let svg = render_svg("nothing", &[Series { label: "empty".into(), points: vec![] }]);
+        let svg = render_svg(
+            "nothing",
+            &[Series {
+                label: "empty".into(),
+                points: vec![],
+            }],
+        );
         assert!(svg.contains("Percentile") && svg.contains("empty"));
         assert!(polyline_points(&svg).is_empty());
     }

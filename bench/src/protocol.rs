@@ -60,7 +60,11 @@ pub enum PathScheme {
 }
 
 impl PathScheme {
-    pub fn parse(protocol: &str, prefix: &str, template: Option<&str>) -> Result<PathScheme, String> {
+    pub fn parse(
+        protocol: &str,
+        prefix: &str,
+        template: Option<&str>,
+    ) -> Result<PathScheme, String> {
         match (protocol, template) {
             ("bazel", None) | ("bazel-cas", None) => Ok(PathScheme::BazelCas { prefix: prefix.to_string() }),
             ("bazel-ac", None) => Ok(PathScheme::BazelAction { prefix: prefix.to_string() }),
@@ -74,7 +78,9 @@ impl PathScheme {
 
     fn cas_path(&self, digest_hex: &str) -> String {
         match self {
-            PathScheme::BazelCas { prefix } | PathScheme::BazelAction { prefix } => format!("{prefix}/cas/{digest_hex}"),
+            PathScheme::BazelCas { prefix } | PathScheme::BazelAction { prefix } => {
+                format!("{prefix}/cas/{digest_hex}")
+            }
             PathScheme::Template(template) => template.replace("{key}", digest_hex),
         }
     }
@@ -95,59 +101,122 @@ impl HttpProtocol {
         HttpProtocol { keys, scheme, host }
     }
 
-    async fn put_object(&self, connection: &mut Http1Connection, index: usize) -> Result<Outcome, RequestError> {
+    async fn put_object(
+        &self,
+        connection: &mut Http1Connection,
+        index: usize,
+    ) -> Result<Outcome, RequestError> {
         let path = self.scheme.cas_path(&self.keys.cas_hex(index));
         let prefix = self.keys.prefix(index);
-        let response = connection.request("PUT", &path, &self.host, &prefix, Some(self.keys.tail(index))).await?;
+        let response = connection
+            .request(
+                "PUT",
+                &path,
+                &self.host,
+                &prefix,
+                Some(self.keys.tail(index)),
+            )
+            .await?;
         expect_put_status(response.status, &path)?;
-        Ok(Outcome { body_bytes: self.keys.size(index) as u64, reconnect: response.connection_close })
+        Ok(Outcome {
+            body_bytes: self.keys.size(index) as u64,
+            reconnect: response.connection_close,
+        })
     }
 
-    async fn get_object(&self, connection: &mut Http1Connection, index: usize) -> Result<Outcome, RequestError> {
+    async fn get_object(
+        &self,
+        connection: &mut Http1Connection,
+        index: usize,
+    ) -> Result<Outcome, RequestError> {
         let path = self.scheme.cas_path(&self.keys.cas_hex(index));
-        let response = connection.request("GET", &path, &self.host, &[], None).await?;
+        let response = connection
+            .request("GET", &path, &self.host, &[], None)
+            .await?;
         expect_status(response.status, 200, &path)?;
         if !self.keys.body_matches(index, connection.body()) {
-            return Err(body_mismatch(&path, self.keys.size(index), connection.body()));
+            return Err(body_mismatch(
+                &path,
+                self.keys.size(index),
+                connection.body(),
+            ));
         }
-        Ok(Outcome { body_bytes: response.body_len() as u64, reconnect: response.connection_close })
+        Ok(Outcome {
+            body_bytes: response.body_len() as u64,
+            reconnect: response.connection_close,
+        })
     }
 
-    async fn get_missing(&self, connection: &mut Http1Connection, key: &[u8; 32]) -> Result<Outcome, RequestError> {
+    async fn get_missing(
+        &self,
+        connection: &mut Http1Connection,
+        key: &[u8; 32],
+    ) -> Result<Outcome, RequestError> {
         let path = match &self.scheme {
             PathScheme::BazelAction { prefix } => format!("{prefix}/ac/{}", hex(key)),
             scheme => scheme.cas_path(&hex(key)),
         };
-        let response = connection.request("GET", &path, &self.host, &[], None).await?;
+        let response = connection
+            .request("GET", &path, &self.host, &[], None)
+            .await?;
         expect_status(response.status, 404, &path)?;
-        Ok(Outcome { body_bytes: 0, reconnect: response.connection_close })
+        Ok(Outcome {
+            body_bytes: 0,
+            reconnect: response.connection_close,
+        })
     }
 
-    async fn put_action(&self, connection: &mut Http1Connection, index: usize, prefix: &str) -> Result<Outcome, RequestError> {
+    async fn put_action(
+        &self,
+        connection: &mut Http1Connection,
+        index: usize,
+        prefix: &str,
+    ) -> Result<Outcome, RequestError> {
         let blob = self.put_object(connection, index).await?;
         if blob.reconnect {
-            return Err(RequestError::new(ErrorKind::Closed, "server closed between the CAS and AC upload"));
+            return Err(RequestError::new(
+                ErrorKind::Closed,
+                "server closed between the CAS and AC upload",
+            ));
         }
         let path = format!("{prefix}/ac/{}", hex(&action_key(index)));
         let result = action_result(&self.keys, index);
-        let response = connection.request("PUT", &path, &self.host, &result, None).await?;
+        let response = connection
+            .request("PUT", &path, &self.host, &result, None)
+            .await?;
         expect_put_status(response.status, &path)?;
-        Ok(Outcome { body_bytes: blob.body_bytes + result.len() as u64, reconnect: response.connection_close })
+        Ok(Outcome {
+            body_bytes: blob.body_bytes + result.len() as u64,
+            reconnect: response.connection_close,
+        })
     }
 
-    async fn get_action(&self, connection: &mut Http1Connection, index: usize, prefix: &str) -> Result<Outcome, RequestError> {
+    async fn get_action(
+        &self,
+        connection: &mut Http1Connection,
+        index: usize,
+        prefix: &str,
+    ) -> Result<Outcome, RequestError> {
         let path = format!("{prefix}/ac/{}", hex(&action_key(index)));
-        let response = connection.request("GET", &path, &self.host, &[], None).await?;
+        let response = connection
+            .request("GET", &path, &self.host, &[], None)
+            .await?;
         expect_status(response.status, 200, &path)?;
         let expected = action_result(&self.keys, index);
         if connection.body() != expected.as_slice() {
             return Err(body_mismatch(&path, expected.len(), connection.body()));
         }
         if response.connection_close {
-            return Err(RequestError::new(ErrorKind::Closed, "server closed between the AC and CAS read"));
+            return Err(RequestError::new(
+                ErrorKind::Closed,
+                "server closed between the AC and CAS read",
+            ));
         }
         let blob = self.get_object(connection, index).await?;
-        Ok(Outcome { body_bytes: blob.body_bytes + expected.len() as u64, reconnect: blob.reconnect })
+        Ok(Outcome {
+            body_bytes: blob.body_bytes + expected.len() as u64,
+            reconnect: blob.reconnect,
+        })
     }
 }
 
@@ -166,11 +235,19 @@ impl Protocol for HttpProtocol {
         Http1Connection::connect(address).await
     }
 
-    async fn execute(&self, connection: &mut Http1Connection, operation: &Operation) -> Result<Outcome, RequestError> {
+    async fn execute(
+        &self,
+        connection: &mut Http1Connection,
+        operation: &Operation,
+    ) -> Result<Outcome, RequestError> {
         match (operation, &self.scheme) {
             (Operation::GetMissing { key }, _) => self.get_missing(connection, key).await,
-            (&Operation::Get { index }, PathScheme::BazelAction { prefix }) => self.get_action(connection, index, prefix).await,
-            (&Operation::Put { index }, PathScheme::BazelAction { prefix }) => self.put_action(connection, index, prefix).await,
+            (&Operation::Get { index }, PathScheme::BazelAction { prefix }) => {
+                self.get_action(connection, index, prefix).await
+            }
+            (&Operation::Put { index }, PathScheme::BazelAction { prefix }) => {
+                self.put_action(connection, index, prefix).await
+            }
             (&Operation::Get { index }, _) => self.get_object(connection, index).await,
             (&Operation::Put { index }, _) => self.put_object(connection, index).await,
         }
@@ -181,7 +258,10 @@ fn expect_status(got: u16, wanted: u16, path: &str) -> Result<(), RequestError> 
     if got == wanted {
         Ok(())
     } else {
-        Err(RequestError::new(ErrorKind::Status, format!("{path}: status {got}, expected {wanted}")))
+        Err(RequestError::new(
+            ErrorKind::Status,
+            format!("{path}: status {got}, expected {wanted}"),
+        ))
     }
 }
 
@@ -189,13 +269,19 @@ fn expect_put_status(got: u16, path: &str) -> Result<(), RequestError> {
     if matches!(got, 200 | 201 | 204) {
         Ok(())
     } else {
-        Err(RequestError::new(ErrorKind::Status, format!("PUT {path}: status {got}, expected 200/201/204")))
+        Err(RequestError::new(
+            ErrorKind::Status,
+            format!("PUT {path}: status {got}, expected 200/201/204"),
+        ))
     }
 }
 
 fn body_mismatch(path: &str, expected_len: usize, got: &[u8]) -> RequestError {
     let detail = if got.len() != expected_len {
-        format!("{path}: body of {} bytes, expected {expected_len}", got.len())
+        format!(
+            "{path}: body of {} bytes, expected {expected_len}",
+            got.len()
+        )
     } else {
         format!("{path}: body bytes differ from what was stored")
     };
@@ -253,18 +339,29 @@ mod tests {
     #[test]
     fn paths_follow_the_scheme() {
         let digest = "ab".repeat(32);
-        assert_eq!(PathScheme::parse("bazel", "", None).unwrap().cas_path(&digest), format!("/cas/{digest}"));
         assert_eq!(
-            PathScheme::parse("bazel", "/inst", None).unwrap().cas_path(&digest),
+            PathScheme::parse("bazel", "", None)
+                .unwrap()
+                .cas_path(&digest),
+            format!("/cas/{digest}")
+        );
+        assert_eq!(
+            PathScheme::parse("bazel", "/inst", None)
+                .unwrap()
+                .cas_path(&digest),
             format!("/inst/cas/{digest}")
         );
         assert_eq!(
-            PathScheme::parse("template", "", Some("/dav/{key}.bin")).unwrap().cas_path(&digest),
+            PathScheme::parse("template", "", Some("/dav/{key}.bin"))
+                .unwrap()
+                .cas_path(&digest),
             format!("/dav/{digest}.bin")
         );
         assert!(PathScheme::parse("template", "", Some("/no-key")).is_err());
         assert!(PathScheme::parse("template", "", None).is_err());
-        assert!(PathScheme::parse("grpc", "", None).unwrap_err().contains("next step"));
+        assert!(PathScheme::parse("grpc", "", None)
+            .unwrap_err()
+            .contains("next step"));
     }
 
     #[test]

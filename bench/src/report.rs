@@ -6,8 +6,13 @@ use crate::stats::{ErrorKind, RunStats};
 use std::fmt::Write as _;
 
 /// Percentiles shown in the table and the JSON summary.
-pub const TABLE_QUANTILES: [(f64, &str); 5] =
-    [(0.5, "p50"), (0.9, "p90"), (0.99, "p99"), (0.999, "p99.9"), (0.9999, "p99.99")];
+pub const TABLE_QUANTILES: [(f64, &str); 5] = [
+    (0.5, "p50"),
+    (0.9, "p90"),
+    (0.99, "p99"),
+    (0.999, "p99.9"),
+    (0.9999, "p99.99"),
+];
 
 /// Describes the run a [`RunStats`] came from (for the JSON summary).
 #[derive(Debug, Clone, Default)]
@@ -33,18 +38,28 @@ pub fn table_header() -> String {
         let _ = write!(line, " {:>9}", name);
     }
     let _ = write!(line, " {:>9} {:>8}", "max", "errors");
-    line.push_str("\n");
+    line.push('\n');
     line.push_str(&"-".repeat(line.len() - 1));
     line
 }
 
 /// One table row; latencies in milliseconds.
 pub fn table_row(label: &str, stats: &RunStats) -> String {
-    let mut line = format!("{:<28} {:>11.0} {:>9.1}", label, stats.requests_per_sec(), stats.megabytes_per_sec());
+    let mut line = format!(
+        "{:<28} {:>11.0} {:>9.1}",
+        label,
+        stats.requests_per_sec(),
+        stats.megabytes_per_sec()
+    );
     for (quantile, _) in TABLE_QUANTILES {
         let _ = write!(line, " {:>9}", format_ms(stats.latency_ms_at(quantile)));
     }
-    let _ = write!(line, " {:>9} {:>8}", format_ms(stats.latency_ms_max()), stats.errors_total());
+    let _ = write!(
+        line,
+        " {:>9} {:>8}",
+        format_ms(stats.latency_ms_max()),
+        stats.errors_total()
+    );
     line
 }
 
@@ -70,7 +85,12 @@ pub fn problems_banner(stats: &RunStats) -> Option<String> {
     for kind in ErrorKind::ALL {
         let count = stats.errors(kind);
         if count > 0 {
-            let _ = writeln!(text, "  {count:>10} {:<10} first: {}", kind.name(), stats.first_error(kind).unwrap_or("?"));
+            let _ = writeln!(
+                text,
+                "  {count:>10} {:<10} first: {}",
+                kind.name(),
+                stats.first_error(kind).unwrap_or("?")
+            );
         }
     }
     if stats.not_sent > 0 {
@@ -115,8 +135,10 @@ pub fn to_json(info: &RunInfo, stats: &RunStats) -> String {
     field("megabytes_per_sec", json_number(stats.megabytes_per_sec()));
     field("not_sent", stats.not_sent.to_string());
     field("reconnects", stats.reconnects.to_string());
-    let errors: Vec<String> =
-        ErrorKind::ALL.iter().map(|&k| format!("\"{}\": {}", k.name(), stats.errors(k))).collect();
+    let errors: Vec<String> = ErrorKind::ALL
+        .iter()
+        .map(|&k| format!("\"{}\": {}", k.name(), stats.errors(k)))
+        .collect();
     field("errors", format!("{{{}}}", errors.join(", ")));
     field("errors_total", stats.errors_total().to_string());
     let mut latency: Vec<String> = TABLE_QUANTILES
@@ -124,7 +146,10 @@ pub fn to_json(info: &RunInfo, stats: &RunStats) -> String {
         .map(|&(q, name)| format!("\"{name}\": {}", json_number(stats.latency_ms_at(q))))
         .collect();
     latency.push(format!("\"max\": {}", json_number(stats.latency_ms_max())));
-    latency.push(format!("\"mean\": {}", json_number(stats.latency_ms_mean())));
+    latency.push(format!(
+        "\"mean\": {}",
+        json_number(stats.latency_ms_mean())
+    ));
     let _ = writeln!(out, "  \"latency_ms\": {{{}}}", latency.join(", "));
     out.push_str("}\n");
     out
@@ -167,7 +192,11 @@ pub const HGRM_TICKS_PER_HALF_DISTANCE: u32 = 5;
 pub fn to_hgrm(stats: &RunStats) -> String {
     let histogram = &stats.latency_ns;
     let mut out = String::new();
-    let _ = writeln!(out, "{:>12} {:>14} {:>10} {:>14}\n", "Value", "Percentile", "TotalCount", "1/(1-Percentile)");
+    let _ = writeln!(
+        out,
+        "{:>12} {:>14} {:>10} {:>14}\n",
+        "Value", "Percentile", "TotalCount", "1/(1-Percentile)"
+    );
     if !histogram.is_empty() {
         let mut total = 0u64;
         for step in histogram.iter_quantiles(HGRM_TICKS_PER_HALF_DISTANCE) {
@@ -175,7 +204,11 @@ pub fn to_hgrm(stats: &RunStats) -> String {
             let quantile = step.quantile_iterated_to();
             let value_ms = step.value_iterated_to() as f64 / 1e6;
             if quantile < 1.0 {
-                let _ = writeln!(out, "{value_ms:>12.3} {quantile:>14.12} {total:>10} {:>14.2}", 1.0 / (1.0 - quantile));
+                let _ = writeln!(
+                    out,
+                    "{value_ms:>12.3} {quantile:>14.12} {total:>10} {:>14.2}",
+                    1.0 / (1.0 - quantile)
+                );
             } else {
                 let _ = writeln!(out, "{value_ms:>12.3} {quantile:>14.12} {total:>10}");
             }
@@ -187,7 +220,12 @@ pub fn to_hgrm(stats: &RunStats) -> String {
         histogram.mean() / 1e6,
         histogram.stdev() / 1e6
     );
-    let _ = writeln!(out, "#[Max     = {:>12.3}, Total count    = {:>12}]", histogram.max() as f64 / 1e6, histogram.len());
+    let _ = writeln!(
+        out,
+        "#[Max     = {:>12.3}, Total count    = {:>12}]",
+        histogram.max() as f64 / 1e6,
+        histogram.len()
+    );
     out
 }
 
@@ -205,7 +243,12 @@ pub fn parse_hgrm(text: &str) -> Result<Vec<(f64, f64)>, String> {
         let quantile = fields.next().and_then(|f| f.parse::<f64>().ok());
         match (value, quantile) {
             (Some(v), Some(q)) if v.is_finite() && (0.0..=1.0).contains(&q) => points.push((q, v)),
-            _ => return Err(format!("line {}: `{line}` is not `VALUE PERCENTILE ...`", number + 1)),
+            _ => {
+                return Err(format!(
+                    "line {}: `{line}` is not `VALUE PERCENTILE ...`",
+                    number + 1
+                ))
+            }
         }
     }
     if points.is_empty() {
@@ -235,7 +278,12 @@ mod tests {
         let text = to_hgrm(&stats);
         let points = parse_hgrm(&text).unwrap();
         assert!(points.len() > 20);
-        assert!(points.windows(2).all(|w| w[0].0 <= w[1].0 && w[0].1 <= w[1].1), "monotonic");
+        assert!(
+            points
+                .windows(2)
+                .all(|w| w[0].0 <= w[1].0 && w[0].1 <= w[1].1),
+            "monotonic"
+        );
         let (last_q, last_v) = *points.last().unwrap();
         assert_eq!(last_q, 1.0);
         assert!((last_v - 10.0).abs() < 0.02, "max {last_v}");
@@ -248,7 +296,9 @@ mod tests {
     #[test]
     fn parse_hgrm_rejects_garbage() {
         assert!(parse_hgrm("").is_err());
-        assert!(parse_hgrm("Value Percentile\n1.0 x 3\n").unwrap_err().contains("line 2"));
+        assert!(parse_hgrm("Value Percentile\n1.0 x 3\n")
+            .unwrap_err()
+            .contains("line 2"));
         assert!(parse_hgrm("1.0 1.5 3\n").is_err());
     }
 
@@ -258,12 +308,21 @@ mod tests {
         let row = table_row("nginx get-4k", &stats);
         assert!(row.starts_with("nginx get-4k"));
         assert!(row.contains(" 500 "), "req/s 1000 over 2 s: {row}");
-        let json = to_json(&RunInfo { label: "a \"quoted\" run".into(), ..Default::default() }, &stats);
+        let json = to_json(
+            &RunInfo {
+                label: "a \"quoted\" run".into(),
+                ..Default::default()
+            },
+            &stats,
+        );
         assert!(json.contains("\"label\": \"a \\\"quoted\\\" run\""));
         assert!(json.contains("\"requests_per_sec\": 500,"));
         assert!(json.contains("\"errors_total\": 0,"));
         assert!(problems_banner(&stats).is_none());
-        stats.record_error(&RequestError::new(ErrorKind::Body, "GET /cas/x: bytes differ"));
+        stats.record_error(&RequestError::new(
+            ErrorKind::Body,
+            "GET /cas/x: bytes differ",
+        ));
         let banner = problems_banner(&stats).unwrap();
         assert!(banner.contains("1 failed requests out of 1001"));
         assert!(banner.contains("body") && banner.contains("bytes differ"));

@@ -15,7 +15,9 @@ impl Rng {
 
     /// A generator for one stream of a seeded family (e.g. one per connection).
     pub fn derived(seed: u64, stream: u64) -> Rng {
-        Rng::new(mix64(seed ^ mix64(stream.wrapping_add(0x9e37_79b9_7f4a_7c15))))
+        Rng::new(mix64(
+            seed ^ mix64(stream.wrapping_add(0x9e37_79b9_7f4a_7c15)),
+        ))
     }
 
     pub fn next_u64(&mut self) -> u64 {
@@ -65,7 +67,10 @@ mod tests {
         }
         // Each bucket expects 1000; a fair generator stays within ±20 % with overwhelming odds.
         for (value, count) in seen.iter().enumerate() {
-            assert!((800..1200).contains(count), "value {value} drawn {count} times");
+            assert!(
+                (800..1200).contains(count),
+                "value {value} drawn {count} times"
+            );
         }
     }
 
@@ -84,9 +89,18 @@ mod tests {
 
     #[test]
     fn derived_streams_differ_and_repeat() {
-        let a: Vec<u64> = (0..4).map(|_| 0).scan(Rng::derived(1, 0), |r, _: u64| Some(r.next_u64())).collect();
-        let b: Vec<u64> = (0..4).map(|_| 0).scan(Rng::derived(1, 1), |r, _: u64| Some(r.next_u64())).collect();
-        let a_again: Vec<u64> = (0..4).map(|_| 0).scan(Rng::derived(1, 0), |r, _: u64| Some(r.next_u64())).collect();
+        let a: Vec<u64> = (0..4)
+            .map(|_| 0)
+            .scan(Rng::derived(1, 0), |r, _: u64| Some(r.next_u64()))
+            .collect();
+        let b: Vec<u64> = (0..4)
+            .map(|_| 0)
+            .scan(Rng::derived(1, 1), |r, _: u64| Some(r.next_u64()))
+            .collect();
+        let a_again: Vec<u64> = (0..4)
+            .map(|_| 0)
+            .scan(Rng::derived(1, 0), |r, _: u64| Some(r.next_u64()))
+            .collect();
         assert_ne!(a, b);
         assert_eq!(a, a_again);
     }

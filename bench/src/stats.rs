@@ -57,7 +57,10 @@ impl ErrorKind {
     }
 
     fn slot(self) -> usize {
-        ErrorKind::ALL.iter().position(|&k| k == self).expect("every kind is in ALL")
+        ErrorKind::ALL
+            .iter()
+            .position(|&k| k == self)
+            .expect("every kind is in ALL")
     }
 }
 
@@ -70,7 +73,10 @@ pub struct RequestError {
 
 impl RequestError {
     pub fn new(kind: ErrorKind, detail: impl Into<String>) -> RequestError {
-        RequestError { kind, detail: detail.into() }
+        RequestError {
+            kind,
+            detail: detail.into(),
+        }
     }
 }
 
@@ -152,7 +158,9 @@ impl RunStats {
     }
 
     pub fn merge(&mut self, other: &RunStats) {
-        self.latency_ns.add(&other.latency_ns).expect("histograms share the same bounds");
+        self.latency_ns
+            .add(&other.latency_ns)
+            .expect("histograms share the same bounds");
         self.requests_ok += other.requests_ok;
         self.body_bytes += other.body_bytes;
         for slot in 0..self.errors.len() {
@@ -164,6 +172,14 @@ impl RunStats {
         self.not_sent += other.not_sent;
         self.reconnects += other.reconnects;
         self.elapsed = self.elapsed.max(other.elapsed);
+    }
+
+    /// Adds a run that followed this one (another round of the same workload): like
+    /// [`RunStats::merge`], but the elapsed times add up.
+    pub fn merge_sequential(&mut self, later: &RunStats) {
+        let elapsed = self.elapsed + later.elapsed;
+        self.merge(later);
+        self.elapsed = elapsed;
     }
 
     pub fn requests_per_sec(&self) -> f64 {
@@ -236,9 +252,13 @@ mod tests {
         }
         values.sort_unstable();
         for q in [0.5, 0.9, 0.99, 0.999] {
-            let reference = values[((q * values.len() as f64).ceil() as usize).saturating_sub(1)] as f64 / 1e6;
+            let reference =
+                values[((q * values.len() as f64).ceil() as usize).saturating_sub(1)] as f64 / 1e6;
             let measured = stats.latency_ms_at(q);
-            assert!((measured - reference).abs() / reference < 0.002, "q {q}: {measured} vs {reference}");
+            assert!(
+                (measured - reference).abs() / reference < 0.002,
+                "q {q}: {measured} vs {reference}"
+            );
         }
     }
 }

@@ -51,7 +51,11 @@ impl TestServer {
         let acceptor = std::thread::Builder::new()
             .name("test-server-accept".into())
             .spawn(move || accept_loop(listener, accept_shared))?;
-        Ok(TestServer { address, shared, acceptor: Some(acceptor) })
+        Ok(TestServer {
+            address,
+            shared,
+            acceptor: Some(acceptor),
+        })
     }
 
     pub fn address(&self) -> SocketAddr {
@@ -61,7 +65,8 @@ impl TestServer {
     /// The first request that arrives at least `delay` from now starts a stall of `length`
     /// during which no connection gets an answer.
     pub fn stall_once(&self, delay: Duration, length: Duration) {
-        *self.shared.stall_plan.lock().expect("stall plan lock") = Some((Instant::now() + delay, length));
+        *self.shared.stall_plan.lock().expect("stall plan lock") =
+            Some((Instant::now() + delay, length));
     }
 
     pub fn corrupt_reads(&self, on: bool) {
@@ -92,9 +97,11 @@ fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
         let Ok(stream) = stream else { continue };
         let shared = shared.clone();
         // Connection threads end when their client disconnects.
-        let _ = std::thread::Builder::new().name("test-server-conn".into()).spawn(move || {
-            let _ = serve_connection(stream, &shared);
-        });
+        let _ = std::thread::Builder::new()
+            .name("test-server-conn".into())
+            .spawn(move || {
+                let _ = serve_connection(stream, &shared);
+            });
     }
 }
 
@@ -120,7 +127,10 @@ fn serve_connection(mut stream: TcpStream, shared: &Shared) -> io::Result<()> {
         };
         let head = String::from_utf8_lossy(&buffer[..head_end]).into_owned();
         let mut words = head.split_whitespace();
-        let (method, path) = (words.next().unwrap_or("").to_string(), words.next().unwrap_or("").to_string());
+        let (method, path) = (
+            words.next().unwrap_or("").to_string(),
+            words.next().unwrap_or("").to_string(),
+        );
         let length = content_length(&head)?;
         if length > REQUEST_BODY_BYTES_MAX {
             return write_response(&mut stream, 413, b"");
@@ -139,7 +149,12 @@ fn serve_connection(mut stream: TcpStream, shared: &Shared) -> io::Result<()> {
         match (method.as_str(), path.as_str()) {
             ("GET", "/healthz") => write_response(&mut stream, 200, b"ok")?,
             ("GET", _) => {
-                let found = shared.objects.lock().expect("objects lock").get(&path).cloned();
+                let found = shared
+                    .objects
+                    .lock()
+                    .expect("objects lock")
+                    .get(&path)
+                    .cloned();
                 match found {
                     Some(mut bytes) => {
                         if shared.corrupt_reads.load(Ordering::Relaxed) && !bytes.is_empty() {
@@ -152,7 +167,11 @@ fn serve_connection(mut stream: TcpStream, shared: &Shared) -> io::Result<()> {
                 }
             }
             ("PUT", _) => {
-                shared.objects.lock().expect("objects lock").insert(path, body);
+                shared
+                    .objects
+                    .lock()
+                    .expect("objects lock")
+                    .insert(path, body);
                 write_response(&mut stream, 201, b"")?
             }
             _ => write_response(&mut stream, 405, b"")?,
@@ -204,7 +223,11 @@ fn write_response(stream: &mut TcpStream, status: u16, body: &[u8]) -> io::Resul
         413 => "Content Too Large",
         _ => "Request Header Fields Too Large",
     };
-    let mut response = format!("HTTP/1.1 {status} {reason}\r\nContent-Length: {}\r\n\r\n", body.len()).into_bytes();
+    let mut response = format!(
+        "HTTP/1.1 {status} {reason}\r\nContent-Length: {}\r\n\r\n",
+        body.len()
+    )
+    .into_bytes();
     response.extend_from_slice(body);
     stream.write_all(&response)
 }

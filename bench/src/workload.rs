@@ -60,17 +60,25 @@ fn err<T>(message: impl Into<String>) -> Result<T, WorkloadError> {
 /// accepted as binary).
 pub fn parse_bytes(text: &str) -> Result<u64, WorkloadError> {
     let text = text.trim();
-    let digits_end = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
+    let digits_end = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
     let (digits, unit) = text.split_at(digits_end);
     let Ok(value) = digits.parse::<u64>() else {
-        return err(format!("`{text}` is not a byte count (expected e.g. 4096, 4KiB, 1MiB)"));
+        return err(format!(
+            "`{text}` is not a byte count (expected e.g. 4096, 4KiB, 1MiB)"
+        ));
     };
     let multiplier: u64 = match unit {
         "" | "B" => 1,
         "K" | "KiB" | "k" => 1 << 10,
         "M" | "MiB" => 1 << 20,
         "G" | "GiB" => 1 << 30,
-        _ => return err(format!("unknown unit `{unit}` in `{text}` (use B, KiB, MiB or GiB)")),
+        _ => {
+            return err(format!(
+                "unknown unit `{unit}` in `{text}` (use B, KiB, MiB or GiB)"
+            ))
+        }
     };
     value
         .checked_mul(multiplier)
@@ -97,7 +105,9 @@ impl SizeDistribution {
                     return err(format!("size bucket `{part}` is not SIZE=WEIGHT"));
                 };
                 let Ok(weight) = weight.trim().parse::<u32>() else {
-                    return err(format!("weight `{weight}` in `{part}` is not a whole number"));
+                    return err(format!(
+                        "weight `{weight}` in `{part}` is not a whole number"
+                    ));
                 };
                 buckets.push((parse_bytes(size)? as usize, weight));
             }
@@ -169,21 +179,34 @@ pub struct KeySpace {
 }
 
 impl KeySpace {
-    pub fn generate(count: usize, sizes: &SizeDistribution, seed: u64) -> Result<KeySpace, WorkloadError> {
+    pub fn generate(
+        count: usize,
+        sizes: &SizeDistribution,
+        seed: u64,
+    ) -> Result<KeySpace, WorkloadError> {
         if count == 0 || count > KEYSPACE_OBJECTS_MAX {
-            return err(format!("--objects {count} is outside 1..={KEYSPACE_OBJECTS_MAX} (KEYSPACE_OBJECTS_MAX)"));
+            return err(format!(
+                "--objects {count} is outside 1..={KEYSPACE_OBJECTS_MAX} (KEYSPACE_OBJECTS_MAX)"
+            ));
         }
         sizes.validate()?;
         let pool_len = sizes.max_bytes() + BODY_POOL_SLACK_BYTES;
         let mut pool = vec![0u8; pool_len];
         Rng::derived(seed, u64::MAX).fill(&mut pool);
-        let mut space = KeySpace { objects: Vec::with_capacity(count), pool: Bytes::from(pool) };
+        let mut space = KeySpace {
+            objects: Vec::with_capacity(count),
+            pool: Bytes::from(pool),
+        };
         let mut rng = Rng::derived(seed, 0);
         for index in 0..count {
             let size = sizes.sample(&mut rng);
             let tail = size.saturating_sub(OBJECT_PREFIX_BYTES);
             let pool_offset = rng.below((pool_len - tail + 1) as u64) as u32;
-            space.objects.push(ObjectEntry { digest: [0; 32], size: size as u32, pool_offset });
+            space.objects.push(ObjectEntry {
+                digest: [0; 32],
+                size: size as u32,
+                pool_offset,
+            });
             let digest = Sha256::new()
                 .chain_update(&*space.prefix(index))
                 .chain_update(space.tail(index))
@@ -211,7 +234,10 @@ impl KeySpace {
 
     /// The first `min(size, 8)` bytes of object `index`: the index itself, little-endian.
     pub fn prefix(&self, index: usize) -> Prefix {
-        Prefix { bytes: (index as u64).to_le_bytes(), len: self.size(index).min(OBJECT_PREFIX_BYTES) }
+        Prefix {
+            bytes: (index as u64).to_le_bytes(),
+            len: self.size(index).min(OBJECT_PREFIX_BYTES),
+        }
     }
 
     /// The rest of object `index`'s body: a cheap, shareable slice of the pool.
@@ -281,7 +307,10 @@ pub enum Popularity {
     Uniform,
     /// Zipf with exponent `s` over ranks 0..n: P(rank k) ∝ 1/(k+1)^s. Sampled by binary search in a
     /// precomputed cumulative table (8 bytes per object, bounded by KEYSPACE_OBJECTS_MAX).
-    Zipf { exponent: f64, cumulative: Vec<f64> },
+    Zipf {
+        exponent: f64,
+        cumulative: Vec<f64>,
+    },
 }
 
 impl Popularity {
@@ -290,12 +319,17 @@ impl Popularity {
         if text == "uniform" {
             return Ok(Popularity::Uniform);
         }
-        let Some(exponent) = text.strip_prefix("zipf:").or(if text == "zipf" { Some("0.99") } else { None }) else {
+        let Some(exponent) =
+            text.strip_prefix("zipf:")
+                .or(if text == "zipf" { Some("0.99") } else { None })
+        else {
             return err(format!("popularity `{text}` is not `uniform` or `zipf:S`"));
         };
         match exponent.parse::<f64>() {
             Ok(s) if s.is_finite() && s > 0.0 && s <= 10.0 => Ok(Popularity::zipf(s, objects)),
-            _ => err(format!("Zipf exponent `{exponent}` must be a number in (0, 10]")),
+            _ => err(format!(
+                "Zipf exponent `{exponent}` must be a number in (0, 10]"
+            )),
         }
     }
 
@@ -310,7 +344,10 @@ impl Popularity {
         for value in &mut cumulative {
             *value /= total;
         }
-        Popularity::Zipf { exponent, cumulative }
+        Popularity::Zipf {
+            exponent,
+            cumulative,
+        }
     }
 
     pub fn sample(&self, rng: &mut Rng, objects: usize) -> usize {
@@ -318,7 +355,9 @@ impl Popularity {
             Popularity::Uniform => rng.below(objects as u64) as usize,
             Popularity::Zipf { cumulative, .. } => {
                 let u = rng.next_f64();
-                cumulative.partition_point(|&c| c <= u).min(cumulative.len() - 1)
+                cumulative
+                    .partition_point(|&c| c <= u)
+                    .min(cumulative.len() - 1)
             }
         }
     }
@@ -355,7 +394,10 @@ pub struct OperationMix {
 
 impl OperationMix {
     pub fn validate(&self) -> Result<(), WorkloadError> {
-        for (name, value) in [("--write-ratio", self.write_ratio), ("--miss-ratio", self.miss_ratio)] {
+        for (name, value) in [
+            ("--write-ratio", self.write_ratio),
+            ("--miss-ratio", self.miss_ratio),
+        ] {
             if !(0.0..=1.0).contains(&value) {
                 return err(format!("{name} {value} is outside [0, 1]"));
             }
@@ -365,14 +407,18 @@ impl OperationMix {
 
     pub fn next(&self, rng: &mut Rng) -> Operation {
         if self.write_ratio > 0.0 && rng.next_f64() < self.write_ratio {
-            return Operation::Put { index: self.popularity.sample(rng, self.objects) };
+            return Operation::Put {
+                index: self.popularity.sample(rng, self.objects),
+            };
         }
         if self.miss_ratio > 0.0 && rng.next_f64() < self.miss_ratio {
             let mut key = [0u8; 32];
             rng.fill(&mut key);
             return Operation::GetMissing { key };
         }
-        Operation::Get { index: self.popularity.sample(rng, self.objects) }
+        Operation::Get {
+            index: self.popularity.sample(rng, self.objects),
+        }
     }
 }
 
@@ -414,7 +460,10 @@ mod tests {
         }
         for (count, weight) in counts.iter().zip([0.1, 0.3, 0.6]) {
             let share = *count as f64 / draws as f64;
-            assert!((share - weight).abs() < 0.01, "share {share} for weight {weight}");
+            assert!(
+                (share - weight).abs() < 0.01,
+                "share {share} for weight {weight}"
+            );
         }
     }
 
@@ -449,7 +498,10 @@ mod tests {
         for rank in [0usize, 1, 9] {
             let expected = draws as f64 / ((rank + 1) as f64 * harmonic);
             let got = counts[rank] as f64;
-            assert!((got - expected).abs() / expected < 0.05, "rank {rank}: {got} vs {expected}");
+            assert!(
+                (got - expected).abs() / expected < 0.05,
+                "rank {rank}: {got} vs {expected}"
+            );
         }
         // Popularity falls with rank.
         assert!(counts[0] > counts[10] && counts[10] > counts[500]);
@@ -462,7 +514,10 @@ mod tests {
         for _ in 0..40_000 {
             counts[Popularity::Uniform.sample(&mut rng, 4)] += 1;
         }
-        assert!(counts.iter().all(|&c| (9_000..11_000).contains(&c)), "{counts:?}");
+        assert!(
+            counts.iter().all(|&c| (9_000..11_000).contains(&c)),
+            "{counts:?}"
+        );
     }
 
     #[test]
@@ -476,7 +531,10 @@ mod tests {
             assert_eq!(keys.cas_hex(index), sha256_hex(&body));
             assert!(keys.body_matches(index, &body));
             if body.len() >= OBJECT_PREFIX_BYTES {
-                assert!(seen.insert(keys.cas_hex(index)), "object {index} repeats a key");
+                assert!(
+                    seen.insert(keys.cas_hex(index)),
+                    "object {index} repeats a key"
+                );
             }
         }
         // The known SHA-256 of "abc" pins `hex` and the digest function.
@@ -511,21 +569,35 @@ mod tests {
 
     #[test]
     fn operation_mix_honours_ratios() {
-        let mix = OperationMix { write_ratio: 0.2, miss_ratio: 0.5, popularity: Popularity::Uniform, objects: 10 };
+        let mix = OperationMix {
+            write_ratio: 0.2,
+            miss_ratio: 0.5,
+            popularity: Popularity::Uniform,
+            objects: 10,
+        };
         let mut rng = Rng::new(2);
         let (mut puts, mut misses, mut gets) = (0u32, 0u32, 0u32);
         for _ in 0..100_000 {
             match mix.next(&mut rng) {
-                Operation::Put { index } => { assert!(index < 10); puts += 1 }
+                Operation::Put { index } => {
+                    assert!(index < 10);
+                    puts += 1
+                }
                 Operation::GetMissing { .. } => misses += 1,
-                Operation::Get { index } => { assert!(index < 10); gets += 1 }
+                Operation::Get { index } => {
+                    assert!(index < 10);
+                    gets += 1
+                }
             }
         }
         // Writes 20 %; of the 80 % reads, half miss: 40 % / 40 %.
         assert!((19_000..21_000).contains(&puts), "{puts}");
         assert!((39_000..41_000).contains(&misses), "{misses}");
         assert!((39_000..41_000).contains(&gets), "{gets}");
-        let bad = OperationMix { write_ratio: 1.5, ..mix };
+        let bad = OperationMix {
+            write_ratio: 1.5,
+            ..mix
+        };
         assert!(bad.validate().is_err());
     }
 }

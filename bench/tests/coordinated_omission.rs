@@ -22,9 +22,24 @@ const STALL: Duration = Duration::from_secs(1);
 fn setup() -> (TestServer, HttpProtocol) {
     let server = TestServer::start("127.0.0.1:0").expect("test server starts");
     let keys = Arc::new(KeySpace::generate(OBJECTS, &SizeDistribution::Fixed(1024), 5).unwrap());
-    let protocol = HttpProtocol::new(keys, PathScheme::BazelCas { prefix: String::new() }, "127.0.0.1".into());
-    let preload = run_load(&config(&server, Mode::Closed, Duration::from_secs(60)), &protocol, &OperationSource::put_each(OBJECTS));
-    assert_eq!(preload.errors_total(), 0, "preload: {:?}", tessera_bench::report::problems_banner(&preload));
+    let protocol = HttpProtocol::new(
+        keys,
+        PathScheme::BazelCas {
+            prefix: String::new(),
+        },
+        "127.0.0.1".into(),
+    );
+    let preload = run_load(
+        &config(&server, Mode::Closed, Duration::from_secs(60)),
+        &protocol,
+        &OperationSource::put_each(OBJECTS),
+    );
+    assert_eq!(
+        preload.errors_total(),
+        0,
+        "preload: {:?}",
+        tessera_bench::report::problems_banner(&preload)
+    );
     assert_eq!(preload.requests_ok, OBJECTS as u64);
     assert_eq!(server.object_count(), OBJECTS);
     (server, protocol)
@@ -54,32 +69,64 @@ fn read_only() -> OperationSource {
 }
 
 fn clean(stats: &RunStats) {
-    assert_eq!(stats.errors_total(), 0, "{:?}", tessera_bench::report::problems_banner(stats));
+    assert_eq!(
+        stats.errors_total(),
+        0,
+        "{:?}",
+        tessera_bench::report::problems_banner(stats)
+    );
 }
 
 #[test]
 fn open_loop_shows_a_one_second_stall_in_p99() {
     let (server, protocol) = setup();
     server.stall_once(Duration::from_secs(3), STALL);
-    let stats = run_load(&config(&server, Mode::Open { rate_per_sec: 200 }, Duration::from_secs(10)), &protocol, &read_only());
+    let stats = run_load(
+        &config(
+            &server,
+            Mode::Open { rate_per_sec: 200 },
+            Duration::from_secs(10),
+        ),
+        &protocol,
+        &read_only(),
+    );
     clean(&stats);
     let (p99, max) = (stats.latency_ms_at(0.99), stats.latency_ms_max());
-    eprintln!("{} requests, p50 {:.3} ms, p99 {p99:.1} ms, max {max:.1} ms", stats.requests_ok, stats.latency_ms_at(0.5));
+    eprintln!(
+        "{} requests, p50 {:.3} ms, p99 {p99:.1} ms, max {max:.1} ms",
+        stats.requests_ok,
+        stats.latency_ms_at(0.5)
+    );
     assert!(p99 >= 500.0, "open-loop p99 {p99} ms hides the 1 s stall");
     assert!(max >= 900.0, "open-loop max {max} ms misses the stall");
     // Sanity: the median is not the stall, and the run covered its schedule.
     assert!(stats.latency_ms_at(0.5) < 500.0);
-    assert!(stats.requests_ok >= 1000, "only {} requests", stats.requests_ok);
+    assert!(
+        stats.requests_ok >= 1000,
+        "only {} requests",
+        stats.requests_ok
+    );
 }
 
 #[test]
 fn closed_loop_hides_the_same_stall_below_its_max() {
     let (server, protocol) = setup();
     server.stall_once(Duration::from_secs(1), STALL);
-    let stats = run_load(&config(&server, Mode::Closed, Duration::from_secs(4)), &protocol, &read_only());
+    let stats = run_load(
+        &config(&server, Mode::Closed, Duration::from_secs(4)),
+        &protocol,
+        &read_only(),
+    );
     clean(&stats);
     let (p99, max) = (stats.latency_ms_at(0.99), stats.latency_ms_max());
-    eprintln!("{} requests, p50 {:.3} ms, p99 {p99:.1} ms, max {max:.1} ms", stats.requests_ok, stats.latency_ms_at(0.5));
+    eprintln!(
+        "{} requests, p50 {:.3} ms, p99 {p99:.1} ms, max {max:.1} ms",
+        stats.requests_ok,
+        stats.latency_ms_at(0.5)
+    );
     assert!(max >= 900.0, "the stall happened (max {max} ms)");
-    assert!(p99 < 500.0, "closed-loop p99 {p99} ms; the closed loop was expected to hide the stall");
+    assert!(
+        p99 < 500.0,
+        "closed-loop p99 {p99} ms; the closed loop was expected to hide the stall"
+    );
 }
