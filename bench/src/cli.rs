@@ -4,7 +4,7 @@ use crate::args::Args;
 use crate::limits::{
     CONNECTIONS_MAX, DURATION_SECS_MAX, RATE_PER_SEC_MAX, REQUEST_TIMEOUT_MS_DEFAULT, THREADS_MAX,
 };
-use crate::loadgen::{LoadConfig, Mode};
+use crate::loadgen::{Driver, LoadConfig, Mode};
 use crate::plot::{render_svg, Series};
 use crate::protocol::PathScheme;
 use crate::report::{parse_hgrm, problems_banner, table_header, table_row};
@@ -27,6 +27,7 @@ tessera-bench run --target http://127.0.0.1:8080 [options]
   --objects N (1000)  --sizes 4KiB | build-artifacts | 512B=25,4KiB=30,1MiB=5
   --popularity uniform | zipf:0.99     --write-ratio 0.0  --miss-ratio 0.0
   --no-preload  --warmup 0s  --timeout 10s  --seed 1
+  --driver auto|epoll                  auto: io_uring if available, else epoll (monoio FusionDriver)
   --label NAME  --out DIR              writes DIR/NAME.json, .hgrm and .svg";
 
 const RUN_FLAGS: &[&str] = &[
@@ -47,6 +48,7 @@ const RUN_FLAGS: &[&str] = &[
     "warmup",
     "timeout",
     "seed",
+    "driver",
     "label",
     "out",
 ];
@@ -89,6 +91,11 @@ pub fn load_config(args: &Args, address: SocketAddr) -> Result<LoadConfig, Strin
         pin: !args.switch("no-pin"),
         request_timeout: args.duration("timeout", &format!("{REQUEST_TIMEOUT_MS_DEFAULT}ms"))?,
         seed: args.number("seed", 1)?,
+        driver: match args.text("driver", "auto").as_str() {
+            "auto" => Driver::Auto,
+            "epoll" => Driver::Epoll,
+            other => return Err(format!("--driver `{other}` is not auto or epoll")),
+        },
     })
 }
 

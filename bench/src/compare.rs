@@ -50,6 +50,7 @@ const FLAGS: &[&str] = &[
     "nginx-workers",
     "timeout",
     "seed",
+    "driver",
 ];
 
 /// The named workloads: (name, objects, size, write ratio). Object counts bound the key space:
@@ -471,6 +472,7 @@ mod tests {
             pin: false,
             request_timeout: std::time::Duration::from_secs(1),
             seed: 1,
+            driver: crate::loadgen::Driver::Auto,
         };
         let table = comparison_table(&["tessera".into(), "nginx".into()], &[measured], &load, 2);
         let throughput = table.lines().find(|l| l.contains("max req/s")).unwrap();

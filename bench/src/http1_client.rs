@@ -8,6 +8,7 @@
 
 use crate::http1_response::{body_length, parse_response_head, Parsed};
 use crate::limits::{OBJECT_BYTES_MAX, RESPONSE_HEAD_BYTES_MAX};
+use crate::protocol::Target;
 use crate::stats::{ErrorKind, RequestError};
 use bytes::Bytes;
 use monoio::buf::IoBufMut;
@@ -71,7 +72,7 @@ impl Http1Connection {
     pub async fn request(
         &mut self,
         method: &str,
-        target: &str,
+        target: &Target<'_>,
         host: &str,
         body_head: &[u8],
         body_tail: Option<Bytes>,
@@ -81,7 +82,7 @@ impl Http1Connection {
         self.send.clear();
         self.send.extend_from_slice(method.as_bytes());
         self.send.push(b' ');
-        self.send.extend_from_slice(target.as_bytes());
+        target.write_to(&mut self.send);
         self.send.extend_from_slice(b" HTTP/1.1\r\nHost: ");
         self.send.extend_from_slice(host.as_bytes());
         if method != "GET" && method != "HEAD" {

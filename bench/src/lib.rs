@@ -18,7 +18,7 @@
 //! let config = LoadConfig {
 //!     address: "127.0.0.1:8080".parse().unwrap(), threads: 2, connections: 64,
 //!     duration: std::time::Duration::from_secs(10), requests: None, mode: Mode::Open { rate_per_sec: 20_000 },
-//!     pin: true, request_timeout: std::time::Duration::from_secs(10), seed: 1,
+//!     pin: true, request_timeout: std::time::Duration::from_secs(10), seed: 1, driver: Driver::Auto,
 //! };
 //! let stats = run_load(&config, &protocol, &OperationSource::Mix(Arc::new(mix)));
 //! println!("p99 = {} ms", stats.latency_ms_at(0.99));

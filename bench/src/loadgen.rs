@@ -28,6 +28,15 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
+/// Which monoio driver the load threads use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Driver {
+    /// `FusionDriver`: io_uring where the kernel allows it, epoll otherwise.
+    Auto,
+    /// Always epoll (`LegacyDriver`), e.g. to compare with an epoll-based tool such as wrk.
+    Epoll,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum Mode {
     Closed,
@@ -83,6 +92,7 @@ pub struct LoadConfig {
     pub pin: bool,
     pub request_timeout: Duration,
     pub seed: u64,
+    pub driver: Driver,
 }
 
 /// Runs the load and returns the merged measurement of all threads.
@@ -148,6 +158,7 @@ fn run_thread<P: Protocol>(
     barrier: Arc<Barrier>,
     budget: Arc<AtomicU64>,
 ) -> RunStats {
+    let driver = plan.config.driver;
     if let Some(cpu) = plan.cpu {
         if let Err(e) = monoio::utils::bind_to_cpu_set([cpu]) {
             eprintln!(
@@ -156,11 +167,19 @@ fn run_thread<P: Protocol>(
             );
         }
     }
-    let mut runtime = monoio::RuntimeBuilder::<monoio::FusionDriver>::new()
-        .enable_timer()
-        .build()
-        .expect("building the monoio runtime (io_uring or epoll)");
-    runtime.block_on(thread_main(plan, protocol, source, barrier, budget))
+    let main = thread_main(plan, protocol, source, barrier, budget);
+    match driver {
+        Driver::Auto => monoio::RuntimeBuilder::<monoio::FusionDriver>::new()
+            .enable_timer()
+            .build()
+            .expect("building the monoio runtime (io_uring or epoll)")
+            .block_on(main),
+        Driver::Epoll => monoio::RuntimeBuilder::<monoio::LegacyDriver>::new()
+            .enable_timer()
+            .build()
+            .expect("building the monoio epoll runtime")
+            .block_on(main),
+    }
 }
 
 /// State shared by the connection tasks of one thread (single-threaded: `Rc`/`Cell`).

@@ -17,6 +17,33 @@ use crate::workload::{hex, KeySpace, Operation};
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+/// A request target `before + hex(key) + after`, written into the send buffer as is; its
+/// `Display` (the path) is only built for error messages.
+#[derive(Debug, Clone, Copy)]
+pub struct Target<'a> {
+    pub before: &'a str,
+    pub key: &'a [u8; 32],
+    pub after: &'a str,
+}
+
+impl Target<'_> {
+    pub fn write_to(&self, out: &mut Vec<u8>) {
+        const DIGITS: &[u8; 16] = b"0123456789abcdef";
+        out.extend_from_slice(self.before.as_bytes());
+        for &b in self.key {
+            out.push(DIGITS[(b >> 4) as usize]);
+            out.push(DIGITS[(b & 15) as usize]);
+        }
+        out.extend_from_slice(self.after.as_bytes());
+    }
+}
+
+impl std::fmt::Display for Target<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}{}{}", self.before, hex(self.key), self.after)
+    }
+}
+
 /// What a successful operation moved.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Outcome {
@@ -75,15 +102,6 @@ impl PathScheme {
             (other, None) => Err(format!("unknown --protocol `{other}` (bazel, bazel-ac, template)")),
         }
     }
-
-    fn cas_path(&self, digest_hex: &str) -> String {
-        match self {
-            PathScheme::BazelCas { prefix } | PathScheme::BazelAction { prefix } => {
-                format!("{prefix}/cas/{digest_hex}")
-            }
-            PathScheme::Template(template) => template.replace("{key}", digest_hex),
-        }
-    }
 }
 
 /// HTTP/1.1 protocol: Bazel HTTP cache or a URL template. Every GET of a stored object must
@@ -94,11 +112,56 @@ pub struct HttpProtocol {
     keys: Arc<KeySpace>,
     scheme: PathScheme,
     host: String,
+    /// Request targets are `before + sha256 hex + after`, precomputed so that the hot path
+    /// writes the target straight into the send buffer without allocating.
+    cas_before: String,
+    cas_after: String,
+    ac_before: String,
 }
 
 impl HttpProtocol {
     pub fn new(keys: Arc<KeySpace>, scheme: PathScheme, host: String) -> HttpProtocol {
-        HttpProtocol { keys, scheme, host }
+        let (cas_before, cas_after, ac_before) = match &scheme {
+            PathScheme::BazelCas { prefix } | PathScheme::BazelAction { prefix } => (
+                format!("{prefix}/cas/"),
+                String::new(),
+                format!("{prefix}/ac/"),
+            ),
+            PathScheme::Template(template) => {
+                let (before, after) = template
+                    .split_once("{key}")
+                    .expect("PathScheme::parse checked {key}");
+                (
+                    before.to_string(),
+                    after.replace("{key}", ""),
+                    before.to_string(),
+                )
+            }
+        };
+        HttpProtocol {
+            keys,
+            scheme,
+            host,
+            cas_before,
+            cas_after,
+            ac_before,
+        }
+    }
+
+    fn cas_target<'a>(&'a self, key: &'a [u8; 32]) -> Target<'a> {
+        Target {
+            before: &self.cas_before,
+            key,
+            after: &self.cas_after,
+        }
+    }
+
+    fn ac_target<'a>(&'a self, key: &'a [u8; 32]) -> Target<'a> {
+        Target {
+            before: &self.ac_before,
+            key,
+            after: "",
+        }
     }
 
     async fn put_object(
@@ -106,7 +169,7 @@ impl HttpProtocol {
         connection: &mut Http1Connection,
         index: usize,
     ) -> Result<Outcome, RequestError> {
-        let path = self.scheme.cas_path(&self.keys.cas_hex(index));
+        let path = self.cas_target(self.keys.digest(index));
         let prefix = self.keys.prefix(index);
         let response = connection
             .request(
@@ -129,7 +192,7 @@ impl HttpProtocol {
         connection: &mut Http1Connection,
         index: usize,
     ) -> Result<Outcome, RequestError> {
-        let path = self.scheme.cas_path(&self.keys.cas_hex(index));
+        let path = self.cas_target(self.keys.digest(index));
         let response = connection
             .request("GET", &path, &self.host, &[], None)
             .await?;
@@ -153,8 +216,8 @@ impl HttpProtocol {
         key: &[u8; 32],
     ) -> Result<Outcome, RequestError> {
         let path = match &self.scheme {
-            PathScheme::BazelAction { prefix } => format!("{prefix}/ac/{}", hex(key)),
-            scheme => scheme.cas_path(&hex(key)),
+            PathScheme::BazelAction { .. } => self.ac_target(key),
+            _ => self.cas_target(key),
         };
         let response = connection
             .request("GET", &path, &self.host, &[], None)
@@ -170,7 +233,6 @@ impl HttpProtocol {
         &self,
         connection: &mut Http1Connection,
         index: usize,
-        prefix: &str,
     ) -> Result<Outcome, RequestError> {
         let blob = self.put_object(connection, index).await?;
         if blob.reconnect {
@@ -179,7 +241,8 @@ impl HttpProtocol {
                 "server closed between the CAS and AC upload",
             ));
         }
-        let path = format!("{prefix}/ac/{}", hex(&action_key(index)));
+        let action = action_key(index);
+        let path = self.ac_target(&action);
         let result = action_result(&self.keys, index);
         let response = connection
             .request("PUT", &path, &self.host, &result, None)
@@ -195,9 +258,9 @@ impl HttpProtocol {
         &self,
         connection: &mut Http1Connection,
         index: usize,
-        prefix: &str,
     ) -> Result<Outcome, RequestError> {
-        let path = format!("{prefix}/ac/{}", hex(&action_key(index)));
+        let action = action_key(index);
+        let path = self.ac_target(&action);
         let response = connection
             .request("GET", &path, &self.host, &[], None)
             .await?;
@@ -242,11 +305,11 @@ impl Protocol for HttpProtocol {
     ) -> Result<Outcome, RequestError> {
         match (operation, &self.scheme) {
             (Operation::GetMissing { key }, _) => self.get_missing(connection, key).await,
-            (&Operation::Get { index }, PathScheme::BazelAction { prefix }) => {
-                self.get_action(connection, index, prefix).await
+            (&Operation::Get { index }, PathScheme::BazelAction { .. }) => {
+                self.get_action(connection, index).await
             }
-            (&Operation::Put { index }, PathScheme::BazelAction { prefix }) => {
-                self.put_action(connection, index, prefix).await
+            (&Operation::Put { index }, PathScheme::BazelAction { .. }) => {
+                self.put_action(connection, index).await
             }
             (&Operation::Get { index }, _) => self.get_object(connection, index).await,
             (&Operation::Put { index }, _) => self.put_object(connection, index).await,
@@ -254,7 +317,7 @@ impl Protocol for HttpProtocol {
     }
 }
 
-fn expect_status(got: u16, wanted: u16, path: &str) -> Result<(), RequestError> {
+fn expect_status(got: u16, wanted: u16, path: &Target) -> Result<(), RequestError> {
     if got == wanted {
         Ok(())
     } else {
@@ -265,7 +328,7 @@ fn expect_status(got: u16, wanted: u16, path: &str) -> Result<(), RequestError> 
     }
 }
 
-fn expect_put_status(got: u16, path: &str) -> Result<(), RequestError> {
+fn expect_put_status(got: u16, path: &Target) -> Result<(), RequestError> {
     if matches!(got, 200 | 201 | 204) {
         Ok(())
     } else {
@@ -276,7 +339,7 @@ fn expect_put_status(got: u16, path: &str) -> Result<(), RequestError> {
     }
 }
 
-fn body_mismatch(path: &str, expected_len: usize, got: &[u8]) -> RequestError {
+fn body_mismatch(path: &Target, expected_len: usize, got: &[u8]) -> RequestError {
     let detail = if got.len() != expected_len {
         format!(
             "{path}: body of {} bytes, expected {expected_len}",
@@ -338,25 +401,28 @@ mod tests {
 
     #[test]
     fn paths_follow_the_scheme() {
+        let keys = Arc::new(KeySpace::generate(1, &SizeDistribution::Fixed(10), 1).unwrap());
+        let key = [0xab; 32];
         let digest = "ab".repeat(32);
-        assert_eq!(
-            PathScheme::parse("bazel", "", None)
-                .unwrap()
-                .cas_path(&digest),
-            format!("/cas/{digest}")
-        );
-        assert_eq!(
-            PathScheme::parse("bazel", "/inst", None)
-                .unwrap()
-                .cas_path(&digest),
-            format!("/inst/cas/{digest}")
-        );
-        assert_eq!(
-            PathScheme::parse("template", "", Some("/dav/{key}.bin"))
-                .unwrap()
-                .cas_path(&digest),
-            format!("/dav/{digest}.bin")
-        );
+        let target = |scheme: PathScheme, ac: bool| {
+            let protocol = HttpProtocol::new(keys.clone(), scheme, "h".into());
+            let target = if ac {
+                protocol.ac_target(&key)
+            } else {
+                protocol.cas_target(&key)
+            };
+            let mut written = Vec::new();
+            target.write_to(&mut written);
+            assert_eq!(String::from_utf8(written).unwrap(), target.to_string());
+            target.to_string()
+        };
+        let bazel = || PathScheme::parse("bazel", "", None).unwrap();
+        assert_eq!(target(bazel(), false), format!("/cas/{digest}"));
+        assert_eq!(target(bazel(), true), format!("/ac/{digest}"));
+        let instance = PathScheme::parse("bazel-ac", "/inst", None).unwrap();
+        assert_eq!(target(instance, true), format!("/inst/ac/{digest}"));
+        let template = PathScheme::parse("template", "", Some("/dav/{key}.bin")).unwrap();
+        assert_eq!(target(template, false), format!("/dav/{digest}.bin"));
         assert!(PathScheme::parse("template", "", Some("/no-key")).is_err());
         assert!(PathScheme::parse("template", "", None).is_err());
         assert!(PathScheme::parse("grpc", "", None)

@@ -33,7 +33,7 @@ pub struct RunInfo {
 }
 
 pub fn table_header() -> String {
-    let mut line = format!("{:<28} {:>11} {:>9}", "run", "req/s", "MB/s");
+    let mut line = format!("{:<32} {:>11} {:>9}", "run", "req/s", "MB/s");
     for (_, name) in TABLE_QUANTILES {
         let _ = write!(line, " {:>9}", name);
     }
@@ -46,7 +46,7 @@ pub fn table_header() -> String {
 /// One table row; latencies in milliseconds.
 pub fn table_row(label: &str, stats: &RunStats) -> String {
     let mut line = format!(
-        "{:<28} {:>11.0} {:>9.1}",
+        "{:<32} {:>11.0} {:>9.1}",
         label,
         stats.requests_per_sec(),
         stats.megabytes_per_sec()

@@ -45,6 +45,7 @@ const FLAGS: &[&str] = &[
     "out",
     "timeout",
     "seed",
+    "driver",
 ];
 
 struct Step {

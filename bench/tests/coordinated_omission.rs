@@ -10,7 +10,7 @@
 
 use std::sync::Arc;
 use std::time::Duration;
-use tessera_bench::loadgen::{run_load, LoadConfig, Mode, OperationSource};
+use tessera_bench::loadgen::{run_load, Driver, LoadConfig, Mode, OperationSource};
 use tessera_bench::protocol::{HttpProtocol, PathScheme};
 use tessera_bench::stats::RunStats;
 use tessera_bench::test_server::TestServer;
@@ -56,6 +56,7 @@ fn config(server: &TestServer, mode: Mode, duration: Duration) -> LoadConfig {
         pin: false,
         request_timeout: Duration::from_secs(10),
         seed: 1,
+        driver: Driver::Auto,
     }
 }
 

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 use std::time::Duration;
-use tessera_bench::loadgen::{run_load, LoadConfig, Mode, OperationSource};
+use tessera_bench::loadgen::{run_load, Driver, LoadConfig, Mode, OperationSource};
 use tessera_bench::protocol::{HttpProtocol, PathScheme};
 use tessera_bench::stats::ErrorKind;
 use tessera_bench::test_server::TestServer;
@@ -20,6 +20,7 @@ fn config(server: &TestServer, requests: u64) -> LoadConfig {
         pin: false,
         request_timeout: Duration::from_secs(10),
         seed: 3,
+        driver: Driver::Auto,
     }
 }
 
