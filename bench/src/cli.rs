@@ -222,3 +222,24 @@ pub fn test_server_command(arguments: &[String]) -> Result<i32, String> {
     std::thread::sleep(args.duration("for", "10m")?);
     Ok(0)
 }
+
+/// `tessera-bench nginx-config --dir DIR --port PORT [--workers N]`: prints the nginx
+/// configuration `compare` uses (for scripts such as `bench/wrk-check.sh`).
+pub fn nginx_config_command(arguments: &[String]) -> Result<i32, String> {
+    let args = Args::parse(arguments, &["dir", "port", "workers"], &[])?;
+    let dir = args.get("dir").ok_or("--dir is required")?;
+    let port: u16 = args.number("port", 0)?;
+    if port == 0 {
+        return Err("--port is required".into());
+    }
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    print!(
+        "{}",
+        crate::peers::nginx_config(
+            std::path::Path::new(dir),
+            port,
+            args.number("workers", cores)?
+        )
+    );
+    Ok(0)
+}

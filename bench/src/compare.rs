@@ -362,7 +362,7 @@ fn comparison_table(
                 true,
             ),
             (
-                "errors (all runs)".to_string(),
+                "errors + unsent (all runs)".to_string(),
                 Box::new(|c, o| (c.errors_total() + o.errors_total() + o.not_sent) as f64),
                 false,
             ),

@@ -10,6 +10,7 @@ tessera-bench — latency benchmark harness for Tessera and its peers
   tessera-bench restart --tessera-bin PATH [...]           time to reopen a 1 M-object store (clean stop, kill -9)
   tessera-bench plot --out F.svg [LABEL=]F.hgrm ...        overlay latency-by-percentile plots
   tessera-bench test-server [--stall-after 3s --stall 1s]  tiny in-memory server (coordinated-omission demo)
+  tessera-bench nginx-config --dir D --port P              print the peer nginx configuration
 
 `tessera-bench SUBCOMMAND --help` lists a subcommand's options.";
 
@@ -35,6 +36,7 @@ fn main() {
         "restart" => restart::restart_command(rest),
         "plot" => cli::plot_command(rest),
         "test-server" => cli::test_server_command(rest),
+        "nginx-config" => cli::nginx_config_command(rest),
         "help" | "--help" | "-h" => {
             println!("{USAGE}");
             Ok(0)

@@ -52,7 +52,7 @@ pub fn render_svg(title: &str, series: &[Series]) -> String {
         .map(|&(q, _)| nines(q))
         .filter(|n| n.is_finite())
         .fold(0.0, f64::max);
-    let x_max = (finite_nines.ceil() + 1.0).clamp(NINES_MIN, NINES_MAX);
+    let x_max = finite_nines.ceil().clamp(NINES_MIN, NINES_MAX);
     let values = all.map(|&(_, v)| v.max(LATENCY_MS_FLOOR));
     let (low, high) = values.fold((f64::INFINITY, 0.0f64), |(lo, hi), v| {
         (lo.min(v), hi.max(v))
