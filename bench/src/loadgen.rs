@@ -7,11 +7,13 @@
 //!   answered; the throughput found is the maximum at that concurrency. Latency is measured from
 //!   the actual send.
 //! * **open loop** at `rate` requests/s — request *k* of a thread has an *intended* send time
-//!   `t0 + k / rate_thread`; a connection takes the next unclaimed *k*, waits until its intended
-//!   time if it is still ahead, and the latency is measured **from the intended time**. When the
-//!   server stalls, every connection is stuck, intended times pass by, and once the stall ends the
-//!   queued requests are sent late and carry the waiting time in their latency — the stall shows up
-//!   in the percentiles instead of being hidden (no coordinated omission).
+//!   `t0 + k / rate_thread`; a free connection takes the next unclaimed *k* and waits until its
+//!   intended time. A request that goes out late because every connection was still busy is
+//!   measured **from its intended time**: when the server stalls, every connection is stuck,
+//!   intended times pass by, and once the stall ends the queued requests carry the waiting time
+//!   in their latency — the stall shows up in the percentiles instead of being hidden (no
+//!   coordinated omission). A request whose connection was idle is measured from its actual send,
+//!   so the 1 ms resolution of the timer that woke it is not charged to the server.
 //!
 //! Every loop is bounded: it stops at the deadline (`duration`) or when the request budget is
 //! spent, whichever comes first; a request that hangs ends at the per-request timeout.
@@ -312,9 +314,15 @@ async fn connection_loop<P: Protocol>(
         let Some(operation) = state.source.next(&mut rng) else {
             return;
         };
-        if let Some(intended) = intended {
-            if intended > Instant::now() {
-                monoio::time::sleep_until(monoio::time::Instant::from_std(intended)).await;
+        // The latency clock starts at the intended time when this request is late because the
+        // connection was busy (the server was slow: that wait is part of its latency), but at the
+        // actual send when the connection was idle and slept until the intended time — monoio's
+        // timer wheel has 1 ms resolution, and its wake-up lag is ours, not the server's.
+        let mut measure_from = intended;
+        if let Some(due) = intended {
+            if due > Instant::now() {
+                monoio::time::sleep_until(monoio::time::Instant::from_std(due)).await;
+                measure_from = None;
             }
         }
         let sent = Instant::now();
@@ -326,7 +334,7 @@ async fn connection_loop<P: Protocol>(
         state
             .last_completion
             .set(state.last_completion.get().max(done));
-        let latency = done.duration_since(intended.unwrap_or(sent));
+        let latency = done.duration_since(measure_from.unwrap_or(sent));
         let mut stats = state.stats.borrow_mut();
         match result {
             Ok(outcome) => {
