@@ -83,6 +83,10 @@ pub fn compare_command(arguments: &[String]) -> Result<i32, String> {
     let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
     let out = PathBuf::from(args.text("out", &format!("bench/results/{}", timestamp())));
     std::fs::create_dir_all(&out).map_err(|e| format!("creating {}: {e}", out.display()))?;
+    // nginx resolves relative paths against its prefix, so every path handed to a server is absolute.
+    let out = out
+        .canonicalize()
+        .map_err(|e| format!("resolving {}: {e}", out.display()))?;
     let rounds: usize = args.number("rounds", 2)?;
     if rounds == 0 {
         return Err("--rounds must be at least 1".into());

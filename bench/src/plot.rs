@@ -33,6 +33,8 @@ const NINES_MAX: f64 = 6.0;
 const NINES_MIN: f64 = 3.0;
 /// Latencies below this are drawn at this value (log scale cannot show 0).
 const LATENCY_MS_FLOOR: f64 = 0.001;
+/// Approximate width of one label character at font-size 13 (sizes the legend box).
+const LEGEND_CHAR_WIDTH: f64 = 7.5;
 const COLOURS: [&str; 8] = [
     "#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b", "#e377c2", "#17becf",
 ];
@@ -147,17 +149,34 @@ pub fn render_svg(title: &str, series: &[Series]) -> String {
                 path.trim_end()
             );
         }
-        let y = TOP + 20.0 + index as f64 * 20.0;
+    }
+    // The legend sits bottom-right, where latency-by-percentile curves rarely go (they rise to
+    // the right), on a white box so that a line passing under it cannot hide a label.
+    let longest = series
+        .iter()
+        .map(|s| s.label.chars().count())
+        .max()
+        .unwrap_or(0) as f64;
+    let box_w = 50.0 + longest * LEGEND_CHAR_WIDTH;
+    let box_h = 12.0 + series.len() as f64 * 20.0;
+    let (box_x, box_y) = (LEFT + plot_w - box_w - 10.0, TOP + plot_h - box_h - 10.0);
+    let _ = writeln!(
+        svg,
+        r##"<rect x="{box_x:.1}" y="{box_y:.1}" width="{box_w:.1}" height="{box_h:.1}" fill="white" fill-opacity="0.9" stroke="#999"/>"##
+    );
+    for (index, run) in series.iter().enumerate() {
+        let colour = COLOURS[index % COLOURS.len()];
+        let y = box_y + 16.0 + index as f64 * 20.0;
         let _ = writeln!(
             svg,
             r#"<line x1="{:.1}" y1="{y:.1}" x2="{:.1}" y2="{y:.1}" stroke="{colour}" stroke-width="3"/>"#,
-            LEFT + 12.0,
-            LEFT + 36.0
+            box_x + 10.0,
+            box_x + 34.0
         );
         let _ = writeln!(
             svg,
             r#"<text x="{:.1}" y="{:.1}">{}</text>"#,
-            LEFT + 42.0,
+            box_x + 40.0,
             y + 4.0,
             escape(&run.label)
         );

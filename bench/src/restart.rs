@@ -77,6 +77,9 @@ pub fn restart_command(arguments: &[String]) -> Result<i32, String> {
         ));
     }
     std::fs::create_dir_all(&data).map_err(|e| format!("creating {}: {e}", data.display()))?;
+    let data = data
+        .canonicalize()
+        .map_err(|e| format!("resolving {}: {e}", data.display()))?;
 
     let workload = Workload {
         name: "restart".into(),
