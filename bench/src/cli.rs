@@ -154,12 +154,9 @@ pub fn run_command(arguments: &[String]) -> Result<i32, String> {
         );
     }
     let stats = measure(&prepared, &load);
-    let info = run_info(&args.text("label", "run"), &workload, &prepared, &load);
-    let label = if args.get("label").is_some() {
-        info.label.clone()
-    } else {
-        format!("{} {}", info.protocol, info.mode)
-    };
+    let mut info = run_info("", &workload, &prepared, &load);
+    info.label = args.text("label", &format!("{} {}", info.protocol, info.mode));
+    let label = info.label.clone();
     println!("{}\n{}", table_header(), table_row(&label, &stats));
     if let Some(dir) = args.get("out") {
         let dir = PathBuf::from(dir);

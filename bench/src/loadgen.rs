@@ -235,12 +235,14 @@ impl<P: Protocol> ThreadState<P> {
         let Some(interval_ns) = self.interval_ns else {
             return 0;
         };
+        if let Some(limit) = self.config.requests {
+            if self.budget.load(Ordering::Relaxed) >= limit {
+                // The run ended on its request budget, not on the schedule.
+                return 0;
+            }
+        }
         let run_ns = self.deadline.duration_since(self.start).as_nanos() as f64;
         let scheduled = (run_ns / interval_ns).ceil() as u64;
-        let scheduled = self
-            .config
-            .requests
-            .map_or(scheduled, |limit| scheduled.min(limit));
         scheduled.saturating_sub(self.next_ticket.get())
     }
 }

@@ -131,3 +131,26 @@ fn closed_loop_hides_the_same_stall_below_its_max() {
         "closed-loop p99 {p99} ms; the closed loop was expected to hide the stall"
     );
 }
+
+#[test]
+fn open_loop_reports_the_requests_a_stalled_server_kept_it_from_sending() {
+    let (server, protocol) = setup();
+    // The stall outlasts the run: its single connection is stuck, so almost none of the 2 s × 100/s
+    // scheduled requests can go out, and the report must say so instead of showing clean numbers.
+    server.stall_once(Duration::ZERO, Duration::from_millis(2500));
+    let mut cfg = config(
+        &server,
+        Mode::Open { rate_per_sec: 100 },
+        Duration::from_secs(2),
+    );
+    cfg.connections = 1;
+    let stats = run_load(&cfg, &protocol, &read_only());
+    assert!(
+        stats.not_sent >= 150,
+        "only {} reported unsent",
+        stats.not_sent
+    );
+    let banner =
+        tessera_bench::report::problems_banner(&stats).expect("unsent requests are a problem");
+    assert!(banner.contains("never sent"), "{banner}");
+}
