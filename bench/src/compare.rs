@@ -95,7 +95,7 @@ pub fn compare_command(arguments: &[String]) -> Result<i32, String> {
         &args.text("workloads", "get-4k,put-4k,get-1m,put-1m"),
         args.number("seed", 1)?,
     )?;
-    let mut servers = start_servers(&args, &out, cores)?;
+    let servers = start_servers(&args, &out, cores)?;
     let names: Vec<String> = servers.iter().map(|s| s.process.name.clone()).collect();
     let mut results = Vec::new();
     for workload in &workloads {
@@ -103,13 +103,7 @@ pub fn compare_command(arguments: &[String]) -> Result<i32, String> {
         let prepared = workload.prepare()?;
         let base = load_config(&args, servers[0].process.address)?;
         results.push(run_workload(
-            &args,
-            &out,
-            &mut servers,
-            workload,
-            &prepared,
-            &base,
-            rounds,
+            &args, &out, &servers, workload, &prepared, &base, rounds,
         )?);
     }
     let table = comparison_table(
@@ -189,83 +183,137 @@ fn start_servers(args: &Args, out: &Path, cores: usize) -> Result<Vec<Server>, S
 fn run_workload(
     args: &Args,
     out: &Path,
-    servers: &mut [Server],
+    servers: &[Server],
     workload: &Workload,
     prepared: &Prepared,
     base: &LoadConfig,
     rounds: usize,
 ) -> Result<Measured, String> {
     if workload.write_ratio < 1.0 {
-        for server in servers.iter() {
-            let stats = preload(
-                prepared,
-                &LoadConfig {
-                    address: server.process.address,
-                    ..base.clone()
-                },
-            );
-            if let Some(banner) = problems_banner(&stats) {
-                return Err(format!(
-                    "preloading {} for {}:\n{banner}",
-                    server.process.name, workload.name
-                ));
-            }
-        }
+        preload_all(servers, workload, prepared, base)?;
     }
     let closed = alternate(servers, rounds, |address| {
-        let load = LoadConfig {
-            address,
-            mode: Mode::Closed,
-            ..base.clone()
-        };
-        measure(prepared, &load)
+        measure(
+            prepared,
+            &LoadConfig {
+                address,
+                mode: Mode::Closed,
+                ..base.clone()
+            },
+        )
     });
-    let max_rates: Vec<f64> = closed.iter().map(RunStats::requests_per_sec).collect();
-    let rate = match args.optional_number::<u64>("rate")? {
-        Some(rate) => rate,
-        None => {
-            let fraction: f64 = args.number("rate-fraction", 0.5)?;
-            let smallest = max_rates.iter().cloned().fold(f64::INFINITY, f64::min);
-            ((smallest * fraction) as u64).max(base.threads as u64)
-        }
-    };
+    let rate = fixed_rate(args, &closed, base.threads)?;
     eprintln!(
         "== {}: closed-loop maxima {:?} req/s; open loop at {rate}/s",
         workload.name,
-        max_rates.iter().map(|r| *r as u64).collect::<Vec<_>>()
+        closed
+            .iter()
+            .map(|s| s.requests_per_sec() as u64)
+            .collect::<Vec<_>>()
     );
     let open = alternate(servers, rounds, |address| {
-        let load = LoadConfig {
-            address,
-            mode: Mode::Open { rate_per_sec: rate },
-            ..base.clone()
-        };
-        measure(prepared, &load)
+        let mode = Mode::Open { rate_per_sec: rate };
+        measure(
+            prepared,
+            &LoadConfig {
+                address,
+                mode,
+                ..base.clone()
+            },
+        )
     });
+    let measured = Measured {
+        workload: workload.name.clone(),
+        rate,
+        closed,
+        open,
+    };
+    write_workload_outputs(out, servers, workload, prepared, base, &measured)?;
+    Ok(measured)
+}
+
+/// Every server gets the whole key space before reads are measured; a failed preload ends the
+/// comparison (its reads would be misses, not measurements).
+fn preload_all(
+    servers: &[Server],
+    workload: &Workload,
+    prepared: &Prepared,
+    base: &LoadConfig,
+) -> Result<(), String> {
+    for server in servers {
+        let stats = preload(
+            prepared,
+            &LoadConfig {
+                address: server.process.address,
+                ..base.clone()
+            },
+        );
+        if let Some(banner) = problems_banner(&stats) {
+            return Err(format!(
+                "preloading {} for {}:\n{banner}",
+                server.process.name, workload.name
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// The open-loop rate: `--rate`, or `--rate-fraction` (default 0.5) of the smallest closed-loop
+/// maximum, so that it is below every server's maximum.
+fn fixed_rate(args: &Args, closed: &[RunStats], threads: usize) -> Result<u64, String> {
+    if let Some(rate) = args.optional_number::<u64>("rate")? {
+        return Ok(rate);
+    }
+    let fraction: f64 = args.number("rate-fraction", 0.5)?;
+    if !(fraction > 0.0 && fraction <= 1.0) {
+        return Err(format!("--rate-fraction {fraction} is outside (0, 1]"));
+    }
+    let smallest = closed
+        .iter()
+        .map(RunStats::requests_per_sec)
+        .fold(f64::INFINITY, f64::min);
+    Ok(((smallest * fraction) as u64).max(threads as u64))
+}
+
+/// JSON + `.hgrm` per server and phase, and one SVG overlaying the servers' open-loop runs.
+fn write_workload_outputs(
+    out: &Path,
+    servers: &[Server],
+    workload: &Workload,
+    prepared: &Prepared,
+    base: &LoadConfig,
+    measured: &Measured,
+) -> Result<(), String> {
+    let rate = measured.rate;
     let mut plotted = Vec::new();
     for (index, server) in servers.iter().enumerate() {
         let name = &server.process.name;
-        for (phase, stats, mode) in [
-            ("closed", &closed[index], Mode::Closed),
-            ("open", &open[index], Mode::Open { rate_per_sec: rate }),
-        ] {
+        let phases = [
+            ("closed", &measured.closed[index], Mode::Closed),
+            (
+                "open",
+                &measured.open[index],
+                Mode::Open { rate_per_sec: rate },
+            ),
+        ];
+        for (phase, stats, mode) in phases {
             let label = format!("{name} {} {phase}", workload.name);
-            let info = run_info(
-                &label,
-                workload,
-                prepared,
-                &LoadConfig {
-                    mode,
-                    address: server.process.address,
-                    ..base.clone()
-                },
-            );
-            write_outputs(out, &file_stem(&label), &info, stats)?;
+            let load = LoadConfig {
+                mode,
+                address: server.process.address,
+                ..base.clone()
+            };
+            write_outputs(
+                out,
+                &file_stem(&label),
+                &run_info(&label, workload, prepared, &load),
+                stats,
+            )?;
             if let Some(banner) = problems_banner(stats) {
                 eprintln!("{label}:\n{banner}");
             }
         }
-        plotted.push((format!("{name} @ {rate}/s"), &open[index]));
+        plotted.push((format!("{name} @ {rate}/s"), &measured.open[index]));
     }
     let title = format!(
         "{} — latency by percentile at {rate} req/s (open loop)",
@@ -275,13 +323,7 @@ fn run_workload(
         &out.join(format!("{}.svg", workload.name)),
         &title,
         &plotted,
-    )?;
-    Ok(Measured {
-        workload: workload.name.clone(),
-        rate,
-        closed,
-        open,
-    })
+    )
 }
 
 /// Runs `run` against every server `rounds` times, flipping the order every round so that

@@ -46,32 +46,56 @@ fn nines(quantile: f64) -> f64 {
     -(1.0 - quantile).log10()
 }
 
+/// The axes' ranges and the mapping from data to picture coordinates.
+struct Frame {
+    /// Right end of the x axis, in nines.
+    x_max: f64,
+    /// Decades (log10 ms) at the bottom and top of the y axis.
+    y_low: f64,
+    y_high: f64,
+}
+
+const PLOT_WIDTH: f64 = WIDTH - LEFT - RIGHT;
+const PLOT_HEIGHT: f64 = HEIGHT - TOP - BOTTOM;
+
+impl Frame {
+    fn fit(series: &[Series]) -> Frame {
+        let all = series.iter().flat_map(|s| s.points.iter());
+        let finite_nines = all
+            .clone()
+            .map(|&(q, _)| nines(q))
+            .filter(|n| n.is_finite())
+            .fold(0.0, f64::max);
+        let values = all.map(|&(_, v)| v.max(LATENCY_MS_FLOOR));
+        let (low, high) = values.fold((f64::INFINITY, 0.0f64), |(lo, hi), v| {
+            (lo.min(v), hi.max(v))
+        });
+        let (y_low, y_high) = if low.is_finite() {
+            let (lo, hi) = (low.log10().floor(), high.log10().ceil());
+            (lo, if hi > lo { hi } else { lo + 1.0 })
+        } else {
+            (-2.0, 1.0)
+        };
+        Frame {
+            x_max: finite_nines.ceil().clamp(NINES_MIN, NINES_MAX),
+            y_low,
+            y_high,
+        }
+    }
+
+    fn x_of(&self, quantile: f64) -> f64 {
+        LEFT + nines(quantile).min(self.x_max) / self.x_max * PLOT_WIDTH
+    }
+
+    fn y_of(&self, ms: f64) -> f64 {
+        let fraction = (ms.max(LATENCY_MS_FLOOR).log10() - self.y_low) / (self.y_high - self.y_low);
+        TOP + PLOT_HEIGHT - fraction * PLOT_HEIGHT
+    }
+}
+
 /// Renders the plot. Series without points are listed in the legend but draw no line.
 pub fn render_svg(title: &str, series: &[Series]) -> String {
-    let all = series.iter().flat_map(|s| s.points.iter());
-    let finite_nines = all
-        .clone()
-        .map(|&(q, _)| nines(q))
-        .filter(|n| n.is_finite())
-        .fold(0.0, f64::max);
-    let x_max = finite_nines.ceil().clamp(NINES_MIN, NINES_MAX);
-    let values = all.map(|&(_, v)| v.max(LATENCY_MS_FLOOR));
-    let (low, high) = values.fold((f64::INFINITY, 0.0f64), |(lo, hi), v| {
-        (lo.min(v), hi.max(v))
-    });
-    let (y_low, y_high) = if low.is_finite() {
-        let (lo, hi) = (low.log10().floor(), high.log10().ceil());
-        (lo, if hi > lo { hi } else { lo + 1.0 })
-    } else {
-        (-2.0, 1.0)
-    };
-    let plot_w = WIDTH - LEFT - RIGHT;
-    let plot_h = HEIGHT - TOP - BOTTOM;
-    let x_of = |q: f64| LEFT + nines(q).min(x_max) / x_max * plot_w;
-    let y_of = |ms: f64| {
-        TOP + plot_h - (ms.max(LATENCY_MS_FLOOR).log10() - y_low) / (y_high - y_low) * plot_h
-    };
-
+    let frame = Frame::fit(series);
     let mut svg = String::new();
     let _ = writeln!(
         svg,
@@ -87,30 +111,51 @@ pub fn render_svg(title: &str, series: &[Series]) -> String {
         WIDTH / 2.0,
         escape(title)
     );
-    // Grid and x ticks: 0 %, 90 %, 99 %, ...
-    for n in 0..=(x_max as usize) {
-        let q = 1.0 - 10f64.powi(-(n as i32));
-        let x = x_of(q);
+    draw_axes(&mut svg, &frame);
+    for (index, run) in series
+        .iter()
+        .enumerate()
+        .filter(|(_, run)| !run.points.is_empty())
+    {
+        let mut path = String::new();
+        for &(q, ms) in &run.points {
+            let _ = write!(path, "{:.1},{:.1} ", frame.x_of(q), frame.y_of(ms));
+        }
+        let colour = COLOURS[index % COLOURS.len()];
         let _ = writeln!(
             svg,
-            r##"<line x1="{x:.1}" y1="{TOP}" x2="{x:.1}" y2="{:.1}" stroke="#ddd"/>"##,
-            TOP + plot_h
+            r#"<polyline fill="none" stroke="{colour}" stroke-width="2" points="{}"/>"#,
+            path.trim_end()
+        );
+    }
+    draw_legend(&mut svg, series);
+    svg.push_str("</svg>\n");
+    svg
+}
+
+/// Grid lines, tick labels (0 %, 90 %, 99 %, … and one per latency decade), frame, axis titles.
+fn draw_axes(svg: &mut String, frame: &Frame) {
+    let bottom = TOP + PLOT_HEIGHT;
+    for n in 0..=(frame.x_max as usize) {
+        let x = frame.x_of(1.0 - 10f64.powi(-(n as i32)));
+        let _ = writeln!(
+            svg,
+            r##"<line x1="{x:.1}" y1="{TOP}" x2="{x:.1}" y2="{bottom:.1}" stroke="#ddd"/>"##
         );
         let _ = writeln!(
             svg,
             r#"<text x="{x:.1}" y="{:.1}" text-anchor="middle">{}</text>"#,
-            TOP + plot_h + 20.0,
+            bottom + 20.0,
             percent_label(n)
         );
     }
-    // Grid and y ticks, one per decade.
-    for decade in (y_low as i32)..=(y_high as i32) {
+    for decade in (frame.y_low as i32)..=(frame.y_high as i32) {
         let ms = 10f64.powi(decade);
-        let y = y_of(ms);
+        let y = frame.y_of(ms);
         let _ = writeln!(
             svg,
             r##"<line x1="{LEFT}" y1="{y:.1}" x2="{:.1}" y2="{y:.1}" stroke="#ddd"/>"##,
-            LEFT + plot_w
+            LEFT + PLOT_WIDTH
         );
         let _ = writeln!(
             svg,
@@ -122,36 +167,24 @@ pub fn render_svg(title: &str, series: &[Series]) -> String {
     }
     let _ = writeln!(
         svg,
-        r##"<rect x="{LEFT}" y="{TOP}" width="{plot_w}" height="{plot_h}" fill="none" stroke="#333"/>"##
+        r##"<rect x="{LEFT}" y="{TOP}" width="{PLOT_WIDTH}" height="{PLOT_HEIGHT}" fill="none" stroke="#333"/>"##
     );
     let _ = writeln!(
         svg,
         r#"<text x="{:.1}" y="{:.1}" text-anchor="middle">Percentile</text>"#,
-        LEFT + plot_w / 2.0,
+        LEFT + PLOT_WIDTH / 2.0,
         HEIGHT - 20.0
     );
+    let middle = TOP + PLOT_HEIGHT / 2.0;
     let _ = writeln!(
         svg,
-        r#"<text x="20" y="{:.1}" text-anchor="middle" transform="rotate(-90 20 {:.1})">Latency (log scale)</text>"#,
-        TOP + plot_h / 2.0,
-        TOP + plot_h / 2.0
+        r#"<text x="20" y="{middle:.1}" text-anchor="middle" transform="rotate(-90 20 {middle:.1})">Latency (log scale)</text>"#
     );
-    for (index, run) in series.iter().enumerate() {
-        let colour = COLOURS[index % COLOURS.len()];
-        if !run.points.is_empty() {
-            let mut path = String::new();
-            for &(q, ms) in &run.points {
-                let _ = write!(path, "{:.1},{:.1} ", x_of(q), y_of(ms));
-            }
-            let _ = writeln!(
-                svg,
-                r#"<polyline fill="none" stroke="{colour}" stroke-width="2" points="{}"/>"#,
-                path.trim_end()
-            );
-        }
-    }
-    // The legend sits bottom-right, where latency-by-percentile curves rarely go (they rise to
-    // the right), on a white box so that a line passing under it cannot hide a label.
+}
+
+/// The legend sits bottom-right, where latency-by-percentile curves rarely go (they rise to the
+/// right), on a white box so that a line passing under it cannot hide a label.
+fn draw_legend(svg: &mut String, series: &[Series]) {
     let longest = series
         .iter()
         .map(|s| s.label.chars().count())
@@ -159,7 +192,10 @@ pub fn render_svg(title: &str, series: &[Series]) -> String {
         .unwrap_or(0) as f64;
     let box_w = 50.0 + longest * LEGEND_CHAR_WIDTH;
     let box_h = 12.0 + series.len() as f64 * 20.0;
-    let (box_x, box_y) = (LEFT + plot_w - box_w - 10.0, TOP + plot_h - box_h - 10.0);
+    let (box_x, box_y) = (
+        LEFT + PLOT_WIDTH - box_w - 10.0,
+        TOP + PLOT_HEIGHT - box_h - 10.0,
+    );
     let _ = writeln!(
         svg,
         r##"<rect x="{box_x:.1}" y="{box_y:.1}" width="{box_w:.1}" height="{box_h:.1}" fill="white" fill-opacity="0.9" stroke="#999"/>"##
@@ -181,8 +217,6 @@ pub fn render_svg(title: &str, series: &[Series]) -> String {
             escape(&run.label)
         );
     }
-    svg.push_str("</svg>\n");
-    svg
 }
 
 fn percent_label(nines: usize) -> String {

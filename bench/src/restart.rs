@@ -53,40 +53,83 @@ struct Step {
     value: String,
 }
 
-pub fn restart_command(arguments: &[String]) -> Result<i32, String> {
-    let args = Args::parse(arguments, FLAGS, &["no-pin"])?;
-    let bin = args
-        .get("tessera-bin")
-        .ok_or("--tessera-bin PATH is required")?
-        .to_string();
-    let objects: usize = args.number("objects", 1_000_000)?;
-    let extra: usize = args.number("extra-objects", (objects / 10).max(1))?;
-    let sample: u64 = args.number("verify-sample", 10_000)?;
-    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let shards: usize = args.number("shards", cores)?;
-    let max_size = args.text("max-size", "4GiB");
-    let out = PathBuf::from(args.text(
-        "out",
-        &format!("bench/results/restart-{}", crate::compare::timestamp()),
-    ));
-    let data = out.join("data");
-    if data.exists() && std::fs::read_dir(&data).map_or(true, |mut d| d.next().is_some()) {
+/// Everything a restart run needs, validated from the command line.
+struct Plan {
+    bin: String,
+    objects: usize,
+    extra: usize,
+    sample: u64,
+    shards: usize,
+    max_size: String,
+    out: PathBuf,
+    data: PathBuf,
+    port: u16,
+    load: LoadConfig,
+}
+
+impl Plan {
+    fn from_args(args: &Args) -> Result<Plan, String> {
+        let objects: usize = args.number("objects", 1_000_000)?;
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let default_out = format!("bench/results/restart-{}", crate::compare::timestamp());
+        let out = PathBuf::from(args.text("out", &default_out));
+        let port = free_port()?;
+        Ok(Plan {
+            bin: args
+                .get("tessera-bin")
+                .ok_or("--tessera-bin PATH is required")?
+                .to_string(),
+            objects,
+            extra: args.number("extra-objects", (objects / 10).max(1))?,
+            sample: args.number("verify-sample", 10_000)?,
+            shards: args.number("shards", cores)?,
+            max_size: args.text("max-size", "4GiB"),
+            data: fresh_data_dir(&out.join("data"))?,
+            out,
+            port,
+            load: load_config(args, std::net::SocketAddr::from(([127, 0, 0, 1], port)))?,
+        })
+    }
+
+    /// Spawns `tessera serve` and returns it with the time from spawn to `/healthz` 200.
+    fn start(&self, phase: &str) -> Result<(ServerProcess, Duration), String> {
+        let log = self.out.join(format!("tessera-{phase}.log"));
+        let spawned = Instant::now();
+        let mut process = spawn_tessera(
+            &self.bin,
+            self.port,
+            &self.data,
+            &self.max_size,
+            self.shards,
+            &log,
+        )?;
+        process.wait_healthy()?;
+        Ok((process, spawned.elapsed()))
+    }
+}
+
+/// Creates `data` (which must not hold anything yet) and returns its absolute path.
+fn fresh_data_dir(data: &Path) -> Result<PathBuf, String> {
+    if data.exists() && std::fs::read_dir(data).map_or(true, |mut d| d.next().is_some()) {
         return Err(format!(
             "{} exists and is not empty; the restart benchmark needs a fresh store",
             data.display()
         ));
     }
-    std::fs::create_dir_all(&data).map_err(|e| format!("creating {}: {e}", data.display()))?;
-    let data = data
-        .canonicalize()
-        .map_err(|e| format!("resolving {}: {e}", data.display()))?;
+    std::fs::create_dir_all(data).map_err(|e| format!("creating {}: {e}", data.display()))?;
+    data.canonicalize()
+        .map_err(|e| format!("resolving {}: {e}", data.display()))
+}
 
+pub fn restart_command(arguments: &[String]) -> Result<i32, String> {
+    let args = Args::parse(arguments, FLAGS, &["no-pin"])?;
+    let plan = Plan::from_args(&args)?;
     let workload = Workload {
         name: "restart".into(),
         scheme: PathScheme::BazelCas {
             prefix: String::new(),
         },
-        objects: objects + extra,
+        objects: plan.objects + plan.extra,
         sizes_text: args.text("sizes", "256B"),
         popularity_text: "uniform".into(),
         write_ratio: 0.0,
@@ -97,35 +140,55 @@ pub fn restart_command(arguments: &[String]) -> Result<i32, String> {
     let prepared = workload.prepare()?;
     eprintln!(
         "key space of {} objects generated in {:.1} s",
-        objects + extra,
+        workload.objects,
         started.elapsed().as_secs_f64()
     );
 
-    let port = free_port()?;
-    let load = load_config(&args, std::net::SocketAddr::from(([127, 0, 0, 1], port)))?;
-    let start = |phase: &str| -> Result<(ServerProcess, Duration), String> {
-        let log = out.join(format!("tessera-{phase}.log"));
-        let spawned = Instant::now();
-        let mut process = spawn_tessera(&bin, port, &data, &max_size, shards, &log)?;
-        process.wait_healthy()?;
-        Ok((process, spawned.elapsed()))
-    };
-    let mut steps = Vec::new();
+    let (steps, reopen_clean, reopen_killed) = run_sequence(&plan, &prepared)?;
+    let report = render(
+        &steps,
+        plan.objects,
+        plan.extra,
+        &workload.sizes_text,
+        plan.shards,
+    );
+    println!("{report}");
+    write_json(
+        &plan.out,
+        &steps,
+        plan.objects,
+        plan.extra,
+        reopen_clean,
+        reopen_killed,
+    )?;
+    std::fs::write(plan.out.join("restart.txt"), &report).map_err(|e| e.to_string())?;
+    std::fs::remove_dir_all(&plan.data)
+        .map_err(|e| format!("removing {}: {e}", plan.data.display()))?;
+    Ok(0)
+}
 
-    let (mut server, first_start) = start("initial")?;
+/// Steps 1–6 of the module documentation; returns the steps and the two reopen times.
+fn run_sequence(
+    plan: &Plan,
+    prepared: &Prepared,
+) -> Result<(Vec<Step>, Duration, Duration), String> {
+    let (objects, extra, load) = (plan.objects, plan.extra, &plan.load);
+    let mut steps = Vec::new();
+    let (mut server, first_start) = plan.start("initial")?;
     steps.push(Step {
         name: "start on an empty store",
         value: ms(first_start),
     });
-    let stats = preload_range(&prepared, &load, 0, objects)?;
+    let stats = preload_range(prepared, load, 0, objects)?;
+    let rate = stats.requests_per_sec();
+    let value = format!(
+        "{} objects in {:.1} s ({rate:.0} PUT/s)",
+        stats.requests_ok,
+        stats.elapsed.as_secs_f64()
+    );
     steps.push(Step {
         name: "preload",
-        value: format!(
-            "{} objects in {:.1} s ({:.0} PUT/s)",
-            stats.requests_ok,
-            stats.elapsed.as_secs_f64(),
-            stats.requests_per_sec()
-        ),
+        value,
     });
     let (stop_time, clean_exit) = server.stop(libc::SIGTERM)?;
     if !clean_exit {
@@ -138,43 +201,38 @@ pub fn restart_command(arguments: &[String]) -> Result<i32, String> {
         name: "clean stop (SIGTERM → exit)",
         value: ms(stop_time),
     });
-    let (mut server, reopen_clean) = start("after-sigterm")?;
+    let (mut server, reopen_clean) = plan.start("after-sigterm")?;
     steps.push(Step {
         name: "reopen after clean stop",
         value: ms(reopen_clean),
     });
     steps.push(Step {
         name: "verify after clean stop",
-        value: verify(&prepared, &load, objects, sample)?,
+        value: verify(prepared, load, objects, plan.sample)?,
     });
 
-    let stats = preload_range(&prepared, &load, objects, objects + extra)?;
+    let stats = preload_range(prepared, load, objects, objects + extra)?;
+    let value = format!(
+        "{} objects in {:.1} s",
+        stats.requests_ok,
+        stats.elapsed.as_secs_f64()
+    );
     steps.push(Step {
         name: "preload more",
-        value: format!(
-            "{} objects in {:.1} s",
-            stats.requests_ok,
-            stats.elapsed.as_secs_f64()
-        ),
+        value,
     });
     server.stop(libc::SIGKILL)?;
-    let (mut server, reopen_killed) = start("after-kill-9")?;
+    let (mut server, reopen_killed) = plan.start("after-kill-9")?;
     steps.push(Step {
         name: "reopen after kill -9",
         value: ms(reopen_killed),
     });
     steps.push(Step {
         name: "verify after kill -9",
-        value: verify(&prepared, &load, objects + extra, sample)?,
+        value: verify(prepared, load, objects + extra, plan.sample)?,
     });
     server.stop(libc::SIGTERM)?;
-
-    let report = render(&steps, objects, extra, &workload.sizes_text, shards);
-    println!("{report}");
-    write_json(&out, &steps, objects, extra, reopen_clean, reopen_killed)?;
-    std::fs::write(out.join("restart.txt"), &report).map_err(|e| e.to_string())?;
-    std::fs::remove_dir_all(&data).map_err(|e| format!("removing {}: {e}", data.display()))?;
-    Ok(0)
+    Ok((steps, reopen_clean, reopen_killed))
 }
 
 fn ms(duration: Duration) -> String {
