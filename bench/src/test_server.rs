@@ -13,7 +13,7 @@ use crate::http1_response::{body_length, parse_response_head, Parsed, ResponseHe
 use std::collections::HashMap;
 use std::io::{self, Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -24,6 +24,10 @@ const REQUEST_BODY_BYTES_MAX: u64 = crate::limits::OBJECT_BYTES_MAX as u64;
 /// Largest request head the test server accepts.
 const REQUEST_HEAD_BYTES_MAX: usize = 16 * 1024;
 
+/// Most connections served at once (one thread each, 64 KiB read buffer + the thread's stack):
+/// 1024 × ~2 MiB of address space. Further connections are closed on accept.
+pub const CONNECTIONS_MAX: usize = 1024;
+
 #[derive(Default)]
 struct Shared {
     objects: Mutex<HashMap<String, Vec<u8>>>,
@@ -33,6 +37,7 @@ struct Shared {
     stalled_until: Mutex<Option<Instant>>,
     corrupt_reads: AtomicBool,
     stopping: AtomicBool,
+    open_connections: AtomicUsize,
 }
 
 pub struct TestServer {
@@ -95,13 +100,23 @@ fn accept_loop(listener: TcpListener, shared: Arc<Shared>) {
             return;
         }
         let Ok(stream) = stream else { continue };
-        let shared = shared.clone();
+        if shared.open_connections.fetch_add(1, Ordering::Relaxed) >= CONNECTIONS_MAX {
+            shared.open_connections.fetch_sub(1, Ordering::Relaxed);
+            continue; // dropping the stream closes it
+        }
         // Connection threads end when their client disconnects.
-        let _ = std::thread::Builder::new()
+        let connection_shared = shared.clone();
+        let spawned = std::thread::Builder::new()
             .name("test-server-conn".into())
             .spawn(move || {
-                let _ = serve_connection(stream, &shared);
+                let _ = serve_connection(stream, &connection_shared);
+                connection_shared
+                    .open_connections
+                    .fetch_sub(1, Ordering::Relaxed);
             });
+        if spawned.is_err() {
+            shared.open_connections.fetch_sub(1, Ordering::Relaxed);
+        }
     }
 }
 
