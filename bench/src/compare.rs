@@ -139,6 +139,7 @@ fn select_workloads(list: &str, seed: u64) -> Result<Vec<Workload>, String> {
                 scheme: PathScheme::BazelCas {
                     prefix: String::new(),
                 },
+                grpc: None,
                 objects,
                 sizes_text: size.to_string(),
                 popularity_text: "uniform".to_string(),
