@@ -159,10 +159,15 @@ pub fn run_command(arguments: &[String]) -> Result<i32, String> {
     );
     if !args.switch("no-preload") {
         let stats = preload(&prepared, &load);
+        let seconds = stats.elapsed.as_secs_f64().max(1e-9);
         eprintln!(
-            "preload: {} PUTs in {:.1} s",
+            "preload: {} PUTs in {:.3} s ({:.0} req/s, {:.1} MB/s, p50 {:.3} ms, p99 {:.3} ms)",
             stats.requests_ok,
-            stats.elapsed.as_secs_f64()
+            seconds,
+            stats.requests_ok as f64 / seconds,
+            stats.body_bytes as f64 / seconds / 1e6,
+            stats.latency_ms_at(0.5),
+            stats.latency_ms_at(0.99)
         );
         if let Some(banner) = problems_banner(&stats) {
             eprintln!("preload failed, not measuring:\n{banner}");

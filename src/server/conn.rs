@@ -2,7 +2,9 @@
 //!
 //! Every executor accepts on its own socket of the reuse-port group. A connection starts as
 //! HTTP/1.1; the driver recognises the h2c prior-knowledge preface and returns it, and the
-//! stream then goes to the gRPC layer. `max_connections` is split evenly across executors (the
+//! stream then goes to the gRPC layer (`grpc::serve`) with the executor's REAPI services
+//! (`protocols::reapi`) over the same steering backend as the HTTP front-ends. Connections on
+//! the optional `grpc_listen` address skip the sniffing and start as HTTP/2. `max_connections` is split evenly across executors (the
 //! kernel spreads connections by 4-tuple hash, so the split is close to even); a connection over
 //! the limit gets a 503 and is closed.
 
