@@ -13,7 +13,10 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use futures_lite::{AsyncReadExt, AsyncWriteExt};
-use grpc_client::{call, connect, frame, grpc_request, run_executor, send_all, unary};
+use grpc_client::{
+    call, connect, frame, grpc_request, grpc_request_with, read_reply, run_executor, send_all,
+    unary,
+};
 use h2::client::SendRequest;
 use prost::Message;
 use tessera::grpc::pb::build::bazel::remote::execution::v2 as reapi;
@@ -504,6 +507,52 @@ fn broken_off_writes_resume_at_the_committed_size() {
         reset_mid_upload(&client, &requests[..2]).await;
         let mut rest = write_requests(&upload2, &data, 64 << 10, 2 * (64 << 10));
         rest[0].resource_name = upload2.clone();
+        let done = write_messages(&client, &rest).await.unwrap();
+        assert_eq!(done.committed_size, data.len() as i64);
+        assert_eq!(read(&client, &name, 0, 0).await.unwrap(), data);
+    });
+}
+
+#[test]
+fn a_write_past_its_deadline_is_dropped_and_can_be_resumed() {
+    let dir = tempfile::tempdir().unwrap();
+    let tessera = start(&dir, &["--executors", "1"]);
+    let addr = tessera.addr;
+    run_executor(move || async move {
+        let client = connect(addr).await;
+        let data = pseudo_random(300 << 10, 31);
+        let name = blob_name("", "", &data, DigestFunction::Sha256);
+        let upload = upload_name("", "deadline", &name);
+        let requests = write_requests(&upload, &data, 64 << 10, 0);
+        let mut ready = client.clone().ready().await.unwrap();
+        let head = grpc_request_with(WRITE, &[("grpc-timeout", "300m")]);
+        let (response, mut send) = ready.send_request(head, false).unwrap();
+        for request in &requests[..2] {
+            send_all(&mut send, frame(&request.encode_to_vec())).await;
+        }
+        // The client stalls; the server's deadline drops the call with the bytes it holds.
+        let reply = read_reply(response).await;
+        assert_eq!(
+            reply.status.code,
+            Code::DeadlineExceeded,
+            "{}",
+            reply.status
+        );
+        let status: QueryWriteStatusResponse = unary(
+            &client,
+            QUERY_WRITE_STATUS,
+            &QueryWriteStatusRequest {
+                resource_name: upload.clone(),
+            },
+        )
+        .await
+        .unwrap();
+        assert_eq!(
+            (status.committed_size, status.complete),
+            (2 * (64 << 10), false)
+        );
+        let mut rest = write_requests(&upload, &data, 64 << 10, 2 * (64 << 10));
+        rest[0].resource_name = upload.clone();
         let done = write_messages(&client, &rest).await.unwrap();
         assert_eq!(done.committed_size, data.len() as i64);
         assert_eq!(read(&client, &name, 0, 0).await.unwrap(), data);

@@ -52,13 +52,20 @@ pub fn frame(message: &[u8]) -> Bytes {
 }
 
 pub fn grpc_request(path: &str) -> http::Request<()> {
-    http::Request::builder()
+    grpc_request_with(path, &[])
+}
+
+/// A gRPC request head with extra metadata (e.g. `grpc-timeout`).
+pub fn grpc_request_with(path: &str, headers: &[(&str, &str)]) -> http::Request<()> {
+    let mut builder = http::Request::builder()
         .method("POST")
         .uri(format!("http://127.0.0.1{path}"))
         .header("content-type", "application/grpc")
-        .header("te", "trailers")
-        .body(())
-        .unwrap()
+        .header("te", "trailers");
+    for (name, value) in headers {
+        builder = builder.header(*name, *value);
+    }
+    builder.body(()).unwrap()
 }
 
 /// The messages of a reply and its status.
