@@ -33,6 +33,14 @@ pub const ACCEPT_ERROR_BACKOFF: Duration = Duration::from_millis(50);
 /// Longest time spent telling an over-limit client that the server is full.
 pub const REFUSAL_WRITE_TIMEOUT: Duration = Duration::from_secs(1);
 
+/// Write buffer between h2 and the socket of an HTTP/2 connection: 64 KiB. h2 writes each DATA
+/// frame as two `poll_write`s (9-byte header, then payload) because the compat layer offers no
+/// vectored writes; the buffer joins the headers, small frames and up to four 16 KiB payloads
+/// into one send. Measured (bench/RESULTS.md §5): ByteStream.Read of 1 MiB blobs +25–35 %,
+/// 4 KiB +5–10 %. Cost: 64 KiB per h2 connection (640 MiB at 10,000 connections, the same as
+/// one HTTP upload chunk per connection) and one extra copy of each payload.
+pub const HTTP2_WRITE_BUFFER_BYTES: usize = 64 << 10;
+
 /// The response to a connection over `max_connections`.
 const REFUSAL: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\ncontent-type: text/plain\r\n\
 content-length: 39\r\nconnection: close\r\n\r\nconnection limit reached; retry shortly\n";
@@ -207,6 +215,7 @@ async fn serve_connection(mut stream: TcpStream, context: &Context, grpc_only: b
 async fn serve_http2(stream: TcpStream, buffered: Vec<u8>, context: &Context) {
     let shared = context.shared.clone();
     let drain = async move { drained(&shared).await };
+    let stream = futures::io::BufWriter::with_capacity(HTTP2_WRITE_BUFFER_BYTES, stream);
     let outcome = crate::grpc::serve(
         stream,
         buffered,
