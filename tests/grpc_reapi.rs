@@ -725,6 +725,32 @@ fn garbage_http2_frames_get_goaway_and_the_server_serves_on() {
 }
 
 #[test]
+fn sigterm_sends_goaway_and_the_server_exits_cleanly() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut tessera = start(&dir, &[]);
+    let addr = tessera.addr;
+    let pid = tessera.pid().unwrap() as i32;
+    run_executor(move || async move {
+        let mut raw = glommio::net::TcpStream::connect(addr).await.unwrap();
+        raw.write_all(tessera::grpc::HTTP2_PREFACE).await.unwrap();
+        raw.write_all(&[0, 0, 0, 0x4, 0, 0, 0, 0, 0]).await.unwrap();
+        // Let the handshake finish, then drain.
+        glommio::timer::sleep(Duration::from_millis(200)).await;
+        // SAFETY: kill(2) on the test's own child process.
+        unsafe {
+            libc::kill(pid, libc::SIGTERM);
+        }
+        assert_eq!(
+            read_goaway(&mut raw).await,
+            Some(0),
+            "GOAWAY(NO_ERROR) on drain"
+        );
+        let _ = raw.close().await;
+    });
+    tessera.wait_exit().expect("exit status 0 after the drain");
+}
+
+#[test]
 fn action_cache_completeness_inlining_and_get_tree() {
     let dir = tempfile::tempdir().unwrap();
     let tessera = start(&dir, &[]);

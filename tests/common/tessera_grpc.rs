@@ -97,6 +97,11 @@ impl Tessera {
         Ok(())
     }
 
+    /// The process id, while running.
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
     pub fn grpc_url(&self) -> String {
         format!("grpc://{}", self.addr)
     }
@@ -118,6 +123,22 @@ impl Tessera {
         if !status.success() {
             return Err(io::Error::other(format!(
                 "tessera exited with {status} after SIGTERM; log:\n{}",
+                self.recent_log()
+            )));
+        }
+        Ok(())
+    }
+
+    /// Waits for an exit that something else asked for (e.g. a SIGTERM the test sent); the
+    /// status must be success.
+    pub fn wait_exit(&mut self) -> io::Result<()> {
+        let Some(mut child) = self.child.take() else {
+            return Ok(());
+        };
+        let status = child.wait()?;
+        if !status.success() {
+            return Err(io::Error::other(format!(
+                "tessera exited with {status}; log:\n{}",
                 self.recent_log()
             )));
         }
