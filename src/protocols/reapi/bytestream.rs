@@ -127,32 +127,10 @@ pub(super) async fn write<B: Backend + 'static>(
     };
     let upload = match service.uploads.take(&resource_name) {
         Some(upload) => upload,
-        None => {
-            let request = PutRequest {
-                id: cas_key(name.instance_name, &digest),
-                kind: Kind::Cas,
-                body_len: size,
-                meta: Meta::new(),
-                expect: Some(digest),
-            };
-            match service
-                .backend
-                .reserve(request)
-                .await
-                .map_err(|e| status_of(&e))?
-            {
-                Reserved::Exists => return Ok(already),
-                Reserved::Reservation(reservation) => Upload {
-                    reservation,
-                    decoder: if compressed {
-                        Some(ZstdUploadDecoder::new(size)?)
-                    } else {
-                        None
-                    },
-                    held_bytes: 0,
-                },
-            }
-        }
+        None => match begin_upload(service, name.instance_name, digest, size, compressed).await? {
+            Some(upload) => upload,
+            None => return Ok(already),
+        },
     };
     let mut progress = WriteProgress::new(&resource_name, compressed, size, upload.held_bytes);
     let mut guard = UploadGuard {
@@ -204,6 +182,40 @@ pub(super) async fn write<B: Backend + 'static>(
             size as i64
         },
     })
+}
+
+/// Reserves room for a new upload; `None` when the blob is already stored.
+async fn begin_upload<B: Backend + 'static>(
+    service: &ReapiService<B>,
+    instance: &str,
+    digest: ContentDigest,
+    size: u64,
+    compressed: bool,
+) -> Result<Option<Upload>, Status> {
+    let request = PutRequest {
+        id: cas_key(instance, &digest),
+        kind: Kind::Cas,
+        body_len: size,
+        meta: Meta::new(),
+        expect: Some(digest),
+    };
+    match service
+        .backend
+        .reserve(request)
+        .await
+        .map_err(|e| status_of(&e))?
+    {
+        Reserved::Exists => Ok(None),
+        Reserved::Reservation(reservation) => Ok(Some(Upload {
+            reservation,
+            decoder: if compressed {
+                Some(ZstdUploadDecoder::new(size)?)
+            } else {
+                None
+            },
+            held_bytes: 0,
+        })),
+    }
 }
 
 /// Writes one message's data into the reservation (through the decoder for zstd).
