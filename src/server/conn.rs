@@ -110,6 +110,12 @@ impl Context {
         })
     }
 
+    /// Drops what the gRPC services keep between calls (suspended uploads); after the
+    /// connections ended, before the shards close.
+    pub fn release_grpc_state(&self) {
+        self.reapi.release_suspended_uploads();
+    }
+
     /// Waits until this executor's connections have all ended, at most `timeout`.
     pub async fn wait_connections(&self, timeout: Duration) {
         let deadline = Instant::now() + timeout;

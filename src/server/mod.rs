@@ -251,6 +251,7 @@ impl ExecutorPlan {
         }
         conn::accept_loop(listener, context.clone(), false).await;
         context.wait_connections(self.config.drain_timeout).await;
+        context.release_grpc_state();
         self.barrier().await;
         owned.close().map_err(|e| e.to_string())
     }

@@ -134,6 +134,12 @@ impl<B: Backend + 'static> ReapiService<B> {
         }
     }
 
+    /// Releases the reservations of all suspended uploads; the server calls it on drain, before
+    /// the shards close, so their checkpoints do not replay from an upload nobody will finish.
+    pub fn release_suspended_uploads(&self) {
+        self.uploads.release_all();
+    }
+
     /// Uploads currently suspended (tests, diagnostics).
     pub fn suspended_uploads(&self) -> usize {
         self.uploads.len()

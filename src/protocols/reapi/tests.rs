@@ -617,6 +617,37 @@ fn suspended_uploads_expire_and_release_their_reservation() {
 }
 
 #[test]
+fn drain_releases_every_suspended_upload() {
+    run(ReapiOptions::default(), |service, backend| async move {
+        let digest = ContentDigest::of(DigestFunction::Sha256, b"abc");
+        let Ok(Reserved::Reservation(reservation)) = backend
+            .reserve(PutRequest {
+                id: cas_key("", &digest),
+                kind: Kind::Cas,
+                body_len: 3,
+                meta: Meta::new(),
+                expect: Some(digest),
+            })
+            .await
+        else {
+            panic!("reserve");
+        };
+        service.uploads.suspend(
+            "uploads/u/blobs/x/3".into(),
+            uploads::Upload {
+                reservation,
+                decoder: None,
+                held_bytes: 1,
+            },
+        );
+        assert_eq!(backend.stats().pending_reservations, 1);
+        service.release_suspended_uploads();
+        assert_eq!(service.suspended_uploads(), 0);
+        assert_eq!(backend.stats().pending_reservations, 0);
+    });
+}
+
+#[test]
 fn store_errors_map_to_grpc_codes() {
     let cases = [
         (

@@ -90,6 +90,12 @@ impl SuspendedUploads {
         self.entries.borrow().get(name).map(|e| e.upload.held_bytes)
     }
 
+    /// Releases every suspended upload (drain: nobody can resume them after the restart, and a
+    /// live reservation would hold the checkpoint's replay position back).
+    pub fn release_all(&self) {
+        self.entries.borrow_mut().clear();
+    }
+
     fn release_expired(&self) {
         let expiry = self.expiry;
         self.entries
