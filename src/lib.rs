@@ -3,3 +3,6 @@
 //! Layers, top to bottom (see `DESIGN.md` in the shared docs):
 //! `server` (executors, listeners) → `http1` / `grpc` (wire) → `protocols` (one file per client
 //! protocol) → `store` (the memory-mapped, content-addressed log).
+
+pub mod grpc;
+pub mod http1;

@@ -38,3 +38,12 @@ fi
 
 rustup component list --installed 2>/dev/null | grep -q '^rustfmt' || rustup component add rustfmt
 rustup component list --installed 2>/dev/null | grep -q '^clippy' || rustup component add clippy
+
+# Python grpcio (PyPI), a real gRPC client stack for tests/grpc_driver.rs, in its own venv outside
+# the repository (the test reads TESSERA_GRPCIO_VENV, default below). Needs python3-venv.
+grpcio_venv="${TESSERA_GRPCIO_VENV:-/opt/tessera-tests/grpcio-venv}"
+grpcio_version="1.85.1"
+if ! "$grpcio_venv/bin/python" -c "import importlib.metadata as m, sys; sys.exit(m.version('grpcio') != '$grpcio_version')" 2>/dev/null; then
+  python3 -m venv "$grpcio_venv"
+  "$grpcio_venv/bin/pip" install -q --disable-pip-version-check "grpcio==$grpcio_version"
+fi
