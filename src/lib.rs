@@ -4,5 +4,10 @@
 //! `server` (executors, listeners) → `http1` / `grpc` (wire) → `protocols` (one file per client
 //! protocol) → `store` (the memory-mapped, content-addressed log).
 
+pub mod config;
 pub mod grpc;
 pub mod http1;
+pub mod logging;
+pub mod protocols;
+pub mod server;
+pub mod store;

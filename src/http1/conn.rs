@@ -16,6 +16,7 @@ use std::io;
 use std::ops::Range;
 
 use futures_io::{AsyncRead, AsyncWrite};
+use futures_lite::future::or;
 
 use super::body::{Body, BodyFailure};
 use super::date::http_date_now;
@@ -194,13 +195,22 @@ where
         };
         if self.filled == 0 {
             let timeout = self.limits.idle_timeout;
-            match self.transport.read_timed(&mut self.buf[..], timeout).await {
-                Ok(0) => return Err(close(Outcome::PeerClosed)),
-                Ok(n) => self.filled = n,
-                Err(e) if e.kind() == io::ErrorKind::TimedOut => {
+            let clock = self.transport.clock;
+            let wait = or(
+                async { Some(self.transport.read_timed(&mut self.buf[..], timeout).await) },
+                async {
+                    clock.shutdown().await;
+                    None
+                },
+            );
+            match wait.await {
+                None => return Err(close(Outcome::Closed)),
+                Some(Ok(0)) => return Err(close(Outcome::PeerClosed)),
+                Some(Ok(n)) => self.filled = n,
+                Some(Err(e)) if e.kind() == io::ErrorKind::TimedOut => {
                     return Err(close(Outcome::TimedOut(TimeoutPhase::Idle)))
                 }
-                Err(e) => return Err(close(Outcome::Error(e))),
+                Some(Err(e)) => return Err(close(Outcome::Error(e))),
             }
         }
         let (clock, timeout) = (self.transport.clock, self.limits.head_timeout);

@@ -25,6 +25,13 @@ use futures_lite::future::{or, poll_fn};
 pub trait Sleep {
     /// Completes after `duration`.
     fn sleep(&self, duration: Duration) -> impl Future<Output = ()>;
+
+    /// Completes when the server starts draining. The driver races it only while a connection
+    /// waits idle for its next request, so in-flight requests finish and idle keep-alive
+    /// connections close at once. The default never completes.
+    fn shutdown(&self) -> impl Future<Output = ()> {
+        std::future::pending()
+    }
 }
 
 /// Runs `future` for at most `duration`; `None` when the clock won.

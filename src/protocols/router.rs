@@ -1,0 +1,66 @@
+//! Routes each HTTP/1.1 request to its front-end by path.
+//!
+//! | path                                  | front-end                    |
+//! |---------------------------------------|------------------------------|
+//! | `/healthz`                            | liveness: 200 `ok`           |
+//! | `[/prefix]/ac/<hash>`, `…/cas/<hash>` | Bazel HTTP cache             |
+//! | anything else                         | 404 with a short explanation |
+
+use std::io;
+use std::rc::Rc;
+
+use crate::http1::{Request, Responder, Service};
+use crate::store::DigestFunction;
+
+use super::backend::Backend;
+use super::bazel_http;
+
+/// Options of the HTTP front-ends.
+#[derive(Clone, Debug)]
+pub struct HttpOptions {
+    /// Digest function of 64-hex Bazel HTTP cache keys.
+    pub bazel_digest: DigestFunction,
+}
+
+/// The [`Service`] of one executor: every HTTP/1.1 request passes through here.
+pub struct Router<B> {
+    backend: Rc<B>,
+    options: HttpOptions,
+}
+
+impl<B: Backend> Router<B> {
+    pub fn new(backend: Rc<B>, options: HttpOptions) -> Self {
+        Router { backend, options }
+    }
+}
+
+impl<B: Backend> Service for Router<B> {
+    async fn call(
+        &self,
+        request: &mut Request<'_>,
+        responder: &mut Responder<'_>,
+    ) -> io::Result<()> {
+        let path = request.head.path();
+        if path == "/healthz" {
+            return match request.head.method {
+                "GET" | "HEAD" => responder.send_text(200, "ok\n").await,
+                _ => {
+                    responder.header("allow", "GET, HEAD")?;
+                    responder
+                        .send_text(405, "/healthz supports GET and HEAD")
+                        .await
+                }
+            };
+        }
+        if let Some(bazel) = bazel_http::parse_path(path) {
+            let function = self.options.bazel_digest;
+            return bazel_http::handle(&*self.backend, function, &bazel, request, responder).await;
+        }
+        responder
+            .send_text(
+                404,
+                "unknown path: the Bazel cache is at [/prefix]/ac/<hash> and [/prefix]/cas/<hash>",
+            )
+            .await
+    }
+}

@@ -1,0 +1,187 @@
+//! Accepting connections and handing each to its wire layer.
+//!
+//! Every executor accepts on its own socket of the reuse-port group. A connection starts as
+//! HTTP/1.1; the driver recognises the h2c prior-knowledge preface and returns it, and the
+//! stream then goes to the gRPC layer. `max_connections` is split evenly across executors (the
+//! kernel spreads connections by 4-tuple hash, so the split is close to even); a connection over
+//! the limit gets a 503 and is closed.
+
+use std::cell::Cell;
+use std::future::Future;
+use std::rc::Rc;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures_lite::future::or;
+use futures_lite::AsyncWriteExt;
+use glommio::net::{TcpListener, TcpStream};
+
+use crate::config::Config;
+use crate::http1::{self, Limits, Outcome, Sleep};
+use crate::protocols::router::{HttpOptions, Router};
+use crate::store::DigestFunction;
+
+use super::steer::Steer;
+use super::{drained, Shared, FLAG_POLL_PERIOD};
+
+/// Pause after a failed `accept` (e.g. EMFILE) so a persistent failure does not spin the core.
+pub const ACCEPT_ERROR_BACKOFF: Duration = Duration::from_millis(50);
+/// Longest time spent telling an over-limit client that the server is full.
+pub const REFUSAL_WRITE_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// The response to a connection over `max_connections`.
+const REFUSAL: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\ncontent-type: text/plain\r\n\
+content-length: 39\r\nconnection: close\r\n\r\nconnection limit reached; retry shortly\n";
+
+/// The executor's clock for the wire layers: glommio timers, plus the drain signal.
+#[derive(Clone)]
+pub struct Clock {
+    shared: Arc<Shared>,
+}
+
+impl Sleep for Clock {
+    fn sleep(&self, duration: Duration) -> impl Future<Output = ()> {
+        glommio::timer::sleep(duration)
+    }
+    fn shutdown(&self) -> impl Future<Output = ()> {
+        let shared = self.shared.clone();
+        async move { drained(&shared).await }
+    }
+}
+
+/// What every connection of one executor shares.
+pub struct Context {
+    router: Router<Steer>,
+    limits: Limits,
+    clock: Clock,
+    shared: Arc<Shared>,
+    active: Cell<usize>,
+    /// This executor's share of `max_connections`.
+    active_max: usize,
+}
+
+impl Context {
+    pub fn new(
+        config: &Config,
+        steer: Rc<Steer>,
+        shared: Arc<Shared>,
+        executors: usize,
+    ) -> Rc<Self> {
+        let options = HttpOptions {
+            bazel_digest: if config.bazel_http_blake3 {
+                DigestFunction::Blake3
+            } else {
+                DigestFunction::Sha256
+            },
+        };
+        Rc::new(Context {
+            router: Router::new(steer, options),
+            limits: http_limits(config),
+            clock: Clock {
+                shared: shared.clone(),
+            },
+            shared,
+            active: Cell::new(0),
+            active_max: config.max_connections.div_ceil(executors).max(1),
+        })
+    }
+
+    /// Waits until this executor's connections have all ended, at most `timeout`.
+    pub async fn wait_connections(&self, timeout: Duration) {
+        let deadline = Instant::now() + timeout;
+        while self.active.get() > 0 && Instant::now() < deadline {
+            glommio::timer::sleep(FLAG_POLL_PERIOD).await;
+        }
+        if self.active.get() > 0 {
+            tracing::warn!(
+                open = self.active.get(),
+                "drain timeout: closing remaining connections"
+            );
+        }
+    }
+}
+
+/// The HTTP/1.1 limits from the configuration (the rest keep the wire layer's defaults).
+pub fn http_limits(config: &Config) -> Limits {
+    Limits {
+        head_timeout: config.header_read_timeout,
+        idle_timeout: config.idle_timeout,
+        body_stall_timeout: config.body_stall_timeout,
+        body_bytes_max: config.max_blob_bytes,
+        ..Limits::default()
+    }
+}
+
+/// Accepts until drain; each connection runs in its own task.
+pub async fn accept_loop(listener: TcpListener, context: Rc<Context>, grpc_only: bool) {
+    loop {
+        let accepted = or(async { Some(listener.accept().await) }, async {
+            drained(&context.shared).await;
+            None
+        })
+        .await;
+        let stream = match accepted {
+            None => return,
+            Some(Ok(stream)) => stream,
+            Some(Err(error)) => {
+                tracing::warn!(%error, "accept failed");
+                glommio::timer::sleep(ACCEPT_ERROR_BACKOFF).await;
+                continue;
+            }
+        };
+        if context.active.get() >= context.active_max {
+            glommio::spawn_local(refuse(stream)).detach();
+            continue;
+        }
+        context.active.set(context.active.get() + 1);
+        let context = context.clone();
+        glommio::spawn_local(async move {
+            serve_connection(stream, &context, grpc_only).await;
+            context.active.set(context.active.get() - 1);
+        })
+        .detach();
+    }
+}
+
+async fn refuse(mut stream: TcpStream) {
+    tracing::warn!("connection limit reached: refusing a connection");
+    let write = async {
+        let _ = stream.write_all(REFUSAL).await;
+        let _ = stream.close().await;
+    };
+    or(write, glommio::timer::sleep(REFUSAL_WRITE_TIMEOUT)).await;
+}
+
+async fn serve_connection(mut stream: TcpStream, context: &Context, grpc_only: bool) {
+    let _ = stream.set_nodelay(true);
+    let buffered = if grpc_only {
+        Vec::new()
+    } else {
+        let summary = http1::serve(
+            &mut stream,
+            &context.router,
+            &context.clock,
+            &context.limits,
+        )
+        .await;
+        match summary.outcome {
+            Outcome::Http2 { buffered } => buffered,
+            outcome => {
+                tracing::debug!(
+                    requests = summary.requests,
+                    ?outcome,
+                    "http/1.1 connection ended"
+                );
+                return;
+            }
+        }
+    };
+    serve_http2(stream, buffered, context).await;
+}
+
+async fn serve_http2(mut stream: TcpStream, _buffered: Vec<u8>, _context: &Context) {
+    // The gRPC front-end lands with the REAPI services; until then an h2c client is told
+    // plainly (HTTP/2 GOAWAY would need the h2 machinery) by closing the connection.
+    tracing::info!("h2c connection refused: gRPC services are not enabled in this build");
+    let _ = stream.close().await;
+}

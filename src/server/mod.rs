@@ -1,0 +1,303 @@
+//! The net layer: executors, pinning, listeners, accept, connection limits and drain.
+//!
+//! ```text
+//! main thread: validate config → open data dir (manifest) → bind reuse-port group → spawn one
+//!              pinned glommio executor per core → wait until every executor is ready → print the
+//!              address → wait for SIGTERM/SIGINT (drain flag) → join executors
+//! executor i:  join mesh → open the shards it owns → serve mesh ops for them → accept loop
+//!              (each connection: sniff HTTP/1.1 vs h2c, hand it to the wire layer) → on drain:
+//!              stop accepting, let connections finish (bounded), barrier, close shards
+//! ```
+//!
+//! Shard `s` is owned by executor `s % executors` (`steer::owner_of`). A connection may land on
+//! any executor; its store operations are steered to the owners (`steer`).
+
+pub mod conn;
+pub mod listener;
+pub mod signals;
+pub mod steer;
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::os::fd::{FromRawFd, RawFd};
+use std::rc::Rc;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{mpsc, Arc};
+use std::time::{Duration, Instant};
+
+use glommio::channels::channel_mesh::MeshBuilder;
+use glommio::{LocalExecutorBuilder, Placement};
+
+use crate::config::{Config, ConfigError};
+use crate::store::datadir::read_manifest;
+use crate::store::{DataDir, Shard, StoreError};
+use steer::{owner_of, spawn_owner_tasks, OwnedShards, OwnerOp, Steer, MESH_QUEUE_DEPTH};
+
+/// How often each executor runs shard maintenance (checkpoint/sync when due; cheap otherwise).
+pub const MAINTENANCE_PERIOD: Duration = Duration::from_millis(100);
+/// How often loops that wait on a cross-thread flag look at it.
+pub const FLAG_POLL_PERIOD: Duration = Duration::from_millis(20);
+
+/// Why the server could not start or did not stop cleanly.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum ServerError {
+    Config(ConfigError),
+    Store(StoreError),
+    Listen {
+        addr: String,
+        source: std::io::Error,
+    },
+    Executor(String),
+}
+
+impl fmt::Display for ServerError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ServerError::Config(e) => write!(f, "configuration: {e}"),
+            ServerError::Store(e) => write!(f, "store: {e}"),
+            ServerError::Listen { addr, source } => write!(f, "listen on {addr}: {source}"),
+            ServerError::Executor(e) => write!(f, "executor: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for ServerError {}
+
+impl From<StoreError> for ServerError {
+    fn from(e: StoreError) -> Self {
+        ServerError::Store(e)
+    }
+}
+
+/// State shared by the starting thread, the signal thread and all executors (atomics only).
+#[derive(Default)]
+pub struct Shared {
+    /// Set by SIGTERM/SIGINT or by a failing executor: stop accepting and drain.
+    pub drain: AtomicBool,
+    /// Executors whose connections have all finished (or timed out) after drain.
+    connections_done: AtomicUsize,
+}
+
+impl Shared {
+    pub fn draining(&self) -> bool {
+        self.drain.load(Ordering::Acquire)
+    }
+    pub fn start_drain(&self) {
+        self.drain.store(true, Ordering::Release);
+    }
+}
+
+/// Resolves after the drain flag is set.
+pub async fn drained(shared: &Shared) {
+    while !shared.draining() {
+        glommio::timer::sleep(FLAG_POLL_PERIOD).await;
+    }
+}
+
+/// Runs `tessera serve` until SIGTERM/SIGINT; returns after a clean drain.
+pub fn run(mut config: Config) -> Result<(), ServerError> {
+    let executors = config.executors.unwrap_or_else(online_cpus);
+    let shards = match read_manifest(&config.data)?.map(|m| m.shards) {
+        Some(existing) => config.shards.unwrap_or(existing),
+        None => config.shards.unwrap_or(executors as u32),
+    };
+    config.check_budget(shards).map_err(ServerError::Config)?;
+    let store_config = config.store_config(shards);
+    DataDir::open(&store_config)?;
+
+    let (fds, bound) =
+        listener::bind_group(config.listen, executors).map_err(|source| ServerError::Listen {
+            addr: config.listen.to_string(),
+            source,
+        })?;
+    let grpc =
+        match config.grpc_listen {
+            Some(addr) => Some(listener::bind_group(addr, executors).map_err(|source| {
+                ServerError::Listen {
+                    addr: addr.to_string(),
+                    source,
+                }
+            })?),
+            None => None,
+        };
+
+    let shared = Arc::new(Shared::default());
+    signals::spawn_watcher(shared.clone());
+    let mesh = MeshBuilder::<OwnerOp, _>::full(executors, MESH_QUEUE_DEPTH);
+    let (ready_tx, ready_rx) = mpsc::channel::<Result<(), String>>();
+    let mut handles = Vec::with_capacity(executors);
+    for (position, fd) in fds.into_iter().enumerate() {
+        let plan = ExecutorPlan {
+            executors,
+            shards,
+            fd,
+            grpc_fd: grpc.as_ref().map(|(fds, _)| fds[position]),
+            config: config.clone(),
+            store_config: store_config.clone(),
+            shared: shared.clone(),
+            mesh: mesh.clone(),
+            ready: ready_tx.clone(),
+        };
+        let handle = LocalExecutorBuilder::new(Placement::Fixed(position % online_cpus()))
+            .name(&format!("tessera-{position}"))
+            .spawn(move || plan.run())
+            .map_err(|e| ServerError::Executor(format!("cannot start executor {position}: {e}")))?;
+        handles.push(handle);
+    }
+    drop(ready_tx);
+    let started = wait_ready(&ready_rx, executors);
+    match &started {
+        Ok(()) => {
+            announce(bound, grpc.as_ref().map(|(_, a)| *a), shards, executors);
+        }
+        Err(_) => shared.start_drain(),
+    }
+    let mut first_error = started.err().map(ServerError::Executor);
+    for handle in handles {
+        let outcome = handle
+            .join()
+            .map_err(|e| ServerError::Executor(format!("executor failed: {e}")))
+            .and_then(|r| r.map_err(ServerError::Executor));
+        if let Err(e) = outcome {
+            first_error.get_or_insert(e);
+        }
+    }
+    first_error.map_or(Ok(()), Err)
+}
+
+fn wait_ready(ready: &mpsc::Receiver<Result<(), String>>, executors: usize) -> Result<(), String> {
+    for _ in 0..executors {
+        match ready.recv() {
+            Ok(Ok(())) => {}
+            Ok(Err(error)) => return Err(error),
+            Err(_) => return Err("an executor stopped before it was ready".into()),
+        }
+    }
+    Ok(())
+}
+
+/// The one line tests and operators wait for: it is printed only when every shard is open.
+fn announce(
+    bound: std::net::SocketAddr,
+    grpc: Option<std::net::SocketAddr>,
+    shards: u32,
+    executors: usize,
+) {
+    use std::io::Write;
+    let grpc = grpc.map(|a| format!(" grpc={a}")).unwrap_or_default();
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(
+        out,
+        "tessera listening on {bound}{grpc} shards={shards} executors={executors}"
+    );
+    let _ = out.flush();
+    tracing::info!(%bound, shards, executors, "ready");
+}
+
+pub fn online_cpus() -> usize {
+    std::thread::available_parallelism().map_or(1, |n| n.get())
+}
+
+/// Everything one executor needs; moved into its thread.
+struct ExecutorPlan {
+    executors: usize,
+    shards: u32,
+    fd: RawFd,
+    grpc_fd: Option<RawFd>,
+    config: Config,
+    store_config: crate::store::StoreConfig,
+    shared: Arc<Shared>,
+    mesh: MeshBuilder<OwnerOp, glommio::channels::channel_mesh::Full>,
+    ready: mpsc::Sender<Result<(), String>>,
+}
+
+impl ExecutorPlan {
+    async fn run(self) -> Result<(), String> {
+        // SAFETY: `fd` is a listening socket created by `listener::bind_group` for this executor
+        // alone; ownership moves into the glommio listener, which closes it.
+        let listener = unsafe { glommio::net::TcpListener::from_raw_fd(self.fd) };
+        let grpc_listener = self
+            .grpc_fd
+            // SAFETY: as above, one fd per executor from `bind_group`.
+            .map(|fd| unsafe { glommio::net::TcpListener::from_raw_fd(fd) });
+        let (senders, receivers) = match self.mesh.clone().join().await {
+            Ok(joined) => joined,
+            Err(error) => return self.fail(format!("cannot join the executor mesh: {error}")),
+        };
+        let me = senders.peer_id();
+        let owned = match open_owned(&self.store_config, self.shards, me, self.executors) {
+            Ok(owned) => Rc::new(owned),
+            Err(error) => return self.fail(error.to_string()),
+        };
+        spawn_owner_tasks(owned.clone(), receivers);
+        spawn_maintenance(owned.clone(), self.shared.clone());
+        let steer = Rc::new(Steer::new(
+            me,
+            self.executors,
+            self.shards,
+            owned.clone(),
+            Rc::new(senders),
+        ));
+        let context = conn::Context::new(&self.config, steer, self.shared.clone(), self.executors);
+        let _ = self.ready.send(Ok(()));
+
+        if let Some(grpc_listener) = grpc_listener {
+            let context = context.clone();
+            glommio::spawn_local(
+                async move { conn::accept_loop(grpc_listener, context, true).await },
+            )
+            .detach();
+        }
+        conn::accept_loop(listener, context.clone(), false).await;
+        context.wait_connections(self.config.drain_timeout).await;
+        self.barrier().await;
+        owned.close().map_err(|e| e.to_string())
+    }
+
+    fn fail(&self, error: String) -> Result<(), String> {
+        self.shared.start_drain();
+        let _ = self.ready.send(Err(error.clone()));
+        Err(error)
+    }
+
+    /// Waits until every executor's connections are done, so no op can still reach our shards.
+    async fn barrier(&self) {
+        self.shared.connections_done.fetch_add(1, Ordering::AcqRel);
+        let deadline = Instant::now() + self.config.drain_timeout;
+        while self.shared.connections_done.load(Ordering::Acquire) < self.executors
+            && Instant::now() < deadline
+        {
+            glommio::timer::sleep(FLAG_POLL_PERIOD).await;
+        }
+    }
+}
+
+fn open_owned(
+    store_config: &crate::store::StoreConfig,
+    shards: u32,
+    me: usize,
+    executors: usize,
+) -> Result<OwnedShards, StoreError> {
+    let mut owned = BTreeMap::new();
+    for shard in (0..shards).filter(|s| owner_of(*s, executors) == me) {
+        let started = Instant::now();
+        owned.insert(shard, Shard::open(store_config, shard)?);
+        tracing::info!(
+            shard,
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "shard open"
+        );
+    }
+    Ok(OwnedShards::new(owned))
+}
+
+fn spawn_maintenance(owned: Rc<OwnedShards>, shared: Arc<Shared>) {
+    glommio::spawn_local(async move {
+        while !shared.draining() {
+            glommio::timer::sleep(MAINTENANCE_PERIOD).await;
+            owned.maintenance();
+        }
+    })
+    .detach();
+}

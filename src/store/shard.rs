@@ -1,0 +1,490 @@
+//! One shard: the owner-side operations on its slice of the log.
+//!
+//! Thread-safety contract: a `Shard` is owned by exactly one thread (one executor) and is `!Sync`;
+//! every method takes `&mut self`. What crosses threads is a [`ReadHandle`] (any number of
+//! readers) or a [`Reservation`] (one writer), both created here.
+//!
+//! ```no_run
+//! use tessera::store::{DataDir, Key, Kind, Meta, PutRequest, Reserved, Shard, StoreConfig};
+//! let cfg = StoreConfig::new("/var/lib/tessera", 1);
+//! DataDir::open(&cfg)?;
+//! let mut shard = Shard::open(&cfg, 0)?;
+//! let id = Key { namespace: "gradle", kind: Kind::Blob, name: b"k" }.id();
+//! let request = PutRequest { id, kind: Kind::Blob, body_len: 5, meta: Meta::new(), expect: None };
+//! if let Reserved::Reservation(mut reservation) = shard.reserve(request)? {
+//!     reservation.write(b"hello")?; // may happen on another thread
+//!     shard.commit(reservation)?;
+//! }
+//! assert_eq!(shard.lookup(&id)?.unwrap().body(), b"hello");
+//! shard.close()?;
+//! # Ok::<(), tessera::store::StoreError>(())
+//! ```
+
+use std::cell::Cell;
+use std::collections::BTreeMap;
+use std::fs::{File, OpenOptions};
+use std::marker::PhantomData;
+use std::os::fd::AsRawFd;
+use std::path::PathBuf;
+use std::sync::{Arc, Weak};
+use std::time::{Duration, Instant};
+
+use super::limits::{LOCK_WAIT_MS_MAX, RESERVATIONS_PENDING_MAX};
+
+use super::checkpoint::Position;
+use super::config::{Durability, StoreConfig};
+use super::datadir::{shard_dir, DataDir};
+use super::digest::ContentDigest;
+use super::error::StoreError;
+use super::handle::{PendingToken, ReadHandle, Reservation};
+use super::index::{Entry, Index};
+use super::key::{KeyId, Kind};
+use super::maintenance::Background;
+use super::meta::Meta;
+use super::record::{self, Frame, FLAG_TOMBSTONE};
+use super::recovery::{recover, RecoveryReport};
+use super::ring::Ring;
+use super::segment::Segment;
+
+/// A put, before any body byte is read.
+#[derive(Clone, Debug)]
+pub struct PutRequest {
+    pub id: KeyId,
+    pub kind: Kind,
+    pub body_len: u64,
+    pub meta: Meta,
+    /// Required for `Kind::Cas`: the digest the body must hash to (checked while streaming).
+    pub expect: Option<ContentDigest>,
+}
+
+/// The answer to `reserve`.
+#[derive(Debug)]
+pub enum Reserved {
+    /// CAS key already stored: nothing to write.
+    Exists,
+    Reservation(Reservation),
+}
+
+/// Counters of one shard.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct ShardStats {
+    pub objects: u64,
+    pub bytes_used: u64,
+    pub budget_bytes: u64,
+    pub segments: u64,
+    pub hits: u64,
+    pub misses: u64,
+    /// Records found damaged on first read (each was dropped from the index).
+    pub corrupt: u64,
+    pub evicted_segments: u64,
+    pub copied_forward: u64,
+    /// Reservations handed out and not yet committed, aborted or dropped.
+    pub pending_reservations: u64,
+    /// Puts refused with `NoSpace` (or `TooManyReservations`).
+    pub no_space: u64,
+    /// Checkpoints started (background or synchronous).
+    pub checkpoints_written: u64,
+    /// Background sync/checkpoint jobs that failed (the error was returned by `maintenance`).
+    pub background_errors: u64,
+    pub recovery: RecoveryReport,
+}
+
+#[derive(Default)]
+pub(super) struct Counters {
+    pub hits: u64,
+    pub misses: u64,
+    pub corrupt: u64,
+    pub evicted_segments: u64,
+    pub copied_forward: u64,
+    pub no_space: u64,
+}
+
+/// The segment receiving appends and the offset of its first free byte.
+pub(super) struct Active {
+    pub segment: Arc<Segment>,
+    pub head: u64,
+}
+
+pub struct Shard {
+    pub(super) config: StoreConfig,
+    pub(super) shard_index: u32,
+    pub(super) dir: PathBuf,
+    /// Random per opened instance: a reservation must come back to the shard that made it.
+    pub(super) tag: u64,
+    pub(super) ring: Ring,
+    pub(super) active: Option<Active>,
+    pub(super) index: Index,
+    /// Live reservations by position; a dead `Weak` is a reservation dropped without commit.
+    pub(super) pending: BTreeMap<Position, Weak<PendingToken>>,
+    pub(super) next_lsn: u64,
+    pub(super) next_seq: u64,
+    pub(super) counters: Counters,
+    pub(super) background: Background,
+    pub(super) recovery: RecoveryReport,
+    _lock: File,
+    _not_sync: PhantomData<Cell<()>>,
+}
+
+fn lock_shard(dir: &std::path::Path) -> Result<File, StoreError> {
+    let path = dir.join("LOCK");
+    let file = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|e| StoreError::io("open lock file", &path, e))?;
+    let deadline = Instant::now() + Duration::from_millis(LOCK_WAIT_MS_MAX);
+    loop {
+        // SAFETY: flock on our own open descriptor; no memory is involved.
+        if unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0 {
+            return Ok(file);
+        }
+        if Instant::now() >= deadline {
+            return Err(StoreError::Locked { path });
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+fn random_tag(shard_index: u32) -> u64 {
+    use std::hash::BuildHasher;
+    std::collections::hash_map::RandomState::new().hash_one((shard_index, std::process::id()))
+}
+
+impl Shard {
+    /// Opens shard `shard_index` of an existing data directory (see [`DataDir::open`]): loads the
+    /// checkpoint and replays the log after it.
+    pub fn open(cfg: &StoreConfig, shard_index: u32) -> Result<Shard, StoreError> {
+        cfg.validate()?;
+        DataDir::check_existing(cfg)?;
+        if shard_index >= cfg.shards {
+            return Err(StoreError::InvalidRequest {
+                what: "shard index beyond the shard count",
+            });
+        }
+        let dir = shard_dir(&cfg.dir, shard_index);
+        std::fs::create_dir_all(&dir)
+            .map_err(|e| StoreError::io("create shard directory", &dir, e))?;
+        let lock = lock_shard(&dir)?;
+        let recovered = recover(&dir, shard_index)?;
+        let mut ring = Ring::default();
+        for segment in recovered.segments {
+            ring.push(segment);
+        }
+        let active = recovered.active_head.and_then(|head| {
+            let segment = ring.iter().last()?.clone();
+            Some(Active { segment, head })
+        });
+        let replayed =
+            recovered.report.replayed_records > 0 || recovered.report.checkpoint_damaged.is_some();
+        Ok(Shard {
+            config: cfg.clone(),
+            shard_index,
+            dir,
+            tag: random_tag(shard_index),
+            ring,
+            active,
+            index: recovered.index,
+            pending: BTreeMap::new(),
+            next_lsn: recovered.next_lsn,
+            next_seq: recovered.next_seq,
+            counters: Counters::default(),
+            background: Background::new(replayed),
+            recovery: recovered.report,
+            _lock: lock,
+            _not_sync: PhantomData,
+        })
+    }
+
+    /// Finds a record. The first read after open verifies the body checksum; a damaged record is
+    /// counted, dropped from the index and reported as a miss. Reads in the oldest quarter of the
+    /// ring are copied forward to the head.
+    pub fn lookup(&mut self, id: &KeyId) -> Result<Option<ReadHandle>, StoreError> {
+        let entry = self.index.get(id);
+        match (self.peek(id)?, entry) {
+            (Some(handle), Some(entry)) => {
+                self.counters.hits += 1;
+                self.copy_forward_if_old(&entry, &handle);
+                Ok(Some(handle))
+            }
+            _ => {
+                self.counters.misses += 1;
+                Ok(None)
+            }
+        }
+    }
+
+    /// Like `lookup` (including the first-read verification) but not a use: never copies the
+    /// record forward. For inspection (admin, tests) that must not change what eviction keeps.
+    pub fn peek(&mut self, id: &KeyId) -> Result<Option<ReadHandle>, StoreError> {
+        let Some(entry) = self.index.get(id) else {
+            return Ok(None);
+        };
+        let segment = self
+            .ring
+            .get(entry.seq)
+            .expect("index entries point into the ring")
+            .clone();
+        match ReadHandle::open(
+            segment,
+            entry.offset,
+            entry.record_bytes,
+            id,
+            !entry.verified,
+        ) {
+            Ok(handle) => {
+                self.index.mark_verified(id);
+                Ok(Some(handle))
+            }
+            Err(_damage) => {
+                self.counters.corrupt += 1;
+                self.index.remove(id);
+                Ok(None)
+            }
+        }
+    }
+
+    /// Batch presence; each present key counts as a read for eviction (and is verified once).
+    pub fn contains(&mut self, ids: &[KeyId]) -> Vec<bool> {
+        ids.iter()
+            .map(|id| matches!(self.lookup(id), Ok(Some(_))))
+            .collect()
+    }
+
+    /// Reserves space for a put before any body byte is read.
+    pub fn reserve(&mut self, request: PutRequest) -> Result<Reserved, StoreError> {
+        if request.body_len > self.config.max_blob_bytes {
+            return Err(StoreError::TooLarge {
+                len: request.body_len,
+                max: self.config.max_blob_bytes,
+            });
+        }
+        if request.kind == Kind::Cas {
+            if request.expect.is_none() {
+                return Err(StoreError::InvalidRequest {
+                    what: "a CAS put needs its expected digest",
+                });
+            }
+            if self.contains(&[request.id])[0] {
+                return Ok(Reserved::Exists);
+            }
+        }
+        if self.pending.len() >= RESERVATIONS_PENDING_MAX {
+            self.prune_abandoned();
+            if self.pending.len() >= RESERVATIONS_PENDING_MAX {
+                self.counters.no_space += 1;
+                return Err(StoreError::TooManyReservations {
+                    max: RESERVATIONS_PENDING_MAX,
+                });
+            }
+        }
+        let meta_len = request.meta.encoded().len() as u16;
+        let layout = record::layout(meta_len, request.body_len).expect("lengths are bounded");
+        let (segment, offset) = self.allocate(layout.record_bytes)?;
+        let frame = Frame {
+            kind: request.kind,
+            flags: 0,
+            meta_len,
+            key_id: request.id,
+            body_len: request.body_len,
+            created_ms: now_ms(),
+        };
+        let token = Arc::new(PendingToken);
+        self.pending.insert(
+            Position {
+                seq: segment.seq(),
+                offset,
+            },
+            Arc::downgrade(&token),
+        );
+        let reservation = Reservation::begin(
+            segment,
+            self.tag,
+            offset,
+            frame,
+            &request.meta,
+            request.expect,
+            token,
+        );
+        Ok(Reserved::Reservation(reservation))
+    }
+
+    /// Makes a completely written reservation visible. A short body or a CAS digest mismatch
+    /// aborts it instead: nothing becomes visible.
+    pub fn commit(&mut self, reservation: Reservation) -> Result<(), StoreError> {
+        self.take_back(&reservation)?;
+        let filled = reservation.finish();
+        if filled.written != filled.frame.body_len {
+            let (written, expected) = (filled.written, filled.frame.body_len);
+            filled.abort();
+            return Err(StoreError::Truncated { written, expected });
+        }
+        if let Some((expected, actual)) = filled.cas {
+            if expected != actual {
+                filled.abort();
+                return Err(StoreError::DigestMismatch {
+                    expected: expected.to_hex(),
+                    actual: actual.to_hex(),
+                });
+            }
+        }
+        let (id, offset, layout, kind) = (
+            filled.frame.key_id,
+            filled.record_offset,
+            filled.layout,
+            filled.frame.kind,
+        );
+        let lsn = self.take_lsn();
+        let segment = filled.commit(lsn);
+        self.after_write(&segment, offset, layout.record_bytes)?;
+        let entry = Entry {
+            seq: segment.seq(),
+            offset,
+            record_bytes: layout.record_bytes,
+            lsn,
+            kind,
+            verified: true,
+        };
+        self.index.apply_put(id, entry);
+        Ok(())
+    }
+
+    /// Abandons a reservation: its space stays dead until its segment is evicted.
+    pub fn abort(&mut self, reservation: Reservation) {
+        if self.take_back(&reservation).is_ok() {
+            reservation.finish().abort();
+        }
+    }
+
+    /// Deletes a key (writes a tombstone so the delete survives a restart).
+    pub fn delete(&mut self, id: &KeyId) -> Result<bool, StoreError> {
+        let Some(entry) = self.index.get(id) else {
+            return Ok(false);
+        };
+        let layout = record::layout(0, 0).expect("empty record");
+        let (segment, offset) = self.allocate(layout.record_bytes)?;
+        let frame = Frame {
+            kind: entry.kind,
+            flags: FLAG_TOMBSTONE,
+            meta_len: 0,
+            key_id: *id,
+            body_len: 0,
+            created_ms: now_ms(),
+        };
+        let token = Arc::new(PendingToken);
+        let reservation =
+            Reservation::begin(segment, self.tag, offset, frame, &Meta::new(), None, token);
+        let lsn = self.take_lsn();
+        let segment = reservation.finish().commit(lsn);
+        self.after_write(&segment, offset, layout.record_bytes)?;
+        self.index.remove(id);
+        Ok(true)
+    }
+
+    /// Every live key id with its kind: owner-side iteration (e.g. S3 listing reads each record's
+    /// `key` metadata). O(entries); the caller should bound how often it runs.
+    pub fn ids(&self) -> Vec<(KeyId, Kind)> {
+        self.index
+            .iter()
+            .map(|(id, entry)| (*id, entry.kind))
+            .collect()
+    }
+
+    /// Online verification of every live record, re-checking body checksums even of records
+    /// verified before (bit rot after the first read). Damaged records are counted in
+    /// `ShardStats::corrupt` and dropped from the index. Returns (checked, damaged).
+    /// Reads every byte of the shard on the owner thread: run it rarely, at a quiet time.
+    pub fn scrub(&mut self) -> (u64, u64) {
+        let (mut checked, mut damaged) = (0, 0);
+        for (id, _) in self.ids() {
+            let Some(entry) = self.index.get(&id) else {
+                continue;
+            };
+            let segment = self
+                .ring
+                .get(entry.seq)
+                .expect("index entries point into the ring")
+                .clone();
+            checked += 1;
+            if ReadHandle::open(segment, entry.offset, entry.record_bytes, &id, true).is_err() {
+                damaged += 1;
+                self.counters.corrupt += 1;
+                self.index.remove(&id);
+            }
+        }
+        (checked, damaged)
+    }
+
+    pub fn stats(&self) -> ShardStats {
+        ShardStats {
+            objects: self.index.len() as u64,
+            bytes_used: self.ring.bytes_used(),
+            budget_bytes: self.budget_bytes(),
+            segments: self.ring.len() as u64,
+            hits: self.counters.hits,
+            misses: self.counters.misses,
+            corrupt: self.counters.corrupt,
+            evicted_segments: self.counters.evicted_segments,
+            copied_forward: self.counters.copied_forward,
+            pending_reservations: self
+                .pending
+                .values()
+                .filter(|w| w.strong_count() > 0)
+                .count() as u64,
+            no_space: self.counters.no_space,
+            checkpoints_written: self.background.checkpoints_written,
+            background_errors: self.background.errors,
+            recovery: self.recovery.clone(),
+        }
+    }
+
+    pub(super) fn budget_bytes(&self) -> u64 {
+        self.config.shard_budget_bytes()
+    }
+
+    /// Checks that a reservation belongs to this shard instance and forgets it as pending.
+    fn take_back(&mut self, reservation: &Reservation) -> Result<(), StoreError> {
+        if reservation.shard_tag != self.tag {
+            return Err(StoreError::InvalidRequest {
+                what: "reservation returned to another shard",
+            });
+        }
+        let (seq, offset) = reservation.position();
+        self.pending.remove(&Position { seq, offset });
+        Ok(())
+    }
+
+    fn take_lsn(&mut self) -> u64 {
+        let lsn = self.next_lsn;
+        self.next_lsn += 1;
+        lsn
+    }
+
+    /// Bookkeeping after a record was committed: strict sync, dirty set, checkpoint due.
+    pub(super) fn after_write(
+        &mut self,
+        segment: &Arc<Segment>,
+        offset: u64,
+        len: u64,
+    ) -> Result<(), StoreError> {
+        if self.config.durability == Durability::Strict {
+            segment.sync_range(offset, len)?;
+        } else {
+            self.background.mark_dirty(segment);
+        }
+        self.background.changed = true;
+        Ok(())
+    }
+}
+
+// A shard may be created on one thread and moved to its owner before use; it is never shared.
+const _: fn() = || {
+    fn send<T: Send>() {}
+    send::<Shard>();
+};
+
+pub(super) fn now_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
