@@ -31,7 +31,7 @@ pub const REFUSAL_WRITE_TIMEOUT: Duration = Duration::from_secs(1);
 
 /// The response to a connection over `max_connections`.
 const REFUSAL: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\ncontent-type: text/plain\r\n\
-content-length: 39\r\nconnection: close\r\n\r\nconnection limit reached; retry shortly\n";
+content-length: 40\r\nconnection: close\r\n\r\nconnection limit reached; retry shortly\n";
 
 /// The executor's clock for the wire layers: glommio timers, plus the drain signal.
 #[derive(Clone)]
@@ -184,4 +184,22 @@ async fn serve_http2(mut stream: TcpStream, _buffered: Vec<u8>, _context: &Conte
     // plainly (HTTP/2 GOAWAY would need the h2 machinery) by closing the connection.
     tracing::info!("h2c connection refused: gRPC services are not enabled in this build");
     let _ = stream.close().await;
+}
+
+#[cfg(test)]
+mod tests {
+    /// Regression: the refusal said `content-length: 39` for its 40-byte body, so a client
+    /// reading it kept one stray byte (`\n`) as the start of a next response.
+    #[test]
+    fn refusal_content_length_matches_its_body() {
+        let text = std::str::from_utf8(super::REFUSAL).expect("ASCII");
+        let (head, body) = text.split_once("\r\n\r\n").expect("a head and a body");
+        let length: usize = head
+            .lines()
+            .find_map(|line| line.strip_prefix("content-length: "))
+            .expect("a content-length")
+            .parse()
+            .expect("a number");
+        assert_eq!(length, body.len());
+    }
 }
