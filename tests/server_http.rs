@@ -408,23 +408,23 @@ fn hold_upload(addr: SocketAddr, body: &[u8]) -> (Conn, Option<http_client::Resp
     (conn, early)
 }
 
-/// PUTs `body` to `path`; the head goes first, and an answer before the body (507, 413) is
-/// returned without sending the body.
+/// PUTs `body` to `path` with `Expect: 100-continue`, so that a refusal (507, 413) arrives
+/// before the body is sent and cannot be lost to a reset while the body is on its way.
 fn put_unless_refused(addr: SocketAddr, path: &str, body: &[u8]) -> http_client::Response {
     let mut conn = Conn::open(addr).unwrap();
-    conn.send(&request_head("PUT", path, body.len() as u64, &[]))
+    let expect = [("Expect", "100-continue")];
+    conn.send(&request_head("PUT", path, body.len() as u64, &expect))
         .unwrap();
-    if let Some(early) = conn
-        .early_response(Duration::from_millis(EARLY_ANSWER_WAIT_MS))
+    let first = conn
+        .early_response(Duration::from_millis(http_client::IO_TIMEOUT_MS))
         .unwrap_or_else(|e| panic!("PUT {path}: {e}"))
-    {
-        return early;
+        .unwrap_or_else(|| panic!("PUT {path}: neither 100 Continue nor a final status"));
+    if first.status != 100 {
+        return first;
     }
-    // A late refusal may close the connection while the body is on its way: the response is
-    // what counts, so a failed write is judged by what can be read afterwards.
-    let sent = conn.send(body);
+    conn.send(body).unwrap();
     conn.read_response()
-        .unwrap_or_else(|e| panic!("PUT {path}: {e} (sending the body: {sent:?})"))
+        .unwrap_or_else(|e| panic!("PUT {path}: {e}"))
 }
 
 #[test]
@@ -824,11 +824,7 @@ fn invalid_configuration_exits_2_naming_the_setting() {
     type Case<'a> = (Vec<&'a str>, Vec<(&'a str, &'a str)>, &'a str);
     let cases: Vec<Case> = vec![
         (serve(&["--max-size", "banana"]), vec![], "max_size"),
-        (
-            serve(&["--max-blob-size=-1MiB"]),
-            vec![],
-            "max_blob_size",
-        ),
+        (serve(&["--max-blob-size=-1MiB"]), vec![], "max_blob_size"),
         (
             serve(&["--segment-size", "12parsecs"]),
             vec![],

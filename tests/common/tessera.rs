@@ -254,9 +254,20 @@ impl Tessera {
             Err(error) => {
                 let status = self.child.as_mut().and_then(|c| c.try_wait().ok().flatten());
                 self.kill9();
+                let sockets = Command::new("ss")
+                    .arg("-tanp")
+                    .output()
+                    .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+                    .unwrap_or_default();
+                let port_sockets: Vec<&str> = sockets
+                    .lines()
+                    .filter(|line| port != 0 && line.contains(&format!(":{port} ")))
+                    .collect();
                 panic!(
-                    "tessera serve printed no ready line ({error:?}; exit status {status:?}); log:\n{}",
-                    self.recent_log()
+                    "tessera serve printed no ready line ({error:?}; exit status {status:?}); \
+                     log:\n{}\nsockets on port {port}:\n{}",
+                    self.recent_log(),
+                    port_sockets.join("\n")
                 );
             }
         }
