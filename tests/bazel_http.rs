@@ -41,6 +41,7 @@ fn bazel_gets_every_action_from_tessera_after_clean_restart_and_kill9() {
     let mut server = Tessera::start(&[], &[]);
     let session = BazelSession::new().expect("copy the Bazel workspace");
 
+    eprintln!("bazel_http: step 1. empty cache");
     // 1. Empty cache: every action runs locally and is uploaded without a warning.
     build(&session, &server.url(), false, &server).assert_all_executed_and_uploaded();
     let executed = outputs(&session);
@@ -51,22 +52,26 @@ fn bazel_gets_every_action_from_tessera_after_clean_restart_and_kill9() {
         );
     }
 
+    eprintln!("bazel_http: step 2. after clean");
     // 2. After `bazel clean` every action is a remote cache hit, byte-identical.
     build(&session, &server.url(), true, &server).assert_all_remote_hits();
     assert_eq!(outputs(&session), executed);
 
+    eprintln!("bazel_http: step 3. SIGTERM restart");
     // 3. A clean restart (SIGTERM drains, exit 0) on the same port keeps everything.
     server.stop_expecting_exit_0();
     server.restart_on_same_port();
     build(&session, &server.url(), true, &server).assert_all_remote_hits();
     assert_eq!(outputs(&session), executed);
 
+    eprintln!("bazel_http: step 4. kill -9 restart");
     // 4. So does `kill -9` and a restart.
     server.kill9();
     server.restart_on_same_port();
     build(&session, &server.url(), true, &server).assert_all_remote_hits();
     assert_eq!(outputs(&session), executed);
 
+    eprintln!("bazel_http: step 5. prefix");
     // 5. A path prefix is a separate cache: it misses everything, then hits its own entries,
     //    and the unprefixed cache is undisturbed.
     let prefixed = format!("{}/bz", server.url());

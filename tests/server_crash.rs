@@ -293,3 +293,24 @@ fn verify_passes_a_healthy_directory_and_a_damaged_record_is_reported_and_served
     assert_stored(server.addr(), &cas_path(&victim), &victim);
     server.stop_expecting_exit_0();
 }
+
+/// Regression: right after `kill -9`, the kernel's asynchronous io_uring teardown still holds
+/// the dead server's listening sockets for about 10 ms, and a restart on the same port failed
+/// with "address in use".
+#[test]
+fn restart_on_the_same_port_right_after_kill_9() {
+    let mut server = Tessera::start(&[], &[]);
+    let blob = b"survives a crash and an immediate restart".to_vec();
+    for round in 0..3 {
+        assert_eq!(put(server.addr(), &cas_path(&blob), &blob).status, 200);
+        // A kept-alive connection is open at the kill, as Bazel's are.
+        let mut conn = Conn::open(server.addr()).unwrap();
+        assert_eq!(conn.request("GET", "/healthz", &[]).unwrap().status, 200);
+        let port = server.port();
+        server.kill9();
+        server.restart_on_same_port();
+        assert_eq!(server.port(), port, "round {round}");
+        assert_stored(server.addr(), &cas_path(&blob), &blob);
+    }
+    server.stop_expecting_exit_0();
+}

@@ -265,8 +265,8 @@ impl Tessera {
                     .collect();
                 panic!(
                     "tessera serve printed no ready line ({error:?}; exit status {status:?}); \
-                     log:\n{}\nsockets on port {port}:\n{}",
-                    self.recent_log(),
+                     log of every start on this data directory:\n{}\nsockets on port {port}:\n{}",
+                    self.full_log(),
                     port_sockets.join("\n")
                 );
             }
