@@ -23,11 +23,21 @@ use http_client::{
 };
 use tessera::Tessera;
 
-/// Fuzz cases in all (each on its own connection).
+/// Fuzz cases in all (each on its own connection); `TESSERA_FUZZ_CASES=N` runs more locally.
 const CASES: usize = 800;
+
+fn cases() -> usize {
+    std::env::var("TESSERA_FUZZ_CASES")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(CASES)
+}
 
 /// Client threads sending them.
 const CLIENT_THREADS: usize = 4;
+
+/// Each client interleaves a valid PUT and GET every this many fuzz cases.
+const VALID_EVERY_CASES: usize = 25;
 
 /// How long the server gets to close a connection after the client half-closed it: it has seen
 /// EOF and has nothing left to wait for.
@@ -255,13 +265,21 @@ fn random_and_mutated_requests_never_break_the_server() {
     let addr = server.addr();
     let names = Arc::new(Mutex::new(BTreeSet::new()));
     let statuses = Arc::new(Mutex::new(std::collections::BTreeMap::<u16, usize>::new()));
+    let cases = cases();
     let threads: Vec<_> = (0..CLIENT_THREADS)
         .map(|thread| {
             let (names, statuses) = (names.clone(), statuses.clone());
             let thread_seed = seed.wrapping_add(thread as u64);
             std::thread::spawn(move || {
                 let mut rng = Rng::new(thread_seed);
-                for _ in 0..CASES / CLIENT_THREADS {
+                for case in 0..cases / CLIENT_THREADS {
+                    if case % VALID_EVERY_CASES == 0 {
+                        // Valid requests keep being served while the fuzz runs.
+                        let len = rng.below(5000) as usize;
+                        let blob = rng.bytes(len);
+                        assert_eq!(put(addr, &cas_path(&blob), &blob).status, 200);
+                        assert_stored(addr, &cas_path(&blob), &blob);
+                    }
                     let input = fuzz_input(&mut rng);
                     names.lock().unwrap().extend(cas_names(&input));
                     if let Some(status) = run_case(addr, &input, rng.below(8) == 0) {

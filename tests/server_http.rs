@@ -730,6 +730,7 @@ fn sigterm_drains_in_flight_requests_checkpoints_and_exits_0() {
     let mut idle = Conn::open(addr).unwrap();
     assert_eq!(idle.request("GET", "/healthz", &[]).unwrap().status, 200);
 
+    let sigterm_at = std::time::SystemTime::now();
     server.send_sigterm();
     // The server stops accepting: soon a new connection is refused or closed unanswered.
     let deadline = Instant::now() + Duration::from_millis(SETTLE_TIMEOUT_MS);
@@ -761,6 +762,7 @@ fn sigterm_drains_in_flight_requests_checkpoints_and_exits_0() {
         server.recent_log()
     );
 
+    assert_checkpointed_since(server.data_dir(), sigterm_at);
     let verified = tessera::verify(server.data_dir());
     assert!(
         verified.status.success(),
@@ -771,6 +773,29 @@ fn sigterm_drains_in_flight_requests_checkpoints_and_exits_0() {
     assert_stored(addr, &cas_path(&before), &before);
     assert_stored(addr, &cas_path(&in_flight), &in_flight);
     server.stop_expecting_exit_0();
+}
+
+/// Panics unless every shard directory (`shard-N/`) holds an index checkpoint
+/// (`index.ckpt`, src/store/FORMAT.md) written at or after `since`: the drain checkpointed.
+fn assert_checkpointed_since(data: &std::path::Path, since: std::time::SystemTime) {
+    let mut shards = 0;
+    for entry in std::fs::read_dir(data).expect("read the data dir") {
+        let entry = entry.unwrap();
+        if !entry.file_name().to_string_lossy().starts_with("shard-") {
+            continue;
+        }
+        shards += 1;
+        let checkpoint = entry.path().join("index.ckpt");
+        let written = std::fs::metadata(&checkpoint)
+            .and_then(|m| m.modified())
+            .unwrap_or_else(|e| panic!("{}: {e}", checkpoint.display()));
+        assert!(
+            written >= since,
+            "{} predates the SIGTERM: no checkpoint on drain",
+            checkpoint.display()
+        );
+    }
+    assert!(shards > 0, "no shard directories in {}", data.display());
 }
 
 /// Whether a new connection is refused, or closed (or answered 503) without being served.
