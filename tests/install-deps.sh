@@ -19,6 +19,8 @@ want bazel-bootstrap
 want nginx
 want python3
 want python3-venv
+# capsh, to run the server without CAP_IPC_LOCK (tests/memlock_fallback.rs).
+want libcap2-bin
 
 if [ ${#need_apt[@]} -gt 0 ]; then
   export DEBIAN_FRONTEND=noninteractive

@@ -1,0 +1,345 @@
+//! Servers under test as child processes: nginx (the peer, configured for throughput) and
+//! Tessera (`tessera serve`, the planned CLI), started on free loopback ports, health-checked,
+//! stopped by signal with the stop timed.
+
+use crate::http1_response::{parse_response_head, Parsed};
+use crate::limits::HEALTHZ_WAIT_SECS_MAX;
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+/// How often the health check is retried while a server starts: 1 ms, so a measured restart time
+/// is accurate to about a millisecond.
+pub const HEALTH_POLL_INTERVAL_MS: u64 = 1;
+
+/// Longest a stopping server may take to exit before it is killed: 60 s (a drain plus a
+/// checkpoint of a large store).
+pub const STOP_WAIT_SECS_MAX: u64 = 60;
+
+/// A free loopback port: bind port 0, read it, release it. The server started next binds it; the
+/// window in which another process could take it is small, and a lost race fails loudly at start.
+pub fn free_port() -> Result<u16, String> {
+    let listener =
+        TcpListener::bind("127.0.0.1:0").map_err(|e| format!("finding a free port: {e}"))?;
+    listener
+        .local_addr()
+        .map(|a| a.port())
+        .map_err(|e| e.to_string())
+}
+
+/// One blocking `GET path` with a short timeout; returns the status.
+pub fn http_status(address: SocketAddr, path: &str) -> std::io::Result<u16> {
+    let timeout = Duration::from_secs(2);
+    let mut stream = TcpStream::connect_timeout(&address, timeout)?;
+    stream.set_read_timeout(Some(timeout))?;
+    stream.write_all(
+        format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n").as_bytes(),
+    )?;
+    let mut buffer = Vec::with_capacity(1024);
+    let mut chunk = [0u8; 1024];
+    loop {
+        if let Ok(Parsed::Complete(head)) = parse_response_head(&buffer) {
+            return Ok(head.status);
+        }
+        let n = stream.read(&mut chunk)?;
+        if n == 0 || buffer.len() > crate::limits::RESPONSE_HEAD_BYTES_MAX {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::InvalidData,
+                "no valid response head",
+            ));
+        }
+        buffer.extend_from_slice(&chunk[..n]);
+    }
+}
+
+pub struct ServerProcess {
+    pub name: String,
+    pub address: SocketAddr,
+    health_path: String,
+    child: Option<Child>,
+    pub log: PathBuf,
+}
+
+impl ServerProcess {
+    pub fn spawn(
+        name: &str,
+        command: &mut Command,
+        address: SocketAddr,
+        health_path: &str,
+        log: &Path,
+    ) -> Result<ServerProcess, String> {
+        let log_file =
+            std::fs::File::create(log).map_err(|e| format!("creating {}: {e}", log.display()))?;
+        let log_err = log_file.try_clone().map_err(|e| e.to_string())?;
+        let child = command
+            .stdin(Stdio::null())
+            .stdout(log_file)
+            .stderr(log_err)
+            .spawn()
+            .map_err(|e| format!("starting {name} ({command:?}): {e}"))?;
+        Ok(ServerProcess {
+            name: name.to_string(),
+            address,
+            health_path: health_path.to_string(),
+            child: Some(child),
+            log: log.to_path_buf(),
+        })
+    }
+
+    pub fn pid(&self) -> Option<u32> {
+        self.child.as_ref().map(Child::id)
+    }
+
+    /// Polls the health path until it answers 200; returns how long that took from the call.
+    /// Fails if the process exits or HEALTHZ_WAIT_SECS_MAX passes.
+    pub fn wait_healthy(&mut self) -> Result<Duration, String> {
+        let start = Instant::now();
+        let limit = Duration::from_secs(HEALTHZ_WAIT_SECS_MAX);
+        loop {
+            if let Ok(200) = http_status(self.address, &self.health_path) {
+                return Ok(start.elapsed());
+            }
+            let child = self.child.as_mut().ok_or("server already stopped")?;
+            if let Ok(Some(status)) = child.try_wait() {
+                return Err(format!(
+                    "{} exited with {status} before answering {} (log: {})",
+                    self.name,
+                    self.health_path,
+                    self.log.display()
+                ));
+            }
+            if start.elapsed() > limit {
+                return Err(format!(
+                    "{} did not answer {} 200 within {limit:?} (log: {})",
+                    self.name,
+                    self.health_path,
+                    self.log.display()
+                ));
+            }
+            std::thread::sleep(Duration::from_millis(HEALTH_POLL_INTERVAL_MS));
+        }
+    }
+
+    /// Sends `signal` and waits for the process to exit; returns the time to exit and whether it
+    /// exited successfully. A process still alive after STOP_WAIT_SECS_MAX is killed (error).
+    pub fn stop(&mut self, signal: i32) -> Result<(Duration, bool), String> {
+        let Some(mut child) = self.child.take() else {
+            return Err("server already stopped".into());
+        };
+        let start = Instant::now();
+        send_signal(child.id(), signal)?;
+        loop {
+            match child.try_wait() {
+                Ok(Some(status)) => return Ok((start.elapsed(), status.success())),
+                Ok(None) if start.elapsed() > Duration::from_secs(STOP_WAIT_SECS_MAX) => {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    return Err(format!(
+                        "{} ignored signal {signal} for {STOP_WAIT_SECS_MAX} s and was killed",
+                        self.name
+                    ));
+                }
+                Ok(None) => std::thread::sleep(Duration::from_millis(1)),
+                Err(e) => return Err(format!("waiting for {}: {e}", self.name)),
+            }
+        }
+    }
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        // SIGTERM first so that nginx's master takes its workers down with it.
+        if self.child.is_some() && self.stop(libc::SIGTERM).is_err() {
+            eprintln!("tessera-bench: {} did not stop cleanly", self.name);
+        }
+    }
+}
+
+fn send_signal(pid: u32, signal: i32) -> Result<(), String> {
+    let pid = libc::pid_t::try_from(pid).map_err(|_| format!("pid {pid} out of range"))?;
+    // SAFETY: kill(2) takes two integers and touches no memory of ours; `pid` is our own child,
+    // which we have not reaped yet, so the pid cannot have been reused by another process.
+    let result = unsafe { libc::kill(pid, signal) };
+    if result == 0 {
+        Ok(())
+    } else {
+        Err(format!(
+            "kill({pid}, {signal}): {}",
+            std::io::Error::last_os_error()
+        ))
+    }
+}
+
+/// nginx configured as a throughput-tuned static file + WebDAV PUT server over `root`, serving
+/// the same `/cas/<sha256>` paths as Tessera.
+pub fn nginx_config(dir: &Path, port: u16, workers: usize) -> String {
+    let d = dir.display();
+    format!(
+        "# Generated by tessera-bench compare: nginx as a build-cache peer (static GET + WebDAV PUT).
+daemon off;
+master_process on;
+user root;
+worker_processes {workers};
+pid {d}/nginx.pid;
+error_log {d}/error.log warn;
+events {{ worker_connections 4096; multi_accept on; }}
+http {{
+    access_log off;
+    sendfile on;
+    tcp_nopush on;
+    tcp_nodelay on;
+    keepalive_timeout 120s;
+    # Keep a benchmark connection open for the whole run (nginx's default closes after 1000).
+    keepalive_requests 100000000;
+    # Bodies up to 1 MiB stay in memory; larger ones are spooled to client_body_temp_path.
+    client_body_buffer_size 1m;
+    client_max_body_size 128m;
+    client_body_temp_path {d}/client_body;
+    proxy_temp_path {d}/proxy;
+    fastcgi_temp_path {d}/fastcgi;
+    uwsgi_temp_path {d}/uwsgi;
+    scgi_temp_path {d}/scgi;
+    default_type application/octet-stream;
+    open_file_cache max=100000 inactive=60s;
+    server {{
+        listen 127.0.0.1:{port} backlog=4096;
+        root {d}/root;
+        location / {{
+            dav_methods PUT;
+            create_full_put_path on;
+            dav_access user:rw;
+        }}
+    }}
+}}
+"
+    )
+}
+
+/// Starts nginx in `dir` (config, temp paths and document root all inside it).
+pub fn start_nginx(nginx_bin: &str, dir: &Path, workers: usize) -> Result<ServerProcess, String> {
+    let port = free_port()?;
+    std::fs::create_dir_all(dir.join("root"))
+        .map_err(|e| format!("creating {}: {e}", dir.display()))?;
+    std::fs::write(dir.join("root/healthz"), "ok").map_err(|e| e.to_string())?;
+    let config = dir.join("nginx.conf");
+    std::fs::write(&config, nginx_config(dir, port, workers)).map_err(|e| e.to_string())?;
+    let mut command = Command::new(nginx_bin);
+    command.arg("-p").arg(dir).arg("-c").arg(&config);
+    let address = SocketAddr::from(([127, 0, 0, 1], port));
+    let mut server = ServerProcess::spawn(
+        "nginx",
+        &mut command,
+        address,
+        "/healthz",
+        &dir.join("nginx.log"),
+    )?;
+    server.wait_healthy()?;
+    Ok(server)
+}
+
+/// The command line of the planned Tessera CLI:
+/// `tessera serve --listen 127.0.0.1:PORT --data DIR --max-size SIZE --shards N`.
+pub fn tessera_command(
+    tessera_bin: &str,
+    port: u16,
+    data: &Path,
+    max_size: &str,
+    shards: usize,
+) -> Command {
+    let mut command = Command::new(tessera_bin);
+    command
+        .arg("serve")
+        .arg("--listen")
+        .arg(format!("127.0.0.1:{port}"))
+        .arg("--data")
+        .arg(data)
+        .arg("--max-size")
+        .arg(max_size)
+        .arg("--shards")
+        .arg(shards.to_string());
+    command
+}
+
+pub fn spawn_tessera(
+    tessera_bin: &str,
+    port: u16,
+    data: &Path,
+    max_size: &str,
+    shards: usize,
+    log: &Path,
+) -> Result<ServerProcess, String> {
+    let address = SocketAddr::from(([127, 0, 0, 1], port));
+    ServerProcess::spawn(
+        "tessera",
+        &mut tessera_command(tessera_bin, port, data, max_size, shards),
+        address,
+        "/healthz",
+        log,
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nginx_config_has_the_throughput_settings_and_dav() {
+        let text = nginx_config(Path::new("/tmp/x"), 8123, 2);
+        for needle in [
+            "worker_processes 2;",
+            "listen 127.0.0.1:8123",
+            "sendfile on;",
+            "access_log off;",
+            "dav_methods PUT;",
+            "create_full_put_path on;",
+            "root /tmp/x/root;",
+            "keepalive_requests 100000000;",
+        ] {
+            assert!(text.contains(needle), "missing `{needle}`");
+        }
+        assert_eq!(text.matches('{').count(), text.matches('}').count());
+    }
+
+    #[test]
+    fn tessera_command_follows_the_planned_cli() {
+        let command = tessera_command("tessera", 9000, Path::new("/d"), "4GiB", 2);
+        let args: Vec<_> = command
+            .get_args()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(
+            args,
+            [
+                "serve",
+                "--listen",
+                "127.0.0.1:9000",
+                "--data",
+                "/d",
+                "--max-size",
+                "4GiB",
+                "--shards",
+                "2"
+            ]
+        );
+    }
+
+    #[test]
+    fn health_check_and_stop_against_the_test_server() {
+        let server = crate::test_server::TestServer::start("127.0.0.1:0").unwrap();
+        assert_eq!(http_status(server.address(), "/healthz").unwrap(), 200);
+        assert_eq!(http_status(server.address(), "/missing").unwrap(), 404);
+        let mut sleeper = Command::new("sleep");
+        sleeper.arg("30");
+        let log =
+            std::env::temp_dir().join(format!("tessera-bench-sleep-{}.log", std::process::id()));
+        let mut process =
+            ServerProcess::spawn("sleep", &mut sleeper, server.address(), "/healthz", &log)
+                .unwrap();
+        assert!(process.wait_healthy().is_ok());
+        let (took, success) = process.stop(libc::SIGKILL).unwrap();
+        assert!(!success && took < Duration::from_secs(STOP_WAIT_SECS_MAX));
+        let _ = std::fs::remove_file(log);
+    }
+}
