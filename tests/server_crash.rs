@@ -314,3 +314,57 @@ fn restart_on_the_same_port_right_after_kill_9() {
     }
     server.stop_expecting_exit_0();
 }
+
+#[test]
+fn a_second_server_on_the_same_data_directory_is_refused_and_the_first_is_unaffected() {
+    let server = Tessera::start(&[], &[]);
+    let blob = b"owned by the first server".to_vec();
+    assert_eq!(put(server.addr(), &cas_path(&blob), &blob).status, 200);
+    let data = server.data_dir().to_str().unwrap().to_string();
+    let second = tessera::run_tessera(&["serve", "--listen", "127.0.0.1:0", "--data", &data], &[]);
+    assert!(!second.status.success(), "{second:?}");
+    assert!(
+        !second.stdout.contains(tessera::READY_PREFIX),
+        "a second server opened a data directory in use: {second:?}"
+    );
+    assert!(
+        second.stderr.contains("in use"),
+        "refused without saying why: {second:?}"
+    );
+    assert_stored(server.addr(), &cas_path(&blob), &blob);
+}
+
+#[test]
+fn a_data_directory_keeps_its_shard_count() {
+    let mut server = Tessera::start(&["--shards", "2"], &[]);
+    let blob = b"written with two shards".to_vec();
+    assert_eq!(put(server.addr(), &cas_path(&blob), &blob).status, 200);
+    server.stop_expecting_exit_0();
+    let data = server.data_dir().to_str().unwrap().to_string();
+    let other_count = tessera::run_tessera(
+        &[
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--data",
+            &data,
+            "--shards",
+            "3",
+        ],
+        &[],
+    );
+    assert!(!other_count.status.success(), "{other_count:?}");
+    assert!(
+        other_count.stderr.contains("shard"),
+        "the refusal does not mention the shard count: {other_count:?}"
+    );
+    // Without --shards the directory's own count is used, and nothing was lost.
+    server.restart_with(&[]);
+    assert_stored(server.addr(), &cas_path(&blob), &blob);
+    assert!(
+        server.stdout_lines()[0].contains("shards=2"),
+        "{:?}",
+        server.stdout_lines()
+    );
+    server.stop_expecting_exit_0();
+}

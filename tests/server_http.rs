@@ -933,3 +933,97 @@ fn a_port_already_in_use_is_refused_with_a_clear_error() {
         "claimed to listen on a taken port: {output:?}"
     );
 }
+
+#[test]
+fn a_connection_stays_usable_after_misses_and_refusals_as_bazel_expects() {
+    let server = start();
+    let addr = server.addr();
+    let mut rng = seeded_rng("keep_alive_after_errors");
+    let blob = rng.bytes(70_000);
+    let path = cas_path(&blob);
+    let ac = format!("/ac/{}", rng.hex64());
+    // Bazel's order on one connection: AC miss, CAS uploads, AC upload, then hits.
+    let mut conn = Conn::open(addr).unwrap();
+    let mut exchange = |method: &str, path: &str, body: &[u8]| {
+        conn.request(method, path, body)
+            .unwrap_or_else(|e| panic!("{method} {path} on a kept-alive connection: {e}"))
+    };
+    assert_eq!(exchange("GET", &ac, b"").status, 404);
+    assert_eq!(exchange("GET", &path, b"").status, 404);
+    assert_eq!(exchange("PUT", &path, &blob).status, 200);
+    assert_eq!(exchange("PUT", &ac, b"action result").status, 200);
+    assert_eq!(exchange("GET", "/nothing-here", b"").status, 404);
+    assert_eq!(exchange("HEAD", &path, b"").status, 200);
+    assert_eq!(exchange("GET", &path, b"").body, blob);
+    assert_eq!(exchange("GET", &ac, b"").body, b"action result");
+}
+
+#[test]
+fn a_full_budget_of_committed_blobs_evicts_the_oldest_instead_of_refusing() {
+    let server = Tessera::start(&TIGHT_BUDGET_ARGS, &[]);
+    let addr = server.addr();
+    let mut rng = seeded_rng("eviction");
+    // Twelve 1 MB blobs through a 4 MiB budget: every put succeeds, the oldest make room.
+    let blobs: Vec<Vec<u8>> = (0..12).map(|_| rng.bytes(TIGHT_UPLOAD_BYTES)).collect();
+    for (i, blob) in blobs.iter().enumerate() {
+        let response = put(addr, &cas_path(blob), blob);
+        assert_eq!(response.status, 200, "blob {i}: {}", response.text());
+    }
+    assert_stored(addr, &cas_path(&blobs[11]), &blobs[11]);
+    assert_absent(addr, &cas_path(&blobs[0]));
+    // Whatever is still there is intact.
+    for blob in &blobs[1..11] {
+        let response = get(addr, &cas_path(blob));
+        match response.status {
+            200 => assert!(
+                response.body == *blob,
+                "an evicting store served wrong bytes"
+            ),
+            404 => {}
+            other => panic!("GET after eviction answered {other}"),
+        }
+    }
+}
+
+#[test]
+fn a_config_file_is_read_and_its_errors_name_the_setting() {
+    let scratch = tempfile::tempdir().unwrap();
+    let data = scratch.path().join("data");
+    let config = scratch.path().join("tessera.toml");
+    let run_with = |toml: &str| {
+        std::fs::write(&config, toml).unwrap();
+        tessera::run_tessera(
+            &[
+                "serve",
+                "--listen",
+                "127.0.0.1:0",
+                "--data",
+                data.to_str().unwrap(),
+                "--config",
+                config.to_str().unwrap(),
+            ],
+            &[],
+        )
+    };
+    for (toml, setting) in [
+        ("max_size = \"banana\"\n", "max_size"),
+        ("idel_timeout = \"2s\"\n", "idel_timeout"),
+        ("segment_size = [1, 2]\n", "segment_size"),
+        ("this is not toml\n", "config"),
+    ] {
+        let output = run_with(toml);
+        assert_eq!(output.status.code(), Some(2), "{toml:?}: {output:?}");
+        assert!(
+            output.stderr.contains(setting),
+            "{toml:?}: the message does not name `{setting}`: {}",
+            output.stderr
+        );
+    }
+    // A valid file takes effect: its blob bound refuses a 2 KiB upload with 413.
+    std::fs::write(&config, "max_blob_size = \"1KiB\"\n").unwrap();
+    let server = Tessera::start(&["--config", config.to_str().unwrap()], &[]);
+    let big = vec![7u8; 2048];
+    assert_eq!(put(server.addr(), &cas_path(&big), &big).status, 413);
+    let small = vec![7u8; 1024];
+    assert_eq!(put(server.addr(), &cas_path(&small), &small).status, 200);
+}

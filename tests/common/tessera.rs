@@ -203,6 +203,12 @@ impl Tessera {
         self.spawn(0);
     }
 
+    /// Like [`Tessera::restart`], with other extra arguments from now on.
+    pub fn restart_with(&mut self, extra_args: &[&str]) {
+        self.args = extra_args.iter().map(|a| a.to_string()).collect();
+        self.restart();
+    }
+
     /// Like [`Tessera::restart`], but on the port the server had before, as a service manager
     /// restarting a configured server would.
     pub fn restart_on_same_port(&mut self) {
@@ -219,6 +225,7 @@ impl Tessera {
             .open(&self.log)
             .expect("open the server log");
         let mut command = Command::new(tessera_binary());
+        without_inherited_settings(&mut command);
         command
             .arg("serve")
             .arg("--listen")
@@ -324,7 +331,9 @@ pub fn run_tessera(args: &[&str], env: &[(&str, &str)]) -> CommandOutput {
         .expect("create a temp dir");
     let stdout_path = dir.path().join("stdout");
     let stderr_path = dir.path().join("stderr");
-    let mut child = Command::new(tessera_binary())
+    let mut command = Command::new(tessera_binary());
+    without_inherited_settings(&mut command);
+    let mut child = command
         .args(args)
         .envs(env.iter().copied())
         .stdin(Stdio::null())
@@ -352,6 +361,16 @@ pub fn run_tessera(args: &[&str], env: &[(&str, &str)]) -> CommandOutput {
         status,
         stdout: fs::read_to_string(&stdout_path).unwrap_or_default(),
         stderr: fs::read_to_string(&stderr_path).unwrap_or_default(),
+    }
+}
+
+/// Removes the `TESSERA_*` variables the test runner inherited (a developer's exported
+/// `TESSERA_MAX_SIZE` must not change what a test sees); a test passes its own explicitly.
+fn without_inherited_settings(command: &mut Command) {
+    for (name, _) in std::env::vars_os() {
+        if name.to_string_lossy().starts_with("TESSERA_") {
+            command.env_remove(name);
+        }
     }
 }
 
