@@ -31,6 +31,9 @@ pub const RESPONSE_HEAD_BYTES_MAX: usize = 16 * 1024;
 /// room to spare.
 pub const RESPONSE_BODY_BYTES_MAX: usize = 64 << 20;
 
+/// Receive buffer asked for by [`Conn::open_with_small_receive_buffer`].
+pub const SMALL_RECEIVE_BUFFER_BYTES: usize = 4096;
+
 /// Bound on the bytes the client reads while waiting for the server to close a connection.
 const DRAIN_BYTES_MAX: usize = 1 << 20;
 
@@ -80,6 +83,26 @@ impl Conn {
         stream.set_read_timeout(Some(Duration::from_millis(IO_TIMEOUT_MS)))?;
         stream.set_write_timeout(Some(Duration::from_millis(IO_TIMEOUT_MS)))?;
         stream.set_nodelay(true)?;
+        Ok(Conn {
+            stream,
+            pending: Vec::new(),
+        })
+    }
+
+    /// Opens a connection whose kernel receive buffer is tiny (the kernel doubles the request
+    /// and rounds it up to its minimum), so a response the client does not read stays mostly in
+    /// the server instead of in the client's socket buffer.
+    pub fn open_with_small_receive_buffer(addr: SocketAddr) -> io::Result<Conn> {
+        let socket = socket2::Socket::new(
+            socket2::Domain::for_address(addr),
+            socket2::Type::STREAM,
+            None,
+        )?;
+        socket.set_recv_buffer_size(SMALL_RECEIVE_BUFFER_BYTES)?;
+        socket.connect_timeout(&addr.into(), Duration::from_millis(IO_TIMEOUT_MS))?;
+        let stream: TcpStream = socket.into();
+        stream.set_read_timeout(Some(Duration::from_millis(IO_TIMEOUT_MS)))?;
+        stream.set_write_timeout(Some(Duration::from_millis(IO_TIMEOUT_MS)))?;
         Ok(Conn {
             stream,
             pending: Vec::new(),
