@@ -255,14 +255,6 @@ fn malformed_request_lines_and_headers_get_400_and_the_server_keeps_serving() {
     }
     assert_absent(addr, &put_path);
 
-    // A chunked upload has no length to reserve up front: 411, nothing stored.
-    let chunked = format!(
-        "PUT {put_path} HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n\
-         3\r\nabc\r\n0\r\n\r\n"
-    );
-    let response = send_raw(addr, chunked.as_bytes()).unwrap();
-    assert_eq!(response.status, 411, "chunked PUT: {response:?}");
-    assert_absent(addr, &put_path);
     assert_serving(addr);
 }
 
@@ -1064,4 +1056,68 @@ fn a_stalled_reader_gets_byte_exact_bytes_even_when_its_blob_is_evicted_meanwhil
         "a reader of an evicted segment got {} different bytes",
         response.body.len()
     );
+}
+
+/// `PUT path` with `body` sent as chunks of `chunk_bytes` (Transfer-Encoding: chunked).
+fn chunked_put(path: &str, body: &[u8], chunk_bytes: usize) -> Vec<u8> {
+    let mut bytes = format!("PUT {path} HTTP/1.1\r\nHost: t\r\nTransfer-Encoding: chunked\r\n\r\n")
+        .into_bytes();
+    for chunk in body.chunks(chunk_bytes.max(1)) {
+        bytes.extend_from_slice(format!("{:x}\r\n", chunk.len()).as_bytes());
+        bytes.extend_from_slice(chunk);
+        bytes.extend_from_slice(b"\r\n");
+    }
+    bytes.extend_from_slice(b"0\r\n\r\n");
+    bytes
+}
+
+#[test]
+fn chunked_uploads_are_verified_bounded_and_stored_whole() {
+    let server = Tessera::start(&["--max-blob-size", "1MiB"], &[]);
+    let addr = server.addr();
+    let mut rng = seeded_rng("chunked");
+
+    let blob = rng.bytes(100_000);
+    let response = send_raw(addr, &chunked_put(&cas_path(&blob), &blob, 7_000)).unwrap();
+    assert_eq!(response.status, 200, "{response:?}");
+    assert_stored(addr, &cas_path(&blob), &blob);
+
+    // Wrong bytes for the name: 400, nothing visible.
+    let claimed = rng.bytes(5_000);
+    let other = rng.bytes(5_000);
+    let response = send_raw(addr, &chunked_put(&cas_path(&claimed), &other, 1000)).unwrap();
+    assert_eq!(response.status, 400, "{response:?}");
+    assert_absent(addr, &cas_path(&claimed));
+    assert_absent(addr, &cas_path(&other));
+
+    // Bad framing: 400, nothing visible.
+    let framed = rng.bytes(3_000);
+    let mut bad = chunked_put(&cas_path(&framed), &framed, 1000);
+    let size_line = bad.windows(5).position(|w| w == b"3e8\r\n").unwrap();
+    bad[size_line..size_line + 3].copy_from_slice(b"zz8");
+    let response = send_raw(addr, &bad).unwrap();
+    assert_eq!(response.status, 400, "{response:?}");
+    assert_absent(addr, &cas_path(&framed));
+
+    // Ends mid-chunk: not acknowledged, nothing visible.
+    let cut = chunked_put(&cas_path(&framed), &framed, 1000);
+    let mut conn = Conn::open(addr).unwrap();
+    conn.send(&cut[..cut.len() / 2]).unwrap();
+    conn.shutdown_write().unwrap();
+    match conn.wait_for_close(Duration::from_millis(http_client::IO_TIMEOUT_MS)) {
+        Closed::Closed(bytes) => assert_no_success(&bytes, "chunked upload cut short"),
+        Closed::StillOpen(_) => panic!("a chunked upload cut short left the connection open"),
+    }
+    assert_absent(addr, &cas_path(&framed));
+
+    // Over max_blob_size in chunks: 413, nothing visible (the bound holds without a length).
+    let big = rng.bytes((1 << 20) + 4096);
+    let response = send_raw(addr, &chunked_put(&cas_path(&big), &big, 64 * 1024)).unwrap();
+    assert_eq!(response.status, 413, "{response:?}");
+    assert_absent(addr, &cas_path(&big));
+    let ac = format!("/ac/{}", rng.hex64());
+    let response = send_raw(addr, &chunked_put(&ac, &big, 64 * 1024)).unwrap();
+    assert_eq!(response.status, 413, "{response:?}");
+    assert_absent(addr, &ac);
+    assert_serving(addr);
 }
