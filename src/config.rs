@@ -155,8 +155,11 @@ impl Layers {
         Ok(())
     }
 
-    /// Applies `TESSERA_<SETTING>` variables from an iterator of (name, value).
-    pub fn apply_env(&mut self, vars: impl IntoIterator<Item = (String, String)>) {
+    /// Applies `TESSERA_<SETTING>` variables from an iterator of (name, value). Returns the
+    /// `TESSERA_*` names that are not settings, for a warning: a typo must not pass unnoticed,
+    /// but the prefix is shared with test and tool variables, so it is not an error.
+    pub fn apply_env(&mut self, vars: impl IntoIterator<Item = (String, String)>) -> Vec<String> {
+        let mut unknown = Vec::new();
         for (var, value) in vars {
             let Some(rest) = var.strip_prefix("TESSERA_") else {
                 continue;
@@ -164,8 +167,11 @@ impl Layers {
             let name = rest.to_ascii_lowercase();
             if SETTINGS.iter().any(|(known, _)| *known == name) {
                 self.set(&name, &value, Source::Env);
+            } else {
+                unknown.push(var);
             }
         }
+        unknown
     }
 
     /// Applies one command-line flag value.
@@ -416,10 +422,12 @@ mod tests {
         layers
             .apply_toml("max_size = \"20GiB\"\nlisten = \"127.0.0.1:1\"\nshards = 4")
             .unwrap();
-        layers.apply_env([
+        let unknown = layers.apply_env([
             ("TESSERA_LISTEN".to_string(), "127.0.0.1:2".to_string()),
+            ("TESSERA_IDLE_TIMOUT".to_string(), "1s".to_string()),
             ("UNRELATED".to_string(), "x".to_string()),
         ]);
+        assert_eq!(unknown, ["TESSERA_IDLE_TIMOUT"]);
         layers.apply_flag("max_size", "30GiB").unwrap();
         let config = layers.validate().unwrap();
         assert_eq!(config.max_size_bytes, 30 << 30);
