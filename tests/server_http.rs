@@ -644,14 +644,14 @@ fn a_head_trickled_byte_by_byte_still_times_out() {
 #[test]
 fn connections_over_the_limit_are_refused_cleanly() {
     let limit = 4;
-    // One executor: the server splits `max_connections` evenly across executors and the kernel
-    // spreads connections by hash, so with more executors the limit is only approximate.
+    // Two executors: the limit is process-wide, whichever executor the kernel hands a
+    // connection to.
     let server = Tessera::start(
         &[
             "--shards",
-            "1",
+            "2",
             "--executors",
-            "1",
+            "2",
             "--max-connections",
             "4",
         ],

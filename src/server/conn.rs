@@ -2,13 +2,13 @@
 //!
 //! Every executor accepts on its own socket of the reuse-port group. A connection starts as
 //! HTTP/1.1; the driver recognises the h2c prior-knowledge preface and returns it, and the
-//! stream then goes to the gRPC layer. `max_connections` is split evenly across executors (the
-//! kernel spreads connections by 4-tuple hash, so the split is close to even); a connection over
-//! the limit gets a 503 and is closed.
+//! stream then goes to the gRPC layer. `max_connections` is counted process-wide (one atomic,
+//! touched per accept and close); a connection over the limit gets a 503 and is closed.
 
 use std::cell::Cell;
 use std::future::Future;
 use std::rc::Rc;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -55,18 +55,14 @@ pub struct Context {
     limits: Limits,
     clock: Clock,
     shared: Arc<Shared>,
+    /// Connections of this executor (for drain).
     active: Cell<usize>,
-    /// This executor's share of `max_connections`.
-    active_max: usize,
+    /// `max_connections`, checked against `Shared::open_connections` (process-wide).
+    connections_max: usize,
 }
 
 impl Context {
-    pub fn new(
-        config: &Config,
-        steer: Rc<Steer>,
-        shared: Arc<Shared>,
-        executors: usize,
-    ) -> Rc<Self> {
+    pub fn new(config: &Config, steer: Rc<Steer>, shared: Arc<Shared>) -> Rc<Self> {
         let options = HttpOptions {
             bazel_digest: if config.bazel_http_blake3 {
                 DigestFunction::Blake3
@@ -82,7 +78,7 @@ impl Context {
             },
             shared,
             active: Cell::new(0),
-            active_max: config.max_connections.div_ceil(executors).max(1),
+            connections_max: config.max_connections,
         })
     }
 
@@ -129,7 +125,9 @@ pub async fn accept_loop(listener: TcpListener, context: Rc<Context>, grpc_only:
                 continue;
             }
         };
-        if context.active.get() >= context.active_max {
+        let open = &context.shared.open_connections;
+        if open.fetch_add(1, Ordering::AcqRel) >= context.connections_max {
+            open.fetch_sub(1, Ordering::AcqRel);
             glommio::spawn_local(refuse(stream)).detach();
             continue;
         }
@@ -138,6 +136,10 @@ pub async fn accept_loop(listener: TcpListener, context: Rc<Context>, grpc_only:
         glommio::spawn_local(async move {
             serve_connection(stream, &context, grpc_only).await;
             context.active.set(context.active.get() - 1);
+            context
+                .shared
+                .open_connections
+                .fetch_sub(1, Ordering::AcqRel);
         })
         .detach();
     }
