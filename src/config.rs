@@ -325,12 +325,7 @@ impl Config {
 /// Parses `1234`, `10KiB`, `64MiB`, `10GiB`, `1TiB` (binary) and `10KB`, `10MB`, `10GB`, `1TB`
 /// (decimal); `K`/`M`/`G`/`T` alone are binary, as in most cache tools' docs.
 pub fn parse_size(text: &str) -> Option<u64> {
-    let text = text.trim();
-    let split = text
-        .find(|c: char| !c.is_ascii_digit())
-        .unwrap_or(text.len());
-    let (number, unit) = text.split_at(split);
-    let number: u64 = number.parse().ok()?;
+    let (number, unit) = split_number(text)?;
     let multiplier: u64 = match unit.trim() {
         "" | "B" => 1,
         "K" | "KiB" => 1 << 10,
@@ -346,6 +341,16 @@ pub fn parse_size(text: &str) -> Option<u64> {
     number.checked_mul(multiplier)
 }
 
+/// Splits `"64MiB"` into `(64, "MiB")`; `None` without leading digits or on overflow.
+fn split_number(text: &str) -> Option<(u64, &str)> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    Some((number.parse().ok()?, unit))
+}
+
 /// Formats a byte count with the largest binary unit that divides it.
 pub fn format_size(bytes: u64) -> String {
     for (unit, shift) in [("TiB", 40), ("GiB", 30), ("MiB", 20), ("KiB", 10)] {
@@ -358,12 +363,7 @@ pub fn format_size(bytes: u64) -> String {
 
 /// Parses `250ms`, `30s`, `5m`, `1h`; a bare number is seconds.
 pub fn parse_duration(text: &str) -> Option<Duration> {
-    let text = text.trim();
-    let split = text
-        .find(|c: char| !c.is_ascii_digit())
-        .unwrap_or(text.len());
-    let (number, unit) = text.split_at(split);
-    let number: u64 = number.parse().ok()?;
+    let (number, unit) = split_number(text)?;
     match unit {
         "ms" => Some(Duration::from_millis(number)),
         "" | "s" => Some(Duration::from_secs(number)),
