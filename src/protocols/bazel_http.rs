@@ -19,7 +19,9 @@ use crate::store::{ContentDigest, DigestFunction, KeyId, Meta, PutRequest, Reser
 
 use super::backend::Backend;
 use super::reapi_keys;
-use super::upload::{discard_body, fill_reservation, FillError};
+use super::upload::{
+    discard_body, fill_reservation, FillError, SpoolBudget, SpoolError, CHUNKED_UPLOAD_BYTES_MAX,
+};
 
 /// Which of Bazel's two caches a path names.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -65,6 +67,7 @@ pub fn parse_path(path: &str) -> Option<BazelPath<'_>> {
 /// Serves one Bazel cache request whose path `parse_path` accepted.
 pub async fn handle<B: Backend>(
     backend: &B,
+    spool: &SpoolBudget,
     function: DigestFunction,
     path: &BazelPath<'_>,
     request: &mut Request<'_>,
@@ -84,7 +87,7 @@ pub async fn handle<B: Backend>(
     };
     match request.head.method {
         "GET" | "HEAD" => get(backend, id, responder).await,
-        "PUT" => put(backend, id, path.cache, digest, request, responder).await,
+        "PUT" => put(backend, spool, id, path.cache, digest, request, responder).await,
         _ => {
             responder.header("allow", "GET, HEAD, PUT")?;
             responder
@@ -115,16 +118,38 @@ async fn get<B: Backend>(backend: &B, id: KeyId, responder: &mut Responder<'_>) 
 
 async fn put<B: Backend>(
     backend: &B,
+    spool: &SpoolBudget,
     id: KeyId,
     cache: Cache,
     digest: ContentDigest,
     request: &mut Request<'_>,
     responder: &mut Responder<'_>,
 ) -> io::Result<()> {
-    let Some(body_len) = request.body.declared_len() else {
-        return responder
-            .send_text(411, "PUT to the Bazel cache needs a Content-Length")
-            .await;
+    let spooled = match request.body.declared_len() {
+        Some(_) => None,
+        None => match spool.spool(&mut request.body).await {
+            Ok(spooled) => Some(spooled),
+            Err(SpoolError::TooLarge) => {
+                let message = format!(
+                    "a chunked upload may hold at most {CHUNKED_UPLOAD_BYTES_MAX} bytes; send Content-Length for larger blobs"
+                );
+                responder.close_connection();
+                return responder.send_text(413, &message).await;
+            }
+            Err(SpoolError::Busy) => {
+                return responder
+                    .send_text(
+                        503,
+                        "too many chunked uploads in progress; retry or send Content-Length",
+                    )
+                    .await
+            }
+            Err(SpoolError::Body(error)) => return Err(error),
+        },
+    };
+    let body_len = match &spooled {
+        Some(spooled) => spooled.bytes.len() as u64,
+        None => request.body.declared_len().unwrap_or(0),
     };
     let (kind, expect) = match cache {
         Cache::Cas => (crate::store::Kind::Cas, Some(digest)),
@@ -142,6 +167,9 @@ async fn put<B: Backend>(
         Ok(Reserved::Exists) => {
             // Already stored: the body is still read (and dropped) so the connection stays usable
             // and the client sees a clean 200 rather than a reset mid-upload.
+            if spooled.is_some() {
+                return responder.send(200, b"").await;
+            }
             return match discard_body(&mut request.body).await {
                 Ok(()) => responder.send(200, b"").await,
                 Err(error) => Err(error),
@@ -149,7 +177,11 @@ async fn put<B: Backend>(
         }
         Err(error) => return send_store_error(responder, &error).await,
     };
-    match fill_reservation(&mut request.body, &mut reservation).await {
+    let filled = match &spooled {
+        Some(spooled) => reservation.write(&spooled.bytes).map_err(FillError::Store),
+        None => fill_reservation(&mut request.body, &mut reservation).await,
+    };
+    match filled {
         Ok(()) => {}
         Err(FillError::Body(error)) => {
             backend.abort(reservation).await;

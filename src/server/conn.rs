@@ -4,13 +4,14 @@
 //! HTTP/1.1; the driver recognises the h2c prior-knowledge preface and returns it, and the
 //! stream then goes to the gRPC layer (`grpc::serve`) with the executor's REAPI services
 //! (`protocols::reapi`) over the same steering backend as the HTTP front-ends. Connections on
-//! the optional `grpc_listen` address skip the sniffing and start as HTTP/2. `max_connections` is split evenly across executors (the
-//! kernel spreads connections by 4-tuple hash, so the split is close to even); a connection over
-//! the limit gets a 503 and is closed.
+//! the optional `grpc_listen` address skip the sniffing and start as HTTP/2.
+//! `max_connections` is counted process-wide (one atomic, touched per accept and close); a
+//! connection over the limit gets a 503 and is closed.
 
 use std::cell::Cell;
 use std::future::Future;
 use std::rc::Rc;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -43,7 +44,7 @@ pub const HTTP2_WRITE_BUFFER_BYTES: usize = 64 << 10;
 
 /// The response to a connection over `max_connections`.
 const REFUSAL: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\ncontent-type: text/plain\r\n\
-content-length: 39\r\nconnection: close\r\n\r\nconnection limit reached; retry shortly\n";
+content-length: 40\r\nconnection: close\r\n\r\nconnection limit reached; retry shortly\n";
 
 /// The executor's clock for the wire layers: glommio timers, plus the drain signal.
 #[derive(Clone)]
@@ -70,18 +71,14 @@ pub struct Context {
     grpc_limits: Rc<GrpcLimits>,
     clock: Clock,
     shared: Arc<Shared>,
+    /// Connections of this executor (for drain).
     active: Cell<usize>,
-    /// This executor's share of `max_connections`.
-    active_max: usize,
+    /// `max_connections`, checked against `Shared::open_connections` (process-wide).
+    connections_max: usize,
 }
 
 impl Context {
-    pub fn new(
-        config: &Config,
-        steer: Rc<Steer>,
-        shared: Arc<Shared>,
-        executors: usize,
-    ) -> Rc<Self> {
+    pub fn new(config: &Config, steer: Rc<Steer>, shared: Arc<Shared>) -> Rc<Self> {
         let options = HttpOptions {
             bazel_digest: if config.bazel_http_blake3 {
                 DigestFunction::Blake3
@@ -106,7 +103,7 @@ impl Context {
             },
             shared,
             active: Cell::new(0),
-            active_max: config.max_connections.div_ceil(executors).max(1),
+            connections_max: config.max_connections,
         })
     }
 
@@ -168,7 +165,9 @@ pub async fn accept_loop(listener: TcpListener, context: Rc<Context>, grpc_only:
                 continue;
             }
         };
-        if context.active.get() >= context.active_max {
+        let open = &context.shared.open_connections;
+        if open.fetch_add(1, Ordering::AcqRel) >= context.connections_max {
+            open.fetch_sub(1, Ordering::AcqRel);
             glommio::spawn_local(refuse(stream)).detach();
             continue;
         }
@@ -177,6 +176,10 @@ pub async fn accept_loop(listener: TcpListener, context: Rc<Context>, grpc_only:
         glommio::spawn_local(async move {
             serve_connection(stream, &context, grpc_only).await;
             context.active.set(context.active.get() - 1);
+            context
+                .shared
+                .open_connections
+                .fetch_sub(1, Ordering::AcqRel);
         })
         .detach();
     }
@@ -236,5 +239,23 @@ async fn serve_http2(stream: TcpStream, buffered: Vec<u8>, context: &Context) {
             tracing::debug!(%error, "h2c connection lost");
         }
         Err(error) => tracing::info!(%error, "h2c connection closed"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    /// Regression: the refusal said `content-length: 39` for its 40-byte body, so a client
+    /// reading it kept one stray byte (`\n`) as the start of a next response.
+    #[test]
+    fn refusal_content_length_matches_its_body() {
+        let text = std::str::from_utf8(super::REFUSAL).expect("ASCII");
+        let (head, body) = text.split_once("\r\n\r\n").expect("a head and a body");
+        let length: usize = head
+            .lines()
+            .find_map(|line| line.strip_prefix("content-length: "))
+            .expect("a content-length")
+            .parse()
+            .expect("a number");
+        assert_eq!(length, body.len());
     }
 }

@@ -176,12 +176,20 @@ impl Shard {
             created_ms: now_ms(),
         };
         let token = Arc::new(PendingToken);
-        let mut copy = Reservation::begin(segment, self.tag, offset, frame, meta, None, token);
-        copy.write(body)
-            .expect("the copy reserved exactly the body length");
+        // A copy forward is an optimisation: if the disk refuses it, the original stays put.
+        let Ok(mut copy) = Reservation::begin(segment, self.tag, offset, frame, meta, None, token)
+        else {
+            return;
+        };
+        if copy.write(body).is_err() {
+            copy.finish().abort();
+            return;
+        }
         let lsn = self.next_lsn;
         self.next_lsn += 1;
-        let segment = copy.finish().commit(lsn);
+        let Ok(segment) = copy.finish().commit(lsn) else {
+            return;
+        };
         if self
             .after_write(&segment, offset, layout.record_bytes)
             .is_err()

@@ -159,18 +159,18 @@ impl Reservation {
         meta: &Meta,
         expect: Option<ContentDigest>,
         token: Arc<PendingToken>,
-    ) -> Reservation {
+    ) -> Result<Reservation, StoreError> {
         let layout = record::layout(frame.meta_len, frame.body_len).expect("validated lengths");
         let mut header = [0u8; HEADER_BYTES];
         record::encode_frame(&frame, meta.encoded(), &mut header);
         // SAFETY: the owner owns the freshly allocated range (caller contract); the meta is
         // written first so a frame never appears without the bytes its checksum covers.
         unsafe {
-            segment.write(offset + layout.meta_offset, meta.encoded());
-            segment.write(offset, &header);
+            segment.write(offset + layout.meta_offset, meta.encoded())?;
+            segment.write(offset, &header)?;
         }
         let cas = expect.map(|digest| Box::new((digest, StreamingHasher::new(digest.function))));
-        Reservation {
+        Ok(Reservation {
             segment,
             shard_tag,
             record_offset: offset,
@@ -181,7 +181,7 @@ impl Reservation {
             checksum: Box::new(blake3::Hasher::new()),
             cas,
             _token: token,
-        }
+        })
     }
 
     pub fn key_id(&self) -> KeyId {
@@ -212,7 +212,7 @@ impl Reservation {
         let at = self.record_offset + self.layout.body_offset + self.written;
         // SAFETY: `[at, at + len)` lies inside this reservation's body range (checked above),
         // which this value alone may write (INVARIANT).
-        unsafe { self.segment.write(at, bytes) };
+        unsafe { self.segment.write(at, bytes) }?;
         self.checksum.update(bytes);
         if let Some(cas) = &mut self.cas {
             cas.1.update(bytes);
@@ -259,7 +259,7 @@ pub(crate) struct Filled {
 }
 
 impl Filled {
-    fn seal(&self, lsn: u64, state: u32) {
+    fn seal(&self, lsn: u64, state: u32) -> Result<(), StoreError> {
         let seal = Seal {
             body_checksum: self.body_checksum,
             lsn,
@@ -270,20 +270,23 @@ impl Filled {
         // SAFETY: the owner owns the header until commit or abort (Reservation INVARIANT; the
         // reservation was consumed). The state word is written last, after checksum and lsn.
         unsafe {
-            self.segment.write(base, &area[..state_at]);
+            self.segment.write(base, &area[..state_at])?;
             self.segment
-                .write(base + state_at as u64, &area[state_at..]);
+                .write(base + state_at as u64, &area[state_at..])
         }
     }
 
     /// Makes the record final and committed (still invisible until the owner indexes it).
-    pub fn commit(self, lsn: u64) -> Arc<Segment> {
-        self.seal(lsn, STATE_COMMITTED);
-        self.segment
+    pub fn commit(self, lsn: u64) -> Result<Arc<Segment>, StoreError> {
+        self.seal(lsn, STATE_COMMITTED)?;
+        Ok(self.segment)
     }
 
-    /// Marks the record aborted; recovery steps over it.
+    /// Marks the record aborted; recovery steps over it. If even that write fails the record
+    /// stays pending on disk, which recovery also steps over, so the error is only logged.
     pub fn abort(self) {
-        self.seal(0, STATE_ABORTED);
+        if let Err(error) = self.seal(0, STATE_ABORTED) {
+            tracing::warn!(%error, "could not mark an aborted record; it stays pending");
+        }
     }
 }

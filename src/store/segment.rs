@@ -274,18 +274,23 @@ impl Segment {
         unsafe { std::slice::from_raw_parts(self.map.as_ptr().add(offset), len) }
     }
 
-    /// Writes `bytes` at `offset`.
+    /// Writes `bytes` at `offset` with `pwrite(2)`, not through the map.
+    ///
+    /// Why not a store through the map: the first touch of a fresh page of a preallocated
+    /// (unwritten) extent faults it in, and the fault reads ahead a whole window of pages the
+    /// kernel must zero-fill before we overwrite them — measured at ~60% of server CPU on 1 MiB
+    /// uploads. `pwrite` of whole pages allocates page-cache pages without reading or zeroing
+    /// them. Readers still see the bytes through the map: on Linux a `MAP_SHARED` map and
+    /// `pwrite` share one page cache. A failing disk is an `Io` error here, never a SIGBUS.
     ///
     /// # Safety
     /// The caller must own the range for writing (state 1 of the aliasing rule): no reader holds
     /// a slice over it and no other writer writes it.
-    pub unsafe fn write(&self, offset: u64, bytes: &[u8]) {
-        let (offset, len) = self.check_range(offset, bytes.len() as u64);
-        // SAFETY: in bounds (checked above); exclusive ownership is the caller's contract, and
-        // `bytes` cannot overlap the map range because that range has no live shared slice.
-        unsafe {
-            std::ptr::copy_nonoverlapping(bytes.as_ptr(), self.map.as_mut_ptr().add(offset), len)
-        }
+    pub unsafe fn write(&self, offset: u64, bytes: &[u8]) -> Result<(), StoreError> {
+        let (offset, _) = self.check_range(offset, bytes.len() as u64);
+        self.file
+            .write_all_at(bytes, offset as u64)
+            .map_err(|e| StoreError::io("writing to segment", self.path.clone(), e))
     }
 
     /// Zeroes `[offset, capacity)` while exclusively held: used by recovery to wipe a torn or
@@ -366,7 +371,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let segment = Segment::create(dir.path(), header(7, 8192)).unwrap();
         // SAFETY: the test is the only party; nobody reads the range while it is written.
-        unsafe { segment.write(100, b"abc") };
+        unsafe { segment.write(100, b"abc") }.unwrap();
         // SAFETY: no writer is active.
         assert_eq!(unsafe { segment.bytes(100, 3) }, b"abc");
         let path = segment.path().to_path_buf();

@@ -305,7 +305,7 @@ impl Shard {
             &request.meta,
             request.expect,
             token,
-        );
+        )?;
         Ok(Reserved::Reservation(reservation))
     }
 
@@ -335,7 +335,7 @@ impl Shard {
             filled.frame.kind,
         );
         let lsn = self.take_lsn();
-        let segment = filled.commit(lsn);
+        let segment = filled.commit(lsn)?;
         self.after_write(&segment, offset, layout.record_bytes)?;
         let entry = Entry {
             seq: segment.seq(),
@@ -373,9 +373,9 @@ impl Shard {
         };
         let token = Arc::new(PendingToken);
         let reservation =
-            Reservation::begin(segment, self.tag, offset, frame, &Meta::new(), None, token);
+            Reservation::begin(segment, self.tag, offset, frame, &Meta::new(), None, token)?;
         let lsn = self.take_lsn();
-        let segment = reservation.finish().commit(lsn);
+        let segment = reservation.finish().commit(lsn)?;
         self.after_write(&segment, offset, layout.record_bytes)?;
         self.index.remove(id);
         Ok(true)
