@@ -1121,3 +1121,48 @@ fn chunked_uploads_are_verified_bounded_and_stored_whole() {
     assert_absent(addr, &ac);
     assert_serving(addr);
 }
+
+#[test]
+fn an_ac_hit_whose_outputs_are_missing_is_a_miss_and_other_ac_bodies_are_served_as_stored() {
+    use ::tessera::grpc::pb::build::bazel::remote::execution::v2 as reapi;
+    use prost::Message;
+
+    let server = start();
+    let addr = server.addr();
+    let output = b"the action's output".to_vec();
+    let stdout = b"the action's stdout".to_vec();
+    let digest = |bytes: &[u8]| reapi::Digest {
+        hash: sha256_hex(bytes),
+        size_bytes: bytes.len() as i64,
+    };
+    let result = reapi::ActionResult {
+        output_files: vec![reapi::OutputFile {
+            path: "out/file".into(),
+            digest: Some(digest(&output)),
+            ..Default::default()
+        }],
+        stdout_digest: Some(digest(&stdout)),
+        ..Default::default()
+    };
+    let encoded = result.encode_to_vec();
+    let ac = format!("/ac/{}", "3c".repeat(32));
+    assert_eq!(put(addr, &ac, &encoded).status, 200);
+
+    // Neither referenced blob is in the CAS: a hit would send Bazel to "lost inputs".
+    assert_absent(addr, &ac);
+    assert_eq!(put(addr, &cas_path(&output), &output).status, 200);
+    assert_absent(addr, &ac);
+    // Once everything it references is present, the entry is served byte-exact.
+    assert_eq!(put(addr, &cas_path(&stdout), &stdout).status, 200);
+    assert_stored(addr, &ac, &encoded);
+    // The check looks in the entry's own instance: the same entry under a prefix whose CAS is
+    // empty is a miss.
+    assert_eq!(put(addr, &format!("/other{ac}"), &encoded).status, 200);
+    assert_absent(addr, &format!("/other{ac}"));
+
+    // Not an ActionResult (ccache `layout=bazel` keeps its own entries under /ac/): as stored.
+    let ccache_like = b"cCrS\x00\x01\x02 a ccache result entry".to_vec();
+    let ccache_ac = format!("/ac/{}", "4d".repeat(32));
+    assert_eq!(put(addr, &ccache_ac, &ccache_like).status, 200);
+    assert_stored(addr, &ccache_ac, &ccache_like);
+}

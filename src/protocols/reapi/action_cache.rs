@@ -77,8 +77,9 @@ pub(super) async fn update_action_result<B: Backend + 'static>(
     Ok(result)
 }
 
-/// NOT_FOUND unless every blob listed in the module docs is present.
-async fn check_complete<B: Backend>(
+/// NOT_FOUND unless every blob listed in the module docs is present. Also used by the Bazel
+/// HTTP front-end for `/ac/` hits.
+pub(crate) async fn check_complete<B: Backend>(
     backend: &B,
     instance: &str,
     function: DigestFunction,

@@ -23,6 +23,7 @@
 //! ```
 
 mod action_cache;
+pub(crate) use action_cache::check_complete;
 mod bytestream;
 mod capabilities;
 mod cas;
