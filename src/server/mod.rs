@@ -128,10 +128,16 @@ pub fn run(mut config: Config) -> Result<(), ServerError> {
 
     let shared = Arc::new(Shared::default());
     signals::spawn_watcher(shared.clone());
+    // Every clone of the mesh builder is made here, before any executor runs, and each executor
+    // gets its own by move: glommio 0.9's `MeshBuilder` keeps its peer list in an `Rc` (marked
+    // `Send` by hand), so a clone on an executor thread would race other threads on a
+    // non-atomic reference count.
     let mesh = MeshBuilder::<OwnerOp, _>::full(executors, MESH_QUEUE_DEPTH);
+    let mut meshes: Vec<_> = (1..executors).map(|_| mesh.clone()).collect();
+    meshes.push(mesh);
     let (ready_tx, ready_rx) = mpsc::channel::<Result<(), String>>();
     let mut handles = Vec::with_capacity(executors);
-    for (position, fd) in fds.into_iter().enumerate() {
+    for (position, (fd, mesh)) in fds.into_iter().zip(meshes).enumerate() {
         let plan = ExecutorPlan {
             executors,
             shards,
@@ -140,7 +146,7 @@ pub fn run(mut config: Config) -> Result<(), ServerError> {
             config: config.clone(),
             store_config: store_config.clone(),
             shared: shared.clone(),
-            mesh: mesh.clone(),
+            mesh: Some(mesh),
             ready: ready_tx.clone(),
         };
         let handle = LocalExecutorBuilder::new(Placement::Fixed(position % online_cpus()))
@@ -150,14 +156,14 @@ pub fn run(mut config: Config) -> Result<(), ServerError> {
         handles.push(handle);
     }
     drop(ready_tx);
-    let started = wait_ready(&ready_rx, executors);
-    match &started {
-        Ok(()) => {
-            announce(bound, grpc.as_ref().map(|(_, a)| *a), shards, executors);
-        }
-        Err(_) => shared.start_drain(),
+    if let Err(error) = wait_ready(&ready_rx, executors, &shared) {
+        // Not joined: an executor may wait forever in the mesh for a peer that failed to open
+        // its shards. Nothing was served yet, so exiting without a drain loses nothing.
+        shared.start_drain();
+        return Err(ServerError::Executor(error));
     }
-    let mut first_error = started.err().map(ServerError::Executor);
+    announce(bound, grpc.as_ref().map(|(_, a)| *a), shards, executors);
+    let mut first_error = None;
     for handle in handles {
         let outcome = handle
             .join()
@@ -170,12 +176,24 @@ pub fn run(mut config: Config) -> Result<(), ServerError> {
     first_error.map_or(Ok(()), Err)
 }
 
-fn wait_ready(ready: &mpsc::Receiver<Result<(), String>>, executors: usize) -> Result<(), String> {
-    for _ in 0..executors {
-        match ready.recv() {
-            Ok(Ok(())) => {}
+/// Waits until every executor has opened its shards; a signal during start-up ends the wait.
+fn wait_ready(
+    ready: &mpsc::Receiver<Result<(), String>>,
+    executors: usize,
+    shared: &Shared,
+) -> Result<(), String> {
+    let mut waiting = executors;
+    while waiting > 0 {
+        match ready.recv_timeout(FLAG_POLL_PERIOD) {
+            Ok(Ok(())) => waiting -= 1,
             Ok(Err(error)) => return Err(error),
-            Err(_) => return Err("an executor stopped before it was ready".into()),
+            Err(mpsc::RecvTimeoutError::Timeout) if shared.draining() => {
+                return Err("stopped by a signal during start-up".into())
+            }
+            Err(mpsc::RecvTimeoutError::Timeout) => {}
+            Err(mpsc::RecvTimeoutError::Disconnected) => {
+                return Err("an executor stopped before it was ready".into())
+            }
         }
     }
     Ok(())
@@ -212,12 +230,13 @@ struct ExecutorPlan {
     config: Config,
     store_config: crate::store::StoreConfig,
     shared: Arc<Shared>,
-    mesh: MeshBuilder<OwnerOp, glommio::channels::channel_mesh::Full>,
+    /// Taken (moved) by `run`, never cloned on the executor thread.
+    mesh: Option<MeshBuilder<OwnerOp, glommio::channels::channel_mesh::Full>>,
     ready: mpsc::Sender<Result<(), String>>,
 }
 
 impl ExecutorPlan {
-    async fn run(self) -> Result<(), String> {
+    async fn run(mut self) -> Result<(), String> {
         // SAFETY: `fd` is a listening socket created by `listener::bind_group` for this executor
         // alone; ownership moves into the glommio listener, which closes it.
         let listener = unsafe { glommio::net::TcpListener::from_raw_fd(self.fd) };
@@ -225,7 +244,8 @@ impl ExecutorPlan {
             .grpc_fd
             // SAFETY: as above, one fd per executor from `bind_group`.
             .map(|fd| unsafe { glommio::net::TcpListener::from_raw_fd(fd) });
-        let (senders, receivers) = match self.mesh.clone().join().await {
+        let mesh = self.mesh.take().expect("an executor plan runs once");
+        let (senders, receivers) = match mesh.join().await {
             Ok(joined) => joined,
             Err(error) => return self.fail(format!("cannot join the executor mesh: {error}")),
         };
