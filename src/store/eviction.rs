@@ -137,8 +137,11 @@ impl Shard {
         }
         self.counters.evicted_segments += 1;
         self.background.changed = true;
-        std::fs::remove_file(segment.path())
-            .map_err(|e| StoreError::io("remove evicted segment", segment.path(), e))
+        let removed = std::fs::remove_file(segment.path())
+            .map_err(|e| StoreError::io("remove evicted segment", segment.path(), e));
+        // The final close frees the file's blocks (tens of ms): not on the owner's thread.
+        super::reaper::retire(segment);
+        removed
     }
 
     /// Whether eviction is near: the shard uses at least three quarters of its budget. Below

@@ -24,6 +24,7 @@ pub mod key;
 pub mod limits;
 mod maintenance;
 pub mod meta;
+pub mod reaper;
 pub mod record;
 pub mod recovery;
 pub mod ring;
