@@ -15,8 +15,9 @@
 #   with a fresh temp directory under /tmp;
 # * GET: stores one random blob per size in both (PUT /cas/<sha256>), checks that both return it
 #   byte-exact, then runs plain `wrk` on `/cas/<sha256>`;
-# * PUT: `wrk -s bench/wrk-put.lua`, `PUT /ac/<64 hex>` cycling over KEYS keys, so that both
-#   servers store every upload (Tessera deduplicates a repeated /cas/ PUT);
+# * PUT: `wrk -s bench/wrk-put.lua`, `PUT /ac/<64 hex>` cycling over KEYS keys (at most 256 MiB
+#   of prebuilt requests: 1000 keys of 4 KiB, 256 of 1 MiB), so that both servers store every
+#   upload (Tessera deduplicates a repeated /cas/ PUT);
 # * a row with a non-2xx response or a socket error fails the script (exit 1) after the table;
 # * stops both servers and removes the temp directory on exit.
 #
@@ -50,11 +51,18 @@ LUA=$PWD/bench/wrk-put.lua
 DIR=$(mktemp -d /tmp/tessera-wrk-compare.XXXXXX)
 TESSERA_PID=
 NGINX_PID=
+# SIGTERM, then SIGKILL for a server still alive 30 s later (a server that hangs must not hang
+# the script).
 cleanup() {
   for pid in $TESSERA_PID $NGINX_PID; do
     kill -TERM "$pid" 2>/dev/null || true
   done
   for pid in $TESSERA_PID $NGINX_PID; do
+    for _ in $(seq 300); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    if kill -0 "$pid" 2>/dev/null; then
+      echo "pid $pid ignored SIGTERM for 30 s; killing it" >&2
+      kill -KILL "$pid" 2>/dev/null || true
+    fi
     wait "$pid" 2>/dev/null || true
   done
   rm -rf "$DIR"
@@ -86,7 +94,7 @@ for _ in $(seq 600); do
   sleep 0.05
 done
 TESSERA_ADDR=$(awk '/^tessera listening on/ {print $4; exit}' "$DIR/tessera.out")
-[ -n "$TESSERA_ADDR" ] || { echo "tessera did not start" >&2; cat "$DIR/tessera.err" >&2; exit 1; }
+[ -n "$TESSERA_ADDR" ] || { echo "tessera did not print its ready line within 30 s" >&2; cat "$DIR/tessera.err" >&2; exit 1; }
 
 # --- nginx -------------------------------------------------------------------------------------
 NGINX_PORT=$(free_port)
