@@ -65,6 +65,9 @@ pub const WORKLOADS: &[(&str, usize, &str, f64)] = &[
     ("put-1m", 2_000, "1MiB", 1.0),
 ];
 
+/// Picks req/s or MB/s from one closed-loop round's (req/s, MB/s).
+type RoundPick = fn(&(f64, f64)) -> f64;
+
 /// Reads one metric from a server's (closed-loop, open-loop) stats.
 type Metric = Box<dyn Fn(&RunStats, &RunStats) -> f64>;
 
@@ -388,7 +391,7 @@ pub fn median(values: &[f64]) -> f64 {
 /// median of the per-round ratios, each ratio taken between runs of the same round.
 fn throughput_lines(names: &[String], measured: &Measured) -> String {
     let mut out = String::new();
-    let rows: [(&str, fn(&(f64, f64)) -> f64); 2] = [
+    let rows: [(&str, RoundPick); 2] = [
         ("median req/s (closed loop)", |r| r.0),
         ("median MB/s (closed loop)", |r| r.1),
     ];
