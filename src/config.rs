@@ -155,8 +155,11 @@ impl Layers {
         Ok(())
     }
 
-    /// Applies `TESSERA_<SETTING>` variables from an iterator of (name, value).
-    pub fn apply_env(&mut self, vars: impl IntoIterator<Item = (String, String)>) {
+    /// Applies `TESSERA_<SETTING>` variables from an iterator of (name, value). Returns the
+    /// `TESSERA_*` names that are not settings, for a warning: a typo must not pass unnoticed,
+    /// but the prefix is shared with test and tool variables, so it is not an error.
+    pub fn apply_env(&mut self, vars: impl IntoIterator<Item = (String, String)>) -> Vec<String> {
+        let mut unknown = Vec::new();
         for (var, value) in vars {
             let Some(rest) = var.strip_prefix("TESSERA_") else {
                 continue;
@@ -164,8 +167,11 @@ impl Layers {
             let name = rest.to_ascii_lowercase();
             if SETTINGS.iter().any(|(known, _)| *known == name) {
                 self.set(&name, &value, Source::Env);
+            } else {
+                unknown.push(var);
             }
         }
+        unknown
     }
 
     /// Applies one command-line flag value.
@@ -319,12 +325,7 @@ impl Config {
 /// Parses `1234`, `10KiB`, `64MiB`, `10GiB`, `1TiB` (binary) and `10KB`, `10MB`, `10GB`, `1TB`
 /// (decimal); `K`/`M`/`G`/`T` alone are binary, as in most cache tools' docs.
 pub fn parse_size(text: &str) -> Option<u64> {
-    let text = text.trim();
-    let split = text
-        .find(|c: char| !c.is_ascii_digit())
-        .unwrap_or(text.len());
-    let (number, unit) = text.split_at(split);
-    let number: u64 = number.parse().ok()?;
+    let (number, unit) = split_number(text)?;
     let multiplier: u64 = match unit.trim() {
         "" | "B" => 1,
         "K" | "KiB" => 1 << 10,
@@ -340,6 +341,16 @@ pub fn parse_size(text: &str) -> Option<u64> {
     number.checked_mul(multiplier)
 }
 
+/// Splits `"64MiB"` into `(64, "MiB")`; `None` without leading digits or on overflow.
+fn split_number(text: &str) -> Option<(u64, &str)> {
+    let text = text.trim();
+    let split = text
+        .find(|c: char| !c.is_ascii_digit())
+        .unwrap_or(text.len());
+    let (number, unit) = text.split_at(split);
+    Some((number.parse().ok()?, unit))
+}
+
 /// Formats a byte count with the largest binary unit that divides it.
 pub fn format_size(bytes: u64) -> String {
     for (unit, shift) in [("TiB", 40), ("GiB", 30), ("MiB", 20), ("KiB", 10)] {
@@ -352,12 +363,7 @@ pub fn format_size(bytes: u64) -> String {
 
 /// Parses `250ms`, `30s`, `5m`, `1h`; a bare number is seconds.
 pub fn parse_duration(text: &str) -> Option<Duration> {
-    let text = text.trim();
-    let split = text
-        .find(|c: char| !c.is_ascii_digit())
-        .unwrap_or(text.len());
-    let (number, unit) = text.split_at(split);
-    let number: u64 = number.parse().ok()?;
+    let (number, unit) = split_number(text)?;
     match unit {
         "ms" => Some(Duration::from_millis(number)),
         "" | "s" => Some(Duration::from_secs(number)),
@@ -416,10 +422,12 @@ mod tests {
         layers
             .apply_toml("max_size = \"20GiB\"\nlisten = \"127.0.0.1:1\"\nshards = 4")
             .unwrap();
-        layers.apply_env([
+        let unknown = layers.apply_env([
             ("TESSERA_LISTEN".to_string(), "127.0.0.1:2".to_string()),
+            ("TESSERA_IDLE_TIMOUT".to_string(), "1s".to_string()),
             ("UNRELATED".to_string(), "x".to_string()),
         ]);
+        assert_eq!(unknown, ["TESSERA_IDLE_TIMOUT"]);
         layers.apply_flag("max_size", "30GiB").unwrap();
         let config = layers.validate().unwrap();
         assert_eq!(config.max_size_bytes, 30 << 30);

@@ -105,14 +105,17 @@ fn main() -> ExitCode {
 }
 
 fn serve(args: ServeArgs) -> ExitCode {
-    let config = match layered_config(&args) {
-        Ok(config) => config,
+    let (config, unknown_env) = match layered_config(&args) {
+        Ok(layered) => layered,
         Err(message) => {
             eprintln!("tessera: {message}");
             return ExitCode::from(2);
         }
     };
     tessera::logging::init(&config.log);
+    for var in unknown_env {
+        tracing::warn!(variable = %var, "ignoring an environment variable that is not a setting");
+    }
     match tessera::server::run(config) {
         Ok(()) => {
             tracing::info!("stopped cleanly");
@@ -126,7 +129,8 @@ fn serve(args: ServeArgs) -> ExitCode {
     }
 }
 
-fn layered_config(args: &ServeArgs) -> Result<tessera::config::Config, String> {
+/// The validated configuration and the unknown `TESSERA_*` variables (to warn about).
+fn layered_config(args: &ServeArgs) -> Result<(tessera::config::Config, Vec<String>), String> {
     debug_assert!(args
         .flags()
         .iter()
@@ -139,9 +143,10 @@ fn layered_config(args: &ServeArgs) -> Result<tessera::config::Config, String> {
             .apply_toml(&text)
             .map_err(|e| format!("{} ({})", e, path.display()))?;
     }
-    layers.apply_env(std::env::vars());
+    let unknown_env = layers.apply_env(std::env::vars());
     for (name, value) in args.flags() {
         layers.apply_flag(name, value).map_err(|e| e.to_string())?;
     }
-    layers.validate().map_err(|e| e.to_string())
+    let config = layers.validate().map_err(|e| e.to_string())?;
+    Ok((config, unknown_env))
 }

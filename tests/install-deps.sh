@@ -1,7 +1,12 @@
 #!/usr/bin/env bash
 # Installs what the test suite needs on a fresh Debian machine. Idempotent: a package that is
 # already present is not fetched again.
+#
+#   bash tests/install-deps.sh           everything the tests need (real clients included)
+#   bash tests/install-deps.sh --build   only what building and running Tessera needs
 set -euo pipefail
+build_only=false
+[ "${1:-}" = "--build" ] && build_only=true
 
 need_apt=()
 want() { dpkg -s "$1" >/dev/null 2>&1 || need_apt+=("$1"); }
@@ -12,6 +17,15 @@ want gcc
 want make
 want pkg-config
 
+if $build_only; then
+  if [ ${#need_apt[@]} -gt 0 ]; then
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends "${need_apt[@]}"
+  fi
+  exit 0
+fi
+
 # Real-client tests (tests/bazel_harness.rs, tests/bazel/run.sh): Bazel 4.2.3 from Debian
 # (pulls default-jdk-headless; its /etc/bazel/bazelrc points at the local JDK, so it runs offline),
 # nginx with the built-in WebDAV module as the stand-in HTTP cache, python3 to pick free ports.
@@ -21,6 +35,8 @@ want python3
 want python3-venv
 # capsh, to run the server without CAP_IPC_LOCK (tests/memlock_fallback.rs).
 want libcap2-bin
+# systemd-analyze, to verify systemd/tessera.service (tests/systemd_unit.rs).
+want systemd
 
 if [ ${#need_apt[@]} -gt 0 ]; then
   export DEBIAN_FRONTEND=noninteractive

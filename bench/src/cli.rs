@@ -1,6 +1,7 @@
 //! The `run`, `plot` and `test-server` subcommands.
 
 use crate::args::Args;
+use crate::grpc_protocol::GrpcScheme;
 use crate::limits::{
     CONNECTIONS_MAX, DURATION_SECS_MAX, RATE_PER_SEC_MAX, REQUEST_TIMEOUT_MS_DEFAULT, THREADS_MAX,
 };
@@ -19,6 +20,8 @@ pub const RUN_USAGE: &str = "\
 tessera-bench run --target http://127.0.0.1:8080 [options]
 
   --protocol bazel|bazel-ac|template   bazel: GET/PUT /cas/<sha256>; bazel-ac: /ac/ lookup + /cas/ fetch
+  --protocol grpc                      Bazel gRPC: ByteStream Read (GET) / Write (PUT); --prefix = instance
+  --protocol grpc-find-missing         FindMissingBlobs of --batch N (1000) stored digests per request
   --path-template /dav/{key}           with --protocol template ({key} = sha256 hex of the object)
   --prefix /instance                   path prefix for the Bazel schemes
   --threads N (2)  --connections N (64)  --no-pin
@@ -35,6 +38,7 @@ const RUN_FLAGS: &[&str] = &[
     "protocol",
     "path-template",
     "prefix",
+    "batch",
     "threads",
     "connections",
     "duration",
@@ -100,14 +104,36 @@ pub fn load_config(args: &Args, address: SocketAddr) -> Result<LoadConfig, Strin
 }
 
 pub fn workload_from_args(args: &Args) -> Result<Workload, String> {
-    let scheme = PathScheme::parse(
-        &args.text("protocol", "bazel"),
-        &args.text("prefix", ""),
-        args.get("path-template"),
-    )?;
+    let protocol = args.text("protocol", "bazel");
+    let instance = args.text("prefix", "").trim_matches('/').to_string();
+    let grpc = match protocol.as_str() {
+        "grpc" => Some(GrpcScheme::ByteStream { instance }),
+        "grpc-find-missing" => {
+            let batch: usize = args.number("batch", 1000)?;
+            if batch == 0 || batch > tessera::protocols::reapi::BATCH_DIGESTS_MAX {
+                return Err(format!(
+                    "--batch {batch} is outside 1..={} (BATCH_DIGESTS_MAX)",
+                    tessera::protocols::reapi::BATCH_DIGESTS_MAX
+                ));
+            }
+            Some(GrpcScheme::FindMissing { instance, batch })
+        }
+        _ => None,
+    };
+    let scheme = match grpc {
+        Some(_) => PathScheme::BazelCas {
+            prefix: String::new(),
+        },
+        None => PathScheme::parse(
+            &protocol,
+            &args.text("prefix", ""),
+            args.get("path-template"),
+        )?,
+    };
     Ok(Workload {
         name: args.text("label", ""),
         scheme,
+        grpc,
         objects: args.number("objects", 1000)?,
         sizes_text: args.text("sizes", "4KiB"),
         popularity_text: args.text("popularity", "uniform"),
@@ -133,10 +159,15 @@ pub fn run_command(arguments: &[String]) -> Result<i32, String> {
     );
     if !args.switch("no-preload") {
         let stats = preload(&prepared, &load);
+        let seconds = stats.elapsed.as_secs_f64().max(1e-9);
         eprintln!(
-            "preload: {} PUTs in {:.1} s",
+            "preload: {} PUTs in {:.3} s ({:.0} req/s, {:.1} MB/s, p50 {:.3} ms, p99 {:.3} ms)",
             stats.requests_ok,
-            stats.elapsed.as_secs_f64()
+            seconds,
+            stats.requests_ok as f64 / seconds,
+            stats.body_bytes as f64 / seconds / 1e6,
+            stats.latency_ms_at(0.5),
+            stats.latency_ms_at(0.99)
         );
         if let Some(banner) = problems_banner(&stats) {
             eprintln!("preload failed, not measuring:\n{banner}");

@@ -153,6 +153,7 @@ fn select_workloads(list: &str, seed: u64) -> Result<Vec<Workload>, String> {
                         prefix: String::new(),
                     }
                 },
+                grpc: None,
                 objects,
                 sizes_text: size.to_string(),
                 popularity_text: "uniform".to_string(),

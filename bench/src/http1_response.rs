@@ -163,39 +163,8 @@ fn parse_status_line(line: &[u8]) -> Result<(u8, u16), ParseError> {
     Ok((minor, status))
 }
 
-/// RFC 9110 §5.6.2: `tchar = "!" / "#" / "$" / "%" / "&" / "'" / "*" / "+" / "-" / "." /
-/// "^" / "_" / "`" / "|" / "~" / DIGIT / ALPHA`, as a table built at compile time (this check runs
-/// on every header-name byte of every response).
-const TOKEN_BYTES: [bool; 256] = {
-    let mut table = [false; 256];
-    let mut b = 0;
-    while b < 256 {
-        let c = b as u8;
-        table[b] = c.is_ascii_alphanumeric()
-            || matches!(
-                c,
-                b'!' | b'#'
-                    | b'$'
-                    | b'%'
-                    | b'&'
-                    | b'\''
-                    | b'*'
-                    | b'+'
-                    | b'-'
-                    | b'.'
-                    | b'^'
-                    | b'_'
-                    | b'`'
-                    | b'|'
-                    | b'~'
-            );
-        b += 1;
-    }
-    table
-};
-
 fn is_token_byte(b: u8) -> bool {
-    TOKEN_BYTES[b as usize]
+    tessera::http1::token::is_tchar(b)
 }
 
 fn apply_header(head: &mut ResponseHead, line: &[u8], minor_version: u8) -> Result<(), ParseError> {

@@ -5,6 +5,8 @@
 //! * [`workload`] — key space, size distributions, Zipf/uniform popularity, operation mix.
 //! * [`protocol`] — the [`protocol::Protocol`] seam and the HTTP/1.1 implementation (Bazel HTTP
 //!   cache, URL templates for WebDAV peers); [`http1_client`] / [`http1_response`] are the client.
+//! * [`grpc_protocol`] — Bazel gRPC (ByteStream Read/Write, FindMissingBlobs) over `h2` on
+//!   `monoio-compat`, a second [`protocol::Protocol`].
 //! * [`stats`], [`report`], [`plot`] — HDR histograms, the table, JSON, `.hgrm` and SVG outputs.
 //! * [`peers`] — nginx configuration and process control for peer comparison; [`restart`] — the
 //!   store-reopen benchmark; [`test_server`] — tiny servers for tests (including one that stalls).
@@ -27,6 +29,7 @@
 pub mod args;
 pub mod cli;
 pub mod compare;
+pub mod grpc_protocol;
 pub mod http1_client;
 pub mod http1_response;
 pub mod limits;

@@ -5,11 +5,9 @@
 //! Bazel HTTP CAS (`/cas/<sha256>`), Bazel HTTP action-level (`/ac/` + `/cas/`), and a URL
 //! template for peers such as nginx WebDAV.
 //!
-//! **Next step (not implemented, by decision):** Bazel gRPC (ByteStream Read/Write,
-//! FindMissingBlobs, GetActionResult) over `h2` on `monoio-compat`, once Tessera's gRPC front-end
-//! lands. It will be a second implementation of this trait whose `Connection` is an
-//! `h2::client::SendRequest`; S3 (SigV4-signed HTTP/1.1) fits as a third `PathScheme`-like
-//! implementation over [`Http1Connection`].
+//! Bazel gRPC (ByteStream Read/Write, FindMissingBlobs) is the second implementation of this
+//! trait, in [`crate::grpc_protocol`]; S3 (SigV4-signed HTTP/1.1) fits as a third
+//! `PathScheme`-like implementation over [`Http1Connection`].
 
 use crate::http1_client::Http1Connection;
 use crate::stats::{ErrorKind, RequestError};
@@ -98,7 +96,7 @@ impl PathScheme {
             ("template", Some(t)) if t.starts_with('/') && t.contains("{key}") => Ok(PathScheme::Template(t.to_string())),
             ("template", _) => Err("--protocol template needs --path-template starting with `/` and containing `{key}`".into()),
             (_, Some(_)) => Err("--path-template only applies to --protocol template".into()),
-            ("grpc", None) => Err("--protocol grpc is the next step (Tessera's gRPC front-end has not landed); use bazel, bazel-ac or template".into()),
+            ("grpc" | "grpc-find-missing", None) => Err("--protocol grpc is served by grpc_protocol::GrpcProtocol, not by a path scheme".into()),
             (other, None) => Err(format!("unknown --protocol `{other}` (bazel, bazel-ac, template)")),
         }
     }
@@ -427,7 +425,7 @@ mod tests {
         assert!(PathScheme::parse("template", "", None).is_err());
         assert!(PathScheme::parse("grpc", "", None)
             .unwrap_err()
-            .contains("next step"));
+            .contains("GrpcProtocol"));
     }
 
     #[test]

@@ -149,6 +149,7 @@ pub fn restart_command(arguments: &[String]) -> Result<i32, String> {
         scheme: PathScheme::BazelCas {
             prefix: String::new(),
         },
+        grpc: None,
         objects: plan.objects + plan.extra,
         sizes_text: args.text("sizes", "256B"),
         popularity_text: "uniform".into(),

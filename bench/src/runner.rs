@@ -2,11 +2,15 @@
 //! preload the objects, measure, and write the outputs (table row, JSON, `.hgrm`, SVG).
 //! The `run`, `compare` and `restart` subcommands are all built from these pieces.
 
+use crate::grpc_protocol::{GrpcConnection, GrpcProtocol, GrpcScheme};
+use crate::http1_client::Http1Connection;
 use crate::loadgen::{run_load, LoadConfig, Mode, OperationSource};
 use crate::plot::{render_svg, Series};
-use crate::protocol::{HttpProtocol, PathScheme, Protocol};
+use crate::protocol::{HttpProtocol, Outcome, PathScheme, Protocol};
 use crate::report::{parse_hgrm, to_hgrm, to_json, RunInfo};
+use crate::stats::RequestError;
 use crate::stats::RunStats;
+use crate::workload::Operation;
 use crate::workload::{KeySpace, OperationMix, Popularity, SizeDistribution};
 use std::net::{SocketAddr, ToSocketAddrs};
 use std::path::Path;
@@ -18,6 +22,8 @@ use std::time::Duration;
 pub struct Workload {
     pub name: String,
     pub scheme: PathScheme,
+    /// `Some`: the run speaks Bazel gRPC instead of HTTP (`scheme` is then unused).
+    pub grpc: Option<GrpcScheme>,
     pub objects: usize,
     pub sizes_text: String,
     pub popularity_text: String,
@@ -31,7 +37,7 @@ pub struct Workload {
 #[derive(Clone)]
 pub struct Prepared {
     pub keys: Arc<KeySpace>,
-    pub protocol: HttpProtocol,
+    pub protocol: BenchProtocol,
     pub mix: Arc<OperationMix>,
 }
 
@@ -51,8 +57,14 @@ impl Workload {
             objects: self.objects,
         };
         mix.validate().map_err(|e| e.to_string())?;
-        let protocol =
-            HttpProtocol::new(keys.clone(), self.scheme.clone(), "127.0.0.1".to_string());
+        let protocol = match &self.grpc {
+            None => BenchProtocol::Http(HttpProtocol::new(
+                keys.clone(),
+                self.scheme.clone(),
+                "127.0.0.1".to_string(),
+            )),
+            Some(scheme) => BenchProtocol::Grpc(GrpcProtocol::new(keys.clone(), scheme.clone())),
+        };
         Ok(Prepared {
             keys,
             protocol,
@@ -62,9 +74,55 @@ impl Workload {
 }
 
 /// `http://host:port`, `host:port` → the first resolved address.
+/// The protocol of a run: HTTP/1.1 or gRPC, chosen per workload.
+#[derive(Clone)]
+pub enum BenchProtocol {
+    Http(HttpProtocol),
+    Grpc(GrpcProtocol),
+}
+
+pub enum BenchConnection {
+    Http(Http1Connection),
+    Grpc(GrpcConnection),
+}
+
+impl Protocol for BenchProtocol {
+    type Connection = BenchConnection;
+
+    fn name(&self) -> String {
+        match self {
+            BenchProtocol::Http(p) => p.name(),
+            BenchProtocol::Grpc(p) => p.name(),
+        }
+    }
+
+    async fn connect(&self, address: SocketAddr) -> Result<BenchConnection, RequestError> {
+        match self {
+            BenchProtocol::Http(p) => p.connect(address).await.map(BenchConnection::Http),
+            BenchProtocol::Grpc(p) => p.connect(address).await.map(BenchConnection::Grpc),
+        }
+    }
+
+    async fn execute(
+        &self,
+        connection: &mut BenchConnection,
+        operation: &Operation,
+    ) -> Result<Outcome, RequestError> {
+        match (self, connection) {
+            (BenchProtocol::Http(p), BenchConnection::Http(c)) => p.execute(c, operation).await,
+            (BenchProtocol::Grpc(p), BenchConnection::Grpc(c)) => p.execute(c, operation).await,
+            _ => Err(RequestError::new(
+                crate::stats::ErrorKind::Malformed,
+                "a connection of the other protocol",
+            )),
+        }
+    }
+}
+
 pub fn parse_target(target: &str) -> Result<SocketAddr, String> {
     let bare = target
         .strip_prefix("http://")
+        .or_else(|| target.strip_prefix("grpc://"))
         .unwrap_or(target)
         .trim_end_matches('/');
     if bare.contains('/') || target.starts_with("https://") {

@@ -19,7 +19,7 @@
 //!                                        spawn_local per stream ▼
 //!                          route(:path) ─► unary | server_streaming | client_streaming
 //! ```
-//! This layer knows nothing about caches: the REAPI services live in `src/protocols/`.
+//! This layer knows nothing about caches: the REAPI services live in `src/protocols/reapi/`.
 
 pub mod action_result;
 pub mod bytestream;

@@ -79,7 +79,7 @@ mod parse;
 mod responder;
 mod response;
 mod service;
-mod token;
+pub mod token;
 mod wire;
 
 pub use body::Body;

@@ -40,6 +40,11 @@ impl LocalBackend {
         }
     }
 
+    /// The shard's counters (tests check reservations and hits through it).
+    pub fn stats(&self) -> crate::store::ShardStats {
+        self.shard.borrow().stats()
+    }
+
     pub fn into_inner(self) -> Shard {
         self.shard.into_inner()
     }

@@ -10,7 +10,13 @@
 //! The prefix plays the role of a gRPC instance name (`reapi_keys`), so `http://h/team-a` and
 //! `grpc://h --remote_instance_name=team-a` share one cache. A 64-hex hash is SHA-256 unless the
 //! server is configured for BLAKE3 (`bazel_http_blake3`): the path carries no digest function.
-//! AC bodies are not validated: ccache's `layout=bazel` stores its own entries under `/ac/`.
+//!
+//! AC bodies are stored as given: ccache's `layout=bazel` keeps its own entries under `/ac/`.
+//! On a hit, an entry that *is* an `ActionResult` (decodes, and every digest in it is well
+//! formed) is answered only if every CAS blob it references is present — the same completeness
+//! check as gRPC's GetActionResult — so Bazel (7+ with build-without-the-bytes, which never
+//! downloads intermediates) never gets a hit whose outputs were evicted ("lost inputs").
+//! Anything else under `/ac/` is served as stored.
 
 use std::io;
 
@@ -18,8 +24,13 @@ use crate::http1::{Request, Responder};
 use crate::store::{ContentDigest, DigestFunction, KeyId, Meta, PutRequest, Reserved, StoreError};
 
 use super::backend::Backend;
+use super::reapi::check_complete;
 use super::reapi_keys;
-use super::upload::{discard_body, fill_reservation, FillError};
+use super::upload::{
+    discard_body, fill_reservation, FillError, SpoolBudget, SpoolError, CHUNKED_UPLOAD_BYTES_MAX,
+};
+use crate::grpc::action_result::validate_action_result;
+use crate::grpc::pb::build::bazel::remote::execution::v2::ActionResult;
 
 /// Which of Bazel's two caches a path names.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -65,6 +76,7 @@ pub fn parse_path(path: &str) -> Option<BazelPath<'_>> {
 /// Serves one Bazel cache request whose path `parse_path` accepted.
 pub async fn handle<B: Backend>(
     backend: &B,
+    spool: &SpoolBudget,
     function: DigestFunction,
     path: &BazelPath<'_>,
     request: &mut Request<'_>,
@@ -83,8 +95,11 @@ pub async fn handle<B: Backend>(
         Cache::Cas => reapi_keys::cas_key(&path.instance, &digest),
     };
     match request.head.method {
-        "GET" | "HEAD" => get(backend, id, responder).await,
-        "PUT" => put(backend, id, path.cache, digest, request, responder).await,
+        "GET" | "HEAD" => {
+            let complete_in = (path.cache == Cache::Ac).then_some(path.instance.as_str());
+            get(backend, id, complete_in, function, responder).await
+        }
+        "PUT" => put(backend, spool, id, path.cache, digest, request, responder).await,
         _ => {
             responder.header("allow", "GET, HEAD, PUT")?;
             responder
@@ -94,6 +109,27 @@ pub async fn handle<B: Backend>(
     }
 }
 
+/// Why an `/ac/` entry that is an ActionResult cannot be served, or `None` when it can (or is
+/// not an ActionResult at all).
+async fn incomplete_action_result<B: Backend>(
+    backend: &B,
+    instance: &str,
+    function: DigestFunction,
+    body: &[u8],
+) -> Option<String> {
+    use prost::Message;
+    let result = ActionResult::decode(body).ok()?;
+    let reapi_function = match function {
+        DigestFunction::Sha256 => crate::grpc::resource_name::DigestFunction::Sha256,
+        DigestFunction::Blake3 => crate::grpc::resource_name::DigestFunction::Blake3,
+    };
+    validate_action_result(&result, reapi_function).ok()?;
+    check_complete(backend, instance, reapi_function, &result)
+        .await
+        .err()
+        .map(|status| status.message)
+}
+
 fn function_name(function: DigestFunction) -> &'static str {
     match function {
         DigestFunction::Sha256 => "SHA-256",
@@ -101,9 +137,24 @@ fn function_name(function: DigestFunction) -> &'static str {
     }
 }
 
-async fn get<B: Backend>(backend: &B, id: KeyId, responder: &mut Responder<'_>) -> io::Result<()> {
+/// `complete_in`: for `/ac/`, the instance whose CAS must hold what an ActionResult references.
+async fn get<B: Backend>(
+    backend: &B,
+    id: KeyId,
+    complete_in: Option<&str>,
+    function: DigestFunction,
+    responder: &mut Responder<'_>,
+) -> io::Result<()> {
     match backend.lookup(id).await {
         Ok(Some(handle)) => {
+            if let Some(instance) = complete_in {
+                if let Some(missing) =
+                    incomplete_action_result(backend, instance, function, handle.body()).await
+                {
+                    tracing::debug!(%missing, "AC hit answered as a miss: referenced blobs are missing");
+                    return responder.send(404, b"").await;
+                }
+            }
             responder.header("content-type", "application/octet-stream")?;
             responder.send(200, handle.body()).await
         }
@@ -115,16 +166,38 @@ async fn get<B: Backend>(backend: &B, id: KeyId, responder: &mut Responder<'_>) 
 
 async fn put<B: Backend>(
     backend: &B,
+    spool: &SpoolBudget,
     id: KeyId,
     cache: Cache,
     digest: ContentDigest,
     request: &mut Request<'_>,
     responder: &mut Responder<'_>,
 ) -> io::Result<()> {
-    let Some(body_len) = request.body.declared_len() else {
-        return responder
-            .send_text(411, "PUT to the Bazel cache needs a Content-Length")
-            .await;
+    let spooled = match request.body.declared_len() {
+        Some(_) => None,
+        None => match spool.spool(&mut request.body).await {
+            Ok(spooled) => Some(spooled),
+            Err(SpoolError::TooLarge) => {
+                let message = format!(
+                    "a chunked upload may hold at most {CHUNKED_UPLOAD_BYTES_MAX} bytes; send Content-Length for larger blobs"
+                );
+                responder.close_connection();
+                return responder.send_text(413, &message).await;
+            }
+            Err(SpoolError::Busy) => {
+                return responder
+                    .send_text(
+                        503,
+                        "too many chunked uploads in progress; retry or send Content-Length",
+                    )
+                    .await
+            }
+            Err(SpoolError::Body(error)) => return Err(error),
+        },
+    };
+    let body_len = match &spooled {
+        Some(spooled) => spooled.bytes.len() as u64,
+        None => request.body.declared_len().unwrap_or(0),
     };
     let (kind, expect) = match cache {
         Cache::Cas => (crate::store::Kind::Cas, Some(digest)),
@@ -142,6 +215,9 @@ async fn put<B: Backend>(
         Ok(Reserved::Exists) => {
             // Already stored: the body is still read (and dropped) so the connection stays usable
             // and the client sees a clean 200 rather than a reset mid-upload.
+            if spooled.is_some() {
+                return responder.send(200, b"").await;
+            }
             return match discard_body(&mut request.body).await {
                 Ok(()) => responder.send(200, b"").await,
                 Err(error) => Err(error),
@@ -149,7 +225,11 @@ async fn put<B: Backend>(
         }
         Err(error) => return send_store_error(responder, &error).await,
     };
-    match fill_reservation(&mut request.body, &mut reservation).await {
+    let filled = match &spooled {
+        Some(spooled) => reservation.write(&spooled.bytes).map_err(FillError::Store),
+        None => fill_reservation(&mut request.body, &mut reservation).await,
+    };
+    match filled {
         Ok(()) => {}
         Err(FillError::Body(error)) => {
             backend.abort(reservation).await;

@@ -14,6 +14,7 @@ use crate::store::DigestFunction;
 
 use super::backend::Backend;
 use super::bazel_http;
+use super::upload::SpoolBudget;
 
 /// Options of the HTTP front-ends.
 #[derive(Clone, Debug)]
@@ -26,11 +27,17 @@ pub struct HttpOptions {
 pub struct Router<B> {
     backend: Rc<B>,
     options: HttpOptions,
+    /// Memory for chunked uploads of this executor (`upload::CHUNKED_SPOOL_BUDGET_BYTES`).
+    spool: SpoolBudget,
 }
 
 impl<B: Backend> Router<B> {
     pub fn new(backend: Rc<B>, options: HttpOptions) -> Self {
-        Router { backend, options }
+        Router {
+            backend,
+            options,
+            spool: SpoolBudget::default(),
+        }
     }
 }
 
@@ -54,7 +61,9 @@ impl<B: Backend> Service for Router<B> {
         }
         if let Some(bazel) = bazel_http::parse_path(path) {
             let function = self.options.bazel_digest;
-            return bazel_http::handle(&*self.backend, function, &bazel, request, responder).await;
+            let backend = &*self.backend;
+            return bazel_http::handle(backend, &self.spool, function, &bazel, request, responder)
+                .await;
         }
         responder
             .send_text(

@@ -5,9 +5,10 @@
 //! socket reads fill their own buffer first, and the reservation is written through
 //! `Reservation::write`, which checksums and (for CAS) hashes the bytes as they pass.
 
+use std::cell::Cell;
 use std::io;
 
-use crate::http1::Body;
+use crate::http1::{Body, ChunkedError};
 use crate::store::{Reservation, StoreError};
 
 /// Bytes read from the socket per step of an upload. 64 KiB amortises the per-read cost and the
@@ -55,4 +56,78 @@ pub async fn discard_body(body: &mut Body<'_>) -> io::Result<()> {
     let mut buffer = vec![0u8; UPLOAD_CHUNK_BYTES];
     while body.read(&mut buffer).await? > 0 {}
     Ok(())
+}
+
+/// Largest chunked (length-unknown) upload accepted. A reservation needs the length before the
+/// first byte, so such a body is held in memory first; real cache clients send `Content-Length`
+/// and never take this path (curl `-T -` and some scripts do).
+pub const CHUNKED_UPLOAD_BYTES_MAX: usize = 16 * 1024 * 1024;
+
+/// Bytes of chunked uploads one executor may hold in memory at once: 8 concurrent maximal
+/// uploads. Past it a chunked PUT is answered 503 instead of growing memory.
+pub const CHUNKED_SPOOL_BUDGET_BYTES: usize = 8 * CHUNKED_UPLOAD_BYTES_MAX;
+
+/// Why a chunked body could not be spooled.
+#[derive(Debug)]
+pub enum SpoolError {
+    /// Over `CHUNKED_UPLOAD_BYTES_MAX`: 413.
+    TooLarge,
+    /// The executor's spool budget is in use: 503.
+    Busy,
+    Body(io::Error),
+}
+
+/// The executor's account of spooled chunked-upload bytes (one per executor: `Cell`, no lock).
+#[derive(Default, Debug)]
+pub struct SpoolBudget {
+    in_use: Cell<usize>,
+}
+
+impl SpoolBudget {
+    /// Reads a whole chunked body into memory within both bounds. The budget is charged for the
+    /// bound up front (the final size is unknown) and released when the returned guard drops.
+    pub async fn spool<'a>(&'a self, body: &mut Body<'_>) -> Result<Spooled<'a>, SpoolError> {
+        let charge = CHUNKED_UPLOAD_BYTES_MAX;
+        if self.in_use.get() + charge > CHUNKED_SPOOL_BUDGET_BYTES {
+            return Err(SpoolError::Busy);
+        }
+        self.in_use.set(self.in_use.get() + charge);
+        let mut guard = Spooled {
+            budget: self,
+            charge,
+            bytes: Vec::new(),
+        };
+        match body
+            .read_to_end(&mut guard.bytes, CHUNKED_UPLOAD_BYTES_MAX)
+            .await
+        {
+            Ok(()) => Ok(guard),
+            Err(error) if is_overflow(&error) => Err(SpoolError::TooLarge),
+            Err(error) => Err(SpoolError::Body(error)),
+        }
+    }
+}
+
+/// `read_to_end` reports both its bound and bad chunked framing as `InvalidData`; framing
+/// errors carry the `ChunkedError` inside.
+fn is_overflow(error: &io::Error) -> bool {
+    error.kind() == io::ErrorKind::InvalidData
+        && !error
+            .get_ref()
+            .is_some_and(|inner| inner.is::<ChunkedError>())
+}
+
+/// A spooled body; gives its budget back when dropped.
+pub struct Spooled<'a> {
+    budget: &'a SpoolBudget,
+    charge: usize,
+    pub bytes: Vec<u8>,
+}
+
+impl Drop for Spooled<'_> {
+    fn drop(&mut self) {
+        self.budget
+            .in_use
+            .set(self.budget.in_use.get() - self.charge);
+    }
 }

@@ -77,6 +77,10 @@ pub struct Shared {
     pub drain: AtomicBool,
     /// Executors whose connections have all finished (or timed out) after drain.
     connections_done: AtomicUsize,
+    /// Open client connections of the whole process, for the exact `max_connections` limit.
+    /// Touched once per accept and once per close (never per request), so the one shared
+    /// cache line costs nothing measurable.
+    pub open_connections: AtomicUsize,
 }
 
 impl Shared {
@@ -239,7 +243,7 @@ impl ExecutorPlan {
             owned.clone(),
             Rc::new(senders),
         ));
-        let context = conn::Context::new(&self.config, steer, self.shared.clone(), self.executors);
+        let context = conn::Context::new(&self.config, steer, self.shared.clone());
         let _ = self.ready.send(Ok(()));
 
         if let Some(grpc_listener) = grpc_listener {
@@ -251,6 +255,7 @@ impl ExecutorPlan {
         }
         conn::accept_loop(listener, context.clone(), false).await;
         context.wait_connections(self.config.drain_timeout).await;
+        context.release_grpc_state();
         self.barrier().await;
         owned.close().map_err(|e| e.to_string())
     }

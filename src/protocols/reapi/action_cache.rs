@@ -1,0 +1,233 @@
+//! `ActionCache.GetActionResult` / `UpdateActionResult`.
+//!
+//! An entry is stored as the encoded `ActionResult` under `reapi_keys::ac_key(instance, action)`,
+//! the same key the Bazel HTTP front-end uses for `/ac/<hash>`, so the two protocols share it.
+//!
+//! Completeness check of a hit (clients.md §2 "BwoB", DESIGN.md "Durability"): the entry is
+//! answered only if these CAS blobs of the same instance are all present:
+//! 1. every output file's digest,
+//! 2. every output directory's `tree_digest`, and every file digest inside that `Tree` (root
+//!    and children; the Tree's own `Directory` messages are embedded in it, so there is
+//!    nothing else to fetch),
+//! 3. `stdout_digest` and `stderr_digest`.
+//!
+//! The empty blob counts as present without a lookup. Any missing blob, an entry that does not
+//! decode as an `ActionResult`, or a Tree that does not decode, makes the answer NOT_FOUND: the
+//! client runs the action again instead of failing later with "lost inputs".
+
+use prost::Message;
+
+use crate::grpc::action_result::{referenced_blobs, tree_file_blobs, validate_action_result};
+use crate::grpc::pb::build::bazel::remote::execution::v2 as reapi;
+use crate::grpc::resource_name::DigestFunction;
+use crate::grpc::Status;
+use crate::protocols::backend::Backend;
+use crate::protocols::reapi_keys::{ac_key, cas_key};
+use crate::store::KeyId;
+
+use super::{
+    content_digest, is_empty_blob, request_function, status_of, store_bytes, ReapiService,
+};
+
+pub(super) async fn get_action_result<B: Backend + 'static>(
+    service: &ReapiService<B>,
+    request: reapi::GetActionResultRequest,
+) -> Result<reapi::ActionResult, Status> {
+    let function = request_function(request.digest_function)?;
+    let action = request
+        .action_digest
+        .as_ref()
+        .ok_or_else(|| Status::invalid_argument("action_digest is missing"))?;
+    let (action, _) = content_digest(function, action)?;
+    let instance = request.instance_name.as_str();
+    let backend = &*service.backend;
+    let handle = backend
+        .lookup(ac_key(instance, &action))
+        .await
+        .map_err(|e| status_of(&e))?
+        .ok_or_else(|| Status::not_found(format!("no action result for {}", action.to_hex())))?;
+    let mut result = reapi::ActionResult::decode(handle.body()).map_err(|_| {
+        Status::not_found("the stored entry is not an ActionResult (written by another client)")
+    })?;
+    drop(handle);
+    check_complete(backend, instance, function, &result).await?;
+    inline_contents(service, instance, function, &request, &mut result).await?;
+    Ok(result)
+}
+
+pub(super) async fn update_action_result<B: Backend + 'static>(
+    service: &ReapiService<B>,
+    request: reapi::UpdateActionResultRequest,
+) -> Result<reapi::ActionResult, Status> {
+    let function = request_function(request.digest_function)?;
+    let action = request
+        .action_digest
+        .as_ref()
+        .ok_or_else(|| Status::invalid_argument("action_digest is missing"))?;
+    let (action, _) = content_digest(function, action)?;
+    let result = request
+        .action_result
+        .ok_or_else(|| Status::invalid_argument("action_result is missing"))?;
+    validate_action_result(&result, function)?;
+    let encoded = result.encode_to_vec();
+    let id = ac_key(&request.instance_name, &action);
+    store_bytes(&*service.backend, id, None, &encoded)
+        .await
+        .map_err(|e| status_of(&e))?;
+    Ok(result)
+}
+
+/// NOT_FOUND unless every blob listed in the module docs is present. Also used by the Bazel
+/// HTTP front-end for `/ac/` hits.
+pub(crate) async fn check_complete<B: Backend>(
+    backend: &B,
+    instance: &str,
+    function: DigestFunction,
+    result: &reapi::ActionResult,
+) -> Result<(), Status> {
+    let direct: Vec<&reapi::Digest> = referenced_blobs(result).iter().map(|r| r.digest).collect();
+    require_present(backend, instance, function, &direct).await?;
+    for directory in &result.output_directories {
+        let Some(tree_digest) = &directory.tree_digest else {
+            continue;
+        };
+        let (digest, size) = entry_digest(function, tree_digest)?;
+        if is_empty_blob(&digest, size) {
+            continue;
+        }
+        let tree = backend
+            .lookup(cas_key(instance, &digest))
+            .await
+            .map_err(|e| status_of(&e))?
+            .ok_or_else(|| incomplete("output directory tree", &tree_digest.hash))?;
+        let tree = reapi::Tree::decode(tree.body()).map_err(|_| {
+            Status::not_found(format!(
+                "output directory {:?}: its tree blob is not a Tree",
+                directory.path
+            ))
+        })?;
+        let files: Vec<&reapi::Digest> = tree_file_blobs(&tree).iter().map(|r| r.digest).collect();
+        require_present(backend, instance, function, &files).await?;
+    }
+    Ok(())
+}
+
+async fn require_present<B: Backend>(
+    backend: &B,
+    instance: &str,
+    function: DigestFunction,
+    digests: &[&reapi::Digest],
+) -> Result<(), Status> {
+    let mut ids: Vec<KeyId> = Vec::with_capacity(digests.len());
+    let mut asked: Vec<&reapi::Digest> = Vec::with_capacity(digests.len());
+    for digest in digests {
+        let (parsed, size) = entry_digest(function, digest)?;
+        if !is_empty_blob(&parsed, size) {
+            ids.push(cas_key(instance, &parsed));
+            asked.push(digest);
+        }
+    }
+    for chunk in ids
+        .chunks(super::BATCH_DIGESTS_MAX)
+        .zip(asked.chunks(super::BATCH_DIGESTS_MAX))
+    {
+        let present = backend.contains(chunk.0).await.map_err(|e| status_of(&e))?;
+        if let Some(position) = present.iter().position(|p| !p) {
+            return Err(incomplete("blob", &chunk.1[position].hash));
+        }
+    }
+    Ok(())
+}
+
+/// A digest inside a stored entry; a malformed one makes the entry unusable (NOT_FOUND).
+fn entry_digest(
+    function: DigestFunction,
+    digest: &reapi::Digest,
+) -> Result<(crate::store::ContentDigest, u64), Status> {
+    content_digest(function, digest).map_err(|status| {
+        Status::not_found(format!(
+            "the action result references a malformed digest: {}",
+            status.message
+        ))
+    })
+}
+
+fn incomplete(what: &str, hash: &str) -> Status {
+    Status::not_found(format!(
+        "action result is incomplete: referenced {what} {hash} is missing from the CAS"
+    ))
+}
+
+/// Fills `stdout_raw`, `stderr_raw` and output file `contents` as requested, within
+/// `inline_bytes_max` in total; what does not fit stays a digest only (the spec allows it).
+async fn inline_contents<B: Backend + 'static>(
+    service: &ReapiService<B>,
+    instance: &str,
+    function: DigestFunction,
+    request: &reapi::GetActionResultRequest,
+    result: &mut reapi::ActionResult,
+) -> Result<(), Status> {
+    let mut budget = service.options.inline_bytes_max;
+    if request.inline_stdout && result.stdout_raw.is_empty() {
+        if let Some(bytes) = fetch_inline(
+            service,
+            instance,
+            function,
+            &result.stdout_digest,
+            &mut budget,
+        )
+        .await?
+        {
+            result.stdout_raw = bytes;
+        }
+    }
+    if request.inline_stderr && result.stderr_raw.is_empty() {
+        if let Some(bytes) = fetch_inline(
+            service,
+            instance,
+            function,
+            &result.stderr_digest,
+            &mut budget,
+        )
+        .await?
+        {
+            result.stderr_raw = bytes;
+        }
+    }
+    for file in &mut result.output_files {
+        if !request.inline_output_files.contains(&file.path) || !file.contents.is_empty() {
+            continue;
+        }
+        if let Some(bytes) =
+            fetch_inline(service, instance, function, &file.digest, &mut budget).await?
+        {
+            file.contents = bytes;
+        }
+    }
+    Ok(())
+}
+
+async fn fetch_inline<B: Backend + 'static>(
+    service: &ReapiService<B>,
+    instance: &str,
+    function: DigestFunction,
+    digest: &Option<reapi::Digest>,
+    budget: &mut u64,
+) -> Result<Option<bytes::Bytes>, Status> {
+    let Some(digest) = digest else {
+        return Ok(None);
+    };
+    let (parsed, size) = entry_digest(function, digest)?;
+    if size == 0 || size > *budget {
+        return Ok(None);
+    }
+    let handle = service
+        .backend
+        .lookup(cas_key(instance, &parsed))
+        .await
+        .map_err(|e| status_of(&e))?;
+    Ok(handle.map(|handle| {
+        *budget -= size;
+        bytes::Bytes::copy_from_slice(handle.body())
+    }))
+}

@@ -1,0 +1,344 @@
+//! The REAPI v2 cache services over gRPC (`--remote_cache=grpc://host:port`), reference/clients.md §2.
+//!
+//! [`ReapiService`] implements [`GrpcService`] and routes each method to its file:
+//!
+//! | service / method                                         | file              |
+//! |----------------------------------------------------------|-------------------|
+//! | `Capabilities.GetCapabilities`                           | `capabilities.rs` |
+//! | `ActionCache.GetActionResult` / `UpdateActionResult`     | `action_cache.rs` |
+//! | `ContentAddressableStorage.FindMissingBlobs`, `Batch*`, `GetTree` | `cas.rs` |
+//! | `ByteStream.Read` / `Write` / `QueryWriteStatus`         | `bytestream.rs`   |
+//!
+//! Keys come from [`super::reapi_keys`], so the instance name is the namespace shared with the
+//! Bazel HTTP front-end: `PUT /team/cas/<h>` over HTTP and `team/blobs/<h>/<n>` over gRPC are
+//! one blob. The digest function comes from the request's `digest_function` field or the
+//! resource name; UNKNOWN (Bazel 4.2.3 never sets it) means SHA-256.
+//!
+//! Store errors become gRPC statuses in one place, [`status_of`].
+//!
+//! ```text
+//! h2 stream ─► grpc::server ─► ReapiService::route(:path) ─► unary | server_streaming | client_streaming
+//!                                      │                          │
+//!                                      └── Backend (Steer: owner shard) ◄──┘
+//! ```
+
+mod action_cache;
+pub(crate) use action_cache::check_complete;
+mod bytestream;
+mod capabilities;
+mod cas;
+mod uploads;
+
+#[cfg(test)]
+mod tests;
+
+use std::rc::Rc;
+use std::time::Duration;
+
+use bytes::Bytes;
+
+use crate::grpc::pb::build::bazel::remote::execution::v2 as reapi;
+use crate::grpc::reapi_methods::ReapiMethod;
+use crate::grpc::resource_name::{self, validate_digest};
+use crate::grpc::{CallContext, CallKind, GrpcService, RequestStream, ResponseSink, Status};
+use crate::store::{ContentDigest, DigestFunction, StoreError};
+
+use super::backend::Backend;
+use uploads::SuspendedUploads;
+
+/// Largest total of blob bytes in one BatchUpdateBlobs / BatchReadBlobs: 4 MiB message limit
+/// minus 64 KiB for the digests, statuses and framing of the blobs in it (a request of 1,000
+/// tiny blobs carries ~100 bytes of overhead each, 100 KB would be the pathological case, and
+/// clients that honour this value keep well below it).
+pub const BATCH_TOTAL_BYTES_MAX: u64 =
+    crate::grpc::limits::MESSAGE_RECEIVE_BYTES_MAX as u64 - (64 << 10);
+
+/// Most digests in one FindMissingBlobs / BatchReadBlobs / BatchUpdateBlobs request. A digest
+/// costs ~70 bytes on the wire, so a 4 MiB message holds ~60,000; each becomes a 32-byte key
+/// id plus a bool in the presence query, ~2.5 MiB of memory at this bound.
+pub const BATCH_DIGESTS_MAX: usize = 65_536;
+
+/// Largest total of stdout, stderr and output-file contents inlined into one ActionResult
+/// answer: 1 MiB, a quarter of grpc-java's 4 MiB inbound limit, so the answer always fits.
+pub const INLINE_BYTES_MAX: u64 = 1 << 20;
+
+/// Most directories in one GetTreeResponse page (a client may ask for fewer with page_size).
+/// A Directory of a few files is ~200 bytes; pages are also cut at [`TREE_PAGE_BYTES_MAX`].
+pub const TREE_PAGE_DIRECTORIES_MAX: usize = 1_000;
+
+/// Bytes of Directory messages in one GetTreeResponse page: 2 MiB, half the send limit.
+pub const TREE_PAGE_BYTES_MAX: usize = 2 << 20;
+
+/// Most directories one GetTree walk visits (page tokens included). A source tree of 100,000
+/// directories is already extreme; each visited digest costs ~100 bytes of bookkeeping.
+pub const TREE_DIRECTORIES_MAX: usize = 1_000_000;
+
+/// Uploads kept per executor after their Write stream broke off, for a resumed Write
+/// (QueryWriteStatus). Each pins one reservation (at most `max_blob_bytes` of segment space,
+/// and the segment against eviction) until resumed or expired.
+pub const SUSPENDED_UPLOADS_MAX: usize = 64;
+
+/// How long a suspended upload waits for its client to resume it; then its reservation is
+/// released. Bazel resumes within its retry backoff (≤ 5 retries, seconds apart).
+pub const SUSPENDED_UPLOAD_EXPIRY: Duration = Duration::from_secs(60);
+
+/// What the REAPI services are configured to accept and advertise.
+#[derive(Clone, Debug)]
+pub struct ReapiOptions {
+    /// Advertised in Capabilities and enforced on Batch* requests.
+    pub batch_total_bytes_max: u64,
+    /// Largest blob accepted (the store's `max_blob_bytes`); advertised in Capabilities.
+    pub blob_bytes_max: u64,
+    pub batch_digests_max: usize,
+    pub inline_bytes_max: u64,
+    pub suspended_uploads_max: usize,
+    pub suspended_upload_expiry: Duration,
+}
+
+impl Default for ReapiOptions {
+    fn default() -> Self {
+        ReapiOptions {
+            batch_total_bytes_max: BATCH_TOTAL_BYTES_MAX,
+            blob_bytes_max: 0,
+            batch_digests_max: BATCH_DIGESTS_MAX,
+            inline_bytes_max: INLINE_BYTES_MAX,
+            suspended_uploads_max: SUSPENDED_UPLOADS_MAX,
+            suspended_upload_expiry: SUSPENDED_UPLOAD_EXPIRY,
+        }
+    }
+}
+
+/// The REAPI cache services of one executor, over any [`Backend`].
+///
+/// Thread-safety: lives on one executor (`Rc`); the table of suspended uploads is per executor,
+/// so a Write resumed on another connection that lands on another core starts from 0 (the
+/// spec allows that: QueryWriteStatus there answers 0).
+pub struct ReapiService<B> {
+    backend: Rc<B>,
+    options: ReapiOptions,
+    uploads: Rc<SuspendedUploads>,
+}
+
+impl<B: Backend + 'static> ReapiService<B> {
+    /// Must be called on the executor that will run the service: it starts the task that
+    /// releases expired suspended uploads.
+    pub fn new(backend: Rc<B>, options: ReapiOptions) -> Self {
+        let uploads = SuspendedUploads::new(
+            options.suspended_uploads_max,
+            options.suspended_upload_expiry,
+        );
+        uploads::spawn_expiry(&uploads);
+        ReapiService {
+            backend,
+            options,
+            uploads,
+        }
+    }
+
+    /// Releases the reservations of all suspended uploads; the server calls it on drain, before
+    /// the shards close, so their checkpoints do not replay from an upload nobody will finish.
+    pub fn release_suspended_uploads(&self) {
+        self.uploads.release_all();
+    }
+
+    /// Uploads currently suspended (tests, diagnostics).
+    pub fn suspended_uploads(&self) -> usize {
+        self.uploads.len()
+    }
+}
+
+impl<B: Backend + 'static> GrpcService for ReapiService<B> {
+    type Method = ReapiMethod;
+
+    fn route(&self, path: &str) -> Option<(ReapiMethod, CallKind)> {
+        ReapiMethod::route(path)
+    }
+
+    async fn unary(
+        &self,
+        method: ReapiMethod,
+        _call: &CallContext,
+        request: Bytes,
+    ) -> Result<Bytes, Status> {
+        use crate::grpc::service::{decode, encode};
+        match method {
+            ReapiMethod::GetCapabilities => {
+                let _: reapi::GetCapabilitiesRequest = decode(request)?;
+                Ok(encode(&capabilities::get_capabilities(&self.options)))
+            }
+            ReapiMethod::GetActionResult => {
+                let answer = action_cache::get_action_result(self, decode(request)?).await?;
+                Ok(encode(&answer))
+            }
+            ReapiMethod::UpdateActionResult => {
+                let answer = action_cache::update_action_result(self, decode(request)?).await?;
+                Ok(encode(&answer))
+            }
+            ReapiMethod::FindMissingBlobs => {
+                let answer = cas::find_missing_blobs(self, decode(request)?).await?;
+                Ok(encode(&answer))
+            }
+            ReapiMethod::BatchUpdateBlobs => {
+                let answer = cas::batch_update_blobs(self, decode(request)?).await?;
+                Ok(encode(&answer))
+            }
+            ReapiMethod::BatchReadBlobs => {
+                let answer = cas::batch_read_blobs(self, decode(request)?).await?;
+                Ok(encode(&answer))
+            }
+            ReapiMethod::QueryWriteStatus => {
+                let answer = bytestream::query_write_status(self, decode(request)?).await?;
+                Ok(encode(&answer))
+            }
+            ReapiMethod::GetTree | ReapiMethod::Read | ReapiMethod::Write => Err(Status::internal(
+                format!("{method:?} routed as a unary call"),
+            )),
+        }
+    }
+
+    async fn server_streaming(
+        &self,
+        method: ReapiMethod,
+        _call: &CallContext,
+        request: Bytes,
+        responses: &mut ResponseSink,
+    ) -> Result<(), Status> {
+        use crate::grpc::service::decode;
+        match method {
+            ReapiMethod::Read => bytestream::read(self, decode(request)?, responses).await,
+            ReapiMethod::GetTree => cas::get_tree(self, decode(request)?, responses).await,
+            _ => Err(Status::internal(format!(
+                "{method:?} routed as a server-streaming call"
+            ))),
+        }
+    }
+
+    async fn client_streaming(
+        &self,
+        method: ReapiMethod,
+        _call: &CallContext,
+        requests: &mut RequestStream,
+    ) -> Result<Bytes, Status> {
+        match method {
+            ReapiMethod::Write => {
+                let answer = bytestream::write(self, requests).await?;
+                Ok(crate::grpc::service::encode(&answer))
+            }
+            _ => Err(Status::internal(format!(
+                "{method:?} routed as a client-streaming call"
+            ))),
+        }
+    }
+}
+
+/// The one mapping from store errors to gRPC statuses.
+///
+/// * `NoSpace`, `TooManyReservations` → RESOURCE_EXHAUSTED: the cache is full right now;
+///   Bazel retries it and then builds without the cache.
+/// * `TooLarge` → INVALID_ARGUMENT: the blob is over the advertised `max_cas_blob_size_bytes`,
+///   a permanent property of the request. REAPI lists INVALID_ARGUMENT for requests over a
+///   server limit; RESOURCE_EXHAUSTED is for quota, and Bazel would retry it in vain.
+/// * `DigestMismatch`, `Truncated`, `Overflow`, `MetaTooLarge` → INVALID_ARGUMENT: the bytes
+///   do not match what the request said (REAPI: "the digest does not match the data").
+/// * `Unavailable` → UNAVAILABLE (a shard's executor is stopping).
+/// * anything else → INTERNAL.
+pub fn status_of(error: &StoreError) -> Status {
+    let message = error.to_string();
+    match error {
+        StoreError::NoSpace { .. } | StoreError::TooManyReservations { .. } => {
+            Status::resource_exhausted(message)
+        }
+        StoreError::TooLarge { .. }
+        | StoreError::DigestMismatch { .. }
+        | StoreError::Truncated { .. }
+        | StoreError::Overflow { .. }
+        | StoreError::MetaTooLarge { .. } => Status::invalid_argument(message),
+        StoreError::Unavailable { .. } => Status::new(crate::grpc::Code::Unavailable, message),
+        _ => {
+            tracing::error!(%error, "store error");
+            Status::internal(message)
+        }
+    }
+}
+
+/// The store's digest function for the REAPI one.
+fn store_function(function: resource_name::DigestFunction) -> DigestFunction {
+    match function {
+        resource_name::DigestFunction::Sha256 => DigestFunction::Sha256,
+        resource_name::DigestFunction::Blake3 => DigestFunction::Blake3,
+    }
+}
+
+/// The digest function of a request's `digest_function` field (UNKNOWN = SHA-256).
+fn request_function(value: i32) -> Result<resource_name::DigestFunction, Status> {
+    resource_name::DigestFunction::from_proto(value).map_err(Status::from)
+}
+
+/// A validated request digest: the store digest and the size.
+fn content_digest(
+    function: resource_name::DigestFunction,
+    digest: &reapi::Digest,
+) -> Result<(ContentDigest, u64), Status> {
+    let size = validate_digest(function, &digest.hash, digest.size_bytes)?;
+    let parsed = ContentDigest::parse_hex(store_function(function), &digest.hash)
+        .ok_or_else(|| Status::invalid_argument("hash is not lowercase hexadecimal"))?;
+    Ok((parsed, size))
+}
+
+/// Whether `digest` names the empty blob, which every CAS holds without storing it (REAPI:
+/// "the empty blob ... servers should treat it as present").
+fn is_empty_blob(digest: &ContentDigest, size: u64) -> bool {
+    size == 0 && *digest == ContentDigest::of(digest.function, b"")
+}
+
+/// Stores `bytes` under `id` in one step (small bodies: AC entries, batch blobs). A CAS blob that
+/// is already present is a no-op; a CAS body that does not hash to `expect` is
+/// `DigestMismatch` and leaves nothing visible.
+async fn store_bytes<B: Backend>(
+    backend: &B,
+    id: crate::store::KeyId,
+    expect: Option<ContentDigest>,
+    bytes: &[u8],
+) -> Result<(), StoreError> {
+    use crate::store::{Kind, Meta, PutRequest, Reserved};
+    let request = PutRequest {
+        id,
+        kind: if expect.is_some() {
+            Kind::Cas
+        } else {
+            Kind::Ac
+        },
+        body_len: bytes.len() as u64,
+        meta: Meta::new(),
+        expect,
+    };
+    let mut reservation = match backend.reserve(request).await? {
+        Reserved::Exists => return Ok(()),
+        Reserved::Reservation(reservation) => reservation,
+    };
+    if let Err(error) = reservation.write(bytes) {
+        backend.abort(reservation).await;
+        return Err(error);
+    }
+    backend.commit(reservation).await
+}
+
+/// A stored body as `Bytes` without copying: the `Bytes` keeps the [`ReadHandle`] (and so the
+/// segment map) alive until the last slice of it is sent.
+fn handle_bytes(handle: crate::store::ReadHandle) -> Bytes {
+    struct Body(crate::store::ReadHandle);
+    impl AsRef<[u8]> for Body {
+        fn as_ref(&self) -> &[u8] {
+            self.0.body()
+        }
+    }
+    Bytes::from_owner(Body(handle))
+}
+
+fn rpc_status(status: &Status) -> crate::grpc::pb::google::rpc::Status {
+    crate::grpc::pb::google::rpc::Status {
+        code: status.code.as_i32(),
+        message: status.message.clone(),
+        details: Vec::new(),
+    }
+}
