@@ -1,10 +1,12 @@
 //! `tessera-bench compare`: Tessera against nginx on loopback, identical workloads run against
 //! each in alternation within one invocation, then a side-by-side table with Tessera/nginx ratios.
 //!
-//! For each workload (default: GET and PUT of 4 KiB and 1 MiB objects over `/cas/<sha256>`):
-//! 1. preload the key space into every server (reads only);
+//! For each workload (default: GET and PUT of 4 KiB and 1 MiB objects; GET `/cas/<sha256>`):
+//! 1. preload the key space into every server (reads only; uploads go to `/ac/<sha256>`, which
+//!    both servers store on every PUT, where Tessera would deduplicate a repeated `/cas/` PUT);
 //! 2. closed loop, `--rounds` times, servers alternating (order flipped each round): the maximum
-//!    throughput at `--connections`;
+//!    throughput at `--connections`, reported as each server's median over the rounds and the
+//!    median of the per-round Tessera/nginx ratios;
 //! 3. open loop at a fixed rate below either server's maximum (`--rate`, or `--rate-fraction` of
 //!    the smaller maximum just measured), alternating the same way: p50/p99/p99.9.
 //!
@@ -63,6 +65,9 @@ pub const WORKLOADS: &[(&str, usize, &str, f64)] = &[
     ("put-1m", 2_000, "1MiB", 1.0),
 ];
 
+/// Picks req/s or MB/s from one closed-loop round's (req/s, MB/s).
+type RoundPick = fn(&(f64, f64)) -> f64;
+
 /// Reads one metric from a server's (closed-loop, open-loop) stats.
 type Metric = Box<dyn Fn(&RunStats, &RunStats) -> f64>;
 
@@ -70,12 +75,14 @@ struct Server {
     process: ServerProcess,
 }
 
-/// Per workload and server: closed-loop and open-loop stats merged over rounds.
+/// Per workload and server: closed-loop and open-loop stats merged over rounds, and each
+/// closed-loop round's (req/s, MB/s) in round order (the table reports their medians).
 struct Measured {
     workload: String,
     rate: u64,
     closed: Vec<RunStats>,
     open: Vec<RunStats>,
+    closed_rounds: Vec<Vec<(f64, f64)>>,
 }
 
 pub fn compare_command(arguments: &[String]) -> Result<i32, String> {
@@ -136,8 +143,15 @@ fn select_workloads(list: &str, seed: u64) -> Result<Vec<Workload>, String> {
                 })?;
             Ok(Workload {
                 name: name.to_string(),
-                scheme: PathScheme::BazelCas {
-                    prefix: String::new(),
+                // A repeated /cas/ PUT is deduplicated by Tessera (nothing is stored), which would
+                // flatter it: uploads go to /ac/<sha256> instead, which both servers store every
+                // time (last writer wins; nginx rewrites the file).
+                scheme: if write_ratio >= 1.0 {
+                    PathScheme::Template("/ac/{key}".into())
+                } else {
+                    PathScheme::BazelCas {
+                        prefix: String::new(),
+                    }
                 },
                 grpc: None,
                 objects,
@@ -193,7 +207,7 @@ fn run_workload(
     if workload.write_ratio < 1.0 {
         preload_all(servers, workload, prepared, base)?;
     }
-    let closed = alternate(servers, rounds, |address| {
+    let (closed, closed_rounds) = alternate(servers, rounds, |address| {
         measure(
             prepared,
             &LoadConfig {
@@ -212,7 +226,7 @@ fn run_workload(
             .map(|s| s.requests_per_sec() as u64)
             .collect::<Vec<_>>()
     );
-    let open = alternate(servers, rounds, |address| {
+    let (open, _) = alternate(servers, rounds, |address| {
         let mode = Mode::Open { rate_per_sec: rate };
         measure(
             prepared,
@@ -228,6 +242,7 @@ fn run_workload(
         rate,
         closed,
         open,
+        closed_rounds,
     };
     write_workload_outputs(out, servers, workload, prepared, base, &measured)?;
     Ok(measured)
@@ -329,13 +344,14 @@ fn write_workload_outputs(
 
 /// Runs `run` against every server `rounds` times, flipping the order every round so that
 /// neither server always goes first (machine noise and page-cache state hit both alike), and
-/// merges each server's rounds.
+/// merges each server's rounds; also returns each round's (req/s, MB/s) per server.
 fn alternate(
     servers: &[Server],
     rounds: usize,
     mut run: impl FnMut(std::net::SocketAddr) -> RunStats,
-) -> Vec<RunStats> {
+) -> (Vec<RunStats>, Vec<Vec<(f64, f64)>>) {
     let mut merged: Vec<Option<RunStats>> = vec![None; servers.len()];
+    let mut per_round = vec![Vec::with_capacity(rounds); servers.len()];
     for round in 0..rounds {
         let mut order: Vec<usize> = (0..servers.len()).collect();
         if round % 2 == 1 {
@@ -350,13 +366,59 @@ fn alternate(
                 format_ms(stats.latency_ms_at(0.99)),
                 stats.errors_total()
             );
+            per_round[index].push((stats.requests_per_sec(), stats.megabytes_per_sec()));
             match &mut merged[index] {
                 Some(total) => total.merge_sequential(&stats),
                 slot => *slot = Some(stats),
             }
         }
     }
-    merged.into_iter().map(|s| s.expect("rounds ≥ 1")).collect()
+    let merged = merged.into_iter().map(|s| s.expect("rounds ≥ 1")).collect();
+    (merged, per_round)
+}
+
+/// The median of `values` (mean of the middle two for an even count); 0 for none.
+pub fn median(values: &[f64]) -> f64 {
+    let mut sorted = values.to_vec();
+    sorted.sort_by(f64::total_cmp);
+    match sorted.len() {
+        0 => 0.0,
+        n if n % 2 == 1 => sorted[n / 2],
+        n => (sorted[n / 2 - 1] + sorted[n / 2]) / 2.0,
+    }
+}
+
+/// Closed-loop throughput rows from the rounds: each server's median, and (two servers) the
+/// median of the per-round ratios, each ratio taken between runs of the same round.
+fn throughput_lines(names: &[String], measured: &Measured) -> String {
+    let mut out = String::new();
+    let rows: [(&str, RoundPick); 2] = [
+        ("median req/s (closed loop)", |r| r.0),
+        ("median MB/s (closed loop)", |r| r.1),
+    ];
+    for (metric, pick) in rows {
+        let mut line = format!("{:<8} {:<26}", measured.workload, metric);
+        for rounds in measured.closed_rounds.iter().take(names.len()) {
+            let value = median(&rounds.iter().map(pick).collect::<Vec<_>>());
+            let _ = write!(line, " {value:>12.0}");
+        }
+        if let [first, second] = measured.closed_rounds.as_slice() {
+            let ratios: Vec<f64> = first
+                .iter()
+                .zip(second)
+                .filter(|(_, b)| pick(b) > 0.0)
+                .map(|(a, b)| pick(a) / pick(b))
+                .collect();
+            let ratio = if ratios.is_empty() {
+                "-".to_string()
+            } else {
+                format!("{:.2}", median(&ratios))
+            };
+            let _ = write!(line, " {ratio:>14}");
+        }
+        let _ = writeln!(out, "{line}");
+    }
+    out
 }
 
 /// The side-by-side table; with two servers a ratio column (first / second; for throughput
@@ -382,17 +444,8 @@ fn comparison_table(
     }
     let _ = writeln!(out, "{header}\n{}", "-".repeat(header.len()));
     for measured in results {
-        let rows: [(String, Metric, bool); 6] = [
-            (
-                "max req/s (closed loop)".to_string(),
-                Box::new(|c, _| c.requests_per_sec()),
-                false,
-            ),
-            (
-                "max MB/s (closed loop)".to_string(),
-                Box::new(|c, _| c.megabytes_per_sec()),
-                false,
-            ),
+        out.push_str(&throughput_lines(names, measured));
+        let rows: [(String, Metric, bool); 4] = [
             (
                 format!("p50 ms @ {}/s", measured.rate),
                 Box::new(|_, o| o.latency_ms_at(0.5)),
@@ -474,6 +527,13 @@ mod tests {
     use super::*;
 
     #[test]
+    fn medians_of_odd_and_even_counts() {
+        assert_eq!(median(&[3.0, 1.0, 2.0]), 2.0);
+        assert_eq!(median(&[4.0, 1.0, 3.0, 2.0]), 2.5);
+        assert_eq!(median(&[]), 0.0);
+    }
+
+    #[test]
     fn civil_dates() {
         assert_eq!(civil_from_days(0), (1970, 1, 1));
         assert_eq!(civil_from_days(19_723), (2024, 1, 1));
@@ -488,6 +548,13 @@ mod tests {
             ["put-1m", "get-4k"]
         );
         assert_eq!(chosen[0].write_ratio, 1.0);
+        assert_eq!(chosen[0].scheme, PathScheme::Template("/ac/{key}".into()));
+        assert_eq!(
+            chosen[1].scheme,
+            PathScheme::BazelCas {
+                prefix: String::new()
+            }
+        );
         assert!(select_workloads("get-2k", 1)
             .unwrap_err()
             .contains("unknown workload"));
@@ -508,6 +575,10 @@ mod tests {
             rate: 50,
             closed: vec![fast.clone(), slow.clone()],
             open: vec![fast, slow],
+            closed_rounds: vec![
+                vec![(150.0, 0.6), (50.0, 0.2)],
+                vec![(100.0, 0.4), (20.0, 0.1)],
+            ],
         };
         let load = LoadConfig {
             address: "127.0.0.1:1".parse().unwrap(),
@@ -522,8 +593,14 @@ mod tests {
             driver: crate::loadgen::Driver::Auto,
         };
         let table = comparison_table(&["tessera".into(), "nginx".into()], &[measured], &load, 2);
-        let throughput = table.lines().find(|l| l.contains("max req/s")).unwrap();
-        assert!(throughput.trim_end().ends_with("2.00"), "{throughput}");
+        // Medians 100 vs 60 req/s; per-round ratios 1.5 and 2.5, so the ratio column says 2.00.
+        let throughput = table.lines().find(|l| l.contains("median req/s")).unwrap();
+        let fields: Vec<&str> = throughput.split_whitespace().collect();
+        assert_eq!(
+            fields[fields.len() - 3..],
+            ["100", "60", "2.00"],
+            "{throughput}"
+        );
         let p50 = table.lines().find(|l| l.contains("p50 ms @ 50/s")).unwrap();
         assert!(p50.trim_end().ends_with("0.50"), "{p50}");
         assert!(table.contains("tessera/nginx"));

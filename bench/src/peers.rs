@@ -29,6 +29,30 @@ pub fn free_port() -> Result<u16, String> {
         .map_err(|e| e.to_string())
 }
 
+/// Longest wait for a stopped server's port to become bindable again: 5 s. After `kill -9` an
+/// io_uring server's listening sockets outlive the reaped process until the kernel tears its
+/// rings down asynchronously (≈5 ms measured here), and Tessera refuses to start on a port that
+/// still has a listener.
+pub const PORT_RELEASE_WAIT_SECS_MAX: u64 = 5;
+
+/// Waits until `address` can be bound (with `SO_REUSEADDR`, as a restarting server would);
+/// returns how long that took.
+pub fn wait_port_free(address: SocketAddr) -> Result<Duration, String> {
+    let start = Instant::now();
+    loop {
+        // std's TcpListener sets SO_REUSEADDR on Unix, so TIME_WAIT leftovers do not count.
+        match TcpListener::bind(address) {
+            Ok(_) => return Ok(start.elapsed()),
+            Err(error) if start.elapsed() > Duration::from_secs(PORT_RELEASE_WAIT_SECS_MAX) => {
+                return Err(format!(
+                    "{address} still in use {PORT_RELEASE_WAIT_SECS_MAX} s after the server exited: {error}"
+                ))
+            }
+            Err(_) => std::thread::sleep(Duration::from_millis(HEALTH_POLL_INTERVAL_MS)),
+        }
+    }
+}
+
 /// One blocking `GET path` with a short timeout; returns the status.
 pub fn http_status(address: SocketAddr, path: &str) -> std::io::Result<u16> {
     let timeout = Duration::from_secs(2);
@@ -122,6 +146,38 @@ impl ServerProcess {
         }
     }
 
+    /// Waits until the server's log (stdout and stderr) has a line starting with `prefix`;
+    /// returns how long that took from the call. Fails if the process exits or
+    /// HEALTHZ_WAIT_SECS_MAX passes. Tessera prints `tessera listening on …` only once every
+    /// executor has opened its shards, while `/healthz` can already answer from an executor whose
+    /// own shards are open: the later of the two is when every key can be served.
+    pub fn wait_log_line(&mut self, prefix: &str) -> Result<Duration, String> {
+        let start = Instant::now();
+        let limit = Duration::from_secs(HEALTHZ_WAIT_SECS_MAX);
+        loop {
+            let text = std::fs::read_to_string(&self.log).unwrap_or_default();
+            if text.lines().any(|line| line.starts_with(prefix)) {
+                return Ok(start.elapsed());
+            }
+            let child = self.child.as_mut().ok_or("server already stopped")?;
+            if let Ok(Some(status)) = child.try_wait() {
+                return Err(format!(
+                    "{} exited with {status} before printing `{prefix}` (log: {})",
+                    self.name,
+                    self.log.display()
+                ));
+            }
+            if start.elapsed() > limit {
+                return Err(format!(
+                    "{} did not print `{prefix}` within {limit:?} (log: {})",
+                    self.name,
+                    self.log.display()
+                ));
+            }
+            std::thread::sleep(Duration::from_millis(HEALTH_POLL_INTERVAL_MS));
+        }
+    }
+
     /// Sends `signal` and waits for the process to exit; returns the time to exit and whether it
     /// exited successfully. A process still alive after STOP_WAIT_SECS_MAX is killed (error).
     pub fn stop(&mut self, signal: i32) -> Result<(Duration, bool), String> {
@@ -150,6 +206,13 @@ impl ServerProcess {
 
 impl Drop for ServerProcess {
     fn drop(&mut self) {
+        // A server that already exited (e.g. failed to start) is only reaped.
+        if let Some(child) = self.child.as_mut() {
+            if let Ok(Some(_)) = child.try_wait() {
+                self.child = None;
+                return;
+            }
+        }
         // SIGTERM first so that nginx's master takes its workers down with it.
         if self.child.is_some() && self.stop(libc::SIGTERM).is_err() {
             eprintln!("tessera-bench: {} did not stop cleanly", self.name);
@@ -326,6 +389,18 @@ mod tests {
     }
 
     #[test]
+    fn port_is_free_once_its_listener_is_gone_and_busy_while_it_listens() {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let address = listener.local_addr().unwrap();
+        let busy = std::thread::spawn(move || wait_port_free(address));
+        std::thread::sleep(Duration::from_millis(50));
+        assert!(!busy.is_finished(), "a listening port was reported free");
+        drop(listener);
+        let waited = busy.join().unwrap().unwrap();
+        assert!(waited >= Duration::from_millis(50), "{waited:?}");
+    }
+
+    #[test]
     fn health_check_and_stop_against_the_test_server() {
         let server = crate::test_server::TestServer::start("127.0.0.1:0").unwrap();
         assert_eq!(http_status(server.address(), "/healthz").unwrap(), 200);
@@ -338,6 +413,25 @@ mod tests {
             ServerProcess::spawn("sleep", &mut sleeper, server.address(), "/healthz", &log)
                 .unwrap();
         assert!(process.wait_healthy().is_ok());
+        // `sleep` prints nothing: the wait ends with an error once the process is gone.
+        let mut silent = Command::new("true");
+        let log_true =
+            std::env::temp_dir().join(format!("tessera-bench-true-{}.log", std::process::id()));
+        let mut gone =
+            ServerProcess::spawn("true", &mut silent, server.address(), "/healthz", &log_true)
+                .unwrap();
+        let error = gone.wait_log_line("tessera listening on").unwrap_err();
+        assert!(error.contains("exited"), "{error}");
+        let mut echo = Command::new("sh");
+        echo.args([
+            "-c",
+            "echo 'tessera listening on 127.0.0.1:1 shards=1'; exec sleep 30",
+        ]);
+        let mut printer =
+            ServerProcess::spawn("sh", &mut echo, server.address(), "/healthz", &log_true).unwrap();
+        assert!(printer.wait_log_line("tessera listening on").is_ok());
+        printer.stop(libc::SIGKILL).unwrap();
+        let _ = std::fs::remove_file(log_true);
         let (took, success) = process.stop(libc::SIGKILL).unwrap();
         assert!(!success && took < Duration::from_secs(STOP_WAIT_SECS_MAX));
         let _ = std::fs::remove_file(log);

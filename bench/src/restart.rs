@@ -9,11 +9,15 @@
 //! 4. verify: GET a random sample of the stored objects, every byte checked;
 //! 5. preload `--extra-objects` more (so the log has a tail after the last checkpoint);
 //! 6. `kill -9`; restart and time spawn → `/healthz` 200; verify a sample of all objects.
+//!
+//! "Reopen" is the time from spawn until the server is ready for every key: the later of the
+//! first `/healthz` 200 and the `tessera listening on` line (see `Plan::start`). Before each
+//! restart the harness waits until the old port can be bound again (reported separately).
 
 use crate::args::Args;
 use crate::cli::load_config;
 use crate::loadgen::{run_load, LoadConfig, Mode, OperationSource};
-use crate::peers::{free_port, spawn_tessera, ServerProcess};
+use crate::peers::{free_port, spawn_tessera, wait_port_free, ServerProcess};
 use crate::protocol::PathScheme;
 use crate::report::{json_string, problems_banner};
 use crate::runner::{Prepared, Workload};
@@ -47,6 +51,9 @@ const FLAGS: &[&str] = &[
     "seed",
     "driver",
 ];
+
+/// What `tessera serve` prints on stdout once every shard is open.
+const READY_LINE: &str = "tessera listening on";
 
 struct Step {
     name: &'static str,
@@ -91,7 +98,12 @@ impl Plan {
         })
     }
 
-    /// Spawns `tessera serve` and returns it with the time from spawn to `/healthz` 200.
+    /// Spawns `tessera serve` and returns it with the time from spawn until it is ready: the
+    /// later of the first `/healthz` 200 and its `tessera listening on` line (printed once every
+    /// shard is open; `/healthz` alone can answer from an executor whose own shards are open
+    /// while another executor is still opening its shards). The listening sockets exist before
+    /// the shards are open, so the first health check waits in the accept backlog until an
+    /// executor accepts it, rather than being refused and retried.
     fn start(&self, phase: &str) -> Result<(ServerProcess, Duration), String> {
         let log = self.out.join(format!("tessera-{phase}.log"));
         let spawned = Instant::now();
@@ -104,7 +116,15 @@ impl Plan {
             &log,
         )?;
         process.wait_healthy()?;
-        Ok((process, spawned.elapsed()))
+        let healthy = spawned.elapsed();
+        process.wait_log_line(READY_LINE)?;
+        let ready = spawned.elapsed();
+        eprintln!(
+            "{phase}: /healthz 200 after {}, `{READY_LINE}` after {}",
+            ms(healthy),
+            ms(ready)
+        );
+        Ok((process, ready))
     }
 }
 
@@ -202,6 +222,11 @@ fn run_sequence(
         name: "clean stop (SIGTERM → exit)",
         value: ms(stop_time),
     });
+    let released = wait_port_free(server.address)?;
+    steps.push(Step {
+        name: "port released after SIGTERM",
+        value: ms(released),
+    });
     let (mut server, reopen_clean) = plan.start("after-sigterm")?;
     steps.push(Step {
         name: "reopen after clean stop",
@@ -223,6 +248,13 @@ fn run_sequence(
         value,
     });
     server.stop(libc::SIGKILL)?;
+    // The killed server's listening sockets outlive it briefly (io_uring teardown is
+    // asynchronous); Tessera would refuse the port until then. Not part of the reopen time.
+    let released = wait_port_free(server.address)?;
+    steps.push(Step {
+        name: "port released after kill -9",
+        value: ms(released),
+    });
     let (mut server, reopen_killed) = plan.start("after-kill-9")?;
     steps.push(Step {
         name: "reopen after kill -9",
