@@ -1,6 +1,9 @@
 //! End-to-end tests of the gRPC/HTTP/2 driver (`tessera::grpc::serve`) with a real h2 client
 //! over loopback TCP, on a glommio executor, against a small echo service.
 
+#[path = "common/grpc_client.rs"]
+mod grpc_client;
+
 use std::cell::{Cell, RefCell};
 use std::future::Future;
 use std::net::SocketAddr;
@@ -14,7 +17,7 @@ use glommio::net::{TcpListener, TcpStream};
 use glommio::timer::sleep;
 use h2::client::SendRequest;
 use http::HeaderMap;
-use tessera::grpc::framing::{encode_prefix, MessageDecoder};
+use tessera::grpc::framing::encode_prefix;
 use tessera::grpc::{
     serve, CallContext, CallKind, Code, ConnectionError, GrpcLimits, GrpcService, RequestStream,
     ResponseSink, Status,
@@ -332,18 +335,7 @@ async fn read_reply(response: h2::client::ResponseFuture) -> Reply {
             messages: Vec::new(),
         };
     }
-    let mut decoder = MessageDecoder::new(64 << 20);
-    let mut messages = Vec::new();
-    while let Some(chunk) = body.data().await {
-        let chunk = chunk.expect("response data");
-        let _ = body.flow_control().release_capacity(chunk.len());
-        decoder.push(chunk);
-        while let Some(message) = decoder.next_message().expect("well-framed reply") {
-            messages.push(message);
-        }
-    }
-    decoder.finish().expect("no partial message");
-    let trailers = body.trailers().await.expect("trailers").unwrap_or_default();
+    let (messages, trailers) = grpc_client::read_messages(&mut body).await;
     Reply {
         http_status: parts.status,
         headers: parts.headers,

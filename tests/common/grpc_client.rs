@@ -136,6 +136,24 @@ pub async fn send_all(send: &mut h2::SendStream<Bytes>, mut data: Bytes) {
     }
 }
 
+/// Every gRPC message of a response body (flow-control capacity released as it arrives) and
+/// the trailers.
+pub async fn read_messages(body: &mut h2::RecvStream) -> (Vec<Bytes>, http::HeaderMap) {
+    let mut decoder = MessageDecoder::new(64 << 20);
+    let mut messages = Vec::new();
+    while let Some(chunk) = body.data().await {
+        let chunk = chunk.expect("response data");
+        let _ = body.flow_control().release_capacity(chunk.len());
+        decoder.push(chunk);
+        while let Some(message) = decoder.next_message().expect("well-framed reply") {
+            messages.push(message);
+        }
+    }
+    decoder.finish().expect("no partial message");
+    let trailers = body.trailers().await.expect("trailers").unwrap_or_default();
+    (messages, trailers)
+}
+
 pub async fn read_reply(response: h2::client::ResponseFuture) -> Reply {
     let response = match response.await {
         Ok(response) => response,
@@ -153,18 +171,7 @@ pub async fn read_reply(response: h2::client::ResponseFuture) -> Reply {
             status: Status::from_trailers(&parts.headers),
         };
     }
-    let mut decoder = MessageDecoder::new(64 << 20);
-    let mut messages = Vec::new();
-    while let Some(chunk) = body.data().await {
-        let chunk = chunk.expect("response data");
-        let _ = body.flow_control().release_capacity(chunk.len());
-        decoder.push(chunk);
-        while let Some(message) = decoder.next_message().expect("well-framed reply") {
-            messages.push(message);
-        }
-    }
-    decoder.finish().expect("no partial message");
-    let trailers = body.trailers().await.expect("trailers").unwrap_or_default();
+    let (messages, trailers) = read_messages(&mut body).await;
     Reply {
         messages,
         status: Status::from_trailers(&trailers),
