@@ -4,6 +4,8 @@
 #[path = "common/grpc_client.rs"]
 mod grpc_client;
 
+use grpc_client::frame;
+
 use std::cell::{Cell, RefCell};
 use std::future::Future;
 use std::net::SocketAddr;
@@ -17,7 +19,6 @@ use glommio::net::{TcpListener, TcpStream};
 use glommio::timer::sleep;
 use h2::client::SendRequest;
 use http::HeaderMap;
-use tessera::grpc::framing::encode_prefix;
 use tessera::grpc::{
     serve, CallContext, CallKind, Code, ConnectionError, GrpcLimits, GrpcService, RequestStream,
     ResponseSink, Status,
@@ -253,12 +254,6 @@ async fn connect(addr: SocketAddr) -> SendRequest<Bytes> {
     })
     .detach();
     client
-}
-
-fn frame(message: &[u8]) -> Bytes {
-    let mut framed = encode_prefix(message.len() as u32).to_vec();
-    framed.extend_from_slice(message);
-    Bytes::from(framed)
 }
 
 #[derive(Debug)]
