@@ -15,6 +15,8 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use futures::channel::oneshot;
+use futures::future::{FutureExt, Shared as SharedFuture};
 use futures_lite::future::or;
 use futures_lite::AsyncWriteExt;
 use glommio::net::{TcpListener, TcpStream};
@@ -46,10 +48,26 @@ pub const HTTP2_WRITE_BUFFER_BYTES: usize = 64 << 10;
 const REFUSAL: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\ncontent-type: text/plain\r\n\
 content-length: 40\r\nconnection: close\r\n\r\nconnection limit reached; retry shortly\n";
 
+/// The executor's drain signal: completes once the process starts draining. One watcher task
+/// per executor polls the process-wide flag and fires it; every connection and accept loop waits
+/// on a clone, so an idle connection costs no timer of its own.
+pub type DrainSignal = SharedFuture<oneshot::Receiver<()>>;
+
+/// Spawns the executor's drain watcher and returns the signal it fires.
+fn drain_signal(shared: Arc<Shared>) -> DrainSignal {
+    let (fire, signal) = oneshot::channel();
+    glommio::spawn_local(async move {
+        drained(&shared).await;
+        let _ = fire.send(());
+    })
+    .detach();
+    signal.shared()
+}
+
 /// The executor's clock for the wire layers: glommio timers, plus the drain signal.
 #[derive(Clone)]
 pub struct Clock {
-    shared: Arc<Shared>,
+    drain: DrainSignal,
 }
 
 impl Sleep for Clock {
@@ -57,8 +75,11 @@ impl Sleep for Clock {
         glommio::timer::sleep(duration)
     }
     fn shutdown(&self) -> impl Future<Output = ()> {
-        let shared = self.shared.clone();
-        async move { drained(&shared).await }
+        let drain = self.drain.clone();
+        async move {
+            // A dropped watcher (executor stopping) counts as drain too.
+            let _ = drain.await;
+        }
     }
 }
 
@@ -99,7 +120,7 @@ impl Context {
             reapi: Rc::new(reapi),
             grpc_limits: Rc::new(grpc_limits(config)),
             clock: Clock {
-                shared: shared.clone(),
+                drain: drain_signal(shared.clone()),
             },
             shared,
             active: Cell::new(0),
@@ -152,7 +173,7 @@ pub fn grpc_limits(config: &Config) -> GrpcLimits {
 pub async fn accept_loop(listener: TcpListener, context: Rc<Context>, grpc_only: bool) {
     loop {
         let accepted = or(async { Some(listener.accept().await) }, async {
-            drained(&context.shared).await;
+            context.clock.shutdown().await;
             None
         })
         .await;
@@ -222,8 +243,7 @@ async fn serve_connection(mut stream: TcpStream, context: &Context, grpc_only: b
 }
 
 async fn serve_http2(stream: TcpStream, buffered: Vec<u8>, context: &Context) {
-    let shared = context.shared.clone();
-    let drain = async move { drained(&shared).await };
+    let drain = context.clock.shutdown();
     let stream = futures::io::BufWriter::with_capacity(HTTP2_WRITE_BUFFER_BYTES, stream);
     let outcome = crate::grpc::serve(
         stream,
