@@ -26,13 +26,23 @@ pub enum FillError {
     Store(StoreError),
 }
 
+/// A read buffer for a body of `len` bytes (unknown: chunked): no larger than the body, so a
+/// 100-byte action-cache entry does not allocate and zero 64 KiB; at least one byte, so a
+/// body longer than declared is still read (and refused) rather than taken for its end.
+fn step_buffer(len: Option<u64>) -> Vec<u8> {
+    let len = len.map_or(UPLOAD_CHUNK_BYTES, |len| {
+        usize::try_from(len).map_or(UPLOAD_CHUNK_BYTES, |len| len.min(UPLOAD_CHUNK_BYTES))
+    });
+    vec![0u8; len.max(1)]
+}
+
 /// Reads the whole body into `reservation`. A body shorter than the reservation is an
 /// `UnexpectedEof` body error; a longer one is the store's `Overflow`.
 pub async fn fill_reservation(
     body: &mut Body<'_>,
     reservation: &mut Reservation,
 ) -> Result<(), FillError> {
-    let mut buffer = vec![0u8; UPLOAD_CHUNK_BYTES];
+    let mut buffer = step_buffer(Some(reservation.body_len()));
     loop {
         let read = body.read(&mut buffer).await.map_err(FillError::Body)?;
         if read == 0 {
@@ -53,7 +63,7 @@ pub async fn fill_reservation(
 
 /// Reads and drops the rest of a body (e.g. a CAS blob that is already stored).
 pub async fn discard_body(body: &mut Body<'_>) -> io::Result<()> {
-    let mut buffer = vec![0u8; UPLOAD_CHUNK_BYTES];
+    let mut buffer = step_buffer(body.declared_len());
     while body.read(&mut buffer).await? > 0 {}
     Ok(())
 }
