@@ -429,6 +429,24 @@ fn put_unless_refused(addr: SocketAddr, path: &str, body: &[u8]) -> http_client:
         .unwrap_or_else(|e| panic!("PUT {path}: {e}"))
 }
 
+/// PUTs a CAS blob until the server has released room for it: 507 is the only other answer
+/// allowed, and the room must come within `SETTLE_TIMEOUT_MS` (`when` says what released it).
+fn put_once_room_is_released(addr: SocketAddr, body: &[u8], when: &str) {
+    let deadline = Instant::now() + Duration::from_millis(SETTLE_TIMEOUT_MS);
+    loop {
+        let response = put_unless_refused(addr, &cas_path(body), body);
+        if response.status == 200 {
+            return;
+        }
+        assert_eq!(response.status, 507, "{when}: {response:?}");
+        assert!(
+            Instant::now() < deadline,
+            "still 507 {SETTLE_TIMEOUT_MS} ms {when}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
 #[test]
 fn a_full_budget_gets_507_reads_keep_working_and_released_reservations_make_room() {
     let server = Tessera::start(&TIGHT_BUDGET_ARGS, &[]);
@@ -477,19 +495,7 @@ fn a_full_budget_gets_507_reads_keep_working_and_released_reservations_make_room
     // The held uploads go away: their reservations are released, uploads succeed again.
     let held_paths: Vec<String> = held.iter().map(|(_, body)| cas_path(body)).collect();
     drop(held);
-    let deadline = Instant::now() + Duration::from_millis(SETTLE_TIMEOUT_MS);
-    loop {
-        let response = put_unless_refused(addr, &cas_path(&another), &another);
-        if response.status == 200 {
-            break;
-        }
-        assert_eq!(response.status, 507, "{response:?}");
-        assert!(
-            Instant::now() < deadline,
-            "still 507 {SETTLE_TIMEOUT_MS} ms after the held uploads disconnected"
-        );
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    put_once_room_is_released(addr, &another, "after the held uploads disconnected");
     assert_stored(addr, &cas_path(&another), &another);
     for path in held_paths {
         assert_absent(addr, &path);
@@ -517,19 +523,8 @@ fn a_client_that_disconnects_mid_upload_releases_its_reservation() {
         drop(conn);
 
         let complete = rng.bytes(TIGHT_UPLOAD_BYTES);
-        let deadline = Instant::now() + Duration::from_millis(SETTLE_TIMEOUT_MS);
-        loop {
-            let response = put_unless_refused(addr, &cas_path(&complete), &complete);
-            if response.status == 200 {
-                break;
-            }
-            assert_eq!(response.status, 507, "round {round}: {response:?}");
-            assert!(
-                Instant::now() < deadline,
-                "round {round}: still 507 {SETTLE_TIMEOUT_MS} ms after an upload was abandoned"
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
+        let when = format!("round {round}: after an upload was abandoned");
+        put_once_room_is_released(addr, &complete, &when);
         assert_stored(addr, &cas_path(&complete), &complete);
         assert_absent(addr, &cas_path(&abandoned));
     }
