@@ -33,28 +33,41 @@ fn name(digest: &ContentDigest) -> [u8; 33] {
     name
 }
 
+/// Instance names up to this long get their namespace built on the stack (no allocation per
+/// request); longer ones, which the gRPC and HTTP layers allow, use a `String`.
+const NAMESPACE_STACK_BYTES: usize = 128;
+
+/// The id of `kind`/`digest` in `instance`'s namespace.
+fn key_id(instance: &str, kind: Kind, digest: &ContentDigest) -> KeyId {
+    let name = name(digest);
+    let id = |namespace: &str| {
+        Key {
+            namespace,
+            kind,
+            name: &name,
+        }
+        .id()
+    };
+    const PREFIX: &str = "reapi/";
+    let len = PREFIX.len() + instance.len();
+    if len > NAMESPACE_STACK_BYTES {
+        return id(&namespace(instance));
+    }
+    let mut buf = [0u8; NAMESPACE_STACK_BYTES];
+    buf[..PREFIX.len()].copy_from_slice(PREFIX.as_bytes());
+    buf[PREFIX.len()..len].copy_from_slice(instance.as_bytes());
+    // Both halves are `str`s, so their concatenation is UTF-8.
+    id(std::str::from_utf8(&buf[..len]).expect("two str halves make a str"))
+}
+
 /// Key of a CAS blob of `instance`.
 pub fn cas_key(instance: &str, digest: &ContentDigest) -> KeyId {
-    let namespace = namespace(instance);
-    let name = name(digest);
-    Key {
-        namespace: &namespace,
-        kind: Kind::Cas,
-        name: &name,
-    }
-    .id()
+    key_id(instance, Kind::Cas, digest)
 }
 
 /// Key of an action-cache entry of `instance`, addressed by the action's digest.
 pub fn ac_key(instance: &str, action: &ContentDigest) -> KeyId {
-    let namespace = namespace(instance);
-    let name = name(action);
-    Key {
-        namespace: &namespace,
-        kind: Kind::Ac,
-        name: &name,
-    }
-    .id()
+    key_id(instance, Kind::Ac, action)
 }
 
 #[cfg(test)]
@@ -88,5 +101,24 @@ mod tests {
             cas_key("x", &sha),
             cas_key("x", &digest(DigestFunction::Sha256, 7))
         );
+    }
+
+    #[test]
+    fn stack_and_heap_namespaces_give_the_same_keys() {
+        let sha = digest(DigestFunction::Sha256, 9);
+        let long = "i".repeat(300);
+        for len in [0, 1, 121, 122, 123, 300] {
+            let instance = &long[..len];
+            let by_string = |kind| {
+                Key {
+                    namespace: &namespace(instance),
+                    kind,
+                    name: &name(&sha),
+                }
+                .id()
+            };
+            assert_eq!(cas_key(instance, &sha), by_string(Kind::Cas), "{len}");
+            assert_eq!(ac_key(instance, &sha), by_string(Kind::Ac), "{len}");
+        }
     }
 }

@@ -45,17 +45,38 @@ pub struct Key<'a> {
 
 const KEY_DOMAIN: &[u8] = b"tessera-key-v1";
 
+/// Encodings up to this many bytes are hashed from a stack buffer in one call.
+const KEY_ENCODING_STACK_BYTES: usize = 256;
+
 impl Key<'_> {
     /// The key's id: BLAKE3 over the length-prefixed encoding in the module docs.
     pub fn id(&self) -> KeyId {
-        let mut hasher = blake3::Hasher::new();
-        hasher.update(KEY_DOMAIN);
         let namespace_len = u32::try_from(self.namespace.len()).unwrap_or(u32::MAX);
-        hasher.update(&namespace_len.to_le_bytes());
-        hasher.update(self.namespace.as_bytes());
-        hasher.update(&[self.kind as u8]);
-        hasher.update(&(self.name.len() as u64).to_le_bytes());
-        hasher.update(self.name);
+        let parts: [&[u8]; 6] = [
+            KEY_DOMAIN,
+            &namespace_len.to_le_bytes(),
+            self.namespace.as_bytes(),
+            &[self.kind as u8],
+            &(self.name.len() as u64).to_le_bytes(),
+            self.name,
+        ];
+        // Typical keys (a 33-byte REAPI name in a short namespace) are well under this: one
+        // contiguous buffer and one `blake3::hash` instead of six `update`s, which is measurably
+        // cheaper per request. Longer keys stream; both hash the same bytes.
+        let total: usize = parts.iter().map(|p| p.len()).sum();
+        if total <= KEY_ENCODING_STACK_BYTES {
+            let mut buf = [0u8; KEY_ENCODING_STACK_BYTES];
+            let mut at = 0;
+            for part in parts {
+                buf[at..at + part.len()].copy_from_slice(part);
+                at += part.len();
+            }
+            return KeyId(*blake3::hash(&buf[..at]).as_bytes());
+        }
+        let mut hasher = blake3::Hasher::new();
+        for part in parts {
+            hasher.update(part);
+        }
         KeyId(*hasher.finalize().as_bytes())
     }
 }
@@ -106,21 +127,39 @@ mod tests {
 
     #[test]
     fn key_id_is_pinned() {
-        // Golden value: changing the encoding silently orphans every stored record.
-        let id = Key {
+        // Golden value: changing the encoding silently orphans every stored record. Checked for
+        // a short key (hashed from the stack buffer) and for keys around and far over
+        // KEY_ENCODING_STACK_BYTES (streamed), which must hash the same encoding.
+        let name = vec![0x5a_u8; 400];
+        for name_len in [4usize, 200, 211, 212, 213, 400] {
+            let name = &name[..name_len];
+            let id = Key {
+                namespace: "ns",
+                kind: Kind::Cas,
+                name,
+            }
+            .id();
+            let mut expected = blake3::Hasher::new();
+            expected.update(b"tessera-key-v1");
+            expected.update(&[2, 0, 0, 0]);
+            expected.update(b"ns");
+            expected.update(&[1]);
+            expected.update(&(name_len as u64).to_le_bytes());
+            expected.update(name);
+            assert_eq!(
+                id.0,
+                *expected.finalize().as_bytes(),
+                "name of {name_len} bytes"
+            );
+        }
+        let golden = Key {
             namespace: "ns",
             kind: Kind::Cas,
             name: b"name",
         }
         .id();
-        let mut expected = blake3::Hasher::new();
-        expected.update(b"tessera-key-v1");
-        expected.update(&[2, 0, 0, 0]);
-        expected.update(b"ns");
-        expected.update(&[1]);
-        expected.update(&[4, 0, 0, 0, 0, 0, 0, 0]);
-        expected.update(b"name");
-        assert_eq!(id.0, *expected.finalize().as_bytes());
+        // First bytes of the id as stored by every release so far.
+        assert_eq!(golden.0[..8], [116, 111, 95, 17, 85, 176, 175, 207]);
     }
 
     /// Reference implementation: the same algorithm written from the paper's pseudo-code with

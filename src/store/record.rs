@@ -194,6 +194,18 @@ pub fn u64_at(bytes: &[u8], offset: usize) -> u64 {
 /// of the space the record may occupy (the rest of the segment). Every field is checked before
 /// any arithmetic uses it; the returned layout fits inside `bytes`.
 pub fn decode_frame(bytes: &[u8]) -> Result<(Frame, Layout), FrameError> {
+    decode_frame_checked(bytes, true)
+}
+
+/// [`decode_frame`] for a record whose header checksum was verified before (its index entry is
+/// marked verified): every field check except recomputing the checksum, which is most of the
+/// cost of a small read. Records are immutable once committed, so what was verified stays so;
+/// damage after that first read (bit rot) is `scrub`'s to find, as for bodies.
+pub fn decode_verified_frame(bytes: &[u8]) -> Result<(Frame, Layout), FrameError> {
+    decode_frame_checked(bytes, false)
+}
+
+fn decode_frame_checked(bytes: &[u8], checksum: bool) -> Result<(Frame, Layout), FrameError> {
     if bytes.len() < HEADER_BYTES {
         return Err(if bytes.iter().all(|&b| b == 0) {
             FrameError::Empty
@@ -219,10 +231,11 @@ pub fn decode_frame(bytes: &[u8]) -> Result<(Frame, Layout), FrameError> {
         return Err(FrameError::Short);
     }
     let stored = u64_at(header, OFF_HEADER_CHECKSUM);
-    if checksum64(&[
-        &header[..OFF_HEADER_CHECKSUM],
-        &bytes[HEADER_BYTES..meta_end],
-    ]) != stored
+    if checksum
+        && checksum64(&[
+            &header[..OFF_HEADER_CHECKSUM],
+            &bytes[HEADER_BYTES..meta_end],
+        ]) != stored
     {
         return Err(FrameError::Invalid("header checksum mismatch"));
     }
@@ -281,6 +294,17 @@ fn validate_fields(header: &[u8], meta_len: u16) -> Result<Frame, FrameError> {
 /// Decodes the commit area of a header whose frame is valid. `Err` when the commit area is
 /// inconsistent (torn commit or damage): such a record is never served.
 pub fn decode_state(header: &[u8]) -> Result<State, &'static str> {
+    decode_state_checked(header, true)
+}
+
+/// [`decode_state`] for a record whose commit area was verified before (see
+/// [`decode_verified_frame`]): the state word is still read and must say committed or aborted,
+/// but the commit check is not recomputed.
+pub fn decode_verified_state(header: &[u8]) -> Result<State, &'static str> {
+    decode_state_checked(header, false)
+}
+
+fn decode_state_checked(header: &[u8], check: bool) -> Result<State, &'static str> {
     if header.len() < HEADER_BYTES {
         return Err("header truncated");
     }
@@ -293,7 +317,9 @@ pub fn decode_state(header: &[u8]) -> Result<State, &'static str> {
         STATE_PENDING => Ok(State::Pending),
         STATE_COMMITTED | STATE_ABORTED => {
             let header_checksum = u64_at(header, OFF_HEADER_CHECKSUM);
-            if u32_at(header, OFF_COMMIT_CHECK) != commit_check(header_checksum, seal, state) {
+            if check
+                && u32_at(header, OFF_COMMIT_CHECK) != commit_check(header_checksum, seal, state)
+            {
                 return Err("commit area checksum mismatch");
             }
             Ok(if state == STATE_COMMITTED {

@@ -230,10 +230,12 @@ impl Shard {
             entry.offset,
             entry.record_bytes,
             id,
-            !entry.verified,
+            entry.verified,
         ) {
             Ok(handle) => {
-                self.index.mark_verified(id);
+                if !entry.verified {
+                    self.index.mark_verified(id);
+                }
                 Ok(Some(handle))
             }
             Err(_damage) => {
@@ -406,7 +408,7 @@ impl Shard {
                 .expect("index entries point into the ring")
                 .clone();
             checked += 1;
-            if ReadHandle::open(segment, entry.offset, entry.record_bytes, &id, true).is_err() {
+            if ReadHandle::open(segment, entry.offset, entry.record_bytes, &id, false).is_err() {
                 damaged += 1;
                 self.counters.corrupt += 1;
                 self.index.remove(&id);

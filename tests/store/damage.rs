@@ -233,3 +233,31 @@ fn scrub_finds_damage_after_the_first_read_and_ids_lists_live_keys() {
     assert_eq!(shard.stats().corrupt, 1);
     assert_eq!(shard.ids().len(), 2);
 }
+
+#[test]
+fn header_rot_after_the_first_read_is_found_by_scrub_and_key_rot_is_a_miss() {
+    // A verified record is reopened with field checks only (no checksums recomputed), like a
+    // verified body: rot in a field that still parses (the creation time) is found by scrub,
+    // and rot in the key id is a miss at once, never another key's bytes.
+    let t = three(true);
+    let mut shard = Shard::open(&t.cfg, 0).unwrap();
+    for (id, bytes, _) in &t.records {
+        assert_eq!(get(&mut shard, id).as_ref(), Some(bytes)); // verified once
+    }
+    use tessera::store::record::{OFF_CREATED_MS, OFF_KEY_ID};
+    flip(&t.segment, t.records[1].2 + OFF_CREATED_MS as u64, 0x01);
+    flip(&t.segment, t.records[2].2 + OFF_KEY_ID as u64 + 5, 0x10);
+    assert_eq!(
+        get(&mut shard, &t.records[1].0).as_ref(),
+        Some(&t.records[1].1)
+    );
+    assert_eq!(get(&mut shard, &t.records[2].0), None);
+    assert_eq!(shard.stats().corrupt, 1);
+    assert_eq!(shard.scrub(), (2, 1));
+    assert_eq!(get(&mut shard, &t.records[1].0), None);
+    assert_eq!(
+        get(&mut shard, &t.records[0].0).as_ref(),
+        Some(&t.records[0].1)
+    );
+    assert_eq!(shard.stats().corrupt, 2);
+}
