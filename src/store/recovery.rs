@@ -154,7 +154,13 @@ fn open_segments(
     let mut segments = Vec::with_capacity(seqs.len());
     for (i, &seq) in seqs.iter().enumerate() {
         let newest = i + 1 == seqs.len();
-        match Segment::open(&dir.join(segment_file_name(seq)), shard, seq, newest) {
+        let path = dir.join(segment_file_name(seq));
+        if newest && Segment::is_unfinished(&path)? {
+            fs::remove_file(&path).map_err(|e| StoreError::io("remove segment", &path, e))?;
+            report.reclaimed_segments += 1;
+            continue;
+        }
+        match Segment::open(&path, shard, seq, newest) {
             Ok(segment) => segments.push(segment),
             Err(StoreError::Corrupt { .. }) => report.damaged_segments += 1,
             Err(other) => return Err(other),

@@ -170,6 +170,25 @@ impl Segment {
         Segment::map(file, path, header)
     }
 
+    /// True for a segment file whose creation a crash interrupted: shorter than a header, or
+    /// with an all-zero header (killed between `create_new`, `fallocate` and the header write).
+    /// `create` writes the header before the segment takes any record, so such a file holds
+    /// nothing. Only the newest segment can be one; recovery removes it.
+    pub fn is_unfinished(path: &Path) -> Result<bool, StoreError> {
+        let file = File::open(path).map_err(|e| StoreError::io("open segment", path, e))?;
+        let mut raw = [0u8; SEGMENT_HEADER_BYTES as usize];
+        let mut filled = 0;
+        while filled < raw.len() {
+            match file.read_at(&mut raw[filled..], filled as u64) {
+                Ok(0) => return Ok(true),
+                Ok(n) => filled += n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(StoreError::io("read segment header", path, e)),
+            }
+        }
+        Ok(raw.iter().all(|&b| b == 0))
+    }
+
     /// Opens and maps an existing segment, validating its header against the expected shard and
     /// sequence number. A file shorter than its recorded capacity (truncated by a crash or by
     /// hand) is extended with preallocated zeros when `repair_length` is set.
