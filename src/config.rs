@@ -72,7 +72,7 @@ pub struct Config {
     pub segment_bytes: u64,
     /// Shard count for a new data directory; an existing one keeps the count it was created with.
     pub shards: Option<u32>,
-    /// Executors (one per core, pinned). Default: every online CPU.
+    /// Executors (one per core, pinned). Default: one per CPU in the process affinity mask.
     pub executors: Option<usize>,
     pub max_connections: usize,
     pub durability: Durability,

@@ -58,7 +58,7 @@ struct ServeArgs {
     /// Shard count of a new data directory [default: one per executor].
     #[arg(long)]
     shards: Option<String>,
-    /// Executors (pinned threads) [default: one per online CPU].
+    /// Executors (pinned threads) [default: one per CPU this process may run on (taskset, CPUAffinity=)].
     #[arg(long)]
     executors: Option<String>,
     /// Most open client connections [default: 10000].

@@ -1161,3 +1161,65 @@ fn an_ac_hit_whose_outputs_are_missing_is_a_miss_and_other_ac_bodies_are_served_
     assert_eq!(put(addr, &ccache_ac, &ccache_like).status, 200);
     assert_stored(addr, &ccache_ac, &ccache_like);
 }
+
+/// This thread's CPU affinity mask, as CPU numbers.
+fn thread_cpus() -> Vec<usize> {
+    // SAFETY: cpu_set_t is plain data; sched_getaffinity(0) writes this thread's mask into it.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        assert_eq!(
+            libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set),
+            0
+        );
+        (0..libc::CPU_SETSIZE as usize)
+            .filter(|&cpu| libc::CPU_ISSET(cpu, &set))
+            .collect()
+    }
+}
+
+fn set_thread_cpus(cpus: &[usize]) {
+    // SAFETY: as above; the mask is built with CPU_SET on CPUs below CPU_SETSIZE.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        for &cpu in cpus {
+            libc::CPU_SET(cpu, &mut set);
+        }
+        assert_eq!(
+            libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set),
+            0
+        );
+    }
+}
+
+#[test]
+fn executors_follow_the_affinity_mask_they_are_started_with() {
+    // `taskset -c N tessera serve` (or systemd's CPUAffinity=) must give one executor per
+    // allowed CPU, each pinned inside the mask; it used to pin executor 0 to CPU 0 regardless.
+    let before = thread_cpus();
+    let cpu = *before.last().expect("some CPU");
+    set_thread_cpus(&[cpu]); // the child inherits this thread's mask
+    let mut server = Tessera::start(&[], &[]);
+    set_thread_cpus(&before);
+    let ready = server.stdout_lines().first().cloned().unwrap_or_default();
+    assert!(ready.ends_with(" executors=1"), "{ready}");
+    // glommio names an executor's threads `<name>-<id>`: ours are `tessera-0-…`.
+    let tasks = std::path::PathBuf::from(format!("/proc/{}/task", server.pid()));
+    let executor_threads: Vec<_> = std::fs::read_dir(&tasks)
+        .unwrap()
+        .map(|entry| entry.unwrap().path())
+        .filter(|task| {
+            std::fs::read_to_string(task.join("comm")).is_ok_and(|c| c.starts_with("tessera-0-"))
+        })
+        .collect();
+    assert!(!executor_threads.is_empty(), "no thread of executor 0");
+    for thread in executor_threads {
+        let status = std::fs::read_to_string(thread.join("status")).unwrap();
+        let allowed = status
+            .lines()
+            .find_map(|line| line.strip_prefix("Cpus_allowed_list:"))
+            .map(str::trim)
+            .unwrap();
+        assert_eq!(allowed, cpu.to_string(), "{}", thread.display());
+    }
+    server.stop_expecting_exit_0();
+}

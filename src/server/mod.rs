@@ -12,8 +12,10 @@
 //! Shard `s` is owned by executor `s % executors` (`steer::owner_of`). A connection may land on
 //! any executor; its store operations are steered to the owners (`steer`).
 
+pub mod coarse_timers;
 pub mod conn;
 pub mod listener;
+pub mod local_signal;
 pub mod signals;
 pub mod steer;
 
@@ -101,7 +103,8 @@ pub async fn drained(shared: &Shared) {
 
 /// Runs `tessera serve` until SIGTERM/SIGINT; returns after a clean drain.
 pub fn run(mut config: Config) -> Result<(), ServerError> {
-    let executors = config.executors.unwrap_or_else(online_cpus);
+    let cpus = allowed_cpus();
+    let executors = config.executors.unwrap_or(cpus.len());
     let shards = match read_manifest(&config.data)?.map(|m| m.shards) {
         Some(existing) => config.shards.unwrap_or(existing),
         None => config.shards.unwrap_or(executors as u32),
@@ -149,7 +152,7 @@ pub fn run(mut config: Config) -> Result<(), ServerError> {
             mesh: Some(mesh),
             ready: ready_tx.clone(),
         };
-        let handle = LocalExecutorBuilder::new(Placement::Fixed(position % online_cpus()))
+        let handle = LocalExecutorBuilder::new(Placement::Fixed(cpus[position % cpus.len()]))
             .name(&format!("tessera-{position}"))
             .spawn(move || plan.run())
             .map_err(|e| ServerError::Executor(format!("cannot start executor {position}: {e}")))?;
@@ -217,8 +220,26 @@ fn announce(
     tracing::info!(%bound, shards, executors, "ready");
 }
 
-pub fn online_cpus() -> usize {
-    std::thread::available_parallelism().map_or(1, |n| n.get())
+/// The CPUs this process may run on, in ascending order: its affinity mask, which `taskset`,
+/// systemd's `CPUAffinity=` and cgroup cpusets set. Executors are pinned to these, one each in
+/// turn, and there is one executor per CPU here unless `executors` says otherwise. Falls back to
+/// every online CPU if the mask cannot be read.
+pub fn allowed_cpus() -> Vec<usize> {
+    // SAFETY: `cpu_set_t` is plain data; sched_getaffinity fills at most `size_of` bytes of it.
+    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+    let size = std::mem::size_of::<libc::cpu_set_t>();
+    // SAFETY: pid 0 is this thread; `set` is a valid, writable cpu_set_t of `size` bytes.
+    if unsafe { libc::sched_getaffinity(0, size, &mut set) } == 0 {
+        // SAFETY: CPU_ISSET only reads the set, for indices below CPU_SETSIZE.
+        let cpus: Vec<usize> = (0..libc::CPU_SETSIZE as usize)
+            .filter(|&cpu| unsafe { libc::CPU_ISSET(cpu, &set) })
+            .collect();
+        if !cpus.is_empty() {
+            return cpus;
+        }
+    }
+    let online = std::thread::available_parallelism().map_or(1, |n| n.get());
+    (0..online).collect()
 }
 
 /// Everything one executor needs; moved into its thread.
