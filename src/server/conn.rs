@@ -15,8 +15,6 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use futures::channel::oneshot;
-use futures::future::{FutureExt, Shared as SharedFuture};
 use futures_lite::future::or;
 use futures_lite::AsyncWriteExt;
 use glommio::net::{TcpListener, TcpStream};
@@ -28,6 +26,8 @@ use crate::protocols::reapi::{ReapiOptions, ReapiService};
 use crate::protocols::router::{HttpOptions, Router};
 use crate::store::DigestFunction;
 
+use super::coarse_timers::CoarseTimers;
+use super::local_signal::LocalSignal;
 use super::steer::Steer;
 use super::{drained, Shared, FLAG_POLL_PERIOD};
 
@@ -48,38 +48,34 @@ pub const HTTP2_WRITE_BUFFER_BYTES: usize = 64 << 10;
 const REFUSAL: &[u8] = b"HTTP/1.1 503 Service Unavailable\r\ncontent-type: text/plain\r\n\
 content-length: 40\r\nconnection: close\r\n\r\nconnection limit reached; retry shortly\n";
 
-/// The executor's drain signal: completes once the process starts draining. One watcher task
-/// per executor polls the process-wide flag and fires it; every connection and accept loop waits
-/// on a clone, so an idle connection costs no timer of its own.
-pub type DrainSignal = SharedFuture<oneshot::Receiver<()>>;
-
-/// Spawns the executor's drain watcher and returns the signal it fires.
-fn drain_signal(shared: Arc<Shared>) -> DrainSignal {
-    let (fire, signal) = oneshot::channel();
+/// Spawns the executor's drain watcher and returns the signal it fires once the process starts
+/// draining. One watcher task per executor polls the process-wide flag; every connection and
+/// accept loop waits on the signal, so an idle connection costs no timer of its own.
+fn drain_signal(shared: Arc<Shared>) -> LocalSignal {
+    let signal = LocalSignal::new();
+    let fire = signal.clone();
     glommio::spawn_local(async move {
         drained(&shared).await;
-        let _ = fire.send(());
+        fire.fire();
     })
     .detach();
-    signal.shared()
+    signal
 }
 
-/// The executor's clock for the wire layers: glommio timers, plus the drain signal.
+/// The executor's clock for the wire layers: coarse timers (connection timeouts are seconds;
+/// `coarse_timers` says why not glommio's), plus the drain signal.
 #[derive(Clone)]
 pub struct Clock {
-    drain: DrainSignal,
+    timers: CoarseTimers,
+    drain: LocalSignal,
 }
 
 impl Sleep for Clock {
     fn sleep(&self, duration: Duration) -> impl Future<Output = ()> {
-        glommio::timer::sleep(duration)
+        self.timers.sleep(duration)
     }
     fn shutdown(&self) -> impl Future<Output = ()> {
-        let drain = self.drain.clone();
-        async move {
-            // A dropped watcher (executor stopping) counts as drain too.
-            let _ = drain.await;
-        }
+        self.drain.wait()
     }
 }
 
@@ -120,6 +116,7 @@ impl Context {
             reapi: Rc::new(reapi),
             grpc_limits: Rc::new(grpc_limits(config)),
             clock: Clock {
+                timers: CoarseTimers::new(),
                 drain: drain_signal(shared.clone()),
             },
             shared,
