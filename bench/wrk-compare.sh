@@ -21,8 +21,18 @@
 # * a row with a non-2xx response or a socket error fails the script (exit 1) after the table;
 # * stops both servers and removes the temp directory on exit.
 #
-# Numbers are closed-loop maxima on loopback; client and servers share the machine's cores.
-# On a shared machine compare only the ratios of one run; the load average is printed.
+# CPU placement (PLACEMENT):
+# * `split` (default on 2 or more CPUs): the load generator runs on CLIENT_CPUS (default: CPU 0)
+#   and both servers on SERVER_CPUS (default: every other CPU), with `taskset`. nginx gets one
+#   worker per server CPU and Tessera one executor per server CPU (it follows its affinity
+#   mask). Each server then has the same cores to itself, and the number measures the server,
+#   not how well it shares a core with wrk.
+# * `shared`: no pinning; client and servers share every core (nginx WORKERS, default 2;
+#   Tessera one executor per CPU). On a 2-core machine this mostly measures scheduling between
+#   three busy threads on two cores (bench/RESULTS.md §3).
+#
+# Numbers are closed-loop maxima on loopback. On a shared machine compare only the ratios of one
+# run; the load average is printed.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -33,7 +43,25 @@ CONNECTIONS_SMALL=${CONNECTIONS_SMALL:-32} # 4 KiB rows
 CONNECTIONS_LARGE=${CONNECTIONS_LARGE:-8}  # 1 MiB rows
 KEYS=${KEYS:-1000}
 ROWS=${ROWS:-"get-4k get-1m put-4k put-1m"}
-WORKERS=${WORKERS:-2}
+CPUS=$(nproc --all)
+if [ "$CPUS" -ge 2 ]; then PLACEMENT=${PLACEMENT:-split}; else PLACEMENT=${PLACEMENT:-shared}; fi
+case $PLACEMENT in
+  split)
+    CLIENT_CPUS=${CLIENT_CPUS:-0}
+    SERVER_CPUS=${SERVER_CPUS:-1-$((CPUS - 1))}
+    # CPUs in a taskset list such as "1-3,6".
+    count_cpus() { tr ',' '\n' <<<"$1" | awk -F- '{ n += (NF == 2 ? $2 - $1 + 1 : 1) } END { print n }'; }
+    WORKERS=${WORKERS:-$(count_cpus "$SERVER_CPUS")}
+    ON_CLIENT=(taskset -c "$CLIENT_CPUS")
+    ON_SERVER=(taskset -c "$SERVER_CPUS")
+    ;;
+  shared)
+    WORKERS=${WORKERS:-2}
+    ON_CLIENT=()
+    ON_SERVER=()
+    ;;
+  *) echo "PLACEMENT must be split or shared, not '$PLACEMENT'" >&2; exit 2 ;;
+esac
 TESSERA_MAX_SIZE=${TESSERA_MAX_SIZE:-4GiB}
 
 need=()
@@ -85,7 +113,7 @@ free_port() {
 
 # --- Tessera -----------------------------------------------------------------------------------
 mkdir -p "$DIR/tessera-data"
-"$TESSERA_BIN" serve --listen 127.0.0.1:0 --data "$DIR/tessera-data" --max-size "$TESSERA_MAX_SIZE" \
+"${ON_SERVER[@]}" "$TESSERA_BIN" serve --listen 127.0.0.1:0 --data "$DIR/tessera-data" --max-size "$TESSERA_MAX_SIZE" \
   --log warn >"$DIR/tessera.out" 2>"$DIR/tessera.err" &
 TESSERA_PID=$!
 for _ in $(seq 600); do
@@ -134,7 +162,7 @@ http {
     }
 }
 EOF
-/usr/sbin/nginx -p "$DIR/nginx" -c "$DIR/nginx/nginx.conf" >"$DIR/nginx/stderr.log" 2>&1 &
+"${ON_SERVER[@]}" /usr/sbin/nginx -p "$DIR/nginx" -c "$DIR/nginx/nginx.conf" >"$DIR/nginx/stderr.log" 2>&1 &
 NGINX_PID=$!
 for _ in $(seq 200); do
   (exec 3<>"/dev/tcp/127.0.0.1/$NGINX_PORT") 2>/dev/null && break
@@ -171,9 +199,9 @@ run_wrk() {
   size=${row#*-}
   case $size in 4k) bytes=4096; conns=$CONNECTIONS_SMALL ;; 1m) bytes=1048576; conns=$CONNECTIONS_LARGE ;; esac
   if [ "${row%%-*}" = get ]; then
-    out=$(wrk -t"$THREADS" -c"$conns" -d"${DURATION}s" "http://$addr${GET_PATH[$size]}" 2>&1)
+    out=$("${ON_CLIENT[@]}" wrk -t"$THREADS" -c"$conns" -d"${DURATION}s" "http://$addr${GET_PATH[$size]}" 2>&1)
   else
-    out=$(WRK_PUT_SIZE=$bytes WRK_PUT_KEYS=$KEYS wrk -t"$THREADS" -c"$conns" -d"${DURATION}s" \
+    out=$(WRK_PUT_SIZE=$bytes WRK_PUT_KEYS=$KEYS "${ON_CLIENT[@]}" wrk -t"$THREADS" -c"$conns" -d"${DURATION}s" \
       -s "$LUA" "http://$addr/" 2>&1)
   fi
   echo "$out" >>"$DIR/wrk.log"
@@ -188,6 +216,10 @@ median() { sort -g | awk '{ v[NR] = $1 } END { if (NR % 2) print v[(NR + 1) / 2]
 
 load_start=$(cut -d' ' -f1-3 /proc/loadavg)
 echo "tessera $TESSERA_ADDR ($("$TESSERA_BIN" --version)), nginx $NGINX_ADDR ($(/usr/sbin/nginx -v 2>&1 | sed 's/.*\///')), wrk $(wrk -v 2>&1 | awk 'NR==1 {print $2}')"
+case $PLACEMENT in
+  split) echo "placement split: wrk on CPU $CLIENT_CPUS; servers on CPU $SERVER_CPUS (nginx $WORKERS workers, Tessera $(awk '/^tessera listening on/ {print $NF; exit}' "$DIR/tessera.out"))" ;;
+  shared) echo "placement shared: no pinning, $CPUS CPUs (nginx $WORKERS workers, Tessera $(awk '/^tessera listening on/ {print $NF; exit}' "$DIR/tessera.out"))" ;;
+esac
 echo "wrk -t$THREADS, $CONNECTIONS_SMALL connections (4 KiB) / $CONNECTIONS_LARGE (1 MiB), ${DURATION} s per run, $ROUNDS rounds alternating; load average at start: $load_start"
 printf '%-7s %5s %12s %12s %8s\n' row round "tessera/s" "nginx/s" ratio
 failed=0
