@@ -101,4 +101,4 @@ pub use wire::Sleep;
 #[cfg(test)]
 mod conn_tests;
 #[cfg(test)]
-mod test_support;
+pub(crate) mod test_support;

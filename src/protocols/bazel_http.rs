@@ -31,6 +31,7 @@ use super::upload::{
 };
 use crate::grpc::action_result::validate_action_result;
 use crate::grpc::pb::build::bazel::remote::execution::v2::ActionResult;
+use crate::grpc::Code;
 
 /// Which of Bazel's two caches a path names.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -110,13 +111,14 @@ pub async fn handle<B: Backend>(
 }
 
 /// Why an `/ac/` entry that is an ActionResult cannot be served, or `None` when it can (or is
-/// not an ActionResult at all).
+/// not an ActionResult at all): `NotFound` when a referenced blob is missing, another code when
+/// the store could not answer the check.
 async fn incomplete_action_result<B: Backend>(
     backend: &B,
     instance: &str,
     function: DigestFunction,
     body: &[u8],
-) -> Option<String> {
+) -> Option<crate::grpc::Status> {
     use prost::Message;
     let result = ActionResult::decode(body).ok()?;
     let reapi_function = match function {
@@ -127,7 +129,6 @@ async fn incomplete_action_result<B: Backend>(
     check_complete(backend, instance, reapi_function, &result)
         .await
         .err()
-        .map(|status| status.message)
 }
 
 fn function_name(function: DigestFunction) -> &'static str {
@@ -148,11 +149,23 @@ async fn get<B: Backend>(
     match backend.lookup(id).await {
         Ok(Some(handle)) => {
             if let Some(instance) = complete_in {
-                if let Some(missing) =
+                if let Some(status) =
                     incomplete_action_result(backend, instance, function, handle.body()).await
                 {
-                    tracing::debug!(%missing, "AC hit answered as a miss: referenced blobs are missing");
-                    return responder.send(404, b"").await;
+                    return match status.code {
+                        Code::NotFound => {
+                            let missing = status.message;
+                            tracing::debug!(%missing, "AC hit answered as a miss: referenced blobs are missing");
+                            responder.send(404, b"").await
+                        }
+                        // The store could not answer the check (stopping, or failing): not a
+                        // miss, which would make the client rebuild and re-upload for nothing.
+                        Code::Unavailable => responder.send_text(503, &status.message).await,
+                        _ => {
+                            tracing::error!(message = %status.message, "AC completeness check failed");
+                            responder.send_text(500, &status.message).await
+                        }
+                    };
                 }
             }
             responder.header("content-type", "application/octet-stream")?;
@@ -271,6 +284,134 @@ pub async fn send_store_error(responder: &mut Responder<'_>, error: &StoreError)
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A backend whose completeness checks fail (as while the owner shard is closing).
+    struct FlakyContains {
+        inner: crate::protocols::backend::LocalBackend,
+        fail: std::cell::Cell<bool>,
+    }
+
+    impl Backend for FlakyContains {
+        async fn lookup(&self, id: KeyId) -> Result<Option<crate::store::ReadHandle>, StoreError> {
+            self.inner.lookup(id).await
+        }
+        async fn contains(&self, ids: &[KeyId]) -> Result<Vec<bool>, StoreError> {
+            if self.fail.get() {
+                return Err(StoreError::Unavailable {
+                    what: "shard is closed (server stopping)",
+                });
+            }
+            self.inner.contains(ids).await
+        }
+        async fn reserve(&self, req: PutRequest) -> Result<Reserved, StoreError> {
+            self.inner.reserve(req).await
+        }
+        async fn commit(&self, r: crate::store::Reservation) -> Result<(), StoreError> {
+            self.inner.commit(r).await
+        }
+        async fn abort(&self, r: crate::store::Reservation) {
+            self.inner.abort(r).await
+        }
+        async fn delete(&self, id: KeyId) -> Result<bool, StoreError> {
+            self.inner.delete(id).await
+        }
+    }
+
+    /// Sends `input` on a fresh connection to `router`; the responses.
+    fn exchange<B: Backend>(
+        router: &crate::protocols::router::Router<B>,
+        input: Vec<u8>,
+    ) -> Vec<crate::http1::test_support::Response> {
+        use crate::http1::test_support::{duplex_bounded, split_responses, TestClock};
+        use futures_lite::{AsyncReadExt, AsyncWriteExt};
+        let (mut server_end, mut client) = duplex_bounded(usize::MAX, usize::MAX);
+        let server = async {
+            crate::http1::serve(
+                &mut server_end,
+                router,
+                &TestClock,
+                &crate::http1::Limits::default(),
+            )
+            .await;
+            server_end.close().await.unwrap();
+        };
+        let client = async {
+            client.write_all(&input).await.unwrap();
+            client.close().await.unwrap();
+            let mut output = Vec::new();
+            client.read_to_end(&mut output).await.unwrap();
+            output
+        };
+        let ((), output) =
+            futures_lite::future::block_on(futures_lite::future::zip(server, client));
+        split_responses(&output, &[])
+    }
+
+    fn put_request(path: &str, body: &[u8]) -> Vec<u8> {
+        let mut request = format!(
+            "PUT {path} HTTP/1.1\r\nHost: h\r\nContent-Length: {}\r\n\r\n",
+            body.len()
+        )
+        .into_bytes();
+        request.extend_from_slice(body);
+        request
+    }
+
+    #[test]
+    fn ac_hit_whose_check_cannot_be_answered_is_503_not_a_miss() {
+        use crate::grpc::pb::build::bazel::remote::execution::v2::{Digest, OutputFile};
+        use prost::Message;
+        let dir = tempfile::tempdir().unwrap();
+        let config = crate::store::StoreConfig::new(dir.path(), 1);
+        crate::store::DataDir::open(&config).unwrap();
+        let shard = crate::store::Shard::open(&config, 0).unwrap();
+        let backend = std::rc::Rc::new(FlakyContains {
+            inner: crate::protocols::backend::LocalBackend::new(shard),
+            fail: std::cell::Cell::new(false),
+        });
+        let router = crate::protocols::router::Router::new(
+            backend.clone(),
+            crate::protocols::router::HttpOptions {
+                bazel_digest: DigestFunction::Sha256,
+            },
+        );
+        let blob = b"an output file".to_vec();
+        let blob_hex = ContentDigest::of(DigestFunction::Sha256, &blob).to_hex();
+        let result = ActionResult {
+            output_files: vec![OutputFile {
+                path: "out".into(),
+                digest: Some(Digest {
+                    hash: blob_hex.clone(),
+                    size_bytes: blob.len() as i64,
+                }),
+                ..Default::default()
+            }],
+            ..Default::default()
+        }
+        .encode_to_vec();
+        let action_hex = "ac".repeat(32);
+        let ac_get = format!("GET /ac/{action_hex} HTTP/1.1\r\nHost: h\r\n\r\n").into_bytes();
+        let mut setup = put_request(&format!("/cas/{blob_hex}"), &blob);
+        setup.extend(put_request(&format!("/ac/{action_hex}"), &result));
+        setup.extend(&ac_get);
+        let statuses: Vec<u16> = exchange(&router, setup).iter().map(|r| r.status).collect();
+        assert_eq!(statuses, [200, 200, 200], "stored, then a complete hit");
+
+        backend.fail.set(true);
+        let responses = exchange(&router, ac_get.clone());
+        assert_eq!(responses[0].status, 503);
+        assert!(
+            String::from_utf8_lossy(&responses[0].body).contains("server stopping"),
+            "{:?}",
+            responses[0]
+        );
+
+        backend.fail.set(false);
+        let blob_id = reapi_keys::cas_key("", &ContentDigest::of(DigestFunction::Sha256, &blob));
+        assert!(futures_lite::future::block_on(backend.delete(blob_id)).unwrap());
+        let responses = exchange(&router, ac_get);
+        assert_eq!(responses[0].status, 404, "a missing output is a miss");
+    }
 
     #[test]
     fn paths_with_and_without_prefix() {
