@@ -81,6 +81,8 @@ pub struct Config {
     pub header_read_timeout: Duration,
     pub idle_timeout: Duration,
     pub body_stall_timeout: Duration,
+    /// A client that reads none of a response for this long is dropped.
+    pub write_stall_timeout: Duration,
     pub drain_timeout: Duration,
     /// Accept BLAKE3 64-hex keys on the Bazel HTTP cache (`/cas/<hash>` with no function in the
     /// path is ambiguous; SHA-256 is assumed unless this is set).
@@ -106,6 +108,7 @@ pub const SETTINGS: &[(&str, &str)] = &[
     ("header_read_timeout", "10s"),
     ("idle_timeout", "120s"),
     ("body_stall_timeout", "30s"),
+    ("write_stall_timeout", "30s"),
     ("drain_timeout", "30s"),
     ("bazel_http_blake3", "false"),
     ("log", "info"),
@@ -244,6 +247,7 @@ impl Layers {
             header_read_timeout: self.parse("header_read_timeout", "a duration", parse_duration)?,
             idle_timeout: self.parse("idle_timeout", "a duration", parse_duration)?,
             body_stall_timeout: self.parse("body_stall_timeout", "a duration", parse_duration)?,
+            write_stall_timeout: self.parse("write_stall_timeout", "a duration", parse_duration)?,
             drain_timeout: self.parse("drain_timeout", "a duration", parse_duration)?,
             bazel_http_blake3: self.parse("bazel_http_blake3", "true or false", parse_bool)?,
             log: self.get("log").0.to_string(),

@@ -592,6 +592,41 @@ fn slow_and_idle_clients_are_timed_out_and_other_clients_are_unaffected() {
     assert_serving(addr);
 }
 
+#[test]
+fn a_client_that_stops_reading_a_response_is_dropped_after_write_stall_timeout() {
+    let server = Tessera::start(&[], &[("TESSERA_WRITE_STALL_TIMEOUT", "1s")]);
+    let addr = server.addr();
+    let mut rng = seeded_rng("write stall");
+    // Far more than the loopback socket buffers hold, so the server's writes stall.
+    let blob = rng.bytes(48 << 20);
+    assert_eq!(put(addr, &cas_path(&blob), &blob).status, 200);
+    let mut reader = std::net::TcpStream::connect(addr).unwrap();
+    let request = format!("GET {} HTTP/1.1\r\nHost: t\r\n\r\n", cas_path(&blob));
+    std::io::Write::write_all(&mut reader, request.as_bytes()).unwrap();
+    std::thread::sleep(Duration::from_secs(3)); // reads nothing for 3 × the timeout
+    assert_serving(addr);
+    // Now read: what the server had buffered arrives, then the end of the stream, long before
+    // the whole body.
+    reader
+        .set_read_timeout(Some(Duration::from_millis(TIMEOUT_CLOSE_WAIT_MS)))
+        .unwrap();
+    let mut received = 0usize;
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        match std::io::Read::read(&mut reader, &mut buf) {
+            Ok(0) => break,
+            Ok(n) => received += n,
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => break,
+            Err(e) => panic!("after {received} bytes: {e} (still open after the stall timeout?)"),
+        }
+    }
+    assert!(
+        received < blob.len(),
+        "the whole body arrived ({received} bytes): the stalled response was not dropped"
+    );
+    assert_stored(addr, &cas_path(&blob), &blob);
+}
+
 /// A timed-out connection is closed silently or after a 408.
 fn assert_timeout_answer(bytes: &[u8], what: &str) {
     if bytes.is_empty() {

@@ -152,6 +152,7 @@ pub fn http_limits(config: &Config) -> Limits {
         head_timeout: config.header_read_timeout,
         idle_timeout: config.idle_timeout,
         body_stall_timeout: config.body_stall_timeout,
+        write_stall_timeout: config.write_stall_timeout,
         body_bytes_max: config.max_blob_bytes,
         ..Limits::default()
     }
