@@ -706,10 +706,17 @@ fn connections_over_the_limit_are_refused_cleanly() {
         Closed::StillOpen(_) => panic!("the refused connection was left open"),
     }
 
-    // The admitted connections are unaffected.
+    // The admitted connections are unaffected, and the refusal is counted.
     for conn in &mut open {
         assert_eq!(conn.request("GET", "/healthz", &[]).unwrap().status, 200);
     }
+    let page = open[0].request("GET", "/metrics", &[]).unwrap();
+    let page = String::from_utf8(page.body).unwrap();
+    assert!(
+        metric(&page, "tessera_connections_refused_total", "") >= 1,
+        "{page}"
+    );
+    assert_eq!(metric(&page, "tessera_connections_open", ""), limit as u64);
     // A closed connection frees its place.
     drop(open.pop());
     let deadline = Instant::now() + Duration::from_millis(SETTLE_TIMEOUT_MS);
@@ -1257,4 +1264,78 @@ fn executors_follow_the_affinity_mask_they_are_started_with() {
         assert_eq!(allowed, cpu.to_string(), "{}", thread.display());
     }
     server.stop_expecting_exit_0();
+}
+
+/// Sum of every sample of `name` whose labels contain `label` (e.g. `code="404"`; "" for all).
+fn metric(page: &str, name: &str, label: &str) -> u64 {
+    page.lines()
+        .filter(|line| !line.starts_with('#'))
+        .filter_map(|line| line.rsplit_once(' '))
+        .filter(|(series, _)| {
+            let (series_name, labels) = series.split_once('{').unwrap_or((series, ""));
+            series_name == name && labels.contains(label)
+        })
+        .map(|(_, value)| value.parse::<u64>().expect("an integer sample"))
+        .sum()
+}
+
+#[test]
+fn metrics_count_responses_limits_and_the_store_across_executors() {
+    let server = Tessera::start(&["--executors", "2", "--shards", "4"], &[]);
+    let addr = server.addr();
+    let mut rng = seeded_rng("metrics");
+    let page = |addr| {
+        let response = get(addr, "/metrics");
+        assert_eq!(response.status, 200);
+        assert_eq!(
+            response.header("content-type"),
+            Some("text/plain; version=0.0.4; charset=utf-8")
+        );
+        String::from_utf8(response.body).unwrap()
+    };
+    let before = page(addr);
+    assert_eq!(metric(&before, "tessera_store_objects", ""), 0);
+    assert_eq!(metric(&before, "tessera_connections_max", ""), 10_000);
+    // All four shards report, whichever executor answers.
+    assert_eq!(
+        (0..4)
+            .filter(|s| before.contains(&format!("tessera_store_objects{{shard=\"{s}\"}}")))
+            .count(),
+        4,
+        "{before}"
+    );
+
+    let blobs: Vec<Vec<u8>> = (0..20).map(|_| rng.bytes(3000)).collect();
+    for blob in &blobs {
+        assert_eq!(put(addr, &cas_path(blob), blob).status, 200);
+        assert_eq!(get(addr, &cas_path(blob)).status, 200);
+    }
+    assert_eq!(get(addr, &cas_path(&rng.bytes(10))).status, 404);
+    let huge_header = format!(
+        "GET /healthz HTTP/1.1\r\nHost: t\r\nX-Big: {}\r\n\r\n",
+        "a".repeat(64 << 10)
+    );
+    let mut conn = Conn::open(addr).unwrap();
+    conn.send(huge_header.as_bytes()).unwrap();
+    match conn.wait_for_close(Duration::from_secs(10)) {
+        Closed::Closed(bytes) => assert!(bytes.starts_with(b"HTTP/1.1 431"), "{bytes:?}"),
+        Closed::StillOpen(bytes) => panic!("431 connection still open: {bytes:?}"),
+    }
+    assert_eq!(request(addr, "POST", "/metrics", &[]).status, 405);
+
+    let after = page(addr);
+    let delta = |name, label| metric(&after, name, label) - metric(&before, name, label);
+    assert_eq!(delta("tessera_store_objects", ""), 20);
+    assert!(delta("tessera_store_hits_total", "") >= 20);
+    assert!(delta("tessera_store_misses_total", "") >= 1);
+    assert_eq!(delta("tessera_http_responses_total", "code=\"431\""), 1);
+    assert_eq!(delta("tessera_http_responses_total", "code=\"405\""), 1);
+    // 20 PUTs, 20 GETs and the first /metrics page.
+    assert!(delta("tessera_http_responses_total", "code=\"200\"") >= 41);
+    assert!(delta("tessera_http_responses_total", "code=\"404\"") >= 1);
+    assert!(
+        metric(&after, "tessera_connections_open", "") >= 1,
+        "{after}"
+    );
+    assert_eq!(metric(&after, "tessera_connections_refused_total", ""), 0);
 }

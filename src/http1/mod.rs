@@ -75,6 +75,7 @@ mod error;
 mod exchange;
 mod facts;
 mod limits;
+pub mod metrics;
 mod parse;
 mod responder;
 mod response;

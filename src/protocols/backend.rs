@@ -10,7 +10,9 @@
 
 use std::cell::RefCell;
 
-use crate::store::{KeyId, PutRequest, ReadHandle, Reservation, Reserved, Shard, StoreError};
+use crate::store::{
+    KeyId, PutRequest, ReadHandle, Reservation, Reserved, Shard, ShardStats, StoreError,
+};
 
 /// The store operations every front-end is built from.
 #[allow(async_fn_in_trait)]
@@ -26,6 +28,8 @@ pub trait Backend {
     /// Releases a reservation that will not be committed.
     async fn abort(&self, reservation: Reservation);
     async fn delete(&self, id: KeyId) -> Result<bool, StoreError>;
+    /// Every open shard's counters, by shard index, ascending.
+    async fn stats(&self) -> Result<Vec<(u32, ShardStats)>, StoreError>;
 }
 
 /// A [`Backend`] over one shard in this thread: for tests and tools.
@@ -68,5 +72,8 @@ impl Backend for LocalBackend {
     }
     async fn delete(&self, id: KeyId) -> Result<bool, StoreError> {
         self.shard.borrow_mut().delete(&id)
+    }
+    async fn stats(&self) -> Result<Vec<(u32, ShardStats)>, StoreError> {
+        Ok(vec![(0, self.shard.borrow().stats())])
     }
 }

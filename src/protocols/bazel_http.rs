@@ -315,6 +315,9 @@ mod tests {
         async fn delete(&self, id: KeyId) -> Result<bool, StoreError> {
             self.inner.delete(id).await
         }
+        async fn stats(&self) -> Result<Vec<(u32, crate::store::ShardStats)>, StoreError> {
+            Backend::stats(&self.inner).await
+        }
     }
 
     /// Sends `input` on a fresh connection to `router`; the responses.

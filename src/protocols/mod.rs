@@ -4,6 +4,7 @@
 
 pub mod backend;
 pub mod bazel_http;
+pub mod metrics;
 pub mod reapi;
 pub mod reapi_keys;
 pub mod router;

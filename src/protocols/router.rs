@@ -3,6 +3,7 @@
 //! | path                                  | front-end                    |
 //! |---------------------------------------|------------------------------|
 //! | `/healthz`                            | liveness: 200 `ok`           |
+//! | `/metrics`                            | Prometheus text (`metrics`)  |
 //! | `[/prefix]/ac/<hash>`, `…/cas/<hash>` | Bazel HTTP cache             |
 //! | anything else                         | 404 with a short explanation |
 
@@ -14,6 +15,7 @@ use crate::store::DigestFunction;
 
 use super::backend::Backend;
 use super::bazel_http;
+use super::metrics::{self, ExtraMetrics};
 use super::upload::SpoolBudget;
 
 /// Options of the HTTP front-ends.
@@ -29,6 +31,8 @@ pub struct Router<B> {
     options: HttpOptions,
     /// Memory for chunked uploads of this executor (`upload::CHUNKED_SPOOL_BUDGET_BYTES`).
     spool: SpoolBudget,
+    /// The server's own lines on `/metrics`.
+    extra_metrics: Option<ExtraMetrics>,
 }
 
 impl<B: Backend> Router<B> {
@@ -37,7 +41,14 @@ impl<B: Backend> Router<B> {
             backend,
             options,
             spool: SpoolBudget::default(),
+            extra_metrics: None,
         }
+    }
+
+    /// Adds the server's own metrics (connections) to `/metrics`.
+    pub fn with_extra_metrics(mut self, extra: ExtraMetrics) -> Self {
+        self.extra_metrics = Some(extra);
+        self
     }
 }
 
@@ -57,6 +68,21 @@ impl<B: Backend> Service for Router<B> {
                         .send_text(405, "/healthz supports GET and HEAD")
                         .await
                 }
+            };
+        }
+        if path == "/metrics" {
+            if !matches!(request.head.method, "GET" | "HEAD") {
+                responder.header("allow", "GET, HEAD")?;
+                return responder
+                    .send_text(405, "/metrics supports GET and HEAD")
+                    .await;
+            }
+            return match metrics::render(&*self.backend, self.extra_metrics.as_ref()).await {
+                Ok(page) => {
+                    responder.header("content-type", "text/plain; version=0.0.4; charset=utf-8")?;
+                    responder.send(200, page.as_bytes()).await
+                }
+                Err(error) => bazel_http::send_store_error(responder, &error).await,
             };
         }
         if let Some(bazel) = bazel_http::parse_path(path) {

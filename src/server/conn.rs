@@ -22,6 +22,7 @@ use glommio::net::{TcpListener, TcpStream};
 use crate::config::Config;
 use crate::grpc::GrpcLimits;
 use crate::http1::{self, Limits, Outcome, Sleep};
+use crate::protocols::metrics::{describe, ExtraMetrics};
 use crate::protocols::reapi::{ReapiOptions, ReapiService};
 use crate::protocols::router::{HttpOptions, Router};
 use crate::store::DigestFunction;
@@ -111,7 +112,8 @@ impl Context {
             },
         );
         Rc::new(Context {
-            router: Router::new(steer, options),
+            router: Router::new(steer, options)
+                .with_extra_metrics(connection_metrics(shared.clone(), config.max_connections)),
             limits: http_limits(config),
             reapi: Rc::new(reapi),
             grpc_limits: Rc::new(grpc_limits(config)),
@@ -158,6 +160,38 @@ pub fn http_limits(config: &Config) -> Limits {
     }
 }
 
+/// The server's lines on `/metrics`: connections open, their limit, and refusals.
+fn connection_metrics(shared: Arc<Shared>, max: usize) -> ExtraMetrics {
+    Rc::new(move |out: &mut String| {
+        use std::fmt::Write;
+        let open = shared.open_connections.load(Ordering::Relaxed);
+        let refused = shared.refused_connections.load(Ordering::Relaxed);
+        for (name, kind, help, value) in [
+            (
+                "tessera_connections_open",
+                "gauge",
+                "Open client connections.",
+                open as u64,
+            ),
+            (
+                "tessera_connections_max",
+                "gauge",
+                "The max_connections limit.",
+                max as u64,
+            ),
+            (
+                "tessera_connections_refused_total",
+                "counter",
+                "Connections refused with 503 at max_connections.",
+                refused,
+            ),
+        ] {
+            describe(out, name, kind, help);
+            let _ = writeln!(out, "{name} {value}");
+        }
+    })
+}
+
 /// The gRPC limits from the configuration: the drain timeout is the server's; the rest keep
 /// the wire layer's defaults (`grpc::limits`).
 pub fn grpc_limits(config: &Config) -> GrpcLimits {
@@ -187,6 +221,10 @@ pub async fn accept_loop(listener: TcpListener, context: Rc<Context>, grpc_only:
         let open = &context.shared.open_connections;
         if open.fetch_add(1, Ordering::AcqRel) >= context.connections_max {
             open.fetch_sub(1, Ordering::AcqRel);
+            context
+                .shared
+                .refused_connections
+                .fetch_add(1, Ordering::Relaxed);
             glommio::spawn_local(refuse(stream)).detach();
             continue;
         }

@@ -23,7 +23,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::os::fd::{FromRawFd, RawFd};
 use std::rc::Rc;
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{mpsc, Arc};
 use std::time::{Duration, Instant};
 
@@ -83,6 +83,8 @@ pub struct Shared {
     /// Touched once per accept and once per close (never per request), so the one shared
     /// cache line costs nothing measurable.
     pub open_connections: AtomicUsize,
+    /// Connections refused (503) because `max_connections` were open.
+    pub refused_connections: AtomicU64,
 }
 
 impl Shared {

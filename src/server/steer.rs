@@ -22,7 +22,7 @@ use glommio::channels::channel_mesh::{Receivers, Senders};
 
 use crate::protocols::backend::Backend;
 use crate::store::{
-    shard_of, KeyId, PutRequest, ReadHandle, Reservation, Reserved, Shard, StoreError,
+    shard_of, KeyId, PutRequest, ReadHandle, Reservation, Reserved, Shard, ShardStats, StoreError,
 };
 
 /// Depth of each executor-to-executor queue. Each message is a few dozen bytes plus a oneshot;
@@ -62,6 +62,10 @@ pub enum OwnerOp {
         shard: u32,
         id: KeyId,
         reply: Reply<bool>,
+    },
+    /// The counters of every shard the receiving executor owns.
+    Stats {
+        reply: Reply<Vec<(u32, ShardStats)>>,
     },
 }
 
@@ -132,7 +136,18 @@ impl OwnedShards {
             OwnerOp::Delete { shard, id, reply } => {
                 let _ = reply.send(self.with(shard, |s| s.delete(&id)));
             }
+            OwnerOp::Stats { reply } => {
+                let _ = reply.send(Ok(self.stats()));
+            }
         }
+    }
+
+    /// Counters of every owned shard that is still open.
+    pub fn stats(&self) -> Vec<(u32, ShardStats)> {
+        self.shards
+            .iter()
+            .filter_map(|(index, cell)| cell.borrow().as_ref().map(|s| (*index, s.stats())))
+            .collect()
     }
 
     /// Periodic work of every owned shard (checkpoints, syncs).
@@ -207,8 +222,17 @@ impl Steer {
         shard: u32,
         make: impl FnOnce(Reply<T>) -> OwnerOp,
     ) -> Result<T, StoreError> {
+        self.ask_executor(owner_of(shard, self.executors), make)
+            .await
+    }
+
+    /// Sends `op` to executor `owner` and waits for the answer.
+    async fn ask_executor<T>(
+        &self,
+        owner: usize,
+        make: impl FnOnce(Reply<T>) -> OwnerOp,
+    ) -> Result<T, StoreError> {
         let (reply, answer) = oneshot::channel();
-        let owner = owner_of(shard, self.executors);
         if self.mesh.send_to(owner, make(reply)).await.is_err() {
             return Err(StoreError::Unavailable {
                 what: "owner executor has stopped",
@@ -306,6 +330,22 @@ impl Backend for Steer {
         }
         self.ask(shard, |reply| OwnerOp::Delete { shard, id, reply })
             .await
+    }
+
+    async fn stats(&self) -> Result<Vec<(u32, ShardStats)>, StoreError> {
+        let mut all = Vec::new();
+        for executor in 0..self.executors {
+            if executor == self.executor {
+                all.extend(self.owned.stats());
+            } else {
+                all.extend(
+                    self.ask_executor(executor, |reply| OwnerOp::Stats { reply })
+                        .await?,
+                );
+            }
+        }
+        all.sort_by_key(|(index, _)| *index);
+        Ok(all)
     }
 }
 

@@ -1,0 +1,136 @@
+//! `GET /metrics`: the Prometheus text format (version 0.0.4) of what the store and the HTTP
+//! layer count, so limits being hit, hit rates and eviction show up on a dashboard.
+//!
+//! | metric | type | labels |
+//! |---|---|---|
+//! | `tessera_http_responses_total` | counter | `code` |
+//! | `tessera_store_objects`, `…_bytes_used`, `…_budget_bytes`, `…_segments`, `…_pending_reservations` | gauge | `shard` |
+//! | `tessera_store_hits_total`, `…_misses_total`, `…_corrupt_records_total`, `…_evicted_segments_total`, `…_copied_forward_total`, `…_no_space_total`, `…_checkpoints_total`, `…_background_errors_total` | counter | `shard` |
+//!
+//! The server adds its own lines (connections) through [`ExtraMetrics`].
+
+use std::fmt::Write;
+use std::rc::Rc;
+
+use crate::http1::metrics::responses_by_status;
+use crate::store::{ShardStats, StoreError};
+
+use super::backend::Backend;
+
+/// Writes further metrics (HELP, TYPE and samples) into the page.
+pub type ExtraMetrics = Rc<dyn Fn(&mut String)>;
+
+/// Writes one metric's HELP and TYPE lines.
+pub fn describe(out: &mut String, name: &str, kind: &str, help: &str) {
+    let _ = writeln!(out, "# HELP {name} {help}");
+    let _ = writeln!(out, "# TYPE {name} {kind}");
+}
+
+type ShardField = fn(&ShardStats) -> u64;
+
+/// (name, type, help, field) of every per-shard metric.
+const SHARD_METRICS: [(&str, &str, &str, ShardField); 13] = [
+    ("tessera_store_objects", "gauge", "Live records.", |s| {
+        s.objects
+    }),
+    (
+        "tessera_store_bytes_used",
+        "gauge",
+        "Bytes of the segments in use.",
+        |s| s.bytes_used,
+    ),
+    (
+        "tessera_store_budget_bytes",
+        "gauge",
+        "The shard's share of max_size.",
+        |s| s.budget_bytes,
+    ),
+    ("tessera_store_segments", "gauge", "Segment files.", |s| {
+        s.segments
+    }),
+    (
+        "tessera_store_pending_reservations",
+        "gauge",
+        "Uploads reserved and not yet committed or released.",
+        |s| s.pending_reservations,
+    ),
+    (
+        "tessera_store_hits_total",
+        "counter",
+        "Lookups that found a record.",
+        |s| s.hits,
+    ),
+    (
+        "tessera_store_misses_total",
+        "counter",
+        "Lookups that found nothing.",
+        |s| s.misses,
+    ),
+    (
+        "tessera_store_corrupt_records_total",
+        "counter",
+        "Records found damaged on read and dropped.",
+        |s| s.corrupt,
+    ),
+    (
+        "tessera_store_evicted_segments_total",
+        "counter",
+        "Segments evicted to stay within the budget.",
+        |s| s.evicted_segments,
+    ),
+    (
+        "tessera_store_copied_forward_total",
+        "counter",
+        "Records read near eviction and copied to the head.",
+        |s| s.copied_forward,
+    ),
+    (
+        "tessera_store_no_space_total",
+        "counter",
+        "Uploads refused for lack of evictable space (507).",
+        |s| s.no_space,
+    ),
+    (
+        "tessera_store_checkpoints_total",
+        "counter",
+        "Index checkpoints started.",
+        |s| s.checkpoints_written,
+    ),
+    (
+        "tessera_store_background_errors_total",
+        "counter",
+        "Background sync or checkpoint jobs that failed.",
+        |s| s.background_errors,
+    ),
+];
+
+/// Renders the whole page.
+pub async fn render<B: Backend>(
+    backend: &B,
+    extra: Option<&ExtraMetrics>,
+) -> Result<String, StoreError> {
+    let shards = backend.stats().await?;
+    let mut out = String::with_capacity(4096);
+    describe(
+        &mut out,
+        "tessera_http_responses_total",
+        "counter",
+        "HTTP/1.1 responses sent, by status code.",
+    );
+    for (status, count) in responses_by_status() {
+        let _ = writeln!(
+            out,
+            "tessera_http_responses_total{{code=\"{status}\"}} {count}"
+        );
+    }
+    for (name, kind, help, field) in SHARD_METRICS {
+        describe(&mut out, name, kind, help);
+        for (index, stats) in &shards {
+            let _ = writeln!(out, "{name}{{shard=\"{index}\"}} {}", field(stats));
+        }
+    }
+    if let Some(extra) = extra {
+        extra(&mut out);
+    }
+    Ok(out)
+}
