@@ -5,6 +5,7 @@
 //! protocol) → `store` (the memory-mapped, content-addressed log).
 
 pub mod config;
+pub mod counters;
 pub mod grpc;
 pub mod http1;
 pub mod logging;

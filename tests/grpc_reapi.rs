@@ -987,6 +987,30 @@ fn http_and_grpc_share_the_cas_and_the_action_cache() {
             let hit: reapi::ActionResult = unary(&client, GET_ACTION_RESULT, &get).await.unwrap();
             assert_eq!(hit, result);
         }
+        // /metrics counts how gRPC calls ended: a NOT_FOUND more after a miss.
+        let not_found = |page: &[u8]| -> u64 {
+            String::from_utf8_lossy(page)
+                .lines()
+                .find_map(|l| l.strip_prefix("tessera_grpc_calls_total{code=\"5\"} "))
+                .map_or(0, |n| n.parse().unwrap())
+        };
+        let (status, before) = http(addr, "GET", "/metrics", b"");
+        assert_eq!(status, 200);
+        let miss = reapi::GetActionResultRequest {
+            action_digest: Some(sha(b"never stored")),
+            ..Default::default()
+        };
+        let error = unary::<reapi::ActionResult>(&client, GET_ACTION_RESULT, &miss)
+            .await
+            .unwrap_err();
+        assert_eq!(error.code, Code::NotFound);
+        let (_, after) = http(addr, "GET", "/metrics", b"");
+        assert_eq!(not_found(&after), not_found(&before) + 1);
+        let ok_calls = String::from_utf8_lossy(&after)
+            .lines()
+            .find_map(|l| l.strip_prefix("tessera_grpc_calls_total{code=\"0\"} "))
+            .map_or(0, |n| n.parse::<u64>().unwrap());
+        assert!(ok_calls >= 8, "{ok_calls} OK calls counted");
     });
 }
 

@@ -297,6 +297,9 @@ impl ResponseSink {
     /// Ends the call with `status`: trailers after a started response, Trailers-Only otherwise.
     /// Failure to deliver means the client is gone; there is no one left to tell.
     pub(crate) fn finish(&mut self, status: &Status) -> Result<(), h2::Error> {
+        if !matches!(self.state, SinkState::Finished) {
+            crate::counters::count_grpc_status(status.code as u8);
+        }
         match std::mem::replace(&mut self.state, SinkState::Finished) {
             SinkState::Pending(mut respond) => respond
                 .send_response(status.to_trailers_only(), true)

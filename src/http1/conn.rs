@@ -357,7 +357,7 @@ where
             head_request,
             Some(&date),
         );
-        super::metrics::count_response(status);
+        crate::counters::count_response(status);
         let written = self.transport.write_all_timed(&self.out).await;
         let flushed = match written {
             Ok(()) => self.transport.flush_timed().await,

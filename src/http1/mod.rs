@@ -75,7 +75,6 @@ mod error;
 mod exchange;
 mod facts;
 mod limits;
-pub mod metrics;
 mod parse;
 mod responder;
 mod response;

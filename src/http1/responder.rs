@@ -171,7 +171,7 @@ impl<'a> Responder<'a> {
             date: Some(&date),
         };
         write_response_head(self.out, &head);
-        super::metrics::count_response(status);
+        crate::counters::count_response(status);
         Ok(())
     }
 

@@ -3,7 +3,8 @@
 //!
 //! | metric | type | labels |
 //! |---|---|---|
-//! | `tessera_http_responses_total` | counter | `code` |
+//! | `tessera_http_responses_total` | counter | `code` (HTTP status) |
+//! | `tessera_grpc_calls_total` | counter | `code` (numeric `grpc-status`) |
 //! | `tessera_store_objects`, `…_bytes_used`, `…_budget_bytes`, `…_segments`, `…_pending_reservations` | gauge | `shard` |
 //! | `tessera_store_hits_total`, `…_misses_total`, `…_corrupt_records_total`, `…_evicted_segments_total`, `…_copied_forward_total`, `…_no_space_total`, `…_checkpoints_total`, `…_background_errors_total` | counter | `shard` |
 //!
@@ -12,7 +13,7 @@
 use std::fmt::Write;
 use std::rc::Rc;
 
-use crate::http1::metrics::responses_by_status;
+use crate::counters::{grpc_calls_by_status, responses_by_status};
 use crate::store::{ShardStats, StoreError};
 
 use super::backend::Backend;
@@ -122,6 +123,15 @@ pub async fn render<B: Backend>(
             out,
             "tessera_http_responses_total{{code=\"{status}\"}} {count}"
         );
+    }
+    describe(
+        &mut out,
+        "tessera_grpc_calls_total",
+        "counter",
+        "gRPC calls ended, by grpc-status code (0 OK, 5 NOT_FOUND, 14 UNAVAILABLE, ...).",
+    );
+    for (code, count) in grpc_calls_by_status() {
+        let _ = writeln!(out, "tessera_grpc_calls_total{{code=\"{code}\"}} {count}");
     }
     for (name, kind, help, field) in SHARD_METRICS {
         describe(&mut out, name, kind, help);
