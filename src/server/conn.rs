@@ -251,13 +251,90 @@ async fn refuse(mut stream: TcpStream) {
     or(write, glommio::timer::sleep(REFUSAL_WRITE_TIMEOUT)).await;
 }
 
-async fn serve_connection(mut stream: TcpStream, context: &Context, grpc_only: bool) {
+/// A glommio socket with vectored writes. glommio's `TcpStream` keeps `AsyncWrite`'s default
+/// `poll_write_vectored` (the first buffer only), so a response head and its body went out as
+/// two sends. This tries one non-blocking `sendmsg` of every buffer first, as glommio itself
+/// tries `send` before going to the ring, and falls back to glommio's `poll_write` (which
+/// registers the wake-up) when the socket is full.
+struct Socket(TcpStream);
+
+impl futures_io::AsyncRead for Socket {
+    fn poll_read(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &mut [u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        std::pin::Pin::new(&mut self.0).poll_read(cx, buf)
+    }
+}
+
+impl futures_io::AsyncWrite for Socket {
+    fn poll_write(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        buf: &[u8],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        std::pin::Pin::new(&mut self.0).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+        bufs: &[std::io::IoSlice<'_>],
+    ) -> std::task::Poll<std::io::Result<usize>> {
+        use std::os::fd::AsRawFd;
+        use std::task::Poll;
+        // SAFETY: `msghdr` is plain data; zeroed is a valid empty header.
+        let mut header: libc::msghdr = unsafe { std::mem::zeroed() };
+        // IoSlice is guaranteed ABI-compatible with `iovec` on Unix.
+        header.msg_iov = bufs.as_ptr() as *mut libc::iovec;
+        header.msg_iovlen = bufs.len().min(libc::UIO_MAXIOV as usize) as _;
+        // SAFETY: the fd is this socket's; `header` points at `bufs`, which outlive the call;
+        // MSG_DONTWAIT never blocks the executor and MSG_NOSIGNAL turns SIGPIPE into EPIPE.
+        let sent = unsafe {
+            libc::sendmsg(
+                self.0.as_raw_fd(),
+                &header,
+                libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL,
+            )
+        };
+        if sent >= 0 {
+            return Poll::Ready(Ok(sent as usize));
+        }
+        let error = std::io::Error::last_os_error();
+        if error.kind() != std::io::ErrorKind::WouldBlock {
+            return Poll::Ready(Err(error));
+        }
+        let first = bufs
+            .iter()
+            .find(|b| !b.is_empty())
+            .map_or(&[][..], |b| &**b);
+        std::pin::Pin::new(&mut self.0).poll_write(cx, first)
+    }
+
+    fn poll_flush(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.0).poll_flush(cx)
+    }
+
+    fn poll_close(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<std::io::Result<()>> {
+        std::pin::Pin::new(&mut self.0).poll_close(cx)
+    }
+}
+
+async fn serve_connection(stream: TcpStream, context: &Context, grpc_only: bool) {
     let _ = stream.set_nodelay(true);
+    let mut socket = Socket(stream);
     let buffered = if grpc_only {
         Vec::new()
     } else {
         let summary = http1::serve(
-            &mut stream,
+            &mut socket,
             &context.router,
             &context.clock,
             &context.limits,
@@ -275,7 +352,7 @@ async fn serve_connection(mut stream: TcpStream, context: &Context, grpc_only: b
             }
         }
     };
-    serve_http2(stream, buffered, context).await;
+    serve_http2(socket.0, buffered, context).await;
 }
 
 async fn serve_http2(stream: TcpStream, buffered: Vec<u8>, context: &Context) {
