@@ -23,11 +23,19 @@ impl ContentDigest {
         if bytes.len() != 64 {
             return None;
         }
+        // Table lookups with the validity check folded into one OR at the end: no branch per
+        // digit (the branchy version was ~3 % of a 4 KiB GET's CPU).
         let mut hash = [0u8; 32];
-        for (i, pair) in bytes.chunks_exact(2).enumerate() {
-            hash[i] = (hex_value(pair[0])? << 4) | hex_value(pair[1])?;
+        let mut invalid = 0u8;
+        for (out, pair) in hash.iter_mut().zip(bytes.chunks_exact(2)) {
+            let (high, low) = (
+                HEX_VALUES[usize::from(pair[0])],
+                HEX_VALUES[usize::from(pair[1])],
+            );
+            invalid |= high | low;
+            *out = (high << 4) | (low & 0x0f);
         }
-        Some(ContentDigest { function, hash })
+        (invalid & HEX_INVALID == 0).then_some(ContentDigest { function, hash })
     }
 
     /// Lower-case hex.
@@ -54,14 +62,25 @@ pub fn to_hex(bytes: &[u8]) -> String {
     out
 }
 
-fn hex_value(digit: u8) -> Option<u8> {
-    match digit {
-        b'0'..=b'9' => Some(digit - b'0'),
-        b'a'..=b'f' => Some(digit - b'a' + 10),
-        b'A'..=b'F' => Some(digit - b'A' + 10),
-        _ => None,
+/// Marks a byte that is not a hex digit in [`HEX_VALUES`].
+const HEX_INVALID: u8 = 0x80;
+
+/// The value of each hex digit (either case); [`HEX_INVALID`] for every other byte.
+const HEX_VALUES: [u8; 256] = {
+    let mut table = [HEX_INVALID; 256];
+    let mut digit = 0;
+    while digit < 10 {
+        table[b'0' as usize + digit] = digit as u8;
+        digit += 1;
     }
-}
+    let mut letter = 0;
+    while letter < 6 {
+        table[b'a' as usize + letter] = 10 + letter as u8;
+        table[b'A' as usize + letter] = 10 + letter as u8;
+        letter += 1;
+    }
+    table
+};
 
 /// Incremental hasher for one digest function.
 #[derive(Clone)]
@@ -157,5 +176,28 @@ mod tests {
             );
         }
         assert!(ContentDigest::parse_hex(DigestFunction::Sha256, &"é".repeat(32)).is_none());
+        // Every non-hex byte at every position is refused; every hex digit decodes.
+        for position in [0, 1, 31, 62, 63] {
+            for byte in 0u8..128 {
+                let mut text = "0".repeat(64).into_bytes();
+                text[position] = byte;
+                let parsed = ContentDigest::parse_hex(
+                    DigestFunction::Sha256,
+                    std::str::from_utf8(&text).unwrap(),
+                );
+                match (byte as char).to_digit(16) {
+                    Some(value) => {
+                        let hash = parsed.expect("a hex digit").hash;
+                        let nibble = if position % 2 == 0 {
+                            hash[position / 2] >> 4
+                        } else {
+                            hash[position / 2] & 15
+                        };
+                        assert_eq!(u32::from(nibble), value, "{byte} at {position}");
+                    }
+                    None => assert!(parsed.is_none(), "{byte} at {position}"),
+                }
+            }
+        }
     }
 }
