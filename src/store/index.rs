@@ -17,7 +17,8 @@ pub struct Entry {
     pub record_bytes: u64,
     pub lsn: u64,
     pub kind: Kind,
-    /// The body checksum was verified since the shard was opened.
+    /// The record (header and commit checksums, body checksum) was verified since the shard was
+    /// opened; later opens check its fields only.
     pub verified: bool,
 }
 
