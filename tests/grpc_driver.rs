@@ -4,10 +4,9 @@
 #[path = "common/grpc_client.rs"]
 mod grpc_client;
 
-use grpc_client::frame;
+use grpc_client::{connect, frame, read_goaway, run_executor};
 
 use std::cell::{Cell, RefCell};
-use std::future::Future;
 use std::net::SocketAddr;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
@@ -23,7 +22,6 @@ use tessera::grpc::{
     serve, CallContext, CallKind, Code, ConnectionError, GrpcLimits, GrpcService, RequestStream,
     ResponseSink, Status,
 };
-use tokio_util::compat::FuturesAsyncReadCompatExt;
 
 // ---------------------------------------------------------------------------------------------
 // The echo service
@@ -171,18 +169,6 @@ fn reference_checksum(messages: &[Bytes]) -> u64 {
 // Harness: a server on port 0 and an h2 client, both on one glommio executor in a thread
 // ---------------------------------------------------------------------------------------------
 
-fn run_executor<G, F>(test: G)
-where
-    G: FnOnce() -> F + Send + 'static,
-    F: Future<Output = ()> + 'static,
-{
-    glommio::LocalExecutorBuilder::default()
-        .spawn(test)
-        .expect("executor starts")
-        .join()
-        .expect("test body did not panic");
-}
-
 struct Server {
     addr: SocketAddr,
     observed: Rc<Observed>,
@@ -239,21 +225,6 @@ fn start_server(limits: GrpcLimits, sniffed_bytes: usize) -> Server {
         observed,
         drain,
     }
-}
-
-async fn connect(addr: SocketAddr) -> SendRequest<Bytes> {
-    let tcp = TcpStream::connect(addr).await.expect("connect");
-    let (client, connection) = h2::client::Builder::new()
-        .initial_window_size(1 << 20)
-        .initial_connection_window_size(8 << 20)
-        .handshake::<_, Bytes>(tcp.compat())
-        .await
-        .expect("client handshake");
-    glommio::spawn_local(async move {
-        let _ = connection.await;
-    })
-    .detach();
-    client
 }
 
 #[derive(Debug)]
@@ -617,20 +588,6 @@ fn client_reset_mid_upload_reaches_the_service_and_releases_its_guard() {
         let reply = call(&mut client, "/test.Echo/Unary", &[Bytes::from("after")]).await;
         assert_eq!(reply.messages, [Bytes::from("after")]);
     });
-}
-
-/// Reads HTTP/2 frames until a GOAWAY; returns its error code (None if the socket closed first).
-async fn read_goaway(stream: &mut TcpStream) -> Option<u32> {
-    let mut header = [0u8; 9];
-    loop {
-        stream.read_exact(&mut header).await.ok()?;
-        let length = u32::from_be_bytes([0, header[0], header[1], header[2]]) as usize;
-        let mut payload = vec![0u8; length];
-        stream.read_exact(&mut payload).await.ok()?;
-        if header[3] == 0x7 {
-            return Some(u32::from_be_bytes(payload[4..8].try_into().unwrap()));
-        }
-    }
 }
 
 #[test]

@@ -12,10 +12,10 @@ use std::net::SocketAddr;
 use std::time::Duration;
 
 use bytes::Bytes;
-use futures_lite::{AsyncReadExt, AsyncWriteExt};
+use futures_lite::AsyncWriteExt;
 use grpc_client::{
-    call, connect, frame, grpc_request, grpc_request_with, read_reply, run_executor, send_all,
-    unary,
+    call, connect, frame, grpc_request, grpc_request_with, read_goaway, read_reply, run_executor,
+    send_all, unary,
 };
 use h2::client::SendRequest;
 use prost::Message;
@@ -678,20 +678,6 @@ fn bad_writes_are_invalid_argument_and_store_nothing() {
         // The server is unharmed.
         assert_eq!(read(&client, &name, 0, 0).await.unwrap(), data);
     });
-}
-
-/// Reads HTTP/2 frames until a GOAWAY; returns its error code.
-async fn read_goaway(stream: &mut glommio::net::TcpStream) -> Option<u32> {
-    let mut header = [0u8; 9];
-    loop {
-        stream.read_exact(&mut header).await.ok()?;
-        let length = u32::from_be_bytes([0, header[0], header[1], header[2]]) as usize;
-        let mut payload = vec![0u8; length];
-        stream.read_exact(&mut payload).await.ok()?;
-        if header[3] == 0x7 {
-            return Some(u32::from_be_bytes(payload[4..8].try_into().unwrap()));
-        }
-    }
 }
 
 #[test]

@@ -177,3 +177,18 @@ pub async fn read_reply(response: h2::client::ResponseFuture) -> Reply {
         status: Status::from_trailers(&trailers),
     }
 }
+
+/// Reads HTTP/2 frames until a GOAWAY; returns its error code (None if the socket closed first).
+pub async fn read_goaway(stream: &mut TcpStream) -> Option<u32> {
+    use futures_lite::AsyncReadExt;
+    let mut header = [0u8; 9];
+    loop {
+        stream.read_exact(&mut header).await.ok()?;
+        let length = u32::from_be_bytes([0, header[0], header[1], header[2]]) as usize;
+        let mut payload = vec![0u8; length];
+        stream.read_exact(&mut payload).await.ok()?;
+        if header[3] == 0x7 {
+            return Some(u32::from_be_bytes(payload[4..8].try_into().unwrap()));
+        }
+    }
+}
