@@ -102,17 +102,7 @@ impl GrpcProtocol {
             self.keys.cas_hex(index),
             self.keys.size(index)
         );
-        let request = ReadRequest {
-            resource_name: name.clone(),
-            read_offset: 0,
-            read_limit: 0,
-        };
-        let reply = call(
-            &connection.client,
-            "/google.bytestream.ByteStream/Read",
-            vec![Bytes::from(request.encode_to_vec())],
-        )
-        .await?;
+        let reply = read_whole(connection, &name).await?;
         expect_ok(&reply, &name)?;
         let mut data = Vec::with_capacity(self.keys.size(index));
         for message in reply.messages {
@@ -140,17 +130,7 @@ impl GrpcProtocol {
         key: &[u8; 32],
     ) -> Result<Outcome, RequestError> {
         let name = format!("{}blobs/{}/1", self.instance_prefix(), hex(key));
-        let request = ReadRequest {
-            resource_name: name.clone(),
-            read_offset: 0,
-            read_limit: 0,
-        };
-        let reply = call(
-            &connection.client,
-            "/google.bytestream.ByteStream/Read",
-            vec![Bytes::from(request.encode_to_vec())],
-        )
-        .await?;
+        let reply = read_whole(connection, &name).await?;
         expect_code(&reply, 5, &name)?;
         Ok(Outcome {
             body_bytes: 0,
@@ -465,4 +445,19 @@ async fn send_all(send: &mut h2::SendStream<Bytes>, mut data: Bytes) -> Result<(
             .map_err(|e| stream_error(ErrorKind::Write, e))?;
     }
     Ok(())
+}
+
+/// `ByteStream.Read` of the whole blob `name` (offset 0, no limit).
+async fn read_whole(connection: &GrpcConnection, name: &str) -> Result<Reply, RequestError> {
+    let request = ReadRequest {
+        resource_name: name.to_string(),
+        read_offset: 0,
+        read_limit: 0,
+    };
+    call(
+        &connection.client,
+        "/google.bytestream.ByteStream/Read",
+        vec![Bytes::from(request.encode_to_vec())],
+    )
+    .await
 }

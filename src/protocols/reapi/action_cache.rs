@@ -23,22 +23,30 @@ use crate::grpc::resource_name::DigestFunction;
 use crate::grpc::Status;
 use crate::protocols::backend::Backend;
 use crate::protocols::reapi_keys::{ac_key, cas_key};
-use crate::store::KeyId;
+use crate::store::{ContentDigest, KeyId};
 
 use super::{
     content_digest, is_empty_blob, request_function, status_of, store_bytes, ReapiService,
 };
 
+/// The digest function and the action digest of a Get/UpdateActionResult request.
+fn action_of(
+    digest_function: i32,
+    action_digest: &Option<reapi::Digest>,
+) -> Result<(DigestFunction, ContentDigest), Status> {
+    let function = request_function(digest_function)?;
+    let action = action_digest
+        .as_ref()
+        .ok_or_else(|| Status::invalid_argument("action_digest is missing"))?;
+    let (action, _) = content_digest(function, action)?;
+    Ok((function, action))
+}
+
 pub(super) async fn get_action_result<B: Backend + 'static>(
     service: &ReapiService<B>,
     request: reapi::GetActionResultRequest,
 ) -> Result<reapi::ActionResult, Status> {
-    let function = request_function(request.digest_function)?;
-    let action = request
-        .action_digest
-        .as_ref()
-        .ok_or_else(|| Status::invalid_argument("action_digest is missing"))?;
-    let (action, _) = content_digest(function, action)?;
+    let (function, action) = action_of(request.digest_function, &request.action_digest)?;
     let instance = request.instance_name.as_str();
     let backend = &*service.backend;
     let handle = backend
@@ -59,12 +67,7 @@ pub(super) async fn update_action_result<B: Backend + 'static>(
     service: &ReapiService<B>,
     request: reapi::UpdateActionResultRequest,
 ) -> Result<reapi::ActionResult, Status> {
-    let function = request_function(request.digest_function)?;
-    let action = request
-        .action_digest
-        .as_ref()
-        .ok_or_else(|| Status::invalid_argument("action_digest is missing"))?;
-    let (action, _) = content_digest(function, action)?;
+    let (function, action) = action_of(request.digest_function, &request.action_digest)?;
     let result = request
         .action_result
         .ok_or_else(|| Status::invalid_argument("action_result is missing"))?;
