@@ -200,14 +200,17 @@ impl Shard {
     /// counted, dropped from the index and reported as a miss. Reads in the oldest quarter of the
     /// ring are copied forward to the head.
     pub fn lookup(&mut self, id: &KeyId) -> Result<Option<ReadHandle>, StoreError> {
-        let entry = self.index.get(id);
-        match (self.peek(id)?, entry) {
-            (Some(handle), Some(entry)) => {
+        let found = self
+            .index
+            .get(id)
+            .and_then(|entry| Some((entry, self.open_entry(id, &entry)?)));
+        match found {
+            Some((entry, handle)) => {
                 self.counters.hits += 1;
                 self.copy_forward_if_old(&entry, &handle);
                 Ok(Some(handle))
             }
-            _ => {
+            None => {
                 self.counters.misses += 1;
                 Ok(None)
             }
@@ -217,9 +220,15 @@ impl Shard {
     /// Like `lookup` (including the first-read verification) but not a use: never copies the
     /// record forward. For inspection (admin, tests) that must not change what eviction keeps.
     pub fn peek(&mut self, id: &KeyId) -> Result<Option<ReadHandle>, StoreError> {
-        let Some(entry) = self.index.get(id) else {
-            return Ok(None);
-        };
+        Ok(self
+            .index
+            .get(id)
+            .and_then(|entry| self.open_entry(id, &entry)))
+    }
+
+    /// Opens the record `entry` points at; a damaged one is counted, dropped from the index and
+    /// `None`.
+    fn open_entry(&mut self, id: &KeyId, entry: &Entry) -> Option<ReadHandle> {
         let segment = self
             .ring
             .get(entry.seq)
@@ -236,12 +245,12 @@ impl Shard {
                 if !entry.verified {
                     self.index.mark_verified(id);
                 }
-                Ok(Some(handle))
+                Some(handle)
             }
             Err(_damage) => {
                 self.counters.corrupt += 1;
                 self.index.remove(id);
-                Ok(None)
+                None
             }
         }
     }
