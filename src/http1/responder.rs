@@ -109,13 +109,8 @@ impl<'a> Responder<'a> {
         self.header("content-type", "text/plain; charset=utf-8")?;
         let length = text.len() as u64 + 1;
         if length <= COALESCE_BODY_BYTES_MAX as u64 {
-            self.render_head(status, length)?;
-            if !self.head_request {
-                self.out.extend_from_slice(text.as_bytes());
-                self.out.push(b'\n');
-            }
-            let result = self.write_head_and(&[]).await;
-            return self.finish_with(result);
+            let body = [text.as_bytes(), b"\n"].concat();
+            return self.send(status, &body).await;
         }
         let mut writer = self.start(status, length).await?;
         writer.write_all(text.as_bytes()).await?;
