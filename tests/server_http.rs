@@ -511,15 +511,7 @@ fn a_client_that_disconnects_mid_upload_releases_its_reservation() {
     // put after it would find the budget full.
     for round in 0..12 {
         let abandoned = rng.bytes(TIGHT_UPLOAD_BYTES);
-        let mut conn = Conn::open(addr).unwrap();
-        conn.send(&request_head(
-            "PUT",
-            &cas_path(&abandoned),
-            abandoned.len() as u64,
-            &[],
-        ))
-        .unwrap();
-        conn.send(&abandoned[..TIGHT_UPLOAD_BYTES / 2]).unwrap();
+        let conn = partial_put(addr, &abandoned, TIGHT_UPLOAD_BYTES / 2);
         drop(conn);
 
         let complete = rng.bytes(TIGHT_UPLOAD_BYTES);
@@ -528,6 +520,21 @@ fn a_client_that_disconnects_mid_upload_releases_its_reservation() {
         assert_stored(addr, &cas_path(&complete), &complete);
         assert_absent(addr, &cas_path(&abandoned));
     }
+}
+
+/// Opens a connection, sends the head of `PUT /cas/<blob>` and only the first `sent` bytes of
+/// its body, and leaves the upload hanging.
+fn partial_put(addr: SocketAddr, blob: &[u8], sent: usize) -> Conn {
+    let mut conn = Conn::open(addr).unwrap();
+    conn.send(&request_head(
+        "PUT",
+        &cas_path(blob),
+        blob.len() as u64,
+        &[],
+    ))
+    .unwrap();
+    conn.send(&blob[..sent]).unwrap();
+    conn
 }
 
 /// Timeouts short enough for a test: 1 s to send a head, 2 s idle, 1 s without body progress.
@@ -555,16 +562,7 @@ fn slow_and_idle_clients_are_timed_out_and_other_clients_are_unaffected() {
     let mut slow_head = Conn::open(addr).unwrap();
     slow_head.send(b"GET /healthz HTTP/1.1\r\nHo").unwrap();
     let stalled_blob = rng.bytes(10_000);
-    let mut stalled_body = Conn::open(addr).unwrap();
-    stalled_body
-        .send(&request_head(
-            "PUT",
-            &cas_path(&stalled_blob),
-            stalled_blob.len() as u64,
-            &[],
-        ))
-        .unwrap();
-    stalled_body.send(&stalled_blob[..100]).unwrap();
+    let stalled_body = partial_put(addr, &stalled_blob, 100);
 
     // Meanwhile other clients are served.
     for _ in 0..10 {
@@ -746,16 +744,7 @@ fn sigterm_drains_in_flight_requests_checkpoints_and_exits_0() {
 
     // An upload in flight when SIGTERM arrives, and an idle kept-alive connection.
     let in_flight = rng.bytes(500_000);
-    let mut upload = Conn::open(addr).unwrap();
-    upload
-        .send(&request_head(
-            "PUT",
-            &cas_path(&in_flight),
-            in_flight.len() as u64,
-            &[],
-        ))
-        .unwrap();
-    upload.send(&in_flight[..250_000]).unwrap();
+    let mut upload = partial_put(addr, &in_flight, 250_000);
     let mut idle = Conn::open(addr).unwrap();
     assert_eq!(idle.request("GET", "/healthz", &[]).unwrap().status, 200);
 
@@ -847,16 +836,7 @@ fn sigterm_with_a_stalled_upload_exits_0_within_the_drain_bound() {
     let addr = server.addr();
     let mut rng = seeded_rng("drain_bound");
     let stalled = rng.bytes(100_000);
-    let mut upload = Conn::open(addr).unwrap();
-    upload
-        .send(&request_head(
-            "PUT",
-            &cas_path(&stalled),
-            stalled.len() as u64,
-            &[],
-        ))
-        .unwrap();
-    upload.send(&stalled[..1000]).unwrap();
+    let upload = partial_put(addr, &stalled, 1000);
     let kept = rng.bytes(1000);
     assert_eq!(put(addr, &cas_path(&kept), &kept).status, 200);
 
