@@ -47,6 +47,23 @@ fn start(dir: &tempfile::TempDir, extra: &[&str]) -> Tessera {
     Tessera::start(&dir.path().join("data"), extra).expect("tessera starts")
 }
 
+/// Starts Tessera with `extra` flags on a fresh data directory and runs `test` on a glommio
+/// executor with a connected gRPC client and the server's address; stops Tessera afterwards.
+fn with_client<G, F>(extra: &[&str], test: G)
+where
+    G: FnOnce(SendRequest<Bytes>, SocketAddr) -> F + Send + 'static,
+    F: std::future::Future<Output = ()> + 'static,
+{
+    let dir = tempfile::tempdir().unwrap();
+    let tessera = start(&dir, extra);
+    let addr = tessera.addr;
+    run_executor(move || async move {
+        let client = connect(addr).await;
+        test(client, addr).await;
+    });
+    drop(tessera);
+}
+
 fn digest(function: DigestFunction, data: &[u8]) -> reapi::Digest {
     reapi::Digest {
         hash: ContentDigest::of(function, data).to_hex(),
@@ -167,11 +184,7 @@ fn upload_name(instance: &str, upload: &str, read_name: &str) -> String {
 
 #[test]
 fn capabilities_and_batch_calls_and_find_missing() {
-    let dir = tempfile::tempdir().unwrap();
-    let tessera = start(&dir, &[]);
-    let addr = tessera.addr;
-    run_executor(move || async move {
-        let client = connect(addr).await;
+    with_client(&[], |client, _addr| async move {
         let caps: reapi::ServerCapabilities = unary(
             &client,
             CAPABILITIES,
@@ -262,11 +275,7 @@ fn capabilities_and_batch_calls_and_find_missing() {
 
 #[test]
 fn bytestream_write_and_read_in_every_form() {
-    let dir = tempfile::tempdir().unwrap();
-    let tessera = start(&dir, &[]);
-    let addr = tessera.addr;
-    run_executor(move || async move {
-        let client = connect(addr).await;
+    with_client(&[], |client, _addr| async move {
         let cases: [(&str, &str, DigestFunction, usize); 4] = [
             ("", "", DigestFunction::Sha256, 4 << 10),
             ("team/linux", "", DigestFunction::Sha256, 3 << 20),
@@ -323,11 +332,7 @@ fn bytestream_write_and_read_in_every_form() {
 
 #[test]
 fn compressed_writes_are_verified_after_decompression() {
-    let dir = tempfile::tempdir().unwrap();
-    let tessera = start(&dir, &[]);
-    let addr = tessera.addr;
-    run_executor(move || async move {
-        let client = connect(addr).await;
+    with_client(&[], |client, _addr| async move {
         for (i, function, segment) in [
             (0u64, DigestFunction::Sha256, ""),
             (1, DigestFunction::Blake3, "blake3/"),
@@ -387,11 +392,7 @@ fn compressed_writes_are_verified_after_decompression() {
 
 #[test]
 fn existing_blob_answers_the_first_message_with_the_full_size() {
-    let dir = tempfile::tempdir().unwrap();
-    let tessera = start(&dir, &[]);
-    let addr = tessera.addr;
-    run_executor(move || async move {
-        let client = connect(addr).await;
+    with_client(&[], |client, _addr| async move {
         let data = pseudo_random(200 << 10, 5);
         let name = blob_name("", "", &data, DigestFunction::Sha256);
         write(&client, &upload_name("", "a", &name), &data, 16 << 10)
@@ -515,11 +516,7 @@ fn broken_off_writes_resume_at_the_committed_size() {
 
 #[test]
 fn a_write_past_its_deadline_is_dropped_and_can_be_resumed() {
-    let dir = tempfile::tempdir().unwrap();
-    let tessera = start(&dir, &["--executors", "1"]);
-    let addr = tessera.addr;
-    run_executor(move || async move {
-        let client = connect(addr).await;
+    with_client(&["--executors", "1"], |client, _addr| async move {
         let data = pseudo_random(300 << 10, 31);
         let name = blob_name("", "", &data, DigestFunction::Sha256);
         let upload = upload_name("", "deadline", &name);
@@ -561,11 +558,7 @@ fn a_write_past_its_deadline_is_dropped_and_can_be_resumed() {
 
 #[test]
 fn bad_writes_are_invalid_argument_and_store_nothing() {
-    let dir = tempfile::tempdir().unwrap();
-    let tessera = start(&dir, &[]);
-    let addr = tessera.addr;
-    run_executor(move || async move {
-        let client = connect(addr).await;
+    with_client(&[], |client, _addr| async move {
         let data = pseudo_random(100 << 10, 21);
         let name = blob_name("", "", &data, DigestFunction::Sha256);
         let upload = |id: &str| upload_name("", id, &name);
@@ -738,11 +731,7 @@ fn sigterm_sends_goaway_and_the_server_exits_cleanly() {
 
 #[test]
 fn action_cache_completeness_inlining_and_get_tree() {
-    let dir = tempfile::tempdir().unwrap();
-    let tessera = start(&dir, &[]);
-    let addr = tessera.addr;
-    run_executor(move || async move {
-        let client = connect(addr).await;
+    with_client(&[], |client, _addr| async move {
         let file = pseudo_random(3000, 1);
         let stdout = b"hello from the action\n".to_vec();
         let leaf = reapi::Directory {
@@ -898,11 +887,7 @@ fn http(addr: SocketAddr, method: &str, path: &str, body: &[u8]) -> (u16, Vec<u8
 
 #[test]
 fn http_and_grpc_share_the_cas_and_the_action_cache() {
-    let dir = tempfile::tempdir().unwrap();
-    let tessera = start(&dir, &[]);
-    let addr = tessera.addr;
-    run_executor(move || async move {
-        let client = connect(addr).await;
+    with_client(&[], |client, addr| async move {
         for instance in ["", "team"] {
             let prefix = if instance.is_empty() {
                 String::new()
