@@ -4,8 +4,15 @@
 
 pub mod backend;
 pub mod bazel_http;
+pub mod ccache;
+pub mod gradle;
 pub mod metrics;
+pub mod mounts;
+pub mod nx;
+pub mod opaque_key;
+pub mod pipeline;
 pub mod reapi;
 pub mod reapi_keys;
 pub mod router;
+pub mod turbo;
 pub mod upload;
