@@ -181,7 +181,13 @@ fn unknown_paths_bad_names_and_wrong_methods_get_404_400_and_405() {
     let index = request(addr, "GET", "/", b"");
     assert_eq!(index.status, 200, "GET / is the index of mounts");
     let text = String::from_utf8_lossy(&index.body);
-    for mounted in ["/cache/", "/v1/cache/", "/v8/artifacts/", "/ccache/", "bazel"] {
+    for mounted in [
+        "/cache/",
+        "/v1/cache/",
+        "/v8/artifacts/",
+        "/ccache/",
+        "bazel",
+    ] {
         assert!(text.contains(mounted), "{mounted} missing from {text}");
     }
 }

@@ -231,35 +231,7 @@ mod tests {
         }
     }
 
-    /// Sends `input` on a fresh connection to `router`; the responses.
-    fn exchange<B: Backend>(
-        router: &crate::protocols::router::Router<B>,
-        input: Vec<u8>,
-    ) -> Vec<crate::http1::test_support::Response> {
-        use crate::http1::test_support::{duplex_bounded, split_responses, TestClock};
-        use futures_lite::{AsyncReadExt, AsyncWriteExt};
-        let (mut server_end, mut client) = duplex_bounded(usize::MAX, usize::MAX);
-        let server = async {
-            crate::http1::serve(
-                &mut server_end,
-                router,
-                &TestClock,
-                &crate::http1::Limits::default(),
-            )
-            .await;
-            server_end.close().await.unwrap();
-        };
-        let client = async {
-            client.write_all(&input).await.unwrap();
-            client.close().await.unwrap();
-            let mut output = Vec::new();
-            client.read_to_end(&mut output).await.unwrap();
-            output
-        };
-        let ((), output) =
-            futures_lite::future::block_on(futures_lite::future::zip(server, client));
-        split_responses(&output, &[])
-    }
+    use crate::protocols::test_support::exchange;
 
     fn put_request(path: &str, body: &[u8]) -> Vec<u8> {
         let mut request = format!(

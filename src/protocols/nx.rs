@@ -10,7 +10,7 @@
 //! cannot overwrite another's results. Nx fails the whole task on any PUT answer other than
 //! 200, 403 and 409 and on any GET answer other than 200 and 404, so every refusal here takes
 //! one of those shapes ([`NxDialect`]): too large, no space or busy is 403 on PUT and 404 on
-//! GET. A 401 keeps its status with `Content-Type` exactly `text/plain` (Nx reads it as
+//! GET (methods Nx never sends keep their precise status). A 401 keeps its status with `Content-Type` exactly `text/plain` (Nx reads it as
 //! "unauthorized" only then).
 
 use std::io;
@@ -32,8 +32,9 @@ impl Dialect for NxDialect {
             (_, 401) => 401,
             (Op::Put, 403 | 409) => status,
             (Op::Put, _) => 403,
-            (_, 404) => 404,
-            (_, _) => 404,
+            (Op::Get, _) => 404,
+            // Methods Nx never sends keep their precise status (405 with Allow).
+            (_, _) => status,
         };
         Answer {
             status,
