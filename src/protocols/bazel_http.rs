@@ -95,7 +95,7 @@ pub async fn handle<B: Backend>(
             "unknown path: the Bazel cache is at [/prefix]/ac/<hash> and [/prefix]/cas/<hash>";
         return responder.send_text(404, message).await;
     };
-    let ctx = RequestContext::new(
+    let ctx = env.context(
         namespace_of(env.namespace, &path.instance),
         Protocol::BazelHttp,
     );

@@ -17,7 +17,7 @@ use std::io;
 use crate::http1::{Request, Responder};
 use crate::store::Kind;
 
-use super::backend::{Backend, Protocol, RequestContext};
+use super::backend::{Backend, Protocol};
 use super::opaque_key;
 use super::pipeline::{Op, Plain};
 use super::router::FrontEndEnv;
@@ -52,7 +52,7 @@ pub async fn handle<B: Backend>(
         Ok(name) => name,
         Err(message) => return responder.send_text(400, &message).await,
     };
-    let ctx = RequestContext::new(env.namespace_or("ccache"), Protocol::Ccache);
+    let ctx = env.context(env.namespace_or("ccache"), Protocol::Ccache);
     let transfer = env.transfer(&ctx, &Plain);
     let key = ctx.key(Kind::Blob, name.as_bytes());
     match request.head.method {

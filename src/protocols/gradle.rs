@@ -16,7 +16,7 @@ use std::io;
 use crate::http1::{Request, Responder};
 use crate::store::Kind;
 
-use super::backend::{Backend, Protocol, RequestContext};
+use super::backend::{Backend, Protocol};
 use super::opaque_key;
 use super::pipeline::Plain;
 use super::router::FrontEndEnv;
@@ -32,7 +32,7 @@ pub async fn handle<B: Backend>(
         Ok(key) => key,
         Err(message) => return responder.send_text(400, &message).await,
     };
-    let ctx = RequestContext::new(env.namespace_or("gradle"), Protocol::Gradle);
+    let ctx = env.context(env.namespace_or("gradle"), Protocol::Gradle);
     let transfer = env.transfer(&ctx, &Plain);
     let key = ctx.key(Kind::Blob, key.as_bytes());
     match request.head.method {

@@ -18,7 +18,7 @@ use std::io;
 use crate::http1::{Request, Responder};
 use crate::store::Kind;
 
-use super::backend::{Backend, Protocol, RequestContext};
+use super::backend::{Backend, Protocol};
 use super::opaque_key;
 use super::pipeline::{Answer, Dialect, Op};
 use super::router::FrontEndEnv;
@@ -52,7 +52,7 @@ pub async fn handle<B: Backend>(
     request: &mut Request<'_>,
     responder: &mut Responder<'_>,
 ) -> io::Result<()> {
-    let ctx = RequestContext::new(env.namespace_or("nx"), Protocol::Nx);
+    let ctx = env.context(env.namespace_or("nx"), Protocol::Nx);
     let transfer = env.transfer(&ctx, &NxDialect);
     let op = Op::of_method(request.head.method);
     let hash = match opaque_key::single_segment(rest) {

@@ -19,7 +19,7 @@ use std::io;
 use crate::http1::{Request, Responder};
 use crate::store::Kind;
 
-use super::backend::{Backend, Namespace, Protocol, RequestContext};
+use super::backend::{Backend, Namespace, Protocol};
 use super::opaque_key;
 use super::pipeline::{Answer, Dialect, Op};
 use super::router::FrontEndEnv;
@@ -143,7 +143,7 @@ pub async fn handle<B: Backend>(
         Some(namespace) => Namespace::new(format!("{namespace}/{team}")),
         None => Namespace::new(format!("turbo/{team}")),
     };
-    let ctx = RequestContext::new(namespace, Protocol::Turbo);
+    let ctx = env.context(namespace, Protocol::Turbo);
     let transfer = env.transfer(&ctx, &TurboDialect);
     if rest == "/events" && method == "POST" {
         return events(&transfer, request, responder).await;
