@@ -17,15 +17,15 @@
 
 use prost::Message;
 
-use crate::grpc::action_result::{referenced_blobs, tree_file_blobs, validate_action_result};
 use crate::grpc::pb::build::bazel::remote::execution::v2 as reapi;
-use crate::grpc::resource_name::DigestFunction;
 use crate::grpc::Status;
 use crate::protocols::backend::{Backend, ObjectKey, Protocol, Put, RequestContext};
 use crate::protocols::pipeline::store_bytes;
 use crate::protocols::reapi_keys::{self, ac_key, cas_key, DigestKey};
 use crate::store::{ContentDigest, Meta};
 
+use super::action_result::{referenced_blobs, tree_file_blobs, validate_action_result};
+use super::resource_name::DigestFunction;
 use super::{content_digest, is_empty_blob, request_function, status_of, ReapiService};
 
 /// The digest function and the action digest of a Get/UpdateActionResult request.

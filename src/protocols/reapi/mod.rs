@@ -1,6 +1,8 @@
 //! The REAPI v2 cache services over gRPC (`--remote_cache=grpc://host:port`), reference/clients.md §2.
 //!
-//! [`ReapiService`] implements [`GrpcService`] and routes each method to its file:
+//! Everything REAPI means lives here; `src/grpc/` below only carries messages. [`ReapiService`]
+//! implements [`GrpcService`], routes each `:path` through [`methods`] and each method to its
+//! file:
 //!
 //! | service / method                                         | file              |
 //! |----------------------------------------------------------|-------------------|
@@ -8,6 +10,13 @@
 //! | `ActionCache.GetActionResult` / `UpdateActionResult`     | `action_cache.rs` |
 //! | `ContentAddressableStorage.FindMissingBlobs`, `Batch*`, `GetTree` | `cas.rs` |
 //! | `ByteStream.Read` / `Write` / `QueryWriteStatus`         | `bytestream.rs`   |
+//!
+//! Rules that need no store sit beside them, each with its own tests: [`resource_name`]
+//! (ByteStream resource names, digest validation), [`bytestream_rules`] (Read ranges, zero-copy
+//! `ReadResponse` framing, Write offsets), `zstd_codec.rs` (bounded streaming zstd for
+//! `compressed-blobs/zstd/…`), `capabilities.rs` (the GetCapabilities answer) and
+//! [`action_result`] (which blobs an ActionResult references, digest checks). `uploads.rs`
+//! keeps broken-off Writes for a resume.
 //!
 //! Keys come from [`super::reapi_keys`], so the instance name is the namespace shared with the
 //! Bazel HTTP front-end: `PUT /team/cas/<h>` over HTTP and `team/blobs/<h>/<n>` over gRPC are
@@ -23,11 +32,17 @@
 //! ```
 
 mod action_cache;
-pub(crate) use action_cache::check_complete;
+pub mod action_result;
 mod bytestream;
+pub mod bytestream_rules;
 mod capabilities;
 mod cas;
+pub mod methods;
+pub mod resource_name;
 mod uploads;
+mod zstd_codec;
+
+pub(crate) use action_cache::check_complete;
 
 #[cfg(test)]
 mod tests;
@@ -38,12 +53,12 @@ use std::time::Duration;
 use bytes::Bytes;
 
 use crate::grpc::pb::build::bazel::remote::execution::v2 as reapi;
-use crate::grpc::reapi_methods::ReapiMethod;
-use crate::grpc::resource_name::{self, validate_digest};
 use crate::grpc::{CallContext, CallKind, GrpcService, RequestStream, ResponseSink, Status};
 use crate::store::{ContentDigest, DigestFunction, StoreError};
 
 use super::backend::Backend;
+use methods::ReapiMethod;
+use resource_name::validate_digest;
 use uploads::SuspendedUploads;
 
 /// Largest total of blob bytes in one BatchUpdateBlobs / BatchReadBlobs: 4 MiB message limit

@@ -18,7 +18,7 @@
 //! For a compressed blob `{hash}/{size}` describe the *uncompressed* bytes.
 //!
 //! ```
-//! use tessera::grpc::resource_name::{parse_read, Compressor, DigestFunction};
+//! use tessera::protocols::reapi::resource_name::{parse_read, Compressor, DigestFunction};
 //! let hash = "ab".repeat(32);
 //! let text = format!("ci/linux/compressed-blobs/zstd/blake3/{hash}/42");
 //! let name = parse_read(&text).unwrap();
@@ -30,7 +30,7 @@
 
 use std::fmt;
 
-use super::status::Status;
+use crate::grpc::Status;
 
 /// Longest resource name accepted, in bytes: instance names are short paths, and a bounded name
 /// keeps error messages and map keys small.
@@ -75,7 +75,7 @@ impl DigestFunction {
     /// From the `digest_function` field of a request: UNKNOWN (0, sent by clients older than
     /// the field, e.g. Bazel 4.2.3) means SHA256.
     pub fn from_proto(value: i32) -> Result<DigestFunction, DigestError> {
-        use super::pb::build::bazel::remote::execution::v2::digest_function::Value;
+        use crate::grpc::pb::build::bazel::remote::execution::v2::digest_function::Value;
         match Value::try_from(value) {
             Ok(Value::Unknown | Value::Sha256) => Ok(DigestFunction::Sha256),
             Ok(Value::Blake3) => Ok(DigestFunction::Blake3),
@@ -87,7 +87,7 @@ impl DigestFunction {
     }
 
     pub fn to_proto(self) -> i32 {
-        use super::pb::build::bazel::remote::execution::v2::digest_function::Value;
+        use crate::grpc::pb::build::bazel::remote::execution::v2::digest_function::Value;
         match self {
             DigestFunction::Sha256 => Value::Sha256 as i32,
             DigestFunction::Blake3 => Value::Blake3 as i32,
@@ -598,7 +598,7 @@ mod tests {
             "resource name: hash has 10 characters, a blake3 hash has 64"
         );
         let status = Status::from(parse_write("x/uploads").unwrap_err());
-        assert_eq!(status.code, super::super::status::Code::InvalidArgument);
+        assert_eq!(status.code, crate::grpc::Code::InvalidArgument);
         assert_eq!(
             status.message,
             "resource name has no upload id after \"uploads\""

@@ -7,9 +7,10 @@
 //! [`tree_file_blobs`] of its `Tree` are present too. Otherwise NOT_FOUND, so Bazel rebuilds
 //! instead of failing later with "lost inputs".
 
-use super::pb::build::bazel::remote::execution::v2 as reapi;
+use crate::grpc::pb::build::bazel::remote::execution::v2 as reapi;
+use crate::grpc::Status;
+
 use super::resource_name::{validate_digest, DigestFunction};
-use super::status::Status;
 
 /// A blob an ActionResult or Tree points at, and why (for error messages and tests).
 #[derive(Clone, Debug, PartialEq, Eq)]
