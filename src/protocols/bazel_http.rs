@@ -25,8 +25,7 @@ use crate::store::{ContentDigest, DigestFunction};
 
 use super::backend::{Backend, Namespace, Protocol, RequestContext};
 use super::pipeline::{Op, Plain, Transfer};
-use super::reapi::action_result::validate_action_result;
-use super::reapi::check_complete;
+use super::reapi::action_result::{check_complete, validate_action_result};
 use super::reapi_keys::{self, DigestKey};
 use super::router::FrontEndEnv;
 use crate::grpc::pb::build::bazel::remote::execution::v2::ActionResult;

@@ -14,9 +14,11 @@
 //! Rules that need no store sit beside them, each with its own tests: [`resource_name`]
 //! (ByteStream resource names, digest validation), [`bytestream_rules`] (Read ranges, zero-copy
 //! `ReadResponse` framing, Write offsets), `zstd_codec.rs` (bounded streaming zstd for
-//! `compressed-blobs/zstd/…`), `capabilities.rs` (the GetCapabilities answer) and
-//! [`action_result`] (which blobs an ActionResult references, digest checks). `uploads.rs`
+//! `compressed-blobs/zstd/…`) and `capabilities.rs` (the GetCapabilities answer). `uploads.rs`
 //! keeps broken-off Writes for a resume.
+//!
+//! [`action_result`] (which blobs an ActionResult references, digest checks, the completeness
+//! check of a hit) is the one module the Bazel HTTP front-end shares, for its `/ac/` hits.
 //!
 //! Keys come from [`super::reapi_keys`], so the instance name is the namespace shared with the
 //! Bazel HTTP front-end: `PUT /team/cas/<h>` over HTTP and `team/blobs/<h>/<n>` over gRPC are
@@ -41,8 +43,6 @@ pub mod methods;
 pub mod resource_name;
 mod uploads;
 mod zstd_codec;
-
-pub(crate) use action_cache::check_complete;
 
 #[cfg(test)]
 mod tests;
