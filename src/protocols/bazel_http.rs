@@ -146,8 +146,8 @@ async fn incomplete_action_result<B: Backend>(
     use prost::Message;
     let result = ActionResult::decode(body).ok()?;
     let reapi_function = match function {
-        DigestFunction::Sha256 => super::reapi::resource_name::DigestFunction::Sha256,
-        DigestFunction::Blake3 => super::reapi::resource_name::DigestFunction::Blake3,
+        DigestFunction::Sha256 => super::reapi::digest::DigestFunction::Sha256,
+        DigestFunction::Blake3 => super::reapi::digest::DigestFunction::Blake3,
     };
     validate_action_result(&result, reapi_function).ok()?;
     check_complete(backend, ctx, reapi_function, &result)

@@ -15,7 +15,7 @@ use crate::protocols::reapi_keys::{self, ac_key, cas_key};
 use crate::store::{ContentDigest, Meta};
 
 use super::action_result::{check_complete, entry_digest, validate_action_result};
-use super::resource_name::DigestFunction;
+use super::digest::DigestFunction;
 use super::{content_digest, request_function, status_of, ReapiService};
 
 /// The digest function and the action digest of a Get/UpdateActionResult request.

@@ -24,7 +24,7 @@ use crate::grpc::Status;
 use crate::protocols::backend::{Backend, ObjectKey, RequestContext};
 use crate::protocols::reapi_keys::{cas_key, DigestKey};
 
-use super::resource_name::{validate_digest, DigestFunction};
+use super::digest::{validate_digest, DigestFunction};
 use super::{content_digest, is_empty_blob, status_of, BATCH_DIGESTS_MAX};
 
 /// A blob an ActionResult or Tree points at, and why (for error messages and tests).

@@ -104,7 +104,7 @@ pub(super) async fn batch_update_blobs<B: Backend + 'static>(
 async fn update_one<B: Backend + 'static>(
     service: &ReapiService<B>,
     ctx: &RequestContext,
-    function: super::resource_name::DigestFunction,
+    function: super::digest::DigestFunction,
     blob: &reapi::batch_update_blobs_request::Request,
 ) -> Result<(), Status> {
     let digest = blob

@@ -11,11 +11,12 @@
 //! | `ContentAddressableStorage.FindMissingBlobs`, `Batch*`, `GetTree` | `cas.rs` |
 //! | `ByteStream.Read` / `Write` / `QueryWriteStatus`         | `bytestream.rs`   |
 //!
-//! Rules that need no store sit beside them, each with its own tests: [`resource_name`]
-//! (ByteStream resource names, digest validation), [`bytestream_rules`] (Read ranges, zero-copy
-//! `ReadResponse` framing, Write offsets), `zstd_codec.rs` (bounded streaming zstd for
-//! `compressed-blobs/zstd/…`) and `capabilities.rs` (the GetCapabilities answer). `uploads.rs`
-//! keeps broken-off Writes for a resume.
+//! Rules that need no store sit beside them, each with its own tests: [`digest`] (digest
+//! functions, digest validation), [`resource_name`] (ByteStream resource names),
+//! [`bytestream_rules`] (Read ranges, zero-copy `ReadResponse` framing, Write offsets),
+//! `zstd_codec.rs` (bounded streaming zstd for `compressed-blobs/zstd/…`) and
+//! `capabilities.rs` (the GetCapabilities answer). `uploads.rs` keeps broken-off Writes for a
+//! resume.
 //!
 //! [`action_result`] (which blobs an ActionResult references, digest checks, the completeness
 //! check of a hit) is the one module the Bazel HTTP front-end shares, for its `/ac/` hits.
@@ -39,6 +40,7 @@ mod bytestream;
 pub mod bytestream_rules;
 mod capabilities;
 mod cas;
+pub mod digest;
 pub mod methods;
 pub mod resource_name;
 mod uploads;
@@ -57,8 +59,8 @@ use crate::grpc::{CallContext, CallKind, GrpcService, RequestStream, ResponseSin
 use crate::store::{ContentDigest, DigestFunction, StoreError};
 
 use super::backend::Backend;
+use digest::validate_digest;
 use methods::ReapiMethod;
-use resource_name::validate_digest;
 use uploads::SuspendedUploads;
 
 /// Largest total of blob bytes in one BatchUpdateBlobs / BatchReadBlobs: 4 MiB message limit
@@ -277,21 +279,21 @@ pub fn status_of(error: &StoreError) -> Status {
 }
 
 /// The store's digest function for the REAPI one.
-fn store_function(function: resource_name::DigestFunction) -> DigestFunction {
+fn store_function(function: digest::DigestFunction) -> DigestFunction {
     match function {
-        resource_name::DigestFunction::Sha256 => DigestFunction::Sha256,
-        resource_name::DigestFunction::Blake3 => DigestFunction::Blake3,
+        digest::DigestFunction::Sha256 => DigestFunction::Sha256,
+        digest::DigestFunction::Blake3 => DigestFunction::Blake3,
     }
 }
 
 /// The digest function of a request's `digest_function` field (UNKNOWN = SHA-256).
-fn request_function(value: i32) -> Result<resource_name::DigestFunction, Status> {
-    resource_name::DigestFunction::from_proto(value).map_err(Status::from)
+fn request_function(value: i32) -> Result<digest::DigestFunction, Status> {
+    digest::DigestFunction::from_proto(value).map_err(Status::from)
 }
 
 /// A validated request digest: the store digest and the size.
 fn content_digest(
-    function: resource_name::DigestFunction,
+    function: digest::DigestFunction,
     digest: &reapi::Digest,
 ) -> Result<(ContentDigest, u64), Status> {
     let size = validate_digest(function, &digest.hash, digest.size_bytes)?;
