@@ -145,14 +145,8 @@ async fn incomplete_action_result<B: Backend>(
 ) -> Option<crate::grpc::Status> {
     use prost::Message;
     let result = ActionResult::decode(body).ok()?;
-    let reapi_function = match function {
-        DigestFunction::Sha256 => super::reapi::digest::DigestFunction::Sha256,
-        DigestFunction::Blake3 => super::reapi::digest::DigestFunction::Blake3,
-    };
-    validate_action_result(&result, reapi_function).ok()?;
-    check_complete(backend, ctx, reapi_function, &result)
-        .await
-        .err()
+    validate_action_result(&result, function).ok()?;
+    check_complete(backend, ctx, function, &result).await.err()
 }
 
 fn function_name(function: DigestFunction) -> &'static str {

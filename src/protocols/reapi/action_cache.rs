@@ -12,10 +12,9 @@ use crate::grpc::Status;
 use crate::protocols::backend::{Backend, Protocol, Put, RequestContext};
 use crate::protocols::pipeline::store_bytes;
 use crate::protocols::reapi_keys::{self, ac_key, cas_key};
-use crate::store::{ContentDigest, Meta};
+use crate::store::{ContentDigest, DigestFunction, Meta};
 
 use super::action_result::{check_complete, entry_digest, validate_action_result};
-use super::digest::DigestFunction;
 use super::{content_digest, request_function, status_of, ReapiService};
 
 /// The digest function and the action digest of a Get/UpdateActionResult request.

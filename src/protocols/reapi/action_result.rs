@@ -23,8 +23,9 @@ use crate::grpc::pb::build::bazel::remote::execution::v2 as reapi;
 use crate::grpc::Status;
 use crate::protocols::backend::{Backend, ObjectKey, RequestContext};
 use crate::protocols::reapi_keys::{cas_key, DigestKey};
+use crate::store::DigestFunction;
 
-use super::digest::{validate_digest, DigestFunction};
+use super::digest::validate_digest;
 use super::{content_digest, is_empty_blob, status_of, BATCH_DIGESTS_MAX};
 
 /// A blob an ActionResult or Tree points at, and why (for error messages and tests).

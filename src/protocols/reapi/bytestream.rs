@@ -38,10 +38,10 @@ use super::bytestream_rules::{
 use super::resource_name::{parse_read, parse_write, BlobName, Compressor};
 use super::uploads::{Upload, UploadGuard};
 use super::zstd_codec::{ZstdReadEncoder, ZstdUploadDecoder};
-use super::{handle_bytes, is_empty_blob, status_of, store_function, ReapiService};
+use super::{handle_bytes, is_empty_blob, status_of, ReapiService};
 
 fn blob_digest(blob: &BlobName<'_>) -> Result<ContentDigest, Status> {
-    ContentDigest::parse_hex(store_function(blob.digest_function), blob.hash)
+    ContentDigest::parse_hex(blob.digest_function, blob.hash)
         .ok_or_else(|| Status::invalid_argument("resource name hash is not lowercase hex"))
 }
 

@@ -1,27 +1,43 @@
-//! Digests in REAPI requests: the digest functions this server verifies, from and to their
-//! proto values, and the checks of a `Digest { hash, size_bytes }` that the CAS calls, the
-//! action cache and resource names share. UNKNOWN (sent by clients older than the
-//! `digest_function` field, e.g. Bazel 4.2.3) means SHA-256.
+//! Digests in REAPI requests: the store's [`DigestFunction`] as REAPI names it
+//! ([`ReapiDigestFunction`]: proto value, name, hash length), and the checks of a
+//! `Digest { hash, size_bytes }` that the CAS calls, the action cache and resource names share.
+//! UNKNOWN (sent by clients older than the `digest_function` field, e.g. Bazel 4.2.3) means
+//! SHA-256.
+//!
+//! ```
+//! use tessera::protocols::reapi::digest::ReapiDigestFunction;
+//! use tessera::store::DigestFunction;
+//! assert_eq!(DigestFunction::from_proto(0), Ok(DigestFunction::Sha256));
+//! assert_eq!(DigestFunction::Blake3.reapi_name(), "blake3");
+//! ```
 
 use std::fmt;
 
+use crate::grpc::pb::build::bazel::remote::execution::v2::digest_function::Value;
 use crate::grpc::Status;
+use crate::store::DigestFunction;
 
 /// Length of a SHA-256 or BLAKE3 (256-bit output) hash in lowercase hex.
 pub const HASH_HEX_CHARS_256: usize = 64;
 
-/// Digest functions this server verifies. The store has its own enum of the same two values.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum DigestFunction {
-    Sha256,
-    Blake3,
-}
-
-impl DigestFunction {
+/// The store's [`DigestFunction`] (the functions this server verifies) in REAPI's terms.
+pub trait ReapiDigestFunction: Sized {
     /// From the `digest_function` field of a request: UNKNOWN (0, sent by clients older than
     /// the field, e.g. Bazel 4.2.3) means SHA256.
-    pub fn from_proto(value: i32) -> Result<DigestFunction, DigestError> {
-        use crate::grpc::pb::build::bazel::remote::execution::v2::digest_function::Value;
+    fn from_proto(value: i32) -> Result<Self, DigestError>;
+
+    /// The `DigestFunction.Value` of this function.
+    fn to_proto(self) -> i32;
+
+    /// Length of a hash of this function in lowercase hex.
+    fn hash_hex_chars(self) -> usize;
+
+    /// The lowercase name REAPI gives it (resource-name segment, error messages).
+    fn reapi_name(self) -> &'static str;
+}
+
+impl ReapiDigestFunction for DigestFunction {
+    fn from_proto(value: i32) -> Result<DigestFunction, DigestError> {
         match Value::try_from(value) {
             Ok(Value::Unknown | Value::Sha256) => Ok(DigestFunction::Sha256),
             Ok(Value::Blake3) => Ok(DigestFunction::Blake3),
@@ -32,19 +48,18 @@ impl DigestFunction {
         }
     }
 
-    pub fn to_proto(self) -> i32 {
-        use crate::grpc::pb::build::bazel::remote::execution::v2::digest_function::Value;
+    fn to_proto(self) -> i32 {
         match self {
             DigestFunction::Sha256 => Value::Sha256 as i32,
             DigestFunction::Blake3 => Value::Blake3 as i32,
         }
     }
 
-    pub fn hash_hex_chars(self) -> usize {
+    fn hash_hex_chars(self) -> usize {
         HASH_HEX_CHARS_256
     }
 
-    pub fn name(self) -> &'static str {
+    fn reapi_name(self) -> &'static str {
         match self {
             DigestFunction::Sha256 => "sha256",
             DigestFunction::Blake3 => "blake3",
@@ -79,7 +94,7 @@ impl fmt::Display for DigestError {
             } => write!(
                 f,
                 "hash has {found_chars} characters, a {} hash has {}",
-                function.name(),
+                function.reapi_name(),
                 function.hash_hex_chars()
             ),
             DigestError::HashNotLowercaseHex => f.write_str("hash is not lowercase hexadecimal"),
@@ -162,6 +177,13 @@ mod tests {
             DigestFunction::from_proto(99),
             Err(DigestError::UnsupportedFunction("99".into()))
         );
+        assert_eq!(DigestFunction::Sha256.to_proto(), 1);
         assert_eq!(DigestFunction::Blake3.to_proto(), 9);
+        for function in [DigestFunction::Sha256, DigestFunction::Blake3] {
+            assert_eq!(
+                DigestFunction::from_proto(function.to_proto()),
+                Ok(function)
+            );
+        }
     }
 }

@@ -59,7 +59,7 @@ use crate::grpc::{CallContext, CallKind, GrpcService, RequestStream, ResponseSin
 use crate::store::{ContentDigest, DigestFunction, StoreError};
 
 use super::backend::Backend;
-use digest::validate_digest;
+use digest::{validate_digest, ReapiDigestFunction};
 use methods::ReapiMethod;
 use uploads::SuspendedUploads;
 
@@ -278,26 +278,18 @@ pub fn status_of(error: &StoreError) -> Status {
     }
 }
 
-/// The store's digest function for the REAPI one.
-fn store_function(function: digest::DigestFunction) -> DigestFunction {
-    match function {
-        digest::DigestFunction::Sha256 => DigestFunction::Sha256,
-        digest::DigestFunction::Blake3 => DigestFunction::Blake3,
-    }
-}
-
 /// The digest function of a request's `digest_function` field (UNKNOWN = SHA-256).
-fn request_function(value: i32) -> Result<digest::DigestFunction, Status> {
-    digest::DigestFunction::from_proto(value).map_err(Status::from)
+fn request_function(value: i32) -> Result<DigestFunction, Status> {
+    DigestFunction::from_proto(value).map_err(Status::from)
 }
 
 /// A validated request digest: the store digest and the size.
 fn content_digest(
-    function: digest::DigestFunction,
+    function: DigestFunction,
     digest: &reapi::Digest,
 ) -> Result<(ContentDigest, u64), Status> {
     let size = validate_digest(function, &digest.hash, digest.size_bytes)?;
-    let parsed = ContentDigest::parse_hex(store_function(function), &digest.hash)
+    let parsed = ContentDigest::parse_hex(function, &digest.hash)
         .ok_or_else(|| Status::invalid_argument("hash is not lowercase hexadecimal"))?;
     Ok((parsed, size))
 }

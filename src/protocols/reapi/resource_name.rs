@@ -18,8 +18,8 @@
 //! For a compressed blob `{hash}/{size}` describe the *uncompressed* bytes.
 //!
 //! ```
-//! use tessera::protocols::reapi::digest::DigestFunction;
 //! use tessera::protocols::reapi::resource_name::{parse_read, Compressor};
+//! use tessera::store::DigestFunction;
 //! let hash = "ab".repeat(32);
 //! let text = format!("ci/linux/compressed-blobs/zstd/blake3/{hash}/42");
 //! let name = parse_read(&text).unwrap();
@@ -33,7 +33,9 @@ use std::fmt;
 
 use crate::grpc::Status;
 
-use super::digest::{validate_hash, DigestError, DigestFunction};
+use crate::store::DigestFunction;
+
+use super::digest::{validate_hash, DigestError};
 
 /// Longest resource name accepted, in bytes: instance names are short paths, and a bounded name
 /// keeps error messages and map keys small.
