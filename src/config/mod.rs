@@ -36,6 +36,7 @@
 //! Unknown keys in the file and unknown flags stop start-up. Unknown `TESSERA_*` variables only
 //! get a warning: the prefix is shared with test and tool variables (`TESSERA_SKIP_REAL_CLIENTS`).
 
+pub mod auth;
 mod flags;
 pub mod mount;
 mod report;
@@ -50,6 +51,7 @@ use std::time::Duration;
 
 use crate::store::{Durability, StoreConfig};
 
+pub use auth::{Anonymous, AuthConfig, ReadThrough};
 pub use flags::{add_flags, SettingFlags};
 pub use mount::{MountConfig, MountProtocol};
 pub use settings::{
@@ -130,6 +132,8 @@ pub struct Config {
     /// The effective mount table: the built-in mounts unless `mount_defaults` is false, then the
     /// file's `[[mount]]` entries in order. No two share a prefix.
     pub mounts: Vec<MountConfig>,
+    /// Who may read and write (`[auth]`, `[[auth.read_through]]`).
+    pub auth: AuthConfig,
 }
 
 impl Config {
@@ -159,6 +163,7 @@ impl Config {
             log: String::new(),
             mount_defaults: false,
             mounts: Vec::new(),
+            auth: AuthConfig::default(),
         }
     }
 }
@@ -360,6 +365,11 @@ impl Layers {
             .is_some_and(|(_, source)| source != Source::Default);
         let mount_entries = self.arrays.get("mount").map_or(&[][..], Vec::as_slice);
         config.mounts = mount::effective_mounts(config.mount_defaults, mount_entries)?;
+        let read_through = self.arrays.get("auth.read_through");
+        config.auth.read_through = auth::read_through(read_through.map_or(&[][..], Vec::as_slice))?;
+        let mut listening = vec![config.listen];
+        listening.extend(config.grpc_listen);
+        config.auth.check_exposure(&listening)?;
         config.check_budget(config.shards.unwrap_or(1))?;
         Ok(config)
     }

@@ -16,7 +16,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use super::units::{parse_bool, parse_duration, parse_size};
-use super::Config;
+use super::{Anonymous, Config};
 use crate::store::Durability;
 
 /// Prefix of every setting's environment variable.
@@ -218,6 +218,17 @@ fn set<T>(field: &mut T, value: Option<T>) -> Option<()> {
 
 const DURABILITY_WORDS: &[&str] = &["relaxed", "strict"];
 
+const ANONYMOUS_WORDS: &[&str] = &["none", "read", "read-write"];
+
+fn anonymous(word: &str) -> Option<Anonymous> {
+    match word {
+        "none" => Some(Anonymous::None),
+        "read" => Some(Anonymous::Read),
+        "read-write" => Some(Anonymous::ReadWrite),
+        _ => None,
+    }
+}
+
 fn durability(word: &str) -> Option<Durability> {
     match word {
         "relaxed" => Some(Durability::Relaxed),
@@ -294,6 +305,25 @@ pub const SETTINGS: &[Setting] = &[
     Setting { key: "mount_defaults", default: "true", kind: Kind::Bool,
         help: "keep the built-in mount table (false: only the file's [[mount]] entries)",
         store: |c, v| set(&mut c.mount_defaults, v.bool()) },
+    Setting { key: "auth.public_keys", default: "", kind: Kind::Path,
+        help: "directory of trusted Ed25519 public keys, `KID.pub` (SPKI PEM); reloaded on change and SIGHUP",
+        store: |c, v| set(&mut c.auth.public_keys, v.optional(Parsed::path)) },
+    Setting { key: "auth.jwks", default: "", kind: Kind::Path,
+        help: "JWKS file of trusted Ed25519 public keys (OKP, crv Ed25519, kid); reloaded on change and SIGHUP",
+        store: |c, v| set(&mut c.auth.jwks, v.optional(Parsed::path)) },
+    Setting { key: "auth.revoked", default: "", kind: Kind::Path,
+        help: "revoked token ids, one `jti` a line; reloaded on change and SIGHUP",
+        store: |c, v| set(&mut c.auth.revoked, v.optional(Parsed::path)) },
+    Setting { key: "auth.audience", default: "", kind: Kind::Text,
+        help: "when set, a token's `aud` must contain it",
+        store: |c, v| set(&mut c.auth.audience, v.optional(Parsed::text)) },
+    Setting { key: "auth.anonymous", default: "", kind: Kind::Choice(ANONYMOUS_WORDS),
+        help: "what a request without a token may do (unset: read-write with no keys, only on \
+               loopback addresses; none with keys)",
+        store: |c, v| set(&mut c.auth.anonymous, v.optional(|v| v.word().and_then(anonymous))) },
+    Setting { key: "auth.public_metrics", default: "false", kind: Kind::Bool,
+        help: "serve /metrics without an admin token",
+        store: |c, v| set(&mut c.auth.public_metrics, v.bool()) },
 ];
 
 /// An array of tables that only the config file can give (`[[mount]]`): its entries have
@@ -306,10 +336,17 @@ pub struct FileOnlyArray {
 }
 
 /// Every file-only array of tables.
-pub const FILE_ONLY_ARRAYS: &[FileOnlyArray] = &[FileOnlyArray {
-    key: "mount",
-    help: "front-end mount table: prefix, protocol, optional namespace (see `config::mount`)",
-}];
+pub const FILE_ONLY_ARRAYS: &[FileOnlyArray] = &[
+    FileOnlyArray {
+        key: "mount",
+        help: "front-end mount table: prefix, protocol, optional namespace (see `config::mount`)",
+    },
+    FileOnlyArray {
+        key: "auth.read_through",
+        help: "read-through namespaces: `namespace` glob and the `from` namespaces its misses \
+               fall back to on reads (see `config::auth`)",
+    },
+];
 
 /// The declaration of `key` in `settings`.
 pub fn find<'a>(settings: &'a [Setting], key: &str) -> Option<(usize, &'a Setting)> {
