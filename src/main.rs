@@ -4,6 +4,9 @@
 //! tessera serve  [--config FILE] [--listen ADDR] [--data DIR] [--max-size SIZE] …
 //! tessera config [--config FILE] [the same flags as serve]
 //! tessera verify --data DIR
+//! tessera keygen --dir DIR [--kid NAME]
+//! tessera token  --key DIR/NAME.key --subject S [--read GLOB]… [--write GLOB]… [--admin] [--ttl 30d]
+//! tessera token  --inspect TOKEN [--config FILE]
 //! ```
 //!
 //! `serve` and `config` take the same options: `--config FILE` (a TOML file) and one flag per
@@ -42,6 +45,49 @@ enum Command {
         #[arg(long, default_value = default_of("data"))]
         data: PathBuf,
     },
+    /// Make an Ed25519 key pair: DIR/NAME.key (PKCS#8 PEM, mode 0600) and DIR/NAME.pub (SPKI PEM).
+    Keygen {
+        /// Where to write the pair (created if missing).
+        #[arg(long, value_name = "DIR")]
+        dir: PathBuf,
+        /// The key id: the files' stem, and the `kid` of the tokens it signs.
+        #[arg(long, value_name = "NAME", default_value = "tessera")]
+        kid: String,
+    },
+    /// Mint a token signed by a private key, or inspect one (--inspect).
+    Token(Box<TokenArgs>),
+}
+
+/// The options of `tessera token`.
+#[derive(Args)]
+struct TokenArgs {
+    /// The private key (PKCS#8 PEM); its file stem is the token's `kid`.
+    #[arg(long, value_name = "FILE", required_unless_present = "inspect")]
+    key: Option<PathBuf>,
+    /// Who the token is for (`sub`; shown in logs and the audit log).
+    #[arg(long, value_name = "NAME", required_unless_present = "inspect")]
+    subject: Option<String>,
+    /// A namespace glob the token may read (repeatable; `*` crosses `/`).
+    #[arg(long, value_name = "GLOB")]
+    read: Vec<String>,
+    /// A namespace glob the token may write, and so read (repeatable).
+    #[arg(long, value_name = "GLOB")]
+    write: Vec<String>,
+    /// Grant the admin scope (metrics when not public, status, admin API).
+    #[arg(long)]
+    admin: bool,
+    /// Lifetime, such as 1h or 30d [default: 24h].
+    #[arg(long, value_name = "DURATION")]
+    ttl: Option<String>,
+    /// The `aud` claim (checked against auth.audience).
+    #[arg(long, value_name = "TEXT")]
+    audience: Option<String>,
+    /// Print a token's header and claims instead of minting one.
+    #[arg(long, value_name = "TOKEN", conflicts_with_all = ["key", "subject"])]
+    inspect: Option<String>,
+    /// With --inspect: say whether this configuration's keys would accept the token.
+    #[arg(long, value_name = "FILE", requires = "inspect")]
+    config: Option<PathBuf>,
 }
 
 /// The options of `serve` and `config`: the config file and one flag per setting.
@@ -62,7 +108,41 @@ fn main() -> ExitCode {
         Command::Verify { data } => {
             ExitCode::from(u8::try_from(tessera::store::verify::run_cli(&data)).unwrap_or(2))
         }
+        Command::Keygen { dir, kid } => report(tessera::auth::cli::keygen(&dir, &kid)),
+        Command::Token(args) => token(&args),
     }
+}
+
+/// Prints an `Ok` to stdout (exit 0) or an `Err` to stderr (exit 1).
+fn report(outcome: Result<String, String>) -> ExitCode {
+    match outcome {
+        Ok(text) => {
+            println!("{}", text.trim_end());
+            ExitCode::SUCCESS
+        }
+        Err(text) => {
+            eprintln!("tessera: {}", text.trim_end());
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn token(args: &TokenArgs) -> ExitCode {
+    use tessera::auth::cli;
+    let now = cli::now_seconds();
+    if let Some(token) = &args.inspect {
+        return report(cli::inspect(token, args.config.as_deref(), now));
+    }
+    let request = cli::MintRequest {
+        key: args.key.clone().unwrap_or_default(),
+        subject: args.subject.clone().unwrap_or_default(),
+        read: args.read.clone(),
+        write: args.write.clone(),
+        admin: args.admin,
+        ttl: args.ttl.clone(),
+        audience: args.audience.clone(),
+    };
+    report(cli::mint(&request, now))
 }
 
 fn serve(args: &SettingArgs) -> ExitCode {

@@ -37,6 +37,8 @@ want python3-venv
 want libcap2-bin
 # systemd-analyze, to verify systemd/tessera.service (tests/systemd_unit.rs).
 want systemd
+# openssl, whose Ed25519 keys `tessera token` must read and which must read ours (tests/auth_cli.rs).
+want openssl
 
 if [ ${#need_apt[@]} -gt 0 ]; then
   export DEBIAN_FRONTEND=noninteractive

@@ -4,5 +4,7 @@
 //! the request's [`Identity`](crate::protocols::backend::Identity); the authorization layer
 //! over the `Backend` seam then checks the identity's scopes against the request's namespace.
 
+pub mod cli;
+pub mod keys;
 pub mod scope;
 pub mod token;
