@@ -5,6 +5,9 @@
 //! over the `Backend` seam then checks the identity's scopes against the request's namespace.
 
 pub mod cli;
+pub mod gate;
 pub mod keys;
+pub mod layer;
+pub mod reload;
 pub mod scope;
 pub mod token;

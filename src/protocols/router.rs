@@ -4,7 +4,7 @@
 //! | path                    | answer                                              |
 //! |-------------------------|-----------------------------------------------------|
 //! | `/healthz`              | liveness: 200 `ok`                                  |
-//! | `/metrics`              | Prometheus text (`metrics`)                         |
+//! | `/metrics`              | Prometheus text (`metrics`); admin unless `auth.public_metrics` |
 //! | `/` (GET, HEAD)         | a short plain-text index of what is mounted where   |
 //! | a mounted prefix        | that mount's front-end, in its namespace            |
 //! | anything else           | 404 with a short explanation                        |
@@ -18,7 +18,7 @@ use crate::store::DigestFunction;
 use super::backend::{Backend, Identity, Namespace, Protocol, RequestContext};
 use super::metrics::{self, ExtraMetrics};
 use super::mounts::{FrontEnd, MountTable};
-use super::pipeline::{status_of, Dialect, Transfer};
+use super::pipeline::{challenge, status_of, Dialect, Transfer};
 use super::upload::SpoolBudget;
 use super::{bazel_http, ccache, gradle, nx, turbo};
 
@@ -82,6 +82,9 @@ impl<'a, B: Backend> FrontEndEnv<'a, B> {
     }
 }
 
+/// Decides whether a caller may read `/metrics` (the authorization gate's admin check).
+pub type MetricsGuard = Rc<dyn Fn(&Identity) -> Result<(), crate::store::StoreError>>;
+
 /// The [`Service`] of one executor: every HTTP/1.1 request passes through here.
 pub struct Router<B> {
     backend: Rc<B>,
@@ -90,6 +93,8 @@ pub struct Router<B> {
     spool: SpoolBudget,
     /// The server's own lines on `/metrics`.
     extra_metrics: Option<ExtraMetrics>,
+    /// Who may read `/metrics` (`None`: anyone).
+    metrics_guard: Option<MetricsGuard>,
 }
 
 impl<B: Backend> Router<B> {
@@ -99,7 +104,14 @@ impl<B: Backend> Router<B> {
             options,
             spool: SpoolBudget::default(),
             extra_metrics: None,
+            metrics_guard: None,
         }
+    }
+
+    /// Lets only callers `guard` accepts read `/metrics`.
+    pub fn with_metrics_guard(mut self, guard: MetricsGuard) -> Self {
+        self.metrics_guard = Some(guard);
+        self
     }
 
     /// Adds the server's own metrics (connections) to `/metrics`.
@@ -132,11 +144,23 @@ impl<B: Backend> Router<B> {
                 let index = self.options.mounts.index_text();
                 responder.send_text(200, index.trim_end()).await
             }
-            _ => self.metrics(responder).await,
+            _ => self.metrics(request, responder).await,
         })
     }
 
-    async fn metrics(&self, responder: &mut Responder<'_>) -> io::Result<()> {
+    async fn metrics(
+        &self,
+        request: &Request<'_>,
+        responder: &mut Responder<'_>,
+    ) -> io::Result<()> {
+        if let Some(guard) = &self.metrics_guard {
+            let identity = Identity::from_authorization(request.head.header("authorization"));
+            if let Err(error) = guard(&identity) {
+                let (status, message) = status_of(&error);
+                challenge(responder, status)?;
+                return responder.send_text(status, &message).await;
+            }
+        }
         match metrics::render(&*self.backend, self.extra_metrics.as_ref()).await {
             Ok(page) => {
                 responder.header("content-type", "text/plain; version=0.0.4; charset=utf-8")?;

@@ -3,7 +3,8 @@
 //! Every executor accepts on its own socket of the reuse-port group. A connection starts as
 //! HTTP/1.1; the driver recognises the h2c prior-knowledge preface and returns it, and the
 //! stream then goes to the gRPC layer (`grpc::serve`) with the executor's REAPI services
-//! (`protocols::reapi`) over the same steering backend as the HTTP front-ends. Connections on
+//! (`protocols::reapi`) over the same backend as the HTTP front-ends: the authorization layer
+//! (`auth::layer`) over steering to the owner shard. Connections on
 //! the optional `grpc_listen` address skip the sniffing and start as HTTP/2.
 //! `max_connections` is counted process-wide (one atomic, touched per accept and close); a
 //! connection over the limit gets a 503 and is closed.
@@ -19,12 +20,15 @@ use futures_lite::future::or;
 use futures_lite::AsyncWriteExt;
 use glommio::net::{TcpListener, TcpStream};
 
+use crate::auth::gate::{Gate, SharedTrust};
+use crate::auth::layer::Authorize;
 use crate::config::Config;
 use crate::grpc::GrpcLimits;
 use crate::http1::{self, Limits, Outcome, Sleep};
+use crate::protocols::backend::Identity;
 use crate::protocols::metrics::{describe, ExtraMetrics};
 use crate::protocols::reapi::{ReapiOptions, ReapiService};
-use crate::protocols::router::{HttpOptions, Router};
+use crate::protocols::router::{HttpOptions, MetricsGuard, Router};
 use crate::store::DigestFunction;
 
 use super::coarse_timers::CoarseTimers;
@@ -80,12 +84,15 @@ impl Sleep for Clock {
     }
 }
 
+/// The backend every front-end of an executor uses: authorization over steering.
+type ServerBackend = Authorize<Steer>;
+
 /// What every connection of one executor shares.
 pub struct Context {
-    router: Router<Steer>,
+    router: Router<ServerBackend>,
     limits: Limits,
-    /// The REAPI gRPC services over the same steering backend as `router`.
-    reapi: Rc<ReapiService<Steer>>,
+    /// The REAPI gRPC services over the same backend as `router`.
+    reapi: Rc<ReapiService<ServerBackend>>,
     grpc_limits: Rc<GrpcLimits>,
     clock: Clock,
     shared: Arc<Shared>,
@@ -96,7 +103,17 @@ pub struct Context {
 }
 
 impl Context {
-    pub fn new(config: &Config, steer: Rc<Steer>, shared: Arc<Shared>) -> Rc<Self> {
+    pub fn new(
+        config: &Config,
+        steer: Rc<Steer>,
+        shared: Arc<Shared>,
+        trust: Arc<SharedTrust>,
+    ) -> Rc<Self> {
+        let gate = Rc::new(Gate::new(&config.auth, trust));
+        let backend = Rc::new(Authorize::new(steer, gate.clone()));
+        let metrics_gate = gate.clone();
+        let metrics_guard: MetricsGuard =
+            Rc::new(move |identity: &Identity| metrics_gate.check_metrics(identity));
         let options = HttpOptions {
             bazel_digest: if config.bazel_http_blake3 {
                 DigestFunction::Blake3
@@ -106,15 +123,16 @@ impl Context {
             mounts: crate::protocols::mounts::MountTable::new(&config.mounts),
         };
         let reapi = ReapiService::new(
-            steer.clone(),
+            backend.clone(),
             ReapiOptions {
                 blob_bytes_max: config.max_blob_bytes,
                 ..ReapiOptions::default()
             },
         );
         Rc::new(Context {
-            router: Router::new(steer, options)
-                .with_extra_metrics(connection_metrics(shared.clone(), config.max_connections)),
+            router: Router::new(backend, options)
+                .with_extra_metrics(connection_metrics(shared.clone(), config.max_connections))
+                .with_metrics_guard(metrics_guard),
             limits: http_limits(config),
             reapi: Rc::new(reapi),
             grpc_limits: Rc::new(grpc_limits(config)),

@@ -47,6 +47,19 @@ pub enum StoreError {
     Exists,
     /// The shard cannot answer now (its owner executor stopped or the server is stopping).
     Unavailable { what: &'static str },
+    /// Refused by the authorization layer: no acceptable credential (none where one is
+    /// required, or one that does not verify). `reason` is the metrics label.
+    Unauthenticated {
+        reason: &'static str,
+        message: String,
+    },
+    /// Refused by the authorization layer: the credential is valid but does not grant `access`
+    /// (`read`, `write`, `admin`) on `namespace`.
+    PermissionDenied {
+        subject: String,
+        access: &'static str,
+        namespace: String,
+    },
 }
 
 impl StoreError {
@@ -121,6 +134,18 @@ impl fmt::Display for StoreError {
                     "too many uploads in progress in this shard (limit {max})"
                 )
             }
+            StoreError::Unauthenticated { message, .. } => {
+                write!(f, "authentication required: {message}")
+            }
+            StoreError::PermissionDenied {
+                subject,
+                access,
+                namespace,
+            } => write!(
+                f,
+                "{subject} may not {access} namespace {namespace:?} (the token's scopes do not \
+                 cover it)"
+            ),
             StoreError::Locked { path } => write!(
                 f,
                 "{} is in use by another Tessera process (lock held)",

@@ -58,7 +58,7 @@ use crate::grpc::pb::build::bazel::remote::execution::v2 as reapi;
 use crate::grpc::{CallContext, CallKind, GrpcService, RequestStream, ResponseSink, Status};
 use crate::store::{ContentDigest, DigestFunction, StoreError};
 
-use super::backend::Backend;
+use super::backend::{Backend, Identity};
 use digest::{validate_digest, ReapiDigestFunction};
 use methods::ReapiMethod;
 use uploads::SuspendedUploads;
@@ -174,7 +174,7 @@ impl<B: Backend + 'static> GrpcService for ReapiService<B> {
     async fn unary(
         &self,
         method: ReapiMethod,
-        _call: &CallContext,
+        call: &CallContext,
         request: Bytes,
     ) -> Result<Bytes, Status> {
         use crate::grpc::service::{decode, encode};
@@ -184,27 +184,28 @@ impl<B: Backend + 'static> GrpcService for ReapiService<B> {
                 Ok(encode(&capabilities::get_capabilities(&self.options)))
             }
             ReapiMethod::GetActionResult => {
-                let answer = action_cache::get_action_result(self, decode(request)?).await?;
+                let answer = action_cache::get_action_result(self, call, decode(request)?).await?;
                 Ok(encode(&answer))
             }
             ReapiMethod::UpdateActionResult => {
-                let answer = action_cache::update_action_result(self, decode(request)?).await?;
+                let answer =
+                    action_cache::update_action_result(self, call, decode(request)?).await?;
                 Ok(encode(&answer))
             }
             ReapiMethod::FindMissingBlobs => {
-                let answer = cas::find_missing_blobs(self, decode(request)?).await?;
+                let answer = cas::find_missing_blobs(self, call, decode(request)?).await?;
                 Ok(encode(&answer))
             }
             ReapiMethod::BatchUpdateBlobs => {
-                let answer = cas::batch_update_blobs(self, decode(request)?).await?;
+                let answer = cas::batch_update_blobs(self, call, decode(request)?).await?;
                 Ok(encode(&answer))
             }
             ReapiMethod::BatchReadBlobs => {
-                let answer = cas::batch_read_blobs(self, decode(request)?).await?;
+                let answer = cas::batch_read_blobs(self, call, decode(request)?).await?;
                 Ok(encode(&answer))
             }
             ReapiMethod::QueryWriteStatus => {
-                let answer = bytestream::query_write_status(self, decode(request)?).await?;
+                let answer = bytestream::query_write_status(self, call, decode(request)?).await?;
                 Ok(encode(&answer))
             }
             ReapiMethod::GetTree | ReapiMethod::Read | ReapiMethod::Write => Err(Status::internal(
@@ -216,14 +217,14 @@ impl<B: Backend + 'static> GrpcService for ReapiService<B> {
     async fn server_streaming(
         &self,
         method: ReapiMethod,
-        _call: &CallContext,
+        call: &CallContext,
         request: Bytes,
         responses: &mut ResponseSink,
     ) -> Result<(), Status> {
         use crate::grpc::service::decode;
         match method {
-            ReapiMethod::Read => bytestream::read(self, decode(request)?, responses).await,
-            ReapiMethod::GetTree => cas::get_tree(self, decode(request)?, responses).await,
+            ReapiMethod::Read => bytestream::read(self, call, decode(request)?, responses).await,
+            ReapiMethod::GetTree => cas::get_tree(self, call, decode(request)?, responses).await,
             _ => Err(Status::internal(format!(
                 "{method:?} routed as a server-streaming call"
             ))),
@@ -233,12 +234,12 @@ impl<B: Backend + 'static> GrpcService for ReapiService<B> {
     async fn client_streaming(
         &self,
         method: ReapiMethod,
-        _call: &CallContext,
+        call: &CallContext,
         requests: &mut RequestStream,
     ) -> Result<Bytes, Status> {
         match method {
             ReapiMethod::Write => {
-                let answer = bytestream::write(self, requests).await?;
+                let answer = bytestream::write(self, call, requests).await?;
                 Ok(crate::grpc::service::encode(&answer))
             }
             _ => Err(Status::internal(format!(
@@ -258,6 +259,8 @@ impl<B: Backend + 'static> GrpcService for ReapiService<B> {
 /// * `DigestMismatch`, `Truncated`, `Overflow`, `MetaTooLarge` → INVALID_ARGUMENT: the bytes
 ///   do not match what the request said (REAPI: "the digest does not match the data").
 /// * `Unavailable` → UNAVAILABLE (a shard's executor is stopping).
+/// * `Unauthenticated` → UNAUTHENTICATED, `PermissionDenied` → PERMISSION_DENIED (the
+///   authorization layer; Bazel reports both and does not retry them).
 /// * anything else → INTERNAL.
 pub fn status_of(error: &StoreError) -> Status {
     let message = error.to_string();
@@ -271,11 +274,22 @@ pub fn status_of(error: &StoreError) -> Status {
         | StoreError::Overflow { .. }
         | StoreError::MetaTooLarge { .. } => Status::invalid_argument(message),
         StoreError::Unavailable { .. } => Status::new(crate::grpc::Code::Unavailable, message),
+        StoreError::Unauthenticated { .. } => {
+            Status::new(crate::grpc::Code::Unauthenticated, message)
+        }
+        StoreError::PermissionDenied { .. } => {
+            Status::new(crate::grpc::Code::PermissionDenied, message)
+        }
         _ => {
             tracing::error!(%error, "store error");
             Status::internal(message)
         }
     }
+}
+
+/// The caller's identity: the `authorization` metadata, read as HTTP's `Authorization` header.
+fn identity(call: &CallContext) -> Identity {
+    Identity::from_authorization(call.metadata.get("authorization").map(|v| v.as_bytes()))
 }
 
 /// The digest function of a request's `digest_function` field (UNKNOWN = SHA-256).
