@@ -98,12 +98,26 @@ pub(super) async fn batch_update_blobs<B: Backend + 'static>(
     let mut responses = Vec::with_capacity(request.requests.len());
     for blob in &request.requests {
         let outcome = update_one(service, ctx, function, blob).await;
+        if let Err(status) = &outcome {
+            refuse_call_if_unauthorized(status)?;
+        }
         responses.push(Response {
             digest: blob.digest.clone(),
             status: Some(rpc_status(&outcome.err().unwrap_or_else(Status::ok))),
         });
     }
     Ok(reapi::BatchUpdateBlobsResponse { responses })
+}
+
+/// An authorization refusal ends the whole batch call with its status (a client retrying
+/// blob by blob with the same token would be refused each time, and Bazel reports a call-level
+/// UNAUTHENTICATED or PERMISSION_DENIED clearly).
+fn refuse_call_if_unauthorized(status: &Status) -> Result<(), Status> {
+    use crate::grpc::Code;
+    match status.code {
+        Code::Unauthenticated | Code::PermissionDenied => Err(status.clone()),
+        _ => Ok(()),
+    }
 }
 
 async fn update_one<B: Backend + 'static>(
@@ -168,6 +182,7 @@ pub(super) async fn batch_read_blobs<B: Backend + 'static>(
     let mut responses = Vec::with_capacity(parsed.len());
     for (digest, (content, size)) in request.digests.iter().zip(parsed) {
         let (data, status) = read_one(service, ctx, &content, size).await;
+        refuse_call_if_unauthorized(&status)?;
         responses.push(Response {
             digest: Some(digest.clone()),
             data,
