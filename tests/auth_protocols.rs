@@ -479,3 +479,80 @@ fn new_keys_and_revocations_take_effect_without_a_restart() {
 fn copy(from: &Path, to: &Path) {
     std::fs::copy(from, to).unwrap();
 }
+
+#[test]
+fn rate_limits_answer_429_with_retry_after_and_the_audit_log_records_writes_and_refusals() {
+    let dir = tempfile::tempdir().unwrap();
+    let keys_dir = dir.path().join("keys");
+    keys::generate(&keys_dir, "ci").unwrap();
+    let (_, key) = keys::read_signing_key(&keys_dir.join("ci.key")).unwrap();
+    let audit = dir.path().join("audit.log");
+    let config = dir.path().join("tessera.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "audit_log = {:?}\n[auth]\npublic_keys = {:?}\nrate = \"6/m\"\nburst = 3\n",
+            audit.display().to_string(),
+            keys_dir.display().to_string()
+        ),
+    )
+    .unwrap();
+    let server = Tessera::start(
+        &[
+            "--config",
+            &config.display().to_string(),
+            "--executors",
+            "1",
+        ],
+        &[],
+    );
+    let addr = server.addr();
+    let mut c = claims(&["*"], &["*"], false);
+    c.aud = None;
+    let token = mint(&key, "ci", &c);
+    let body = b"audited";
+    let path = format!("/cache/{}", &sha256_hex(body)[..32]);
+    assert_eq!(http(addr, "PUT", &path, body, Some(&token)).status, 200);
+    assert_eq!(http(addr, "GET", &path, &[], Some(&token)).status, 200);
+    assert_eq!(http(addr, "GET", &path, &[], Some(&token)).status, 200);
+    let limited = http(addr, "GET", &path, &[], Some(&token));
+    assert_eq!(limited.status, 429, "{}", limited.text());
+    let retry: u64 = limited.header("retry-after").unwrap().parse().unwrap();
+    assert!((1..=10).contains(&retry), "Retry-After {retry}");
+    // Nx fails on 429: a GET over the rate is a miss, a PUT a 403.
+    let nx = format!("/v1/cache/{}", &sha256_hex(body)[..40]);
+    assert_eq!(http(addr, "GET", &nx, &[], Some(&token)).status, 404);
+    assert_eq!(http(addr, "PUT", &nx, body, Some(&token)).status, 403);
+    let turbo = http(addr, "GET", "/v8/artifacts/abc?slug=t", &[], Some(&token));
+    assert_eq!(turbo.status, 429);
+    assert!(turbo.text().contains("rate_limited"), "{}", turbo.text());
+    // Another subject has its own budget; an anonymous caller is refused and audited.
+    let mut other = claims(&["*"], &[], false);
+    other.aud = None;
+    other.sub = "other".into();
+    assert_eq!(
+        http(addr, "GET", &path, &[], Some(&mint(&key, "ci", &other))).status,
+        200
+    );
+    assert_eq!(http(addr, "GET", &path, &[], None).status, 401);
+
+    let lines: Vec<serde_json::Value> = std::fs::read_to_string(&audit)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let stored: Vec<_> = lines.iter().filter(|l| l["status"] == "stored").collect();
+    assert_eq!(stored.len(), 1, "{lines:#?}");
+    assert_eq!(stored[0]["subject"], "tester");
+    assert_eq!(stored[0]["namespace"], "gradle");
+    assert_eq!(stored[0]["protocol"], "gradle");
+    assert_eq!(stored[0]["bytes"], body.len());
+    assert_eq!(stored[0]["jti"], "good-1");
+    let reasons: Vec<&str> = lines
+        .iter()
+        .filter(|l| l["status"] == "refused")
+        .map(|l| l["reason"].as_str().unwrap())
+        .collect();
+    assert!(reasons.contains(&"rate_limited"), "{reasons:?}");
+    assert!(reasons.contains(&"missing"), "{reasons:?}");
+}

@@ -27,6 +27,7 @@ use std::sync::{Arc, RwLock};
 
 use super::cli::now_seconds;
 use super::keys::Trust;
+use super::rate::RateLimiter;
 use super::scope::{any_matches, matches};
 use super::token::{self, Claims};
 use crate::config::{Anonymous, AuthConfig, ReadThrough};
@@ -191,6 +192,8 @@ pub struct Gate {
     keys_configured: bool,
     read_through: Vec<ReadThrough>,
     public_metrics: bool,
+    /// `auth.rate`, when set.
+    rate: Option<RefCell<RateLimiter>>,
 }
 
 impl Gate {
@@ -207,7 +210,27 @@ impl Gate {
             keys_configured: config.has_keys(),
             read_through: config.read_through.clone(),
             public_metrics: config.public_metrics,
+            rate: config
+                .rate
+                .map(|rate| RefCell::new(RateLimiter::new(rate, config.burst))),
         }
+    }
+
+    /// Counts one request of `grant`'s subject against `auth.rate`.
+    pub fn admit(&self, grant: &Grant) -> Result<(), StoreError> {
+        let Some(rate) = &self.rate else {
+            return Ok(());
+        };
+        let taken = rate
+            .borrow_mut()
+            .take(grant.subject(), std::time::Instant::now());
+        taken.map_err(|retry_after| {
+            count_refusal("rate_limited");
+            StoreError::RateLimited {
+                subject: grant.subject().to_owned(),
+                retry_after,
+            }
+        })
     }
 
     /// Who `identity` is: the anonymous policy, or a verified token's claims.

@@ -18,20 +18,100 @@
 //! ```
 
 use std::rc::Rc;
+use std::sync::Arc;
 
-use super::gate::{Access, Gate};
+use super::audit::{AuditLog, Entry};
+use super::gate::{Access, Gate, Grant};
 use crate::protocols::backend::{Backend, Layer, ObjectKey, Put, RequestContext};
-use crate::store::{ReadHandle, Reservation, Reserved, StoreError};
+use crate::store::{KeyId, ReadHandle, Reservation, Reserved, StoreError};
 
 /// Checks every operation against the caller's grant, then forwards it.
 pub struct Authorize<B> {
     inner: Rc<B>,
     gate: Rc<Gate>,
+    audit: Option<Arc<AuditLog>>,
+}
+
+/// Whether a check also counts a request against `auth.rate` (a PUT is one request: its
+/// commit is checked again but not counted).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Count {
+    Request,
+    Recheck,
 }
 
 impl<B> Authorize<B> {
     pub fn new(inner: Rc<B>, gate: Rc<Gate>) -> Self {
-        Authorize { inner, gate }
+        Authorize {
+            inner,
+            gate,
+            audit: None,
+        }
+    }
+
+    /// Records every write and refusal in `audit`.
+    pub fn with_audit(mut self, audit: Option<Arc<AuditLog>>) -> Self {
+        self.audit = audit;
+        self
+    }
+
+    /// The grant for `access` to the request's namespace, counted against the rate; a
+    /// refusal is audited.
+    fn authorize(
+        &self,
+        ctx: &RequestContext,
+        access: Access,
+        count: Count,
+        key: Option<&KeyId>,
+    ) -> Result<Grant, StoreError> {
+        let result = self
+            .gate
+            .check(&ctx.identity, access, ctx.namespace.as_str())
+            .and_then(|grant| {
+                if count == Count::Request {
+                    self.gate.admit(&grant)?;
+                }
+                Ok(grant)
+            });
+        if let (Err(error), Some(audit)) = (&result, &self.audit) {
+            let subject = match error {
+                StoreError::PermissionDenied { subject, .. }
+                | StoreError::RateLimited { subject, .. } => subject.as_str(),
+                _ if ctx.identity.credential.is_some() => "unverified",
+                _ => "anonymous",
+            };
+            let entry = Entry {
+                subject,
+                jti: None,
+                operation: access.as_str(),
+                key,
+                bytes: None,
+                outcome: Err(error),
+            };
+            audit.record(ctx, &entry);
+        }
+        result
+    }
+
+    fn audit_write(
+        &self,
+        ctx: &RequestContext,
+        grant: &Grant,
+        key: &KeyId,
+        bytes: Option<u64>,
+        status: &'static str,
+    ) {
+        if let Some(audit) = &self.audit {
+            let entry = Entry {
+                subject: grant.subject(),
+                jti: grant.jti(),
+                operation: "write",
+                key: Some(key),
+                bytes,
+                outcome: Ok(status),
+            };
+            audit.record(ctx, &entry);
+        }
     }
 
     /// The executor's gate (the router asks it about `/metrics`).
@@ -61,7 +141,7 @@ impl<B: Backend> Layer for Authorize<B> {
         key: &ObjectKey<'_>,
     ) -> Result<Option<ReadHandle>, StoreError> {
         let namespace = ctx.namespace.as_str();
-        let grant = self.gate.check(&ctx.identity, Access::Read, namespace)?;
+        let grant = self.authorize(ctx, Access::Read, Count::Request, Some(&key.id))?;
         if let Some(hit) = self.inner.lookup(ctx, key).await? {
             return Ok(Some(hit));
         }
@@ -87,7 +167,7 @@ impl<B: Backend> Layer for Authorize<B> {
         keys: &[ObjectKey<'_>],
     ) -> Result<Vec<bool>, StoreError> {
         let namespace = ctx.namespace.as_str();
-        let grant = self.gate.check(&ctx.identity, Access::Read, namespace)?;
+        let grant = self.authorize(ctx, Access::Read, Count::Request, None)?;
         let mut found = self.inner.contains(ctx, keys).await?;
         if !self.gate.has_read_through() {
             return Ok(found);
@@ -114,8 +194,7 @@ impl<B: Backend> Layer for Authorize<B> {
     }
 
     async fn reserve(&self, ctx: &RequestContext, put: &Put<'_>) -> Result<Reserved, StoreError> {
-        self.gate
-            .check(&ctx.identity, Access::Write, ctx.namespace.as_str())?;
+        self.authorize(ctx, Access::Write, Count::Request, Some(&put.key.id))?;
         self.inner.reserve(ctx, put).await
     }
 
@@ -125,15 +204,24 @@ impl<B: Backend> Layer for Authorize<B> {
         reservation: Reservation,
     ) -> Result<(), StoreError> {
         // Checked again: a token may expire or be revoked during a long upload.
-        self.gate
-            .check(&ctx.identity, Access::Write, ctx.namespace.as_str())?;
-        self.inner.commit(ctx, reservation).await
+        let key = reservation.key_id();
+        let grant = self.authorize(ctx, Access::Write, Count::Recheck, Some(&key))?;
+        let bytes = reservation.body_len();
+        let committed = self.inner.commit(ctx, reservation).await;
+        if committed.is_ok() {
+            self.audit_write(ctx, &grant, &key, Some(bytes), "stored");
+        }
+        committed
     }
 
     async fn delete(&self, ctx: &RequestContext, key: &ObjectKey<'_>) -> Result<bool, StoreError> {
-        self.gate
-            .check(&ctx.identity, Access::Write, ctx.namespace.as_str())?;
-        self.inner.delete(ctx, key).await
+        let grant = self.authorize(ctx, Access::Write, Count::Request, Some(&key.id))?;
+        let deleted = self.inner.delete(ctx, key).await;
+        if let Ok(deleted) = deleted {
+            let status = if deleted { "deleted" } else { "absent" };
+            self.audit_write(ctx, &grant, &key.id, None, status);
+        }
+        deleted
     }
 }
 

@@ -21,7 +21,7 @@ use std::path::PathBuf;
 
 use serde::Deserialize;
 
-use super::ConfigError;
+use super::{ConfigError, RequestRate};
 
 /// Read-through entries at most (each miss in a matching namespace probes every `from`).
 pub const READ_THROUGH_ENTRIES_MAX: usize = 64;
@@ -58,6 +58,12 @@ pub struct AuthConfig {
     pub anonymous: Option<Anonymous>,
     pub public_metrics: bool,
     pub read_through: Vec<ReadThrough>,
+    /// Requests per subject and executor (`auth.rate`); `None`: unlimited.
+    pub rate: Option<RequestRate>,
+    /// Requests above the rate a subject may make at once (`auth.burst`).
+    pub burst: Option<u64>,
+    /// `audit_log`: one JSON line per write and refusal.
+    pub audit_log: Option<PathBuf>,
 }
 
 impl AuthConfig {

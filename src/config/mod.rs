@@ -57,7 +57,7 @@ pub use mount::{MountConfig, MountProtocol};
 pub use settings::{
     default_of, FileOnlyArray, Kind, Setting, ENV_PREFIX, FILE_ONLY_ARRAYS, SETTINGS,
 };
-pub use units::{format_size, parse_bool, parse_duration, parse_size};
+pub use units::{format_size, parse_bool, parse_duration, parse_rate, parse_size, RequestRate};
 
 /// Where a setting's value came from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -15,7 +15,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use super::units::{parse_bool, parse_duration, parse_size};
+use super::units::{parse_bool, parse_duration, parse_rate, parse_size, RequestRate};
 use super::{Anonymous, Config};
 use crate::store::Durability;
 
@@ -72,6 +72,8 @@ pub enum Kind {
     Choice(&'static [&'static str]),
     /// Free text (a log filter).
     Text,
+    /// A request rate, `2000/s`, `600/m`, `10000/h`.
+    Rate,
 }
 
 impl Kind {
@@ -86,6 +88,7 @@ impl Kind {
             Kind::Bool => "BOOL",
             Kind::Choice(_) => "WORD",
             Kind::Text => "TEXT",
+            Kind::Rate => "RATE",
         }
     }
 
@@ -103,6 +106,7 @@ impl Kind {
                 format!("one of {}", quoted.join(", "))
             }
             Kind::Text => "non-empty text".into(),
+            Kind::Rate => "a rate like 2000/s, 600/m or 10000/h".into(),
         }
     }
 
@@ -124,6 +128,7 @@ impl Kind {
             Kind::Bool => Parsed::Bool(parse_bool(text)?),
             Kind::Choice(words) => Parsed::Word(words.iter().copied().find(|w| *w == text)?),
             Kind::Text => Parsed::Text(text.to_string()),
+            Kind::Rate => Parsed::Rate(parse_rate(text)?),
         })
     }
 }
@@ -142,6 +147,7 @@ pub(super) enum Parsed {
     Bool(bool),
     Word(&'static str),
     Text(String),
+    Rate(RequestRate),
 }
 
 impl Parsed {
@@ -197,6 +203,13 @@ impl Parsed {
     fn text(self) -> Option<String> {
         match self {
             Parsed::Text(text) => Some(text),
+            _ => None,
+        }
+    }
+
+    fn rate(self) -> Option<RequestRate> {
+        match self {
+            Parsed::Rate(rate) => Some(rate),
             _ => None,
         }
     }
@@ -324,6 +337,16 @@ pub const SETTINGS: &[Setting] = &[
     Setting { key: "auth.public_metrics", default: "false", kind: Kind::Bool,
         help: "serve /metrics without an admin token",
         store: |c, v| set(&mut c.auth.public_metrics, v.bool()) },
+    Setting { key: "auth.rate", default: "", kind: Kind::Rate,
+        help: "requests each subject (token `sub`, or anonymous) may make per executor; over it: 429 with \
+               Retry-After, RESOURCE_EXHAUSTED (unset: unlimited)",
+        store: |c, v| set(&mut c.auth.rate, v.optional(Parsed::rate)) },
+    Setting { key: "auth.burst", default: "", kind: Kind::Count { min: 1, max: 1_000_000_000 },
+        help: "requests a subject may make at once above auth.rate (unset: one second's worth)",
+        store: |c, v| set(&mut c.auth.burst, v.optional(Parsed::count)) },
+    Setting { key: "audit_log", default: "", kind: Kind::Path,
+        help: "file that gets one JSON line per write and per refusal (unset: none)",
+        store: |c, v| set(&mut c.auth.audit_log, v.optional(Parsed::path)) },
 ];
 
 /// An array of tables that only the config file can give (`[[mount]]`): its entries have

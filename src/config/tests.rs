@@ -79,6 +79,7 @@ fn samples(setting: &Setting) -> [String; 3] {
             [other, &default, other].map(|w| w.to_string())
         }
         Kind::Text => ["debug", "warn", "tessera=trace"].map(String::from),
+        Kind::Rate => ["10/s", "20/m", "30/h"].map(String::from),
     }
 }
 
@@ -327,7 +328,7 @@ fn unknown_settings_stop_start_up_from_the_file_and_flags_and_warn_from_the_envi
     assert!(
         error
             .message
-            .ends_with("auth.public_metrics, [[mount]], [[auth.read_through]]"),
+            .ends_with("audit_log, [[mount]], [[auth.read_through]]"),
         "{error}"
     );
 

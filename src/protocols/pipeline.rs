@@ -159,6 +159,7 @@ pub fn status_of(error: &StoreError) -> (u16, Cow<'static, str>) {
         StoreError::Exists => 409,
         StoreError::Unauthenticated { .. } => 401,
         StoreError::PermissionDenied { .. } => 403,
+        StoreError::RateLimited { .. } => 429,
         StoreError::TooManyReservations { .. } | StoreError::Unavailable { .. } => 503,
         _ => {
             tracing::error!(%error, "store error");
@@ -216,6 +217,11 @@ impl<B: Backend, D: Dialect> Transfer<'_, B, D> {
     ) -> io::Result<()> {
         let (status, message) = status_of(error);
         challenge(responder, status)?;
+        if let StoreError::RateLimited { retry_after, .. } = error {
+            // Whole seconds, rounded up (RFC 9110 §10.2.3).
+            let seconds = retry_after.as_millis().div_ceil(1000).max(1);
+            responder.header("retry-after", seconds.to_string())?;
+        }
         self.refuse(responder, op, status, &message).await
     }
 
@@ -468,6 +474,11 @@ mod tests {
             namespace: "bazel/main".into(),
         };
         assert_eq!(status(&denied), 403);
+        let limited = StoreError::RateLimited {
+            subject: "ci".into(),
+            retry_after: std::time::Duration::from_millis(1500),
+        };
+        assert_eq!(status(&limited), 429);
         let io = StoreError::Io {
             op: "fallocate",
             path: "/srv/secret/shard-1/seg-8.log".into(),

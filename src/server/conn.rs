@@ -20,8 +20,9 @@ use futures_lite::future::or;
 use futures_lite::AsyncWriteExt;
 use glommio::net::{TcpListener, TcpStream};
 
-use crate::auth::gate::{Gate, SharedTrust};
+use crate::auth::gate::Gate;
 use crate::auth::layer::Authorize;
+use crate::auth::AuthState;
 use crate::config::Config;
 use crate::grpc::GrpcLimits;
 use crate::http1::{self, Limits, Outcome, Sleep};
@@ -107,10 +108,10 @@ impl Context {
         config: &Config,
         steer: Rc<Steer>,
         shared: Arc<Shared>,
-        trust: Arc<SharedTrust>,
+        auth: &AuthState,
     ) -> Rc<Self> {
-        let gate = Rc::new(Gate::new(&config.auth, trust));
-        let backend = Rc::new(Authorize::new(steer, gate.clone()));
+        let gate = Rc::new(Gate::new(&config.auth, auth.trust.clone()));
+        let backend = Rc::new(Authorize::new(steer, gate.clone()).with_audit(auth.audit.clone()));
         let metrics_gate = gate.clone();
         let metrics_guard: MetricsGuard =
             Rc::new(move |identity: &Identity| metrics_gate.check_metrics(identity));

@@ -133,17 +133,12 @@ pub fn run(mut config: Config) -> Result<(), ServerError> {
 
     let shared = Arc::new(Shared::default());
     signals::spawn_watcher(shared.clone());
-    let trust = Arc::new(crate::auth::gate::SharedTrust::new(
-        crate::auth::keys::Trust::load(&config.auth).map_err(|message| {
-            ServerError::Config(crate::config::ConfigError {
-                setting: "auth.public_keys".into(),
-                message,
-            })
-        })?,
-    ));
+    let auth = crate::auth::AuthState::load(&config.auth).map_err(ServerError::Config)?;
     let stop = shared.clone();
-    crate::auth::reload::spawn(config.auth.clone(), trust.clone(), move || stop.draining())
-        .map_err(|e| ServerError::Executor(format!("cannot start the key reloader: {e}")))?;
+    crate::auth::reload::spawn(config.auth.clone(), auth.trust.clone(), move || {
+        stop.draining()
+    })
+    .map_err(|e| ServerError::Executor(format!("cannot start the key reloader: {e}")))?;
     // Every clone of the mesh builder is made here, before any executor runs, and each executor
     // gets its own by move: glommio 0.9's `MeshBuilder` keeps its peer list in an `Rc` (marked
     // `Send` by hand), so a clone on an executor thread would race other threads on a
@@ -162,7 +157,7 @@ pub fn run(mut config: Config) -> Result<(), ServerError> {
             config: config.clone(),
             store_config: store_config.clone(),
             shared: shared.clone(),
-            trust: trust.clone(),
+            auth: auth.clone(),
             mesh: Some(mesh),
             ready: ready_tx.clone(),
         };
@@ -265,8 +260,8 @@ struct ExecutorPlan {
     config: Config,
     store_config: crate::store::StoreConfig,
     shared: Arc<Shared>,
-    /// The trusted keys, reloaded by `auth::reload`.
-    trust: Arc<crate::auth::gate::SharedTrust>,
+    /// The trusted keys (reloaded by `auth::reload`) and the audit log.
+    auth: crate::auth::AuthState,
     /// Taken (moved) by `run`, never cloned on the executor thread.
     mesh: Option<MeshBuilder<OwnerOp, glommio::channels::channel_mesh::Full>>,
     ready: mpsc::Sender<Result<(), String>>,
@@ -300,8 +295,7 @@ impl ExecutorPlan {
             owned.clone(),
             Rc::new(senders),
         ));
-        let context =
-            conn::Context::new(&self.config, steer, self.shared.clone(), self.trust.clone());
+        let context = conn::Context::new(&self.config, steer, self.shared.clone(), &self.auth);
         let _ = self.ready.send(Ok(()));
 
         if let Some(grpc_listener) = grpc_listener {

@@ -60,6 +60,12 @@ pub enum StoreError {
         access: &'static str,
         namespace: String,
     },
+    /// Refused by the authorization layer: `subject` is over `auth.rate`; one more request is
+    /// allowed after `retry_after`.
+    RateLimited {
+        subject: String,
+        retry_after: std::time::Duration,
+    },
 }
 
 impl StoreError {
@@ -145,6 +151,14 @@ impl fmt::Display for StoreError {
                 f,
                 "{subject} may not {access} namespace {namespace:?} (the token's scopes do not \
                  cover it)"
+            ),
+            StoreError::RateLimited {
+                subject,
+                retry_after,
+            } => write!(
+                f,
+                "{subject} is over its request rate (auth.rate); retry in {} ms",
+                retry_after.as_millis().max(1)
             ),
             StoreError::Locked { path } => write!(
                 f,

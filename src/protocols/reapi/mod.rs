@@ -251,8 +251,8 @@ impl<B: Backend + 'static> GrpcService for ReapiService<B> {
 
 /// The one mapping from store errors to gRPC statuses.
 ///
-/// * `NoSpace`, `TooManyReservations` → RESOURCE_EXHAUSTED: the cache is full right now;
-///   Bazel retries it and then builds without the cache.
+/// * `NoSpace`, `TooManyReservations`, `RateLimited` → RESOURCE_EXHAUSTED: the cache is full
+///   or the caller over its rate right now; Bazel retries it and then builds without the cache.
 /// * `TooLarge` → INVALID_ARGUMENT: the blob is over the advertised `max_cas_blob_size_bytes`,
 ///   a permanent property of the request. REAPI lists INVALID_ARGUMENT for requests over a
 ///   server limit; RESOURCE_EXHAUSTED is for quota, and Bazel would retry it in vain.
@@ -265,9 +265,9 @@ impl<B: Backend + 'static> GrpcService for ReapiService<B> {
 pub fn status_of(error: &StoreError) -> Status {
     let message = error.to_string();
     match error {
-        StoreError::NoSpace { .. } | StoreError::TooManyReservations { .. } => {
-            Status::resource_exhausted(message)
-        }
+        StoreError::NoSpace { .. }
+        | StoreError::TooManyReservations { .. }
+        | StoreError::RateLimited { .. } => Status::resource_exhausted(message),
         StoreError::TooLarge { .. }
         | StoreError::DigestMismatch { .. }
         | StoreError::Truncated { .. }
