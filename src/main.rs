@@ -82,6 +82,12 @@ struct TokenArgs {
     /// The `aud` claim (checked against auth.audience).
     #[arg(long, value_name = "TEXT")]
     audience: Option<String>,
+    /// Print S3 credentials (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY) with the token's scopes.
+    #[arg(long)]
+    s3: bool,
+    /// With --s3: the server's S3 secret [default: s3.secret beside --key].
+    #[arg(long, value_name = "FILE", requires = "s3")]
+    s3_secret: Option<PathBuf>,
     /// Print a token's header and claims instead of minting one.
     #[arg(long, value_name = "TOKEN", conflicts_with_all = ["key", "subject"])]
     inspect: Option<String>,
@@ -141,6 +147,7 @@ fn token(args: &TokenArgs) -> ExitCode {
         admin: args.admin,
         ttl: args.ttl.clone(),
         audience: args.audience.clone(),
+        s3: args.s3.then(|| args.s3_secret.clone()),
     };
     report(cli::mint(&request, now))
 }

@@ -11,8 +11,12 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use super::keys::{self, Trust};
+use super::s3;
 use super::token::{self, Claims};
 use crate::config::{parse_duration, Layers};
+
+/// The S3 server secret `tessera keygen` makes next to the keys when absent.
+pub const S3_SECRET_FILE: &str = "s3.secret";
 
 /// The default lifetime of a minted token.
 pub const TOKEN_TTL_DEFAULT: Duration = Duration::from_secs(24 * 3600);
@@ -27,12 +31,20 @@ pub fn now_seconds() -> u64 {
 /// `tessera keygen`: writes the pair and says where.
 pub fn keygen(dir: &Path, kid: &str) -> Result<String, String> {
     let (private, public) = keys::generate(dir, kid)?;
-    Ok(format!(
+    let mut out = format!(
         "wrote {} (private, keep it secret) and {} (trust it with auth.public_keys = {:?})",
         private.display(),
         public.display(),
         dir.display().to_string()
-    ))
+    );
+    let secret = dir.join(S3_SECRET_FILE);
+    if s3::ensure_secret(&secret)? {
+        out.push_str(&format!(
+            "\nwrote {} (the server-side secret of S3 credentials, `tessera token --s3`)",
+            secret.display()
+        ));
+    }
+    Ok(out)
 }
 
 /// What `tessera token` mints.
@@ -46,6 +58,8 @@ pub struct MintRequest {
     /// `30d`, `1h`, … (default 24 h).
     pub ttl: Option<String>,
     pub audience: Option<String>,
+    /// Print S3 credentials instead: the server secret file (`None`: `s3.secret` beside the key).
+    pub s3: Option<Option<PathBuf>>,
 }
 
 /// A random token id (128 bits, hex), so any token can be revoked.
@@ -80,7 +94,19 @@ pub fn mint(request: &MintRequest, now: u64) -> Result<String, String> {
         write: request.write.clone(),
         admin: request.admin,
     };
-    Ok(token::mint(&key, &kid, &claims))
+    let token = token::mint(&key, &kid, &claims);
+    let Some(secret) = &request.s3 else {
+        return Ok(token);
+    };
+    let secret = match secret {
+        Some(path) => path.clone(),
+        None => request
+            .key
+            .parent()
+            .unwrap_or(Path::new("."))
+            .join(S3_SECRET_FILE),
+    };
+    Ok(s3::credentials(&s3::read_secret(&secret)?, &token))
 }
 
 /// `tessera token --inspect`: the header and claims, and the verdict of `config`'s keys.
@@ -173,5 +199,21 @@ mod tests {
             ..request
         };
         assert!(mint(&bad_ttl, now).unwrap_err().contains("--ttl"));
+        let s3 = MintRequest {
+            s3: Some(None),
+            ttl: None,
+            ..bad_ttl
+        };
+        let lines = mint(&s3, now).unwrap();
+        let (id, secret) = lines.trim().split_once('\n').unwrap();
+        let id = id.strip_prefix("AWS_ACCESS_KEY_ID=").unwrap();
+        let server = s3::read_secret(&dir.path().join(S3_SECRET_FILE)).unwrap();
+        assert_eq!(
+            secret.strip_prefix("AWS_SECRET_ACCESS_KEY=").unwrap(),
+            s3::secret_access_key(&server, id)
+        );
+        assert!(inspect(id, Some(&config), now)
+            .unwrap()
+            .contains("accepted"));
     }
 }

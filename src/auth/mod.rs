@@ -11,6 +11,7 @@ pub mod keys;
 pub mod layer;
 pub mod rate;
 pub mod reload;
+pub mod s3;
 pub mod scope;
 pub mod token;
 
