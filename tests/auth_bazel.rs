@@ -2,7 +2,8 @@
 //! build fills `bazel/main`; a pull-request build whose token reads `bazel/main` and writes
 //! `bazel/pr-42` gets main's hits and stores its own results in `bazel/pr-42`; a later main
 //! build never hits what the pull request wrote. Tokens travel as Bazel sends them,
-//! `--remote_header=Authorization=Bearer …`; a build without one is refused.
+//! `--remote_header=Authorization=Bearer …`, over HTTP and as gRPC metadata; a build with a
+//! refused token only warns and stores nothing in main.
 //!
 //! Needs `bazel`: `bash tests/install-deps.sh` (or `TESSERA_SKIP_REAL_CLIENTS=1` to skip).
 
@@ -42,12 +43,15 @@ fn build(
     token: &str,
     clean: bool,
     server: &Tessera,
+    extra: &[&str],
 ) -> BuildSummary {
     let header = format!("--remote_header=Authorization=Bearer {token}");
+    let mut flags = vec![header.as_str()];
+    flags.extend_from_slice(extra);
     let result = if clean {
-        session.clean_and_build(url, &[&header])
+        session.clean_and_build(url, &flags)
     } else {
-        session.build(url, &[&header])
+        session.build(url, &flags)
     };
     result.unwrap_or_else(|error| panic!("{error}\ntessera log:\n{}", server.full_log()))
 }
@@ -88,19 +92,19 @@ fn pull_requests_read_through_main_and_never_write_into_it() {
 
     eprintln!("auth_bazel: 1. the main branch fills bazel/main");
     let main = BazelSession::new().expect("copy the Bazel workspace");
-    build(&main, &main_url, &main_token, false, &server).assert_all_executed_and_uploaded();
+    build(&main, &main_url, &main_token, false, &server, &[]).assert_all_executed_and_uploaded();
 
     eprintln!("auth_bazel: 2. a pull request hits main's entries and stores its own in pr-42");
     let pr = BazelSession::new().expect("copy the Bazel workspace");
     add_pr_rule(&pr);
-    let summary = build(&pr, &pr_url, &pr_token, false, &server);
+    let summary = build(&pr, &pr_url, &pr_token, false, &server, &[]);
     assert_eq!(
         (summary.remote_cache_hits, summary.executed),
         (WORKSPACE_ACTIONS, 1),
         "{summary:#?}"
     );
     assert!(summary.cache_warnings.is_empty(), "{summary:#?}");
-    let again = build(&pr, &pr_url, &pr_token, true, &server);
+    let again = build(&pr, &pr_url, &pr_token, true, &server, &[]);
     assert_eq!(
         (again.remote_cache_hits, again.executed),
         (WORKSPACE_ACTIONS + 1, 0),
@@ -109,18 +113,34 @@ fn pull_requests_read_through_main_and_never_write_into_it() {
 
     eprintln!("auth_bazel: 3. a main build never hits what the pull request wrote");
     add_pr_rule(&main);
-    let summary = build(&main, &main_url, &main_token, true, &server);
+    let summary = build(&main, &main_url, &main_token, true, &server, &[]);
     assert_eq!(
         (summary.remote_cache_hits, summary.executed),
         (WORKSPACE_ACTIONS, 1),
         "main must execute the pull request's action itself: {summary:#?}"
     );
 
-    eprintln!("auth_bazel: 4. the pull request's token cannot write main, nor can no token");
+    eprintln!("auth_bazel: 4. gRPC: the same token in the authorization metadata, same namespace");
+    let grpc_url = format!("grpc://{}", server.addr());
+    let summary = build(
+        &main,
+        &grpc_url,
+        &main_token,
+        true,
+        &server,
+        &["--remote_instance_name=main"],
+    );
+    assert_eq!(
+        (summary.remote_cache_hits, summary.executed),
+        (WORKSPACE_ACTIONS + 1, 0),
+        "bazel/main over gRPC: {summary:#?}"
+    );
+
+    eprintln!("auth_bazel: 5. the pull request's token cannot write main, nor can no token");
     let stranger = BazelSession::new().expect("copy the Bazel workspace");
     stranger_rule(&stranger);
     for refused_token in [pr_token.as_str(), "not-a-token"] {
-        let summary = build(&stranger, &main_url, refused_token, true, &server);
+        let summary = build(&stranger, &main_url, refused_token, true, &server, &[]);
         assert!(
             !summary.cache_warnings.is_empty(),
             "an upload to main with a refused token must warn: {summary:#?}"
