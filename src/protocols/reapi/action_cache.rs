@@ -5,10 +5,10 @@
 //! A hit is answered only if it passes the completeness check of [`super::action_result`]; an
 //! entry that does not decode as an `ActionResult` is NOT_FOUND too.
 
-use crate::grpc::CallContext;
 use prost::Message;
 
 use crate::grpc::pb::build::bazel::remote::execution::v2 as reapi;
+use crate::grpc::CallContext;
 use crate::grpc::Status;
 use crate::protocols::backend::{Backend, Protocol, Put, RequestContext};
 use crate::protocols::pipeline::store_bytes;

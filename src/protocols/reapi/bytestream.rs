@@ -21,12 +21,12 @@
 //! * **QueryWriteStatus**: the bytes held by a suspended upload (`complete: false`); the full
 //!   size with `complete: true` when the blob is already stored; otherwise 0 (start again).
 
-use crate::grpc::CallContext;
 use bytes::Bytes;
 
 use crate::grpc::pb::google::bytestream::{
     QueryWriteStatusRequest, QueryWriteStatusResponse, ReadRequest, WriteRequest, WriteResponse,
 };
+use crate::grpc::CallContext;
 use crate::grpc::{RequestStream, ResponseSink, Status};
 use crate::protocols::backend::{Backend, Protocol, Put, RequestContext};
 use crate::protocols::pipeline::PendingPut;

@@ -15,12 +15,12 @@
 //!   number of directories already sent; a request with that token resumes by walking again
 //!   and skipping them. A missing root is NOT_FOUND; missing subdirectories are left out (spec).
 
-use crate::grpc::CallContext;
 use std::collections::{HashSet, VecDeque};
 
 use prost::Message;
 
 use crate::grpc::pb::build::bazel::remote::execution::v2 as reapi;
+use crate::grpc::CallContext;
 use crate::grpc::{ResponseSink, Status};
 
 use crate::protocols::backend::{Backend, ObjectKey, Protocol, Put, RequestContext};
