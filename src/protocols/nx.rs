@@ -20,7 +20,7 @@ use crate::store::Kind;
 
 use super::backend::{Backend, Protocol};
 use super::opaque_key;
-use super::pipeline::{Answer, Dialect, Op};
+use super::pipeline::{Answer, Dialect, EntryMethods, Op};
 use super::router::FrontEndEnv;
 
 /// Nx's answer shapes.
@@ -60,21 +60,12 @@ pub async fn handle<B: Backend>(
         Err(message) => return transfer.refuse(responder, op, 400, &message).await,
     };
     let key = ctx.key(Kind::Blob, hash.as_bytes());
-    match request.head.method {
-        "GET" | "HEAD" => transfer.get(&key, responder).await,
-        "PUT" => {
-            // The body is a tar.gz whatever Nx says its content type is: nothing to keep.
-            let meta = Default::default();
-            transfer
-                .put(key, meta, None, true, request, responder)
-                .await
-        }
-        _ => {
-            responder.header("allow", "GET, HEAD, PUT")?;
-            let message = "the Nx cache supports GET, HEAD and PUT";
-            transfer.refuse(responder, op, 405, message).await
-        }
-    }
+    let methods = EntryMethods {
+        name: "the Nx cache",
+        delete: false,
+        if_absent: true,
+    };
+    transfer.serve_entry(key, methods, request, responder).await
 }
 
 #[cfg(test)]
