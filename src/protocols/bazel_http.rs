@@ -276,10 +276,15 @@ pub fn status_of(error: &StoreError) -> u16 {
 pub async fn send_store_error(responder: &mut Responder<'_>, error: &StoreError) -> io::Result<()> {
     let status = status_of(error);
     if status >= 500 && status != 507 && status != 503 {
+        // File paths and OS errors are for the operator's log, not for clients.
         tracing::error!(%error, "store error");
+        return responder.send_text(status, INTERNAL_ERROR_TEXT).await;
     }
     responder.send_text(status, &error.to_string()).await
 }
+
+/// The body of a 500: the details are in the server's log only.
+const INTERNAL_ERROR_TEXT: &str = "internal storage error (details are in the server log)";
 
 #[cfg(test)]
 mod tests {
