@@ -37,6 +37,10 @@ want python3-venv
 want libcap2-bin
 # systemd-analyze, to verify systemd/tessera.service (tests/systemd_unit.rs).
 want systemd
+# mkfs.ext4, mount and losetup, for the full-disk tests on a loop-mounted ext4
+# (tests/disk_full.rs, tests/store/disk_full.rs, tests/common/loop_fs.rs).
+want e2fsprogs
+want mount
 
 if [ ${#need_apt[@]} -gt 0 ]; then
   export DEBIAN_FRONTEND=noninteractive

@@ -220,10 +220,12 @@ pub fn write_atomic(dir: &Path, bytes: &[u8]) -> Result<(), StoreError> {
             fs::rename(&tmp, &path).map_err(|e| StoreError::io("rename checkpoint", &path, e))
         })
         .and_then(|()| sync_dir(dir));
-    if written.is_err() {
-        remove_stale_tmp(dir)?;
+    if let Err(error) = written {
+        if let Err(cleanup) = remove_stale_tmp(dir) {
+            tracing::error!(%cleanup, "cannot remove the temporary file of a failed checkpoint");
+        }
+        return Err(error);
     }
-    written?;
     reserve_spare(dir, bytes.len() as u64);
     Ok(())
 }

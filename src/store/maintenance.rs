@@ -81,9 +81,11 @@ fn run_job(
 }
 
 impl Shard {
-    /// Call periodically (e.g. every 100 ms) from the owner thread: starts a background sync when
+    /// Call periodically (e.g. every 100 ms) from the owner thread: measures the filesystem's
+    /// free space (the effective budget, `space.rs`), starts a background sync when
     /// `sync_interval` has passed and a checkpoint when `checkpoint_interval` has passed and
-    /// something changed. Cheap when nothing is due. Reports the error of a finished job.
+    /// something changed. Cheap when nothing is due (one `statvfs`). Reports the error of a
+    /// finished job; a checkpoint refused by a full filesystem is `NoSpace`.
     pub fn maintenance(&mut self) -> Result<(), StoreError> {
         self.refresh_space();
         if self

@@ -71,6 +71,7 @@ pub enum Reserved {
 pub struct ShardStats {
     pub objects: u64,
     pub bytes_used: u64,
+    /// The shard's share of `max_size`.
     pub budget_bytes: u64,
     pub segments: u64,
     pub hits: u64,

@@ -101,41 +101,48 @@ impl LoopFs {
         tessera::store::space::available_bytes(&self.mount_point).expect("statvfs")
     }
 
-    fn filler(&self) -> PathBuf {
-        self.mount_point.join(FILLER_NAME)
-    }
-
     /// Grows the foreign file until the filesystem refuses another block; returns its length.
     pub fn fill(&self) -> u64 {
-        let file = OpenOptions::new()
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .open(self.filler())
-            .expect("open the filler");
-        let mut step = self.available_bytes().max(FILL_STEP_BYTES_MIN);
-        while step >= FILL_STEP_BYTES_MIN {
-            let offset = file.metadata().expect("stat the filler").len();
-            // SAFETY: fallocate on our own open descriptor; no memory is passed.
-            let rc = unsafe { libc::fallocate(file.as_raw_fd(), 0, offset as i64, step as i64) };
-            if rc != 0 {
-                let error = std::io::Error::last_os_error();
-                assert_eq!(
-                    error.raw_os_error(),
-                    Some(libc::ENOSPC),
-                    "filling the filesystem: {error}"
-                );
-                step /= 2;
-            }
-        }
-        file.sync_all().expect("sync the filler");
-        file.metadata().expect("stat the filler").len()
+        fill(&self.mount_point)
     }
 
     /// Deletes the foreign file (its blocks are free when this returns).
     pub fn unfill(&self) {
-        std::fs::remove_file(self.filler()).expect("remove the filler");
+        unfill(&self.mount_point)
     }
+}
+
+/// [`LoopFs::fill`] for the filesystem mounted at `root` (usable from another thread).
+pub fn fill(root: &Path) -> u64 {
+    let file = OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(root.join(FILLER_NAME))
+        .expect("open the filler");
+    let available = tessera::store::space::available_bytes(root).expect("statvfs");
+    let mut step = available.max(FILL_STEP_BYTES_MIN);
+    while step >= FILL_STEP_BYTES_MIN {
+        let offset = file.metadata().expect("stat the filler").len();
+        // SAFETY: fallocate on our own open descriptor; no memory is passed.
+        let rc = unsafe { libc::fallocate(file.as_raw_fd(), 0, offset as i64, step as i64) };
+        if rc != 0 {
+            let error = std::io::Error::last_os_error();
+            assert_eq!(
+                error.raw_os_error(),
+                Some(libc::ENOSPC),
+                "filling the filesystem: {error}"
+            );
+            step /= 2;
+        }
+    }
+    file.sync_all().expect("sync the filler");
+    file.metadata().expect("stat the filler").len()
+}
+
+/// [`LoopFs::unfill`] for the filesystem mounted at `root`.
+pub fn unfill(root: &Path) {
+    std::fs::remove_file(root.join(FILLER_NAME)).expect("remove the filler");
 }
 
 impl Drop for LoopFs {
