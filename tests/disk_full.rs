@@ -379,15 +379,44 @@ fn filling_the_disk_from_outside_refuses_writes_cleanly_and_they_resume_when_it_
         leftovers(fs.path())
     );
 
-    // Without a spare: the checkpoint cannot be written, the stop still exits 0, says the next
-    // start replays the log, and leaves no temporary file.
+    // Without a spare: the checkpoint cannot be written, yet the drain finishes the upload in
+    // flight, the stop exits 0, says the next start replays the log, and leaves no temporary
+    // file.
     let mut tessera = Tessera::start(fs.path(), &ONE_SHARD).expect("start on a full disk");
     let _ = std::fs::remove_file(fs.path().join("shard-0/index.ckpt.spare"));
     fs.fill();
+    let in_flight = blob(6, 40_000);
+    let mut upload = Conn::open(tessera.addr).unwrap();
+    let head = request_head(
+        "PUT",
+        &format!("/cas/{}", sha256_hex(&in_flight)),
+        in_flight.len() as u64,
+        &[("Expect", "100-continue")],
+    );
+    upload.send(&head).unwrap();
+    let go_on = upload
+        .early_response(Duration::from_millis(http_client::IO_TIMEOUT_MS))
+        .unwrap();
+    assert_eq!(
+        go_on.map(|r| r.status),
+        Some(100),
+        "room reserved, body awaited"
+    );
     let offset = log_len(&fs);
+    // SAFETY: kill(2) on the server's pid; no memory is involved.
+    unsafe { libc::kill(tessera.pid().unwrap() as i32, libc::SIGTERM) };
+    upload.send(&in_flight).unwrap();
+    let finished = upload.read_response().unwrap();
+    assert_eq!(
+        finished.status,
+        200,
+        "the drain finished the upload: {}",
+        finished.text()
+    );
     tessera
-        .stop()
+        .wait_exit()
         .expect("exit 0 after SIGTERM on a full disk without a spare");
+    stored.push(in_flight);
     let log = log_since(&fs, offset);
     assert!(
         log.contains("final checkpoint not written") && log.contains("replays"),
