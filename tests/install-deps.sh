@@ -42,6 +42,10 @@ want systemd
 want gradle
 want default-jdk-headless
 want ccache
+# mkfs.ext4, mount and losetup, for the full-disk tests on a loop-mounted ext4
+# (tests/disk_full.rs, tests/store/disk_full.rs, tests/common/loop_fs.rs).
+want e2fsprogs
+want mount
 
 if [ ${#need_apt[@]} -gt 0 ]; then
   export DEBIAN_FRONTEND=noninteractive

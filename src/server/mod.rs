@@ -114,6 +114,7 @@ pub fn run(mut config: Config) -> Result<(), ServerError> {
     config.check_budget(shards).map_err(ServerError::Config)?;
     let store_config = config.store_config(shards);
     DataDir::open(&store_config)?;
+    warn_if_max_size_exceeds_the_filesystem(&store_config);
 
     let (fds, bound) =
         listener::bind_group(config.listen, executors).map_err(|source| ServerError::Listen {
@@ -179,6 +180,29 @@ pub fn run(mut config: Config) -> Result<(), ServerError> {
         }
     }
     first_error.map_or(Ok(()), Err)
+}
+
+/// Logs once, at start, when `max_size` is more than the data directory's filesystem can hold
+/// (what the cache stores plus what is free, less each shard's reserve): each shard's effective
+/// budget then follows the free space (`store::space`, `/metrics`).
+fn warn_if_max_size_exceeds_the_filesystem(store_config: &crate::store::StoreConfig) {
+    use crate::config::format_size;
+    match crate::store::space::capacity(store_config) {
+        Ok(capacity) if capacity.holdable_bytes < store_config.max_size_bytes => {
+            tracing::warn!(
+                max_size = %format_size(store_config.max_size_bytes),
+                max_size_bytes = store_config.max_size_bytes,
+                filesystem_holds = %format_size(capacity.holdable_bytes),
+                filesystem_holds_bytes = capacity.holdable_bytes,
+                stored_bytes = capacity.stored_bytes,
+                available_bytes = capacity.available_bytes,
+                "max_size is larger than the filesystem can hold for the cache; each shard's \
+                 budget follows the free space (tessera_store_effective_budget_bytes)"
+            )
+        }
+        Ok(_) => {}
+        Err(error) => tracing::warn!(%error, "cannot measure the data directory's filesystem"),
+    }
 }
 
 /// Waits until every executor has opened its shards; a signal during start-up ends the wait.
