@@ -250,10 +250,12 @@ run_wrk() {
 # (nginx's workers), from /proc/*/task/*/schedstat. Divided by the requests of a run, this is the
 # server's CPU per request, which other load on the machine disturbs far less than req/s (a
 # busy neighbour takes CPU time from a server, not CPU work per request).
+# A thread that exits between the glob and the read is skipped (hence the `|| true`s: with
+# pipefail a vanished thread must not end the script).
 cpu_ns() {
   local pid=$1 p
-  for p in "$pid" $(cat /proc/"$pid"/task/*/children 2>/dev/null); do
-    cat /proc/"$p"/task/*/schedstat 2>/dev/null
+  for p in "$pid" $(cat /proc/"$pid"/task/*/children 2>/dev/null || true); do
+    cat /proc/"$p"/task/*/schedstat 2>/dev/null || true
   done | awk '{ s += $1 } END { printf "%.0f\n", s }'
 }
 
