@@ -139,6 +139,10 @@ pub fn compare_command(arguments: &[String]) -> Result<i32, String> {
             "--peer turbo-remote-cache speaks only the Turborepo API, not --protocol {protocol}"
         ));
     }
+    if peer == Peer::Nginx && protocol == "nx" {
+        // nginx's WebDAV answers a new file with 201, which Nx counts as a failed upload.
+        return Err("--protocol nx needs an Nx cache server: nginx answers uploads with 201, and Nx accepts only 200".into());
+    }
     let scheme = PathScheme::parse(
         &protocol,
         &SchemeOptions {
