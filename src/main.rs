@@ -32,7 +32,7 @@ enum Command {
 
 /// Flags of `serve`. Each overrides the config file and `TESSERA_*` environment variable of the
 /// same name (see `config::SETTINGS`).
-#[derive(Args, Default)]
+#[derive(Args, Default, Clone)]
 struct ServeArgs {
     /// TOML configuration file.
     #[arg(long)]
@@ -116,7 +116,10 @@ fn serve(args: ServeArgs) -> ExitCode {
     for var in unknown_env {
         tracing::warn!(variable = %var, "ignoring an environment variable that is not a setting");
     }
-    match tessera::server::run(config) {
+    let reload_args = args.clone();
+    let reload: tessera::server::reload::Reload =
+        Box::new(move || layered_config(&reload_args).map(|(config, _)| config));
+    match tessera::server::run_with_reload(config, Some(reload)) {
         Ok(()) => {
             tracing::info!("stopped cleanly");
             ExitCode::SUCCESS
