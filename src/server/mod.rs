@@ -15,6 +15,7 @@
 
 pub mod coarse_timers;
 pub mod conn;
+pub mod handoff;
 pub mod listener;
 pub mod local_signal;
 pub mod reload;
@@ -92,6 +93,8 @@ pub struct Shared {
     pub open_connections: AtomicUsize,
     /// Connections refused (503) because `max_connections` were open.
     pub refused_connections: AtomicU64,
+    /// Connections that stop the accepting on systemd's sockets at drain (`handoff`).
+    pub wake_ups: handoff::WakeUps,
 }
 
 impl Shared {
@@ -135,8 +138,9 @@ pub fn run_with_reload(
 
     let inherited = systemd::inherited_sockets().map_err(ServerError::Activation)?;
     let listeners = listener::open(config.listen, config.grpc_listen, executors, inherited)?;
-    let bound = listeners.main.addr;
+    let (bound, inherited) = (listeners.main.addr, listeners.main.inherited);
     let grpc_bound = listeners.grpc.as_ref().map(|g| g.addr);
+    let grpc_inherited = listeners.grpc.as_ref().is_some_and(|g| g.inherited);
     let grpc_fds = listeners.grpc.map(|g| g.fds);
 
     let shared = Arc::new(Shared::default());
@@ -164,7 +168,9 @@ pub fn run_with_reload(
             executors,
             shards,
             fd,
+            inherited,
             grpc_fd: grpc_fds.as_ref().map(|fds| fds[position]),
+            grpc_inherited,
             config: config.clone(),
             store_config: store_config.clone(),
             shared: shared.clone(),
@@ -271,7 +277,10 @@ struct ExecutorPlan {
     executors: usize,
     shards: u32,
     fd: RawFd,
+    /// `fd` is a duplicate of a socket systemd passed (it outlives the process).
+    inherited: bool,
     grpc_fd: Option<RawFd>,
+    grpc_inherited: bool,
     config: Config,
     store_config: crate::store::StoreConfig,
     shared: Arc<Shared>,
@@ -319,12 +328,13 @@ impl ExecutorPlan {
 
         if let Some(grpc_listener) = grpc_listener {
             let context = context.clone();
-            glommio::spawn_local(
-                async move { conn::accept_loop(grpc_listener, context, true).await },
-            )
+            let inherited = self.grpc_inherited;
+            glommio::spawn_local(async move {
+                conn::accept_loop(grpc_listener, context, true, inherited).await
+            })
             .detach();
         }
-        conn::accept_loop(listener, context.clone(), false).await;
+        conn::accept_loop(listener, context.clone(), false, self.inherited).await;
         context.wait_connections(self.config.drain_timeout).await;
         context.release_grpc_state();
         self.barrier().await;
