@@ -37,6 +37,9 @@ want python3-venv
 want libcap2-bin
 # systemd-analyze, to verify systemd/tessera.service (tests/systemd_unit.rs).
 want systemd
+# libseccomp's Python binding for Debian's python3, to run the server under the unit's system
+# call filter (tests/systemd_unit.rs, tests/seccomp_exec.py).
+want python3-seccomp
 
 if [ ${#need_apt[@]} -gt 0 ]; then
   export DEBIAN_FRONTEND=noninteractive
@@ -64,4 +67,14 @@ grpcio_version="1.85.1"
 if ! "$grpcio_venv/bin/python" -c "import importlib.metadata as m, sys; sys.exit(m.version('grpcio') != '$grpcio_version')" 2>/dev/null; then
   python3 -m venv "$grpcio_venv"
   "$grpcio_venv/bin/pip" install -q --disable-pip-version-check "grpcio==$grpcio_version"
+fi
+
+# ansible-core and ansible-lint (PyPI), for the role in ansible/ (tests/ansible_role.rs), in their
+# own venv outside the repository (the test reads TESSERA_ANSIBLE_VENV, default below).
+ansible_venv="${TESSERA_ANSIBLE_VENV:-/opt/tessera-tests/ansible-venv}"
+ansible_core_version="2.19.14"
+ansible_lint_version="26.10.1"
+if ! "$ansible_venv/bin/python" -c "import importlib.metadata as m, sys; sys.exit(m.version('ansible-core') != '$ansible_core_version' or m.version('ansible-lint') != '$ansible_lint_version')" 2>/dev/null; then
+  python3 -m venv "$ansible_venv"
+  "$ansible_venv/bin/pip" install -q --disable-pip-version-check "ansible-core==$ansible_core_version" "ansible-lint==$ansible_lint_version"
 fi
