@@ -113,9 +113,9 @@ fn uid_of(user: &str) -> u32 {
 /// The value of the last `KEY=` line of a unit file that sets one (`KEY=` alone resets).
 fn unit_value(unit: &str, key: &str) -> String {
     unit.lines()
+        .rev()
         .filter_map(|line| line.strip_prefix(&format!("{key}=")))
-        .filter(|value| !value.is_empty())
-        .last()
+        .find(|value| !value.is_empty())
         .unwrap_or_else(|| panic!("no {key}= in:\n{unit}"))
         .to_string()
 }

@@ -116,67 +116,69 @@ impl<'a> Acceptor<'a> {
         &mut self,
         shutdown: impl Future<Output = ()>,
     ) -> Option<glommio::Result<TcpStream, ()>> {
-        loop {
-            let accepted = if !self.shared {
-                or(async { Some(self.listener.accept().await) }, async {
-                    shutdown.await;
-                    None
-                })
-                .await
-            } else if self.woken {
-                or(async { Some(self.listener.accept().await) }, async {
-                    glommio::timer::sleep(WAKE_UP_WAIT_MAX).await;
-                    tracing::warn!(
-                        "no wake-up accepted in time; cancelling the accept (a connection \
-                         arriving now may be reset)"
-                    );
-                    None
-                })
-                .await
-            } else {
-                let woken = &mut self.woken;
-                let (listener, wake_ups) = (self.listener, self.wake_ups);
-                or(async { Some(listener.accept().await) }, async {
-                    shutdown.await;
-                    match listener.local_addr().and_then(|a| Ok(wake_ups.send(a)?)) {
-                        Ok(()) => {
-                            *woken = true;
-                            // The accept above completes with the wake-up (or a client).
-                            pending::<Option<_>>().await
-                        }
-                        Err(error) => {
-                            tracing::warn!(%error, "cannot connect a wake-up; cancelling the accept");
-                            None
-                        }
+        let accepted = if !self.shared {
+            or(async { Some(self.listener.accept().await) }, async {
+                shutdown.await;
+                None
+            })
+            .await
+        } else if self.woken {
+            or(async { Some(self.listener.accept().await) }, async {
+                glommio::timer::sleep(WAKE_UP_WAIT_MAX).await;
+                tracing::warn!(
+                    "no wake-up accepted in time; cancelling the accept (a connection arriving \
+                     now may be reset)"
+                );
+                None
+            })
+            .await
+        } else {
+            let woken = &mut self.woken;
+            let (listener, wake_ups) = (self.listener, self.wake_ups);
+            // The accept is never dropped here: after the drain it completes with a wake-up
+            // (or a client, who is then served).
+            or(async { Some(listener.accept().await) }, async {
+                shutdown.await;
+                match send_wake_up(listener, wake_ups) {
+                    Ok(()) => {
+                        *woken = true;
+                        pending::<Option<_>>().await
                     }
-                })
-                .await
-            };
-            let stream = match accepted? {
-                Ok(stream) => stream,
-                Err(error) => return Some(Err(error)),
-            };
-            if !self.shared
-                || !stream
-                    .peer_addr()
-                    .is_ok_and(|p| self.wake_ups.is_wake_up(p))
-            {
-                return Some(Ok(stream));
-            }
-            // A wake-up: stop, after sending our own if we took another's before seeing the
-            // drain (so every executor still accepting gets one).
-            if !self.woken {
-                if let Err(error) = self
-                    .listener
-                    .local_addr()
-                    .and_then(|a| Ok(self.wake_ups.send(a)?))
-                {
-                    tracing::warn!(%error, "cannot connect a wake-up for another executor");
+                    Err(error) => {
+                        tracing::warn!(%error, "cannot connect a wake-up; cancelling the accept");
+                        None
+                    }
                 }
-            }
-            return None;
+            })
+            .await
+        };
+        let stream = match accepted? {
+            Ok(stream) => stream,
+            Err(error) => return Some(Err(error)),
+        };
+        let wake_up = self.shared
+            && stream
+                .peer_addr()
+                .is_ok_and(|p| self.wake_ups.is_wake_up(p));
+        if !wake_up {
+            return Some(Ok(stream));
         }
+        // A wake-up: stop, after sending our own if we took another's before seeing the drain
+        // (so every executor still accepting gets one).
+        if !self.woken {
+            if let Err(error) = send_wake_up(self.listener, self.wake_ups) {
+                tracing::warn!(%error, "cannot connect a wake-up for another executor");
+            }
+        }
+        None
     }
+}
+
+fn send_wake_up(listener: &TcpListener, wake_ups: &WakeUps) -> io::Result<()> {
+    let listening = listener
+        .local_addr()
+        .map_err(|error| io::Error::other(error.to_string()))?;
+    wake_ups.send(listening)
 }
 
 #[cfg(test)]
