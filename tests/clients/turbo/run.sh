@@ -76,7 +76,8 @@ link_package "$ws" turbo
   cd "$ws"
   git init -q
   git add -A
-  git -c user.name=tessera-test -c user.email=tessera-test@localhost commit -q -m fixture
+  git -c user.name=tessera-test -c user.email=tessera-test@localhost -c commit.gpgsign=false \
+    commit -q -m fixture
 )
 
 # Only the cache under test: no telemetry, no update check, no proxy for loopback.
