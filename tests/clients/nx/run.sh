@@ -2,7 +2,8 @@
 # Drives the real Nx (npm `nx`, installed by tests/install-deps.sh) against a self-hosted remote
 # cache (`{URL}/v1/cache/<hash>`) and checks Nx's own output for the remote hit.
 #
-#   tests/clients/nx/run.sh URL [--token T] [--salt S] [--keep]
+#   tests/clients/nx/run.sh [--token T] [--salt S] [--expect-refused] [--keep] URL
+#   (options may also follow URL)
 #
 # In a fresh temp copy of tests/clients/nx/workspace:
 #   1. `nx run proj:build` must execute the task (a miss) and succeed; Nx uploads the entry.
@@ -13,9 +14,13 @@
 # --token  NX_SELF_HOSTED_REMOTE_CACHE_ACCESS_TOKEN (default `tessera-test`; '' sends none).
 # --salt   content of proj/salt.txt, a task input (default: fresh per run, so step 1 must miss
 #          and upload even against a cache that has served this script before).
+# --expect-refused  the cache refuses the upload (e.g. an entry over its size bound): step 1
+#          must still succeed (Nx fails the task on a refusal it does not tolerate), and step 3
+#          must miss and execute the task again.
 # --keep   keep the temp workspace and print its path.
 # The last stdout line is
 #   summary: client=nx version=V first=miss second=remote-hit first_s=A reset_s=B second_s=C
+# (second=miss with --expect-refused).
 # Exit status: 0 ok, 1 an expectation failed (message on stderr with the client's output),
 # 2 usage error, 3 Nx not installed. TESSERA_SKIP_REAL_CLIENTS=1 turns 3 into a printed skip.
 set -euo pipefail
@@ -28,18 +33,20 @@ here="$(cd "$(dirname "$0")" && pwd)"
 usage() { sed -n '2,/^set -euo/p' "$0" | grep '^#' | sed 's/^# \{0,1\}//' >&2; exit 2; }
 
 [ $# -ge 1 ] || usage
-case "$1" in -h|--help) usage ;; esac
-url="$1"; shift
-token="tessera-test"; salt="$(fresh_salt)"; keep=0
+url=""
+token="tessera-test"; salt="$(fresh_salt)"; keep=0; expect_refused=0
 while [ $# -gt 0 ]; do
   case "$1" in
     --token) [ $# -ge 2 ] || die_usage "--token needs a value"; token="$2"; shift 2 ;;
     --salt) [ $# -ge 2 ] || die_usage "--salt needs a value"; salt="$2"; shift 2 ;;
+    --expect-refused) expect_refused=1; shift ;;
     --keep) keep=1; shift ;;
     -h|--help) usage ;;
-    *) die_usage "unknown argument '$1' (see --help)" ;;
+    -*) die_usage "unknown option '$1' (see --help)" ;;
+    *) [ -z "$url" ] || die_usage "two URLs, '$url' and '$1' (see --help)"; url="$1"; shift ;;
   esac
 done
+[ -n "$url" ] || die_usage "no cache URL (see --help)"
 require_loopback_url "$url"
 require_client nx
 
@@ -111,6 +118,15 @@ t="$(now_s)"
 nx_step second run proj:build
 second_s="$(elapsed_s "$t")"
 log="$state/second.log"
+if [ "$expect_refused" = 1 ]; then
+  if grep -q '\[remote cache\]' "$log" || [ "$(executions "$run_log")" != 2 ]; then
+    show_log "$log"
+    fail "step 3: the cache should have refused the upload, so the task must execute again (executions=$(executions "$run_log"), want 2)"
+  fi
+  echo "second build: miss (the upload was refused), executed again, ${second_s}s"
+  echo "summary: client=nx version=$version first=miss second=miss first_s=$first_s reset_s=$reset_s second_s=$second_s"
+  exit 0
+fi
 if ! grep -qE '^> nx run proj:build +\[remote cache\]' "$log" ||
    ! grep -qE 'Cache: +1/1 hit' "$log"; then
   show_log "$log"

@@ -3,7 +3,8 @@
 # remote cache (`{URL}/v8/artifacts/<hash>?slug=TEAM`) and checks turbo's own output for remote
 # hits, and that two teams never share an entry.
 #
-#   tests/clients/turbo/run.sh URL [--token T] [--team A] [--other-team B] [--salt S] [--keep]
+#   tests/clients/turbo/run.sh [--token T] [--team A] [--other-team B] [--salt S] [--keep] URL
+#   (options may also follow URL)
 #
 # In a fresh temp git repository copied from tests/clients/turbo/workspace (npm workspaces, one
 # package `app` whose build writes packages/app/dist):
@@ -22,7 +23,8 @@
 #               step 1 must miss even against a cache that has served this script before).
 # --keep        keep the temp repository and print its path.
 # The last stdout line is
-#   summary: client=turbo version=V a1=miss a2=remote-hit b1=miss b2=remote-hit a1_s=.. a2_s=.. b1_s=.. b2_s=..
+#   summary: client=turbo version=V a1=miss a2=remote-hit b1=miss b2=remote-hit a1_s=.. a2_s=.. b1_s=.. b2_s=.. hash=H
+# where H is the task hash turbo printed in step 1 (the artifact's name under /v8/artifacts/).
 # Exit status: 0 ok, 1 an expectation failed (message on stderr with the client's output),
 # 2 usage error, 3 turbo not installed. TESSERA_SKIP_REAL_CLIENTS=1 turns 3 into a printed skip.
 set -euo pipefail
@@ -35,8 +37,7 @@ here="$(cd "$(dirname "$0")" && pwd)"
 usage() { sed -n '2,/^set -euo/p' "$0" | grep '^#' | sed 's/^# \{0,1\}//' >&2; exit 2; }
 
 [ $# -ge 1 ] || usage
-case "$1" in -h|--help) usage ;; esac
-url="$1"; shift
+url=""
 token="tessera-test"; team_a="tessera-a"; team_b="tessera-b"; salt="$(fresh_salt)"; keep=0
 while [ $# -gt 0 ]; do
   case "$1" in
@@ -46,9 +47,11 @@ while [ $# -gt 0 ]; do
     --salt) [ $# -ge 2 ] || die_usage "--salt needs a value"; salt="$2"; shift 2 ;;
     --keep) keep=1; shift ;;
     -h|--help) usage ;;
-    *) die_usage "unknown argument '$1' (see --help)" ;;
+    -*) die_usage "unknown option '$1' (see --help)" ;;
+    *) [ -z "$url" ] || die_usage "two URLs, '$url' and '$1' (see --help)"; url="$1"; shift ;;
   esac
 done
+[ -n "$url" ] || die_usage "no cache URL (see --help)"
 [ -n "$token" ] || die_usage "--token must not be empty: turbo silently skips the remote cache without one"
 if [ -z "$team_a" ] || [ -z "$team_b" ]; then die_usage "team slugs must not be empty"; fi
 [ "$team_a" != "$team_b" ] || die_usage "--team and --other-team must differ"
@@ -148,6 +151,7 @@ echo "== turbo $version, cache $url, teams $team_a and $team_b"
 t="$(now_s)"; turbo_build a1 "$team_a"; a1_s="$(elapsed_s "$t")"
 expect_miss a1 "$team_a" 1
 digest_built="$(tree_digest "$ws/packages/app/dist")"
+task_hash="$(grep -oE 'cache miss, executing [0-9a-f]{16}' "$state/a1.log" | head -n 1 | awk '{print $4}')"
 echo "team $team_a, first build: miss, executed, ${a1_s}s"
 
 clear_local
@@ -165,4 +169,4 @@ t="$(now_s)"; turbo_build b2 "$team_b" --cache=remote:rw; b2_s="$(elapsed_s "$t"
 expect_hit b2 "$team_b" 2
 echo "team $team_b, after clearing local state: remote hit, outputs identical, ${b2_s}s"
 
-echo "summary: client=turbo version=$version a1=miss a2=remote-hit b1=miss b2=remote-hit a1_s=$a1_s a2_s=$a2_s b1_s=$b1_s b2_s=$b2_s"
+echo "summary: client=turbo version=$version a1=miss a2=remote-hit b1=miss b2=remote-hit a1_s=$a1_s a2_s=$a2_s b1_s=$b1_s b2_s=$b2_s hash=$task_hash"
