@@ -132,6 +132,9 @@ pub struct Config {
     /// The effective mount table: the built-in mounts unless `mount_defaults` is false, then the
     /// file's `[[mount]]` entries in order. No two share a prefix.
     pub mounts: Vec<MountConfig>,
+    /// Every declared setting's key and winning raw value, in declaration order: what a
+    /// reload compares, so a new setting needs no second list.
+    pub values: Vec<(&'static str, String)>,
     /// Who may read and write (`[auth]`, `[[auth.read_through]]`).
     pub auth: AuthConfig,
 }
@@ -163,6 +166,7 @@ impl Config {
             log: String::new(),
             mount_defaults: false,
             mounts: Vec::new(),
+            values: Vec::new(),
             auth: AuthConfig::default(),
         }
     }
@@ -360,6 +364,12 @@ impl Layers {
                 });
             }
         }
+        config.values = self
+            .settings
+            .iter()
+            .zip(&self.values)
+            .map(|(setting, (value, _))| (setting.key, value.clone()))
+            .collect();
         config.max_blob_explicit = self
             .get("max_blob_size")
             .is_some_and(|(_, source)| source != Source::Default);

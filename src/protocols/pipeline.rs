@@ -132,6 +132,15 @@ pub trait Dialect {
     fn kept_headers(&self) -> &'static [&'static str] {
         &[]
     }
+
+    /// Largest body of a PUT refused before its first byte (too large, no space, …) that is
+    /// read to its end and dropped before the answer, so that a client still sending it reads
+    /// the answer instead of a reset. 0 (the default): the answer goes out at once and the
+    /// driver closes the connection after at most its drain bound, which suits clients that
+    /// take a reset like the refusal.
+    fn refused_body_drain_bytes_max(&self) -> u64 {
+        0
+    }
 }
 
 /// The default dialect: precise statuses, plain-text messages.
@@ -144,6 +153,10 @@ pub const DEFAULT_CONTENT_TYPE: &str = "application/octet-stream";
 
 /// The metadata name of the content type.
 const CONTENT_TYPE: &str = "content-type";
+
+/// What a client sees of an operating error (`Io`, `Corrupt`, …): the details (paths, OS
+/// errors) are in the server's log only.
+pub const INTERNAL_ERROR_TEXT: &str = "internal storage error (details are in the server log)";
 
 /// The precise HTTP status of a store error and the message a client may see. Operating
 /// errors (`Io`, `Corrupt`, …) are logged with their details here and reach the client only as
@@ -330,7 +343,10 @@ impl<B: Backend, D: Dialect> Transfer<'_, B, D> {
             Err(error) => {
                 // Refused before the body was read: the client may still be sending it, and a
                 // client waiting for `100 Continue` never will, so the driver decides whether
-                // the connection can be reused.
+                // the connection can be reused (unless the dialect has the body read first).
+                if spooled.is_none() {
+                    self.drain_refused_body(request).await?;
+                }
                 return self.refuse_store(responder, Op::Put, &error).await;
             }
         };
@@ -353,6 +369,23 @@ impl<B: Backend, D: Dialect> Transfer<'_, B, D> {
         }
     }
 
+    /// Before the answer to a PUT refused unread: reads and drops its body when the dialect
+    /// asks for it and the declared length is within the dialect's bound, so the client
+    /// finishes sending, reads the answer as it would a stored upload's, and keeps the
+    /// connection. A client waiting for `100 Continue` sends no body and is not asked for one;
+    /// a client that goes away mid-body gets no answer, as on any upload.
+    async fn drain_refused_body(&self, request: &mut Request<'_>) -> io::Result<()> {
+        let bytes_max = self.dialect.refused_body_drain_bytes_max();
+        let within = request
+            .body
+            .declared_len()
+            .is_some_and(|len| len <= bytes_max);
+        if within && !request.head.expect_continue {
+            discard_body(&mut request.body).await?;
+        }
+        Ok(())
+    }
+
     /// DELETE of `key`: 200 when something was deleted, else the dialect's miss.
     pub async fn delete(
         &self,
@@ -363,6 +396,50 @@ impl<B: Backend, D: Dialect> Transfer<'_, B, D> {
             Ok(true) => self.dialect.stored().send(responder).await,
             Ok(false) => self.dialect.miss().send(responder).await,
             Err(error) => self.refuse_store(responder, Op::Delete, &error).await,
+        }
+    }
+}
+
+/// What an entry-per-key front-end serves: GET, HEAD and PUT always, DELETE if asked.
+#[derive(Clone, Copy, Debug)]
+pub struct EntryMethods {
+    /// The front-end's name in a 405 message ("the Gradle build cache").
+    pub name: &'static str,
+    pub delete: bool,
+    /// PUT keeps an existing entry (see `Put::if_absent`).
+    pub if_absent: bool,
+}
+
+impl<B: Backend, D: Dialect> Transfer<'_, B, D> {
+    /// Serves one request on the entry `key` by its method: the whole of an opaque-key
+    /// front-end once it has parsed the key. PUT keeps the content type and the dialect's
+    /// kept headers; an unknown method is 405 with `Allow`.
+    pub async fn serve_entry(
+        &self,
+        key: ObjectKey<'_>,
+        methods: EntryMethods,
+        request: &mut Request<'_>,
+        responder: &mut Responder<'_>,
+    ) -> io::Result<()> {
+        match request.head.method {
+            "GET" | "HEAD" => self.get(&key, responder).await,
+            "PUT" => match self.kept_meta(request) {
+                Ok(meta) => {
+                    self.put(key, meta, None, methods.if_absent, request, responder)
+                        .await
+                }
+                Err(error) => self.refuse_store(responder, Op::Put, &error).await,
+            },
+            "DELETE" if methods.delete => self.delete(&key, responder).await,
+            _ => {
+                let allow = match methods.delete {
+                    true => "GET, HEAD, PUT, DELETE",
+                    false => "GET, HEAD, PUT",
+                };
+                responder.header("allow", allow)?;
+                let message = format!("{} supports {allow}", methods.name);
+                self.refuse(responder, Op::Other, 405, &message).await
+            }
         }
     }
 }

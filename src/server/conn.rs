@@ -1,6 +1,7 @@
 //! Accepting connections and handing each to its wire layer.
 //!
-//! Every executor accepts on its own socket of the reuse-port group. A connection starts as
+//! Every executor accepts on its own socket of the reuse-port group, or on its duplicate of the
+//! one socket systemd passed. A connection starts as
 //! HTTP/1.1; the driver recognises the h2c prior-knowledge preface and returns it, and the
 //! stream then goes to the gRPC layer (`grpc::serve`) with the executor's REAPI services
 //! (`protocols::reapi`) over the same backend as the HTTP front-ends: the authorization layer
@@ -33,6 +34,7 @@ use crate::protocols::router::{HttpOptions, MetricsGuard, Router};
 use crate::store::DigestFunction;
 
 use super::coarse_timers::CoarseTimers;
+use super::handoff::Acceptor;
 use super::local_signal::LocalSignal;
 use super::steer::Steer;
 use super::{drained, Shared, FLAG_POLL_PERIOD};
@@ -169,13 +171,19 @@ impl Context {
 }
 
 /// The HTTP/1.1 limits from the configuration (the rest keep the wire layer's defaults).
+///
+/// The wire layer's body bound is not `max_blob_size`: a body over it must reach the front-end,
+/// whose store reservation refuses it before a body byte is read, in the client's dialect. A
+/// 413 from the wire layer would bypass the dialect, and Nx fails the user's task on a 413
+/// (reference/clients.md §5; `NxDialect` answers 403). The wire bound stays the larger of its
+/// own default and `max_blob_size`, so it never refuses a body the store would take.
 pub fn http_limits(config: &Config) -> Limits {
     Limits {
         head_timeout: config.header_read_timeout,
         idle_timeout: config.idle_timeout,
         body_stall_timeout: config.body_stall_timeout,
         write_stall_timeout: config.write_stall_timeout,
-        body_bytes_max: config.max_blob_bytes,
+        body_bytes_max: config.max_blob_bytes.max(http1::BODY_BYTES_MAX),
         ..Limits::default()
     }
 }
@@ -222,13 +230,17 @@ pub fn grpc_limits(config: &Config) -> GrpcLimits {
 }
 
 /// Accepts until drain; each connection runs in its own task.
-pub async fn accept_loop(listener: TcpListener, context: Rc<Context>, grpc_only: bool) {
+/// `inherited`: the socket came from systemd and outlives the process, so accepting stops
+/// without cancelling a pending accept (`handoff`).
+pub async fn accept_loop(
+    listener: TcpListener,
+    context: Rc<Context>,
+    grpc_only: bool,
+    inherited: bool,
+) {
+    let mut acceptor = Acceptor::new(&listener, &context.shared.wake_ups, inherited);
     loop {
-        let accepted = or(async { Some(listener.accept().await) }, async {
-            context.clock.shutdown().await;
-            None
-        })
-        .await;
+        let accepted = acceptor.next(context.clock.shutdown()).await;
         let stream = match accepted {
             None => return,
             Some(Ok(stream)) => stream,

@@ -261,7 +261,7 @@ impl<B: Backend + 'static> GrpcService for ReapiService<B> {
 /// * `Unavailable` → UNAVAILABLE (a shard's executor is stopping).
 /// * `Unauthenticated` → UNAUTHENTICATED, `PermissionDenied` → PERMISSION_DENIED (the
 ///   authorization layer; Bazel reports both and does not retry them).
-/// * anything else → INTERNAL.
+/// * anything else → INTERNAL, with a generic message (the details go to the log).
 pub fn status_of(error: &StoreError) -> Status {
     let message = error.to_string();
     match error {
@@ -281,8 +281,9 @@ pub fn status_of(error: &StoreError) -> Status {
             Status::new(crate::grpc::Code::PermissionDenied, message)
         }
         _ => {
+            // Operating errors carry server paths and OS errors: logged, never sent.
             tracing::error!(%error, "store error");
-            Status::internal(message)
+            Status::internal(crate::protocols::pipeline::INTERNAL_ERROR_TEXT)
         }
     }
 }
