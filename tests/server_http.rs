@@ -3,19 +3,16 @@
 //! port 0 with a temporary data directory, checks the exact status, then checks that the server
 //! still serves and, where it matters, that nothing was stored.
 
-#[path = "common/http_client.rs"]
-mod http_client;
-#[path = "common/tessera.rs"]
-mod tessera;
+mod common;
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use http_client::{
-    assert_absent, assert_serving, assert_stored, cas_path, get, head, put, request, request_head,
-    send_raw, sha256_hex, Closed, Conn, Rng,
+use common::http_client::{
+    self, assert_absent, assert_serving, assert_stored, cas_path, get, head, put, request,
+    request_head, send_raw, sha256_hex, Closed, Conn, Rng,
 };
-use tessera::Tessera;
+use common::Tessera;
 
 /// One shard with a 4 MiB budget of 1 MiB segments and blobs up to 1 MiB: four uploads of
 /// [`TIGHT_UPLOAD_BYTES`] that hold their reservations fill it (one record per segment, as two
@@ -120,7 +117,7 @@ fn ready_line_names_the_real_port_and_the_cache_round_trips() {
     let lines = server.stdout_lines();
     assert_eq!(lines.len(), 1, "exactly one stdout line: {lines:?}");
     assert_eq!(
-        tessera::parse_ready_line(&lines[0]),
+        common::server::parse_ready_line(&lines[0]).map(|ready| ready.addr),
         Some(addr),
         "{lines:?}"
     );
@@ -773,7 +770,7 @@ fn sigterm_drains_in_flight_requests_checkpoints_and_exits_0() {
         idle.wait_for_close(Duration::from_millis(http_client::IO_TIMEOUT_MS)),
         Closed::Closed(_)
     ));
-    let status = server.wait_for_exit(Duration::from_millis(tessera::EXIT_TIMEOUT_MS));
+    let status = server.wait_for_exit(Duration::from_millis(common::server::EXIT_TIMEOUT_MS));
     assert!(
         status.success(),
         "exit after SIGTERM: {status}; log:\n{}",
@@ -781,7 +778,7 @@ fn sigterm_drains_in_flight_requests_checkpoints_and_exits_0() {
     );
 
     assert_checkpointed_since(server.data_dir(), sigterm_at);
-    let verified = tessera::verify(server.data_dir());
+    let verified = common::verify(server.data_dir());
     assert!(
         verified.status.success(),
         "tessera verify after a drain: {verified:?}"
@@ -843,7 +840,7 @@ fn sigterm_with_a_stalled_upload_exits_0_within_the_drain_bound() {
     server.send_sigterm();
     // The drain gives up on the stalled upload after 1 s; the default body-stall timeout
     // (30 s) would be far later. Bounded by EXIT_TIMEOUT_MS.
-    let status = server.wait_for_exit(Duration::from_millis(tessera::EXIT_TIMEOUT_MS));
+    let status = server.wait_for_exit(Duration::from_millis(common::server::EXIT_TIMEOUT_MS));
     assert!(
         status.success(),
         "exit after SIGTERM: {status}; log:\n{}",
@@ -900,7 +897,7 @@ fn invalid_configuration_exits_2_naming_the_setting() {
         ),
     ];
     for (args, env, setting) in cases {
-        let output = tessera::run_tessera(&args, &env);
+        let output = common::run_tessera(&args, &env);
         assert_eq!(
             output.status.code(),
             Some(2),
@@ -922,7 +919,7 @@ fn a_port_already_in_use_is_refused_with_a_clear_error() {
     let scratch = tempfile::tempdir().unwrap();
     let data = scratch.path().join("data");
     let listen = format!("127.0.0.1:{port}");
-    let output = tessera::run_tessera(
+    let output = common::run_tessera(
         &[
             "serve",
             "--listen",
@@ -938,7 +935,7 @@ fn a_port_already_in_use_is_refused_with_a_clear_error() {
         "no 'address in use' message: {output:?}"
     );
     assert!(
-        !output.stdout.contains(tessera::READY_PREFIX),
+        !output.stdout.contains(common::server::READY_PREFIX),
         "claimed to listen on a taken port: {output:?}"
     );
 }
@@ -1001,7 +998,7 @@ fn a_config_file_is_read_and_its_errors_name_the_setting() {
     let config = scratch.path().join("tessera.toml");
     let run_with = |toml: &str| {
         std::fs::write(&config, toml).unwrap();
-        tessera::run_tessera(
+        common::run_tessera(
             &[
                 "serve",
                 "--listen",
@@ -1141,8 +1138,8 @@ fn chunked_uploads_are_verified_bounded_and_stored_whole() {
 
 #[test]
 fn an_ac_hit_whose_outputs_are_missing_is_a_miss_and_other_ac_bodies_are_served_as_stored() {
-    use ::tessera::grpc::pb::build::bazel::remote::execution::v2 as reapi;
     use prost::Message;
+    use tessera::grpc::pb::build::bazel::remote::execution::v2 as reapi;
 
     let server = start();
     let addr = server.addr();
@@ -1313,9 +1310,10 @@ fn metrics_count_responses_limits_and_the_store_across_executors() {
     // 20 PUTs, 20 GETs and the first /metrics page.
     assert!(delta("tessera_http_responses_total", "code=\"200\"") >= 41);
     assert!(delta("tessera_http_responses_total", "code=\"404\"") >= 1);
+    assert_eq!(metric(&after, "tessera_connections_refused_total", ""), 0);
+
     assert!(
         metric(&after, "tessera_connections_open", "") >= 1,
         "{after}"
     );
-    assert_eq!(metric(&after, "tessera_connections_refused_total", ""), 0);
 }

@@ -12,8 +12,6 @@
 //! Every socket has read and write timeouts, so a test never hangs on a silent server; every
 //! response must carry `Content-Length` (the server promises it, and Bazel needs it).
 
-#![allow(dead_code)] // Each test crate that includes this module uses a different part of it.
-
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
