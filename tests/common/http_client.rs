@@ -195,9 +195,20 @@ impl Conn {
         Ok(self.pending.drain(..length).collect())
     }
 
+    /// A read, repeated when a signal interrupts it (the client may run on a glommio executor
+    /// thread, whose signals interrupt blocking calls).
+    fn read_retrying(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        loop {
+            match self.stream.read(buf) {
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                result => return result,
+            }
+        }
+    }
+
     fn read_more(&mut self) -> io::Result<()> {
         let mut buf = [0u8; 64 * 1024];
-        let n = self.stream.read(&mut buf)?;
+        let n = self.read_retrying(&mut buf)?;
         if n == 0 {
             return Err(io::Error::new(
                 io::ErrorKind::UnexpectedEof,
@@ -239,7 +250,7 @@ impl Conn {
     pub fn early_response(&mut self, wait: Duration) -> io::Result<Option<Response>> {
         self.stream.set_read_timeout(Some(wait))?;
         let mut buf = [0u8; 16 * 1024];
-        let first = match self.stream.read(&mut buf) {
+        let first = match self.read_retrying(&mut buf) {
             Ok(0) => {
                 return Err(io::Error::new(
                     io::ErrorKind::UnexpectedEof,
