@@ -372,8 +372,8 @@ impl Tessera {
         }
     }
 
-    /// Starts the server again on the same data directory with the same options, on new
-    /// ports (a running server is killed first).
+    /// Starts the server again on the same data directory with the same options, on the ports
+    /// the builder asked for (by default new ones; a running server is killed first).
     pub fn restart(&mut self) {
         self.kill9();
         self.ports = (self.options.port, self.options.grpc_port);
