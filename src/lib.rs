@@ -4,6 +4,7 @@
 //! `server` (executors, listeners) → `http1` / `grpc` (wire) → `protocols` (one file per client
 //! protocol) → `store` (the memory-mapped, content-addressed log).
 
+pub mod auth;
 pub mod config;
 pub mod counters;
 pub mod grpc;

@@ -2,14 +2,26 @@
 //!
 //! ```text
 //! tessera serve  [--config FILE] [--listen ADDR] [--data DIR] [--max-size SIZE] …
+//! tessera config [--config FILE] [the same flags as serve]
 //! tessera verify --data DIR
 //! ```
+//!
+//! `serve` and `config` take the same options: `--config FILE` (a TOML file) and one flag per
+//! setting of `tessera::config::SETTINGS`. Each setting is layered: its default, then the file,
+//! then its `TESSERA_*` environment variable, then its flag. `config` prints the result (every
+//! setting, its value and where it came from, and the mount table) and exits; `serve` runs it.
+//! A bad or unknown setting in the file or on the command line exits with status 2 and a message
+//! naming the setting; an unknown `TESSERA_*` variable gets a warning.
 
+use std::ffi::OsString;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
-use tessera::config::{Layers, SETTINGS};
+use tessera::config::{default_of, Config, Layers, SettingFlags, ENV_PREFIX};
+
+/// Exit status for a configuration error (as clap's for a usage error).
+const EXIT_CONFIG_ERROR: u8 = 2;
 
 #[derive(Parser)]
 #[command(name = "tessera", version, about = "Build-cache appliance")]
@@ -21,95 +33,44 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Serve the cache (HTTP/1.1, h2c gRPC) until SIGTERM.
-    Serve(Box<ServeArgs>),
+    Serve(Box<SettingArgs>),
+    /// Print the effective configuration of `serve` with the same options, and exit.
+    Config(Box<SettingArgs>),
     /// Check every record of a data directory offline; exit status 1 if anything is damaged.
     Verify {
         /// The data directory.
-        #[arg(long, default_value = "./tessera-data")]
+        #[arg(long, default_value = default_of("data"))]
         data: PathBuf,
     },
 }
 
-/// Flags of `serve`. Each overrides the config file and `TESSERA_*` environment variable of the
-/// same name (see `config::SETTINGS`).
-#[derive(Args, Default)]
-struct ServeArgs {
-    /// TOML configuration file.
-    #[arg(long)]
+/// The options of `serve` and `config`: the config file and one flag per setting.
+#[derive(Args)]
+struct SettingArgs {
+    /// TOML configuration file (overridden by TESSERA_* variables, overridden by flags).
+    #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
-    /// Address for HTTP/1.1 and h2c gRPC [default: 127.0.0.1:8080].
-    #[arg(long)]
-    listen: Option<String>,
-    /// Extra address that serves only gRPC.
-    #[arg(long)]
-    grpc_listen: Option<String>,
-    /// Data directory [default: ./tessera-data].
-    #[arg(long)]
-    data: Option<String>,
-    /// Byte budget of the whole cache, e.g. 10GiB [default: 10GiB].
-    #[arg(long)]
-    max_size: Option<String>,
-    /// Largest accepted blob, e.g. 1GiB [default: 1GiB].
-    #[arg(long)]
-    max_blob_size: Option<String>,
-    /// Size of one log segment [default: 64MiB].
-    #[arg(long)]
-    segment_size: Option<String>,
-    /// Shard count of a new data directory [default: one per executor].
-    #[arg(long)]
-    shards: Option<String>,
-    /// Executors (pinned threads) [default: one per CPU this process may run on (taskset, CPUAffinity=)].
-    #[arg(long)]
-    executors: Option<String>,
-    /// Most open client connections [default: 10000].
-    #[arg(long)]
-    max_connections: Option<String>,
-    /// `relaxed` (page cache + periodic sync) or `strict` (sync before acknowledging).
-    #[arg(long)]
-    durability: Option<String>,
-    /// Log filter, e.g. `info` or `tessera=debug` [default: info].
-    #[arg(long)]
-    log: Option<String>,
-}
-
-impl ServeArgs {
-    fn flags(&self) -> Vec<(&'static str, &str)> {
-        let pairs: [(&'static str, &Option<String>); 11] = [
-            ("listen", &self.listen),
-            ("grpc_listen", &self.grpc_listen),
-            ("data", &self.data),
-            ("max_size", &self.max_size),
-            ("max_blob_size", &self.max_blob_size),
-            ("segment_size", &self.segment_size),
-            ("shards", &self.shards),
-            ("executors", &self.executors),
-            ("max_connections", &self.max_connections),
-            ("durability", &self.durability),
-            ("log", &self.log),
-        ];
-        pairs
-            .into_iter()
-            .filter_map(|(name, value)| value.as_deref().map(|v| (name, v)))
-            .collect()
-    }
+    #[command(flatten)]
+    settings: SettingFlags,
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Command::Serve(args) => serve(*args),
+        Command::Serve(args) => serve(&args),
+        Command::Config(args) => print_config(&args),
         Command::Verify { data } => {
             ExitCode::from(u8::try_from(tessera::store::verify::run_cli(&data)).unwrap_or(2))
         }
     }
 }
 
-fn serve(args: ServeArgs) -> ExitCode {
-    let (config, unknown_env) = match layered_config(&args) {
-        Ok(layered) => layered,
+fn serve(args: &SettingArgs) -> ExitCode {
+    let (_, config, unknown_env) = match load(args) {
+        Ok(loaded) => loaded,
         Err(message) => {
             eprintln!("tessera: {message}");
-            return ExitCode::from(2);
+            return ExitCode::from(EXIT_CONFIG_ERROR);
         }
     };
     tessera::logging::init(&config.log);
@@ -129,24 +90,59 @@ fn serve(args: ServeArgs) -> ExitCode {
     }
 }
 
-/// The validated configuration and the unknown `TESSERA_*` variables (to warn about).
-fn layered_config(args: &ServeArgs) -> Result<(tessera::config::Config, Vec<String>), String> {
-    debug_assert!(args
-        .flags()
-        .iter()
-        .all(|(n, _)| SETTINGS.iter().any(|(s, _)| s == n)));
+fn print_config(args: &SettingArgs) -> ExitCode {
+    match load(args) {
+        Ok((layers, config, unknown_env)) => {
+            for var in unknown_env {
+                eprintln!("tessera: warning: ignoring {var}: not a setting");
+            }
+            print!("{}", layers.render(&config));
+            ExitCode::SUCCESS
+        }
+        Err(message) => {
+            eprintln!("tessera: {message}");
+            ExitCode::from(EXIT_CONFIG_ERROR)
+        }
+    }
+}
+
+/// The layers, the validated configuration, and the unknown `TESSERA_*` variables (to warn
+/// about).
+fn load(args: &SettingArgs) -> Result<(Layers, Config, Vec<String>), String> {
     let mut layers = Layers::with_defaults();
     if let Some(path) = &args.config {
-        let text = std::fs::read_to_string(path)
-            .map_err(|e| format!("cannot read config file {}: {e}", path.display()))?;
-        layers
-            .apply_toml(&text)
-            .map_err(|e| format!("{} ({})", e, path.display()))?;
+        layers.apply_file(path).map_err(|e| e.to_string())?;
     }
-    let unknown_env = layers.apply_env(std::env::vars());
-    for (name, value) in args.flags() {
-        layers.apply_flag(name, value).map_err(|e| e.to_string())?;
-    }
+    let unknown_env = layers.apply_env(tessera_env_vars()?);
+    layers
+        .apply_flags(&args.settings)
+        .map_err(|e| e.to_string())?;
     let config = layers.validate().map_err(|e| e.to_string())?;
-    Ok((config, unknown_env))
+    Ok((layers, config, unknown_env))
+}
+
+/// The `TESSERA_*` environment variables; one whose name or value is not UTF-8 is an error (it
+/// cannot be a valid setting, and dropping it silently would hide the operator's intent).
+fn tessera_env_vars() -> Result<Vec<(String, String)>, String> {
+    let prefix = OsString::from(ENV_PREFIX);
+    let mut vars = Vec::new();
+    for (name, value) in std::env::vars_os() {
+        if !name
+            .as_encoded_bytes()
+            .starts_with(prefix.as_encoded_bytes())
+        {
+            continue;
+        }
+        match (name.into_string(), value.into_string()) {
+            (Ok(name), Ok(value)) => vars.push((name, value)),
+            (Ok(name), Err(_)) => return Err(format!("environment variable {name} is not UTF-8")),
+            (Err(name), _) => {
+                return Err(format!(
+                    "environment variable {} is not UTF-8",
+                    name.to_string_lossy()
+                ))
+            }
+        }
+    }
+    Ok(vars)
 }

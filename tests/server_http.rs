@@ -156,7 +156,6 @@ fn unknown_paths_bad_names_and_wrong_methods_get_404_400_and_405() {
     let hex = sha256_hex(b"x");
     let cases: &[(&str, String, u16)] = &[
         ("GET", "/nothing-here".to_string(), 404),
-        ("GET", "/".to_string(), 404),
         ("GET", format!("/cas/{}", &hex[..63]), 400),
         ("GET", format!("/cas/{hex}0"), 400),
         ("GET", format!("/cas/{}zz", &hex[..62]), 400),
@@ -179,6 +178,18 @@ fn unknown_paths_bad_names_and_wrong_methods_get_404_400_and_405() {
         assert_serving(addr);
     }
     assert_absent(addr, &format!("/ac/{hex}"));
+    let index = request(addr, "GET", "/", b"");
+    assert_eq!(index.status, 200, "GET / is the index of mounts");
+    let text = String::from_utf8_lossy(&index.body);
+    for mounted in [
+        "/cache/",
+        "/v1/cache/",
+        "/v8/artifacts/",
+        "/ccache/",
+        "bazel",
+    ] {
+        assert!(text.contains(mounted), "{mounted} missing from {text}");
+    }
 }
 
 #[test]

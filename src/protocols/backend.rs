@@ -1,35 +1,370 @@
-//! The seam between the front-ends and the store: what a front-end may ask, from any core.
+//! The seam between the front-ends and the store: what a front-end may ask, from any core, and
+//! who is asking.
 //!
-//! The server implements [`Backend`] by steering each operation to the shard that owns the key
-//! (`store::shard_of`), locally or over the executor mesh; tests implement it over one in-process
-//! [`Shard`](crate::store::Shard) ([`LocalBackend`]). Front-ends never see shards, files or maps:
-//! they get [`ReadHandle`]s to copy from and [`Reservation`]s to fill.
+//! Every operation carries a [`RequestContext`] (namespace, protocol, identity, deadline) and an
+//! [`ObjectKey`] (kind, client name, and the store key id derived from both and the namespace).
+//! Cross-cutting rules (authorization, usage counting, an object-store tier) are [`Layer`]s: a
+//! layer names its inner backend and overrides only the operations it changes; every other
+//! operation forwards by default, so a decorator is a few lines, not a re-forwarding of every
+//! method.
 //!
-//! Thread-safety contract: a `Backend` value lives on one executor (`!Send` is fine); the handles it
-//! returns are `Send` and may be moved to other cores.
+//! ```text
+//!  front-end ─► pipeline ─► Backend  = [Layer] ─► [Layer] ─► Steer (owner shard) ─► Shard
+//! ```
+//!
+//! ```
+//! use tessera::protocols::backend::{Backend, Layer, ObjectKey, RequestContext};
+//! use tessera::store::{ReadHandle, StoreError};
+//!
+//! /// Answers every lookup in namespace `hidden` as a miss; forwards everything else.
+//! struct Hide<B>(B);
+//!
+//! impl<B: Backend> Layer for Hide<B> {
+//!     type Inner = B;
+//!     fn inner(&self) -> &B {
+//!         &self.0
+//!     }
+//!     async fn lookup(
+//!         &self,
+//!         ctx: &RequestContext,
+//!         key: &ObjectKey<'_>,
+//!     ) -> Result<Option<ReadHandle>, StoreError> {
+//!         if ctx.namespace.as_str() == "hidden" {
+//!             return Ok(None);
+//!         }
+//!         self.0.lookup(ctx, key).await
+//!     }
+//! }
+//! ```
+//!
+//! The server implements the innermost [`Backend`] by steering each operation to the shard that
+//! owns the key (`server::steer`); tests implement it over one in-process
+//! [`Shard`](crate::store::Shard) ([`LocalBackend`]).
+//!
+//! Thread-safety contract: a `Backend` value lives on one executor (`!Send` is fine); the handles
+//! it returns are `Send` and may be moved to other cores.
 
+use std::borrow::Cow;
 use std::cell::RefCell;
+use std::fmt;
+use std::time::Instant;
 
 use crate::store::{
-    KeyId, PutRequest, ReadHandle, Reservation, Reserved, Shard, ShardStats, StoreError,
+    ContentDigest, Key, KeyId, Kind, Meta, PutRequest, ReadHandle, Reservation, Reserved, Shard,
+    ShardStats, StoreError,
 };
+
+/// The name of the namespace a request acts on, the same everywhere (README, metrics, logs,
+/// authorization scopes, the object-store tier's prefixes):
+///
+/// | client                         | namespace                    |
+/// |--------------------------------|------------------------------|
+/// | Bazel, empty instance          | `bazel`                      |
+/// | Bazel, instance / HTTP prefix  | `bazel/INSTANCE`             |
+/// | Gradle, Nx, ccache             | `gradle`, `nx`, `ccache`     |
+/// | Turborepo                      | `turbo/TEAM`                 |
+/// | S3                             | `s3/BUCKET`                  |
+///
+/// A mount may name its own namespace instead of its protocol's.
+#[derive(Clone, PartialEq, Eq, Hash, Debug)]
+pub struct Namespace(Cow<'static, str>);
+
+/// Bazel's empty instance.
+pub const BAZEL_NAMESPACE: &str = "bazel";
+
+/// Namespaces up to this long have their store-key prefix built on the stack (no allocation per
+/// request); longer ones, which the gRPC and HTTP layers allow, use a `String`.
+const STORAGE_NAMESPACE_STACK_BYTES: usize = 160;
+
+impl Namespace {
+    /// A fixed namespace (`gradle`, `nx`, …).
+    pub const fn fixed(name: &'static str) -> Self {
+        Namespace(Cow::Borrowed(name))
+    }
+
+    pub fn new(name: impl Into<String>) -> Self {
+        Namespace(Cow::Owned(name.into()))
+    }
+
+    /// `bazel` for the empty instance, `bazel/INSTANCE` otherwise.
+    pub fn bazel(instance: &str) -> Self {
+        if instance.is_empty() {
+            return Namespace::fixed(BAZEL_NAMESPACE);
+        }
+        Namespace::new(format!("{BAZEL_NAMESPACE}/{instance}"))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The Bazel instance name of a `bazel` namespace (`""` for `bazel` itself).
+    pub fn bazel_instance(&self) -> Option<&str> {
+        let name = self.as_str();
+        if name == BAZEL_NAMESPACE {
+            return Some("");
+        }
+        name.strip_prefix(BAZEL_NAMESPACE)?.strip_prefix('/')
+    }
+
+    /// The key id of `kind`/`name` in this namespace.
+    ///
+    /// Bazel namespaces keep the key derivation of the releases before namespaces were named
+    /// (`reapi/INSTANCE`), so a data directory written by an older release keeps every hit
+    /// after an upgrade (pinned by `bazel_keys_are_those_of_earlier_releases`). Every other
+    /// namespace is hashed under its own name.
+    pub fn key_id(&self, kind: Kind, name: &[u8]) -> KeyId {
+        let Some(instance) = self.bazel_instance() else {
+            return Key {
+                namespace: self.as_str(),
+                kind,
+                name,
+            }
+            .id();
+        };
+        const LEGACY_PREFIX: &str = "reapi/";
+        let len = LEGACY_PREFIX.len() + instance.len();
+        let id = |namespace: &str| {
+            Key {
+                namespace,
+                kind,
+                name,
+            }
+            .id()
+        };
+        if len > STORAGE_NAMESPACE_STACK_BYTES {
+            return id(&format!("{LEGACY_PREFIX}{instance}"));
+        }
+        let mut buf = [0u8; STORAGE_NAMESPACE_STACK_BYTES];
+        buf[..LEGACY_PREFIX.len()].copy_from_slice(LEGACY_PREFIX.as_bytes());
+        buf[LEGACY_PREFIX.len()..len].copy_from_slice(instance.as_bytes());
+        // Both halves are `str`s, so their concatenation is UTF-8.
+        id(std::str::from_utf8(&buf[..len]).expect("two str halves make a str"))
+    }
+}
+
+impl fmt::Display for Namespace {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Which client protocol a request arrived by (metrics, logs, audit).
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
+pub enum Protocol {
+    BazelHttp,
+    Grpc,
+    Gradle,
+    Nx,
+    Turbo,
+    Ccache,
+    S3,
+    Admin,
+}
+
+impl Protocol {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Protocol::BazelHttp => "bazel-http",
+            Protocol::Grpc => "grpc",
+            Protocol::Gradle => "gradle",
+            Protocol::Nx => "nx",
+            Protocol::Turbo => "turbo",
+            Protocol::Ccache => "ccache",
+            Protocol::S3 => "s3",
+            Protocol::Admin => "admin",
+        }
+    }
+}
+
+/// Who is asking. Established once per request (HTTP header, gRPC metadata, S3 signature, TLS
+/// client certificate); anonymous until authentication exists. No front-end parses tokens.
+#[derive(Clone, Default, PartialEq, Eq, Debug)]
+pub struct Identity {
+    /// The token's `sub`, or `None` for an anonymous caller.
+    pub subject: Option<String>,
+}
+
+/// What every store operation carries: where, by which protocol, for whom, until when.
+#[derive(Clone, Debug)]
+pub struct RequestContext {
+    pub namespace: Namespace,
+    pub protocol: Protocol,
+    pub identity: Identity,
+    /// When the client stops caring; layers that wait (a tier's fetch) give up then.
+    pub deadline: Option<Instant>,
+}
+
+impl RequestContext {
+    /// An anonymous request with no deadline.
+    pub fn new(namespace: Namespace, protocol: Protocol) -> Self {
+        RequestContext {
+            namespace,
+            protocol,
+            identity: Identity::default(),
+            deadline: None,
+        }
+    }
+
+    /// The key of `kind`/`name` in this request's namespace.
+    pub fn key<'a>(&self, kind: Kind, name: &'a [u8]) -> ObjectKey<'a> {
+        ObjectKey {
+            kind,
+            name,
+            id: self.namespace.key_id(kind, name),
+        }
+    }
+}
+
+/// A key as the client named it, with its store id in the request's namespace.
+#[derive(Clone, Copy, Debug)]
+pub struct ObjectKey<'a> {
+    pub kind: Kind,
+    /// The client's name: a digest's bytes (CAS, AC, with a digest-function tag for Bazel) or
+    /// an opaque key (Gradle, Nx, Turbo, ccache, S3).
+    pub name: &'a [u8],
+    /// `namespace.key_id(kind, name)`; a layer that changes the namespace derives a new one.
+    pub id: KeyId,
+}
+
+/// A put as a front-end asks for it, before any body byte is read.
+#[derive(Clone, Debug)]
+pub struct Put<'a> {
+    pub key: ObjectKey<'a>,
+    pub body_len: u64,
+    /// Content type and protocol headers to return on GET/HEAD (`store::Meta` names).
+    pub meta: Meta,
+    /// `Kind::Cas`: the digest the body must hash to.
+    pub expect: Option<ContentDigest>,
+    /// Keep an existing entry instead of replacing it (Nx: entries are immutable).
+    pub if_absent: bool,
+}
+
+impl Put<'_> {
+    /// The store's form of this put.
+    pub fn store_request(&self) -> PutRequest {
+        PutRequest {
+            id: self.key.id,
+            kind: self.key.kind,
+            body_len: self.body_len,
+            meta: self.meta.clone(),
+            expect: self.expect,
+            if_absent: self.if_absent,
+        }
+    }
+}
 
 /// The store operations every front-end is built from.
 #[allow(async_fn_in_trait)]
 pub trait Backend {
     /// A hit is a handle on the record's bytes; a miss (including a corrupt record) is `None`.
-    async fn lookup(&self, id: KeyId) -> Result<Option<ReadHandle>, StoreError>;
+    async fn lookup(
+        &self,
+        ctx: &RequestContext,
+        key: &ObjectKey<'_>,
+    ) -> Result<Option<ReadHandle>, StoreError>;
     /// Presence of many keys at once, in the order given; counts as a use for eviction.
-    async fn contains(&self, ids: &[KeyId]) -> Result<Vec<bool>, StoreError>;
-    /// Reserves room for a body of `req.body_len` bytes before any of it is read.
-    async fn reserve(&self, req: PutRequest) -> Result<Reserved, StoreError>;
+    async fn contains(
+        &self,
+        ctx: &RequestContext,
+        keys: &[ObjectKey<'_>],
+    ) -> Result<Vec<bool>, StoreError>;
+    /// Reserves room for a body of `put.body_len` bytes before any of it is read.
+    async fn reserve(&self, ctx: &RequestContext, put: &Put<'_>) -> Result<Reserved, StoreError>;
     /// Makes a fully written reservation visible; digest or length errors leave nothing visible.
-    async fn commit(&self, reservation: Reservation) -> Result<(), StoreError>;
-    /// Releases a reservation that will not be committed.
-    async fn abort(&self, reservation: Reservation);
-    async fn delete(&self, id: KeyId) -> Result<bool, StoreError>;
+    /// An `if_absent` put whose key appeared meanwhile is `StoreError::Exists`.
+    async fn commit(
+        &self,
+        ctx: &RequestContext,
+        reservation: Reservation,
+    ) -> Result<(), StoreError>;
+    /// Releases a reservation that will not be committed (dropping it aborts it too; this also
+    /// tells the owner at once).
+    async fn abort(&self, ctx: &RequestContext, reservation: Reservation);
+    async fn delete(&self, ctx: &RequestContext, key: &ObjectKey<'_>) -> Result<bool, StoreError>;
     /// Every open shard's counters, by shard index, ascending.
     async fn stats(&self) -> Result<Vec<(u32, ShardStats)>, StoreError>;
+}
+
+/// A decorator over a [`Backend`]: override what the layer changes, inherit the rest.
+///
+/// Every type that implements `Layer` is a `Backend`; its default methods forward to
+/// [`inner`](Self::inner) unchanged.
+#[allow(async_fn_in_trait)]
+pub trait Layer {
+    type Inner: Backend;
+
+    fn inner(&self) -> &Self::Inner;
+
+    async fn lookup(
+        &self,
+        ctx: &RequestContext,
+        key: &ObjectKey<'_>,
+    ) -> Result<Option<ReadHandle>, StoreError> {
+        self.inner().lookup(ctx, key).await
+    }
+    async fn contains(
+        &self,
+        ctx: &RequestContext,
+        keys: &[ObjectKey<'_>],
+    ) -> Result<Vec<bool>, StoreError> {
+        self.inner().contains(ctx, keys).await
+    }
+    async fn reserve(&self, ctx: &RequestContext, put: &Put<'_>) -> Result<Reserved, StoreError> {
+        self.inner().reserve(ctx, put).await
+    }
+    async fn commit(
+        &self,
+        ctx: &RequestContext,
+        reservation: Reservation,
+    ) -> Result<(), StoreError> {
+        self.inner().commit(ctx, reservation).await
+    }
+    async fn abort(&self, ctx: &RequestContext, reservation: Reservation) {
+        self.inner().abort(ctx, reservation).await
+    }
+    async fn delete(&self, ctx: &RequestContext, key: &ObjectKey<'_>) -> Result<bool, StoreError> {
+        self.inner().delete(ctx, key).await
+    }
+    async fn stats(&self) -> Result<Vec<(u32, ShardStats)>, StoreError> {
+        self.inner().stats().await
+    }
+}
+
+impl<L: Layer> Backend for L {
+    async fn lookup(
+        &self,
+        ctx: &RequestContext,
+        key: &ObjectKey<'_>,
+    ) -> Result<Option<ReadHandle>, StoreError> {
+        Layer::lookup(self, ctx, key).await
+    }
+    async fn contains(
+        &self,
+        ctx: &RequestContext,
+        keys: &[ObjectKey<'_>],
+    ) -> Result<Vec<bool>, StoreError> {
+        Layer::contains(self, ctx, keys).await
+    }
+    async fn reserve(&self, ctx: &RequestContext, put: &Put<'_>) -> Result<Reserved, StoreError> {
+        Layer::reserve(self, ctx, put).await
+    }
+    async fn commit(
+        &self,
+        ctx: &RequestContext,
+        reservation: Reservation,
+    ) -> Result<(), StoreError> {
+        Layer::commit(self, ctx, reservation).await
+    }
+    async fn abort(&self, ctx: &RequestContext, reservation: Reservation) {
+        Layer::abort(self, ctx, reservation).await
+    }
+    async fn delete(&self, ctx: &RequestContext, key: &ObjectKey<'_>) -> Result<bool, StoreError> {
+        Layer::delete(self, ctx, key).await
+    }
+    async fn stats(&self) -> Result<Vec<(u32, ShardStats)>, StoreError> {
+        Layer::stats(self).await
+    }
 }
 
 /// A [`Backend`] over one shard in this thread: for tests and tools.
@@ -45,7 +380,7 @@ impl LocalBackend {
     }
 
     /// The shard's counters (tests check reservations and hits through it).
-    pub fn stats(&self) -> crate::store::ShardStats {
+    pub fn shard_stats(&self) -> ShardStats {
         self.shard.borrow().stats()
     }
 
@@ -55,25 +390,112 @@ impl LocalBackend {
 }
 
 impl Backend for LocalBackend {
-    async fn lookup(&self, id: KeyId) -> Result<Option<ReadHandle>, StoreError> {
-        self.shard.borrow_mut().lookup(&id)
+    async fn lookup(
+        &self,
+        _ctx: &RequestContext,
+        key: &ObjectKey<'_>,
+    ) -> Result<Option<ReadHandle>, StoreError> {
+        self.shard.borrow_mut().lookup(&key.id)
     }
-    async fn contains(&self, ids: &[KeyId]) -> Result<Vec<bool>, StoreError> {
-        Ok(self.shard.borrow_mut().contains(ids))
+    async fn contains(
+        &self,
+        _ctx: &RequestContext,
+        keys: &[ObjectKey<'_>],
+    ) -> Result<Vec<bool>, StoreError> {
+        let ids: Vec<KeyId> = keys.iter().map(|key| key.id).collect();
+        Ok(self.shard.borrow_mut().contains(&ids))
     }
-    async fn reserve(&self, req: PutRequest) -> Result<Reserved, StoreError> {
-        self.shard.borrow_mut().reserve(req)
+    async fn reserve(&self, _ctx: &RequestContext, put: &Put<'_>) -> Result<Reserved, StoreError> {
+        self.shard.borrow_mut().reserve(put.store_request())
     }
-    async fn commit(&self, reservation: Reservation) -> Result<(), StoreError> {
+    async fn commit(
+        &self,
+        _ctx: &RequestContext,
+        reservation: Reservation,
+    ) -> Result<(), StoreError> {
         self.shard.borrow_mut().commit(reservation)
     }
-    async fn abort(&self, reservation: Reservation) {
+    async fn abort(&self, _ctx: &RequestContext, reservation: Reservation) {
         self.shard.borrow_mut().abort(reservation)
     }
-    async fn delete(&self, id: KeyId) -> Result<bool, StoreError> {
-        self.shard.borrow_mut().delete(&id)
+    async fn delete(&self, _ctx: &RequestContext, key: &ObjectKey<'_>) -> Result<bool, StoreError> {
+        self.shard.borrow_mut().delete(&key.id)
     }
     async fn stats(&self) -> Result<Vec<(u32, ShardStats)>, StoreError> {
         Ok(vec![(0, self.shard.borrow().stats())])
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::DigestFunction;
+
+    /// Key ids computed by the release before named namespaces (`reapi_keys` hashed
+    /// `reapi/INSTANCE`, kind, and `tag ‖ digest`), pinned as golden values so a data directory
+    /// written by it keeps every Bazel hit.
+    #[test]
+    fn bazel_keys_are_those_of_earlier_releases() {
+        let mut name = [0u8; 33];
+        name[0] = 1; // SHA-256 tag
+        name[1..].copy_from_slice(&[7u8; 32]);
+        let legacy = |namespace: &str, kind| {
+            Key {
+                namespace,
+                kind,
+                name: &name,
+            }
+            .id()
+        };
+        assert_eq!(
+            Namespace::bazel("").key_id(Kind::Cas, &name),
+            legacy("reapi/", Kind::Cas)
+        );
+        assert_eq!(
+            Namespace::bazel("team/a").key_id(Kind::Ac, &name),
+            legacy("reapi/team/a", Kind::Ac)
+        );
+        let long = "i".repeat(300);
+        assert_eq!(
+            Namespace::bazel(&long).key_id(Kind::Cas, &name),
+            legacy(&format!("reapi/{long}"), Kind::Cas)
+        );
+        // The bytes themselves, as the earlier release derived them for `GET /cas/0707…07`.
+        let digest = ContentDigest {
+            function: DigestFunction::Sha256,
+            hash: [7u8; 32],
+        };
+        let name = crate::protocols::reapi_keys::name(&digest);
+        let id = Namespace::bazel("").key_id(Kind::Cas, &name);
+        let hex: String = id.0.iter().map(|b| format!("{b:02x}")).collect();
+        assert_eq!(
+            hex,
+            "5f4ed5f2dffc3d09a1fc57c3a321a617147b22c597ad9950c69984d677aa6659"
+        );
+    }
+
+    #[test]
+    fn namespaces_separate_keys() {
+        let name = b"0123456789abcdef";
+        let ids = [
+            Namespace::fixed("gradle").key_id(Kind::Blob, name),
+            Namespace::fixed("nx").key_id(Kind::Blob, name),
+            Namespace::new("turbo/a").key_id(Kind::Blob, name),
+            Namespace::new("turbo/b").key_id(Kind::Blob, name),
+            Namespace::bazel("").key_id(Kind::Blob, name),
+        ];
+        for (i, a) in ids.iter().enumerate() {
+            for b in &ids[i + 1..] {
+                assert_ne!(a, b);
+            }
+        }
+    }
+
+    #[test]
+    fn bazel_instances_are_parsed_back() {
+        assert_eq!(Namespace::bazel("").bazel_instance(), Some(""));
+        assert_eq!(Namespace::bazel("x/y").bazel_instance(), Some("x/y"));
+        assert_eq!(Namespace::fixed("bazelx").bazel_instance(), None);
+        assert_eq!(Namespace::fixed("gradle").bazel_instance(), None);
     }
 }

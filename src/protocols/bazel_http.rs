@@ -21,14 +21,13 @@
 use std::io;
 
 use crate::http1::{Request, Responder};
-use crate::store::{ContentDigest, DigestFunction, KeyId, Meta, PutRequest, Reserved, StoreError};
+use crate::store::{ContentDigest, DigestFunction};
 
-use super::backend::Backend;
+use super::backend::{Backend, Namespace, Protocol, RequestContext};
+use super::pipeline::{Op, Plain, Transfer};
 use super::reapi::check_complete;
-use super::reapi_keys;
-use super::upload::{
-    discard_body, fill_reservation, FillError, SpoolBudget, SpoolError, CHUNKED_UPLOAD_BYTES_MAX,
-};
+use super::reapi_keys::{self, DigestKey};
+use super::router::FrontEndEnv;
 use crate::grpc::action_result::validate_action_result;
 use crate::grpc::pb::build::bazel::remote::execution::v2::ActionResult;
 use crate::grpc::Code;
@@ -74,15 +73,34 @@ pub fn parse_path(path: &str) -> Option<BazelPath<'_>> {
     })
 }
 
-/// Serves one Bazel cache request whose path `parse_path` accepted.
+/// The namespace of a Bazel path under a mount: the mount's own namespace (followed by the
+/// path's prefix, if any) or `bazel[/PREFIX]`.
+fn namespace_of(mount_namespace: Option<&Namespace>, instance: &str) -> Namespace {
+    match (mount_namespace, instance.is_empty()) {
+        (None, _) => Namespace::bazel(instance),
+        (Some(namespace), true) => namespace.clone(),
+        (Some(namespace), false) => Namespace::new(format!("{namespace}/{instance}")),
+    }
+}
+
+/// Serves one request under the Bazel mount; `rest` is the path after the mount's prefix.
 pub async fn handle<B: Backend>(
-    backend: &B,
-    spool: &SpoolBudget,
-    function: DigestFunction,
-    path: &BazelPath<'_>,
+    env: &FrontEndEnv<'_, B>,
+    rest: &str,
     request: &mut Request<'_>,
     responder: &mut Responder<'_>,
 ) -> io::Result<()> {
+    let Some(path) = parse_path(rest) else {
+        let message =
+            "unknown path: the Bazel cache is at [/prefix]/ac/<hash> and [/prefix]/cas/<hash>";
+        return responder.send_text(404, message).await;
+    };
+    let ctx = RequestContext::new(
+        namespace_of(env.namespace, &path.instance),
+        Protocol::BazelHttp,
+    );
+    let transfer = env.transfer(&ctx, &Plain);
+    let function = env.options.bazel_digest;
     let Some(digest) = ContentDigest::parse_hex(function, path.hex) else {
         let message = format!(
             "`{}` is not a {} hex digest",
@@ -91,16 +109,23 @@ pub async fn handle<B: Backend>(
         );
         return responder.send_text(400, &message).await;
     };
-    let id = match path.cache {
-        Cache::Ac => reapi_keys::ac_key(&path.instance, &digest),
-        Cache::Cas => reapi_keys::cas_key(&path.instance, &digest),
+    let key = match path.cache {
+        Cache::Ac => reapi_keys::ac_key(&ctx, &digest),
+        Cache::Cas => reapi_keys::cas_key(&ctx, &digest),
     };
     match request.head.method {
-        "GET" | "HEAD" => {
-            let complete_in = (path.cache == Cache::Ac).then_some(path.instance.as_str());
-            get(backend, id, complete_in, function, responder).await
+        "GET" | "HEAD" if path.cache == Cache::Ac => {
+            get_action_result(&transfer, &key, function, responder).await
         }
-        "PUT" => put(backend, spool, id, path.cache, digest, request, responder).await,
+        "GET" | "HEAD" => transfer.get(&key.key(), responder).await,
+        "PUT" => {
+            // AC bodies are kept as given; a CAS body must hash to its name.
+            let expect = (path.cache == Cache::Cas).then_some(digest);
+            let meta = Default::default();
+            transfer
+                .put(key.key(), meta, expect, false, request, responder)
+                .await
+        }
         _ => {
             responder.header("allow", "GET, HEAD, PUT")?;
             responder
@@ -115,7 +140,7 @@ pub async fn handle<B: Backend>(
 /// the store could not answer the check.
 async fn incomplete_action_result<B: Backend>(
     backend: &B,
-    instance: &str,
+    ctx: &RequestContext,
     function: DigestFunction,
     body: &[u8],
 ) -> Option<crate::grpc::Status> {
@@ -126,7 +151,7 @@ async fn incomplete_action_result<B: Backend>(
         DigestFunction::Blake3 => crate::grpc::resource_name::DigestFunction::Blake3,
     };
     validate_action_result(&result, reapi_function).ok()?;
-    check_complete(backend, instance, reapi_function, &result)
+    check_complete(backend, ctx, reapi_function, &result)
         .await
         .err()
 }
@@ -138,217 +163,75 @@ fn function_name(function: DigestFunction) -> &'static str {
     }
 }
 
-/// `complete_in`: for `/ac/`, the instance whose CAS must hold what an ActionResult references.
-async fn get<B: Backend>(
-    backend: &B,
-    id: KeyId,
-    complete_in: Option<&str>,
+/// GET of an `/ac/` entry: served only if an ActionResult's outputs are all in the CAS.
+async fn get_action_result<B: Backend>(
+    transfer: &Transfer<'_, B, Plain>,
+    key: &DigestKey,
     function: DigestFunction,
     responder: &mut Responder<'_>,
 ) -> io::Result<()> {
-    match backend.lookup(id).await {
-        Ok(Some(handle)) => {
-            if let Some(instance) = complete_in {
-                if let Some(status) =
-                    incomplete_action_result(backend, instance, function, handle.body()).await
-                {
-                    return match status.code {
-                        Code::NotFound => {
-                            let missing = status.message;
-                            tracing::debug!(%missing, "AC hit answered as a miss: referenced blobs are missing");
-                            responder.send(404, b"").await
-                        }
-                        // The store could not answer the check (stopping, or failing): not a
-                        // miss, which would make the client rebuild and re-upload for nothing.
-                        Code::Unavailable => responder.send_text(503, &status.message).await,
-                        _ => {
-                            tracing::error!(message = %status.message, "AC completeness check failed");
-                            responder.send_text(500, &status.message).await
-                        }
-                    };
-                }
-            }
-            responder.header("content-type", "application/octet-stream")?;
-            responder.send(200, handle.body()).await
+    let handle = match transfer.backend.lookup(transfer.ctx, &key.key()).await {
+        Ok(Some(handle)) => handle,
+        Ok(None) => return transfer.get_miss(responder).await,
+        Err(error) => return transfer.refuse_store(responder, Op::Get, &error).await,
+    };
+    let check =
+        incomplete_action_result(transfer.backend, transfer.ctx, function, handle.body()).await;
+    match check.map(|status| (status.code, status.message)) {
+        None => {
+            transfer
+                .send_hit(handle.meta(), handle.body(), responder)
+                .await
         }
-        // Bazel needs Content-Length on the 404 (clients.md §1); the responder always sends it.
-        Ok(None) => responder.send(404, b"").await,
-        Err(error) => send_store_error(responder, &error).await,
-    }
-}
-
-async fn put<B: Backend>(
-    backend: &B,
-    spool: &SpoolBudget,
-    id: KeyId,
-    cache: Cache,
-    digest: ContentDigest,
-    request: &mut Request<'_>,
-    responder: &mut Responder<'_>,
-) -> io::Result<()> {
-    let spooled = match request.body.declared_len() {
-        Some(_) => None,
-        None => match spool.spool(&mut request.body).await {
-            Ok(spooled) => Some(spooled),
-            Err(SpoolError::TooLarge) => {
-                let message = format!(
-                    "a chunked upload may hold at most {CHUNKED_UPLOAD_BYTES_MAX} bytes; send Content-Length for larger blobs"
-                );
-                responder.close_connection();
-                return responder.send_text(413, &message).await;
-            }
-            Err(SpoolError::Busy) => {
-                return responder
-                    .send_text(
-                        503,
-                        "too many chunked uploads in progress; retry or send Content-Length",
-                    )
-                    .await
-            }
-            Err(SpoolError::Body(error)) => return Err(error),
-        },
-    };
-    let body_len = match &spooled {
-        Some(spooled) => spooled.bytes.len() as u64,
-        None => request.body.declared_len().unwrap_or(0),
-    };
-    let (kind, expect) = match cache {
-        Cache::Cas => (crate::store::Kind::Cas, Some(digest)),
-        Cache::Ac => (crate::store::Kind::Ac, None),
-    };
-    let put = PutRequest {
-        id,
-        kind,
-        body_len,
-        meta: Meta::new(),
-        expect,
-    };
-    let mut reservation = match backend.reserve(put).await {
-        Ok(Reserved::Reservation(reservation)) => reservation,
-        Ok(Reserved::Exists) => {
-            // Already stored: the body is still read (and dropped) so the connection stays usable
-            // and the client sees a clean 200 rather than a reset mid-upload.
-            if spooled.is_some() {
-                return responder.send(200, b"").await;
-            }
-            return match discard_body(&mut request.body).await {
-                Ok(()) => responder.send(200, b"").await,
-                Err(error) => Err(error),
-            };
+        Some((Code::NotFound, missing)) => {
+            tracing::debug!(%missing, "AC hit answered as a miss: referenced blobs are missing");
+            transfer.get_miss(responder).await
         }
-        Err(error) => return send_store_error(responder, &error).await,
-    };
-    let filled = match &spooled {
-        Some(spooled) => reservation.write(&spooled.bytes).map_err(FillError::Store),
-        None => fill_reservation(&mut request.body, &mut reservation).await,
-    };
-    match filled {
-        Ok(()) => {}
-        Err(FillError::Body(error)) => {
-            backend.abort(reservation).await;
-            return Err(error);
+        // The store could not answer the check (stopping, or failing): not a miss, which
+        // would make the client rebuild and re-upload for nothing.
+        Some((Code::Unavailable, message)) => {
+            transfer.refuse(responder, Op::Get, 503, &message).await
         }
-        Err(FillError::Store(error)) => {
-            backend.abort(reservation).await;
-            return send_store_error(responder, &error).await;
+        Some((_, message)) => {
+            tracing::error!(%message, "AC completeness check failed");
+            transfer.refuse(responder, Op::Get, 500, &message).await
         }
     }
-    match backend.commit(reservation).await {
-        Ok(()) => responder.send(200, b"").await,
-        Err(error) => send_store_error(responder, &error).await,
-    }
-}
-
-/// The one mapping from store errors to HTTP statuses (shared by the HTTP front-ends).
-pub fn status_of(error: &StoreError) -> u16 {
-    match error {
-        StoreError::TooLarge { .. } => 413,
-        StoreError::NoSpace { .. } => 507,
-        StoreError::DigestMismatch { .. }
-        | StoreError::Truncated { .. }
-        | StoreError::Overflow { .. }
-        | StoreError::MetaTooLarge { .. } => 400,
-        StoreError::TooManyReservations { .. } | StoreError::Unavailable { .. } => 503,
-        _ => 500,
-    }
-}
-
-pub async fn send_store_error(responder: &mut Responder<'_>, error: &StoreError) -> io::Result<()> {
-    let status = status_of(error);
-    if status >= 500 && status != 507 && status != 503 {
-        tracing::error!(%error, "store error");
-    }
-    responder.send_text(status, &error.to_string()).await
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    use crate::protocols::backend::{Layer, LocalBackend, ObjectKey};
+    use crate::store::StoreError;
+
     /// A backend whose completeness checks fail (as while the owner shard is closing).
     struct FlakyContains {
-        inner: crate::protocols::backend::LocalBackend,
+        inner: LocalBackend,
         fail: std::cell::Cell<bool>,
     }
 
-    impl Backend for FlakyContains {
-        async fn lookup(&self, id: KeyId) -> Result<Option<crate::store::ReadHandle>, StoreError> {
-            self.inner.lookup(id).await
+    impl Layer for FlakyContains {
+        type Inner = LocalBackend;
+        fn inner(&self) -> &LocalBackend {
+            &self.inner
         }
-        async fn contains(&self, ids: &[KeyId]) -> Result<Vec<bool>, StoreError> {
+        async fn contains(
+            &self,
+            ctx: &RequestContext,
+            keys: &[ObjectKey<'_>],
+        ) -> Result<Vec<bool>, StoreError> {
             if self.fail.get() {
                 return Err(StoreError::Unavailable {
                     what: "shard is closed (server stopping)",
                 });
             }
-            self.inner.contains(ids).await
-        }
-        async fn reserve(&self, req: PutRequest) -> Result<Reserved, StoreError> {
-            self.inner.reserve(req).await
-        }
-        async fn commit(&self, r: crate::store::Reservation) -> Result<(), StoreError> {
-            self.inner.commit(r).await
-        }
-        async fn abort(&self, r: crate::store::Reservation) {
-            self.inner.abort(r).await
-        }
-        async fn delete(&self, id: KeyId) -> Result<bool, StoreError> {
-            self.inner.delete(id).await
-        }
-        async fn stats(&self) -> Result<Vec<(u32, crate::store::ShardStats)>, StoreError> {
-            Backend::stats(&self.inner).await
+            self.inner.contains(ctx, keys).await
         }
     }
 
-    /// Sends `input` on a fresh connection to `router`; the responses.
-    fn exchange<B: Backend>(
-        router: &crate::protocols::router::Router<B>,
-        input: Vec<u8>,
-    ) -> Vec<crate::http1::test_support::Response> {
-        use crate::http1::test_support::{duplex_bounded, split_responses, TestClock};
-        use futures_lite::{AsyncReadExt, AsyncWriteExt};
-        let (mut server_end, mut client) = duplex_bounded(usize::MAX, usize::MAX);
-        let server = async {
-            crate::http1::serve(
-                &mut server_end,
-                router,
-                &TestClock,
-                &crate::http1::Limits::default(),
-            )
-            .await;
-            server_end.close().await.unwrap();
-        };
-        let client = async {
-            client.write_all(&input).await.unwrap();
-            client.close().await.unwrap();
-            let mut output = Vec::new();
-            client.read_to_end(&mut output).await.unwrap();
-            output
-        };
-        let ((), output) =
-            futures_lite::future::block_on(futures_lite::future::zip(server, client));
-        split_responses(&output, &[])
-    }
+    use crate::protocols::test_support::exchange;
 
     fn put_request(path: &str, body: &[u8]) -> Vec<u8> {
         let mut request = format!(
@@ -369,13 +252,14 @@ mod tests {
         crate::store::DataDir::open(&config).unwrap();
         let shard = crate::store::Shard::open(&config, 0).unwrap();
         let backend = std::rc::Rc::new(FlakyContains {
-            inner: crate::protocols::backend::LocalBackend::new(shard),
+            inner: LocalBackend::new(shard),
             fail: std::cell::Cell::new(false),
         });
         let router = crate::protocols::router::Router::new(
             backend.clone(),
             crate::protocols::router::HttpOptions {
                 bazel_digest: DigestFunction::Sha256,
+                ..Default::default()
             },
         );
         let blob = b"an output file".to_vec();
@@ -410,8 +294,12 @@ mod tests {
         );
 
         backend.fail.set(false);
-        let blob_id = reapi_keys::cas_key("", &ContentDigest::of(DigestFunction::Sha256, &blob));
-        assert!(futures_lite::future::block_on(backend.delete(blob_id)).unwrap());
+        let ctx = reapi_keys::context("", Protocol::BazelHttp);
+        let blob_key = reapi_keys::cas_key(&ctx, &ContentDigest::of(DigestFunction::Sha256, &blob));
+        assert!(
+            futures_lite::future::block_on(Backend::delete(&*backend, &ctx, &blob_key.key()))
+                .unwrap()
+        );
         let responses = exchange(&router, ac_get);
         assert_eq!(responses[0].status, 404, "a missing output is a miss");
     }
@@ -449,24 +337,5 @@ mod tests {
         ] {
             assert_eq!(parse_path(other), None, "{other}");
         }
-    }
-
-    #[test]
-    fn store_errors_map_to_precise_statuses() {
-        assert_eq!(status_of(&StoreError::TooLarge { len: 2, max: 1 }), 413);
-        assert_eq!(
-            status_of(&StoreError::NoSpace {
-                needed: 2,
-                available: 1
-            }),
-            507
-        );
-        let mismatch = StoreError::DigestMismatch {
-            expected: "a".into(),
-            actual: "b".into(),
-        };
-        assert_eq!(status_of(&mismatch), 400);
-        assert_eq!(status_of(&StoreError::Unavailable { what: "x" }), 503);
-        assert_eq!(status_of(&StoreError::Corrupt { what: "x".into() }), 500);
     }
 }

@@ -4,8 +4,19 @@
 
 pub mod backend;
 pub mod bazel_http;
+pub mod ccache;
+#[cfg(test)]
+mod front_end_tests;
+pub mod gradle;
 pub mod metrics;
+pub mod mounts;
+pub mod nx;
+pub mod opaque_key;
+pub mod pipeline;
 pub mod reapi;
 pub mod reapi_keys;
 pub mod router;
+#[cfg(test)]
+pub(crate) mod test_support;
+pub mod turbo;
 pub mod upload;

@@ -1,11 +1,13 @@
-//! Routes each HTTP/1.1 request to its front-end by path.
+//! Routes each HTTP/1.1 request: the server's own endpoints first, then the mount table
+//! (`mounts`) picks the front-end by the longest matching path prefix.
 //!
-//! | path                                  | front-end                    |
-//! |---------------------------------------|------------------------------|
-//! | `/healthz`                            | liveness: 200 `ok`           |
-//! | `/metrics`                            | Prometheus text (`metrics`)  |
-//! | `[/prefix]/ac/<hash>`, `…/cas/<hash>` | Bazel HTTP cache             |
-//! | anything else                         | 404 with a short explanation |
+//! | path                    | answer                                              |
+//! |-------------------------|-----------------------------------------------------|
+//! | `/healthz`              | liveness: 200 `ok`                                  |
+//! | `/metrics`              | Prometheus text (`metrics`)                         |
+//! | `/` (GET, HEAD)         | a short plain-text index of what is mounted where   |
+//! | a mounted prefix        | that mount's front-end, in its namespace            |
+//! | anything else           | 404 with a short explanation                        |
 
 use std::io;
 use std::rc::Rc;
@@ -13,16 +15,61 @@ use std::rc::Rc;
 use crate::http1::{Request, Responder, Service};
 use crate::store::DigestFunction;
 
-use super::backend::Backend;
-use super::bazel_http;
+use super::backend::{Backend, Namespace, RequestContext};
 use super::metrics::{self, ExtraMetrics};
+use super::mounts::{FrontEnd, MountTable};
+use super::pipeline::{status_of, Dialect, Transfer};
 use super::upload::SpoolBudget;
+use super::{bazel_http, ccache, gradle, nx, turbo};
 
 /// Options of the HTTP front-ends.
 #[derive(Clone, Debug)]
 pub struct HttpOptions {
     /// Digest function of 64-hex Bazel HTTP cache keys.
     pub bazel_digest: DigestFunction,
+    /// Which front-end serves which prefix.
+    pub mounts: MountTable,
+}
+
+impl Default for HttpOptions {
+    fn default() -> Self {
+        HttpOptions {
+            bazel_digest: DigestFunction::Sha256,
+            mounts: MountTable::default(),
+        }
+    }
+}
+
+/// What a front-end gets for one request: the backend, the executor's upload spool, the
+/// options, and the namespace its mount names (if it names one).
+pub struct FrontEndEnv<'a, B> {
+    pub backend: &'a B,
+    pub spool: &'a SpoolBudget,
+    pub options: &'a HttpOptions,
+    pub namespace: Option<&'a Namespace>,
+}
+
+impl<'a, B: Backend> FrontEndEnv<'a, B> {
+    /// The mount's namespace, or the front-end's own.
+    pub fn namespace_or(&self, own: &'static str) -> Namespace {
+        self.namespace
+            .cloned()
+            .unwrap_or_else(|| Namespace::fixed(own))
+    }
+
+    /// The transfer pipeline for one request in `ctx`, shaped by `dialect`.
+    pub fn transfer<'t, D: Dialect>(
+        &'t self,
+        ctx: &'t RequestContext,
+        dialect: &'t D,
+    ) -> Transfer<'t, B, D> {
+        Transfer {
+            backend: self.backend,
+            ctx,
+            dialect,
+            spool: self.spool,
+        }
+    }
 }
 
 /// The [`Service`] of one executor: every HTTP/1.1 request passes through here.
@@ -50,6 +97,47 @@ impl<B: Backend> Router<B> {
         self.extra_metrics = Some(extra);
         self
     }
+
+    /// Answers the server's own endpoints; `None` when `path` is not one of them.
+    async fn own_endpoint(
+        &self,
+        path: &str,
+        request: &Request<'_>,
+        responder: &mut Responder<'_>,
+    ) -> Option<io::Result<()>> {
+        let name = match path {
+            "/healthz" | "/metrics" | "/" => path,
+            _ => return None,
+        };
+        if !matches!(request.head.method, "GET" | "HEAD") {
+            if let Err(error) = responder.header("allow", "GET, HEAD") {
+                return Some(Err(error));
+            }
+            let message = format!("{name} supports GET and HEAD");
+            return Some(responder.send_text(405, &message).await);
+        }
+        Some(match name {
+            "/healthz" => responder.send_text(200, "ok").await,
+            "/" => {
+                let index = self.options.mounts.index_text();
+                responder.send_text(200, index.trim_end()).await
+            }
+            _ => self.metrics(responder).await,
+        })
+    }
+
+    async fn metrics(&self, responder: &mut Responder<'_>) -> io::Result<()> {
+        match metrics::render(&*self.backend, self.extra_metrics.as_ref()).await {
+            Ok(page) => {
+                responder.header("content-type", "text/plain; version=0.0.4; charset=utf-8")?;
+                responder.send(200, page.as_bytes()).await
+            }
+            Err(error) => {
+                let (status, message) = status_of(&error);
+                responder.send_text(status, &message).await
+            }
+        }
+    }
 }
 
 impl<B: Backend> Service for Router<B> {
@@ -59,43 +147,31 @@ impl<B: Backend> Service for Router<B> {
         responder: &mut Responder<'_>,
     ) -> io::Result<()> {
         let path = request.head.path();
-        if path == "/healthz" {
-            return match request.head.method {
-                "GET" | "HEAD" => responder.send_text(200, "ok\n").await,
-                _ => {
-                    responder.header("allow", "GET, HEAD")?;
-                    responder
-                        .send_text(405, "/healthz supports GET and HEAD")
-                        .await
-                }
-            };
+        // Bazel at `/` could claim these paths too: the server's own endpoints come first.
+        // Only the exact paths are taken, so `/healthz/ac/<h>` stays a Bazel path.
+        if let Some(answered) = self.own_endpoint(path, request, responder).await {
+            return answered;
         }
-        if path == "/metrics" {
-            if !matches!(request.head.method, "GET" | "HEAD") {
-                responder.header("allow", "GET, HEAD")?;
-                return responder
-                    .send_text(405, "/metrics supports GET and HEAD")
-                    .await;
-            }
-            return match metrics::render(&*self.backend, self.extra_metrics.as_ref()).await {
-                Ok(page) => {
-                    responder.header("content-type", "text/plain; version=0.0.4; charset=utf-8")?;
-                    responder.send(200, page.as_bytes()).await
-                }
-                Err(error) => bazel_http::send_store_error(responder, &error).await,
-            };
-        }
-        if let Some(bazel) = bazel_http::parse_path(path) {
-            let function = self.options.bazel_digest;
-            let backend = &*self.backend;
-            return bazel_http::handle(backend, &self.spool, function, &bazel, request, responder)
+        let Some((mount, rest)) = self.options.mounts.route(path) else {
+            return responder
+                .send_text(
+                    404,
+                    "nothing is mounted at this path; GET / lists the mounts",
+                )
                 .await;
+        };
+        let env = FrontEndEnv {
+            backend: &*self.backend,
+            spool: &self.spool,
+            options: &self.options,
+            namespace: mount.namespace.as_ref(),
+        };
+        match mount.front_end {
+            FrontEnd::Bazel => bazel_http::handle(&env, rest, request, responder).await,
+            FrontEnd::Gradle => gradle::handle(&env, rest, request, responder).await,
+            FrontEnd::Nx => nx::handle(&env, rest, request, responder).await,
+            FrontEnd::Turbo => turbo::handle(&env, rest, request, responder).await,
+            FrontEnd::Ccache => ccache::handle(&env, rest, request, responder).await,
         }
-        responder
-            .send_text(
-                404,
-                "unknown path: the Bazel cache is at [/prefix]/ac/<hash> and [/prefix]/cas/<hash>",
-            )
-            .await
     }
 }

@@ -103,6 +103,7 @@ impl Context {
             } else {
                 DigestFunction::Sha256
             },
+            mounts: crate::protocols::mounts::MountTable::default(),
         };
         let reapi = ReapiService::new(
             steer.clone(),

@@ -20,7 +20,7 @@ use std::rc::Rc;
 use futures::channel::oneshot;
 use glommio::channels::channel_mesh::{Receivers, Senders};
 
-use crate::protocols::backend::Backend;
+use crate::protocols::backend::{Backend, ObjectKey, Put, RequestContext};
 use crate::store::{
     shard_of, KeyId, PutRequest, ReadHandle, Reservation, Reserved, Shard, ShardStats, StoreError,
 };
@@ -245,7 +245,12 @@ impl Steer {
 }
 
 impl Backend for Steer {
-    async fn lookup(&self, id: KeyId) -> Result<Option<ReadHandle>, StoreError> {
+    async fn lookup(
+        &self,
+        _ctx: &RequestContext,
+        key: &ObjectKey<'_>,
+    ) -> Result<Option<ReadHandle>, StoreError> {
+        let id = key.id;
         let shard = self.shard_of(&id);
         if self.local(shard) {
             return self.owned.with(shard, |s| s.lookup(&id));
@@ -254,15 +259,19 @@ impl Backend for Steer {
             .await
     }
 
-    async fn contains(&self, ids: &[KeyId]) -> Result<Vec<bool>, StoreError> {
+    async fn contains(
+        &self,
+        _ctx: &RequestContext,
+        keys: &[ObjectKey<'_>],
+    ) -> Result<Vec<bool>, StoreError> {
         // Group by shard, ask each owner once, then put the answers back in request order.
         let mut groups: BTreeMap<u32, (Vec<usize>, Vec<KeyId>)> = BTreeMap::new();
-        for (position, id) in ids.iter().enumerate() {
-            let group = groups.entry(self.shard_of(id)).or_default();
+        for (position, key) in keys.iter().enumerate() {
+            let group = groups.entry(self.shard_of(&key.id)).or_default();
             group.0.push(position);
-            group.1.push(*id);
+            group.1.push(key.id);
         }
-        let mut present = vec![false; ids.len()];
+        let mut present = vec![false; keys.len()];
         let asks = groups
             .into_iter()
             .map(|(shard, (positions, ids))| async move {
@@ -283,7 +292,8 @@ impl Backend for Steer {
         Ok(present)
     }
 
-    async fn reserve(&self, req: PutRequest) -> Result<Reserved, StoreError> {
+    async fn reserve(&self, _ctx: &RequestContext, put: &Put<'_>) -> Result<Reserved, StoreError> {
+        let req = put.store_request();
         let shard = self.shard_of(&req.id);
         if self.local(shard) {
             return self.owned.with(shard, |s| s.reserve(req));
@@ -292,7 +302,11 @@ impl Backend for Steer {
             .await
     }
 
-    async fn commit(&self, reservation: Reservation) -> Result<(), StoreError> {
+    async fn commit(
+        &self,
+        _ctx: &RequestContext,
+        reservation: Reservation,
+    ) -> Result<(), StoreError> {
         let shard = self.shard_of(&reservation.key_id());
         if self.local(shard) {
             return self.owned.with(shard, |s| s.commit(reservation));
@@ -305,7 +319,7 @@ impl Backend for Steer {
         .await
     }
 
-    async fn abort(&self, reservation: Reservation) {
+    async fn abort(&self, _ctx: &RequestContext, reservation: Reservation) {
         let shard = self.shard_of(&reservation.key_id());
         if self.local(shard) {
             let _ = self.owned.with(shard, |s| {
@@ -323,7 +337,8 @@ impl Backend for Steer {
             .await;
     }
 
-    async fn delete(&self, id: KeyId) -> Result<bool, StoreError> {
+    async fn delete(&self, _ctx: &RequestContext, key: &ObjectKey<'_>) -> Result<bool, StoreError> {
+        let id = key.id;
         let shard = self.shard_of(&id);
         if self.local(shard) {
             return self.owned.with(shard, |s| s.delete(&id));

@@ -43,6 +43,8 @@ pub enum StoreError {
     Locked { path: PathBuf },
     /// Too many reservations are open in this shard (`RESERVATIONS_PENDING_MAX`).
     TooManyReservations { max: usize },
+    /// An `if_absent` put found its key already stored (another writer committed first).
+    Exists,
     /// The shard cannot answer now (its owner executor stopped or the server is stopping).
     Unavailable { what: &'static str },
 }
@@ -105,6 +107,7 @@ impl fmt::Display for StoreError {
             ),
             StoreError::Config { setting, reason } => write!(f, "invalid {setting}: {reason}"),
             StoreError::Unavailable { what } => write!(f, "store unavailable: {what}"),
+            StoreError::Exists => f.write_str("an entry with this key is already stored"),
             StoreError::MetaTooLarge { len, max } => {
                 write!(
                     f,

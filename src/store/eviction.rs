@@ -180,7 +180,8 @@ impl Shard {
         };
         let token = Arc::new(PendingToken);
         // A copy forward is an optimisation: if the disk refuses it, the original stays put.
-        let Ok(mut copy) = Reservation::begin(segment, self.tag, offset, frame, meta, None, token)
+        let Ok(mut copy) =
+            Reservation::begin(segment, self.tag, offset, frame, meta, None, false, token)
         else {
             return;
         };

@@ -141,6 +141,10 @@ pub(crate) struct PendingToken;
 
 /// A reserved, pending record whose body any one thread may fill sequentially.
 ///
+/// Dropping a reservation that was neither committed nor aborted aborts it at once: the
+/// dropping thread marks the record aborted (it is still the record's only writer) and the
+/// owner forgets the region when it next looks (the pending token is gone).
+///
 /// INVARIANT: this value is the only writer of `[body_start, body_start + body_len)` of
 /// `segment`; the owner wrote the frame and metadata before creating it and touches the header
 /// again only after the reservation comes back (`finish`).
@@ -156,6 +160,10 @@ pub struct Reservation {
     checksum: Box<blake3::Hasher>,
     /// Expected CAS digest and its hasher (boxed: a SHA-256 state is ~100 bytes).
     cas: Option<Box<(ContentDigest, StreamingHasher)>>,
+    /// Keep an existing entry (see `PutRequest::if_absent`); checked again at commit.
+    if_absent: bool,
+    /// Still this value's to seal: cleared when the owner takes it back (`finish`).
+    armed: bool,
     _token: Arc<PendingToken>,
 }
 
@@ -164,6 +172,8 @@ impl Reservation {
     ///
     /// The caller (the owner) must own `[offset, offset + layout.record_bytes)`: freshly allocated
     /// space that nobody reads or writes.
+    // Every argument is a distinct part of the record being begun; a struct would only rename them.
+    #[allow(clippy::too_many_arguments)]
     pub(crate) fn begin(
         segment: Arc<Segment>,
         shard_tag: u64,
@@ -171,6 +181,7 @@ impl Reservation {
         frame: Frame,
         meta: &Meta,
         expect: Option<ContentDigest>,
+        if_absent: bool,
         token: Arc<PendingToken>,
     ) -> Result<Reservation, StoreError> {
         let layout = record::layout(frame.meta_len, frame.body_len).expect("validated lengths");
@@ -193,6 +204,8 @@ impl Reservation {
             written: 0,
             checksum: Box::new(blake3::Hasher::new()),
             cas,
+            if_absent,
+            armed: true,
             _token: token,
         })
     }
@@ -235,18 +248,19 @@ impl Reservation {
     }
 
     /// Owner side: takes the reservation back and finalises the hashes.
-    pub(crate) fn finish(self) -> Filled {
+    pub(crate) fn finish(mut self) -> Filled {
+        self.armed = false;
         let body_checksum = u64::from_le_bytes(
             self.checksum.finalize().as_bytes()[..8]
                 .try_into()
                 .expect("8"),
         );
-        let cas = self.cas.map(|cas| {
+        let cas = self.cas.take().map(|cas| {
             let (expected, hasher) = *cas;
             (expected, hasher.finalize())
         });
         Filled {
-            segment: self.segment,
+            segment: self.segment.clone(),
             record_offset: self.record_offset,
             layout: self.layout,
             frame: self.frame,
@@ -254,7 +268,31 @@ impl Reservation {
             body_checksum,
             written: self.written,
             cas,
+            if_absent: self.if_absent,
         }
+    }
+}
+
+impl Drop for Reservation {
+    fn drop(&mut self) {
+        if !self.armed {
+            return;
+        }
+        // Neither committed nor aborted (an upload whose client went away, a task that was
+        // cancelled): this value is still the record's only writer (INVARIANT), so it seals the
+        // record aborted itself. The token drops after this, which tells the owner.
+        Filled {
+            segment: self.segment.clone(),
+            record_offset: self.record_offset,
+            layout: self.layout,
+            frame: self.frame,
+            header_checksum: self.header_checksum,
+            body_checksum: 0,
+            written: self.written,
+            cas: None,
+            if_absent: self.if_absent,
+        }
+        .abort();
     }
 }
 
@@ -269,6 +307,7 @@ pub(crate) struct Filled {
     pub written: u64,
     /// (expected, actual) CAS digests.
     pub cas: Option<(ContentDigest, ContentDigest)>,
+    pub if_absent: bool,
 }
 
 impl Filled {

@@ -10,7 +10,7 @@
 //! DataDir::open(&cfg)?;
 //! let mut shard = Shard::open(&cfg, 0)?;
 //! let id = Key { namespace: "gradle", kind: Kind::Blob, name: b"k" }.id();
-//! let request = PutRequest { id, kind: Kind::Blob, body_len: 5, meta: Meta::new(), expect: None };
+//! let request = PutRequest { id, kind: Kind::Blob, body_len: 5, meta: Meta::new(), expect: None, if_absent: false };
 //! if let Reserved::Reservation(mut reservation) = shard.reserve(request)? {
 //!     reservation.write(b"hello")?; // may happen on another thread
 //!     shard.commit(reservation)?;
@@ -55,12 +55,15 @@ pub struct PutRequest {
     pub meta: Meta,
     /// Required for `Kind::Cas`: the digest the body must hash to (checked while streaming).
     pub expect: Option<ContentDigest>,
+    /// Keep an existing entry: `reserve` answers `Exists` for a present key, and `commit` of a
+    /// key that appeared meanwhile is `StoreError::Exists` (the first writer wins).
+    pub if_absent: bool,
 }
 
 /// The answer to `reserve`.
 #[derive(Debug)]
 pub enum Reserved {
-    /// CAS key already stored: nothing to write.
+    /// CAS key (or `if_absent` key) already stored: nothing to write.
     Exists,
     Reservation(Reservation),
 }
@@ -270,15 +273,13 @@ impl Shard {
                 max: self.config.max_blob_bytes,
             });
         }
-        if request.kind == Kind::Cas {
-            if request.expect.is_none() {
-                return Err(StoreError::InvalidRequest {
-                    what: "a CAS put needs its expected digest",
-                });
-            }
-            if self.contains(&[request.id])[0] {
-                return Ok(Reserved::Exists);
-            }
+        if request.kind == Kind::Cas && request.expect.is_none() {
+            return Err(StoreError::InvalidRequest {
+                what: "a CAS put needs its expected digest",
+            });
+        }
+        if (request.kind == Kind::Cas || request.if_absent) && self.contains(&[request.id])[0] {
+            return Ok(Reserved::Exists);
         }
         if self.pending.len() >= RESERVATIONS_PENDING_MAX {
             self.prune_abandoned();
@@ -315,6 +316,7 @@ impl Shard {
             frame,
             &request.meta,
             request.expect,
+            request.if_absent,
             token,
         )?;
         Ok(Reserved::Reservation(reservation))
@@ -325,6 +327,10 @@ impl Shard {
     pub fn commit(&mut self, reservation: Reservation) -> Result<(), StoreError> {
         self.take_back(&reservation)?;
         let filled = reservation.finish();
+        if filled.if_absent && self.index.get(&filled.frame.key_id).is_some() {
+            filled.abort();
+            return Err(StoreError::Exists);
+        }
         if filled.written != filled.frame.body_len {
             let (written, expected) = (filled.written, filled.frame.body_len);
             filled.abort();
@@ -383,8 +389,16 @@ impl Shard {
             created_ms: now_ms(),
         };
         let token = Arc::new(PendingToken);
-        let reservation =
-            Reservation::begin(segment, self.tag, offset, frame, &Meta::new(), None, token)?;
+        let reservation = Reservation::begin(
+            segment,
+            self.tag,
+            offset,
+            frame,
+            &Meta::new(),
+            None,
+            false,
+            token,
+        )?;
         let lsn = self.take_lsn();
         let segment = reservation.finish().commit(lsn)?;
         self.after_write(&segment, offset, layout.record_bytes)?;

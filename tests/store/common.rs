@@ -57,6 +57,7 @@ pub fn put_with(
         body_len: bytes.len() as u64,
         meta,
         expect,
+        if_absent: false,
     };
     let mut reservation = match shard.reserve(request)? {
         Reserved::Exists => return Ok(false),

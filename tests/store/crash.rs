@@ -63,6 +63,7 @@ fn reserve(shard: &mut Shard, id: KeyId, kind: Kind, len: usize) -> Reservation 
         body_len: len as u64,
         meta: Meta::new(),
         expect: None,
+        if_absent: false,
     };
     match shard.reserve(request).unwrap() {
         Reserved::Reservation(reservation) => reservation,

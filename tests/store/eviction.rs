@@ -128,6 +128,7 @@ fn no_space_while_a_reservation_pins_the_oldest_segment_and_reads_go_on() {
         body_len: 1000,
         meta: Meta::new(),
         expect: None,
+        if_absent: false,
     };
     let Reserved::Reservation(mut upload) = shard.reserve(request).unwrap() else {
         panic!()
@@ -205,6 +206,7 @@ fn a_blob_larger_than_the_budget_is_no_space_not_a_crash() {
         body_len: 3 * TEST_SEGMENT_BYTES,
         meta: Meta::new(),
         expect: None,
+        if_absent: false,
     };
     assert!(matches!(
         shard.reserve(request),

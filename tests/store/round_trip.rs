@@ -98,6 +98,7 @@ fn second_cas_put_is_a_cheap_no_op() {
         body_len: 5000,
         meta: Meta::new(),
         expect: Some(digest),
+        if_absent: false,
     };
     assert!(matches!(shard.reserve(request).unwrap(), Reserved::Exists));
     let after = shard.stats();
@@ -121,6 +122,7 @@ fn digest_mismatch_leaves_nothing_visible_even_after_reopen() {
             body_len: 16,
             meta: Meta::new(),
             expect: Some(claimed),
+            if_absent: false,
         };
         let Reserved::Reservation(mut reservation) = shard.reserve(request).unwrap() else {
             panic!("new key")
@@ -159,6 +161,7 @@ fn short_and_long_writes_are_refused() {
         body_len: 10,
         meta: Meta::new(),
         expect: None,
+        if_absent: false,
     };
     let Reserved::Reservation(mut reservation) = shard.reserve(request.clone()).unwrap() else {
         panic!()
@@ -211,6 +214,7 @@ fn abandoned_reservation_before_a_committed_one_is_stepped_over() {
         body_len: 300,
         meta: Meta::new(),
         expect: None,
+        if_absent: false,
     };
     let Reserved::Reservation(mut pending) = shard.reserve(request.clone()).unwrap() else {
         panic!()
@@ -244,6 +248,7 @@ fn later_commit_wins_even_when_reserved_earlier_and_after_a_crash() {
         body_len: len,
         meta: Meta::new(),
         expect: None,
+        if_absent: false,
     };
     let Reserved::Reservation(mut first) = shard.reserve(request(5)).unwrap() else {
         panic!()
@@ -301,6 +306,7 @@ fn a_shard_cannot_be_opened_twice_and_reservations_stay_with_their_shard() {
         body_len: 1,
         meta: Meta::new(),
         expect: None,
+        if_absent: false,
     };
     let Reserved::Reservation(mut reservation) = zero.reserve(request).unwrap() else {
         panic!()
@@ -336,6 +342,7 @@ fn five_gib_reservation_length_arithmetic() {
         body_len,
         meta: Meta::new(),
         expect: None,
+        if_absent: false,
     };
     let Reserved::Reservation(mut reservation) = shard.reserve(request).unwrap() else {
         panic!()
@@ -375,6 +382,7 @@ fn big_blob_full_round_trip() {
         body_len: len,
         meta: Meta::new(),
         expect: None,
+        if_absent: false,
     };
     let Reserved::Reservation(mut reservation) = shard.reserve(request).unwrap() else {
         panic!()
@@ -477,6 +485,7 @@ fn open_reservations_are_bounded_and_abandoned_ones_free_their_slot() {
         body_len: 0,
         meta: Meta::new(),
         expect: None,
+        if_absent: false,
     };
     let mut open_uploads = Vec::new();
     for i in 0..RESERVATIONS_PENDING_MAX {
@@ -557,6 +566,7 @@ fn concurrent_writers_fill_disjoint_regions_of_one_segment() {
             body_len: bytes.len() as u64,
             meta: Meta::new(),
             expect: None,
+            if_absent: false,
         };
         let Reserved::Reservation(reservation) = shard.reserve(request).unwrap() else {
             panic!()

@@ -67,6 +67,7 @@ fn put_all(shard: &mut Shard, ids: &[KeyId], body: &[u8]) -> Duration {
             body_len: body.len() as u64,
             meta: Meta::new(),
             expect: None,
+            if_absent: false,
         };
         let Reserved::Reservation(mut reservation) = shard.reserve(request).expect("reserve")
         else {

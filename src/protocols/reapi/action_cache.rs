@@ -1,6 +1,6 @@
 //! `ActionCache.GetActionResult` / `UpdateActionResult`.
 //!
-//! An entry is stored as the encoded `ActionResult` under `reapi_keys::ac_key(instance, action)`,
+//! An entry is stored as the encoded `ActionResult` under `reapi_keys::ac_key(ctx, action)`,
 //! the same key the Bazel HTTP front-end uses for `/ac/<hash>`, so the two protocols share it.
 //!
 //! Completeness check of a hit (clients.md §2 "BwoB", DESIGN.md "Durability"): the entry is
@@ -21,13 +21,12 @@ use crate::grpc::action_result::{referenced_blobs, tree_file_blobs, validate_act
 use crate::grpc::pb::build::bazel::remote::execution::v2 as reapi;
 use crate::grpc::resource_name::DigestFunction;
 use crate::grpc::Status;
-use crate::protocols::backend::Backend;
-use crate::protocols::reapi_keys::{ac_key, cas_key};
-use crate::store::{ContentDigest, KeyId};
+use crate::protocols::backend::{Backend, ObjectKey, Protocol, Put, RequestContext};
+use crate::protocols::pipeline::store_bytes;
+use crate::protocols::reapi_keys::{self, ac_key, cas_key, DigestKey};
+use crate::store::{ContentDigest, Meta};
 
-use super::{
-    content_digest, is_empty_blob, request_function, status_of, store_bytes, ReapiService,
-};
+use super::{content_digest, is_empty_blob, request_function, status_of, ReapiService};
 
 /// The digest function and the action digest of a Get/UpdateActionResult request.
 fn action_of(
@@ -47,10 +46,10 @@ pub(super) async fn get_action_result<B: Backend + 'static>(
     request: reapi::GetActionResultRequest,
 ) -> Result<reapi::ActionResult, Status> {
     let (function, action) = action_of(request.digest_function, &request.action_digest)?;
-    let instance = request.instance_name.as_str();
+    let ctx = &reapi_keys::context(&request.instance_name, Protocol::Grpc);
     let backend = &*service.backend;
     let handle = backend
-        .lookup(ac_key(instance, &action))
+        .lookup(ctx, &ac_key(ctx, &action).key())
         .await
         .map_err(|e| status_of(&e))?
         .ok_or_else(|| Status::not_found(format!("no action result for {}", action.to_hex())))?;
@@ -58,8 +57,8 @@ pub(super) async fn get_action_result<B: Backend + 'static>(
         Status::not_found("the stored entry is not an ActionResult (written by another client)")
     })?;
     drop(handle);
-    check_complete(backend, instance, function, &result).await?;
-    inline_contents(service, instance, function, &request, &mut result).await?;
+    check_complete(backend, ctx, function, &result).await?;
+    inline_contents(service, ctx, function, &request, &mut result).await?;
     Ok(result)
 }
 
@@ -73,8 +72,16 @@ pub(super) async fn update_action_result<B: Backend + 'static>(
         .ok_or_else(|| Status::invalid_argument("action_result is missing"))?;
     validate_action_result(&result, function)?;
     let encoded = result.encode_to_vec();
-    let id = ac_key(&request.instance_name, &action);
-    store_bytes(&*service.backend, id, None, &encoded)
+    let ctx = &reapi_keys::context(&request.instance_name, Protocol::Grpc);
+    let key = ac_key(ctx, &action);
+    let put = Put {
+        key: key.key(),
+        body_len: encoded.len() as u64,
+        meta: Meta::new(),
+        expect: None,
+        if_absent: false,
+    };
+    store_bytes(&*service.backend, ctx, &put, &encoded)
         .await
         .map_err(|e| status_of(&e))?;
     Ok(result)
@@ -84,12 +91,12 @@ pub(super) async fn update_action_result<B: Backend + 'static>(
 /// HTTP front-end for `/ac/` hits.
 pub(crate) async fn check_complete<B: Backend>(
     backend: &B,
-    instance: &str,
+    ctx: &RequestContext,
     function: DigestFunction,
     result: &reapi::ActionResult,
 ) -> Result<(), Status> {
     let direct: Vec<&reapi::Digest> = referenced_blobs(result).iter().map(|r| r.digest).collect();
-    require_present(backend, instance, function, &direct).await?;
+    require_present(backend, ctx, function, &direct).await?;
     for directory in &result.output_directories {
         let Some(tree_digest) = &directory.tree_digest else {
             continue;
@@ -99,7 +106,7 @@ pub(crate) async fn check_complete<B: Backend>(
             continue;
         }
         let tree = backend
-            .lookup(cas_key(instance, &digest))
+            .lookup(ctx, &cas_key(ctx, &digest).key())
             .await
             .map_err(|e| status_of(&e))?
             .ok_or_else(|| incomplete("output directory tree", &tree_digest.hash))?;
@@ -110,23 +117,23 @@ pub(crate) async fn check_complete<B: Backend>(
             ))
         })?;
         let files: Vec<&reapi::Digest> = tree_file_blobs(&tree).iter().map(|r| r.digest).collect();
-        require_present(backend, instance, function, &files).await?;
+        require_present(backend, ctx, function, &files).await?;
     }
     Ok(())
 }
 
 async fn require_present<B: Backend>(
     backend: &B,
-    instance: &str,
+    ctx: &RequestContext,
     function: DigestFunction,
     digests: &[&reapi::Digest],
 ) -> Result<(), Status> {
-    let mut ids: Vec<KeyId> = Vec::with_capacity(digests.len());
+    let mut ids: Vec<DigestKey> = Vec::with_capacity(digests.len());
     let mut asked: Vec<&reapi::Digest> = Vec::with_capacity(digests.len());
     for digest in digests {
         let (parsed, size) = entry_digest(function, digest)?;
         if !is_empty_blob(&parsed, size) {
-            ids.push(cas_key(instance, &parsed));
+            ids.push(cas_key(ctx, &parsed));
             asked.push(digest);
         }
     }
@@ -134,7 +141,11 @@ async fn require_present<B: Backend>(
         .chunks(super::BATCH_DIGESTS_MAX)
         .zip(asked.chunks(super::BATCH_DIGESTS_MAX))
     {
-        let present = backend.contains(chunk.0).await.map_err(|e| status_of(&e))?;
+        let keys: Vec<ObjectKey<'_>> = chunk.0.iter().map(DigestKey::key).collect();
+        let present = backend
+            .contains(ctx, &keys)
+            .await
+            .map_err(|e| status_of(&e))?;
         if let Some(position) = present.iter().position(|p| !p) {
             return Err(incomplete("blob", &chunk.1[position].hash));
         }
@@ -165,34 +176,22 @@ fn incomplete(what: &str, hash: &str) -> Status {
 /// `inline_bytes_max` in total; what does not fit stays a digest only (the spec allows it).
 async fn inline_contents<B: Backend + 'static>(
     service: &ReapiService<B>,
-    instance: &str,
+    ctx: &RequestContext,
     function: DigestFunction,
     request: &reapi::GetActionResultRequest,
     result: &mut reapi::ActionResult,
 ) -> Result<(), Status> {
     let mut budget = service.options.inline_bytes_max;
     if request.inline_stdout && result.stdout_raw.is_empty() {
-        if let Some(bytes) = fetch_inline(
-            service,
-            instance,
-            function,
-            &result.stdout_digest,
-            &mut budget,
-        )
-        .await?
+        if let Some(bytes) =
+            fetch_inline(service, ctx, function, &result.stdout_digest, &mut budget).await?
         {
             result.stdout_raw = bytes;
         }
     }
     if request.inline_stderr && result.stderr_raw.is_empty() {
-        if let Some(bytes) = fetch_inline(
-            service,
-            instance,
-            function,
-            &result.stderr_digest,
-            &mut budget,
-        )
-        .await?
+        if let Some(bytes) =
+            fetch_inline(service, ctx, function, &result.stderr_digest, &mut budget).await?
         {
             result.stderr_raw = bytes;
         }
@@ -201,8 +200,7 @@ async fn inline_contents<B: Backend + 'static>(
         if !request.inline_output_files.contains(&file.path) || !file.contents.is_empty() {
             continue;
         }
-        if let Some(bytes) =
-            fetch_inline(service, instance, function, &file.digest, &mut budget).await?
+        if let Some(bytes) = fetch_inline(service, ctx, function, &file.digest, &mut budget).await?
         {
             file.contents = bytes;
         }
@@ -212,7 +210,7 @@ async fn inline_contents<B: Backend + 'static>(
 
 async fn fetch_inline<B: Backend + 'static>(
     service: &ReapiService<B>,
-    instance: &str,
+    ctx: &RequestContext,
     function: DigestFunction,
     digest: &Option<reapi::Digest>,
     budget: &mut u64,
@@ -226,7 +224,7 @@ async fn fetch_inline<B: Backend + 'static>(
     }
     let handle = service
         .backend
-        .lookup(cas_key(instance, &parsed))
+        .lookup(ctx, &cas_key(ctx, &parsed).key())
         .await
         .map_err(|e| status_of(&e))?;
     Ok(handle.map(|handle| {

@@ -32,9 +32,10 @@ use crate::grpc::pb::google::bytestream::{
 use crate::grpc::resource_name::{parse_read, parse_write, BlobName, Compressor};
 use crate::grpc::zstd_codec::{ZstdReadEncoder, ZstdUploadDecoder};
 use crate::grpc::{RequestStream, ResponseSink, Status};
-use crate::protocols::backend::Backend;
-use crate::protocols::reapi_keys::cas_key;
-use crate::store::{ContentDigest, Kind, Meta, PutRequest, Reserved};
+use crate::protocols::backend::{Backend, Protocol, Put, RequestContext};
+use crate::protocols::pipeline::PendingPut;
+use crate::protocols::reapi_keys::{self, cas_key};
+use crate::store::{ContentDigest, Meta};
 
 use super::uploads::{Upload, UploadGuard};
 use super::{handle_bytes, is_empty_blob, status_of, store_function, ReapiService};
@@ -50,6 +51,7 @@ pub(super) async fn read<B: Backend + 'static>(
     sink: &mut ResponseSink,
 ) -> Result<(), Status> {
     let name = parse_read(&request.resource_name)?;
+    let ctx = &reapi_keys::context(name.instance_name, Protocol::Grpc);
     let digest = blob_digest(&name.blob)?;
     let size = name.blob.size_bytes;
     let body = if is_empty_blob(&digest, size) {
@@ -57,7 +59,7 @@ pub(super) async fn read<B: Backend + 'static>(
     } else {
         let handle = service
             .backend
-            .lookup(cas_key(name.instance_name, &digest))
+            .lookup(ctx, &cas_key(ctx, &digest).key())
             .await
             .map_err(|e| status_of(&e))?
             .ok_or_else(|| {
@@ -119,6 +121,7 @@ pub(super) async fn write<B: Backend + 'static>(
         .ok_or_else(|| Status::invalid_argument("Write stream carried no WriteRequest"))?;
     let resource_name = first.resource_name.clone();
     let name = parse_write(&resource_name)?;
+    let ctx = &reapi_keys::context(name.instance_name, Protocol::Grpc);
     let digest = blob_digest(&name.blob)?;
     let size = name.blob.size_bytes;
     let compressed = name.blob.compressor == Compressor::Zstd;
@@ -127,7 +130,7 @@ pub(super) async fn write<B: Backend + 'static>(
     };
     let upload = match service.uploads.take(&resource_name) {
         Some(upload) => upload,
-        None => match begin_upload(service, name.instance_name, digest, size, compressed).await? {
+        None => match begin_upload(service, ctx, digest, size, compressed).await? {
             Some(upload) => upload,
             None => return Ok(already),
         },
@@ -142,14 +145,14 @@ pub(super) async fn write<B: Backend + 'static>(
     loop {
         let step = match progress.accept(&request) {
             Ok(step) => step,
-            Err(status) => return Err(abort(service, &mut guard, status).await),
+            Err(status) => return Err(abort(service, ctx, &mut guard, status).await),
         };
         let upload = guard
             .upload
             .as_mut()
             .expect("the guard holds the upload until the end");
         if let Err(status) = append(upload, &step.data) {
-            return Err(abort(service, &mut guard, status).await);
+            return Err(abort(service, ctx, &mut guard, status).await);
         }
         upload.held_bytes += step.data.len() as u64;
         if step.finish {
@@ -166,13 +169,13 @@ pub(super) async fn write<B: Backend + 'static>(
     let upload = guard.upload.take().expect("held until here");
     if let Some(decoder) = upload.decoder {
         if let Err(status) = decoder.finish() {
-            service.backend.abort(upload.reservation).await;
+            service.backend.abort(ctx, upload.reservation).await;
             return Err(status);
         }
     }
     service
         .backend
-        .commit(upload.reservation)
+        .commit(ctx, upload.reservation)
         .await
         .map_err(|e| status_of(&e))?;
     Ok(WriteResponse {
@@ -187,27 +190,28 @@ pub(super) async fn write<B: Backend + 'static>(
 /// Reserves room for a new upload; `None` when the blob is already stored.
 async fn begin_upload<B: Backend + 'static>(
     service: &ReapiService<B>,
-    instance: &str,
+    ctx: &RequestContext,
     digest: ContentDigest,
     size: u64,
     compressed: bool,
 ) -> Result<Option<Upload>, Status> {
-    let request = PutRequest {
-        id: cas_key(instance, &digest),
-        kind: Kind::Cas,
+    let key = cas_key(ctx, &digest);
+    let put = Put {
+        key: key.key(),
         body_len: size,
         meta: Meta::new(),
         expect: Some(digest),
+        if_absent: false,
     };
-    match service
-        .backend
-        .reserve(request)
+    // The reservation outlives this call (a broken-off Write is suspended for a resume), so
+    // the upload keeps it rather than the pending put; it aborts on drop all the same.
+    match PendingPut::begin(&*service.backend, ctx, &put)
         .await
         .map_err(|e| status_of(&e))?
     {
-        Reserved::Exists => Ok(None),
-        Reserved::Reservation(reservation) => Ok(Some(Upload {
-            reservation,
+        None => Ok(None),
+        Some(pending) => Ok(Some(Upload {
+            reservation: pending.into_reservation(),
             decoder: if compressed {
                 Some(ZstdUploadDecoder::new(size)?)
             } else {
@@ -236,11 +240,12 @@ fn append(upload: &mut Upload, data: &[u8]) -> Result<(), Status> {
 /// Releases the upload of a failed Write (it will not be resumed) and returns `status`.
 async fn abort<B: Backend + 'static>(
     service: &ReapiService<B>,
+    ctx: &RequestContext,
     guard: &mut UploadGuard<'_>,
     status: Status,
 ) -> Status {
     if let Some(upload) = guard.upload.take() {
-        service.backend.abort(upload.reservation).await;
+        service.backend.abort(ctx, upload.reservation).await;
     }
     status
 }
@@ -256,12 +261,13 @@ pub(super) async fn query_write_status<B: Backend + 'static>(
             complete: false,
         });
     }
+    let ctx = &reapi_keys::context(name.instance_name, Protocol::Grpc);
     let digest = blob_digest(&name.blob)?;
     let size = name.blob.size_bytes;
     let present = is_empty_blob(&digest, size)
         || service
             .backend
-            .contains(&[cas_key(name.instance_name, &digest)])
+            .contains(ctx, &[cas_key(ctx, &digest).key()])
             .await
             .map_err(|e| status_of(&e))?
             .first()

@@ -21,14 +21,15 @@ use prost::Message;
 
 use crate::grpc::pb::build::bazel::remote::execution::v2 as reapi;
 use crate::grpc::{ResponseSink, Status};
-use crate::protocols::backend::Backend;
-use crate::protocols::reapi_keys::cas_key;
-use crate::store::{ContentDigest, KeyId};
+
+use crate::protocols::backend::{Backend, ObjectKey, Protocol, Put, RequestContext};
+use crate::protocols::pipeline::store_bytes;
+use crate::protocols::reapi_keys::{self, cas_key, DigestKey};
+use crate::store::{ContentDigest, Meta};
 
 use super::{
     content_digest, handle_bytes, is_empty_blob, request_function, rpc_status, status_of,
-    store_bytes, ReapiService, TREE_DIRECTORIES_MAX, TREE_PAGE_BYTES_MAX,
-    TREE_PAGE_DIRECTORIES_MAX,
+    ReapiService, TREE_DIRECTORIES_MAX, TREE_PAGE_BYTES_MAX, TREE_PAGE_DIRECTORIES_MAX,
 };
 
 fn check_count<B>(service: &ReapiService<B>, count: usize) -> Result<(), Status> {
@@ -47,18 +48,20 @@ pub(super) async fn find_missing_blobs<B: Backend + 'static>(
 ) -> Result<reapi::FindMissingBlobsResponse, Status> {
     let function = request_function(request.digest_function)?;
     check_count(service, request.blob_digests.len())?;
-    let mut ids: Vec<KeyId> = Vec::with_capacity(request.blob_digests.len());
+    let ctx = &reapi_keys::context(&request.instance_name, Protocol::Grpc);
+    let mut ids: Vec<DigestKey> = Vec::with_capacity(request.blob_digests.len());
     let mut asked: Vec<&reapi::Digest> = Vec::with_capacity(request.blob_digests.len());
     for digest in &request.blob_digests {
         let (parsed, size) = content_digest(function, digest)?;
         if !is_empty_blob(&parsed, size) {
-            ids.push(cas_key(&request.instance_name, &parsed));
+            ids.push(cas_key(ctx, &parsed));
             asked.push(digest);
         }
     }
+    let keys: Vec<ObjectKey<'_>> = ids.iter().map(DigestKey::key).collect();
     let present = service
         .backend
-        .contains(&ids)
+        .contains(ctx, &keys)
         .await
         .map_err(|e| status_of(&e))?;
     let missing_blob_digests = asked
@@ -86,9 +89,10 @@ pub(super) async fn batch_update_blobs<B: Backend + 'static>(
             service.options.batch_total_bytes_max
         )));
     }
+    let ctx = &reapi_keys::context(&request.instance_name, Protocol::Grpc);
     let mut responses = Vec::with_capacity(request.requests.len());
     for blob in &request.requests {
-        let outcome = update_one(service, &request.instance_name, function, blob).await;
+        let outcome = update_one(service, ctx, function, blob).await;
         responses.push(Response {
             digest: blob.digest.clone(),
             status: Some(rpc_status(&outcome.err().unwrap_or_else(Status::ok))),
@@ -99,7 +103,7 @@ pub(super) async fn batch_update_blobs<B: Backend + 'static>(
 
 async fn update_one<B: Backend + 'static>(
     service: &ReapiService<B>,
-    instance: &str,
+    ctx: &RequestContext,
     function: crate::grpc::resource_name::DigestFunction,
     blob: &reapi::batch_update_blobs_request::Request,
 ) -> Result<(), Status> {
@@ -120,14 +124,17 @@ async fn update_one<B: Backend + 'static>(
             blob.data.len()
         )));
     }
-    store_bytes(
-        &*service.backend,
-        cas_key(instance, &parsed),
-        Some(parsed),
-        &blob.data,
-    )
-    .await
-    .map_err(|e| status_of(&e))
+    let key = cas_key(ctx, &parsed);
+    let put = Put {
+        key: key.key(),
+        body_len: size,
+        meta: Meta::new(),
+        expect: Some(parsed),
+        if_absent: false,
+    };
+    store_bytes(&*service.backend, ctx, &put, &blob.data)
+        .await
+        .map_err(|e| status_of(&e))
 }
 
 pub(super) async fn batch_read_blobs<B: Backend + 'static>(
@@ -150,9 +157,10 @@ pub(super) async fn batch_read_blobs<B: Backend + 'static>(
             service.options.batch_total_bytes_max
         )));
     }
+    let ctx = &reapi_keys::context(&request.instance_name, Protocol::Grpc);
     let mut responses = Vec::with_capacity(parsed.len());
     for (digest, (content, size)) in request.digests.iter().zip(parsed) {
-        let (data, status) = read_one(service, &request.instance_name, &content, size).await;
+        let (data, status) = read_one(service, ctx, &content, size).await;
         responses.push(Response {
             digest: Some(digest.clone()),
             data,
@@ -165,14 +173,18 @@ pub(super) async fn batch_read_blobs<B: Backend + 'static>(
 
 async fn read_one<B: Backend + 'static>(
     service: &ReapiService<B>,
-    instance: &str,
+    ctx: &RequestContext,
     digest: &ContentDigest,
     size: u64,
 ) -> (bytes::Bytes, Status) {
     if is_empty_blob(digest, size) {
         return (bytes::Bytes::new(), Status::ok());
     }
-    match service.backend.lookup(cas_key(instance, digest)).await {
+    match service
+        .backend
+        .lookup(ctx, &cas_key(ctx, digest).key())
+        .await
+    {
         Ok(Some(handle)) if handle.body().len() as u64 == size => {
             (handle_bytes(handle), Status::ok())
         }
@@ -222,7 +234,7 @@ pub(super) async fn get_tree<B: Backend + 'static>(
             ))
         })?
     };
-    let instance = request.instance_name.as_str();
+    let ctx = &reapi_keys::context(&request.instance_name, Protocol::Grpc);
     let mut queue: VecDeque<ContentDigest> = VecDeque::from([root]);
     let mut seen: HashSet<[u8; 32]> = HashSet::from([root.hash]);
     let mut visited = 0usize;
@@ -235,7 +247,7 @@ pub(super) async fn get_tree<B: Backend + 'static>(
         } else {
             let Some(handle) = service
                 .backend
-                .lookup(cas_key(instance, &digest))
+                .lookup(ctx, &cas_key(ctx, &digest).key())
                 .await
                 .map_err(|e| status_of(&e))?
             else {

@@ -291,38 +291,6 @@ fn is_empty_blob(digest: &ContentDigest, size: u64) -> bool {
     size == 0 && *digest == ContentDigest::of(digest.function, b"")
 }
 
-/// Stores `bytes` under `id` in one step (small bodies: AC entries, batch blobs). A CAS blob that
-/// is already present is a no-op; a CAS body that does not hash to `expect` is
-/// `DigestMismatch` and leaves nothing visible.
-async fn store_bytes<B: Backend>(
-    backend: &B,
-    id: crate::store::KeyId,
-    expect: Option<ContentDigest>,
-    bytes: &[u8],
-) -> Result<(), StoreError> {
-    use crate::store::{Kind, Meta, PutRequest, Reserved};
-    let request = PutRequest {
-        id,
-        kind: if expect.is_some() {
-            Kind::Cas
-        } else {
-            Kind::Ac
-        },
-        body_len: bytes.len() as u64,
-        meta: Meta::new(),
-        expect,
-    };
-    let mut reservation = match backend.reserve(request).await? {
-        Reserved::Exists => return Ok(()),
-        Reserved::Reservation(reservation) => reservation,
-    };
-    if let Err(error) = reservation.write(bytes) {
-        backend.abort(reservation).await;
-        return Err(error);
-    }
-    backend.commit(reservation).await
-}
-
 /// A stored body as `Bytes` without copying: the `Bytes` keeps the [`ReadHandle`] (and so the
 /// segment map) alive until the last slice of it is sent.
 fn handle_bytes(handle: crate::store::ReadHandle) -> Bytes {

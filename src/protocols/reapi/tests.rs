@@ -11,9 +11,10 @@ use prost::Message;
 use super::*;
 use crate::grpc::pb::google::bytestream::QueryWriteStatusRequest;
 use crate::grpc::Code;
-use crate::protocols::backend::LocalBackend;
-use crate::protocols::reapi_keys::{ac_key, cas_key};
-use crate::store::{DataDir, Kind, Meta, PutRequest, Reserved, Shard, StoreConfig};
+use crate::protocols::backend::{LocalBackend, Protocol, Put, RequestContext};
+use crate::protocols::pipeline::store_bytes;
+use crate::protocols::reapi_keys::{ac_key, cas_key, DigestKey};
+use crate::store::{DataDir, Kind, Meta, Reserved, Shard, StoreConfig};
 
 fn run<F, Fut>(options: ReapiOptions, test: F)
 where
@@ -234,16 +235,21 @@ fn batch_update_verifies_each_blob_and_stores_only_good_ones() {
             .collect();
         let invalid = Code::InvalidArgument.as_i32();
         assert_eq!(codes, [0, invalid, invalid, invalid]);
+        let ctx = grpc_context("");
         let ids = [
-            cas_key("", &content(&sha(good), DigestFunction::Sha256)),
+            cas_key(&ctx, &content(&sha(good), DigestFunction::Sha256)),
             cas_key(
-                "",
+                &ctx,
                 &content(&sha(b"something else"), DigestFunction::Sha256),
             ),
-            cas_key("", &content(&sha(b"four"), DigestFunction::Sha256)),
+            cas_key(&ctx, &content(&sha(b"four"), DigestFunction::Sha256)),
         ];
-        assert_eq!(backend.contains(&ids).await.unwrap(), [true, false, false]);
-        assert_eq!(backend.stats().pending_reservations, 0);
+        let keys: Vec<_> = ids.iter().map(DigestKey::key).collect();
+        assert_eq!(
+            backend.contains(&ctx, &keys).await.unwrap(),
+            [true, false, false]
+        );
+        assert_eq!(backend.shard_stats().pending_reservations, 0);
     });
 }
 
@@ -480,8 +486,9 @@ fn update_action_result_refuses_malformed_digests_and_stores_exact_bytes() {
         assert_eq!(error.message, "action_result is missing");
         let good = action_result(&[], None, b"");
         update(&service, "team", b"a", &good).await;
-        let key = ac_key("team", &content(&sha(b"a"), DigestFunction::Sha256));
-        let stored = backend.lookup(key).await.unwrap().unwrap();
+        let ctx = grpc_context("team");
+        let key = ac_key(&ctx, &content(&sha(b"a"), DigestFunction::Sha256));
+        let stored = backend.lookup(&ctx, &key.key()).await.unwrap().unwrap();
         assert_eq!(
             stored.body(),
             good.encode_to_vec(),
@@ -494,10 +501,17 @@ fn update_action_result_refuses_malformed_digests_and_stores_exact_bytes() {
 #[test]
 fn entry_written_over_http_that_is_not_an_action_result_is_a_miss() {
     run(ReapiOptions::default(), |service, backend| async move {
-        let key = ac_key("", &content(&sha(b"ccache"), DigestFunction::Sha256));
-        store_bytes(&*backend, key, None, b"\xff\xff\xff not a proto")
-            .await
-            .unwrap();
+        let ctx = grpc_context("");
+        let key = ac_key(&ctx, &content(&sha(b"ccache"), DigestFunction::Sha256));
+        let body = b"\xff\xff\xff not a proto";
+        let put = Put {
+            key: key.key(),
+            body_len: body.len() as u64,
+            meta: Meta::new(),
+            expect: None,
+            if_absent: false,
+        };
+        store_bytes(&*backend, &ctx, &put, body).await.unwrap();
         let error = get(&service, "", b"ccache", false).await.unwrap_err();
         assert_eq!(error.code, Code::NotFound);
     });
@@ -528,13 +542,10 @@ fn query_write_status_reports_complete_suspended_and_unknown_uploads() {
         assert_eq!((answer.committed_size, answer.complete), (0, false));
         let digest = content(&absent, DigestFunction::Sha256);
         let Reserved::Reservation(mut reservation) = backend
-            .reserve(PutRequest {
-                id: cas_key("", &digest),
-                kind: Kind::Cas,
-                body_len: 14,
-                meta: Meta::new(),
-                expect: Some(digest),
-            })
+            .reserve(
+                &grpc_context(""),
+                &cas_put(&cas_key(&grpc_context(""), &digest), 14, digest),
+            )
             .await
             .unwrap()
         else {
@@ -578,13 +589,10 @@ fn suspended_uploads_expire_and_release_their_reservation() {
             let data = [i; 8];
             let digest = ContentDigest::of(DigestFunction::Sha256, &data);
             let Ok(Reserved::Reservation(reservation)) = backend
-                .reserve(PutRequest {
-                    id: cas_key("", &digest),
-                    kind: Kind::Cas,
-                    body_len: 8,
-                    meta: Meta::new(),
-                    expect: Some(digest),
-                })
+                .reserve(
+                    &grpc_context(""),
+                    &cas_put(&cas_key(&grpc_context(""), &digest), 8, digest),
+                )
                 .await
             else {
                 panic!("reserve");
@@ -605,14 +613,14 @@ fn suspended_uploads_expire_and_release_their_reservation() {
             2,
             "bounded: the oldest was released"
         );
-        assert_eq!(backend.stats().pending_reservations, 2);
+        assert_eq!(backend.shard_stats().pending_reservations, 2);
         glommio::timer::sleep(Duration::from_millis(200)).await;
         assert_eq!(
             service.suspended_uploads(),
             0,
             "expired without any request"
         );
-        assert_eq!(backend.stats().pending_reservations, 0);
+        assert_eq!(backend.shard_stats().pending_reservations, 0);
     });
 }
 
@@ -621,13 +629,10 @@ fn drain_releases_every_suspended_upload() {
     run(ReapiOptions::default(), |service, backend| async move {
         let digest = ContentDigest::of(DigestFunction::Sha256, b"abc");
         let Ok(Reserved::Reservation(reservation)) = backend
-            .reserve(PutRequest {
-                id: cas_key("", &digest),
-                kind: Kind::Cas,
-                body_len: 3,
-                meta: Meta::new(),
-                expect: Some(digest),
-            })
+            .reserve(
+                &grpc_context(""),
+                &cas_put(&cas_key(&grpc_context(""), &digest), 3, digest),
+            )
             .await
         else {
             panic!("reserve");
@@ -640,10 +645,10 @@ fn drain_releases_every_suspended_upload() {
                 held_bytes: 1,
             },
         );
-        assert_eq!(backend.stats().pending_reservations, 1);
+        assert_eq!(backend.shard_stats().pending_reservations, 1);
         service.release_suspended_uploads();
         assert_eq!(service.suspended_uploads(), 0);
-        assert_eq!(backend.stats().pending_reservations, 0);
+        assert_eq!(backend.shard_stats().pending_reservations, 0);
     });
 }
 
@@ -679,5 +684,19 @@ fn store_errors_map_to_grpc_codes() {
         let status = status_of(&error);
         assert_eq!(status.code, code, "{error}");
         assert_eq!(status.message, error.to_string());
+    }
+}
+
+fn grpc_context(instance: &str) -> RequestContext {
+    crate::protocols::reapi_keys::context(instance, Protocol::Grpc)
+}
+
+fn cas_put(key: &DigestKey, body_len: u64, digest: ContentDigest) -> Put<'_> {
+    Put {
+        key: key.key(),
+        body_len,
+        meta: Meta::new(),
+        expect: Some(digest),
+        if_absent: false,
     }
 }

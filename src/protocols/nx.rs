@@ -1,0 +1,97 @@
+//! Nx's self-hosted remote cache (`NX_SELF_HOSTED_REMOTE_CACHE_SERVER=http://host:port`),
+//! reference/clients.md §5.
+//!
+//! ```text
+//! GET  /v1/cache/<hash>   200 + tar.gz | 404
+//! PUT  /v1/cache/<hash>   200 stored | 409 already stored (kept unchanged) | 403 refused
+//! ```
+//!
+//! Entries are immutable: a PUT to a stored hash is 409 and the first entry stays, so one build
+//! cannot overwrite another's results. Nx fails the whole task on any PUT answer other than
+//! 200, 403 and 409 and on any GET answer other than 200 and 404, so every refusal here takes
+//! one of those shapes ([`NxDialect`]): too large, no space or busy is 403 on PUT and 404 on
+//! GET (methods Nx never sends keep their precise status). A 401 keeps its status with `Content-Type` exactly `text/plain` (Nx reads it as
+//! "unauthorized" only then).
+
+use std::io;
+
+use crate::http1::{Request, Responder};
+use crate::store::Kind;
+
+use super::backend::{Backend, Protocol, RequestContext};
+use super::opaque_key;
+use super::pipeline::{Answer, Dialect, Op};
+use super::router::FrontEndEnv;
+
+/// Nx's answer shapes.
+pub struct NxDialect;
+
+impl Dialect for NxDialect {
+    fn refusal(&self, op: Op, status: u16, message: &str) -> Answer {
+        let status = match (op, status) {
+            (_, 401) => 401,
+            (Op::Put, 403 | 409) => status,
+            (Op::Put, _) => 403,
+            (Op::Get, _) => 404,
+            // Methods Nx never sends keep their precise status (405 with Allow).
+            (_, _) => status,
+        };
+        Answer {
+            status,
+            // Exactly `text/plain`, without a charset: Nx compares the whole header.
+            content_type: "text/plain",
+            body: format!("{message}\n").into(),
+        }
+    }
+}
+
+/// Serves one request under the Nx mount; `rest` is the path after the prefix.
+pub async fn handle<B: Backend>(
+    env: &FrontEndEnv<'_, B>,
+    rest: &str,
+    request: &mut Request<'_>,
+    responder: &mut Responder<'_>,
+) -> io::Result<()> {
+    let ctx = RequestContext::new(env.namespace_or("nx"), Protocol::Nx);
+    let transfer = env.transfer(&ctx, &NxDialect);
+    let op = Op::of_method(request.head.method);
+    let hash = match opaque_key::single_segment(rest) {
+        Ok(hash) => hash,
+        Err(message) => return transfer.refuse(responder, op, 400, &message).await,
+    };
+    let key = ctx.key(Kind::Blob, hash.as_bytes());
+    match request.head.method {
+        "GET" | "HEAD" => transfer.get(&key, responder).await,
+        "PUT" => {
+            // The body is a tar.gz whatever Nx says its content type is: nothing to keep.
+            let meta = Default::default();
+            transfer
+                .put(key, meta, None, true, request, responder)
+                .await
+        }
+        _ => {
+            responder.header("allow", "GET, HEAD, PUT")?;
+            let message = "the Nx cache supports GET, HEAD and PUT";
+            transfer.refuse(responder, op, 405, message).await
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_refusal_takes_a_shape_nx_tolerates() {
+        for status in [400, 403, 405, 409, 413, 429, 500, 503, 507] {
+            let put = NxDialect.refusal(Op::Put, status, "m").status;
+            assert!([403, 409].contains(&put), "PUT {status} became {put}");
+            let get = NxDialect.refusal(Op::Get, status, "m").status;
+            assert_eq!(get, 404, "GET {status}");
+        }
+        let unauthorized = NxDialect.refusal(Op::Get, 401, "no token");
+        assert_eq!(unauthorized.status, 401);
+        assert_eq!(unauthorized.content_type, "text/plain");
+        assert_eq!(NxDialect.exists().status, 409);
+    }
+}

@@ -1,0 +1,455 @@
+//! The transfer pipeline: GET, HEAD, PUT and DELETE of one keyed entry, shared by every HTTP
+//! front-end, and the one mapping of store errors to HTTP statuses.
+//!
+//! A front-end parses its client's path into a namespace and an [`ObjectKey`], then hands the
+//! request to a [`Transfer`]. Everything else is here:
+//!
+//! ```text
+//! PUT:  body length (Content-Length, or a chunked body spooled within SpoolBudget)
+//!       ─► reserve (413 / 507 before any body byte is read)
+//!       ─► Exists? read and drop the body; 200 (CAS) or the dialect's `exists` answer (Nx: 409)
+//!       ─► fill the reservation from the body ─► commit ─► the dialect's `stored` answer
+//!       any failure: the reservation is aborted (dropping a `PendingPut` aborts it)
+//! GET:  lookup ─► 200 + body, Content-Type and the dialect's kept headers from the record's
+//!       metadata ─► or the dialect's `miss` (404, Content-Length: 0)
+//! ```
+//!
+//! A [`Dialect`] shapes answers where a client needs another shape: Nx fails a task on any PUT
+//! status other than 200, 403 and 409, Turborepo wants a JSON error body. The default dialect
+//! answers with the precise status and a plain-text message.
+//!
+//! [`PendingPut`] is the reserve → write → commit core on its own, for front-ends whose bodies
+//! do not come from an HTTP/1.1 request (gRPC batch updates and ByteStream writes).
+
+use std::borrow::Cow;
+use std::io;
+
+use crate::http1::{Request, Responder};
+use crate::store::{ContentDigest, Meta, Reservation, Reserved, StoreError};
+
+use super::backend::{Backend, ObjectKey, Put, RequestContext};
+use super::upload::{
+    discard_body, fill_reservation, FillError, SpoolBudget, SpoolError, CHUNKED_UPLOAD_BYTES_MAX,
+};
+
+/// The operation a refusal answers (dialects shape refusals per operation).
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Op {
+    Get,
+    Put,
+    Delete,
+    /// Anything else a front-end serves (status, events, …).
+    Other,
+}
+
+impl Op {
+    /// The operation of an HTTP method.
+    pub fn of_method(method: &str) -> Op {
+        match method {
+            "GET" | "HEAD" => Op::Get,
+            "PUT" | "POST" => Op::Put,
+            "DELETE" => Op::Delete,
+            _ => Op::Other,
+        }
+    }
+}
+
+/// A complete small response: status, content type and body.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Answer {
+    pub status: u16,
+    pub content_type: &'static str,
+    pub body: Cow<'static, str>,
+}
+
+impl Answer {
+    /// A `text/plain` answer whose body is `message` and a newline (empty stays empty).
+    pub fn text(status: u16, message: impl Into<Cow<'static, str>>) -> Answer {
+        let mut body: Cow<'static, str> = message.into();
+        if !body.is_empty() {
+            body.to_mut().push('\n');
+        }
+        Answer {
+            status,
+            content_type: "text/plain; charset=utf-8",
+            body,
+        }
+    }
+
+    /// A bodiless answer.
+    pub fn empty(status: u16) -> Answer {
+        Answer {
+            status,
+            content_type: "",
+            body: Cow::Borrowed(""),
+        }
+    }
+
+    /// An `application/json` answer.
+    pub fn json(status: u16, body: String) -> Answer {
+        Answer {
+            status,
+            content_type: "application/json",
+            body: Cow::Owned(body),
+        }
+    }
+
+    /// Sends it. An empty content type sends none.
+    pub async fn send(&self, responder: &mut Responder<'_>) -> io::Result<()> {
+        if !self.content_type.is_empty() {
+            responder.header("content-type", self.content_type)?;
+        }
+        responder.send(self.status, self.body.as_bytes()).await
+    }
+}
+
+/// How one client protocol wants its answers shaped. Every method has the default a generic
+/// HTTP cache client expects; a front-end overrides only what its client needs.
+pub trait Dialect {
+    /// The answer to a refusal with the precise `status` and `message`.
+    fn refusal(&self, op: Op, status: u16, message: &str) -> Answer {
+        let _ = op;
+        Answer::text(status, message.to_owned())
+    }
+
+    /// A miss on GET or HEAD: 404 with `Content-Length: 0` (Bazel needs the length).
+    fn miss(&self) -> Answer {
+        Answer::empty(404)
+    }
+
+    /// A stored PUT.
+    fn stored(&self) -> Answer {
+        Answer::empty(200)
+    }
+
+    /// A PUT whose key was already stored and kept (`Put::if_absent`).
+    fn exists(&self) -> Answer {
+        self.refusal(Op::Put, 409, "an entry with this key is already stored")
+    }
+
+    /// Request headers kept in the record's metadata on PUT and sent back on GET/HEAD,
+    /// lowercase. `content-type` is always kept.
+    fn kept_headers(&self) -> &'static [&'static str] {
+        &[]
+    }
+}
+
+/// The default dialect: precise statuses, plain-text messages.
+pub struct Plain;
+
+impl Dialect for Plain {}
+
+/// Content type of a stored entry that was stored without one.
+pub const DEFAULT_CONTENT_TYPE: &str = "application/octet-stream";
+
+/// The metadata name of the content type.
+const CONTENT_TYPE: &str = "content-type";
+
+/// The precise HTTP status of a store error and the message a client may see. Operating
+/// errors (`Io`, `Corrupt`, …) are logged with their details here and reach the client only as
+/// a generic message: no server path or OS error text leaves the server.
+pub fn status_of(error: &StoreError) -> (u16, Cow<'static, str>) {
+    let status = match error {
+        StoreError::TooLarge { .. } => 413,
+        StoreError::NoSpace { .. } => 507,
+        StoreError::DigestMismatch { .. }
+        | StoreError::Truncated { .. }
+        | StoreError::Overflow { .. }
+        | StoreError::MetaTooLarge { .. } => 400,
+        StoreError::Exists => 409,
+        StoreError::TooManyReservations { .. } | StoreError::Unavailable { .. } => 503,
+        _ => {
+            tracing::error!(%error, "store error");
+            return (
+                500,
+                Cow::Borrowed("internal storage error (see the server log)"),
+            );
+        }
+    };
+    (status, Cow::Owned(error.to_string()))
+}
+
+/// One request's transfer: the backend, its context and the client's dialect.
+pub struct Transfer<'a, B, D> {
+    pub backend: &'a B,
+    pub ctx: &'a RequestContext,
+    pub dialect: &'a D,
+    /// Memory for chunked (length-unknown) uploads of this executor.
+    pub spool: &'a SpoolBudget,
+}
+
+impl<B: Backend, D: Dialect> Transfer<'_, B, D> {
+    /// Answers a refusal in the client's dialect.
+    pub async fn refuse(
+        &self,
+        responder: &mut Responder<'_>,
+        op: Op,
+        status: u16,
+        message: &str,
+    ) -> io::Result<()> {
+        self.dialect
+            .refusal(op, status, message)
+            .send(responder)
+            .await
+    }
+
+    /// Answers a store error in the client's dialect.
+    pub async fn refuse_store(
+        &self,
+        responder: &mut Responder<'_>,
+        op: Op,
+        error: &StoreError,
+    ) -> io::Result<()> {
+        let (status, message) = status_of(error);
+        self.refuse(responder, op, status, &message).await
+    }
+
+    /// GET or HEAD of `key`: a hit with its content type and kept headers, or a miss.
+    pub async fn get(&self, key: &ObjectKey<'_>, responder: &mut Responder<'_>) -> io::Result<()> {
+        match self.backend.lookup(self.ctx, key).await {
+            Ok(Some(handle)) => self.send_hit(handle.meta(), handle.body(), responder).await,
+            Ok(None) => self.get_miss(responder).await,
+            Err(error) => self.refuse_store(responder, Op::Get, &error).await,
+        }
+    }
+
+    /// Answers a miss in the client's dialect.
+    pub async fn get_miss(&self, responder: &mut Responder<'_>) -> io::Result<()> {
+        self.dialect.miss().send(responder).await
+    }
+
+    /// Sends a stored entry (for front-ends that check a hit before serving it).
+    pub async fn send_hit(
+        &self,
+        meta: &Meta,
+        body: &[u8],
+        responder: &mut Responder<'_>,
+    ) -> io::Result<()> {
+        let content_type = meta
+            .get(CONTENT_TYPE)
+            .unwrap_or(DEFAULT_CONTENT_TYPE.as_bytes());
+        responder.header(CONTENT_TYPE, content_type)?;
+        for name in self.dialect.kept_headers() {
+            if let Some(value) = meta.get(name) {
+                responder.header(name, value)?;
+            }
+        }
+        responder.send(200, body).await
+    }
+
+    /// The metadata a PUT keeps: its content type and the dialect's kept headers. A header the
+    /// store cannot keep (over `META_BYTES_MAX`) is a 400.
+    pub fn kept_meta(&self, request: &Request<'_>) -> Result<Meta, StoreError> {
+        let mut meta = Meta::new();
+        let names =
+            std::iter::once(CONTENT_TYPE).chain(self.dialect.kept_headers().iter().copied());
+        for name in names {
+            if let Some(value) = request.head.header(name) {
+                meta.push(name, value)?;
+            }
+        }
+        Ok(meta)
+    }
+
+    /// PUT of `key` from the request body. `expect` is the digest a CAS body must hash to;
+    /// `if_absent` keeps an existing entry (answered with the dialect's `exists`).
+    pub async fn put(
+        &self,
+        key: ObjectKey<'_>,
+        meta: Meta,
+        expect: Option<ContentDigest>,
+        if_absent: bool,
+        request: &mut Request<'_>,
+        responder: &mut Responder<'_>,
+    ) -> io::Result<()> {
+        // A chunked body has no length to reserve yet: hold it in memory first, within bounds.
+        let spooled = match request.body.declared_len() {
+            Some(_) => None,
+            None => match self.spool.spool(&mut request.body).await {
+                Ok(spooled) => Some(spooled),
+                Err(SpoolError::TooLarge) => {
+                    let message = format!(
+                        "a chunked upload may hold at most {CHUNKED_UPLOAD_BYTES_MAX} bytes; send Content-Length for larger bodies"
+                    );
+                    responder.close_connection();
+                    return self.refuse(responder, Op::Put, 413, &message).await;
+                }
+                Err(SpoolError::Busy) => {
+                    let message =
+                        "too many chunked uploads in progress; retry or send Content-Length";
+                    return self.refuse(responder, Op::Put, 503, message).await;
+                }
+                Err(SpoolError::Body(error)) => return Err(error),
+            },
+        };
+        let body_len = match &spooled {
+            Some(spooled) => spooled.bytes.len() as u64,
+            None => request.body.declared_len().unwrap_or(0),
+        };
+        let put = Put {
+            key,
+            body_len,
+            meta,
+            expect,
+            if_absent,
+        };
+        let mut pending = match PendingPut::begin(self.backend, self.ctx, &put).await {
+            Ok(Some(pending)) => pending,
+            Ok(None) => {
+                // Already stored: the body is still read (and dropped) so the connection stays
+                // usable and the client sees a clean answer rather than a reset mid-upload.
+                if spooled.is_none() {
+                    discard_body(&mut request.body).await?;
+                }
+                return match if_absent {
+                    true => self.dialect.exists().send(responder).await,
+                    false => self.dialect.stored().send(responder).await,
+                };
+            }
+            Err(error) => {
+                // Refused before the body was read: the client may still be sending it, and a
+                // client waiting for `100 Continue` never will, so the driver decides whether
+                // the connection can be reused.
+                return self.refuse_store(responder, Op::Put, &error).await;
+            }
+        };
+        let filled = match &spooled {
+            Some(spooled) => pending.write(&spooled.bytes).map_err(FillError::Store),
+            None => fill_reservation(&mut request.body, pending.reservation_mut()).await,
+        };
+        match filled {
+            Ok(()) => {}
+            // The body's own status (400, 408, 413) is the driver's to answer.
+            Err(FillError::Body(error)) => return Err(error),
+            Err(FillError::Store(error)) => {
+                return self.refuse_store(responder, Op::Put, &error).await
+            }
+        }
+        match pending.commit().await {
+            Ok(()) => self.dialect.stored().send(responder).await,
+            Err(StoreError::Exists) => self.dialect.exists().send(responder).await,
+            Err(error) => self.refuse_store(responder, Op::Put, &error).await,
+        }
+    }
+
+    /// DELETE of `key`: 200 when something was deleted, else the dialect's miss.
+    pub async fn delete(
+        &self,
+        key: &ObjectKey<'_>,
+        responder: &mut Responder<'_>,
+    ) -> io::Result<()> {
+        match self.backend.delete(self.ctx, key).await {
+            Ok(true) => self.dialect.stored().send(responder).await,
+            Ok(false) => self.dialect.miss().send(responder).await,
+            Err(error) => self.refuse_store(responder, Op::Delete, &error).await,
+        }
+    }
+}
+
+/// A reserved put being written: reserve → write… → commit. Dropping it without `commit`
+/// aborts the reservation (the store marks the record aborted at once).
+pub struct PendingPut<'a, B: Backend> {
+    backend: &'a B,
+    ctx: &'a RequestContext,
+    reservation: Reservation,
+}
+
+impl<'a, B: Backend> PendingPut<'a, B> {
+    /// Reserves room for `put`. `Ok(None)`: the key is already stored and is kept (a CAS blob,
+    /// or an `if_absent` put); nothing needs writing.
+    pub async fn begin(
+        backend: &'a B,
+        ctx: &'a RequestContext,
+        put: &Put<'_>,
+    ) -> Result<Option<PendingPut<'a, B>>, StoreError> {
+        match backend.reserve(ctx, put).await? {
+            Reserved::Exists => Ok(None),
+            Reserved::Reservation(reservation) => Ok(Some(PendingPut {
+                backend,
+                ctx,
+                reservation,
+            })),
+        }
+    }
+
+    /// Appends body bytes (hashed as they pass for CAS keys).
+    pub fn write(&mut self, bytes: &[u8]) -> Result<(), StoreError> {
+        self.reservation.write(bytes)
+    }
+
+    /// Bytes written so far and the body length reserved.
+    pub fn progress(&self) -> (u64, u64) {
+        (self.reservation.written(), self.reservation.body_len())
+    }
+
+    pub(crate) fn reservation_mut(&mut self) -> &mut Reservation {
+        &mut self.reservation
+    }
+
+    /// Makes the entry visible. Digest or length errors leave nothing visible.
+    pub async fn commit(self) -> Result<(), StoreError> {
+        self.backend.commit(self.ctx, self.reservation).await
+    }
+
+    /// Releases the reservation now and tells its owner (dropping it also aborts).
+    pub async fn abort(self) {
+        self.backend.abort(self.ctx, self.reservation).await
+    }
+
+    /// The reservation itself, for a front-end that keeps an unfinished upload across calls
+    /// (a suspended ByteStream write); it aborts on drop like this value.
+    pub fn into_reservation(self) -> Reservation {
+        self.reservation
+    }
+}
+
+/// Stores `bytes` under `put.key` in one step (small bodies: AC entries, batch blobs). A kept
+/// existing entry is `Ok`; a CAS body that does not hash to `put.expect` is `DigestMismatch`
+/// and leaves nothing visible.
+pub async fn store_bytes<B: Backend>(
+    backend: &B,
+    ctx: &RequestContext,
+    put: &Put<'_>,
+    bytes: &[u8],
+) -> Result<(), StoreError> {
+    debug_assert_eq!(put.body_len, bytes.len() as u64);
+    let Some(mut pending) = PendingPut::begin(backend, ctx, put).await? else {
+        return Ok(());
+    };
+    pending.write(bytes)?;
+    pending.commit().await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn store_errors_map_to_precise_statuses_without_server_details() {
+        let status = |e: &StoreError| status_of(e).0;
+        assert_eq!(status(&StoreError::TooLarge { len: 2, max: 1 }), 413);
+        assert_eq!(
+            status(&StoreError::NoSpace {
+                needed: 2,
+                available: 1
+            }),
+            507
+        );
+        let mismatch = StoreError::DigestMismatch {
+            expected: "a".into(),
+            actual: "b".into(),
+        };
+        assert_eq!(status(&mismatch), 400);
+        assert_eq!(status(&StoreError::Exists), 409);
+        assert_eq!(status(&StoreError::Unavailable { what: "x" }), 503);
+        let io = StoreError::Io {
+            op: "fallocate",
+            path: "/srv/secret/shard-1/seg-8.log".into(),
+            source: io::Error::from_raw_os_error(5),
+        };
+        let (code, message) = status_of(&io);
+        assert_eq!(code, 500);
+        assert!(!message.contains("/srv/secret"), "{message}");
+        assert!(!message.contains("os error"), "{message}");
+    }
+}
