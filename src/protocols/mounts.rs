@@ -12,33 +12,15 @@
 //! `/cache/x`, never `/cachex`). Bazel at `/` keeps `[/prefix]/ac|cas/<hash>` working for any
 //! prefix that no other mount claims; a Bazel instance whose name collides with a mount
 //! (`--remote_instance_name=cache`) is still reachable over gRPC, where no mount applies.
-//! Two mounts on one prefix are an error that names both.
+//! The table comes from the validated configuration (`config::mount`), which refuses two
+//! mounts on one prefix with an error that names both.
 
-use std::fmt;
+use crate::config::mount::{MountConfig, MountProtocol, BUILT_IN_MOUNTS};
 
 use super::backend::Namespace;
 
-/// A front-end that can be mounted.
-#[derive(Clone, Copy, PartialEq, Eq, Debug)]
-pub enum FrontEnd {
-    Bazel,
-    Gradle,
-    Nx,
-    Turbo,
-    Ccache,
-}
-
-impl FrontEnd {
-    pub fn name(self) -> &'static str {
-        match self {
-            FrontEnd::Bazel => "bazel",
-            FrontEnd::Gradle => "gradle",
-            FrontEnd::Nx => "nx",
-            FrontEnd::Turbo => "turbo",
-            FrontEnd::Ccache => "ccache",
-        }
-    }
-}
+/// A front-end that can be mounted (the configuration's protocol names).
+pub type FrontEnd = MountProtocol;
 
 /// One row of the table.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -49,29 +31,17 @@ pub struct Mount {
     /// The namespace the mount's requests act on; `None`: the front-end's own (`gradle`, …,
     /// or for Bazel and Turborepo the one derived from the path or team).
     pub namespace: Option<Namespace>,
-    /// Where the row came from, for error messages (`built-in`, `config file entry 2`).
-    pub origin: String,
 }
 
 impl Mount {
-    /// A mount at `prefix` (a trailing `/` is ignored: `/cache/` and `/cache` are one prefix).
-    pub fn new(
-        prefix: &str,
-        front_end: FrontEnd,
-        namespace: Option<Namespace>,
-        origin: impl Into<String>,
-    ) -> Result<Mount, MountError> {
-        if !prefix.starts_with('/') {
-            return Err(MountError::BadPrefix {
-                prefix: prefix.to_owned(),
-            });
+    /// A row of a validated configuration (`config::mount` checks prefixes, namespaces and
+    /// that no two mounts claim one prefix).
+    pub fn new(config: &MountConfig) -> Mount {
+        Mount {
+            prefix: config.normalized_prefix().to_owned(),
+            front_end: config.protocol,
+            namespace: config.namespace.clone().map(Namespace::new),
         }
-        Ok(Mount {
-            prefix: prefix.trim_end_matches('/').to_owned(),
-            front_end,
-            namespace,
-            origin: origin.into(),
-        })
     }
 
     /// The prefix as shown to people: `/` for the root, else with its trailing slash.
@@ -86,28 +56,6 @@ impl Mount {
     }
 }
 
-/// Why a table cannot be built.
-#[derive(Debug, PartialEq, Eq)]
-pub enum MountError {
-    BadPrefix { prefix: String },
-    SamePrefix { first: String, second: String },
-}
-
-impl fmt::Display for MountError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            MountError::BadPrefix { prefix } => {
-                write!(f, "mount prefix `{prefix}` must start with `/`")
-            }
-            MountError::SamePrefix { first, second } => {
-                write!(f, "{first} and {second} claim the same prefix")
-            }
-        }
-    }
-}
-
-impl std::error::Error for MountError {}
-
 /// The routing table, longest prefix first.
 #[derive(Clone, Debug)]
 pub struct MountTable {
@@ -115,42 +63,11 @@ pub struct MountTable {
 }
 
 impl MountTable {
-    /// The built-in table.
-    pub fn defaults() -> Vec<Mount> {
-        [
-            ("/cache/", FrontEnd::Gradle),
-            ("/v1/cache/", FrontEnd::Nx),
-            ("/v8/artifacts", FrontEnd::Turbo),
-            ("/ccache/", FrontEnd::Ccache),
-            ("/", FrontEnd::Bazel),
-        ]
-        .into_iter()
-        .map(|(prefix, front_end)| {
-            Mount::new(prefix, front_end, None, "built-in").expect("valid built-in prefix")
-        })
-        .collect()
-    }
-
-    /// A table of `mounts`; two on one prefix are an error naming both.
-    pub fn new(mut mounts: Vec<Mount>) -> Result<MountTable, MountError> {
-        for (i, a) in mounts.iter().enumerate() {
-            if let Some(b) = mounts[i + 1..].iter().find(|b| b.prefix == a.prefix) {
-                let describe = |m: &Mount| {
-                    format!(
-                        "mount `{}` ({}, {})",
-                        m.display_prefix(),
-                        m.front_end.name(),
-                        m.origin
-                    )
-                };
-                return Err(MountError::SamePrefix {
-                    first: describe(a),
-                    second: describe(b),
-                });
-            }
-        }
+    /// The table of a validated configuration's effective mounts (`Config::mounts`).
+    pub fn new(configured: &[MountConfig]) -> MountTable {
+        let mut mounts: Vec<Mount> = configured.iter().map(Mount::new).collect();
         mounts.sort_by_key(|m| std::cmp::Reverse(m.prefix.len()));
-        Ok(MountTable { mounts })
+        MountTable { mounts }
     }
 
     /// The mount serving `path` and the rest of the path after its prefix.
@@ -189,8 +106,17 @@ impl MountTable {
 }
 
 impl Default for MountTable {
+    /// The built-in table.
     fn default() -> Self {
-        MountTable::new(MountTable::defaults()).expect("built-in mounts do not overlap")
+        let built_in: Vec<MountConfig> = BUILT_IN_MOUNTS
+            .iter()
+            .map(|&(prefix, protocol)| MountConfig {
+                prefix: prefix.into(),
+                protocol,
+                namespace: None,
+            })
+            .collect();
+        MountTable::new(&built_in)
     }
 }
 
@@ -240,37 +166,21 @@ mod tests {
     }
 
     #[test]
-    fn two_mounts_on_one_prefix_are_an_error_naming_both() {
-        let mut mounts = MountTable::defaults();
-        mounts.push(Mount::new("/cache", FrontEnd::Nx, None, "config file entry 1").unwrap());
-        let error = MountTable::new(mounts).unwrap_err().to_string();
-        assert!(error.contains("gradle, built-in"), "{error}");
-        assert!(error.contains("nx, config file entry 1"), "{error}");
-    }
-
-    #[test]
-    fn a_prefix_must_be_absolute() {
-        assert_eq!(
-            Mount::new("cache/", FrontEnd::Gradle, None, "x").unwrap_err(),
-            MountError::BadPrefix {
-                prefix: "cache/".into()
-            }
-        );
-    }
-
-    #[test]
     fn a_mount_may_move_a_front_end() {
-        let mut mounts = MountTable::defaults();
-        mounts.push(
-            Mount::new(
-                "/gradle-ci/",
-                FrontEnd::Gradle,
-                Some(Namespace::new("gradle-ci")),
-                "config file entry 1",
-            )
-            .unwrap(),
-        );
-        let table = MountTable::new(mounts).unwrap();
+        let mut configured: Vec<MountConfig> = BUILT_IN_MOUNTS
+            .iter()
+            .map(|&(prefix, protocol)| MountConfig {
+                prefix: prefix.into(),
+                protocol,
+                namespace: None,
+            })
+            .collect();
+        configured.push(MountConfig {
+            prefix: "/gradle-ci/".into(),
+            protocol: FrontEnd::Gradle,
+            namespace: Some("gradle-ci".into()),
+        });
+        let table = MountTable::new(&configured);
         let (mount, rest) = table.route("/gradle-ci/abcd").unwrap();
         assert_eq!(mount.front_end, FrontEnd::Gradle);
         assert_eq!(mount.namespace.as_ref().unwrap().as_str(), "gradle-ci");

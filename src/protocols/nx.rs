@@ -18,9 +18,9 @@ use std::io;
 use crate::http1::{Request, Responder};
 use crate::store::Kind;
 
-use super::backend::{Backend, Protocol, RequestContext};
+use super::backend::{Backend, Protocol};
 use super::opaque_key;
-use super::pipeline::{Answer, Dialect, Op};
+use super::pipeline::{Answer, Dialect, EntryMethods, Op};
 use super::router::FrontEndEnv;
 
 /// Nx's answer shapes.
@@ -52,7 +52,7 @@ pub async fn handle<B: Backend>(
     request: &mut Request<'_>,
     responder: &mut Responder<'_>,
 ) -> io::Result<()> {
-    let ctx = RequestContext::new(env.namespace_or("nx"), Protocol::Nx);
+    let ctx = env.context(env.namespace_or("nx"), Protocol::Nx);
     let transfer = env.transfer(&ctx, &NxDialect);
     let op = Op::of_method(request.head.method);
     let hash = match opaque_key::single_segment(rest) {
@@ -60,21 +60,12 @@ pub async fn handle<B: Backend>(
         Err(message) => return transfer.refuse(responder, op, 400, &message).await,
     };
     let key = ctx.key(Kind::Blob, hash.as_bytes());
-    match request.head.method {
-        "GET" | "HEAD" => transfer.get(&key, responder).await,
-        "PUT" => {
-            // The body is a tar.gz whatever Nx says its content type is: nothing to keep.
-            let meta = Default::default();
-            transfer
-                .put(key, meta, None, true, request, responder)
-                .await
-        }
-        _ => {
-            responder.header("allow", "GET, HEAD, PUT")?;
-            let message = "the Nx cache supports GET, HEAD and PUT";
-            transfer.refuse(responder, op, 405, message).await
-        }
-    }
+    let methods = EntryMethods {
+        name: "the Nx cache",
+        delete: false,
+        if_absent: true,
+    };
+    transfer.serve_entry(key, methods, request, responder).await
 }
 
 #[cfg(test)]

@@ -346,6 +346,50 @@ impl<B: Backend, D: Dialect> Transfer<'_, B, D> {
     }
 }
 
+/// What an entry-per-key front-end serves: GET, HEAD and PUT always, DELETE if asked.
+#[derive(Clone, Copy, Debug)]
+pub struct EntryMethods {
+    /// The front-end's name in a 405 message ("the Gradle build cache").
+    pub name: &'static str,
+    pub delete: bool,
+    /// PUT keeps an existing entry (see `Put::if_absent`).
+    pub if_absent: bool,
+}
+
+impl<B: Backend, D: Dialect> Transfer<'_, B, D> {
+    /// Serves one request on the entry `key` by its method: the whole of an opaque-key
+    /// front-end once it has parsed the key. PUT keeps the content type and the dialect's
+    /// kept headers; an unknown method is 405 with `Allow`.
+    pub async fn serve_entry(
+        &self,
+        key: ObjectKey<'_>,
+        methods: EntryMethods,
+        request: &mut Request<'_>,
+        responder: &mut Responder<'_>,
+    ) -> io::Result<()> {
+        match request.head.method {
+            "GET" | "HEAD" => self.get(&key, responder).await,
+            "PUT" => match self.kept_meta(request) {
+                Ok(meta) => {
+                    self.put(key, meta, None, methods.if_absent, request, responder)
+                        .await
+                }
+                Err(error) => self.refuse_store(responder, Op::Put, &error).await,
+            },
+            "DELETE" if methods.delete => self.delete(&key, responder).await,
+            _ => {
+                let allow = match methods.delete {
+                    true => "GET, HEAD, PUT, DELETE",
+                    false => "GET, HEAD, PUT",
+                };
+                responder.header("allow", allow)?;
+                let message = format!("{} supports {allow}", methods.name);
+                self.refuse(responder, Op::Other, 405, &message).await
+            }
+        }
+    }
+}
+
 /// A reserved put being written: reserve → write… → commit. Dropping it without `commit`
 /// aborts the reservation (the store marks the record aborted at once).
 pub struct PendingPut<'a, B: Backend> {

@@ -15,7 +15,7 @@ use std::rc::Rc;
 use crate::http1::{Request, Responder, Service};
 use crate::store::DigestFunction;
 
-use super::backend::{Backend, Namespace, RequestContext};
+use super::backend::{Backend, Identity, Namespace, Protocol, RequestContext};
 use super::metrics::{self, ExtraMetrics};
 use super::mounts::{FrontEnd, MountTable};
 use super::pipeline::{status_of, Dialect, Transfer};
@@ -47,9 +47,19 @@ pub struct FrontEndEnv<'a, B> {
     pub spool: &'a SpoolBudget,
     pub options: &'a HttpOptions,
     pub namespace: Option<&'a Namespace>,
+    /// Who is asking (from the request's `Authorization` header).
+    pub identity: Identity,
 }
 
 impl<'a, B: Backend> FrontEndEnv<'a, B> {
+    /// The context of this request in `namespace`, by `protocol`, with the caller's identity.
+    pub fn context(&self, namespace: Namespace, protocol: Protocol) -> RequestContext {
+        RequestContext {
+            identity: self.identity.clone(),
+            ..RequestContext::new(namespace, protocol)
+        }
+    }
+
     /// The mount's namespace, or the front-end's own.
     pub fn namespace_or(&self, own: &'static str) -> Namespace {
         self.namespace
@@ -165,6 +175,7 @@ impl<B: Backend> Service for Router<B> {
             spool: &self.spool,
             options: &self.options,
             namespace: mount.namespace.as_ref(),
+            identity: Identity::from_authorization(request.head.header("authorization")),
         };
         match mount.front_end {
             FrontEnd::Bazel => bazel_http::handle(&env, rest, request, responder).await,

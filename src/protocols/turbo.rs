@@ -19,9 +19,9 @@ use std::io;
 use crate::http1::{Request, Responder};
 use crate::store::Kind;
 
-use super::backend::{Backend, Namespace, Protocol, RequestContext};
+use super::backend::{Backend, Namespace, Protocol};
 use super::opaque_key;
-use super::pipeline::{Answer, Dialect, Op};
+use super::pipeline::{Answer, Dialect, EntryMethods, Op};
 use super::router::FrontEndEnv;
 use super::upload::discard_body;
 
@@ -143,7 +143,7 @@ pub async fn handle<B: Backend>(
         Some(namespace) => Namespace::new(format!("{namespace}/{team}")),
         None => Namespace::new(format!("turbo/{team}")),
     };
-    let ctx = RequestContext::new(namespace, Protocol::Turbo);
+    let ctx = env.context(namespace, Protocol::Turbo);
     let transfer = env.transfer(&ctx, &TurboDialect);
     if rest == "/events" && method == "POST" {
         return events(&transfer, request, responder).await;
@@ -153,23 +153,12 @@ pub async fn handle<B: Backend>(
         Err(message) => return transfer.refuse(responder, op, 400, &message).await,
     };
     let key = ctx.key(Kind::Blob, hash.as_bytes());
-    match method {
-        "GET" | "HEAD" => transfer.get(&key, responder).await,
-        "PUT" => {
-            let meta = match transfer.kept_meta(request) {
-                Ok(meta) => meta,
-                Err(error) => return transfer.refuse_store(responder, op, &error).await,
-            };
-            transfer
-                .put(key, meta, None, false, request, responder)
-                .await
-        }
-        _ => {
-            responder.header("allow", "GET, HEAD, PUT")?;
-            let message = "artifacts support GET, HEAD and PUT";
-            transfer.refuse(responder, op, 405, message).await
-        }
-    }
+    let methods = EntryMethods {
+        name: "artifacts",
+        delete: false,
+        if_absent: false,
+    };
+    transfer.serve_entry(key, methods, request, responder).await
 }
 
 /// `POST /v8/artifacts/events`: turbo's hit/miss analytics, read and dropped.

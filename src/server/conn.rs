@@ -103,7 +103,7 @@ impl Context {
             } else {
                 DigestFunction::Sha256
             },
-            mounts: crate::protocols::mounts::MountTable::default(),
+            mounts: crate::protocols::mounts::MountTable::new(&config.mounts),
         };
         let reapi = ReapiService::new(
             steer.clone(),

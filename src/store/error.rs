@@ -69,7 +69,7 @@ impl fmt::Display for StoreError {
             StoreError::TooLarge { len, max } => {
                 write!(
                     f,
-                    "blob of {len} bytes exceeds the limit of {max} bytes (max_blob_bytes)"
+                    "blob of {len} bytes exceeds the limit of {max} bytes (max_blob_size)"
                 )
             }
             StoreError::NoSpace { needed, available } => write!(

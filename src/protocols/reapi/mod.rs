@@ -1,6 +1,8 @@
 //! The REAPI v2 cache services over gRPC (`--remote_cache=grpc://host:port`), reference/clients.md §2.
 //!
-//! [`ReapiService`] implements [`GrpcService`] and routes each method to its file:
+//! Everything REAPI means lives here; `src/grpc/` below only carries messages. [`ReapiService`]
+//! implements [`GrpcService`], routes each `:path` through [`methods`] and each method to its
+//! file:
 //!
 //! | service / method                                         | file              |
 //! |----------------------------------------------------------|-------------------|
@@ -8,6 +10,16 @@
 //! | `ActionCache.GetActionResult` / `UpdateActionResult`     | `action_cache.rs` |
 //! | `ContentAddressableStorage.FindMissingBlobs`, `Batch*`, `GetTree` | `cas.rs` |
 //! | `ByteStream.Read` / `Write` / `QueryWriteStatus`         | `bytestream.rs`   |
+//!
+//! Rules that need no store sit beside them, each with its own tests: [`digest`] (digest
+//! functions, digest validation), [`resource_name`] (ByteStream resource names),
+//! [`bytestream_rules`] (Read ranges, zero-copy `ReadResponse` framing, Write offsets),
+//! `zstd_codec.rs` (bounded streaming zstd for `compressed-blobs/zstd/…`) and
+//! `capabilities.rs` (the GetCapabilities answer). `uploads.rs` keeps broken-off Writes for a
+//! resume.
+//!
+//! [`action_result`] (which blobs an ActionResult references, digest checks, the completeness
+//! check of a hit) is the one module the Bazel HTTP front-end shares, for its `/ac/` hits.
 //!
 //! Keys come from [`super::reapi_keys`], so the instance name is the namespace shared with the
 //! Bazel HTTP front-end: `PUT /team/cas/<h>` over HTTP and `team/blobs/<h>/<n>` over gRPC are
@@ -23,11 +35,16 @@
 //! ```
 
 mod action_cache;
-pub(crate) use action_cache::check_complete;
+pub mod action_result;
 mod bytestream;
+pub mod bytestream_rules;
 mod capabilities;
 mod cas;
+pub mod digest;
+pub mod methods;
+pub mod resource_name;
 mod uploads;
+mod zstd_codec;
 
 #[cfg(test)]
 mod tests;
@@ -38,12 +55,12 @@ use std::time::Duration;
 use bytes::Bytes;
 
 use crate::grpc::pb::build::bazel::remote::execution::v2 as reapi;
-use crate::grpc::reapi_methods::ReapiMethod;
-use crate::grpc::resource_name::{self, validate_digest};
 use crate::grpc::{CallContext, CallKind, GrpcService, RequestStream, ResponseSink, Status};
 use crate::store::{ContentDigest, DigestFunction, StoreError};
 
 use super::backend::Backend;
+use digest::{validate_digest, ReapiDigestFunction};
+use methods::ReapiMethod;
 use uploads::SuspendedUploads;
 
 /// Largest total of blob bytes in one BatchUpdateBlobs / BatchReadBlobs: 4 MiB message limit
@@ -261,26 +278,18 @@ pub fn status_of(error: &StoreError) -> Status {
     }
 }
 
-/// The store's digest function for the REAPI one.
-fn store_function(function: resource_name::DigestFunction) -> DigestFunction {
-    match function {
-        resource_name::DigestFunction::Sha256 => DigestFunction::Sha256,
-        resource_name::DigestFunction::Blake3 => DigestFunction::Blake3,
-    }
-}
-
 /// The digest function of a request's `digest_function` field (UNKNOWN = SHA-256).
-fn request_function(value: i32) -> Result<resource_name::DigestFunction, Status> {
-    resource_name::DigestFunction::from_proto(value).map_err(Status::from)
+fn request_function(value: i32) -> Result<DigestFunction, Status> {
+    DigestFunction::from_proto(value).map_err(Status::from)
 }
 
 /// A validated request digest: the store digest and the size.
 fn content_digest(
-    function: resource_name::DigestFunction,
+    function: DigestFunction,
     digest: &reapi::Digest,
 ) -> Result<(ContentDigest, u64), Status> {
     let size = validate_digest(function, &digest.hash, digest.size_bytes)?;
-    let parsed = ContentDigest::parse_hex(store_function(function), &digest.hash)
+    let parsed = ContentDigest::parse_hex(function, &digest.hash)
         .ok_or_else(|| Status::invalid_argument("hash is not lowercase hexadecimal"))?;
     Ok((parsed, size))
 }
