@@ -358,7 +358,7 @@ fn run_bazel_inner(
             return Ok((command_line, log));
         }
         Ok(finished) => (format!("failed with {}", finished.status), finished.stderr),
-        Err(error) if error.problem.starts_with("could not start") => {
+        Err(error) if error.kind == process::RunErrorKind::NotStarted => {
             let problem = format!("{} (is bazel installed?)", error.problem);
             (problem, error.stderr)
         }

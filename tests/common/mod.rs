@@ -19,14 +19,17 @@
 //! - [`grpc_client`]: an h2 + prost gRPC client on a glommio executor (`run_executor`,
 //!   `connect`, `unary`, `call`, raw streams).
 //! - [`require_real_client`]: the `TESSERA_SKIP_REAL_CLIENTS=1` switch. A test that needs an
-//!   external client (Bazel, Gradle, ccache, an S3 SDK, Python grpcio…) calls it first: it
-//!   returns true when the client is there, prints an explicit skip and returns false when it
-//!   is missing and the switch is set, and fails the test with the install hint otherwise.
+//!   external client (Bazel, Gradle, ccache, an S3 SDK, Python grpcio…) calls it first: with
+//!   the switch set it prints an explicit skip and returns false; otherwise it returns true
+//!   when the client is there and fails the test with the install hint when it is not.
+//!   ([`skip_real_client`] is the switch alone, for a client whose driver reports a missing
+//!   install itself.)
 //! - [`eventually`]: polls a condition with a bounded deadline (for what the server does
 //!   asynchronously: gauges settling, connections closing), never a fixed sleep.
 //! - [`bazel`], [`nginx`], [`buildgrid`]: real Bazel 4.2.3 and the reference caches that prove
-//!   the Bazel harness; [`external_server`] and [`process`] are the process plumbing under
-//!   them and under [`Tessera`].
+//!   the Bazel harness; [`cache_clients`]: the driver scripts of `tests/clients/` (Gradle,
+//!   ccache) and the bad-input checks every opaque-key front-end passes; [`external_server`]
+//!   and [`process`] are the process plumbing under them and under [`Tessera`].
 //!
 //! A new real-client test (Gradle, Nx, Turborepo, ccache, S3, …) looks like this:
 //!
@@ -64,6 +67,7 @@
 
 pub mod bazel;
 pub mod buildgrid;
+pub mod cache_clients;
 pub mod external_server;
 pub mod grpc_client;
 pub mod http_client;
@@ -81,26 +85,28 @@ pub use server::{run_tessera, verify, Tessera, TesseraBuilder};
 /// failure.
 pub const SKIP_REAL_CLIENTS_ENV: &str = "TESSERA_SKIP_REAL_CLIENTS";
 
-/// Decides whether a real-client test runs. Returns `true` when `available`; otherwise prints a
-/// skip notice and returns `false` if `TESSERA_SKIP_REAL_CLIENTS=1`, and panics with the install
-/// command if not: a missing client must never make a test pass silently.
+/// Decides whether a real-client test runs: `false` (after printing an explicit skip) when
+/// `TESSERA_SKIP_REAL_CLIENTS=1`; otherwise `true` when `available`, and a panic with the
+/// install command when not: a missing client must never make a test pass silently.
 pub fn require_real_client(client: &str, available: bool) -> bool {
-    if available {
-        return true;
-    }
-    if skip_real_clients() {
-        eprintln!("SKIPPED: {client} is not installed and {SKIP_REAL_CLIENTS_ENV}=1");
+    if skip_real_client(client) {
         return false;
     }
-    panic!(
+    assert!(
+        available,
         "{client} is not installed: run `bash tests/install-deps.sh` \
          (or set {SKIP_REAL_CLIENTS_ENV}=1 to skip real-client tests)"
     );
+    true
 }
 
-/// Whether `TESSERA_SKIP_REAL_CLIENTS=1`.
-pub fn skip_real_clients() -> bool {
-    std::env::var(SKIP_REAL_CLIENTS_ENV).as_deref() == Ok("1")
+/// True (after printing an explicit skip naming `client`) when `TESSERA_SKIP_REAL_CLIENTS=1`.
+pub fn skip_real_client(client: &str) -> bool {
+    if std::env::var(SKIP_REAL_CLIENTS_ENV).as_deref() != Ok("1") {
+        return false;
+    }
+    eprintln!("SKIPPED: {SKIP_REAL_CLIENTS_ENV}=1, {client} not run");
+    true
 }
 
 /// Poll interval of [`eventually`].

@@ -16,6 +16,7 @@
 
 use std::fs;
 use std::io::{self, Read};
+use std::os::unix::process::CommandExt;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
@@ -372,13 +373,27 @@ pub struct Finished {
 /// A one-shot command that could not be started or did not finish in time.
 #[derive(Debug)]
 pub struct RunError {
+    pub kind: RunErrorKind,
     pub problem: String,
     /// What it wrote before it was killed.
     pub stdout: String,
     pub stderr: String,
 }
 
-/// Runs `command` to completion, bounded by `timeout` (a command still running then is killed).
+/// Why [`run`] did not return a finished command.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RunErrorKind {
+    /// It could not be started (not installed, not executable) or its output not be set up.
+    NotStarted,
+    /// It ran past its timeout and was killed.
+    TimedOut,
+    /// It could not be waited for.
+    Lost,
+}
+
+/// Runs `command` to completion, bounded by `timeout`: a command still running then is killed
+/// with its whole process group (it runs in a group of its own, so that a script's children,
+/// a JVM for example, go with it).
 ///
 /// Output goes to files rather than pipes: a command may leave a daemon behind that inherits
 /// its output (the Bazel client starts a Bazel server), and a pipe would then never reach end
@@ -386,6 +401,7 @@ pub struct RunError {
 pub fn run(command: &mut Command, timeout: Duration) -> Result<Finished, RunError> {
     let program = command.get_program().to_string_lossy().into_owned();
     let failed = |problem: String| RunError {
+        kind: RunErrorKind::NotStarted,
         problem,
         stdout: String::new(),
         stderr: String::new(),
@@ -402,6 +418,7 @@ pub fn run(command: &mut Command, timeout: Duration) -> Result<Finished, RunErro
         .stdin(Stdio::null())
         .stdout(create(&stdout_path)?)
         .stderr(create(&stderr_path)?)
+        .process_group(0)
         .spawn()
         .map_err(|e| failed(format!("could not start `{program}`: {e}")))?;
     let deadline = Instant::now() + timeout;
@@ -409,12 +426,16 @@ pub fn run(command: &mut Command, timeout: Duration) -> Result<Finished, RunErro
         match child.try_wait() {
             Ok(Some(status)) => break Ok(status),
             Ok(None) if Instant::now() >= deadline => {
-                let _ = child.kill();
+                kill_group(&child);
                 let _ = child.wait();
-                break Err(format!("timed out after {} ms", timeout.as_millis()));
+                let problem = format!("timed out after {} ms", timeout.as_millis());
+                break Err((RunErrorKind::TimedOut, problem));
             }
             Ok(None) => std::thread::sleep(Duration::from_millis(POLL_INTERVAL_MS)),
-            Err(error) => break Err(format!("could not be waited for: {error}")),
+            Err(error) => {
+                let problem = format!("could not be waited for: {error}");
+                break Err((RunErrorKind::Lost, problem));
+            }
         }
     };
     let read = |path| String::from_utf8_lossy(&fs::read(path).unwrap_or_default()).into_owned();
@@ -425,10 +446,19 @@ pub fn run(command: &mut Command, timeout: Duration) -> Result<Finished, RunErro
             stdout,
             stderr,
         }),
-        Err(problem) => Err(RunError {
+        Err((kind, problem)) => Err(RunError {
+            kind,
             problem,
             stdout,
             stderr,
         }),
     }
+}
+
+/// SIGKILL to the process group that `child` leads (see [`run`]).
+fn kill_group(child: &Child) {
+    let group = libc::pid_t::try_from(child.id()).expect("a pid fits pid_t");
+    // SAFETY: kill(2) has no memory effects; the child is not reaped yet, so its pid, which is
+    // also its group id (`process_group(0)`), still names its group.
+    unsafe { libc::kill(-group, libc::SIGKILL) };
 }
