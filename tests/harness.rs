@@ -138,3 +138,44 @@ fn one_builder_call_applies_flags_env_config_and_a_grpc_port_and_restarts_keep_t
         server.full_log()
     );
 }
+
+#[test]
+fn a_one_shot_command_past_its_timeout_is_killed_with_its_children() {
+    // The script starts a child of its own, prints its pid, and waits for it far past the
+    // timeout.
+    let mut command = Command::new("sh");
+    command.args(["-c", "sleep 60 & echo $!; wait"]);
+    let started = std::time::Instant::now();
+    let error = common::process::run(&mut command, Duration::from_millis(500))
+        .expect_err("the command outlives its timeout");
+    assert_eq!(
+        error.kind,
+        common::process::RunErrorKind::TimedOut,
+        "{error:?}"
+    );
+    assert!(
+        started.elapsed() < Duration::from_millis(WAIT_MS),
+        "{error:?}"
+    );
+    let child: u32 = error
+        .stdout
+        .trim()
+        .parse()
+        .expect("the script printed its child's pid");
+    // Killed with the group: gone, or a zombie waiting for init to reap it.
+    common::eventually(
+        "the script's child to die",
+        Duration::from_millis(WAIT_MS),
+        || match std::fs::read_to_string(format!("/proc/{child}/stat")) {
+            Err(_) => Ok(()),
+            Ok(stat)
+                if stat
+                    .rsplit_once(") ")
+                    .is_some_and(|(_, rest)| rest.starts_with('Z')) =>
+            {
+                Ok(())
+            }
+            Ok(stat) => Err(format!("still running: {stat}")),
+        },
+    );
+}
