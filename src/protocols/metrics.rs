@@ -5,8 +5,8 @@
 //! |---|---|---|
 //! | `tessera_http_responses_total` | counter | `code` (HTTP status) |
 //! | `tessera_grpc_calls_total` | counter | `code` (numeric `grpc-status`) |
-//! | `tessera_store_objects`, `…_bytes_used`, `…_budget_bytes`, `…_segments`, `…_pending_reservations` | gauge | `shard` |
-//! | `tessera_store_hits_total`, `…_misses_total`, `…_corrupt_records_total`, `…_evicted_segments_total`, `…_copied_forward_total`, `…_no_space_total`, `…_checkpoints_total`, `…_background_errors_total` | counter | `shard` |
+//! | `tessera_store_objects`, `…_bytes_used`, `…_budget_bytes`, `…_effective_budget_bytes`, `…_degraded`, `…_segments`, `…_pending_reservations` | gauge | `shard` |
+//! | `tessera_store_hits_total`, `…_misses_total`, `…_corrupt_records_total`, `…_evicted_segments_total`, `…_copied_forward_total`, `…_no_space_total`, `…_filesystem_full_total`, `…_checkpoints_total`, `…_background_errors_total` | counter | `shard` |
 //!
 //! The server adds its own lines (connections) through [`ExtraMetrics`].
 
@@ -30,7 +30,7 @@ pub fn describe(out: &mut String, name: &str, kind: &str, help: &str) {
 type ShardField = fn(&ShardStats) -> u64;
 
 /// (name, type, help, field) of every per-shard metric.
-const SHARD_METRICS: [(&str, &str, &str, ShardField); 13] = [
+const SHARD_METRICS: [(&str, &str, &str, ShardField); 16] = [
     ("tessera_store_objects", "gauge", "Live records.", |s| {
         s.objects
     }),
@@ -45,6 +45,18 @@ const SHARD_METRICS: [(&str, &str, &str, ShardField); 13] = [
         "gauge",
         "The shard's share of max_size.",
         |s| s.budget_bytes,
+    ),
+    (
+        "tessera_store_effective_budget_bytes",
+        "gauge",
+        "The budget in force: min(share of max_size, bytes used + share of the filesystem's free space - reserve).",
+        |s| s.effective_budget_bytes,
+    ),
+    (
+        "tessera_store_degraded",
+        "gauge",
+        "1 when the shard cannot take a new segment: its filesystem is full and nothing is evictable.",
+        |s| u64::from(s.degraded),
     ),
     ("tessera_store_segments", "gauge", "Segment files.", |s| {
         s.segments
@@ -90,6 +102,12 @@ const SHARD_METRICS: [(&str, &str, &str, ShardField); 13] = [
         "counter",
         "Uploads refused for lack of evictable space (507).",
         |s| s.no_space,
+    ),
+    (
+        "tessera_store_filesystem_full_total",
+        "counter",
+        "Times the filesystem refused space (ENOSPC/EDQUOT) that the budget allowed; each was answered by eviction or a refusal.",
+        |s| s.filesystem_full,
     ),
     (
         "tessera_store_checkpoints_total",

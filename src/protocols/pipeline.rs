@@ -145,6 +145,10 @@ pub const DEFAULT_CONTENT_TYPE: &str = "application/octet-stream";
 /// The metadata name of the content type.
 const CONTENT_TYPE: &str = "content-type";
 
+/// What a client sees of an operating error (`Io`, `Corrupt`, …): the details (paths, OS
+/// errors) are in the server's log only.
+pub const INTERNAL_ERROR_TEXT: &str = "internal storage error (details are in the server log)";
+
 /// The precise HTTP status of a store error and the message a client may see. Operating
 /// errors (`Io`, `Corrupt`, …) are logged with their details here and reach the client only as
 /// a generic message: no server path or OS error text leaves the server.

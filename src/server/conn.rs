@@ -1,6 +1,7 @@
 //! Accepting connections and handing each to its wire layer.
 //!
-//! Every executor accepts on its own socket of the reuse-port group. A connection starts as
+//! Every executor accepts on its own socket of the reuse-port group, or on its duplicate of the
+//! one socket systemd passed. A connection starts as
 //! HTTP/1.1; the driver recognises the h2c prior-knowledge preface and returns it, and the
 //! stream then goes to the gRPC layer (`grpc::serve`) with the executor's REAPI services
 //! (`protocols::reapi`) over the same steering backend as the HTTP front-ends. Connections on
@@ -28,6 +29,7 @@ use crate::protocols::router::{HttpOptions, Router};
 use crate::store::DigestFunction;
 
 use super::coarse_timers::CoarseTimers;
+use super::handoff::Acceptor;
 use super::local_signal::LocalSignal;
 use super::steer::Steer;
 use super::{drained, Shared, FLAG_POLL_PERIOD};
@@ -203,13 +205,17 @@ pub fn grpc_limits(config: &Config) -> GrpcLimits {
 }
 
 /// Accepts until drain; each connection runs in its own task.
-pub async fn accept_loop(listener: TcpListener, context: Rc<Context>, grpc_only: bool) {
+/// `inherited`: the socket came from systemd and outlives the process, so accepting stops
+/// without cancelling a pending accept (`handoff`).
+pub async fn accept_loop(
+    listener: TcpListener,
+    context: Rc<Context>,
+    grpc_only: bool,
+    inherited: bool,
+) {
+    let mut acceptor = Acceptor::new(&listener, &context.shared.wake_ups, inherited);
     loop {
-        let accepted = or(async { Some(listener.accept().await) }, async {
-            context.clock.shutdown().await;
-            None
-        })
-        .await;
+        let accepted = acceptor.next(context.clock.shutdown()).await;
         let stream = match accepted {
             None => return,
             Some(Ok(stream)) => stream,

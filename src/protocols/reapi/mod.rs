@@ -258,7 +258,7 @@ impl<B: Backend + 'static> GrpcService for ReapiService<B> {
 /// * `DigestMismatch`, `Truncated`, `Overflow`, `MetaTooLarge` → INVALID_ARGUMENT: the bytes
 ///   do not match what the request said (REAPI: "the digest does not match the data").
 /// * `Unavailable` → UNAVAILABLE (a shard's executor is stopping).
-/// * anything else → INTERNAL.
+/// * anything else → INTERNAL, with a generic message (the details go to the log).
 pub fn status_of(error: &StoreError) -> Status {
     let message = error.to_string();
     match error {
@@ -272,8 +272,9 @@ pub fn status_of(error: &StoreError) -> Status {
         | StoreError::MetaTooLarge { .. } => Status::invalid_argument(message),
         StoreError::Unavailable { .. } => Status::new(crate::grpc::Code::Unavailable, message),
         _ => {
+            // Operating errors carry server paths and OS errors: logged, never sent.
             tracing::error!(%error, "store error");
-            Status::internal(message)
+            Status::internal(crate::protocols::pipeline::INTERNAL_ERROR_TEXT)
         }
     }
 }
