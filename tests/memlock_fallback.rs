@@ -84,7 +84,7 @@ fn unprivileged_wrapper() -> Vec<String> {
 
 /// Starts the server through `wrapper` and checks it runs with the intended limit.
 fn start_under(wrapper: &[String]) -> Tessera {
-    let mut server = Tessera::builder().wrapper(wrapper).start();
+    let server = Tessera::builder().wrapper(wrapper).start();
     let pid = server.pid();
     assert_eq!(
         memlock_limit_bytes(pid),

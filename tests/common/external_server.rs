@@ -176,7 +176,7 @@ impl ExternalServer {
             return Ok(());
         };
         if !process.signal(signal) {
-            return Ok(()); // already exited (and now reaped)
+            return Ok(()); // already exited and reaped
         }
         if process
             .wait_for_exit(Duration::from_millis(STOP_TIMEOUT_MS))

@@ -2,11 +2,13 @@
 //! binary, a client or a reference server does it through this module (`mod common;`).
 //!
 //! - [`Tessera`] ([`server`]): `tessera serve` on a fresh temporary data directory, started
-//!   through [`Tessera::builder`] with any extra CLI flags, environment variables, a config file
-//!   given as TOML text, a fixed or kernel-picked main port, an extra `--grpc-listen` port, an
-//!   existing data directory or a command prefix (`prlimit`, `capsh`). `start()` returns once
-//!   the ready line `tessera listening on ADDR[ grpc=ADDR] shards=N executors=M` is out and
-//!   panics with the server's log if it is not. Stdout and stderr are drained for the whole life
+//!   through [`Tessera::builder`] with any extra CLI flags, environment variables (set or
+//!   removed), a config file given as TOML text, a fixed or kernel-picked main port, an extra
+//!   `--grpc-listen` port, an existing data directory, a test-sized store (`small_store`), a
+//!   command prefix (`prlimit`, `capsh`, `setpriv`, a seccomp launcher) or a whole command
+//!   line of its own (an installed unit's `ExecStart`). `start()` returns once the ready line
+//!   `tessera listening on ADDR[ grpc=ADDR] shards=N executors=M` is out and panics with the
+//!   server's log if it is not; `try_start()` returns that failure instead. Stdout and stderr are drained for the whole life
 //!   of the process (it never blocks on a full pipe) and stay available to assertions:
 //!   [`Tessera::recent_log`], [`Tessera::wait_for_log`], [`Tessera::stdout_lines`]. Stop with
 //!   SIGTERM ([`Tessera::stop_expecting_exit_0`], [`Tessera::send_sigterm`]) or SIGKILL
@@ -24,6 +26,7 @@
 //!   when the client is there and fails the test with the install hint when it is not.
 //!   ([`skip_real_client`] is the switch alone, for a client whose driver reports a missing
 //!   install itself.)
+//! - [`loop_fs`]: a small loop-mounted ext4 of a test's own, to fill the disk for real.
 //! - [`eventually`]: polls a condition with a bounded deadline (for what the server does
 //!   asynchronously: gauges settling, connections closing), never a fixed sleep.
 //! - [`bazel`], [`nginx`], [`buildgrid`]: real Bazel 4.2.3 and the reference caches that prove
@@ -71,6 +74,7 @@ pub mod cache_clients;
 pub mod external_server;
 pub mod grpc_client;
 pub mod http_client;
+pub mod loop_fs;
 pub mod nginx;
 pub mod process;
 pub mod server;

@@ -300,9 +300,16 @@ impl Process {
         self.try_exit().is_none()
     }
 
-    /// Sends `signal` (e.g. `libc::SIGTERM`); returns false if the process had already exited.
-    pub fn signal(&mut self, signal: libc::c_int) -> bool {
-        if !self.is_running() {
+    /// Whether the process has been reaped (its exit status is known). Until then its pid
+    /// cannot be reused, even once it has exited.
+    pub fn reaped(&self) -> bool {
+        self.exit.is_some()
+    }
+
+    /// Sends `signal` (e.g. `libc::SIGTERM`); returns false if the process was already reaped.
+    /// (A process that has exited but is not reaped yet takes the signal without effect.)
+    pub fn signal(&self, signal: libc::c_int) -> bool {
+        if self.reaped() {
             return false;
         }
         let pid = libc::pid_t::try_from(self.child.id()).expect("a pid fits pid_t");

@@ -90,11 +90,14 @@ pub fn parse_ready_line(line: &str) -> Option<ReadyLine> {
 pub struct TesseraBuilder {
     args: Vec<String>,
     env: Vec<(String, String)>,
+    env_removed: Vec<String>,
     config: Option<String>,
     port: u16,
     grpc_port: Option<u16>,
     data_dir: Option<PathBuf>,
+    small_store: bool,
     wrapper: Vec<String>,
+    command_line: Option<Vec<String>>,
 }
 
 impl TesseraBuilder {
@@ -131,6 +134,12 @@ impl TesseraBuilder {
         self
     }
 
+    /// Removes a variable the test runner's environment would pass on (e.g. `NOTIFY_SOCKET`).
+    pub fn env_remove(mut self, name: impl AsRef<str>) -> Self {
+        self.env_removed.push(name.as_ref().to_string());
+        self
+    }
+
     /// A config file with this TOML text, written next to the data directory and passed as
     /// `--config FILE` ([`Tessera::config_path`]).
     pub fn config(mut self, toml: &str) -> Self {
@@ -162,6 +171,28 @@ impl TesseraBuilder {
         self
     }
 
+    /// A test-sized store: `--max-size 512MiB --segment-size 16MiB`, and `--executors 2` unless
+    /// the arguments name their own executor count.
+    pub fn small_store(mut self) -> Self {
+        self.small_store = true;
+        self
+    }
+
+    /// Runs this command line instead of `tessera serve` with the harness's flags (e.g. the
+    /// `ExecStart` of an installed unit, with its own binary and config file); the port, data
+    /// directory, gRPC, config and store options do not apply to it. Ready line, output,
+    /// signals, restarts and the wrapper work as for any start.
+    pub fn command_line<S: AsRef<str>>(
+        mut self,
+        program: impl AsRef<str>,
+        args: impl IntoIterator<Item = S>,
+    ) -> Self {
+        let mut argv = vec![program.as_ref().to_string()];
+        argv.extend(args.into_iter().map(|a| a.as_ref().to_string()));
+        self.command_line = Some(argv);
+        self
+    }
+
     /// Runs the server through a command prefix, e.g. `["prlimit", "--memlock=1048576"]`; the
     /// prefix must end up `exec`ing its arguments, so that the process the harness signals is
     /// the server.
@@ -173,6 +204,12 @@ impl TesseraBuilder {
     /// Starts the server and waits for its ready line; panics (quoting its log) if it does
     /// not print one within [`READY_TIMEOUT_MS`].
     pub fn start(self) -> Tessera {
+        self.try_start().unwrap_or_else(|error| panic!("{error}"))
+    }
+
+    /// Like [`TesseraBuilder::start`], for a test in which the start may fail: `Err` says how
+    /// (with the log) instead of a panic. A command that cannot be run at all still panics.
+    pub fn try_start(self) -> Result<Tessera, StartError> {
         let temp = tempfile::Builder::new()
             .prefix("tessera-it-")
             .tempdir()
@@ -193,10 +230,35 @@ impl TesseraBuilder {
             ready: None,
             earlier_logs: String::new(),
         };
-        server.spawn();
-        server
+        server.spawn()?;
+        Ok(server)
     }
 }
+
+/// A start that printed no ready line.
+#[derive(Debug)]
+pub struct StartError {
+    /// What went wrong, in a sentence.
+    pub problem: String,
+    /// The exit status, if the process exited.
+    pub status: Option<ExitStatus>,
+    /// The log (stderr) of that start.
+    pub log: String,
+    /// Everything else worth quoting (earlier starts' logs, sockets on a fixed port).
+    pub context: String,
+}
+
+impl std::fmt::Display for StartError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} (exit status {:?}); log:\n{}{}",
+            self.problem, self.status, self.log, self.context
+        )
+    }
+}
+
+impl std::error::Error for StartError {}
 
 /// A `tessera serve` process (or a stopped one that can be restarted on the same data directory).
 pub struct Tessera {
@@ -279,9 +341,9 @@ impl Tessera {
         self.process.as_mut().expect("the server was started")
     }
 
-    /// The process id; panics once the process has exited (its pid may be reused).
-    pub fn pid(&mut self) -> u32 {
-        assert!(self.is_running(), "the server is not running");
+    /// The process id; panics once the process has been reaped (its pid may be reused).
+    pub fn pid(&self) -> u32 {
+        assert!(!self.process().reaped(), "the server is not running");
         self.process().pid()
     }
 
@@ -321,13 +383,13 @@ impl Tessera {
     }
 
     /// Sends `signal` (e.g. `libc::SIGHUP`) to the running server.
-    pub fn signal(&mut self, signal: libc::c_int) {
-        let sent = self.process_mut().signal(signal);
+    pub fn signal(&self, signal: libc::c_int) {
+        let sent = self.process().signal(signal);
         assert!(sent, "signal {signal} to a server that is not running");
     }
 
     /// Sends SIGTERM and returns at once (the test watches the drain itself).
-    pub fn send_sigterm(&mut self) {
+    pub fn send_sigterm(&self) {
         self.signal(libc::SIGTERM);
     }
 
@@ -377,7 +439,7 @@ impl Tessera {
     pub fn restart(&mut self) {
         self.kill9();
         self.ports = (self.options.port, self.options.grpc_port);
-        self.spawn();
+        self.spawn().unwrap_or_else(|error| panic!("{error}"));
     }
 
     /// Like [`Tessera::restart`], with other extra arguments from now on.
@@ -392,45 +454,60 @@ impl Tessera {
         self.kill9();
         let ready = self.ready_line();
         self.ports = (ready.addr.port(), ready.grpc_addr.map(|a| a.port()));
-        self.spawn();
+        self.spawn().unwrap_or_else(|error| panic!("{error}"));
     }
 
     fn command(&self) -> Command {
-        let (port, grpc_port) = self.ports;
-        let mut command = match self.options.wrapper.split_first() {
-            Some((program, prefix)) => {
-                let mut command = Command::new(program);
-                command.args(prefix).arg(tessera_binary());
-                command
-            }
-            None => Command::new(tessera_binary()),
+        let serve = match &self.options.command_line {
+            Some(argv) => argv.clone(),
+            None => self.serve_argv(),
         };
+        let argv: Vec<&String> = self.options.wrapper.iter().chain(&serve).collect();
+        let mut command = Command::new(argv[0]);
+        command.args(&argv[1..]);
         without_inherited_settings(&mut command);
-        command
-            .arg("serve")
-            .arg("--listen")
-            .arg(format!("127.0.0.1:{port}"))
-            .arg("--data")
-            .arg(&self.data);
-        if let Some(grpc_port) = grpc_port {
-            command
-                .arg("--grpc-listen")
-                .arg(format!("127.0.0.1:{grpc_port}"));
+        for name in &self.options.env_removed {
+            command.env_remove(name);
         }
-        if let Some(config) = &self.config_path {
-            command.arg("--config").arg(config);
-        }
-        command.args(&self.options.args);
         command.envs(self.options.env.iter().map(|(k, v)| (k, v)));
         command
     }
 
-    fn spawn(&mut self) {
+    /// `tessera serve` with the harness's flags, then the test's own.
+    fn serve_argv(&self) -> Vec<String> {
+        let (port, grpc_port) = self.ports;
+        let mut argv = vec![tessera_binary().to_string(), "serve".to_string()];
+        argv.extend(["--listen".to_string(), format!("127.0.0.1:{port}")]);
+        argv.extend(["--data".to_string(), self.data.display().to_string()]);
+        if let Some(grpc_port) = grpc_port {
+            argv.extend([
+                "--grpc-listen".to_string(),
+                format!("127.0.0.1:{grpc_port}"),
+            ]);
+        }
+        if let Some(config) = &self.config_path {
+            argv.extend(["--config".to_string(), config.display().to_string()]);
+        }
+        if self.options.small_store {
+            if !self.options.args.iter().any(|a| a == "--executors") {
+                argv.extend(["--executors".to_string(), "2".to_string()]);
+            }
+            for flag in ["--max-size", "512MiB", "--segment-size", "16MiB"] {
+                argv.push(flag.to_string());
+            }
+        }
+        argv.extend(self.options.args.iter().cloned());
+        argv
+    }
+
+    fn spawn(&mut self) -> Result<(), StartError> {
         if let Some(earlier) = self.process.take() {
             earlier.settle_output();
             self.earlier_logs.push_str(&earlier.stderr().text());
         }
         self.ready = None;
+        // Not even started (a wrapper that is not installed): a broken test setup, never an
+        // outcome a test may expect.
         let process = Process::spawn("tessera serve", self.command())
             .unwrap_or_else(|error| panic!("{error}"));
         let first_line = process
@@ -439,42 +516,52 @@ impl Tessera {
         self.process = Some(process);
         match first_line {
             Ok(line) => match parse_ready_line(&line) {
-                Some(ready) => self.ready = Some(ready),
+                Some(ready) => {
+                    self.ready = Some(ready);
+                    Ok(())
+                }
                 None => {
-                    self.kill9();
-                    self.process().settle_output();
-                    panic!(
-                        "the first stdout line of tessera serve is not a ready line: {line:?}\n\
-                         log:\n{}",
-                        self.recent_log()
+                    let problem = format!(
+                        "the first stdout line of tessera serve is not a ready line: {line:?}"
                     );
+                    Err(self.failed_start(problem, None))
                 }
             },
-            Err(end) => self.no_ready_line(end),
+            Err(end) => {
+                let problem = format!("tessera serve printed no ready line ({end:?})");
+                Err(self.failed_start(problem, Some(end)))
+            }
         }
     }
 
-    /// Panics with everything known about a start that printed no ready line.
-    fn no_ready_line(&mut self, end: WaitEnd) -> ! {
+    /// Everything known about a start that printed no ready line; the process is killed.
+    fn failed_start(&mut self, problem: String, end: Option<WaitEnd>) -> StartError {
         let process = self.process_mut();
         let status = match end {
             // Closed stdout: the process is exiting; give it a moment to be reaped.
-            WaitEnd::Closed => process.wait_for_exit(Duration::from_millis(EXIT_TIMEOUT_MS)),
-            WaitEnd::TimedOut => process.try_exit(),
+            Some(WaitEnd::Closed) => process.wait_for_exit(Duration::from_millis(EXIT_TIMEOUT_MS)),
+            _ => process.try_exit(),
         };
         process.kill9();
         process.settle_output();
         let port = self.ports.0;
-        let port_sockets = if port == 0 {
-            String::new()
-        } else {
-            sockets_on_port(port)
-        };
-        panic!(
-            "tessera serve printed no ready line ({end:?}; exit status {status:?}); log of every \
-             start on this data directory:\n{}\nsockets on port {port}:\n{port_sockets}",
-            self.full_log()
-        );
+        let mut context = String::new();
+        if !self.earlier_logs.is_empty() {
+            context.push_str("\nlogs of the earlier starts on this data directory:\n");
+            context.push_str(&self.earlier_logs);
+        }
+        if port != 0 && self.options.command_line.is_none() {
+            context.push_str(&format!(
+                "\nsockets on port {port}:\n{}",
+                sockets_on_port(port)
+            ));
+        }
+        StartError {
+            problem,
+            status,
+            log: self.recent_log(),
+            context,
+        }
     }
 }
 
