@@ -28,17 +28,7 @@ fn bazel_grpc_cache_hits_after_clean_and_restart_with_separate_instances() {
     if !common::require_real_client("bazel (Debian bazel-bootstrap)", bazel::bazel_available()) {
         return;
     }
-    let mut tessera = Tessera::start(
-        &[
-            "--executors",
-            "2",
-            "--max-size",
-            "512MiB",
-            "--segment-size",
-            "16MiB",
-        ],
-        &[],
-    );
+    let mut tessera = Tessera::builder().small_store().start();
     let session = BazelSession::new().expect("copy the Bazel workspace");
     let instance_x = ["--remote_instance_name=x"];
 

@@ -39,23 +39,9 @@ const READ: &str = "/google.bytestream.ByteStream/Read";
 const WRITE: &str = "/google.bytestream.ByteStream/Write";
 const QUERY_WRITE_STATUS: &str = "/google.bytestream.ByteStream/QueryWriteStatus";
 
-/// Starts Tessera on a fresh data directory with a 512 MiB budget of 16 MiB segments, two
-/// executors unless `extra` names its own, and the flags `extra`.
+/// Starts Tessera on a fresh data directory with a small store and the flags `extra`.
 fn start(extra: &[&str]) -> Tessera {
-    tessera_with(Tessera::builder(), extra)
-}
-
-fn tessera_with(builder: common::TesseraBuilder, extra: &[&str]) -> Tessera {
-    let executors: &[&str] = if extra.contains(&"--executors") {
-        &[]
-    } else {
-        &["--executors", "2"]
-    };
-    builder
-        .args(executors)
-        .args(["--max-size", "512MiB", "--segment-size", "16MiB"])
-        .args(extra)
-        .start()
+    Tessera::builder().small_store().args(extra).start()
 }
 
 /// Starts Tessera with `extra` flags on a fresh data directory and runs `test` on a glommio
@@ -684,7 +670,7 @@ fn bad_writes_are_invalid_argument_and_store_nothing() {
 
 #[test]
 fn garbage_http2_frames_get_goaway_and_the_server_serves_on() {
-    let tessera = tessera_with(Tessera::builder().grpc_listen(), &[]);
+    let tessera = Tessera::builder().small_store().grpc_listen().start();
     let addrs = [
         tessera.addr(),
         tessera.grpc_addr().expect("grpc= in the announcement"),
