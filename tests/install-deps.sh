@@ -51,6 +51,11 @@ want mount
 # libseccomp's Python binding for Debian's python3, to run the server under the unit's system
 # call filter (tests/systemd_unit.rs, tests/seccomp_exec.py).
 want python3-seccomp
+# Node.js and npm for the Nx and Turborepo clients (tests/clients/). The machine image carries
+# Node 20 with its own npm; a bare Debian 12 gets Debian's nodejs 18.20 and npm 9.2, on which the
+# pinned packages below run too (checked with both).
+command -v node >/dev/null 2>&1 || want nodejs
+command -v npm >/dev/null 2>&1 || want npm
 
 if [ ${#need_apt[@]} -gt 0 ]; then
   export DEBIAN_FRONTEND=noninteractive
@@ -98,4 +103,26 @@ ansible_lint_version="26.10.1"
 if ! "$ansible_venv/bin/python" -c "import importlib.metadata as m, sys; sys.exit(m.version('ansible-core') != '$ansible_core_version' or m.version('ansible-lint') != '$ansible_lint_version')" 2>/dev/null; then
   python3 -m venv "$ansible_venv"
   "$ansible_venv/bin/pip" install -q --disable-pip-version-check "ansible-core==$ansible_core_version" "ansible-lint==$ansible_lint_version"
+fi
+
+# Nx and Turborepo, the real clients of tests/clients/{nx,turbo}/run.sh, and
+# turborepo-remote-cache, the peer Turborepo cache server for benchmarks: pinned, in one npm
+# prefix outside the repository (the drivers read TESSERA_NODE_CLIENTS, default below). nx 24.0.6
+# is the newest nx; it and turbo run on Node 18 and 20 (turborepo-remote-cache declares Node >= 20
+# but serves on 18). --ignore-scripts: nx's postinstall only checks for Nx Cloud, the others have
+# none, and npm 11 would skip it anyway.
+node_clients="${TESSERA_NODE_CLIENTS:-/opt/tessera-tests/node-clients}"
+node_client_packages=(nx@24.0.6 turbo@2.11.11 turborepo-remote-cache@2.12.0)
+node_clients_installed() {
+  local spec name version
+  for spec in "${node_client_packages[@]}"; do
+    name="${spec%@*}"; version="${spec##*@}"
+    [ "$(node -p "require('$node_clients/node_modules/$name/package.json').version" 2>/dev/null)" = "$version" ] || return 1
+  done
+  [ -x "$node_clients/node_modules/.bin/nx" ] && [ -x "$node_clients/node_modules/.bin/turbo" ]
+}
+if ! node_clients_installed; then
+  mkdir -p "$node_clients"
+  npm install --prefix "$node_clients" --save-exact --ignore-scripts --no-audit --no-fund \
+    --loglevel=error "${node_client_packages[@]}"
 fi

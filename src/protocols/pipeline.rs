@@ -132,6 +132,15 @@ pub trait Dialect {
     fn kept_headers(&self) -> &'static [&'static str] {
         &[]
     }
+
+    /// Largest body of a PUT refused before its first byte (too large, no space, …) that is
+    /// read to its end and dropped before the answer, so that a client still sending it reads
+    /// the answer instead of a reset. 0 (the default): the answer goes out at once and the
+    /// driver closes the connection after at most its drain bound, which suits clients that
+    /// take a reset like the refusal.
+    fn refused_body_drain_bytes_max(&self) -> u64 {
+        0
+    }
 }
 
 /// The default dialect: precise statuses, plain-text messages.
@@ -313,7 +322,10 @@ impl<B: Backend, D: Dialect> Transfer<'_, B, D> {
             Err(error) => {
                 // Refused before the body was read: the client may still be sending it, and a
                 // client waiting for `100 Continue` never will, so the driver decides whether
-                // the connection can be reused.
+                // the connection can be reused (unless the dialect has the body read first).
+                if spooled.is_none() {
+                    self.drain_refused_body(request).await?;
+                }
                 return self.refuse_store(responder, Op::Put, &error).await;
             }
         };
@@ -334,6 +346,23 @@ impl<B: Backend, D: Dialect> Transfer<'_, B, D> {
             Err(StoreError::Exists) => self.dialect.exists().send(responder).await,
             Err(error) => self.refuse_store(responder, Op::Put, &error).await,
         }
+    }
+
+    /// Before the answer to a PUT refused unread: reads and drops its body when the dialect
+    /// asks for it and the declared length is within the dialect's bound, so the client
+    /// finishes sending, reads the answer as it would a stored upload's, and keeps the
+    /// connection. A client waiting for `100 Continue` sends no body and is not asked for one;
+    /// a client that goes away mid-body gets no answer, as on any upload.
+    async fn drain_refused_body(&self, request: &mut Request<'_>) -> io::Result<()> {
+        let bytes_max = self.dialect.refused_body_drain_bytes_max();
+        let within = request
+            .body
+            .declared_len()
+            .is_some_and(|len| len <= bytes_max);
+        if within && !request.head.expect_continue {
+            discard_body(&mut request.body).await?;
+        }
+        Ok(())
     }
 
     /// DELETE of `key`: 200 when something was deleted, else the dialect's miss.

@@ -152,13 +152,19 @@ impl Context {
 }
 
 /// The HTTP/1.1 limits from the configuration (the rest keep the wire layer's defaults).
+///
+/// The wire layer's body bound is not `max_blob_size`: a body over it must reach the front-end,
+/// whose store reservation refuses it before a body byte is read, in the client's dialect. A
+/// 413 from the wire layer would bypass the dialect, and Nx fails the user's task on a 413
+/// (reference/clients.md §5; `NxDialect` answers 403). The wire bound stays the larger of its
+/// own default and `max_blob_size`, so it never refuses a body the store would take.
 pub fn http_limits(config: &Config) -> Limits {
     Limits {
         head_timeout: config.header_read_timeout,
         idle_timeout: config.idle_timeout,
         body_stall_timeout: config.body_stall_timeout,
         write_stall_timeout: config.write_stall_timeout,
-        body_bytes_max: config.max_blob_bytes,
+        body_bytes_max: config.max_blob_bytes.max(http1::BODY_BYTES_MAX),
         ..Limits::default()
     }
 }

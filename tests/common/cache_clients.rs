@@ -1,6 +1,7 @@
-//! What the Gradle and ccache tests share: a real client's driver script from `tests/clients/`
-//! run against the server (bounded and timed), the switch that skips real clients, and the
-//! bad-input checks every opaque-key front-end must pass.
+//! What the real-client tests (Gradle, ccache, Nx, Turborepo) share: a client's driver script
+//! from `tests/clients/` run against the server (bounded and timed), the switch that skips real
+//! clients, the server's answers by status, and the bad-input checks every opaque-key front-end
+//! must pass.
 //!
 //! ```ignore
 //! if common::skip_real_client("Gradle") { return; }
@@ -36,6 +37,15 @@ pub struct DriverRun {
     pub summary: String,
     /// Wall time of the whole driver, client start-up included.
     pub elapsed: Duration,
+}
+
+impl DriverRun {
+    /// The value of `key` in a summary of `key=value` words (`summary: client=nx second=miss`).
+    pub fn value(&self, key: &str) -> Option<&str> {
+        self.summary
+            .split(' ')
+            .find_map(|word| word.strip_prefix(key)?.strip_prefix('='))
+    }
 }
 
 /// Runs `tests/clients/<client>/run.sh <args> <url>` to completion (bounded by
@@ -106,6 +116,21 @@ pub fn stored_objects(addr: SocketAddr) -> u64 {
             value.parse::<u64>().expect("an integer sample")
         })
         .sum()
+}
+
+/// The server's `tessera_http_responses_total` counters: how many HTTP/1.1 responses it sent
+/// with each status since it started.
+pub fn response_counts(addr: SocketAddr) -> std::collections::BTreeMap<u16, u64> {
+    let page = http_client::get(addr, "/metrics");
+    assert_eq!(page.status, 200, "GET /metrics: {page:?}");
+    let prefix = "tessera_http_responses_total{code=\"";
+    page.text()
+        .lines()
+        .filter_map(|line| {
+            let (code, value) = line.strip_prefix(prefix)?.split_once("\"} ")?;
+            Some((code.parse().ok()?, value.trim().parse().ok()?))
+        })
+        .collect()
 }
 
 /// GET, HEAD and PUT of every path in `paths` answer 400 (with a message, except HEAD), and
