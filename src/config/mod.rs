@@ -121,6 +121,8 @@ pub struct Config {
     /// A client that reads none of a response for this long is dropped.
     pub write_stall_timeout: Duration,
     pub drain_timeout: Duration,
+    /// On SIGTERM, how long `/ready` answers 503 before the drain starts.
+    pub drain_delay: Duration,
     /// Accept BLAKE3 64-hex keys on the Bazel HTTP cache (`/cas/<hash>` with no function in the
     /// path is ambiguous; SHA-256 is assumed unless this is set).
     pub bazel_http_blake3: bool,
@@ -155,6 +157,7 @@ impl Config {
             body_stall_timeout: Duration::ZERO,
             write_stall_timeout: Duration::ZERO,
             drain_timeout: Duration::ZERO,
+            drain_delay: Duration::ZERO,
             bazel_http_blake3: false,
             log: String::new(),
             mount_defaults: false,

@@ -8,6 +8,7 @@ pub mod ccache;
 #[cfg(test)]
 mod front_end_tests;
 pub mod gradle;
+pub mod health;
 pub mod metrics;
 pub mod mounts;
 pub mod nx;

@@ -100,7 +100,7 @@ impl MountTable {
             ));
         }
         text.push_str("  gRPC (REAPI v2) on the same port, namespace bazel[/INSTANCE]\n");
-        text.push_str("Also: /healthz, /metrics\n");
+        text.push_str("Also: /healthz, /ready, /metrics\n");
         text
     }
 }

@@ -4,6 +4,7 @@
 //! | path                    | answer                                              |
 //! |-------------------------|-----------------------------------------------------|
 //! | `/healthz`              | liveness: 200 `ok`                                  |
+//! | `/ready`                | readiness: 200 or 503 with a JSON body (`health`)   |
 //! | `/metrics`              | Prometheus text (`metrics`)                         |
 //! | `/` (GET, HEAD)         | a short plain-text index of what is mounted where   |
 //! | a mounted prefix        | that mount's front-end, in its namespace            |
@@ -16,6 +17,7 @@ use crate::http1::{Request, Responder, Service};
 use crate::store::DigestFunction;
 
 use super::backend::{Backend, Identity, Namespace, Protocol, RequestContext};
+use super::health::{self, Phase};
 use super::metrics::{self, ExtraMetrics};
 use super::mounts::{FrontEnd, MountTable};
 use super::pipeline::{status_of, Dialect, Transfer};
@@ -90,7 +92,12 @@ pub struct Router<B> {
     spool: SpoolBudget,
     /// The server's own lines on `/metrics`.
     extra_metrics: Option<ExtraMetrics>,
+    /// The node's phase for `/ready`; without one (tests of a bare router) it is ready.
+    phase: Option<PhaseSource>,
 }
+
+/// Where `/ready` reads the node's phase (the server's shared flags).
+pub type PhaseSource = Rc<dyn Fn() -> Phase>;
 
 impl<B: Backend> Router<B> {
     pub fn new(backend: Rc<B>, options: HttpOptions) -> Self {
@@ -99,7 +106,14 @@ impl<B: Backend> Router<B> {
             options,
             spool: SpoolBudget::default(),
             extra_metrics: None,
+            phase: None,
         }
+    }
+
+    /// Lets `/ready` report the server's phase (starting, ready, stopping).
+    pub fn with_phase(mut self, phase: PhaseSource) -> Self {
+        self.phase = Some(phase);
+        self
     }
 
     /// Adds the server's own metrics (connections) to `/metrics`.
@@ -116,7 +130,7 @@ impl<B: Backend> Router<B> {
         responder: &mut Responder<'_>,
     ) -> Option<io::Result<()>> {
         let name = match path {
-            "/healthz" | "/metrics" | "/" => path,
+            "/healthz" | "/ready" | "/metrics" | "/" => path,
             _ => return None,
         };
         if !matches!(request.head.method, "GET" | "HEAD") {
@@ -128,12 +142,23 @@ impl<B: Backend> Router<B> {
         }
         Some(match name {
             "/healthz" => responder.send_text(200, "ok").await,
+            "/ready" => self.ready(responder).await,
             "/" => {
                 let index = self.options.mounts.index_text();
                 responder.send_text(200, index.trim_end()).await
             }
             _ => self.metrics(responder).await,
         })
+    }
+
+    async fn ready(&self, responder: &mut Responder<'_>) -> io::Result<()> {
+        let phase = self.phase.as_ref().map_or(Phase::Ready, |phase| phase());
+        let shards = self.backend.stats().await;
+        let degraded = health::degraded_parts(shards.as_deref());
+        let (status, body) = health::render(phase, degraded);
+        responder.header("content-type", "application/json")?;
+        responder.header("cache-control", "no-store")?;
+        responder.send(status, body.as_bytes()).await
     }
 
     async fn metrics(&self, responder: &mut Responder<'_>) -> io::Result<()> {

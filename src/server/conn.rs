@@ -114,7 +114,11 @@ impl Context {
         );
         Rc::new(Context {
             router: Router::new(steer, options)
-                .with_extra_metrics(connection_metrics(shared.clone(), config.max_connections)),
+                .with_extra_metrics(connection_metrics(shared.clone(), config.max_connections))
+                .with_phase({
+                    let shared = shared.clone();
+                    Rc::new(move || shared.readiness())
+                }),
             limits: http_limits(config),
             reapi: Rc::new(reapi),
             grpc_limits: Rc::new(grpc_limits(config)),

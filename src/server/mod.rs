@@ -75,8 +75,16 @@ impl From<StoreError> for ServerError {
 /// State shared by the starting thread, the signal thread and all executors (atomics only).
 #[derive(Default)]
 pub struct Shared {
-    /// Set by SIGTERM/SIGINT or by a failing executor: stop accepting and drain.
+    /// Set once every executor has opened its shards: `/ready` may answer 200.
+    pub ready: AtomicBool,
+    /// Set by the first SIGTERM/SIGINT (and by every drain): `/ready` answers 503 from now on,
+    /// while everything else keeps serving for `drain_delay` before the drain starts.
+    pub stopping: AtomicBool,
+    /// Set by SIGTERM/SIGINT (after `drain_delay`) or by a failing executor: stop accepting
+    /// and drain.
     pub drain: AtomicBool,
+    /// `drain_delay`: how long the signal thread waits between `stopping` and `drain`.
+    pub drain_delay: Duration,
     /// Executors whose connections have all finished (or timed out) after drain.
     connections_done: AtomicUsize,
     /// Open client connections of the whole process, for the exact `max_connections` limit.
@@ -92,7 +100,28 @@ impl Shared {
         self.drain.load(Ordering::Acquire)
     }
     pub fn start_drain(&self) {
+        self.stopping.store(true, Ordering::Release);
         self.drain.store(true, Ordering::Release);
+    }
+    /// A stop was asked for (the drain may not have started yet: `drain_delay`).
+    pub fn stopping(&self) -> bool {
+        self.stopping.load(Ordering::Acquire)
+    }
+    /// Marks the node as leaving rotation: `/ready` answers 503 from now on.
+    pub fn start_stopping(&self) {
+        self.stopping.store(true, Ordering::Release);
+    }
+    /// What `/ready` reports: starting until every shard is open, stopping once a stop was
+    /// asked for, else ready.
+    pub fn readiness(&self) -> crate::protocols::health::Phase {
+        use crate::protocols::health::Phase;
+        if self.stopping() {
+            Phase::Stopping
+        } else if self.ready.load(Ordering::Acquire) {
+            Phase::Ready
+        } else {
+            Phase::Starting
+        }
     }
 }
 
@@ -131,7 +160,10 @@ pub fn run(mut config: Config) -> Result<(), ServerError> {
             None => None,
         };
 
-    let shared = Arc::new(Shared::default());
+    let shared = Arc::new(Shared {
+        drain_delay: config.drain_delay,
+        ..Shared::default()
+    });
     signals::spawn_watcher(shared.clone());
     // Every clone of the mesh builder is made here, before any executor runs, and each executor
     // gets its own by move: glommio 0.9's `MeshBuilder` keeps its peer list in an `Rc` (marked
@@ -167,6 +199,7 @@ pub fn run(mut config: Config) -> Result<(), ServerError> {
         shared.start_drain();
         return Err(ServerError::Executor(error));
     }
+    shared.ready.store(true, Ordering::Release);
     announce(bound, grpc.as_ref().map(|(_, a)| *a), shards, executors);
     let mut first_error = None;
     for handle in handles {
@@ -192,7 +225,7 @@ fn wait_ready(
         match ready.recv_timeout(FLAG_POLL_PERIOD) {
             Ok(Ok(())) => waiting -= 1,
             Ok(Err(error)) => return Err(error),
-            Err(mpsc::RecvTimeoutError::Timeout) if shared.draining() => {
+            Err(mpsc::RecvTimeoutError::Timeout) if shared.stopping() => {
                 return Err("stopped by a signal during start-up".into())
             }
             Err(mpsc::RecvTimeoutError::Timeout) => {}
