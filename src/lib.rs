@@ -10,6 +10,7 @@ pub mod counters;
 pub mod grpc;
 pub mod http1;
 pub mod logging;
+pub mod metrics;
 pub mod protocols;
 pub mod server;
 pub mod store;

@@ -73,7 +73,7 @@ fn serve(args: &SettingArgs) -> ExitCode {
             return ExitCode::from(EXIT_CONFIG_ERROR);
         }
     };
-    tessera::logging::init(&config.log);
+    tessera::logging::init(&config.log, &config.log_format);
     for var in unknown_env {
         tracing::warn!(variable = %var, "ignoring an environment variable that is not a setting");
     }

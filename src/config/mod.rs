@@ -127,6 +127,8 @@ pub struct Config {
     /// path is ambiguous; SHA-256 is assumed unless this is set).
     pub bazel_http_blake3: bool,
     pub log: String,
+    /// `text` or `json` (`logging::LOG_FORMATS`).
+    pub log_format: String,
     /// Whether [`Config::mounts`] starts with the built-in table ([`mount::BUILT_IN_MOUNTS`]).
     pub mount_defaults: bool,
     /// The effective mount table: the built-in mounts unless `mount_defaults` is false, then the
@@ -160,6 +162,7 @@ impl Config {
             drain_delay: Duration::ZERO,
             bazel_http_blake3: false,
             log: String::new(),
+            log_format: String::new(),
             mount_defaults: false,
             mounts: Vec::new(),
         }

@@ -21,3 +21,4 @@ pub mod router;
 pub(crate) mod test_support;
 pub mod turbo;
 pub mod upload;
+pub mod usage;

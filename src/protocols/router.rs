@@ -10,8 +10,11 @@
 //! | a mounted prefix        | that mount's front-end, in its namespace            |
 //! | anything else           | 404 with a short explanation                        |
 
+use std::cell::Cell;
 use std::io;
+
 use std::rc::Rc;
+use tracing::Instrument;
 
 use crate::http1::{Request, Responder, Service};
 use crate::store::DigestFunction;
@@ -20,9 +23,10 @@ use super::backend::{Backend, Identity, Namespace, Protocol, RequestContext};
 use super::health::{self, Phase};
 use super::metrics::{self, ExtraMetrics};
 use super::mounts::{FrontEnd, MountTable};
-use super::pipeline::{status_of, Dialect, Transfer};
+use super::pipeline::{status_of, Dialect, Timed, Transfer};
 use super::upload::SpoolBudget;
 use super::{bazel_http, ccache, gradle, nx, turbo};
+use crate::metrics::latency::{Outcome, Timer};
 
 /// Options of the HTTP front-ends.
 #[derive(Clone, Debug)]
@@ -51,6 +55,8 @@ pub struct FrontEndEnv<'a, B> {
     pub namespace: Option<&'a Namespace>,
     /// Who is asking (from the request's `Authorization` header).
     pub identity: Identity,
+    /// What the request did, set by its [`Transfer`]; the router records its latency.
+    pub timed: &'a Cell<Option<Timed>>,
 }
 
 impl<'a, B: Backend> FrontEndEnv<'a, B> {
@@ -80,6 +86,7 @@ impl<'a, B: Backend> FrontEndEnv<'a, B> {
             ctx,
             dialect,
             spool: self.spool,
+            timed: self.timed,
         }
     }
 }
@@ -195,19 +202,46 @@ impl<B: Backend> Service for Router<B> {
                 )
                 .await;
         };
+        // The one latency hook of every HTTP front-end: the transfer labels what the request
+        // did; a request that is no transfer (a 405, Turborepo's status) is not timed.
+        let timed = Cell::new(None);
+        let timer = Timer::start();
+        let span = crate::logging::request_span(mount.front_end.name());
         let env = FrontEndEnv {
             backend: &*self.backend,
             spool: &self.spool,
             options: &self.options,
             namespace: mount.namespace.as_ref(),
             identity: Identity::from_authorization(request.head.header("authorization")),
+            timed: &timed,
         };
-        match mount.front_end {
-            FrontEnd::Bazel => bazel_http::handle(&env, rest, request, responder).await,
-            FrontEnd::Gradle => gradle::handle(&env, rest, request, responder).await,
-            FrontEnd::Nx => nx::handle(&env, rest, request, responder).await,
-            FrontEnd::Turbo => turbo::handle(&env, rest, request, responder).await,
-            FrontEnd::Ccache => ccache::handle(&env, rest, request, responder).await,
+        let answered = async {
+            match mount.front_end {
+                FrontEnd::Bazel => bazel_http::handle(&env, rest, request, responder).await,
+                FrontEnd::Gradle => gradle::handle(&env, rest, request, responder).await,
+                FrontEnd::Nx => nx::handle(&env, rest, request, responder).await,
+                FrontEnd::Turbo => turbo::handle(&env, rest, request, responder).await,
+                FrontEnd::Ccache => ccache::handle(&env, rest, request, responder).await,
+            }
         }
+        .instrument(span.clone())
+        .await;
+        let _entered = span.enter();
+        if let Some((protocol, operation, outcome)) = timed.get() {
+            let outcome = match (&answered, outcome) {
+                // The client hung up on its own upload: the driver answers 400 or 408.
+                (Err(_), Outcome::Refused) => Outcome::Refused,
+                (Err(_), _) => Outcome::Error,
+                (Ok(()), outcome) => outcome,
+            };
+            tracing::debug!(
+                operation = operation.as_str(),
+                outcome = outcome.as_str(),
+                elapsed_us = timer.elapsed().as_micros() as u64,
+                "request done"
+            );
+            timer.finish(protocol, operation, outcome);
+        }
+        answered
     }
 }
