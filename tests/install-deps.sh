@@ -42,6 +42,8 @@ want systemd
 want gradle
 want default-jdk-headless
 want ccache
+# Headless Chromium renders the status page in tests/ops_status_page.rs.
+want chromium
 
 if [ ${#need_apt[@]} -gt 0 ]; then
   export DEBIAN_FRONTEND=noninteractive

@@ -17,6 +17,7 @@ pub mod pipeline;
 pub mod reapi;
 pub mod reapi_keys;
 pub mod router;
+pub mod status;
 #[cfg(test)]
 pub(crate) mod test_support;
 pub mod turbo;

@@ -6,7 +6,9 @@
 //! | `/healthz`              | liveness: 200 `ok`                                  |
 //! | `/ready`                | readiness: 200 or 503 with a JSON body (`health`)   |
 //! | `/metrics`              | Prometheus text (`metrics`)                         |
-//! | `/` (GET, HEAD)         | a short plain-text index of what is mounted where   |
+//! | `/` (GET, HEAD)         | a browser (`Accept: text/html`): the status page;   |
+//! |                         | others: a short plain-text index of the mounts      |
+//! | `/status.json`          | the numbers the status page shows (`status`)        |
 //! | a mounted prefix        | that mount's front-end, in its namespace            |
 //! | anything else           | 404 with a short explanation                        |
 
@@ -24,6 +26,7 @@ use super::health::{self, Phase};
 use super::metrics::{self, ExtraMetrics};
 use super::mounts::{FrontEnd, MountTable};
 use super::pipeline::{status_of, Dialect, Timed, Transfer};
+use super::status;
 use super::upload::SpoolBudget;
 use super::{bazel_http, ccache, gradle, nx, turbo};
 use crate::metrics::latency::{Outcome, Timer};
@@ -137,7 +140,7 @@ impl<B: Backend> Router<B> {
         responder: &mut Responder<'_>,
     ) -> Option<io::Result<()>> {
         let name = match path {
-            "/healthz" | "/ready" | "/metrics" | "/" => path,
+            "/healthz" | "/ready" | "/metrics" | "/status.json" | "/" => path,
             _ => return None,
         };
         if !matches!(request.head.method, "GET" | "HEAD") {
@@ -150,6 +153,16 @@ impl<B: Backend> Router<B> {
         Some(match name {
             "/healthz" => responder.send_text(200, "ok").await,
             "/ready" => self.ready(responder).await,
+            "/status.json" => self.status_json(responder).await,
+            "/" if status::wants_html(request.head.header("accept")) => {
+                let sent = responder
+                    .header("content-type", "text/html; charset=utf-8")
+                    .and_then(|r| r.header("cache-control", "no-store"));
+                match sent {
+                    Ok(_) => responder.send(200, status::PAGE.as_bytes()).await,
+                    Err(error) => Err(error),
+                }
+            }
             "/" => {
                 let index = self.options.mounts.index_text();
                 responder.send_text(200, index.trim_end()).await
@@ -166,6 +179,20 @@ impl<B: Backend> Router<B> {
         responder.header("content-type", "application/json")?;
         responder.header("cache-control", "no-store")?;
         responder.send(status, body.as_bytes()).await
+    }
+
+    async fn status_json(&self, responder: &mut Responder<'_>) -> io::Result<()> {
+        match status::status_json(&*self.backend).await {
+            Ok(body) => {
+                responder.header("content-type", "application/json")?;
+                responder.header("cache-control", "no-store")?;
+                responder.send(200, body.as_bytes()).await
+            }
+            Err(error) => {
+                let (status, message) = status_of(&error);
+                responder.send_text(status, &message).await
+            }
+        }
     }
 
     async fn metrics(&self, responder: &mut Responder<'_>) -> io::Result<()> {

@@ -134,6 +134,7 @@ pub async fn drained(shared: &Shared) {
 
 /// Runs `tessera serve` until SIGTERM/SIGINT; returns after a clean drain.
 pub fn run(mut config: Config) -> Result<(), ServerError> {
+    crate::metrics::mark_started();
     let cpus = allowed_cpus();
     let executors = config.executors.unwrap_or(cpus.len());
     let shards = match read_manifest(&config.data)?.map(|m| m.shards) {
