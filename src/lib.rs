@@ -5,6 +5,7 @@
 //! protocol) → `store` (the memory-mapped, content-addressed log).
 
 pub mod auth;
+pub mod cli;
 pub mod config;
 pub mod counters;
 pub mod grpc;

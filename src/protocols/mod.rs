@@ -2,6 +2,7 @@
 //! operations ([`backend::Backend`]) and the store's answers into the client's status codes.
 //! Nothing here touches files or maps.
 
+pub mod admin;
 pub mod backend;
 pub mod bazel_http;
 pub mod ccache;

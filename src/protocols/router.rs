@@ -9,6 +9,7 @@
 //! | `/` (GET, HEAD)         | a browser (`Accept: text/html`): the status page;   |
 //! |                         | others: a short plain-text index of the mounts      |
 //! | `/status.json`          | the numbers the status page shows (`status`)        |
+//! | `/admin/…`              | the admin JSON API (`admin`)                        |
 //! | a mounted prefix        | that mount's front-end, in its namespace            |
 //! | anything else           | 404 with a short explanation                        |
 
@@ -26,8 +27,8 @@ use super::health::{self, Phase};
 use super::metrics::{self, ExtraMetrics};
 use super::mounts::{FrontEnd, MountTable};
 use super::pipeline::{status_of, Dialect, Timed, Transfer};
-use super::status;
 use super::upload::SpoolBudget;
+use super::{admin, status};
 use super::{bazel_http, ccache, gradle, nx, turbo};
 use crate::metrics::latency::{Outcome, Timer};
 
@@ -221,28 +222,41 @@ impl<B: Backend> Service for Router<B> {
         if let Some(answered) = self.own_endpoint(path, request, responder).await {
             return answered;
         }
-        let Some((mount, rest)) = self.options.mounts.route(path) else {
+        // The admin API comes before the mounts too (a Bazel instance named `admin` is
+        // reachable over gRPC only).
+        let admin = path == admin::PREFIX || path.starts_with("/admin/");
+        let routed = match admin {
+            true => None,
+            false => self.options.mounts.route(path),
+        };
+        if !admin && routed.is_none() {
             return responder
                 .send_text(
                     404,
                     "nothing is mounted at this path; GET / lists the mounts",
                 )
                 .await;
-        };
+        }
         // The one latency hook of every HTTP front-end: the transfer labels what the request
         // did; a request that is no transfer (a 405, Turborepo's status) is not timed.
         let timed = Cell::new(None);
         let timer = Timer::start();
-        let span = crate::logging::request_span(mount.front_end.name());
+        let span = crate::logging::request_span(match routed {
+            Some((mount, _)) => mount.front_end.name(),
+            None => "admin",
+        });
         let env = FrontEndEnv {
             backend: &*self.backend,
             spool: &self.spool,
             options: &self.options,
-            namespace: mount.namespace.as_ref(),
+            namespace: routed.and_then(|(mount, _)| mount.namespace.as_ref()),
             identity: Identity::from_authorization(request.head.header("authorization")),
             timed: &timed,
         };
         let answered = async {
+            let Some((mount, rest)) = routed else {
+                return admin::handle(&env, request, responder).await;
+            };
             match mount.front_end {
                 FrontEnd::Bazel => bazel_http::handle(&env, rest, request, responder).await,
                 FrontEnd::Gradle => gradle::handle(&env, rest, request, responder).await,
