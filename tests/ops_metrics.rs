@@ -1,6 +1,8 @@
 //! `/metrics` after real traffic against the real binary (issue 13): latency histograms per
 //! protocol × operation × outcome, per-namespace counts, and the store's retention numbers.
 
+#[path = "common/grpc_client.rs"]
+mod grpc_client;
 #[path = "common/http_client.rs"]
 mod http_client;
 #[path = "common/tessera.rs"]
@@ -127,5 +129,58 @@ fn traffic_shows_up_in_latency_histograms_namespace_counts_and_retention() {
         ages.iter().all(|age| (0.0..600.0).contains(age)),
         "{ages:?}"
     );
+    server.stop_expecting_exit_0();
+}
+
+#[test]
+fn grpc_calls_are_timed_by_operation_and_outcome() {
+    use ::tessera::grpc::pb::build::bazel::remote::execution::v2 as reapi;
+    use ::tessera::grpc::Code;
+    const PREFIX: &str = "/build.bazel.remote.execution.v2.";
+    let mut server = Tessera::start(&[], &[]);
+    let addr = server.addr();
+    grpc_client::run_executor(move || async move {
+        let client = grpc_client::connect(addr).await;
+        let action = reapi::Digest {
+            hash: http_client::sha256_hex(b"an action"),
+            size_bytes: 9,
+        };
+        let get = reapi::GetActionResultRequest {
+            instance_name: "metrics".into(),
+            action_digest: Some(action.clone()),
+            ..Default::default()
+        };
+        let path = format!("{PREFIX}ActionCache/GetActionResult");
+        let miss = grpc_client::unary::<reapi::ActionResult>(&client, &path, &get).await;
+        assert_eq!(miss.unwrap_err().code, Code::NotFound);
+        let update = reapi::UpdateActionResultRequest {
+            instance_name: "metrics".into(),
+            action_digest: Some(action),
+            action_result: Some(reapi::ActionResult::default()),
+            ..Default::default()
+        };
+        let update_path = format!("{PREFIX}ActionCache/UpdateActionResult");
+        grpc_client::unary::<reapi::ActionResult>(&client, &update_path, &update)
+            .await
+            .unwrap();
+        for _ in 0..2 {
+            grpc_client::unary::<reapi::ActionResult>(&client, &path, &get)
+                .await
+                .unwrap();
+        }
+        let find = reapi::FindMissingBlobsRequest {
+            instance_name: "metrics".into(),
+            ..Default::default()
+        };
+        let find_path = format!("{PREFIX}ContentAddressableStorage/FindMissingBlobs");
+        grpc_client::unary::<reapi::FindMissingBlobsResponse>(&client, &find_path, &find)
+            .await
+            .unwrap();
+    });
+    let s = samples(addr);
+    assert_eq!(latency(&s, "grpc", "get", "miss"), 1.0, "{s:#?}");
+    assert_eq!(latency(&s, "grpc", "put", "stored"), 1.0);
+    assert_eq!(latency(&s, "grpc", "get", "hit"), 2.0);
+    assert_eq!(latency(&s, "grpc", "contains", "hit"), 1.0);
     server.stop_expecting_exit_0();
 }

@@ -383,3 +383,34 @@ fn spawn_maintenance(owned: Rc<OwnedShards>, shared: Arc<Shared>) {
     })
     .detach();
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocols::health::Phase;
+
+    #[test]
+    fn readiness_is_starting_then_ready_then_stopping_before_the_drain() {
+        let shared = Shared::default();
+        assert_eq!(shared.readiness(), Phase::Starting);
+        shared.ready.store(true, Ordering::Release);
+        assert_eq!(shared.readiness(), Phase::Ready);
+        shared.start_stopping();
+        assert_eq!(shared.readiness(), Phase::Stopping);
+        assert!(
+            !shared.draining(),
+            "drain_delay: stopping comes before the drain"
+        );
+        shared.start_drain();
+        assert_eq!(shared.readiness(), Phase::Stopping);
+    }
+
+    #[test]
+    fn a_drain_without_a_signal_also_takes_the_node_out_of_rotation() {
+        // A failing executor drains directly; `/ready` must not stay 200 meanwhile.
+        let shared = Shared::default();
+        shared.ready.store(true, Ordering::Release);
+        shared.start_drain();
+        assert_eq!(shared.readiness(), Phase::Stopping);
+    }
+}
