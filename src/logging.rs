@@ -2,12 +2,14 @@
 //! fallback warnings among them, stack.md §1c) are forwarded into it.
 //!
 //! Two formats (`log_format`): `text` for people, `json` (one object per line) for log
-//! shippers. Every line logged while a request is served carries its request id: the request
-//! runs inside a `request` span ([`request_span`]) whose `request_id` field the text format
-//! prints as a prefix and the JSON format as `"span":{"request_id":…}`.
+//! shippers. In the JSON format every line logged while a request is served carries its
+//! request id: the request runs inside a `request` span ([`request_span`]) whose fields appear
+//! as `"span":{"request_id":…}`. The text format creates no request spans: a span costs about
+//! 2 µs of CPU per request (measured on a 4 KiB GET, 8.5 → 10.5 µs), a quarter of a cache
+//! hit, which only the log shippers that need the id should pay.
 
 use std::cell::Cell;
-use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
 
 use tracing_subscriber::EnvFilter;
 
@@ -23,6 +25,7 @@ pub fn init(filter: &str, format: &str) {
         EnvFilter::new("info")
     });
     let _ = tracing_log::LogTracer::init();
+    REQUEST_SPANS.store(format == "json", Ordering::Relaxed);
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
@@ -56,8 +59,15 @@ pub fn next_request_id() -> String {
     })
 }
 
-/// The span one request runs in; every line logged inside carries `request_id`.
+/// Whether requests run in spans (the JSON format); read once per request.
+static REQUEST_SPANS: AtomicBool = AtomicBool::new(false);
+
+/// The span one request runs in; every line logged inside carries `request_id`. A disabled
+/// span (no cost) unless the log format is JSON.
 pub fn request_span(protocol: &'static str) -> tracing::Span {
+    if !REQUEST_SPANS.load(Ordering::Relaxed) {
+        return tracing::Span::none();
+    }
     tracing::info_span!("request", request_id = %next_request_id(), protocol)
 }
 
