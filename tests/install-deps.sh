@@ -56,6 +56,8 @@ want python3-seccomp
 # pinned packages below run too (checked with both).
 command -v node >/dev/null 2>&1 || want nodejs
 command -v npm >/dev/null 2>&1 || want npm
+# Headless Chromium renders the status page in tests/ops_status_page.rs.
+want chromium
 
 if [ ${#need_apt[@]} -gt 0 ]; then
   export DEBIAN_FRONTEND=noninteractive

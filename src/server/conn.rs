@@ -26,6 +26,7 @@ use crate::http1::{self, Limits, Outcome, Sleep};
 use crate::protocols::metrics::{describe, ExtraMetrics};
 use crate::protocols::reapi::{ReapiOptions, ReapiService};
 use crate::protocols::router::{HttpOptions, Router};
+use crate::protocols::usage::Usage;
 use crate::store::DigestFunction;
 
 use super::coarse_timers::CoarseTimers;
@@ -83,11 +84,14 @@ impl Sleep for Clock {
 }
 
 /// What every connection of one executor shares.
+/// The backend every front-end of an executor uses: usage counting over steering.
+pub type ServerBackend = Usage<Steer>;
+
 pub struct Context {
-    router: Router<Steer>,
+    router: Router<ServerBackend>,
     limits: Limits,
     /// The REAPI gRPC services over the same steering backend as `router`.
-    reapi: Rc<ReapiService<Steer>>,
+    reapi: Rc<ReapiService<ServerBackend>>,
     grpc_limits: Rc<GrpcLimits>,
     clock: Clock,
     shared: Arc<Shared>,
@@ -107,16 +111,21 @@ impl Context {
             },
             mounts: crate::protocols::mounts::MountTable::new(&config.mounts),
         };
+        let backend = Rc::new(Usage::new(steer));
         let reapi = ReapiService::new(
-            steer.clone(),
+            backend.clone(),
             ReapiOptions {
                 blob_bytes_max: config.max_blob_bytes,
                 ..ReapiOptions::default()
             },
         );
         Rc::new(Context {
-            router: Router::new(steer, options)
-                .with_extra_metrics(connection_metrics(shared.clone(), config.max_connections)),
+            router: Router::new(backend, options)
+                .with_extra_metrics(connection_metrics(shared.clone(), config.max_connections))
+                .with_phase({
+                    let shared = shared.clone();
+                    Rc::new(move || shared.readiness())
+                }),
             limits: http_limits(config),
             reapi: Rc::new(reapi),
             grpc_limits: Rc::new(grpc_limits(config)),
