@@ -7,16 +7,13 @@
 //!
 //! Needs `bazel`: `bash tests/install-deps.sh` (or `TESSERA_SKIP_REAL_CLIENTS=1` to skip).
 
-#[path = "common/bazel.rs"]
-mod bazel;
-#[path = "common/tessera.rs"]
-mod tessera;
+mod common;
 
-use ::tessera::auth::cli::now_seconds;
-use ::tessera::auth::keys;
-use ::tessera::auth::token::{mint, Claims};
-use bazel::{BazelSession, BuildSummary, WORKSPACE_ACTIONS};
-use tessera::Tessera;
+use common::bazel::{self, BazelSession, BuildSummary, WORKSPACE_ACTIONS};
+use common::Tessera;
+use tessera::auth::cli::now_seconds;
+use tessera::auth::keys;
+use tessera::auth::token::{mint, Claims};
 
 /// A rule only the pull request adds: one action the main branch has not built.
 const PR_RULE: &str = "\ngenrule(\n    name = \"pr_only\",\n    outs = [\"pr_only.out\"],\n    \
@@ -67,7 +64,7 @@ fn add_pr_rule(session: &BazelSession) {
 
 #[test]
 fn pull_requests_read_through_main_and_never_write_into_it() {
-    if !bazel::require_real_client("bazel (Debian bazel-bootstrap)", bazel::bazel_available()) {
+    if !common::require_real_client("bazel (Debian bazel-bootstrap)", bazel::bazel_available()) {
         return;
     }
     let dir = tempfile::tempdir().unwrap();

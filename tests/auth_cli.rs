@@ -1,14 +1,13 @@
 //! `tessera keygen` and `tessera token` through the real binary, and key files interchangeable
 //! with openssl's (`openssl genpkey -algorithm ed25519`, `openssl pkey -pubout`).
 
-#[path = "common/tessera.rs"]
-mod tessera;
+mod common;
 
 use std::path::Path;
 use std::process::{Command, Output};
 
 fn run(args: &[&str]) -> Output {
-    Command::new(tessera::tessera_binary())
+    Command::new(common::server::tessera_binary())
         .args(args)
         .output()
         .expect("run tessera")

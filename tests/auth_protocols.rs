@@ -4,34 +4,30 @@
 //! a good token reads and writes; refusals are counted on `/metrics`, which needs admin; a new
 //! key and a revoked token take effect without a restart.
 
-#[path = "common/grpc_client.rs"]
-mod grpc_client;
-#[path = "common/http_client.rs"]
-mod http_client;
-#[path = "common/tessera.rs"]
-mod tessera;
+mod common;
 
 use std::net::SocketAddr;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use ::tessera::auth::keys;
-use ::tessera::auth::token::{mint, Audience, Claims};
-use ::tessera::grpc::pb::build::bazel::remote::execution::v2 as reapi;
-use ::tessera::grpc::Code;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use bytes::Bytes;
+use common::grpc_client;
+use common::http_client::{request_head, sha256_hex, Conn, Response};
+use common::Tessera;
 use ed25519_dalek::SigningKey;
-use http_client::{request_head, sha256_hex, Conn, Response};
 use prost::Message;
-use tessera::Tessera;
+use tessera::auth::keys;
+use tessera::auth::token::{mint, Audience, Claims};
+use tessera::grpc::pb::build::bazel::remote::execution::v2 as reapi;
+use tessera::grpc::Code;
 
 const AUDIENCE: &str = "tessera-test";
 const REVOKED_JTI: &str = "revoked-1";
 
 fn now() -> u64 {
-    ::tessera::auth::cli::now_seconds()
+    tessera::auth::cli::now_seconds()
 }
 
 fn claims(read: &[&str], write: &[&str], admin: bool) -> Claims {
@@ -555,4 +551,69 @@ fn rate_limits_answer_429_with_retry_after_and_the_audit_log_records_writes_and_
         .collect();
     assert!(reasons.contains(&"rate_limited"), "{reasons:?}");
     assert!(reasons.contains(&"missing"), "{reasons:?}");
+}
+
+#[test]
+fn the_admin_api_status_json_and_admin_commands_need_the_admin_claim() {
+    let setup = setup();
+    let addr = setup.server.addr();
+    let url = setup.server.url();
+    let admin = mint(&setup.key, "ci", &claims(&[], &[], true));
+    let writer = mint(&setup.key, "ci", &claims(&["*"], &["*"], false));
+
+    for path in ["/admin/stats", "/admin/namespaces", "/status.json"] {
+        let none = http(addr, "GET", path, &[], None);
+        assert_eq!(none.status, 401, "{path}: {}", none.text());
+        assert_eq!(
+            none.header("www-authenticate"),
+            Some("Bearer realm=\"tessera\""),
+            "{path}"
+        );
+        let bad = http(addr, "GET", path, &[], Some("not-a-token"));
+        assert_eq!(bad.status, 401, "{path}: {}", bad.text());
+        let no_claim = http(addr, "GET", path, &[], Some(&writer));
+        assert_eq!(no_claim.status, 403, "{path}: {}", no_claim.text());
+        let allowed = http(addr, "GET", path, &[], Some(&admin));
+        assert_eq!(allowed.status, 200, "{path}: {}", allowed.text());
+    }
+    let refused = http(addr, "GET", "/admin/stats", &[], None);
+    assert!(
+        refused.text().contains("\"code\":\"unauthenticated\""),
+        "{}",
+        refused.text()
+    );
+    // A refused admin delete deletes nothing: the key is still there for the writer.
+    let path = format!("/cache/{}", "ab".repeat(16));
+    assert_eq!(http(addr, "PUT", &path, b"kept", Some(&writer)).status, 200);
+    let key = format!("/admin/key?namespace=gradle&key={}", "ab".repeat(16));
+    assert_eq!(http(addr, "DELETE", &key, &[], Some(&writer)).status, 403);
+    assert_eq!(http(addr, "GET", &path, &[], Some(&writer)).status, 200);
+
+    // The CLI sends --token as a bearer token.
+    let denied = common::run_tessera(&["stats", "--server", &url], &[]);
+    assert_eq!(denied.status.code(), Some(1), "{denied:?}");
+    assert!(denied.stderr.contains("401"), "{denied:?}");
+    let denied = common::run_tessera(&["namespaces", "--server", &url, "--token", &writer], &[]);
+    assert_eq!(denied.status.code(), Some(1), "{denied:?}");
+    assert!(denied.stderr.contains("403"), "{denied:?}");
+    let stats = common::run_tessera(&["stats", "--server", &url, "--token", &admin], &[]);
+    assert!(stats.status.success(), "{stats:?}");
+    assert!(stats.stdout.trim_start().starts_with('{'), "{stats:?}");
+}
+
+#[test]
+fn public_metrics_opens_metrics_and_status_json_but_not_the_admin_api() {
+    let dir = tempfile::tempdir().unwrap();
+    let keys_dir = dir.path().join("keys");
+    keys::generate(&keys_dir, "ci").unwrap();
+    let server = Tessera::builder()
+        .config(&format!(
+            "[auth]\npublic_keys = {:?}\npublic_metrics = true\n",
+            keys_dir.display().to_string()
+        ))
+        .start();
+    let addr = server.addr();
+    assert_eq!(http(addr, "GET", "/metrics", &[], None).status, 200);
+    assert_eq!(http(addr, "GET", "/status.json", &[], None).status, 200);
+    assert_eq!(http(addr, "GET", "/admin/stats", &[], None).status, 401);
 }

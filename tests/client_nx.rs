@@ -6,18 +6,13 @@
 //!
 //! Needs Node and nx: `bash tests/install-deps.sh` (or `TESSERA_SKIP_REAL_CLIENTS=1` to skip).
 
-#[path = "common/cache_clients.rs"]
-mod cache_clients;
-#[path = "common/http_client.rs"]
-mod http_client;
-#[path = "common/tessera.rs"]
-mod tessera;
+mod common;
 
 use std::collections::BTreeMap;
 
-use cache_clients::{response_counts, run_driver, DriverRun};
-use http_client::{request_head, Conn};
-use tessera::Tessera;
+use common::cache_clients::{response_counts, run_driver, DriverRun};
+use common::http_client::{self, request_head, Conn};
+use common::Tessera;
 
 /// The longest Nx key: Nx names entries by a decimal u64 (up to 20 digits).
 const NX_KEY_MAX: &str = "18446744073709551615";
@@ -44,7 +39,7 @@ fn assert_only_statuses(counts: &BTreeMap<u16, u64>, allowed: &[u16]) {
 
 #[test]
 fn nx_takes_the_task_from_tessera_after_nx_reset() {
-    if cache_clients::skip_real_clients("Nx") {
+    if common::skip_real_client("Nx") {
         return;
     }
     let mut server = Tessera::start(&[], &[]);
@@ -56,13 +51,13 @@ fn nx_takes_the_task_from_tessera_after_nx_reset() {
     assert_only_statuses(&counts, &[200, 404]);
     assert_eq!(counts.get(&404), Some(&1), "{counts:?}");
     server.stop_expecting_exit_0();
-    let verified = tessera::verify(server.data_dir());
+    let verified = common::verify(server.data_dir());
     assert!(verified.status.success(), "tessera verify: {verified:?}");
 }
 
 #[test]
 fn an_nx_upload_over_max_blob_size_is_a_403_that_nx_reads_and_tolerates() {
-    if cache_clients::skip_real_clients("Nx") {
+    if common::skip_real_client("Nx") {
         return;
     }
     // The fixture's entry is a 1 MiB tar.gz: over this bound.

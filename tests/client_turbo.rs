@@ -7,22 +7,18 @@
 //!
 //! Needs Node and turbo: `bash tests/install-deps.sh` (or `TESSERA_SKIP_REAL_CLIENTS=1` to skip).
 
-#[path = "common/cache_clients.rs"]
-mod cache_clients;
-#[path = "common/http_client.rs"]
-mod http_client;
-#[path = "common/tessera.rs"]
-mod tessera;
+mod common;
 
-use cache_clients::{response_counts, run_driver};
-use tessera::Tessera;
+use common::cache_clients::{response_counts, run_driver};
+use common::http_client;
+use common::Tessera;
 
 /// The first four bytes of a zstd frame: turbo uploads its artifacts as tar.zst.
 const ZSTD_MAGIC: [u8; 4] = [0x28, 0xb5, 0x2f, 0xfd];
 
 #[test]
 fn turbo_replays_from_tessera_per_team_and_teams_never_share_entries() {
-    if cache_clients::skip_real_clients("Turborepo") {
+    if common::skip_real_client("Turborepo") {
         return;
     }
     let mut server = Tessera::start(&[], &[]);
@@ -76,6 +72,6 @@ fn turbo_replays_from_tessera_per_team_and_teams_never_share_entries() {
     assert_eq!(http_client::get(server.addr(), &other_team).status, 404);
 
     server.stop_expecting_exit_0();
-    let verified = tessera::verify(server.data_dir());
+    let verified = common::verify(server.data_dir());
     assert!(verified.status.success(), "tessera verify: {verified:?}");
 }

@@ -33,8 +33,10 @@ want bazel-bootstrap
 want nginx
 want python3
 want python3-venv
-# capsh, to run the server without CAP_IPC_LOCK (tests/memlock_fallback.rs).
+# capsh, to run the server without CAP_IPC_LOCK, and prlimit (util-linux), to run it under a small
+# RLIMIT_MEMLOCK (tests/memlock_fallback.rs).
 want libcap2-bin
+want util-linux
 # systemd-analyze, to verify systemd/tessera.service (tests/systemd_unit.rs).
 want systemd
 # Gradle 4.4.1 and ccache 4.7.5 from Debian for tests/clients/{gradle,ccache}/run.sh. Gradle's
@@ -56,6 +58,8 @@ command -v node >/dev/null 2>&1 || want nodejs
 command -v npm >/dev/null 2>&1 || want npm
 # openssl, whose Ed25519 keys `tessera token` must read and which must read ours (tests/auth_cli.rs).
 want openssl
+# Headless Chromium renders the status page in tests/ops_status_page.rs.
+want chromium
 
 if [ ${#need_apt[@]} -gt 0 ]; then
   export DEBIAN_FRONTEND=noninteractive

@@ -10,8 +10,7 @@
 //! (as HTTP clients do). No request may fail. It prints the restart time (old process SIGTERM →
 //! new process `READY=1`) and the longest request.
 
-#[path = "common/http_client.rs"]
-mod http_client;
+mod common;
 
 use std::fs;
 use std::io;
@@ -25,7 +24,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use http_client::{cas_path, Conn, Rng};
+use common::http_client::{self, cas_path, Conn, Rng};
 
 /// Client threads running across the restart.
 const CLIENTS: usize = 4;

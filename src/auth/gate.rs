@@ -318,11 +318,17 @@ impl Gate {
         }
     }
 
-    /// May `identity` read `/metrics`?
+    /// May `identity` read `/metrics` (and `/status.json`)?
     pub fn check_metrics(&self, identity: &Identity) -> Result<(), StoreError> {
         if self.public_metrics {
             return Ok(());
         }
+        self.check_admin(identity)
+    }
+
+    /// May `identity` use the admin API? Needs the `admin` claim (or an anonymous policy
+    /// granting everything); `auth.public_metrics` does not open it.
+    pub fn check_admin(&self, identity: &Identity) -> Result<(), StoreError> {
         self.check(identity, Access::Admin, "").map(drop)
     }
 

@@ -123,10 +123,14 @@ pub struct Config {
     /// A client that reads none of a response for this long is dropped.
     pub write_stall_timeout: Duration,
     pub drain_timeout: Duration,
+    /// On SIGTERM, how long `/ready` answers 503 before the drain starts.
+    pub drain_delay: Duration,
     /// Accept BLAKE3 64-hex keys on the Bazel HTTP cache (`/cas/<hash>` with no function in the
     /// path is ambiguous; SHA-256 is assumed unless this is set).
     pub bazel_http_blake3: bool,
     pub log: String,
+    /// `text` or `json` (`logging::LOG_FORMATS`).
+    pub log_format: String,
     /// Whether [`Config::mounts`] starts with the built-in table ([`mount::BUILT_IN_MOUNTS`]).
     pub mount_defaults: bool,
     /// The effective mount table: the built-in mounts unless `mount_defaults` is false, then the
@@ -162,8 +166,10 @@ impl Config {
             body_stall_timeout: Duration::ZERO,
             write_stall_timeout: Duration::ZERO,
             drain_timeout: Duration::ZERO,
+            drain_delay: Duration::ZERO,
             bazel_http_blake3: false,
             log: String::new(),
+            log_format: String::new(),
             mount_defaults: false,
             mounts: Vec::new(),
             values: Vec::new(),

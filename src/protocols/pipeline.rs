@@ -22,12 +22,14 @@
 //! do not come from an HTTP/1.1 request (gRPC batch updates and ByteStream writes).
 
 use std::borrow::Cow;
+use std::cell::Cell;
 use std::io;
 
 use crate::http1::{Request, Responder};
+use crate::metrics::latency::{Operation, Outcome};
 use crate::store::{ContentDigest, Meta, Reservation, Reserved, StoreError};
 
-use super::backend::{Backend, ObjectKey, Put, RequestContext};
+use super::backend::{Backend, ObjectKey, Protocol, Put, RequestContext};
 use super::upload::{
     discard_body, fill_reservation, FillError, SpoolBudget, SpoolError, CHUNKED_UPLOAD_BYTES_MAX,
 };
@@ -43,6 +45,16 @@ pub enum Op {
 }
 
 impl Op {
+    /// The timed operation this is; `Other` is not timed.
+    pub fn timed(self) -> Option<Operation> {
+        match self {
+            Op::Get => Some(Operation::Get),
+            Op::Put => Some(Operation::Put),
+            Op::Delete => Some(Operation::Delete),
+            Op::Other => None,
+        }
+    }
+
     /// The operation of an HTTP method.
     pub fn of_method(method: &str) -> Op {
         match method {
@@ -196,6 +208,8 @@ pub fn challenge(responder: &mut Responder<'_>, status: u16) -> io::Result<()> {
     }
     Ok(())
 }
+/// What a request did, as the latency histograms label it (`metrics::latency`).
+pub type Timed = (Protocol, Operation, Outcome);
 
 /// One request's transfer: the backend, its context and the client's dialect.
 pub struct Transfer<'a, B, D> {
@@ -204,9 +218,18 @@ pub struct Transfer<'a, B, D> {
     pub dialect: &'a D,
     /// Memory for chunked (length-unknown) uploads of this executor.
     pub spool: &'a SpoolBudget,
+    /// Set by the answering steps below to what the request did; the router times the request
+    /// and records it under this label (one hook for every HTTP front-end).
+    pub timed: &'a Cell<Option<Timed>>,
 }
 
 impl<B: Backend, D: Dialect> Transfer<'_, B, D> {
+    /// Labels this request for the latency histograms.
+    pub fn mark(&self, operation: Operation, outcome: Outcome) {
+        self.timed
+            .set(Some((self.ctx.protocol, operation, outcome)));
+    }
+
     /// Answers a refusal in the client's dialect.
     pub async fn refuse(
         &self,
@@ -215,6 +238,9 @@ impl<B: Backend, D: Dialect> Transfer<'_, B, D> {
         status: u16,
         message: &str,
     ) -> io::Result<()> {
+        if let Some(operation) = op.timed() {
+            self.mark(operation, Outcome::of_http_refusal(status));
+        }
         self.dialect
             .refusal(op, status, message)
             .send(responder)
@@ -249,6 +275,7 @@ impl<B: Backend, D: Dialect> Transfer<'_, B, D> {
 
     /// Answers a miss in the client's dialect.
     pub async fn get_miss(&self, responder: &mut Responder<'_>) -> io::Result<()> {
+        self.mark(Operation::Get, Outcome::Miss);
         self.dialect.miss().send(responder).await
     }
 
@@ -259,6 +286,7 @@ impl<B: Backend, D: Dialect> Transfer<'_, B, D> {
         body: &[u8],
         responder: &mut Responder<'_>,
     ) -> io::Result<()> {
+        self.mark(Operation::Get, Outcome::Hit);
         let content_type = meta
             .get(CONTENT_TYPE)
             .unwrap_or(DEFAULT_CONTENT_TYPE.as_bytes());
@@ -336,8 +364,8 @@ impl<B: Backend, D: Dialect> Transfer<'_, B, D> {
                     discard_body(&mut request.body).await?;
                 }
                 return match if_absent {
-                    true => self.dialect.exists().send(responder).await,
-                    false => self.dialect.stored().send(responder).await,
+                    true => self.send_exists(responder).await,
+                    false => self.send_stored(responder).await,
                 };
             }
             Err(error) => {
@@ -357,14 +385,17 @@ impl<B: Backend, D: Dialect> Transfer<'_, B, D> {
         match filled {
             Ok(()) => {}
             // The body's own status (400, 408, 413) is the driver's to answer.
-            Err(FillError::Body(error)) => return Err(error),
+            Err(FillError::Body(error)) => {
+                self.mark(Operation::Put, Outcome::Refused);
+                return Err(error);
+            }
             Err(FillError::Store(error)) => {
                 return self.refuse_store(responder, Op::Put, &error).await
             }
         }
         match pending.commit().await {
-            Ok(()) => self.dialect.stored().send(responder).await,
-            Err(StoreError::Exists) => self.dialect.exists().send(responder).await,
+            Ok(()) => self.send_stored(responder).await,
+            Err(StoreError::Exists) => self.send_exists(responder).await,
             Err(error) => self.refuse_store(responder, Op::Put, &error).await,
         }
     }
@@ -393,10 +424,27 @@ impl<B: Backend, D: Dialect> Transfer<'_, B, D> {
         responder: &mut Responder<'_>,
     ) -> io::Result<()> {
         match self.backend.delete(self.ctx, key).await {
-            Ok(true) => self.dialect.stored().send(responder).await,
-            Ok(false) => self.dialect.miss().send(responder).await,
+            Ok(true) => {
+                self.mark(Operation::Delete, Outcome::Hit);
+                self.dialect.stored().send(responder).await
+            }
+            Ok(false) => {
+                self.mark(Operation::Delete, Outcome::Miss);
+                self.dialect.miss().send(responder).await
+            }
             Err(error) => self.refuse_store(responder, Op::Delete, &error).await,
         }
+    }
+
+    async fn send_stored(&self, responder: &mut Responder<'_>) -> io::Result<()> {
+        self.mark(Operation::Put, Outcome::Stored);
+        self.dialect.stored().send(responder).await
+    }
+
+    /// An `if_absent` put that found its key stored: nothing was written (Nx answers 409).
+    async fn send_exists(&self, responder: &mut Responder<'_>) -> io::Result<()> {
+        self.mark(Operation::Put, Outcome::Refused);
+        self.dialect.exists().send(responder).await
     }
 }
 

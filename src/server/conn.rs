@@ -5,7 +5,7 @@
 //! HTTP/1.1; the driver recognises the h2c prior-knowledge preface and returns it, and the
 //! stream then goes to the gRPC layer (`grpc::serve`) with the executor's REAPI services
 //! (`protocols::reapi`) over the same backend as the HTTP front-ends: the authorization layer
-//! (`auth::layer`) over steering to the owner shard. Connections on
+//! (`auth::layer`) over usage counting (`protocols::usage`) over steering to the owner shard. Connections on
 //! the optional `grpc_listen` address skip the sniffing and start as HTTP/2.
 //! `max_connections` is counted process-wide (one atomic, touched per accept and close); a
 //! connection over the limit gets a 503 and is closed.
@@ -30,7 +30,8 @@ use crate::http1::{self, Limits, Outcome, Sleep};
 use crate::protocols::backend::Identity;
 use crate::protocols::metrics::{describe, ExtraMetrics};
 use crate::protocols::reapi::{ReapiOptions, ReapiService};
-use crate::protocols::router::{HttpOptions, MetricsGuard, Router};
+use crate::protocols::router::{AdminGuard, HttpOptions, MetricsGuard, Router};
+use crate::protocols::usage::Usage;
 use crate::store::DigestFunction;
 
 use super::coarse_timers::CoarseTimers;
@@ -87,8 +88,10 @@ impl Sleep for Clock {
     }
 }
 
-/// The backend every front-end of an executor uses: authorization over steering.
-type ServerBackend = Authorize<Steer>;
+/// The backend every front-end of an executor uses: authorization over usage counting over
+/// steering. Authorization is outermost so a refused request never reaches the usage layer and
+/// is not counted as a namespace hit, miss or put.
+pub type ServerBackend = Authorize<Usage<Steer>>;
 
 /// What every connection of one executor shares.
 pub struct Context {
@@ -113,10 +116,14 @@ impl Context {
         auth: &AuthState,
     ) -> Rc<Self> {
         let gate = Rc::new(Gate::new(&config.auth, auth.trust.clone()));
-        let backend = Rc::new(Authorize::new(steer, gate.clone()).with_audit(auth.audit.clone()));
+        let usage = Rc::new(Usage::new(steer));
+        let backend = Rc::new(Authorize::new(usage, gate.clone()).with_audit(auth.audit.clone()));
         let metrics_gate = gate.clone();
         let metrics_guard: MetricsGuard =
             Rc::new(move |identity: &Identity| metrics_gate.check_metrics(identity));
+        let admin_gate = gate.clone();
+        let admin_guard: AdminGuard =
+            Rc::new(move |identity: &Identity| admin_gate.check_admin(identity));
         let options = HttpOptions {
             bazel_digest: if config.bazel_http_blake3 {
                 DigestFunction::Blake3
@@ -135,7 +142,12 @@ impl Context {
         Rc::new(Context {
             router: Router::new(backend, options)
                 .with_extra_metrics(connection_metrics(shared.clone(), config.max_connections))
-                .with_metrics_guard(metrics_guard),
+                .with_metrics_guard(metrics_guard)
+                .with_admin_guard(admin_guard)
+                .with_phase({
+                    let shared = shared.clone();
+                    Rc::new(move || shared.readiness())
+                }),
             limits: http_limits(config),
             reapi: Rc::new(reapi),
             grpc_limits: Rc::new(grpc_limits(config)),

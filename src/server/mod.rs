@@ -83,8 +83,16 @@ impl From<StoreError> for ServerError {
 /// State shared by the starting thread, the signal thread and all executors (atomics only).
 #[derive(Default)]
 pub struct Shared {
-    /// Set by SIGTERM/SIGINT or by a failing executor: stop accepting and drain.
+    /// Set once every executor has opened its shards: `/ready` may answer 200.
+    pub ready: AtomicBool,
+    /// Set by the first SIGTERM/SIGINT (and by every drain): `/ready` answers 503 from now on,
+    /// while everything else keeps serving for `drain_delay` before the drain starts.
+    pub stopping: AtomicBool,
+    /// Set by SIGTERM/SIGINT (after `drain_delay`) or by a failing executor: stop accepting
+    /// and drain.
     pub drain: AtomicBool,
+    /// `drain_delay`: how long the signal thread waits between `stopping` and `drain`.
+    pub drain_delay: Duration,
     /// Executors whose connections have all finished (or timed out) after drain.
     connections_done: AtomicUsize,
     /// Open client connections of the whole process, for the exact `max_connections` limit.
@@ -102,7 +110,28 @@ impl Shared {
         self.drain.load(Ordering::Acquire)
     }
     pub fn start_drain(&self) {
+        self.stopping.store(true, Ordering::Release);
         self.drain.store(true, Ordering::Release);
+    }
+    /// A stop was asked for (the drain may not have started yet: `drain_delay`).
+    pub fn stopping(&self) -> bool {
+        self.stopping.load(Ordering::Acquire)
+    }
+    /// Marks the node as leaving rotation: `/ready` answers 503 from now on.
+    pub fn start_stopping(&self) {
+        self.stopping.store(true, Ordering::Release);
+    }
+    /// What `/ready` reports: starting until every shard is open, stopping once a stop was
+    /// asked for, else ready.
+    pub fn readiness(&self) -> crate::protocols::health::Phase {
+        use crate::protocols::health::Phase;
+        if self.stopping() {
+            Phase::Stopping
+        } else if self.ready.load(Ordering::Acquire) {
+            Phase::Ready
+        } else {
+            Phase::Starting
+        }
     }
 }
 
@@ -125,6 +154,7 @@ pub fn run_with_reload(
     mut config: Config,
     reload: Option<reload::Reload>,
 ) -> Result<(), ServerError> {
+    crate::metrics::mark_started();
     let as_started = config.clone();
     let cpus = allowed_cpus();
     let executors = config.executors.unwrap_or(cpus.len());
@@ -152,7 +182,10 @@ pub fn run_with_reload(
         .check_exposure(&listening)
         .map_err(ServerError::Config)?;
 
-    let shared = Arc::new(Shared::default());
+    let shared = Arc::new(Shared {
+        drain_delay: config.drain_delay,
+        ..Shared::default()
+    });
     signals::spawn_watcher(
         shared.clone(),
         signals::OnHangup {
@@ -207,6 +240,7 @@ pub fn run_with_reload(
         shared.start_drain();
         return Err(ServerError::Executor(error));
     }
+    shared.ready.store(true, Ordering::Release);
     announce(bound, grpc_bound, shards, executors);
     if let Some(heartbeats) = heartbeats {
         watchdog::spawn_monitor(heartbeats, shared.clone());
@@ -258,7 +292,7 @@ fn wait_ready(
         match ready.recv_timeout(FLAG_POLL_PERIOD) {
             Ok(Ok(())) => waiting -= 1,
             Ok(Err(error)) => return Err(error),
-            Err(mpsc::RecvTimeoutError::Timeout) if shared.draining() => {
+            Err(mpsc::RecvTimeoutError::Timeout) if shared.stopping() => {
                 return Err("stopped by a signal during start-up".into())
             }
             Err(mpsc::RecvTimeoutError::Timeout) => {}
@@ -427,4 +461,35 @@ fn spawn_maintenance(owned: Rc<OwnedShards>, shared: Arc<Shared>) {
         }
     })
     .detach();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocols::health::Phase;
+
+    #[test]
+    fn readiness_is_starting_then_ready_then_stopping_before_the_drain() {
+        let shared = Shared::default();
+        assert_eq!(shared.readiness(), Phase::Starting);
+        shared.ready.store(true, Ordering::Release);
+        assert_eq!(shared.readiness(), Phase::Ready);
+        shared.start_stopping();
+        assert_eq!(shared.readiness(), Phase::Stopping);
+        assert!(
+            !shared.draining(),
+            "drain_delay: stopping comes before the drain"
+        );
+        shared.start_drain();
+        assert_eq!(shared.readiness(), Phase::Stopping);
+    }
+
+    #[test]
+    fn a_drain_without_a_signal_also_takes_the_node_out_of_rotation() {
+        // A failing executor drains directly; `/ready` must not stay 200 meanwhile.
+        let shared = Shared::default();
+        shared.ready.store(true, Ordering::Release);
+        shared.start_drain();
+        assert_eq!(shared.readiness(), Phase::Stopping);
+    }
 }

@@ -127,6 +127,8 @@ mod tests {
             ("body_stall_timeout", "31s"),
             ("write_stall_timeout", "31s"),
             ("drain_timeout", "31s"),
+            ("drain_delay", "2s"),
+            ("log_format", "json"),
             ("bazel_http_blake3", "true"),
             ("mount_defaults", "false"),
             ("auth.public_keys", "/keys"),

@@ -53,12 +53,14 @@ use std::rc::Rc;
 use std::time::Duration;
 
 use bytes::Bytes;
+use tracing::Instrument;
 
 use crate::grpc::pb::build::bazel::remote::execution::v2 as reapi;
-use crate::grpc::{CallContext, CallKind, GrpcService, RequestStream, ResponseSink, Status};
+use crate::grpc::{CallContext, CallKind, Code, GrpcService, RequestStream, ResponseSink, Status};
+use crate::metrics::latency::Timer;
 use crate::store::{ContentDigest, DigestFunction, StoreError};
 
-use super::backend::{Backend, Identity};
+use super::backend::{Backend, Identity, Protocol};
 use digest::{validate_digest, ReapiDigestFunction};
 use methods::ReapiMethod;
 use uploads::SuspendedUploads;
@@ -164,14 +166,8 @@ impl<B: Backend + 'static> ReapiService<B> {
     }
 }
 
-impl<B: Backend + 'static> GrpcService for ReapiService<B> {
-    type Method = ReapiMethod;
-
-    fn route(&self, path: &str) -> Option<(ReapiMethod, CallKind)> {
-        ReapiMethod::route(path)
-    }
-
-    async fn unary(
+impl<B: Backend + 'static> ReapiService<B> {
+    async fn dispatch_unary(
         &self,
         method: ReapiMethod,
         call: &CallContext,
@@ -214,7 +210,7 @@ impl<B: Backend + 'static> GrpcService for ReapiService<B> {
         }
     }
 
-    async fn server_streaming(
+    async fn dispatch_server_streaming(
         &self,
         method: ReapiMethod,
         call: &CallContext,
@@ -231,7 +227,7 @@ impl<B: Backend + 'static> GrpcService for ReapiService<B> {
         }
     }
 
-    async fn client_streaming(
+    async fn dispatch_client_streaming(
         &self,
         method: ReapiMethod,
         call: &CallContext,
@@ -247,6 +243,89 @@ impl<B: Backend + 'static> GrpcService for ReapiService<B> {
             ))),
         }
     }
+}
+
+impl<B: Backend + 'static> GrpcService for ReapiService<B> {
+    type Method = ReapiMethod;
+
+    fn route(&self, path: &str) -> Option<(ReapiMethod, CallKind)> {
+        ReapiMethod::route(path)
+    }
+
+    // The latency hook of every REAPI call: one `timed` around each kind of dispatch.
+
+    async fn unary(
+        &self,
+        method: ReapiMethod,
+        call: &CallContext,
+        request: Bytes,
+    ) -> Result<Bytes, Status> {
+        let timer = Timer::start();
+        let result = self
+            .dispatch_unary(method, call, request)
+            .instrument(crate::logging::request_span("grpc"))
+            .await;
+        timed(method, timer, result.as_ref().err());
+        result
+    }
+
+    async fn server_streaming(
+        &self,
+        method: ReapiMethod,
+        call: &CallContext,
+        request: Bytes,
+        responses: &mut ResponseSink,
+    ) -> Result<(), Status> {
+        let timer = Timer::start();
+        let result = self
+            .dispatch_server_streaming(method, call, request, responses)
+            .instrument(crate::logging::request_span("grpc"))
+            .await;
+        timed(method, timer, result.as_ref().err());
+        result
+    }
+
+    async fn client_streaming(
+        &self,
+        method: ReapiMethod,
+        call: &CallContext,
+        requests: &mut RequestStream,
+    ) -> Result<Bytes, Status> {
+        let timer = Timer::start();
+        let result = self
+            .dispatch_client_streaming(method, call, requests)
+            .instrument(crate::logging::request_span("grpc"))
+            .await;
+        timed(method, timer, result.as_ref().err());
+        result
+    }
+}
+
+/// Records a finished call in the latency histograms: its method's operation (calls that read
+/// or write no entry, such as GetCapabilities, are not timed) and how it ended. NOT_FOUND is a
+/// miss; INTERNAL, UNKNOWN and DATA_LOSS are the server's errors; every other failure is a
+/// refusal. A batch call that succeeds counts as one hit or store whatever its items did.
+fn timed(method: ReapiMethod, timer: Timer, error: Option<&Status>) {
+    use crate::metrics::latency::{Operation, Outcome};
+    let operation = match method {
+        ReapiMethod::GetActionResult
+        | ReapiMethod::BatchReadBlobs
+        | ReapiMethod::Read
+        | ReapiMethod::GetTree => Operation::Get,
+        ReapiMethod::UpdateActionResult | ReapiMethod::BatchUpdateBlobs | ReapiMethod::Write => {
+            Operation::Put
+        }
+        ReapiMethod::FindMissingBlobs => Operation::Contains,
+        ReapiMethod::GetCapabilities | ReapiMethod::QueryWriteStatus => return,
+    };
+    let outcome = match error.map(|status| status.code) {
+        None if operation == Operation::Put => Outcome::Stored,
+        None => Outcome::Hit,
+        Some(Code::NotFound) => Outcome::Miss,
+        Some(Code::Internal | Code::Unknown | Code::DataLoss) => Outcome::Error,
+        Some(_) => Outcome::Refused,
+    };
+    timer.finish(Protocol::Grpc, operation, outcome);
 }
 
 /// The one mapping from store errors to gRPC statuses.
