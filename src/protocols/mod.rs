@@ -16,6 +16,7 @@ pub mod pipeline;
 pub mod reapi;
 pub mod reapi_keys;
 pub mod router;
+pub mod s3;
 #[cfg(test)]
 pub(crate) mod test_support;
 pub mod turbo;

@@ -4,7 +4,8 @@
 //! HTTP/1.1; the driver recognises the h2c prior-knowledge preface and returns it, and the
 //! stream then goes to the gRPC layer (`grpc::serve`) with the executor's REAPI services
 //! (`protocols::reapi`) over the same steering backend as the HTTP front-ends. Connections on
-//! the optional `grpc_listen` address skip the sniffing and start as HTTP/2.
+//! the optional `grpc_listen` address skip the sniffing and start as HTTP/2; connections on
+//! the optional `s3.listen` address speak only S3 (`Port::S3`).
 //! `max_connections` is counted process-wide (one atomic, touched per accept and close); a
 //! connection over the limit gets a 503 and is closed.
 
@@ -25,6 +26,7 @@ use crate::http1::{self, Limits, Outcome, Sleep};
 use crate::protocols::metrics::{describe, ExtraMetrics};
 use crate::protocols::reapi::{ReapiOptions, ReapiService};
 use crate::protocols::router::{HttpOptions, Router};
+use crate::protocols::s3::{S3Front, S3Shared};
 use crate::store::DigestFunction;
 
 use super::coarse_timers::CoarseTimers;
@@ -83,6 +85,8 @@ impl Sleep for Clock {
 /// What every connection of one executor shares.
 pub struct Context {
     router: Router<Steer>,
+    /// The router of the `s3.listen` port: every request is S3.
+    s3_router: Router<Steer>,
     limits: Limits,
     /// The REAPI gRPC services over the same steering backend as `router`.
     reapi: Rc<ReapiService<Steer>>,
@@ -96,7 +100,13 @@ pub struct Context {
 }
 
 impl Context {
-    pub fn new(config: &Config, steer: Rc<Steer>, shared: Arc<Shared>) -> Rc<Self> {
+    pub fn new(
+        config: &Config,
+        steer: Rc<Steer>,
+        shared: Arc<Shared>,
+        s3: &S3Shared,
+    ) -> Result<Rc<Self>, String> {
+        let s3_front = Rc::new(S3Front::new(s3)?);
         let options = HttpOptions {
             bazel_digest: if config.bazel_http_blake3 {
                 DigestFunction::Blake3
@@ -112,8 +122,10 @@ impl Context {
                 ..ReapiOptions::default()
             },
         );
-        Rc::new(Context {
+        Ok(Rc::new(Context {
+            s3_router: Router::s3_only(steer.clone(), s3_front.clone()),
             router: Router::new(steer, options)
+                .with_s3(s3_front)
                 .with_extra_metrics(connection_metrics(shared.clone(), config.max_connections)),
             limits: http_limits(config),
             reapi: Rc::new(reapi),
@@ -125,7 +137,7 @@ impl Context {
             shared,
             active: Cell::new(0),
             connections_max: config.max_connections,
-        })
+        }))
     }
 
     /// Drops what the gRPC services keep between calls (suspended uploads); after the
@@ -202,8 +214,19 @@ pub fn grpc_limits(config: &Config) -> GrpcLimits {
     }
 }
 
+/// Which protocols a listening port speaks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Port {
+    /// HTTP/1.1 front-ends, S3 (signed requests) and h2c gRPC (preface sniffed).
+    Main,
+    /// Only gRPC (`grpc_listen`).
+    Grpc,
+    /// Only S3 (`s3.listen`).
+    S3,
+}
+
 /// Accepts until drain; each connection runs in its own task.
-pub async fn accept_loop(listener: TcpListener, context: Rc<Context>, grpc_only: bool) {
+pub async fn accept_loop(listener: TcpListener, context: Rc<Context>, port: Port) {
     loop {
         let accepted = or(async { Some(listener.accept().await) }, async {
             context.clock.shutdown().await;
@@ -232,7 +255,7 @@ pub async fn accept_loop(listener: TcpListener, context: Rc<Context>, grpc_only:
         context.active.set(context.active.get() + 1);
         let context = context.clone();
         glommio::spawn_local(async move {
-            serve_connection(stream, &context, grpc_only).await;
+            serve_connection(stream, &context, port).await;
             context.active.set(context.active.get() - 1);
             context
                 .shared
@@ -328,19 +351,17 @@ impl futures_io::AsyncWrite for Socket {
     }
 }
 
-async fn serve_connection(stream: TcpStream, context: &Context, grpc_only: bool) {
+async fn serve_connection(stream: TcpStream, context: &Context, port: Port) {
     let _ = stream.set_nodelay(true);
     let mut socket = Socket(stream);
-    let buffered = if grpc_only {
+    let buffered = if port == Port::Grpc {
         Vec::new()
     } else {
-        let summary = http1::serve(
-            &mut socket,
-            &context.router,
-            &context.clock,
-            &context.limits,
-        )
-        .await;
+        let router = match port {
+            Port::S3 => &context.s3_router,
+            _ => &context.router,
+        };
+        let summary = http1::serve(&mut socket, router, &context.clock, &context.limits).await;
         match summary.outcome {
             Outcome::Http2 { buffered } => buffered,
             outcome => {

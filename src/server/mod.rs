@@ -31,6 +31,7 @@ use glommio::channels::channel_mesh::MeshBuilder;
 use glommio::{LocalExecutorBuilder, Placement};
 
 use crate::config::{Config, ConfigError};
+use crate::protocols::s3::S3Shared;
 use crate::store::datadir::read_manifest;
 use crate::store::{DataDir, Shard, StoreError};
 use steer::{owner_of, spawn_owner_tasks, OwnedShards, OwnerOp, Steer, MESH_QUEUE_DEPTH};
@@ -130,6 +131,18 @@ pub fn run(mut config: Config) -> Result<(), ServerError> {
             })?),
             None => None,
         };
+    let s3_port =
+        match config.s3.listen {
+            Some(addr) => Some(listener::bind_group(addr, executors).map_err(|source| {
+                ServerError::Listen {
+                    addr: addr.to_string(),
+                    source,
+                }
+            })?),
+            None => None,
+        };
+    let s3 = S3Shared::new(&config.s3, Some(&config.data), config.max_blob_bytes)
+        .map_err(ServerError::Executor)?;
 
     let shared = Arc::new(Shared::default());
     signals::spawn_watcher(shared.clone());
@@ -148,6 +161,8 @@ pub fn run(mut config: Config) -> Result<(), ServerError> {
             shards,
             fd,
             grpc_fd: grpc.as_ref().map(|(fds, _)| fds[position]),
+            s3_fd: s3_port.as_ref().map(|(fds, _)| fds[position]),
+            s3: s3.clone(),
             config: config.clone(),
             store_config: store_config.clone(),
             shared: shared.clone(),
@@ -167,7 +182,13 @@ pub fn run(mut config: Config) -> Result<(), ServerError> {
         shared.start_drain();
         return Err(ServerError::Executor(error));
     }
-    announce(bound, grpc.as_ref().map(|(_, a)| *a), shards, executors);
+    announce(
+        bound,
+        grpc.as_ref().map(|(_, a)| *a),
+        s3_port.as_ref().map(|(_, a)| *a),
+        shards,
+        executors,
+    );
     let mut first_error = None;
     for handle in handles {
         let outcome = handle
@@ -208,15 +229,17 @@ fn wait_ready(
 fn announce(
     bound: std::net::SocketAddr,
     grpc: Option<std::net::SocketAddr>,
+    s3: Option<std::net::SocketAddr>,
     shards: u32,
     executors: usize,
 ) {
     use std::io::Write;
     let grpc = grpc.map(|a| format!(" grpc={a}")).unwrap_or_default();
+    let s3 = s3.map(|a| format!(" s3={a}")).unwrap_or_default();
     let mut out = std::io::stdout().lock();
     let _ = writeln!(
         out,
-        "tessera listening on {bound}{grpc} shards={shards} executors={executors}"
+        "tessera listening on {bound}{grpc}{s3} shards={shards} executors={executors}"
     );
     let _ = out.flush();
     tracing::info!(%bound, shards, executors, "ready");
@@ -250,6 +273,9 @@ struct ExecutorPlan {
     shards: u32,
     fd: RawFd,
     grpc_fd: Option<RawFd>,
+    /// This executor's socket of the `s3.listen` group.
+    s3_fd: Option<RawFd>,
+    s3: S3Shared,
     config: Config,
     store_config: crate::store::StoreConfig,
     shared: Arc<Shared>,
@@ -265,6 +291,10 @@ impl ExecutorPlan {
         let listener = unsafe { glommio::net::TcpListener::from_raw_fd(self.fd) };
         let grpc_listener = self
             .grpc_fd
+            // SAFETY: as above, one fd per executor from `bind_group`.
+            .map(|fd| unsafe { glommio::net::TcpListener::from_raw_fd(fd) });
+        let s3_listener = self
+            .s3_fd
             // SAFETY: as above, one fd per executor from `bind_group`.
             .map(|fd| unsafe { glommio::net::TcpListener::from_raw_fd(fd) });
         let mesh = self.mesh.take().expect("an executor plan runs once");
@@ -286,17 +316,27 @@ impl ExecutorPlan {
             owned.clone(),
             Rc::new(senders),
         ));
-        let context = conn::Context::new(&self.config, steer, self.shared.clone());
+        let context = match conn::Context::new(&self.config, steer, self.shared.clone(), &self.s3) {
+            Ok(context) => context,
+            Err(error) => return self.fail(error),
+        };
         let _ = self.ready.send(Ok(()));
 
         if let Some(grpc_listener) = grpc_listener {
             let context = context.clone();
-            glommio::spawn_local(
-                async move { conn::accept_loop(grpc_listener, context, true).await },
-            )
+            glommio::spawn_local(async move {
+                conn::accept_loop(grpc_listener, context, conn::Port::Grpc).await
+            })
             .detach();
         }
-        conn::accept_loop(listener, context.clone(), false).await;
+        if let Some(s3_listener) = s3_listener {
+            let context = context.clone();
+            glommio::spawn_local(async move {
+                conn::accept_loop(s3_listener, context, conn::Port::S3).await
+            })
+            .detach();
+        }
+        conn::accept_loop(listener, context.clone(), conn::Port::Main).await;
         context.wait_connections(self.config.drain_timeout).await;
         context.release_grpc_state();
         self.barrier().await;

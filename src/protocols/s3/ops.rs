@@ -1,0 +1,767 @@
+//! The S3 operations, as s3s handlers (`Send` futures; store work goes through a
+//! [`StoreLink`]).
+
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use futures::StreamExt;
+use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
+use md5::{Digest, Md5};
+use s3s::dto::*;
+use s3s::{S3Error, S3ErrorCode, S3Request, S3Response, S3Result, S3};
+
+use crate::store::{Meta, ReadHandle, StoreError};
+
+use super::buckets::{BucketError, Buckets};
+use super::keys::{Credentials, Right};
+use super::link::StoreLink;
+use super::object::{
+    self, Trailer, CHECKSUM_HEADERS, KEPT_HEADERS, MTIME_META, OBJECT_TRAILER_BYTES,
+    USER_META_PREFIX,
+};
+
+/// Most keys in one DeleteObjects request (S3's limit).
+pub const DELETE_OBJECTS_MAX: usize = 1000;
+
+/// The S3 service over the store.
+pub struct TesseraS3 {
+    pub buckets: Arc<Buckets>,
+    pub credentials: Arc<dyn Credentials>,
+    /// Largest object: the store's largest blob less the trailer.
+    pub object_bytes_max: u64,
+}
+
+fn error(code: S3ErrorCode, message: impl Into<std::borrow::Cow<'static, str>>) -> S3Error {
+    S3Error::with_message(code, message)
+}
+
+fn custom(code: &'static str, status: StatusCode, message: &'static str) -> S3Error {
+    let mut e = error(S3ErrorCode::Custom(code.into()), message);
+    e.set_status_code(status);
+    e
+}
+
+/// The S3 error of a store error.
+pub fn store_error(e: StoreError) -> S3Error {
+    match e {
+        StoreError::TooLarge { len, max } => error(
+            S3ErrorCode::EntityTooLarge,
+            format!("Your proposed upload ({len} bytes with its trailer) exceeds the maximum allowed size ({max} bytes)"),
+        ),
+        StoreError::NoSpace { .. } => custom(
+            "InsufficientStorage",
+            StatusCode::INSUFFICIENT_STORAGE,
+            "The store has no room for this object now; reads go on",
+        ),
+        StoreError::TooManyReservations { .. } | StoreError::Unavailable { .. } => {
+            error(S3ErrorCode::SlowDown, "Please reduce your request rate.")
+        }
+        StoreError::MetaTooLarge { .. } => error(
+            S3ErrorCode::MetadataTooLarge,
+            "Your metadata headers exceed the maximum allowed metadata size",
+        ),
+        other => {
+            tracing::error!(error = %other, "store error on an S3 request");
+            error(
+                S3ErrorCode::InternalError,
+                "internal storage error (see the server log)",
+            )
+        }
+    }
+}
+
+fn no_such_bucket(bucket: &str) -> S3Error {
+    error(
+        S3ErrorCode::NoSuchBucket,
+        format!("The specified bucket does not exist: {bucket}"),
+    )
+}
+
+fn no_such_key() -> S3Error {
+    error(S3ErrorCode::NoSuchKey, "The specified key does not exist.")
+}
+
+fn link_of<T>(req: &S3Request<T>) -> S3Result<StoreLink> {
+    let link = req
+        .extensions
+        .get::<StoreLink>()
+        .ok_or_else(|| error(S3ErrorCode::InternalError, "no store link"))?;
+    Ok(link.for_caller(req.credentials.as_ref().map(|c| c.access_key.clone())))
+}
+
+fn meta_error(_: StoreError) -> S3Error {
+    error(
+        S3ErrorCode::MetadataTooLarge,
+        "Your metadata headers exceed the maximum allowed metadata size",
+    )
+}
+
+/// The metadata a put keeps from its request headers: the standard headers, user metadata
+/// and checksums, and the modification time.
+fn meta_from_headers(headers: &HeaderMap) -> S3Result<Meta> {
+    let mut meta = Meta::new();
+    for name in KEPT_HEADERS.iter().chain(CHECKSUM_HEADERS.iter()) {
+        if let Some(value) = headers.get(*name) {
+            meta.push(name, value.as_bytes()).map_err(meta_error)?;
+        }
+    }
+    for (name, value) in headers {
+        if name.as_str().starts_with(USER_META_PREFIX) {
+            meta.push(name.as_str(), value.as_bytes())
+                .map_err(meta_error)?;
+        }
+    }
+    meta.push(MTIME_META, object::mtime_now().as_bytes())
+        .map_err(meta_error)?;
+    Ok(meta)
+}
+
+/// A copy of `source` with a new modification time.
+fn meta_touched(source: &Meta) -> S3Result<Meta> {
+    let mut meta = Meta::new();
+    for (name, value) in source.iter().filter(|(n, _)| *n != MTIME_META) {
+        meta.push(name, value).map_err(meta_error)?;
+    }
+    meta.push(MTIME_META, object::mtime_now().as_bytes())
+        .map_err(meta_error)?;
+    Ok(meta)
+}
+
+/// A stored object: its record, trailer and length.
+struct Stored {
+    handle: ReadHandle,
+    trailer: Trailer,
+    size: u64,
+}
+
+impl Stored {
+    fn new(handle: ReadHandle) -> S3Result<Stored> {
+        let (trailer, size) = Trailer::decode(handle.body()).ok_or_else(|| {
+            tracing::error!("an s3 namespace record without an object trailer");
+            error(S3ErrorCode::InternalError, "stored object is malformed")
+        })?;
+        Ok(Stored {
+            handle,
+            trailer,
+            size,
+        })
+    }
+
+    fn etag(&self) -> ETag {
+        ETag::Strong(self.trailer.etag())
+    }
+
+    fn mtime(&self) -> SystemTime {
+        object::mtime(self.handle.meta())
+    }
+
+    /// Response headers from the stored metadata (standard ones, user metadata, and the
+    /// checksums when asked for).
+    fn headers(&self, checksums: bool) -> HeaderMap {
+        let mut headers = HeaderMap::new();
+        for (name, value) in self.handle.meta().iter() {
+            let wanted = KEPT_HEADERS.contains(&name)
+                || name.starts_with(USER_META_PREFIX)
+                || (checksums && CHECKSUM_HEADERS.contains(&name));
+            if !wanted {
+                continue;
+            }
+            if let (Ok(n), Ok(v)) = (
+                HeaderName::from_bytes(name.as_bytes()),
+                HeaderValue::from_bytes(value),
+            ) {
+                headers.append(n, v);
+            }
+        }
+        if self.handle.meta().get("content-type").is_none() {
+            headers.insert(
+                http::header::CONTENT_TYPE,
+                HeaderValue::from_static("binary/octet-stream"),
+            );
+        }
+        headers
+    }
+}
+
+async fn lookup(link: &StoreLink, bucket: &str, key: &str) -> S3Result<Option<Stored>> {
+    match link.lookup(bucket, key).await?.map_err(store_error)? {
+        Some(handle) => Ok(Some(Stored::new(handle)?)),
+        None => Ok(None),
+    }
+}
+
+fn seconds(t: SystemTime) -> u64 {
+    t.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs())
+}
+
+fn timestamp_seconds(t: &Timestamp) -> u64 {
+    let t: time::OffsetDateTime = t.clone().into();
+    u64::try_from(t.unix_timestamp()).unwrap_or(0)
+}
+
+fn etag_matches(condition: &ETagCondition, etag: &ETag) -> bool {
+    match condition {
+        ETagCondition::Any => true,
+        ETagCondition::ETag(want) => want.value() == etag.value(),
+    }
+}
+
+/// RFC 9110 §13.2.2 order, as S3 applies it: If-Match, If-Unmodified-Since (only without
+/// If-Match), If-None-Match, If-Modified-Since (only without If-None-Match). `not_modified`
+/// is the error for a failed If-None-Match / If-Modified-Since (304 on reads, 412 on copies).
+fn check_conditions(
+    stored: &Stored,
+    if_match: Option<&ETagCondition>,
+    if_unmodified_since: Option<&Timestamp>,
+    if_none_match: Option<&ETagCondition>,
+    if_modified_since: Option<&Timestamp>,
+    not_modified: fn() -> S3Error,
+) -> S3Result<()> {
+    let etag = stored.etag();
+    let mtime = seconds(stored.mtime());
+    let failed = || {
+        error(
+            S3ErrorCode::PreconditionFailed,
+            "At least one of the pre-conditions you specified did not hold",
+        )
+    };
+    match if_match {
+        Some(c) if !etag_matches(c, &etag) => return Err(failed()),
+        None => {
+            if let Some(t) = if_unmodified_since {
+                if mtime > timestamp_seconds(t) {
+                    return Err(failed());
+                }
+            }
+        }
+        _ => {}
+    }
+    match if_none_match {
+        Some(c) if etag_matches(c, &etag) => return Err(not_modified()),
+        None => {
+            if let Some(t) = if_modified_since {
+                if mtime <= timestamp_seconds(t) {
+                    return Err(not_modified());
+                }
+            }
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+fn not_modified() -> S3Error {
+    error(S3ErrorCode::NotModified, "Not Modified")
+}
+
+fn precondition_failed() -> S3Error {
+    error(
+        S3ErrorCode::PreconditionFailed,
+        "At least one of the pre-conditions you specified did not hold",
+    )
+}
+
+/// The bytes of `range` of a record body, sharing the record's mapping (no copy).
+struct BodySlice {
+    handle: ReadHandle,
+    start: usize,
+    end: usize,
+}
+
+impl AsRef<[u8]> for BodySlice {
+    fn as_ref(&self) -> &[u8] {
+        &self.handle.body()[self.start..self.end]
+    }
+}
+
+fn body_error(e: &(dyn std::error::Error + Send + Sync)) -> S3Error {
+    let text = e.to_string();
+    if text.contains("Sha256Mismatch") {
+        let mut err = error(
+            S3ErrorCode::Custom("XAmzContentSHA256Mismatch".into()),
+            "The provided 'x-amz-content-sha256' header does not match what was computed.",
+        );
+        err.set_status_code(StatusCode::BAD_REQUEST);
+        return err;
+    }
+    if text.contains("SignatureMismatch") {
+        return error(
+            S3ErrorCode::SignatureDoesNotMatch,
+            "A chunk signature of the streamed body does not match.",
+        );
+    }
+    error(
+        S3ErrorCode::IncompleteBody,
+        format!("The request body could not be read: {text}"),
+    )
+}
+
+impl TesseraS3 {
+    fn need_bucket(&self, bucket: &str) -> S3Result<()> {
+        if self.buckets.exists(bucket) {
+            Ok(())
+        } else {
+            Err(no_such_bucket(bucket))
+        }
+    }
+
+    fn check_size(&self, size: u64) -> S3Result<()> {
+        if size > self.object_bytes_max {
+            return Err(error(
+                S3ErrorCode::EntityTooLarge,
+                format!(
+                    "Your proposed upload exceeds the maximum allowed size ({} bytes)",
+                    self.object_bytes_max
+                ),
+            ));
+        }
+        Ok(())
+    }
+}
+
+#[async_trait::async_trait]
+impl S3 for TesseraS3 {
+    async fn list_buckets(
+        &self,
+        _req: S3Request<ListBucketsInput>,
+    ) -> S3Result<S3Response<ListBucketsOutput>> {
+        let buckets = self
+            .buckets
+            .list()
+            .into_iter()
+            .map(|(name, created)| Bucket {
+                name: Some(name),
+                creation_date: Some(Timestamp::from(created)),
+                bucket_region: None,
+            })
+            .collect();
+        Ok(S3Response::new(ListBucketsOutput {
+            buckets: Some(buckets),
+            owner: Some(Owner {
+                display_name: Some("tessera".into()),
+                id: Some("tessera".into()),
+            }),
+            ..Default::default()
+        }))
+    }
+
+    async fn create_bucket(
+        &self,
+        req: S3Request<CreateBucketInput>,
+    ) -> S3Result<S3Response<CreateBucketOutput>> {
+        let bucket = &req.input.bucket;
+        match self.buckets.create(bucket) {
+            Ok(()) => Ok(S3Response::new(CreateBucketOutput {
+                location: Some(format!("/{bucket}")),
+            })),
+            Err(BucketError::Exists) => Err(error(
+                S3ErrorCode::BucketAlreadyOwnedByYou,
+                "Your previous request to create the named bucket succeeded and you already own it.",
+            )),
+            Err(BucketError::TooMany) => Err(error(
+                S3ErrorCode::TooManyBuckets,
+                "You have attempted to create more buckets than allowed",
+            )),
+            Err(BucketError::Missing) | Err(BucketError::Io(_)) => {
+                tracing::error!(bucket, "cannot persist the bucket registry");
+                Err(error(S3ErrorCode::InternalError, "the bucket registry could not be written"))
+            }
+        }
+    }
+
+    async fn head_bucket(
+        &self,
+        req: S3Request<HeadBucketInput>,
+    ) -> S3Result<S3Response<HeadBucketOutput>> {
+        self.need_bucket(&req.input.bucket)?;
+        Ok(S3Response::new(HeadBucketOutput {
+            bucket_region: Some("us-east-1".into()),
+            ..Default::default()
+        }))
+    }
+
+    async fn get_bucket_location(
+        &self,
+        req: S3Request<GetBucketLocationInput>,
+    ) -> S3Result<S3Response<GetBucketLocationOutput>> {
+        self.need_bucket(&req.input.bucket)?;
+        Ok(S3Response::new(GetBucketLocationOutput::default()))
+    }
+
+    async fn delete_bucket(
+        &self,
+        req: S3Request<DeleteBucketInput>,
+    ) -> S3Result<S3Response<DeleteBucketOutput>> {
+        let link = link_of(&req)?;
+        let bucket = &req.input.bucket;
+        self.need_bucket(bucket)?;
+        // Keys noted here may have been evicted or deleted meanwhile: the store decides.
+        for key in self.buckets.noted_keys(bucket) {
+            match link.lookup(bucket, &key).await?.map_err(store_error)? {
+                Some(_) => {
+                    return Err(error(
+                        S3ErrorCode::BucketNotEmpty,
+                        "The bucket you tried to delete is not empty",
+                    ))
+                }
+                None => self.buckets.note_delete(bucket, &key),
+            }
+        }
+        match self.buckets.delete(bucket) {
+            Ok(()) => Ok(S3Response::new(DeleteBucketOutput {})),
+            Err(BucketError::Missing) => Err(no_such_bucket(bucket)),
+            Err(_) => Err(error(
+                S3ErrorCode::InternalError,
+                "the bucket registry could not be written",
+            )),
+        }
+    }
+
+    async fn put_object(
+        &self,
+        req: S3Request<PutObjectInput>,
+    ) -> S3Result<S3Response<PutObjectOutput>> {
+        let link = link_of(&req)?;
+        let meta = meta_from_headers(&req.headers)?;
+        let input = req.input;
+        self.need_bucket(&input.bucket)?;
+        let size = match input.content_length {
+            Some(len) if len >= 0 => len as u64,
+            Some(_) => {
+                return Err(error(
+                    S3ErrorCode::InvalidArgument,
+                    "negative Content-Length",
+                ))
+            }
+            None => {
+                return Err(error(
+                    S3ErrorCode::MissingContentLength,
+                    "You must provide the Content-Length HTTP header.",
+                ))
+            }
+        };
+        self.check_size(size)?;
+        let want_md5 = match &input.content_md5 {
+            None => None,
+            Some(b64) => {
+                use base64::Engine;
+                let raw = base64::engine::general_purpose::STANDARD
+                    .decode(b64.as_bytes())
+                    .ok()
+                    .filter(|raw| raw.len() == 16)
+                    .ok_or_else(|| {
+                        error(
+                            S3ErrorCode::InvalidDigest,
+                            "The Content-MD5 you specified was invalid.",
+                        )
+                    })?;
+                Some(raw)
+            }
+        };
+        let mut reservation = link
+            .reserve(&input.bucket, &input.key, size + OBJECT_TRAILER_BYTES, meta)
+            .await?
+            .map_err(store_error)?;
+        let mut md5 = Md5::new();
+        let mut written = 0u64;
+        if let Some(mut body) = input.body {
+            while let Some(chunk) = body.next().await {
+                // Any failure drops the reservation, which aborts it: nothing is stored.
+                let chunk = chunk.map_err(|e| body_error(&*e))?;
+                written += chunk.len() as u64;
+                if written > size {
+                    return Err(error(
+                        S3ErrorCode::IncompleteBody,
+                        "The body is longer than its Content-Length",
+                    ));
+                }
+                md5.update(&chunk);
+                reservation.write(&chunk).map_err(store_error)?;
+            }
+        }
+        if written != size {
+            return Err(error(
+                S3ErrorCode::IncompleteBody,
+                "You did not provide the number of bytes specified by the Content-Length HTTP header",
+            ));
+        }
+        let digest: [u8; 16] = md5.finalize().into();
+        if want_md5.is_some_and(|want| want != digest) {
+            return Err(error(
+                S3ErrorCode::BadDigest,
+                "The Content-MD5 you specified did not match what we received.",
+            ));
+        }
+        let trailer = Trailer {
+            md5: digest,
+            parts: 0,
+        };
+        reservation.write(&trailer.encode()).map_err(store_error)?;
+        link.commit(&input.bucket, reservation)
+            .await?
+            .map_err(store_error)?;
+        self.buckets.note_put(&input.bucket, &input.key);
+        Ok(S3Response::new(PutObjectOutput {
+            e_tag: Some(ETag::Strong(trailer.etag())),
+            checksum_crc32: input.checksum_crc32,
+            checksum_crc32c: input.checksum_crc32c,
+            checksum_crc64nvme: input.checksum_crc64nvme,
+            checksum_sha1: input.checksum_sha1,
+            checksum_sha256: input.checksum_sha256,
+            ..Default::default()
+        }))
+    }
+
+    async fn get_object(
+        &self,
+        req: S3Request<GetObjectInput>,
+    ) -> S3Result<S3Response<GetObjectOutput>> {
+        let link = link_of(&req)?;
+        let input = req.input;
+        self.need_bucket(&input.bucket)?;
+        let stored = lookup(&link, &input.bucket, &input.key)
+            .await?
+            .ok_or_else(no_such_key)?;
+        check_conditions(
+            &stored,
+            input.if_match.as_ref(),
+            input.if_unmodified_since.as_ref(),
+            input.if_none_match.as_ref(),
+            input.if_modified_since.as_ref(),
+            not_modified,
+        )?;
+        let (start, end, content_range) = match &input.range {
+            None => (0, stored.size, None),
+            Some(range) => {
+                let r = range.check(stored.size).map_err(|_| {
+                    error(
+                        S3ErrorCode::InvalidRange,
+                        "The requested range is not satisfiable",
+                    )
+                })?;
+                let shown = format!("bytes {}-{}/{}", r.start, r.end - 1, stored.size);
+                (r.start, r.end, Some(shown))
+            }
+        };
+        let checksums = input
+            .checksum_mode
+            .as_ref()
+            .is_some_and(|m| m.as_str() == ChecksumMode::ENABLED)
+            && content_range.is_none();
+        let headers = stored.headers(checksums);
+        let etag = stored.etag();
+        let mtime = stored.mtime();
+        let bytes = Bytes::from_owner(BodySlice {
+            handle: stored.handle,
+            start: start as usize,
+            end: end as usize,
+        });
+        let body = StreamingBlob::wrap(futures::stream::iter(Some(Ok::<_, std::io::Error>(bytes))));
+        let mut response = S3Response::new(GetObjectOutput {
+            body: Some(body),
+            content_length: Some((end - start) as i64),
+            content_range,
+            accept_ranges: Some("bytes".into()),
+            e_tag: Some(etag),
+            last_modified: Some(Timestamp::from(mtime)),
+            ..Default::default()
+        });
+        response.headers = headers;
+        Ok(response)
+    }
+
+    async fn head_object(
+        &self,
+        req: S3Request<HeadObjectInput>,
+    ) -> S3Result<S3Response<HeadObjectOutput>> {
+        let link = link_of(&req)?;
+        let input = req.input;
+        self.need_bucket(&input.bucket)?;
+        let stored = lookup(&link, &input.bucket, &input.key)
+            .await?
+            .ok_or_else(no_such_key)?;
+        check_conditions(
+            &stored,
+            input.if_match.as_ref(),
+            input.if_unmodified_since.as_ref(),
+            input.if_none_match.as_ref(),
+            input.if_modified_since.as_ref(),
+            not_modified,
+        )?;
+        let (length, content_range) = match &input.range {
+            None => (stored.size, None),
+            Some(range) => {
+                let r = range.check(stored.size).map_err(|_| {
+                    error(
+                        S3ErrorCode::InvalidRange,
+                        "The requested range is not satisfiable",
+                    )
+                })?;
+                let shown = format!("bytes {}-{}/{}", r.start, r.end - 1, stored.size);
+                (r.end - r.start, Some(shown))
+            }
+        };
+        let checksums = input
+            .checksum_mode
+            .as_ref()
+            .is_some_and(|m| m.as_str() == ChecksumMode::ENABLED);
+        let mut response = S3Response::new(HeadObjectOutput {
+            content_length: Some(length as i64),
+            content_range,
+            accept_ranges: Some("bytes".into()),
+            e_tag: Some(stored.etag()),
+            last_modified: Some(Timestamp::from(stored.mtime())),
+            parts_count: (stored.trailer.parts > 0).then_some(stored.trailer.parts as i32),
+            ..Default::default()
+        });
+        response.headers = stored.headers(checksums);
+        Ok(response)
+    }
+
+    async fn delete_object(
+        &self,
+        req: S3Request<DeleteObjectInput>,
+    ) -> S3Result<S3Response<DeleteObjectOutput>> {
+        let link = link_of(&req)?;
+        let input = req.input;
+        self.need_bucket(&input.bucket)?;
+        link.delete(&input.bucket, &input.key)
+            .await?
+            .map_err(store_error)?;
+        self.buckets.note_delete(&input.bucket, &input.key);
+        Ok(S3Response::new(DeleteObjectOutput::default()))
+    }
+
+    async fn delete_objects(
+        &self,
+        req: S3Request<DeleteObjectsInput>,
+    ) -> S3Result<S3Response<DeleteObjectsOutput>> {
+        let link = link_of(&req)?;
+        let input = req.input;
+        self.need_bucket(&input.bucket)?;
+        if input.delete.objects.len() > DELETE_OBJECTS_MAX {
+            return Err(error(
+                S3ErrorCode::MalformedXML,
+                format!("at most {DELETE_OBJECTS_MAX} keys may be deleted at once"),
+            ));
+        }
+        let quiet = input.delete.quiet.unwrap_or(false);
+        let mut deleted = Vec::new();
+        let mut errors = Vec::new();
+        for object in input.delete.objects {
+            match link.delete(&input.bucket, &object.key).await? {
+                Ok(_) => {
+                    self.buckets.note_delete(&input.bucket, &object.key);
+                    if !quiet {
+                        deleted.push(DeletedObject {
+                            key: Some(object.key),
+                            ..Default::default()
+                        });
+                    }
+                }
+                Err(e) => {
+                    let e = store_error(e);
+                    errors.push(Error {
+                        code: Some(e.code().as_str().to_string()),
+                        key: Some(object.key),
+                        message: e.message().map(str::to_string),
+                        version_id: None,
+                    });
+                }
+            }
+        }
+        Ok(S3Response::new(DeleteObjectsOutput {
+            deleted: Some(deleted),
+            errors: (!errors.is_empty()).then_some(errors),
+            ..Default::default()
+        }))
+    }
+
+    async fn copy_object(
+        &self,
+        req: S3Request<CopyObjectInput>,
+    ) -> S3Result<S3Response<CopyObjectOutput>> {
+        let link = link_of(&req)?;
+        let caller = req.credentials.as_ref().map(|c| c.access_key.clone());
+        let replace_meta = req
+            .input
+            .metadata_directive
+            .as_ref()
+            .is_some_and(|d| d.as_str() == MetadataDirective::REPLACE);
+        let new_meta = if replace_meta {
+            Some(meta_from_headers(&req.headers)?)
+        } else {
+            None
+        };
+        let input = req.input;
+        self.need_bucket(&input.bucket)?;
+        let CopySource::Bucket {
+            bucket: src_bucket,
+            key: src_key,
+            ..
+        } = &input.copy_source
+        else {
+            return Err(error(
+                S3ErrorCode::NotImplemented,
+                "copying from an access point is not supported",
+            ));
+        };
+        if !self
+            .credentials
+            .allows(caller.as_deref(), Some(src_bucket), Right::Read)
+        {
+            return Err(error(
+                S3ErrorCode::AccessDenied,
+                "This key may not read the source bucket",
+            ));
+        }
+        self.need_bucket(src_bucket)?;
+        if **src_bucket == *input.bucket && **src_key == *input.key && !replace_meta {
+            return Err(error(
+                S3ErrorCode::InvalidRequest,
+                "This copy request is illegal because it is trying to copy an object to itself without changing the object's metadata, storage class, website redirect location or encryption attributes.",
+            ));
+        }
+        let source = lookup(&link, src_bucket, src_key)
+            .await?
+            .ok_or_else(no_such_key)?;
+        check_conditions(
+            &source,
+            input.copy_source_if_match.as_ref(),
+            input.copy_source_if_unmodified_since.as_ref(),
+            input.copy_source_if_none_match.as_ref(),
+            input.copy_source_if_modified_since.as_ref(),
+            precondition_failed,
+        )?;
+        self.check_size(source.size)?;
+        let meta = match new_meta {
+            Some(meta) => meta,
+            None => meta_touched(source.handle.meta())?,
+        };
+        let mut reservation = link
+            .reserve(
+                &input.bucket,
+                &input.key,
+                source.size + OBJECT_TRAILER_BYTES,
+                meta,
+            )
+            .await?
+            .map_err(store_error)?;
+        reservation
+            .write(source.handle.body())
+            .map_err(store_error)?;
+        link.commit(&input.bucket, reservation)
+            .await?
+            .map_err(store_error)?;
+        self.buckets.note_put(&input.bucket, &input.key);
+        Ok(S3Response::new(CopyObjectOutput {
+            copy_object_result: Some(CopyObjectResult {
+                e_tag: Some(source.etag()),
+                last_modified: Some(Timestamp::from(SystemTime::now())),
+                ..Default::default()
+            }),
+            ..Default::default()
+        }))
+    }
+}
