@@ -171,6 +171,31 @@ impl Buckets {
             .unwrap_or_default()
     }
 
+    /// Up to `limit` noted keys of `bucket` after `after` (all when `None`), starting with
+    /// `prefix`, in byte order.
+    pub fn keys_after(
+        &self,
+        bucket: &str,
+        prefix: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Vec<String> {
+        use std::ops::Bound;
+        let state = self.lock();
+        let Some(keys) = state.keys.get(bucket) else {
+            return Vec::new();
+        };
+        let start = match after {
+            Some(after) if after >= prefix => Bound::Excluded(after.to_string()),
+            _ => Bound::Included(prefix.to_string()),
+        };
+        keys.range((start, Bound::Unbounded))
+            .take_while(|k| k.starts_with(prefix))
+            .take(limit)
+            .cloned()
+            .collect()
+    }
+
     fn persist(&self, buckets: &BTreeMap<String, SystemTime>) -> Result<(), String> {
         let Some(dir) = &self.dir else {
             return Ok(());

@@ -17,6 +17,7 @@ pub mod bridge;
 pub mod buckets;
 pub mod keys;
 pub mod link;
+pub mod list;
 pub mod object;
 pub mod ops;
 

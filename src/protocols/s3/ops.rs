@@ -16,6 +16,7 @@ use crate::store::{Meta, ReadHandle, StoreError};
 use super::buckets::{BucketError, Buckets};
 use super::keys::{Credentials, Right};
 use super::link::StoreLink;
+use super::list::{self, Item, ListQuery, LIST_BATCH_KEYS, LIST_PAGE_MAX};
 use super::object::{
     self, Trailer, CHECKSUM_HEADERS, KEPT_HEADERS, MTIME_META, OBJECT_TRAILER_BYTES,
     USER_META_PREFIX,
@@ -297,7 +298,71 @@ fn body_error(e: &(dyn std::error::Error + Send + Sync)) -> S3Error {
     )
 }
 
+/// One page of a listing.
+struct Page {
+    objects: Vec<Object>,
+    prefixes: Vec<String>,
+    truncated: bool,
+    /// The last item returned (the next page starts after it).
+    last: Option<String>,
+}
+
 impl TesseraS3 {
+    /// Walks `bucket`'s keys for one page of `query`, checking each listed key in the store.
+    async fn walk(&self, link: &StoreLink, bucket: &str, query: &ListQuery) -> S3Result<Page> {
+        let mut page = Page {
+            objects: Vec::new(),
+            prefixes: Vec::new(),
+            truncated: false,
+            last: None,
+        };
+        let mut cursor = query.after.clone();
+        let mut last_prefix: Option<String> = None;
+        loop {
+            let batch =
+                self.buckets
+                    .keys_after(bucket, &query.prefix, cursor.as_deref(), LIST_BATCH_KEYS);
+            let Some(end) = batch.last().cloned() else {
+                return Ok(page);
+            };
+            for key in batch {
+                let Some(item) = list::item_of(&key, query, last_prefix.as_deref()) else {
+                    continue;
+                };
+                // A key is listed only if the store still has it.
+                let Some(stored) = lookup(link, bucket, &key).await? else {
+                    self.buckets.note_delete(bucket, &key);
+                    continue;
+                };
+                if page.objects.len() + page.prefixes.len() >= query.max_keys {
+                    page.truncated = true;
+                    return Ok(page);
+                }
+                match item {
+                    Item::Prefix(p) => {
+                        last_prefix = Some(p.clone());
+                        page.last = Some(p.clone());
+                        page.prefixes.push(p);
+                    }
+                    Item::Key(k) => {
+                        page.last = Some(k.clone());
+                        page.objects.push(Object {
+                            key: Some(k),
+                            size: Some(stored.size as i64),
+                            e_tag: Some(stored.etag()),
+                            last_modified: Some(Timestamp::from(stored.mtime())),
+                            storage_class: Some(ObjectStorageClass::from_static(
+                                ObjectStorageClass::STANDARD,
+                            )),
+                            ..Default::default()
+                        });
+                    }
+                }
+            }
+            cursor = Some(end);
+        }
+    }
+
     fn need_bucket(&self, bucket: &str) -> S3Result<()> {
         if self.buckets.exists(bucket) {
             Ok(())
@@ -320,8 +385,139 @@ impl TesseraS3 {
     }
 }
 
+fn max_keys(asked: Option<i32>) -> S3Result<usize> {
+    match asked {
+        None => Ok(LIST_PAGE_MAX),
+        Some(n) if n < 0 => Err(error(
+            S3ErrorCode::InvalidArgument,
+            "max-keys must be a non-negative integer",
+        )),
+        Some(n) => Ok((n as usize).min(LIST_PAGE_MAX)),
+    }
+}
+
+fn url_encoded(encoding: &Option<EncodingType>) -> S3Result<bool> {
+    match encoding {
+        None => Ok(false),
+        Some(e) if e.as_str() == EncodingType::URL => Ok(true),
+        Some(_) => Err(error(
+            S3ErrorCode::InvalidArgument,
+            "Invalid Encoding Method specified in Request",
+        )),
+    }
+}
+
+/// Applies `encoding-type=url` to a page's keys and prefixes.
+fn encode_page(page: &mut Page, url: bool) -> Vec<CommonPrefix> {
+    let shown = |text: &str| {
+        if url {
+            list::url_encode(text)
+        } else {
+            text.to_string()
+        }
+    };
+    for object in &mut page.objects {
+        if let Some(key) = &object.key {
+            object.key = Some(shown(key));
+        }
+    }
+    page.prefixes
+        .iter()
+        .map(|p| CommonPrefix {
+            prefix: Some(shown(p)),
+        })
+        .collect()
+}
+
 #[async_trait::async_trait]
 impl S3 for TesseraS3 {
+    async fn list_objects_v2(
+        &self,
+        req: S3Request<ListObjectsV2Input>,
+    ) -> S3Result<S3Response<ListObjectsV2Output>> {
+        let link = link_of(&req)?;
+        let input = req.input;
+        self.need_bucket(&input.bucket)?;
+        let url = url_encoded(&input.encoding_type)?;
+        let (after, after_is_token) = match &input.continuation_token {
+            Some(token) => (
+                Some(list::decode_token(token).ok_or_else(|| {
+                    error(
+                        S3ErrorCode::InvalidArgument,
+                        "The continuation token provided is incorrect",
+                    )
+                })?),
+                true,
+            ),
+            None => (input.start_after.clone(), false),
+        };
+        let query = ListQuery {
+            prefix: input.prefix.clone().unwrap_or_default(),
+            delimiter: input.delimiter.clone().filter(|d| !d.is_empty()),
+            max_keys: max_keys(input.max_keys)?,
+            after,
+            after_is_token,
+        };
+        let mut page = self.walk(&link, &input.bucket, &query).await?;
+        let prefixes = encode_page(&mut page, url);
+        let shown = |t: Option<String>| t.map(|t| if url { list::url_encode(&t) } else { t });
+        Ok(S3Response::new(ListObjectsV2Output {
+            name: Some(input.bucket),
+            prefix: shown(input.prefix),
+            delimiter: shown(input.delimiter),
+            start_after: shown(input.start_after),
+            max_keys: Some(query.max_keys as i32),
+            key_count: Some((page.objects.len() + prefixes.len()) as i32),
+            continuation_token: input.continuation_token,
+            is_truncated: Some(page.truncated),
+            next_continuation_token: page
+                .truncated
+                .then(|| page.last.as_deref().map(list::encode_token))
+                .flatten(),
+            contents: Some(page.objects),
+            common_prefixes: (!prefixes.is_empty()).then_some(prefixes),
+            encoding_type: input.encoding_type,
+            ..Default::default()
+        }))
+    }
+
+    async fn list_objects(
+        &self,
+        req: S3Request<ListObjectsInput>,
+    ) -> S3Result<S3Response<ListObjectsOutput>> {
+        let link = link_of(&req)?;
+        let input = req.input;
+        self.need_bucket(&input.bucket)?;
+        let url = url_encoded(&input.encoding_type)?;
+        let query = ListQuery {
+            prefix: input.prefix.clone().unwrap_or_default(),
+            delimiter: input.delimiter.clone().filter(|d| !d.is_empty()),
+            max_keys: max_keys(input.max_keys)?,
+            after: input.marker.clone().filter(|m| !m.is_empty()),
+            // A v1 marker may be a common prefix returned as NextMarker.
+            after_is_token: true,
+        };
+        let mut page = self.walk(&link, &input.bucket, &query).await?;
+        let prefixes = encode_page(&mut page, url);
+        let shown = |t: Option<String>| t.map(|t| if url { list::url_encode(&t) } else { t });
+        let next_marker = (page.truncated && query.delimiter.is_some())
+            .then(|| shown(page.last.clone()))
+            .flatten();
+        Ok(S3Response::new(ListObjectsOutput {
+            name: Some(input.bucket),
+            prefix: Some(shown(input.prefix).unwrap_or_default()),
+            delimiter: shown(input.delimiter),
+            marker: Some(shown(input.marker).unwrap_or_default()),
+            max_keys: Some(query.max_keys as i32),
+            is_truncated: Some(page.truncated),
+            next_marker,
+            contents: Some(page.objects),
+            common_prefixes: (!prefixes.is_empty()).then_some(prefixes),
+            encoding_type: input.encoding_type,
+            ..Default::default()
+        }))
+    }
+
     async fn list_buckets(
         &self,
         _req: S3Request<ListBucketsInput>,
