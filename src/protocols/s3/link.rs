@@ -2,7 +2,8 @@
 //!
 //! s3s requires `Send` handler futures; the backend lives on this executor. Each S3 request
 //! gets a [`StoreLink`] (in the request's extensions) whose commands [`serve`] runs against the
-//! backend, in the same task that drives the s3s call. What comes back (`ReadHandle`,
+//! backend, in the same task that drives the s3s call. Commands name their namespace
+//! ([`objects`] or [`parts`] of a bucket). What comes back (`ReadHandle`,
 //! `Reservation`) is `Send`, so a handler writes or reads object bytes itself.
 
 use futures::channel::{mpsc, oneshot};
@@ -17,9 +18,15 @@ use crate::store::{Kind, Meta, ReadHandle, Reservation, Reserved, StoreError};
 /// Commands in flight per S3 request (a handler waits for each answer before the next).
 pub const LINK_QUEUE_DEPTH: usize = 4;
 
-/// The namespace of a bucket.
-pub fn namespace(bucket: &str) -> Namespace {
-    Namespace::new(format!("s3/{bucket}"))
+/// The namespace of a bucket's objects.
+pub fn objects(bucket: &str) -> String {
+    format!("s3/{bucket}")
+}
+
+/// The namespace of a bucket's uploaded multipart parts (never listed, never served as
+/// objects).
+pub fn parts(bucket: &str) -> String {
+    format!("s3-parts/{bucket}")
 }
 
 /// One store operation, asked by a handler.
@@ -140,8 +147,8 @@ impl StoreLink {
     }
 }
 
-fn context(bucket: &str, caller: Option<String>) -> RequestContext {
-    let mut ctx = RequestContext::new(namespace(bucket), Protocol::S3);
+fn context(space: &str, caller: Option<String>) -> RequestContext {
+    let mut ctx = RequestContext::new(Namespace::new(space.to_string()), Protocol::S3);
     ctx.identity = Identity { subject: caller };
     ctx
 }

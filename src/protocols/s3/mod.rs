@@ -18,6 +18,7 @@ pub mod buckets;
 pub mod keys;
 pub mod link;
 pub mod list;
+pub mod multipart;
 pub mod object;
 pub mod ops;
 
@@ -39,6 +40,7 @@ use self::ops::TesseraS3;
 #[derive(Clone)]
 pub struct S3Shared {
     pub buckets: Arc<Buckets>,
+    pub uploads: Arc<multipart::Uploads>,
     pub credentials: Arc<dyn Credentials>,
     pub domain: Option<String>,
     /// The store's largest blob.
@@ -54,6 +56,7 @@ impl S3Shared {
     ) -> Result<S3Shared, String> {
         Ok(S3Shared {
             buckets: Arc::new(Buckets::open(data, &config.buckets)?),
+            uploads: Arc::default(),
             credentials: Arc::new(ConfigKeys::new(config.keys.clone(), config.anonymous)),
             domain: config.domain.clone(),
             blob_bytes_max,
@@ -70,6 +73,7 @@ impl S3Front {
     pub fn new(shared: &S3Shared) -> Result<S3Front, String> {
         let mut builder = S3ServiceBuilder::new(TesseraS3 {
             buckets: shared.buckets.clone(),
+            uploads: shared.uploads.clone(),
             credentials: shared.credentials.clone(),
             object_bytes_max: shared.blob_bytes_max.saturating_sub(OBJECT_TRAILER_BYTES),
         });

@@ -15,8 +15,11 @@ use crate::store::{Meta, ReadHandle, StoreError};
 
 use super::buckets::{BucketError, Buckets};
 use super::keys::{Credentials, Right};
-use super::link::StoreLink;
+use super::link::{objects, parts, StoreLink};
 use super::list::{self, Item, ListQuery, LIST_BATCH_KEYS, LIST_PAGE_MAX};
+use super::multipart::{
+    combined_md5, part_key, PartInfo, Uploads, PART_BYTES_MIN, PART_NUMBER_MAX,
+};
 use super::object::{
     self, Trailer, CHECKSUM_HEADERS, KEPT_HEADERS, MTIME_META, OBJECT_TRAILER_BYTES,
     USER_META_PREFIX,
@@ -28,6 +31,7 @@ pub const DELETE_OBJECTS_MAX: usize = 1000;
 /// The S3 service over the store.
 pub struct TesseraS3 {
     pub buckets: Arc<Buckets>,
+    pub uploads: Arc<Uploads>,
     pub credentials: Arc<dyn Credentials>,
     /// Largest object: the store's largest blob less the trailer.
     pub object_bytes_max: u64,
@@ -186,7 +190,11 @@ impl Stored {
 }
 
 async fn lookup(link: &StoreLink, bucket: &str, key: &str) -> S3Result<Option<Stored>> {
-    match link.lookup(bucket, key).await?.map_err(store_error)? {
+    match link
+        .lookup(&objects(bucket), key)
+        .await?
+        .map_err(store_error)?
+    {
         Some(handle) => Ok(Some(Stored::new(handle)?)),
         None => Ok(None),
     }
@@ -296,6 +304,97 @@ fn body_error(e: &(dyn std::error::Error + Send + Sync)) -> S3Error {
         S3ErrorCode::IncompleteBody,
         format!("The request body could not be read: {text}"),
     )
+}
+
+/// The decoded `Content-MD5` header, if any.
+fn content_md5(header: &Option<String>) -> S3Result<Option<Vec<u8>>> {
+    use base64::Engine;
+    let Some(b64) = header else {
+        return Ok(None);
+    };
+    base64::engine::general_purpose::STANDARD
+        .decode(b64.as_bytes())
+        .ok()
+        .filter(|raw| raw.len() == 16)
+        .map(Some)
+        .ok_or_else(|| {
+            error(
+                S3ErrorCode::InvalidDigest,
+                "The Content-MD5 you specified was invalid.",
+            )
+        })
+}
+
+/// The declared body length of a put.
+fn body_size(content_length: Option<i64>) -> S3Result<u64> {
+    match content_length {
+        Some(len) if len >= 0 => Ok(len as u64),
+        Some(_) => Err(error(
+            S3ErrorCode::InvalidArgument,
+            "negative Content-Length",
+        )),
+        None => Err(error(
+            S3ErrorCode::MissingContentLength,
+            "You must provide the Content-Length HTTP header.",
+        )),
+    }
+}
+
+/// Streams `body` (exactly `size` bytes) into a new record `key` of namespace `space` with a
+/// single-part trailer and commits it; returns the body's MD5. Any failure (short or long
+/// body, a `Content-MD5` that does not match, the store) leaves nothing stored.
+async fn receive(
+    link: &StoreLink,
+    space: &str,
+    key: &str,
+    size: u64,
+    meta: Meta,
+    body: Option<StreamingBlob>,
+    want_md5: Option<Vec<u8>>,
+) -> S3Result<[u8; 16]> {
+    let mut reservation = link
+        .reserve(space, key, size + OBJECT_TRAILER_BYTES, meta)
+        .await?
+        .map_err(store_error)?;
+    let mut md5 = Md5::new();
+    let mut written = 0u64;
+    if let Some(mut body) = body {
+        while let Some(chunk) = body.next().await {
+            // Any failure drops the reservation, which aborts it: nothing is stored.
+            let chunk = chunk.map_err(|e| body_error(&*e))?;
+            written += chunk.len() as u64;
+            if written > size {
+                return Err(error(
+                    S3ErrorCode::IncompleteBody,
+                    "The body is longer than its Content-Length",
+                ));
+            }
+            md5.update(&chunk);
+            reservation.write(&chunk).map_err(store_error)?;
+        }
+    }
+    if written != size {
+        return Err(error(
+            S3ErrorCode::IncompleteBody,
+            "You did not provide the number of bytes specified by the Content-Length HTTP header",
+        ));
+    }
+    let digest: [u8; 16] = md5.finalize().into();
+    if want_md5.is_some_and(|want| want != digest) {
+        return Err(error(
+            S3ErrorCode::BadDigest,
+            "The Content-MD5 you specified did not match what we received.",
+        ));
+    }
+    let trailer = Trailer {
+        md5: digest,
+        parts: 0,
+    };
+    reservation.write(&trailer.encode()).map_err(store_error)?;
+    link.commit(space, reservation)
+        .await?
+        .map_err(store_error)?;
+    Ok(digest)
 }
 
 /// One page of a listing.
@@ -429,8 +528,330 @@ fn encode_page(page: &mut Page, url: bool) -> Vec<CommonPrefix> {
         .collect()
 }
 
+fn no_such_upload() -> S3Error {
+    error(
+        S3ErrorCode::NoSuchUpload,
+        "The specified upload does not exist. The upload ID may be invalid, or the upload may have been aborted or completed.",
+    )
+}
+
+/// Parses an ETag as a client echoes it (quoted or not).
+fn bare_etag(etag: &ETag) -> &str {
+    etag.value().trim_matches('"')
+}
+
 #[async_trait::async_trait]
 impl S3 for TesseraS3 {
+    async fn create_multipart_upload(
+        &self,
+        req: S3Request<CreateMultipartUploadInput>,
+    ) -> S3Result<S3Response<CreateMultipartUploadOutput>> {
+        let meta = meta_from_headers(&req.headers)?;
+        let input = req.input;
+        self.need_bucket(&input.bucket)?;
+        let id = self
+            .uploads
+            .create(&input.bucket, &input.key, meta)
+            .ok_or_else(|| error(S3ErrorCode::SlowDown, "Too many uploads in progress"))?;
+        Ok(S3Response::new(CreateMultipartUploadOutput {
+            bucket: Some(input.bucket),
+            key: Some(input.key),
+            upload_id: Some(id),
+            ..Default::default()
+        }))
+    }
+
+    async fn upload_part(
+        &self,
+        req: S3Request<UploadPartInput>,
+    ) -> S3Result<S3Response<UploadPartOutput>> {
+        let link = link_of(&req)?;
+        let input = req.input;
+        self.need_bucket(&input.bucket)?;
+        if !(1..=PART_NUMBER_MAX).contains(&input.part_number) {
+            return Err(error(
+                S3ErrorCode::InvalidArgument,
+                format!(
+                    "Part number must be an integer between 1 and {PART_NUMBER_MAX}, inclusive"
+                ),
+            ));
+        }
+        self.uploads
+            .get(&input.upload_id, &input.bucket, &input.key)
+            .ok_or_else(no_such_upload)?;
+        let size = body_size(input.content_length)?;
+        self.check_size(size)?;
+        let want_md5 = content_md5(&input.content_md5)?;
+        let md5 = receive(
+            &link,
+            &parts(&input.bucket),
+            &part_key(&input.upload_id, input.part_number),
+            size,
+            Meta::new(),
+            input.body,
+            want_md5,
+        )
+        .await?;
+        let part = PartInfo {
+            size,
+            md5,
+            uploaded: SystemTime::now(),
+        };
+        if !self
+            .uploads
+            .add_part(&input.upload_id, input.part_number, part)
+        {
+            return Err(no_such_upload());
+        }
+        Ok(S3Response::new(UploadPartOutput {
+            e_tag: Some(ETag::Strong(object::hex(&md5))),
+            ..Default::default()
+        }))
+    }
+
+    async fn complete_multipart_upload(
+        &self,
+        req: S3Request<CompleteMultipartUploadInput>,
+    ) -> S3Result<S3Response<CompleteMultipartUploadOutput>> {
+        let link = link_of(&req)?;
+        let input = req.input;
+        self.need_bucket(&input.bucket)?;
+        let upload = self
+            .uploads
+            .get(&input.upload_id, &input.bucket, &input.key)
+            .ok_or_else(no_such_upload)?;
+        let asked = input
+            .multipart_upload
+            .and_then(|m| m.parts)
+            .unwrap_or_default();
+        if asked.is_empty() {
+            return Err(error(
+                S3ErrorCode::MalformedXML,
+                "You must specify at least one part",
+            ));
+        }
+        let invalid_part = |n: i32| {
+            error(
+                S3ErrorCode::InvalidPart,
+                format!("Part {n} could not be found or its entity tag does not match"),
+            )
+        };
+        let mut chosen: Vec<(i32, PartInfo)> = Vec::with_capacity(asked.len());
+        for part in &asked {
+            let n = part.part_number.unwrap_or(0);
+            if chosen.last().is_some_and(|(last, _)| n <= *last) {
+                return Err(error(
+                    S3ErrorCode::InvalidPartOrder,
+                    "The list of parts was not in ascending order. The parts list must be specified in order by part number.",
+                ));
+            }
+            let info = upload.parts.get(&n).ok_or_else(|| invalid_part(n))?;
+            if part
+                .e_tag
+                .as_ref()
+                .is_some_and(|e| bare_etag(e) != object::hex(&info.md5))
+            {
+                return Err(invalid_part(n));
+            }
+            chosen.push((n, *info));
+        }
+        if let Some((n, _)) = chosen[..chosen.len() - 1]
+            .iter()
+            .find(|(_, info)| info.size < PART_BYTES_MIN)
+        {
+            return Err(error(
+                S3ErrorCode::EntityTooSmall,
+                format!(
+                    "Part {n} is smaller than the minimum allowed size of {PART_BYTES_MIN} bytes"
+                ),
+            ));
+        }
+        let size: u64 = chosen.iter().map(|(_, info)| info.size).sum();
+        self.check_size(size)?;
+        let space = parts(&input.bucket);
+        let mut handles = Vec::with_capacity(chosen.len());
+        for (n, info) in &chosen {
+            let handle = link
+                .lookup(&space, &part_key(&input.upload_id, *n))
+                .await?
+                .map_err(store_error)?
+                .ok_or_else(|| {
+                    error(
+                        S3ErrorCode::InvalidPart,
+                        format!("Part {n} is no longer stored (evicted); upload it again"),
+                    )
+                })?;
+            let stored = Stored::new(handle)?;
+            if stored.size != info.size || stored.trailer.md5 != info.md5 {
+                return Err(invalid_part(*n));
+            }
+            handles.push(stored);
+        }
+        let meta = meta_touched(&upload.meta)?;
+        let mut reservation = link
+            .reserve(
+                &objects(&input.bucket),
+                &input.key,
+                size + OBJECT_TRAILER_BYTES,
+                meta,
+            )
+            .await?
+            .map_err(store_error)?;
+        for stored in &handles {
+            reservation
+                .write(&stored.handle.body()[..stored.size as usize])
+                .map_err(store_error)?;
+        }
+        let md5s: Vec<[u8; 16]> = chosen.iter().map(|(_, info)| info.md5).collect();
+        let trailer = Trailer {
+            md5: combined_md5(&md5s),
+            parts: chosen.len() as u32,
+        };
+        reservation.write(&trailer.encode()).map_err(store_error)?;
+        link.commit(&objects(&input.bucket), reservation)
+            .await?
+            .map_err(store_error)?;
+        self.buckets.note_put(&input.bucket, &input.key);
+        if let Some(done) = self.uploads.remove(&input.upload_id) {
+            for n in done.parts.keys() {
+                let _ = link.delete(&space, &part_key(&input.upload_id, *n)).await;
+            }
+        }
+        Ok(S3Response::new(CompleteMultipartUploadOutput {
+            bucket: Some(input.bucket.clone()),
+            key: Some(input.key.clone()),
+            location: Some(format!("/{}/{}", input.bucket, input.key)),
+            e_tag: Some(ETag::Strong(trailer.etag())),
+            ..Default::default()
+        }))
+    }
+
+    async fn abort_multipart_upload(
+        &self,
+        req: S3Request<AbortMultipartUploadInput>,
+    ) -> S3Result<S3Response<AbortMultipartUploadOutput>> {
+        let link = link_of(&req)?;
+        let input = req.input;
+        self.need_bucket(&input.bucket)?;
+        self.uploads
+            .get(&input.upload_id, &input.bucket, &input.key)
+            .ok_or_else(no_such_upload)?;
+        if let Some(upload) = self.uploads.remove(&input.upload_id) {
+            let space = parts(&input.bucket);
+            for n in upload.parts.keys() {
+                let _ = link.delete(&space, &part_key(&input.upload_id, *n)).await;
+            }
+        }
+        Ok(S3Response::new(AbortMultipartUploadOutput::default()))
+    }
+
+    async fn list_parts(
+        &self,
+        req: S3Request<ListPartsInput>,
+    ) -> S3Result<S3Response<ListPartsOutput>> {
+        let input = req.input;
+        self.need_bucket(&input.bucket)?;
+        let upload = self
+            .uploads
+            .get(&input.upload_id, &input.bucket, &input.key)
+            .ok_or_else(no_such_upload)?;
+        let max = match input.max_parts {
+            Some(n) if n < 0 => {
+                return Err(error(
+                    S3ErrorCode::InvalidArgument,
+                    "max-parts must be non-negative",
+                ))
+            }
+            Some(n) => (n as usize).min(LIST_PAGE_MAX),
+            None => LIST_PAGE_MAX,
+        };
+        let marker = input.part_number_marker.unwrap_or(0);
+        let after: Vec<(&i32, &PartInfo)> = upload.parts.range(marker + 1..).collect();
+        let truncated = after.len() > max;
+        let page: Vec<Part> = after
+            .iter()
+            .take(max)
+            .map(|(n, info)| Part {
+                part_number: Some(**n),
+                size: Some(info.size as i64),
+                e_tag: Some(ETag::Strong(object::hex(&info.md5))),
+                last_modified: Some(Timestamp::from(info.uploaded)),
+                ..Default::default()
+            })
+            .collect();
+        let next = page.last().and_then(|p| p.part_number);
+        Ok(S3Response::new(ListPartsOutput {
+            bucket: Some(input.bucket),
+            key: Some(input.key),
+            upload_id: Some(input.upload_id),
+            max_parts: Some(max as i32),
+            part_number_marker: input.part_number_marker,
+            next_part_number_marker: truncated.then_some(next).flatten(),
+            is_truncated: Some(truncated),
+            parts: Some(page),
+            storage_class: Some(StorageClass::from_static(StorageClass::STANDARD)),
+            ..Default::default()
+        }))
+    }
+
+    async fn list_multipart_uploads(
+        &self,
+        req: S3Request<ListMultipartUploadsInput>,
+    ) -> S3Result<S3Response<ListMultipartUploadsOutput>> {
+        let input = req.input;
+        self.need_bucket(&input.bucket)?;
+        let max = match input.max_uploads {
+            Some(n) if n < 0 => {
+                return Err(error(
+                    S3ErrorCode::InvalidArgument,
+                    "max-uploads must be non-negative",
+                ))
+            }
+            Some(n) => (n as usize).min(LIST_PAGE_MAX),
+            None => LIST_PAGE_MAX,
+        };
+        let prefix = input.prefix.clone().unwrap_or_default();
+        let key_marker = input.key_marker.clone().unwrap_or_default();
+        let id_marker = input.upload_id_marker.clone().unwrap_or_default();
+        let after: Vec<(String, super::multipart::Upload)> = self
+            .uploads
+            .of_bucket(&input.bucket, &prefix)
+            .into_iter()
+            .filter(|(id, u)| {
+                key_marker.is_empty()
+                    || u.key > key_marker
+                    || (u.key == key_marker && !id_marker.is_empty() && *id > id_marker)
+            })
+            .collect();
+        let truncated = after.len() > max;
+        let page: Vec<MultipartUpload> = after
+            .iter()
+            .take(max)
+            .map(|(id, u)| MultipartUpload {
+                key: Some(u.key.clone()),
+                upload_id: Some(id.clone()),
+                initiated: Some(Timestamp::from(u.initiated)),
+                storage_class: Some(StorageClass::from_static(StorageClass::STANDARD)),
+                ..Default::default()
+            })
+            .collect();
+        let last = after[..max.min(after.len())].last();
+        Ok(S3Response::new(ListMultipartUploadsOutput {
+            bucket: Some(input.bucket),
+            prefix: input.prefix,
+            key_marker: input.key_marker,
+            upload_id_marker: input.upload_id_marker,
+            max_uploads: Some(max as i32),
+            is_truncated: Some(truncated),
+            next_key_marker: truncated
+                .then(|| last.map(|(_, u)| u.key.clone()))
+                .flatten(),
+            next_upload_id_marker: truncated.then(|| last.map(|(id, _)| id.clone())).flatten(),
+            uploads: Some(page),
+            ..Default::default()
+        }))
+    }
+
     async fn list_objects_v2(
         &self,
         req: S3Request<ListObjectsV2Input>,
@@ -594,7 +1015,11 @@ impl S3 for TesseraS3 {
         self.need_bucket(bucket)?;
         // Keys noted here may have been evicted or deleted meanwhile: the store decides.
         for key in self.buckets.noted_keys(bucket) {
-            match link.lookup(bucket, &key).await?.map_err(store_error)? {
+            match link
+                .lookup(&objects(bucket), &key)
+                .await?
+                .map_err(store_error)?
+            {
                 Some(_) => {
                     return Err(error(
                         S3ErrorCode::BucketNotEmpty,
@@ -622,81 +1047,20 @@ impl S3 for TesseraS3 {
         let meta = meta_from_headers(&req.headers)?;
         let input = req.input;
         self.need_bucket(&input.bucket)?;
-        let size = match input.content_length {
-            Some(len) if len >= 0 => len as u64,
-            Some(_) => {
-                return Err(error(
-                    S3ErrorCode::InvalidArgument,
-                    "negative Content-Length",
-                ))
-            }
-            None => {
-                return Err(error(
-                    S3ErrorCode::MissingContentLength,
-                    "You must provide the Content-Length HTTP header.",
-                ))
-            }
-        };
+        let size = body_size(input.content_length)?;
         self.check_size(size)?;
-        let want_md5 = match &input.content_md5 {
-            None => None,
-            Some(b64) => {
-                use base64::Engine;
-                let raw = base64::engine::general_purpose::STANDARD
-                    .decode(b64.as_bytes())
-                    .ok()
-                    .filter(|raw| raw.len() == 16)
-                    .ok_or_else(|| {
-                        error(
-                            S3ErrorCode::InvalidDigest,
-                            "The Content-MD5 you specified was invalid.",
-                        )
-                    })?;
-                Some(raw)
-            }
-        };
-        let mut reservation = link
-            .reserve(&input.bucket, &input.key, size + OBJECT_TRAILER_BYTES, meta)
-            .await?
-            .map_err(store_error)?;
-        let mut md5 = Md5::new();
-        let mut written = 0u64;
-        if let Some(mut body) = input.body {
-            while let Some(chunk) = body.next().await {
-                // Any failure drops the reservation, which aborts it: nothing is stored.
-                let chunk = chunk.map_err(|e| body_error(&*e))?;
-                written += chunk.len() as u64;
-                if written > size {
-                    return Err(error(
-                        S3ErrorCode::IncompleteBody,
-                        "The body is longer than its Content-Length",
-                    ));
-                }
-                md5.update(&chunk);
-                reservation.write(&chunk).map_err(store_error)?;
-            }
-        }
-        if written != size {
-            return Err(error(
-                S3ErrorCode::IncompleteBody,
-                "You did not provide the number of bytes specified by the Content-Length HTTP header",
-            ));
-        }
-        let digest: [u8; 16] = md5.finalize().into();
-        if want_md5.is_some_and(|want| want != digest) {
-            return Err(error(
-                S3ErrorCode::BadDigest,
-                "The Content-MD5 you specified did not match what we received.",
-            ));
-        }
-        let trailer = Trailer {
-            md5: digest,
-            parts: 0,
-        };
-        reservation.write(&trailer.encode()).map_err(store_error)?;
-        link.commit(&input.bucket, reservation)
-            .await?
-            .map_err(store_error)?;
+        let want_md5 = content_md5(&input.content_md5)?;
+        let md5 = receive(
+            &link,
+            &objects(&input.bucket),
+            &input.key,
+            size,
+            meta,
+            input.body,
+            want_md5,
+        )
+        .await?;
+        let trailer = Trailer { md5, parts: 0 };
         self.buckets.note_put(&input.bucket, &input.key);
         Ok(S3Response::new(PutObjectOutput {
             e_tag: Some(ETag::Strong(trailer.etag())),
@@ -822,7 +1186,7 @@ impl S3 for TesseraS3 {
         let link = link_of(&req)?;
         let input = req.input;
         self.need_bucket(&input.bucket)?;
-        link.delete(&input.bucket, &input.key)
+        link.delete(&objects(&input.bucket), &input.key)
             .await?
             .map_err(store_error)?;
         self.buckets.note_delete(&input.bucket, &input.key);
@@ -846,7 +1210,7 @@ impl S3 for TesseraS3 {
         let mut deleted = Vec::new();
         let mut errors = Vec::new();
         for object in input.delete.objects {
-            match link.delete(&input.bucket, &object.key).await? {
+            match link.delete(&objects(&input.bucket), &object.key).await? {
                 Ok(_) => {
                     self.buckets.note_delete(&input.bucket, &object.key);
                     if !quiet {
@@ -937,7 +1301,7 @@ impl S3 for TesseraS3 {
         };
         let mut reservation = link
             .reserve(
-                &input.bucket,
+                &objects(&input.bucket),
                 &input.key,
                 source.size + OBJECT_TRAILER_BYTES,
                 meta,
@@ -947,7 +1311,7 @@ impl S3 for TesseraS3 {
         reservation
             .write(source.handle.body())
             .map_err(store_error)?;
-        link.commit(&input.bucket, reservation)
+        link.commit(&objects(&input.bucket), reservation)
             .await?
             .map_err(store_error)?;
         self.buckets.note_put(&input.bucket, &input.key);
