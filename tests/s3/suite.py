@@ -87,6 +87,15 @@ bad_md5 = base64.b64encode(hashlib.md5(b"other").digest()).decode()
 fails("BadDigest", 400, s3.put_object, Bucket="suite", Key="md5-bad", Body=b"digest", ContentMD5=bad_md5)
 fails("NoSuchKey", 404, s3.get_object, Bucket="suite", Key="md5-bad")
 
+# Checksum headers: computed over the body; a mismatch is BadDigest and stores nothing.
+s3.put_object(Bucket="suite", Key="sum", Body=b"hello", ChecksumAlgorithm="SHA256")
+s3.put_object(Bucket="suite", Key="sum", Body=b"hello", ChecksumCRC32="NhCmhg==")
+summed = s3.head_object(Bucket="suite", Key="sum", ChecksumMode="ENABLED")
+assert summed.get("ChecksumCRC32") == "NhCmhg==", summed
+fails("BadDigest", 400, s3.put_object, Bucket="suite", Key="sum-bad", Body=b"hello", ChecksumCRC32="AAAAAA==")
+fails("NoSuchKey", 404, s3.get_object, Bucket="suite", Key="sum-bad")
+s3.delete_object(Bucket="suite", Key="sum")
+
 # Range reads.
 r = s3.get_object(Bucket="suite", Key="dir/obj.bin", Range="bytes=100-199")
 assert r["Body"].read() == data[100:200] and r["ContentRange"] == f"bytes 100-199/{len(data)}"

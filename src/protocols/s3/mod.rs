@@ -15,6 +15,7 @@
 
 pub mod bridge;
 pub mod buckets;
+pub mod checksum;
 pub mod keys;
 pub mod link;
 pub mod list;

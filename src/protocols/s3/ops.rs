@@ -9,11 +9,12 @@ use futures::StreamExt;
 use http::{HeaderMap, HeaderName, HeaderValue, StatusCode};
 use md5::{Digest, Md5};
 use s3s::dto::*;
-use s3s::{S3Error, S3ErrorCode, S3Request, S3Response, S3Result, S3};
+use s3s::{S3Error, S3ErrorCode, S3Request, S3Response, S3Result, TrailingHeaders, S3};
 
 use crate::store::{Meta, ReadHandle, StoreError};
 
 use super::buckets::{BucketError, Buckets};
+use super::checksum;
 use super::keys::{Credentials, Right};
 use super::link::{objects, parts, StoreLink};
 use super::list::{self, Item, ListQuery, LIST_BATCH_KEYS, LIST_PAGE_MAX};
@@ -343,6 +344,8 @@ fn body_size(content_length: Option<i64>) -> S3Result<u64> {
 /// Streams `body` (exactly `size` bytes) into a new record `key` of namespace `space` with a
 /// single-part trailer and commits it; returns the body's MD5. Any failure (short or long
 /// body, a `Content-MD5` that does not match, the store) leaves nothing stored.
+// Every argument is a distinct part of one upload; a struct would only rename them.
+#[allow(clippy::too_many_arguments)]
 async fn receive(
     link: &StoreLink,
     space: &str,
@@ -351,7 +354,10 @@ async fn receive(
     meta: Meta,
     body: Option<StreamingBlob>,
     want_md5: Option<Vec<u8>>,
+    headers: &HeaderMap,
+    trailers: Option<TrailingHeaders>,
 ) -> S3Result<[u8; 16]> {
+    let mut checksums = checksum::hasher_for(headers);
     let mut reservation = link
         .reserve(space, key, size + OBJECT_TRAILER_BYTES, meta)
         .await?
@@ -370,9 +376,12 @@ async fn receive(
                 ));
             }
             md5.update(&chunk);
+            checksums.update(&chunk);
             reservation.write(&chunk).map_err(store_error)?;
         }
     }
+    let trailing = trailers.and_then(|t| t.take());
+    checksum::verify(&checksums.finalize(), headers, trailing.as_ref())?;
     if written != size {
         return Err(error(
             S3ErrorCode::IncompleteBody,
@@ -566,6 +575,8 @@ impl S3 for TesseraS3 {
         req: S3Request<UploadPartInput>,
     ) -> S3Result<S3Response<UploadPartOutput>> {
         let link = link_of(&req)?;
+        let headers = req.headers;
+        let trailers = req.trailing_headers;
         let input = req.input;
         self.need_bucket(&input.bucket)?;
         if !(1..=PART_NUMBER_MAX).contains(&input.part_number) {
@@ -590,6 +601,8 @@ impl S3 for TesseraS3 {
             Meta::new(),
             input.body,
             want_md5,
+            &headers,
+            trailers,
         )
         .await?;
         let part = PartInfo {
@@ -1045,6 +1058,8 @@ impl S3 for TesseraS3 {
     ) -> S3Result<S3Response<PutObjectOutput>> {
         let link = link_of(&req)?;
         let meta = meta_from_headers(&req.headers)?;
+        let headers = req.headers;
+        let trailers = req.trailing_headers;
         let input = req.input;
         self.need_bucket(&input.bucket)?;
         let size = body_size(input.content_length)?;
@@ -1058,6 +1073,8 @@ impl S3 for TesseraS3 {
             meta,
             input.body,
             want_md5,
+            &headers,
+            trailers,
         )
         .await?;
         let trailer = Trailer { md5, parts: 0 };
