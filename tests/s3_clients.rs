@@ -308,6 +308,55 @@ fn anonymous_mode_serves_unsigned_requests_on_the_s3_port() {
     assert_eq!(http_client::get(s3, "/configured/chunked").status, 404);
 }
 
+#[test]
+fn listings_survive_restarts_and_kill9() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = config_file(dir.path(), "");
+    let mut server = Tessera::start(
+        &[
+            "--config",
+            config.to_str().unwrap(),
+            "--s3-listen",
+            "127.0.0.1:0",
+            "--s3-anonymous",
+            "true",
+        ],
+        &[],
+    );
+    let put = |server: &Tessera, key: &str| {
+        let response = http_client::put(server.s3_addr().unwrap(), key, key.as_bytes());
+        assert_eq!(response.status, 200, "{key}: {}", response.text());
+    };
+    let listed = |server: &Tessera| -> Vec<String> {
+        let response = http_client::get(server.s3_addr().unwrap(), "/configured?list-type=2");
+        assert_eq!(response.status, 200, "{}", response.text());
+        response
+            .text()
+            .split("<Key>")
+            .skip(1)
+            .map(|rest| rest.split("</Key>").next().unwrap().to_string())
+            .collect()
+    };
+    for key in ["/configured/b", "/configured/a", "/configured/c/d"] {
+        put(&server, key);
+    }
+    // DeleteObject answers 204 without a body or Content-Length: read it raw.
+    let mut conn = std::net::TcpStream::connect(server.s3_addr().unwrap()).unwrap();
+    use std::io::{Read, Write};
+    conn.write_all(b"DELETE /configured/b HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n")
+        .unwrap();
+    let mut answer = String::new();
+    conn.read_to_string(&mut answer).unwrap();
+    assert!(answer.starts_with("HTTP/1.1 204"), "{answer}");
+    server.stop_expecting_exit_0();
+    server.restart();
+    assert_eq!(listed(&server), ["a", "c/d"]);
+    put(&server, "/configured/e");
+    server.kill9();
+    server.restart();
+    assert_eq!(listed(&server), ["a", "c/d", "e"]);
+}
+
 /// Hex MD5, from the sccache-independent reference in the md-5 crate.
 fn md5_hex(bytes: &[u8]) -> String {
     use md5::{Digest, Md5};

@@ -9,6 +9,19 @@
 //! <name> <creation time, ms since the epoch>
 //! …
 //! ```
+//!
+//! The keys of each bucket (what listings walk) are kept in `DATA/s3-keys`, a log appended on
+//! every put and delete and compacted at start, so a restart lists what was written before it
+//! without reading a single record:
+//!
+//! ```text
+//! "TS3K" 1u8                                       header
+//! op u8 ('+' put, '-' delete, 'D' bucket dropped) | bucket len u8 | bucket | key len u32 LE | key
+//! ```
+//!
+//! The log is not synced: a crash may lose its last entries, whose objects are then served by
+//! key but not listed until written again. Entries whose objects were evicted are dropped
+//! when a listing finds them gone.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs::{self, File};
@@ -27,6 +40,15 @@ const BUCKETS_TITLE: &str = "tessera s3 buckets 1";
 /// Most buckets (configured and created): S3 allows 10,000 per account by default.
 pub const BUCKETS_MAX: usize = 10_000;
 
+/// File name of the key log in the data directory.
+pub const KEYS_FILE: &str = "s3-keys";
+const KEYS_TMP: &str = "s3-keys.tmp";
+const KEYS_MAGIC: &[u8; 5] = b"TS3K\x01";
+
+/// Longest key the log records (S3 keys are at most 1024 bytes; longer ones are refused
+/// before they are stored).
+pub const KEY_BYTES_MAX: usize = 1024;
+
 /// Why a registry change failed.
 #[derive(Debug, PartialEq, Eq)]
 pub enum BucketError {
@@ -44,6 +66,81 @@ struct State {
     /// Keys written through this process, by bucket (a superset of what is stored: eviction
     /// does not report here; callers check the store).
     keys: BTreeMap<String, BTreeSet<String>>,
+    /// The open key log (`None`: in memory only, or the log could not be written).
+    log: Option<File>,
+}
+
+/// Appends one key-log entry to `out`.
+fn log_entry(out: &mut Vec<u8>, op: u8, bucket: &str, key: &str) {
+    out.push(op);
+    out.push(bucket.len() as u8);
+    out.extend_from_slice(bucket.as_bytes());
+    out.extend_from_slice(&(key.len() as u32).to_le_bytes());
+    out.extend_from_slice(key.as_bytes());
+}
+
+/// Replays a key log; a torn or malformed tail ends the replay (its entries are lost).
+fn replay(bytes: &[u8], keys: &mut BTreeMap<String, BTreeSet<String>>) {
+    let Some(mut rest) = bytes.strip_prefix(&KEYS_MAGIC[..]) else {
+        return;
+    };
+    loop {
+        let Some((&op, after)) = rest.split_first() else {
+            return;
+        };
+        let Some((&blen, after)) = after.split_first() else {
+            return;
+        };
+        let blen = usize::from(blen);
+        if after.len() < blen + 4 {
+            return;
+        }
+        let (bucket, after) = after.split_at(blen);
+        let klen = u32::from_le_bytes(after[..4].try_into().expect("4 bytes")) as usize;
+        let after = &after[4..];
+        if klen > KEY_BYTES_MAX || after.len() < klen {
+            return;
+        }
+        let (key, after) = after.split_at(klen);
+        let (Ok(bucket), Ok(key)) = (std::str::from_utf8(bucket), std::str::from_utf8(key)) else {
+            return;
+        };
+        match op {
+            b'+' => {
+                keys.entry(bucket.to_string())
+                    .or_default()
+                    .insert(key.to_string());
+            }
+            b'-' => {
+                if let Some(set) = keys.get_mut(bucket) {
+                    set.remove(key);
+                }
+            }
+            b'D' => {
+                keys.remove(bucket);
+            }
+            _ => return,
+        }
+        rest = after;
+    }
+}
+
+/// Rewrites the key log of `dir` from `keys` (atomically) and opens it for appending.
+fn compact_log(dir: &Path, keys: &BTreeMap<String, BTreeSet<String>>) -> std::io::Result<File> {
+    let mut bytes = KEYS_MAGIC.to_vec();
+    for (bucket, set) in keys {
+        for key in set {
+            log_entry(&mut bytes, b'+', bucket, key);
+        }
+    }
+    let tmp = dir.join(KEYS_TMP);
+    let path = dir.join(KEYS_FILE);
+    let mut file = File::create(&tmp)?;
+    file.write_all(&bytes)?;
+    file.sync_all()?;
+    fs::rename(&tmp, &path)?;
+    File::open(dir)?.sync_all()?;
+    fs::OpenOptions::new().append(true).open(&path)
 }
 
 /// The registry.
@@ -91,13 +188,22 @@ impl Buckets {
         for name in configured {
             buckets.entry(name.clone()).or_insert(now);
         }
+        let mut keys = BTreeMap::new();
+        let mut log = None;
+        if let Some(dir) = dir {
+            let path = dir.join(KEYS_FILE);
+            match fs::read(&path) {
+                Ok(bytes) => replay(&bytes, &mut keys),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(format!("{}: {e}", path.display())),
+            }
+            keys.retain(|bucket, _| buckets.contains_key(bucket));
+            log = Some(compact_log(dir, &keys).map_err(|e| format!("{}: {e}", path.display()))?);
+        }
         Ok(Buckets {
             dir: dir.map(Path::to_path_buf),
             configured: configured.iter().cloned().collect(),
-            state: Mutex::new(State {
-                buckets,
-                keys: BTreeMap::new(),
-            }),
+            state: Mutex::new(State { buckets, keys, log }),
         })
     }
 
@@ -143,22 +249,49 @@ impl Buckets {
             return Err(BucketError::Io(e));
         }
         state.keys.remove(name);
+        Self::append(&mut state, b'D', name, "");
         Ok(())
+    }
+
+    /// Appends one entry to the key log; a failed write stops logging (listings after a
+    /// restart then miss later keys) and is reported once.
+    fn append(state: &mut State, op: u8, bucket: &str, key: &str) {
+        let Some(file) = state.log.as_mut() else {
+            return;
+        };
+        let mut entry = Vec::with_capacity(6 + bucket.len() + key.len());
+        log_entry(&mut entry, op, bucket, key);
+        if let Err(error) = file.write_all(&entry) {
+            tracing::error!(%error, "cannot append to the s3 key log; listings after a restart will miss later keys");
+            state.log = None;
+        }
     }
 
     /// Notes that `key` was stored in `bucket`.
     pub fn note_put(&self, bucket: &str, key: &str) {
-        self.lock()
+        if key.len() > KEY_BYTES_MAX || bucket.len() > usize::from(u8::MAX) {
+            return;
+        }
+        let mut state = self.lock();
+        let added = state
             .keys
             .entry(bucket.to_string())
             .or_default()
             .insert(key.to_string());
+        if added {
+            Self::append(&mut state, b'+', bucket, key);
+        }
     }
 
     /// Notes that `key` was deleted from `bucket`.
     pub fn note_delete(&self, bucket: &str, key: &str) {
-        if let Some(keys) = self.lock().keys.get_mut(bucket) {
-            keys.remove(key);
+        let mut state = self.lock();
+        let removed = state
+            .keys
+            .get_mut(bucket)
+            .is_some_and(|keys| keys.remove(key));
+        if removed {
+            Self::append(&mut state, b'-', bucket, key);
         }
     }
 
@@ -241,5 +374,40 @@ mod tests {
         assert_eq!(names, vec!["made".to_string()]);
         fs::write(dir.path().join(BUCKETS_FILE), "garbage\n").unwrap();
         assert!(Buckets::open(Some(dir.path()), &[]).is_err());
+    }
+
+    #[test]
+    fn noted_keys_survive_reopen_and_a_torn_log_tail() {
+        let dir = tempfile::tempdir().unwrap();
+        let configured = vec!["bkt".to_string(), "other".to_string()];
+        let b = Buckets::open(Some(dir.path()), &configured).unwrap();
+        for key in ["b", "a", "c/ü\n"] {
+            b.note_put("bkt", key);
+        }
+        b.note_put("other", "x");
+        b.note_delete("bkt", "b");
+        drop(b);
+        let b = Buckets::open(Some(dir.path()), &configured).unwrap();
+        assert_eq!(
+            b.noted_keys("bkt"),
+            vec!["a".to_string(), "c/ü\n".to_string()]
+        );
+        assert_eq!(b.noted_keys("other"), vec!["x".to_string()]);
+        b.note_put("bkt", "d");
+        drop(b);
+        // A crash in the middle of an entry: the entries before it survive.
+        let path = dir.path().join(KEYS_FILE);
+        let mut bytes = fs::read(&path).unwrap();
+        bytes.truncate(bytes.len() - 1);
+        fs::write(&path, &bytes).unwrap();
+        let b = Buckets::open(Some(dir.path()), &configured).unwrap();
+        assert_eq!(
+            b.noted_keys("bkt"),
+            vec!["a".to_string(), "c/ü\n".to_string()]
+        );
+        // A dropped bucket's keys are gone for good.
+        let b2 = Buckets::open(Some(dir.path()), &["other".to_string()]).unwrap();
+        drop(b);
+        assert!(b2.noted_keys("bkt").is_empty());
     }
 }

@@ -479,6 +479,17 @@ impl TesseraS3 {
         }
     }
 
+    /// S3 keys are at most 1024 bytes.
+    fn check_key(&self, key: &str) -> S3Result<()> {
+        if key.len() > super::buckets::KEY_BYTES_MAX {
+            return Err(error(
+                S3ErrorCode::KeyTooLongError,
+                "Your key is too long (at most 1024 bytes)",
+            ));
+        }
+        Ok(())
+    }
+
     fn check_size(&self, size: u64) -> S3Result<()> {
         if size > self.object_bytes_max {
             return Err(error(
@@ -558,6 +569,7 @@ impl S3 for TesseraS3 {
         let meta = meta_from_headers(&req.headers)?;
         let input = req.input;
         self.need_bucket(&input.bucket)?;
+        self.check_key(&input.key)?;
         let id = self
             .uploads
             .create(&input.bucket, &input.key, meta)
@@ -1062,6 +1074,7 @@ impl S3 for TesseraS3 {
         let trailers = req.trailing_headers;
         let input = req.input;
         self.need_bucket(&input.bucket)?;
+        self.check_key(&input.key)?;
         let size = body_size(input.content_length)?;
         self.check_size(size)?;
         let want_md5 = content_md5(&input.content_md5)?;
@@ -1273,6 +1286,7 @@ impl S3 for TesseraS3 {
         };
         let input = req.input;
         self.need_bucket(&input.bucket)?;
+        self.check_key(&input.key)?;
         let CopySource::Bucket {
             bucket: src_bucket,
             key: src_key,
