@@ -17,7 +17,7 @@ use std::task::{Context, Poll};
 use bytes::Bytes;
 use futures::channel::mpsc;
 use futures::future::{self, Either};
-use futures::{SinkExt, Stream, StreamExt};
+use futures::{FutureExt, SinkExt, Stream, StreamExt};
 use s3s::service::S3Service;
 use s3s::stream::{ByteStream, RemainingLength};
 use s3s::StdError;
@@ -68,8 +68,13 @@ impl ByteStream for PumpedBody {
     }
 }
 
-/// Reads the connection's body into `tx` until it ends, fails, or s3s stops reading.
-async fn pump(body: &mut Body<'_>, mut tx: mpsc::Sender<Result<Bytes, StdError>>) {
+/// Reads the connection's body into `tx` until it ends, fails, or s3s stops reading. A failure
+/// (truncated or malformed body, stall) is also kept in `failed` for the driver to answer.
+async fn pump(
+    body: &mut Body<'_>,
+    mut tx: mpsc::Sender<Result<Bytes, StdError>>,
+    failed: &std::cell::Cell<Option<io::ErrorKind>>,
+) {
     let mut buf = vec![0u8; BODY_CHUNK_BYTES];
     loop {
         if future::poll_fn(|cx| tx.poll_ready(cx)).await.is_err() {
@@ -87,6 +92,7 @@ async fn pump(body: &mut Body<'_>, mut tx: mpsc::Sender<Result<Bytes, StdError>>
                 }
             }
             Err(e) => {
+                failed.set(Some(e.kind()));
                 let _ = tx.send(Err(Box::new(e))).await;
                 return;
             }
@@ -141,9 +147,16 @@ pub async fn handle<B: Backend>(
         Ok(r) => r,
         Err(e) => return bad_request(responder, &format!("malformed request: {e}")).await,
     };
-    let call = service.call(http_request);
+    // A parser panic inside s3s on a malformed request (0.14.1 subtracts with overflow on a
+    // non-digit in a credential date) must not take the executor down: it becomes a 400.
+    let call = std::panic::AssertUnwindSafe(service.call(http_request)).catch_unwind();
+    let failed = std::cell::Cell::new(None);
     let helpers = async {
-        future::join(pump(&mut request.body, tx), link::serve(backend, commands)).await;
+        future::join(
+            pump(&mut request.body, tx, &failed),
+            link::serve(backend, commands),
+        )
+        .await;
         future::pending::<()>().await
     };
     futures::pin_mut!(call, helpers);
@@ -152,14 +165,25 @@ pub async fn handle<B: Backend>(
         Either::Right(((), _)) => unreachable!("the helpers never finish first"),
     };
     let response = match response {
-        Ok(response) => response,
-        Err(e) => {
+        Ok(Ok(response)) => response,
+        Err(_) => {
+            tracing::warn!("s3s panicked on a malformed request; answered 400");
+            return bad_request(responder, "the request could not be parsed").await;
+        }
+        Ok(Err(e)) => {
             tracing::warn!(error = ?e, "s3 request failed");
             return responder
                 .send_text(500, "the S3 request could not be served")
                 .await;
         }
     };
+    if let Some(kind) = failed.get() {
+        if response.status().is_server_error() {
+            // s3s reports a body it could not read as an internal error; the request body's
+            // own failure is the answer (400, 408, …), given by the driver.
+            return Err(io::Error::new(kind, "the request body could not be read"));
+        }
+    }
     write_response(response, responder).await
 }
 
