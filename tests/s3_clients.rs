@@ -306,6 +306,19 @@ fn anonymous_mode_serves_unsigned_requests_on_the_s3_port() {
     assert_eq!(response.status, 411, "{}", response.text());
     assert!(response.text().contains("MissingContentLength"));
     assert_eq!(http_client::get(s3, "/configured/chunked").status, 404);
+    // An unsigned aws-chunked body is not decoded by s3s: refused, never stored encoded.
+    let body = b"5\r\nhello\r\n0\r\n\r\n";
+    let mut raw = format!(
+        "PUT /configured/streamed HTTP/1.1\r\nhost: x\r\ncontent-length: {}\r\n\
+         x-amz-content-sha256: STREAMING-UNSIGNED-PAYLOAD-TRAILER\r\n\
+         content-encoding: aws-chunked\r\nx-amz-decoded-content-length: 5\r\n\r\n",
+        body.len()
+    )
+    .into_bytes();
+    raw.extend_from_slice(body);
+    let response = http_client::send_raw(s3, &raw).unwrap();
+    assert_eq!(response.status, 501, "{}", response.text());
+    assert_eq!(http_client::get(s3, "/configured/streamed").status, 404);
 }
 
 #[test]

@@ -307,6 +307,22 @@ fn body_error(e: &(dyn std::error::Error + Send + Sync)) -> S3Error {
     )
 }
 
+/// s3s decodes `aws-chunked` bodies while it checks their signatures; an unsigned request
+/// (anonymous mode) would reach us still encoded, so it is refused.
+fn refuse_unsigned_streaming<T>(req: &S3Request<T>) -> S3Result<()> {
+    let streaming = req
+        .headers
+        .get("x-amz-content-sha256")
+        .is_some_and(|v| v.as_bytes().starts_with(b"STREAMING-"));
+    if streaming && req.credentials.is_none() {
+        return Err(error(
+            S3ErrorCode::NotImplemented,
+            "aws-chunked (STREAMING-*) bodies need a signed request; send Content-Length instead",
+        ));
+    }
+    Ok(())
+}
+
 /// The decoded `Content-MD5` header, if any.
 fn content_md5(header: &Option<String>) -> S3Result<Option<Vec<u8>>> {
     use base64::Engine;
@@ -587,6 +603,7 @@ impl S3 for TesseraS3 {
         req: S3Request<UploadPartInput>,
     ) -> S3Result<S3Response<UploadPartOutput>> {
         let link = link_of(&req)?;
+        refuse_unsigned_streaming(&req)?;
         let headers = req.headers;
         let trailers = req.trailing_headers;
         let input = req.input;
@@ -1069,6 +1086,7 @@ impl S3 for TesseraS3 {
         req: S3Request<PutObjectInput>,
     ) -> S3Result<S3Response<PutObjectOutput>> {
         let link = link_of(&req)?;
+        refuse_unsigned_streaming(&req)?;
         let meta = meta_from_headers(&req.headers)?;
         let headers = req.headers;
         let trailers = req.trailing_headers;
