@@ -6,6 +6,12 @@
 #   bash bench/wrk-compare.sh                     # ROUNDS=5 DURATION=5 THREADS=1
 #   ROUNDS=7 DURATION=10 bash bench/wrk-compare.sh
 #   ROWS="get-4k put-4k" bash bench/wrk-compare.sh
+#   TESSERA_PREV_BIN=/tmp/tessera-602ecf4 ROWS=get-4k bash bench/wrk-compare.sh   # + a previous build
+#
+# With TESSERA_PREV_BIN a second Tessera ("prev", e.g. the release binary of an earlier commit)
+# joins the alternation with the same flags, placement and data: each round runs all three
+# servers in an order rotated every round, and the table adds Tessera/prev (the regression
+# check of one build against another, measured in the same run as against nginx).
 #
 # What it does:
 # * installs nginx and wrk if missing (idempotent), builds `tessera` in release mode (or uses
@@ -84,14 +90,15 @@ LUA=$PWD/bench/wrk-put.lua
 
 DIR=$(mktemp -d /tmp/tessera-wrk-compare.XXXXXX)
 TESSERA_PID=
+PREV_PID=
 NGINX_PID=
 # SIGTERM, then SIGKILL for a server still alive 30 s later (a server that hangs must not hang
 # the script).
 cleanup() {
-  for pid in $TESSERA_PID $NGINX_PID; do
+  for pid in $TESSERA_PID $PREV_PID $NGINX_PID; do
     kill -TERM "$pid" 2>/dev/null || true
   done
-  for pid in $TESSERA_PID $NGINX_PID; do
+  for pid in $TESSERA_PID $PREV_PID $NGINX_PID; do
     for _ in $(seq 300); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
     if kill -0 "$pid" 2>/dev/null; then
       echo "pid $pid ignored SIGTERM for 30 s; killing it" >&2
@@ -117,18 +124,31 @@ free_port() {
   return 1
 }
 
-# --- Tessera -----------------------------------------------------------------------------------
-mkdir -p "$DIR/tessera-data"
-"${ON_SERVER[@]}" "$TESSERA_BIN" serve --listen 127.0.0.1:0 --data "$DIR/tessera-data" --max-size "$TESSERA_MAX_SIZE" \
-  --log warn >"$DIR/tessera.out" 2>"$DIR/tessera.err" &
-TESSERA_PID=$!
-for _ in $(seq 600); do
-  grep -q '^tessera listening on' "$DIR/tessera.out" 2>/dev/null && break
-  kill -0 "$TESSERA_PID" 2>/dev/null || { cat "$DIR/tessera.err" >&2; exit 1; }
-  sleep 0.05
-done
-TESSERA_ADDR=$(awk '/^tessera listening on/ {print $4; exit}' "$DIR/tessera.out")
-[ -n "$TESSERA_ADDR" ] || { echo "tessera did not print its ready line within 30 s" >&2; cat "$DIR/tessera.err" >&2; exit 1; }
+# --- Tessera (and the previous build) ------------------------------------------------------------
+# start_tessera NAME BINARY: starts it in $DIR/NAME-data, sets STARTED_PID and STARTED_ADDR.
+start_tessera() {
+  local name=$1 bin=$2
+  mkdir -p "$DIR/$name-data"
+  "${ON_SERVER[@]}" "$bin" serve --listen 127.0.0.1:0 --data "$DIR/$name-data" --max-size "$TESSERA_MAX_SIZE" \
+    --log warn >"$DIR/$name.out" 2>"$DIR/$name.err" &
+  STARTED_PID=$!
+  for _ in $(seq 600); do
+    grep -q '^tessera listening on' "$DIR/$name.out" 2>/dev/null && break
+    kill -0 "$STARTED_PID" 2>/dev/null || { cat "$DIR/$name.err" >&2; exit 1; }
+    sleep 0.05
+  done
+  STARTED_ADDR=$(awk '/^tessera listening on/ {print $4; exit}' "$DIR/$name.out")
+  [ -n "$STARTED_ADDR" ] || { echo "$name did not print its ready line within 30 s" >&2; cat "$DIR/$name.err" >&2; exit 1; }
+}
+start_tessera tessera "$TESSERA_BIN"
+TESSERA_PID=$STARTED_PID
+TESSERA_ADDR=$STARTED_ADDR
+PREV_ADDR=
+if [ -n "${TESSERA_PREV_BIN:-}" ]; then
+  start_tessera prev "$TESSERA_PREV_BIN"
+  PREV_PID=$STARTED_PID
+  PREV_ADDR=$STARTED_ADDR
+fi
 
 # --- nginx -------------------------------------------------------------------------------------
 NGINX_PORT=$(free_port)
@@ -177,21 +197,28 @@ for _ in $(seq 200); do
 done
 NGINX_ADDR=127.0.0.1:$NGINX_PORT
 
-# --- the same blobs in both --------------------------------------------------------------------
+# The servers of a round, in order before rotation, and their addresses.
+SERVERS=(tessera)
+declare -A ADDR=([tessera]=$TESSERA_ADDR [nginx]=$NGINX_ADDR)
+declare -A PID=([tessera]=$TESSERA_PID [nginx]=$NGINX_PID)
+if [ -n "$PREV_ADDR" ]; then SERVERS+=(prev); ADDR[prev]=$PREV_ADDR; PID[prev]=$PREV_PID; fi
+SERVERS+=(nginx)
+
+# --- the same blobs in every server -------------------------------------------------------------
 declare -A GET_PATH
 for size in 4k 1m; do
   case $size in 4k) bytes=4096 ;; 1m) bytes=1048576 ;; esac
   head -c "$bytes" /dev/urandom >"$DIR/blob-$size"
   sha=$(sha256sum "$DIR/blob-$size" | cut -d' ' -f1)
   GET_PATH[$size]=/cas/$sha
-  for addr in "$TESSERA_ADDR" "$NGINX_ADDR"; do
+  for addr in "${ADDR[@]}"; do
     curl -fsS -o /dev/null -T "$DIR/blob-$size" "http://$addr/cas/$sha"
     curl -fsS -o "$DIR/check" "http://$addr/cas/$sha"
     cmp -s "$DIR/check" "$DIR/blob-$size" || { echo "$addr returned other bytes for /cas/$sha" >&2; exit 1; }
   done
 done
-# One PUT through the Lua script's path shape, read back from both.
-for addr in "$TESSERA_ADDR" "$NGINX_ADDR"; do
+# One PUT through the Lua script's path shape, read back from each.
+for addr in "${ADDR[@]}"; do
   key=/ac/$(printf 'b%.0s' $(seq 56))00000000
   curl -fsS -o /dev/null -T "$DIR/blob-4k" "http://$addr$key"
   curl -fsS -o "$DIR/check" "http://$addr$key"
@@ -212,54 +239,91 @@ run_wrk() {
   fi
   echo "$out" >>"$DIR/wrk.log"
   awk -v bytes="$bytes" '
+    / requests in / { requests = $1 }
     /^Requests\/sec/ { rps = $2 }
     /Non-2xx or 3xx responses/ { bad += $NF }
     /Socket errors/ { gsub(",", ""); bad += $4 + $6 + $8 + $10 }
-    END { printf "%.0f %.1f %d\n", rps, rps * bytes / 1e6, bad }' <<<"$out"
+    END { printf "%.0f %.1f %d %d\n", rps, rps * bytes / 1e6, bad, requests }' <<<"$out"
+}
+
+# CPU time a server has used, in ns: every thread of the process and of its child processes
+# (nginx's workers), from /proc/*/task/*/schedstat. Divided by the requests of a run, this is the
+# server's CPU per request, which other load on the machine disturbs far less than req/s (a
+# busy neighbour takes CPU time from a server, not CPU work per request).
+# A thread that exits between the glob and the read is skipped (hence the `|| true`s: with
+# pipefail a vanished thread must not end the script).
+cpu_ns() {
+  local pid=$1 p
+  for p in "$pid" $(cat /proc/"$pid"/task/*/children 2>/dev/null || true); do
+    cat /proc/"$p"/task/*/schedstat 2>/dev/null || true
+  done | awk '{ s += $1 } END { printf "%.0f\n", s }'
 }
 
 median() { sort -g | awk '{ v[NR] = $1 } END { if (NR % 2) print v[(NR + 1) / 2]; else print (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
 
 load_start=$(cut -d' ' -f1-3 /proc/loadavg)
-echo "tessera $TESSERA_ADDR ($("$TESSERA_BIN" --version)), nginx $NGINX_ADDR ($(/usr/sbin/nginx -v 2>&1 | sed 's/.*\///')), wrk $(wrk -v 2>&1 | awk 'NR==1 {print $2}')"
+echo "tessera $TESSERA_ADDR ($("$TESSERA_BIN" --version), $TESSERA_BIN sha256 $(sha256sum "$TESSERA_BIN" | cut -c1-12)), nginx $NGINX_ADDR ($(/usr/sbin/nginx -v 2>&1 | sed 's/.*\///')), wrk $(wrk -v 2>&1 | awk 'NR==1 {print $2}')"
+if [ -n "$PREV_ADDR" ]; then
+  echo "prev $PREV_ADDR ($("$TESSERA_PREV_BIN" --version), $TESSERA_PREV_BIN sha256 $(sha256sum "$TESSERA_PREV_BIN" | cut -c1-12))"
+fi
 case $PLACEMENT in
   split) echo "placement split: wrk on CPU $CLIENT_CPUS; servers on CPU $SERVER_CPUS (nginx $WORKERS workers, Tessera $(awk '/^tessera listening on/ {print $NF; exit}' "$DIR/tessera.out"))" ;;
   shared) echo "placement shared: no pinning, $CPUS CPUs (nginx $WORKERS workers, Tessera $(awk '/^tessera listening on/ {print $NF; exit}' "$DIR/tessera.out"))" ;;
 esac
 echo "warm-up: $WARMUP s per server and row; Tessera budget $TESSERA_MAX_SIZE"
-echo "wrk -t$THREADS, $CONNECTIONS_SMALL connections (4 KiB) / $CONNECTIONS_LARGE (1 MiB), ${DURATION} s per run, $ROUNDS rounds alternating; load average at start: $load_start"
-printf '%-7s %5s %12s %12s %8s\n' row round "tessera/s" "nginx/s" ratio
+echo "wrk -t$THREADS, $CONNECTIONS_SMALL connections (4 KiB) / $CONNECTIONS_LARGE (1 MiB), ${DURATION} s per run, $ROUNDS rounds, order rotated every round; load average at start: $load_start"
+printf '%-7s %5s' row round
+for server in "${SERVERS[@]}"; do printf ' %10s %8s' "$server/s" "µs CPU"; done
+printf ' %8s' "t/nginx"
+[ -n "$PREV_ADDR" ] && printf ' %8s %9s' "t/prev" "CPU t/p"
+printf '\n'
 failed=0
-declare -A RESULT
+declare -A RESULT CPU_US
+# per_round ROW NAME VALUE: appends VALUE to the row's per-round list NAME.
+per_round() { echo "$3" >>"$DIR/$1.$2"; }
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.3f", (b > 0 ? a / b : 0) }'; }
 for row in $ROWS; do
   if [ "${row%%-*}" = get ]; then
     # Again before each GET row: a PUT row before it may have evicted it from Tessera's budget.
-    for addr in "$TESSERA_ADDR" "$NGINX_ADDR"; do
+    for addr in "${ADDR[@]}"; do
       curl -fsS -o /dev/null -T "$DIR/blob-${row#*-}" "http://$addr${GET_PATH[${row#*-}]}"
     done
   fi
   if [ "$WARMUP" != 0 ]; then
-    for addr in "$TESSERA_ADDR" "$NGINX_ADDR"; do
-      DURATION=$WARMUP run_wrk "$row" "$addr" >/dev/null
+    for server in "${SERVERS[@]}"; do
+      DURATION=$WARMUP run_wrk "$row" "${ADDR[$server]}" >/dev/null
     done
   fi
-  : >"$DIR/$row.t"; : >"$DIR/$row.n"; : >"$DIR/$row.r"; : >"$DIR/$row.tm"; : >"$DIR/$row.nm"
   for round in $(seq "$ROUNDS"); do
-    if [ $((round % 2)) = 1 ]; then order="tessera nginx"; else order="nginx tessera"; fi
-    for server in $order; do
-      if [ "$server" = tessera ]; then addr=$TESSERA_ADDR; else addr=$NGINX_ADDR; fi
-      read -r rps mbs bad < <(run_wrk "$row" "$addr")
+    # Rotate the order every round, so that no server always runs first or right after another.
+    n=${#SERVERS[@]}
+    order=()
+    for i in $(seq 0 $((n - 1))); do order+=("${SERVERS[$(((i + round - 1) % n))]}"); done
+    for server in "${order[@]}"; do
+      before=$(cpu_ns "${PID[$server]}")
+      read -r rps mbs bad requests < <(run_wrk "$row" "${ADDR[$server]}")
+      after=$(cpu_ns "${PID[$server]}")
       if [ "$bad" != 0 ] || [ "$rps" = 0 ]; then
         echo "  $row round $round $server: $bad bad responses/socket errors, $rps req/s" >&2
         failed=1
       fi
       RESULT[$server]=$rps
-      echo "$rps" >>"$DIR/$row.${server:0:1}"
-      echo "$mbs" >>"$DIR/$row.${server:0:1}m"
+      CPU_US[$server]=$(awk -v a="$before" -v b="$after" -v n="$requests" 'BEGIN { printf "%.2f", (n > 0 ? (b - a) / n / 1000 : 0) }')
+      per_round "$row" "$server" "$rps"
+      per_round "$row" "$server.mb" "$mbs"
+      per_round "$row" "$server.cpu" "${CPU_US[$server]}"
     done
-    ratio=$(awk -v t="${RESULT[tessera]}" -v n="${RESULT[nginx]}" 'BEGIN { printf "%.2f", (n > 0 ? t / n : 0) }')
-    echo "$ratio" >>"$DIR/$row.r"
-    printf '%-7s %5s %12s %12s %7s×\n' "$row" "$round" "${RESULT[tessera]}" "${RESULT[nginx]}" "$ratio"
+    per_round "$row" r "$(ratio "${RESULT[tessera]}" "${RESULT[nginx]}")"
+    per_round "$row" rc "$(ratio "${CPU_US[tessera]}" "${CPU_US[nginx]}")"
+    printf '%-7s %5s' "$row" "$round"
+    for server in "${SERVERS[@]}"; do printf ' %10s %8s' "${RESULT[$server]}" "${CPU_US[$server]}"; done
+    printf ' %7.2f×' "$(ratio "${RESULT[tessera]}" "${RESULT[nginx]}")"
+    if [ -n "$PREV_ADDR" ]; then
+      per_round "$row" rp "$(ratio "${RESULT[tessera]}" "${RESULT[prev]}")"
+      per_round "$row" rpc "$(ratio "${CPU_US[tessera]}" "${CPU_US[prev]}")"
+      printf ' %7.3f× %8.3f×' "$(ratio "${RESULT[tessera]}" "${RESULT[prev]}")" "$(ratio "${CPU_US[tessera]}" "${CPU_US[prev]}")"
+    fi
+    printf '\n'
   done
 done
 load_end=$(cut -d' ' -f1-3 /proc/loadavg)
@@ -267,15 +331,41 @@ load_end=$(cut -d' ' -f1-3 /proc/loadavg)
 echo
 echo "medians over $ROUNDS rounds (load average: start $load_start, end $load_end)"
 echo
+range() { echo "$(sort -g "$1" | head -1)–$(sort -g "$1" | tail -1)"; }
 echo "| row | conns | Tessera req/s | nginx req/s | Tessera MB/s | nginx MB/s | Tessera/nginx (median of per-round ratios) | per-round ratios min–max |"
 echo "|---|---|---|---|---|---|---|---|"
 for row in $ROWS; do
   case ${row#*-} in 4k) conns=$CONNECTIONS_SMALL ;; 1m) conns=$CONNECTIONS_LARGE ;; esac
-  printf '| %s | %s | %s | %s | %s | %s | **%s×** | %s–%s |\n' "$row" "$conns" \
-    "$(median <"$DIR/$row.t")" "$(median <"$DIR/$row.n")" \
-    "$(median <"$DIR/$row.tm")" "$(median <"$DIR/$row.nm")" \
-    "$(median <"$DIR/$row.r")" "$(sort -g "$DIR/$row.r" | head -1)" "$(sort -g "$DIR/$row.r" | tail -1)"
+  printf '| %s | %s | %s | %s | %s | %s | **%s×** | %s |\n' "$row" "$conns" \
+    "$(median <"$DIR/$row.tessera")" "$(median <"$DIR/$row.nginx")" \
+    "$(median <"$DIR/$row.tessera.mb")" "$(median <"$DIR/$row.nginx.mb")" \
+    "$(median <"$DIR/$row.r")" "$(range "$DIR/$row.r")"
 done
+echo
+echo "Server CPU per request (µs; lower is better):"
+echo
+echo "| row | Tessera µs/req | nginx µs/req | Tessera/nginx (median of per-round ratios) | per-round ratios min–max |"
+echo "|---|---|---|---|---|"
+for row in $ROWS; do
+  printf '| %s | %s | %s | **%s×** | %s |\n' "$row" \
+    "$(median <"$DIR/$row.tessera.cpu")" "$(median <"$DIR/$row.nginx.cpu")" \
+    "$(median <"$DIR/$row.rc")" "$(range "$DIR/$row.rc")"
+done
+if [ -n "$PREV_ADDR" ]; then
+  echo
+  echo "This build against the previous one (req/s: higher is better; CPU per request: lower is better):"
+  echo
+  echo "| row | conns | Tessera req/s | prev req/s | Tessera/prev req/s (median of per-round ratios) | min–max | Tessera µs/req | prev µs/req | Tessera/prev CPU per request (median) | min–max |"
+  echo "|---|---|---|---|---|---|---|---|---|---|"
+  for row in $ROWS; do
+    case ${row#*-} in 4k) conns=$CONNECTIONS_SMALL ;; 1m) conns=$CONNECTIONS_LARGE ;; esac
+    printf '| %s | %s | %s | %s | **%s×** | %s | %s | %s | **%s×** | %s |\n' "$row" "$conns" \
+      "$(median <"$DIR/$row.tessera")" "$(median <"$DIR/$row.prev")" \
+      "$(median <"$DIR/$row.rp")" "$(range "$DIR/$row.rp")" \
+      "$(median <"$DIR/$row.tessera.cpu")" "$(median <"$DIR/$row.prev.cpu")" \
+      "$(median <"$DIR/$row.rpc")" "$(range "$DIR/$row.rpc")"
+  done
+fi
 if [ "$failed" != 0 ]; then
   echo "some runs had non-2xx responses or socket errors (wrk output: kept in the log above)" >&2
   tail -n 40 "$DIR/wrk.log" >&2

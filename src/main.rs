@@ -4,6 +4,7 @@
 //! tessera serve  [--config FILE] [--listen ADDR] [--data DIR] [--max-size SIZE] …
 //! tessera config [--config FILE] [the same flags as serve]
 //! tessera verify --data DIR
+//! tessera stats | namespaces | purge NS | get NS KEY [FILE] | put NS KEY FILE  [--server URL] [--token T]
 //! ```
 //!
 //! `serve` and `config` take the same options: `--config FILE` (a TOML file) and one flag per
@@ -42,10 +43,47 @@ enum Command {
         #[arg(long, default_value = default_of("data"))]
         data: PathBuf,
     },
+    /// Print a running server's statistics (admin API).
+    Stats(AdminArgs),
+    /// List the namespaces a running server has served, with their request counts.
+    Namespaces(AdminArgs),
+    /// Purge one namespace of a running server.
+    Purge {
+        namespace: String,
+        #[command(flatten)]
+        admin: AdminArgs,
+    },
+    /// Fetch one entry (in a Bazel namespace KEY is ac/HASH or cas/HASH) into FILE or stdout.
+    Get {
+        namespace: String,
+        key: String,
+        file: Option<PathBuf>,
+        #[command(flatten)]
+        admin: AdminArgs,
+    },
+    /// Store FILE as one entry (in a Bazel namespace KEY is ac/HASH or cas/HASH).
+    Put {
+        namespace: String,
+        key: String,
+        file: PathBuf,
+        #[command(flatten)]
+        admin: AdminArgs,
+    },
+}
+
+/// Where the running server is and the token to show it.
+#[derive(Args)]
+struct AdminArgs {
+    /// The server's URL.
+    #[arg(long, value_name = "URL", default_value = "http://127.0.0.1:8080")]
+    server: String,
+    /// A token with the `admin` claim, sent as `Authorization: Bearer`.
+    #[arg(long, value_name = "TOKEN")]
+    token: Option<String>,
 }
 
 /// The options of `serve` and `config`: the config file and one flag per setting.
-#[derive(Args)]
+#[derive(Args, Clone)]
 struct SettingArgs {
     /// TOML configuration file (overridden by TESSERA_* variables, overridden by flags).
     #[arg(long, value_name = "FILE")]
@@ -62,6 +100,39 @@ fn main() -> ExitCode {
         Command::Verify { data } => {
             ExitCode::from(u8::try_from(tessera::store::verify::run_cli(&data)).unwrap_or(2))
         }
+        Command::Stats(admin) => admin_command(&admin, tessera::cli::stats),
+        Command::Namespaces(admin) => admin_command(&admin, tessera::cli::namespaces),
+        Command::Purge { namespace, admin } => {
+            admin_command(&admin, |s| tessera::cli::purge(s, &namespace))
+        }
+        Command::Get {
+            namespace,
+            key,
+            file,
+            admin,
+        } => admin_command(&admin, |s| {
+            tessera::cli::get(s, &namespace, &key, file.as_deref())
+        }),
+        Command::Put {
+            namespace,
+            key,
+            file,
+            admin,
+        } => admin_command(&admin, |s| tessera::cli::put(s, &namespace, &key, &file)),
+    }
+}
+
+fn admin_command(
+    args: &AdminArgs,
+    run: impl FnOnce(&tessera::cli::Server) -> Result<(), tessera::cli::CliError>,
+) -> ExitCode {
+    let outcome = tessera::cli::Server::new(&args.server, args.token.clone()).and_then(|s| run(&s));
+    match outcome {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("tessera: {error}");
+            ExitCode::from(error.exit_code())
+        }
     }
 }
 
@@ -73,11 +144,14 @@ fn serve(args: &SettingArgs) -> ExitCode {
             return ExitCode::from(EXIT_CONFIG_ERROR);
         }
     };
-    tessera::logging::init(&config.log);
+    tessera::logging::init(&config.log, &config.log_format);
     for var in unknown_env {
         tracing::warn!(variable = %var, "ignoring an environment variable that is not a setting");
     }
-    match tessera::server::run(config) {
+    let reload_args = args.clone();
+    let reload: tessera::server::reload::Reload =
+        Box::new(move || load(&reload_args).map(|(_, config, _)| config));
+    match tessera::server::run_with_reload(config, Some(reload)) {
         Ok(()) => {
             tracing::info!("stopped cleanly");
             ExitCode::SUCCESS

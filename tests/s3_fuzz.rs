@@ -5,16 +5,14 @@
 //! it is a 204 or 304) and never a 500 (501 is S3's answer to an unknown operation), every connection closes once the client is done, and
 //! afterwards the same process still serves S3 correctly. `TESSERA_TEST_SEED=N` reproduces a run.
 
-#[path = "common/http_client.rs"]
-mod http_client;
-#[path = "common/tessera.rs"]
-mod tessera;
+mod common;
 
 use std::net::SocketAddr;
 use std::time::Duration;
 
-use http_client::{get, put, request_head, Closed, Conn, Rng};
-use tessera::Tessera;
+use common::http_client;
+use common::http_client::{get, put, request_head, Closed, Conn, Rng};
+use common::Tessera;
 
 /// Fuzz cases in all; `TESSERA_FUZZ_CASES=N` runs more locally.
 const CASES: usize = 600;

@@ -7,7 +7,7 @@ use crate::limits::{
 };
 use crate::loadgen::{Driver, LoadConfig, Mode};
 use crate::plot::{render_svg, Series};
-use crate::protocol::PathScheme;
+use crate::protocol::{PathScheme, SchemeOptions};
 use crate::report::{parse_hgrm, problems_banner, table_header, table_row};
 use crate::runner::{
     file_stem, measure, parse_target, preload, run_info, write_outputs, write_plot, Workload,
@@ -20,10 +20,16 @@ pub const RUN_USAGE: &str = "\
 tessera-bench run --target http://127.0.0.1:8080 [options]
 
   --protocol bazel|bazel-ac|template   bazel: GET/PUT /cas/<sha256>; bazel-ac: /ac/ lookup + /cas/ fetch
+  --protocol gradle                    GET/PUT /cache/<32 hex>, Gradle's Accept / Content-Type
+  --protocol nx                        GET/PUT /v1/cache/<decimal>, Bearer token; writes use fresh keys
+  --protocol turbo                     GET/PUT /v8/artifacts/<16 hex>?slug=TEAM, Bearer, x-artifact-duration
+  --protocol ccache                    GET/PUT /ccache/<2 hex>/<38 hex> (subdirs layout)
   --protocol grpc                      Bazel gRPC: ByteStream Read (GET) / Write (PUT); --prefix = instance
   --protocol grpc-find-missing         FindMissingBlobs of --batch N (1000) stored digests per request
   --path-template /dav/{key}           with --protocol template ({key} = sha256 hex of the object)
-  --prefix /instance                   path prefix for the Bazel schemes
+  --prefix /instance                   Bazel: path prefix; gradle/ccache/nx/turbo: base path of the
+                                       client's URL (default /cache, /ccache, none, none)
+  --team bench  --token t              turbo's team (?slug=), the Bearer token of nx and turbo
   --threads N (2)  --connections N (64)  --no-pin
   --duration 10s  --requests N         the run stops at whichever comes first
   --rate R                             open loop at R requests/s (default: closed loop)
@@ -38,6 +44,8 @@ const RUN_FLAGS: &[&str] = &[
     "protocol",
     "path-template",
     "prefix",
+    "team",
+    "token",
     "batch",
     "threads",
     "connections",
@@ -126,8 +134,12 @@ pub fn workload_from_args(args: &Args) -> Result<Workload, String> {
         },
         None => PathScheme::parse(
             &protocol,
-            &args.text("prefix", ""),
-            args.get("path-template"),
+            &SchemeOptions {
+                prefix: &args.text("prefix", ""),
+                template: args.get("path-template"),
+                team: &args.text("team", SchemeOptions::default().team),
+                token: &args.text("token", SchemeOptions::default().token),
+            },
         )?,
     };
     Ok(Workload {

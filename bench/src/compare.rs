@@ -1,9 +1,14 @@
-//! `tessera-bench compare`: Tessera against nginx on loopback, identical workloads run against
-//! each in alternation within one invocation, then a side-by-side table with Tessera/nginx ratios.
+//! `tessera-bench compare`: Tessera against a peer on loopback — nginx (default) or npm
+//! `turborepo-remote-cache` (`--peer turbo-remote-cache`) — identical workloads run against each
+//! in alternation within one invocation, then a side-by-side table with Tessera/peer ratios.
 //!
-//! For each workload (default: GET and PUT of 4 KiB and 1 MiB objects; GET `/cas/<sha256>`):
-//! 1. preload the key space into every server (reads only; uploads go to `/ac/<sha256>`, which
-//!    both servers store on every PUT, where Tessera would deduplicate a repeated `/cas/` PUT);
+//! For each workload (default: GET and PUT of 4 KiB and 1 MiB objects; with `--protocol bazel`,
+//! the default against nginx, GET `/cas/<sha256>`; with `--protocol gradle|nx|turbo|ccache` that
+//! client's requests, [`PathScheme`]):
+//! 1. preload the key space into every server (reads only; Bazel uploads go to `/ac/<sha256>`,
+//!    which both servers store on every PUT, where Tessera would deduplicate a repeated `/cas/`
+//!    PUT; Gradle, Turborepo and ccache uploads are stored every time under any key, Nx uploads
+//!    go to fresh keys), then `--warmup` of the same load on each server;
 //! 2. closed loop, `--rounds` times, servers alternating (order flipped each round): the maximum
 //!    throughput at `--connections`, reported as each server's median over the rounds and the
 //!    median of the per-round Tessera/nginx ratios;
@@ -16,8 +21,11 @@
 use crate::args::Args;
 use crate::cli::load_config;
 use crate::loadgen::{LoadConfig, Mode};
-use crate::peers::{free_port, spawn_tessera, start_nginx, ServerProcess};
-use crate::protocol::PathScheme;
+use crate::peers::{
+    count_cpus, cpu_time_ns, free_port, spawn_tessera, start_nginx, start_turbo_remote_cache,
+    ServerProcess, TURBO_REMOTE_CACHE_JS_DEFAULT,
+};
+use crate::protocol::{PathScheme, SchemeOptions};
 use crate::report::{format_ms, problems_banner};
 use crate::runner::{
     file_stem, measure, preload, run_info, write_outputs, write_plot, Prepared, Workload,
@@ -29,15 +37,30 @@ use std::path::{Path, PathBuf};
 pub const USAGE: &str = "\
 tessera-bench compare --tessera-bin target/release/tessera | --no-tessera  [options]
 
+  --peer nginx | turbo-remote-cache   the server Tessera is compared with (default nginx)
+  --protocol bazel|gradle|nx|turbo|ccache   request shapes (default: bazel; turbo with that peer)
+  --team bench  --token t         turbo's team, the Bearer token of nx/turbo (and the peer's TURBO_TOKEN)
   --nginx-bin /usr/sbin/nginx     --out bench/results/<timestamp>
+  --node-bin node  --turbo-cache-js /opt/tessera-tests/node-clients/node_modules/turborepo-remote-cache/dist/cli.js
   --workloads get-4k,put-4k,get-1m,put-1m
   --threads N  --connections N (64)  --duration 10s (per run)  --rounds 2  --no-pin
+  --warmup 0s                     the same load on each server before a workload's measured rounds
   --rate R | --rate-fraction 0.5  fixed rate of the latency phase (default: half the smaller maximum)
-  --shards N  --max-size 4GiB     passed to `tessera serve`
-  --nginx-workers N               (default: number of cores)";
+  --server-cpus LIST              run every server under `taskset -c LIST` (e.g. 1; the load
+                                  threads pin to CPUs 0.. in turn, so pair with --threads 1)
+  --shards N  --max-size 4GiB     passed to `tessera serve` (shards default: server CPUs)
+  --nginx-workers N               (default: server CPUs)";
 
 const FLAGS: &[&str] = &[
     "tessera-bin",
+    "peer",
+    "protocol",
+    "team",
+    "token",
+    "node-bin",
+    "turbo-cache-js",
+    "server-cpus",
+    "warmup",
     "nginx-bin",
     "out",
     "workloads",
@@ -65,8 +88,19 @@ pub const WORKLOADS: &[(&str, usize, &str, f64)] = &[
     ("put-1m", 2_000, "1MiB", 1.0),
 ];
 
-/// Picks req/s or MB/s from one closed-loop round's (req/s, MB/s).
-type RoundPick = fn(&(f64, f64)) -> f64;
+/// One server's closed-loop run in one round.
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Round {
+    requests_per_sec: f64,
+    megabytes_per_sec: f64,
+    /// The server's CPU time (every thread, and its child processes') per request, µs; NaN
+    /// when /proc could not be read. Other load on the machine takes CPU time from a server,
+    /// so its req/s drops, but changes its CPU work per request far less.
+    cpu_us_per_request: f64,
+}
+
+/// Picks one metric from a closed-loop round.
+type RoundPick = fn(&Round) -> f64;
 
 /// Reads one metric from a server's (closed-loop, open-loop) stats.
 type Metric = Box<dyn Fn(&RunStats, &RunStats) -> f64>;
@@ -76,13 +110,13 @@ struct Server {
 }
 
 /// Per workload and server: closed-loop and open-loop stats merged over rounds, and each
-/// closed-loop round's (req/s, MB/s) in round order (the table reports their medians).
+/// closed-loop [`Round`] in round order (the table reports their medians).
 struct Measured {
     workload: String,
     rate: u64,
     closed: Vec<RunStats>,
     open: Vec<RunStats>,
-    closed_rounds: Vec<Vec<(f64, f64)>>,
+    closed_rounds: Vec<Vec<Round>>,
 }
 
 pub fn compare_command(arguments: &[String]) -> Result<i32, String> {
@@ -98,11 +132,35 @@ pub fn compare_command(arguments: &[String]) -> Result<i32, String> {
     if rounds == 0 {
         return Err("--rounds must be at least 1".into());
     }
+    let peer = Peer::parse(&args.text("peer", "nginx"))?;
+    let protocol = args.text("protocol", peer.default_protocol());
+    if peer == Peer::TurboRemoteCache && protocol != "turbo" {
+        return Err(format!(
+            "--peer turbo-remote-cache speaks only the Turborepo API, not --protocol {protocol}"
+        ));
+    }
+    if peer == Peer::Nginx && protocol == "nx" {
+        // nginx's WebDAV answers a new file with 201, which Nx counts as a failed upload.
+        return Err("--protocol nx needs an Nx cache server: nginx answers uploads with 201, and Nx accepts only 200".into());
+    }
+    let scheme = PathScheme::parse(
+        &protocol,
+        &SchemeOptions {
+            team: &args.text("team", SchemeOptions::default().team),
+            token: &args.text("token", SchemeOptions::default().token),
+            ..SchemeOptions::default()
+        },
+    )?;
     let workloads = select_workloads(
         &args.text("workloads", "get-4k,put-4k,get-1m,put-1m"),
         args.number("seed", 1)?,
+        &scheme,
     )?;
-    let servers = start_servers(&args, &out, cores)?;
+    let server_cpus = match args.get("server-cpus") {
+        Some(list) => Some((list.to_string(), count_cpus(list)?)),
+        None => None,
+    };
+    let servers = start_servers(&args, &out, peer, server_cpus.as_ref(), cores)?;
     let names: Vec<String> = servers.iter().map(|s| s.process.name.clone()).collect();
     let mut results = Vec::new();
     for workload in &workloads {
@@ -134,7 +192,33 @@ pub fn compare_command(arguments: &[String]) -> Result<i32, String> {
     Ok(i32::from(failed))
 }
 
-fn select_workloads(list: &str, seed: u64) -> Result<Vec<Workload>, String> {
+/// The server Tessera is compared with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Peer {
+    Nginx,
+    TurboRemoteCache,
+}
+
+impl Peer {
+    pub fn parse(name: &str) -> Result<Peer, String> {
+        match name {
+            "nginx" => Ok(Peer::Nginx),
+            "turbo-remote-cache" | "turborepo-remote-cache" => Ok(Peer::TurboRemoteCache),
+            other => Err(format!(
+                "unknown --peer `{other}` (nginx, turbo-remote-cache)"
+            )),
+        }
+    }
+
+    fn default_protocol(self) -> &'static str {
+        match self {
+            Peer::Nginx => "bazel",
+            Peer::TurboRemoteCache => "turbo",
+        }
+    }
+}
+
+fn select_workloads(list: &str, seed: u64, scheme: &PathScheme) -> Result<Vec<Workload>, String> {
     list.split(',')
         .map(|name| {
             let &(name, objects, size, write_ratio) =
@@ -143,15 +227,16 @@ fn select_workloads(list: &str, seed: u64) -> Result<Vec<Workload>, String> {
                 })?;
             Ok(Workload {
                 name: name.to_string(),
-                // A repeated /cas/ PUT is deduplicated by Tessera (nothing is stored), which would
-                // flatter it: uploads go to /ac/<sha256> instead, which both servers store every
-                // time (last writer wins; nginx rewrites the file).
-                scheme: if write_ratio >= 1.0 {
-                    PathScheme::Template("/ac/{key}".into())
-                } else {
-                    PathScheme::BazelCas {
-                        prefix: String::new(),
+                scheme: match scheme {
+                    // A repeated /cas/ PUT is deduplicated by Tessera (nothing is stored), which
+                    // would flatter it: uploads go to /ac/<sha256> instead, which both servers
+                    // store every time (last writer wins; nginx rewrites the file).
+                    PathScheme::BazelCas { .. } if write_ratio >= 1.0 => {
+                        PathScheme::Template("/ac/{key}".into())
                     }
+                    // The other clients' uploads are stored every time: last writer wins for
+                    // Gradle, Turborepo and ccache, and Nx writes go to fresh keys.
+                    other => other.clone(),
                 },
                 grpc: None,
                 objects,
@@ -165,14 +250,22 @@ fn select_workloads(list: &str, seed: u64) -> Result<Vec<Workload>, String> {
         .collect()
 }
 
-fn start_servers(args: &Args, out: &Path, cores: usize) -> Result<Vec<Server>, String> {
+fn start_servers(
+    args: &Args,
+    out: &Path,
+    peer: Peer,
+    server_cpus: Option<&(String, usize)>,
+    cores: usize,
+) -> Result<Vec<Server>, String> {
+    let cpus = server_cpus.map(|(list, _)| list.as_str());
+    let server_cores = server_cpus.map_or(cores, |&(_, count)| count);
     let mut servers = Vec::new();
     if !args.switch("no-tessera") {
         let bin = args
             .get("tessera-bin")
             .ok_or("--tessera-bin PATH (or --no-tessera) is required")?;
         let data = out.join("tessera-data");
-        let shards: usize = args.number("shards", cores)?;
+        let shards: usize = args.number("shards", server_cores)?;
         let log = out.join("tessera.log");
         let mut process = spawn_tessera(
             bin,
@@ -180,17 +273,27 @@ fn start_servers(args: &Args, out: &Path, cores: usize) -> Result<Vec<Server>, S
             &data,
             &args.text("max-size", "4GiB"),
             shards,
+            cpus,
             &log,
         )?;
         process.wait_healthy()?;
         servers.push(Server { process });
     }
-    let nginx_bin = args.text("nginx-bin", "/usr/sbin/nginx");
-    let process = start_nginx(
-        &nginx_bin,
-        &out.join("nginx"),
-        args.number("nginx-workers", cores)?,
-    )?;
+    let process = match peer {
+        Peer::Nginx => start_nginx(
+            &args.text("nginx-bin", "/usr/sbin/nginx"),
+            &out.join("nginx"),
+            args.number("nginx-workers", server_cores)?,
+            cpus,
+        )?,
+        Peer::TurboRemoteCache => start_turbo_remote_cache(
+            &args.text("node-bin", "node"),
+            &args.text("turbo-cache-js", TURBO_REMOTE_CACHE_JS_DEFAULT),
+            &out.join("turbo-remote-cache"),
+            &args.text("token", SchemeOptions::default().token),
+            cpus,
+        )?,
+    };
     servers.push(Server { process });
     Ok(servers)
 }
@@ -206,6 +309,26 @@ fn run_workload(
 ) -> Result<Measured, String> {
     if workload.write_ratio < 1.0 {
         preload_all(servers, workload, prepared, base)?;
+    }
+    let warmup = args.duration("warmup", "0s")?;
+    if !warmup.is_zero() {
+        for server in servers {
+            let stats = measure(
+                prepared,
+                &LoadConfig {
+                    address: server.process.address,
+                    mode: Mode::Closed,
+                    duration: warmup,
+                    ..base.clone()
+                },
+            );
+            eprintln!(
+                "   warm-up  {:<8} {:>9.0} req/s errors {}",
+                server.process.name,
+                stats.requests_per_sec(),
+                stats.errors_total()
+            );
+        }
     }
     let (closed, closed_rounds) = alternate(servers, rounds, |address| {
         measure(
@@ -344,12 +467,12 @@ fn write_workload_outputs(
 
 /// Runs `run` against every server `rounds` times, flipping the order every round so that
 /// neither server always goes first (machine noise and page-cache state hit both alike), and
-/// merges each server's rounds; also returns each round's (req/s, MB/s) per server.
+/// merges each server's rounds; also returns each server's [`Round`]s.
 fn alternate(
     servers: &[Server],
     rounds: usize,
     mut run: impl FnMut(std::net::SocketAddr) -> RunStats,
-) -> (Vec<RunStats>, Vec<Vec<(f64, f64)>>) {
+) -> (Vec<RunStats>, Vec<Vec<Round>>) {
     let mut merged: Vec<Option<RunStats>> = vec![None; servers.len()];
     let mut per_round = vec![Vec::with_capacity(rounds); servers.len()];
     for round in 0..rounds {
@@ -358,15 +481,30 @@ fn alternate(
             order.reverse();
         }
         for index in order {
-            let stats = run(servers[index].process.address);
+            let process = &servers[index].process;
+            let cpu_before = process.pid().and_then(cpu_time_ns);
+            let stats = run(process.address);
+            let cpu_after = process.pid().and_then(cpu_time_ns);
+            let requests = (stats.requests_ok + stats.errors_total()) as f64;
+            let cpu_us_per_request = match (cpu_before, cpu_after) {
+                (Some(before), Some(after)) if requests > 0.0 => {
+                    after.saturating_sub(before) as f64 / requests / 1e3
+                }
+                _ => f64::NAN,
+            };
             eprintln!(
-                "   round {round} {:<8} {:>9.0} req/s p99 {} ms errors {}",
-                servers[index].process.name,
+                "   round {round} {:<8} {:>9.0} req/s p99 {} ms CPU {:.2} µs/req errors {}",
+                process.name,
                 stats.requests_per_sec(),
                 format_ms(stats.latency_ms_at(0.99)),
+                cpu_us_per_request,
                 stats.errors_total()
             );
-            per_round[index].push((stats.requests_per_sec(), stats.megabytes_per_sec()));
+            per_round[index].push(Round {
+                requests_per_sec: stats.requests_per_sec(),
+                megabytes_per_sec: stats.megabytes_per_sec(),
+                cpu_us_per_request,
+            });
             match &mut merged[index] {
                 Some(total) => total.merge_sequential(&stats),
                 slot => *slot = Some(stats),
@@ -388,33 +526,51 @@ pub fn median(values: &[f64]) -> f64 {
     }
 }
 
-/// Closed-loop throughput rows from the rounds: each server's median, and (two servers) the
-/// median of the per-round ratios, each ratio taken between runs of the same round.
+/// Width of the ratio column: fits `tessera/<peer>`.
+fn ratio_width(names: &[String]) -> usize {
+    names.iter().map(String::len).sum::<usize>().max(13) + 1
+}
+
+/// The closed-loop metrics of the table: label, how to read it from a round, decimals.
+const ROUND_ROWS: [(&str, RoundPick, usize); 3] = [
+    ("median req/s (closed loop)", |r| r.requests_per_sec, 0),
+    ("median MB/s (closed loop)", |r| r.megabytes_per_sec, 0),
+    ("median CPU µs/req (closed)", |r| r.cpu_us_per_request, 2),
+];
+
+/// first/second of a metric in each round both servers measured (two servers only).
+fn round_ratios(measured: &Measured, pick: RoundPick) -> Vec<f64> {
+    match measured.closed_rounds.as_slice() {
+        [first, second] => first
+            .iter()
+            .zip(second)
+            .filter(|(a, b)| pick(b) > 0.0 && pick(a).is_finite())
+            .map(|(a, b)| pick(a) / pick(b))
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// Closed-loop rows from the rounds: each server's median, and (two servers) the median of
+/// the per-round ratios, each ratio taken between runs of the same round.
 fn throughput_lines(names: &[String], measured: &Measured) -> String {
+    let width = ratio_width(names);
     let mut out = String::new();
-    let rows: [(&str, RoundPick); 2] = [
-        ("median req/s (closed loop)", |r| r.0),
-        ("median MB/s (closed loop)", |r| r.1),
-    ];
-    for (metric, pick) in rows {
+    for (metric, pick, decimals) in ROUND_ROWS {
         let mut line = format!("{:<8} {:<26}", measured.workload, metric);
         for rounds in measured.closed_rounds.iter().take(names.len()) {
-            let value = median(&rounds.iter().map(pick).collect::<Vec<_>>());
-            let _ = write!(line, " {value:>12.0}");
+            let values: Vec<f64> = rounds.iter().map(pick).filter(|v| v.is_finite()).collect();
+            let value = median(&values);
+            let _ = write!(line, " {value:>12.decimals$}");
         }
-        if let [first, second] = measured.closed_rounds.as_slice() {
-            let ratios: Vec<f64> = first
-                .iter()
-                .zip(second)
-                .filter(|(_, b)| pick(b) > 0.0)
-                .map(|(a, b)| pick(a) / pick(b))
-                .collect();
+        if names.len() == 2 {
+            let ratios = round_ratios(measured, pick);
             let ratio = if ratios.is_empty() {
                 "-".to_string()
             } else {
                 format!("{:.2}", median(&ratios))
             };
-            let _ = write!(line, " {ratio:>14}");
+            let _ = write!(line, " {ratio:>width$}");
         }
         let _ = writeln!(out, "{line}");
     }
@@ -440,7 +596,8 @@ fn comparison_table(
         let _ = write!(header, " {name:>12}");
     }
     if names.len() == 2 {
-        let _ = write!(header, " {:>14}", format!("{}/{}", names[0], names[1]));
+        let ratio = format!("{}/{}", names[0], names[1]);
+        let _ = write!(header, " {ratio:>width$}", width = ratio_width(names));
     }
     let _ = writeln!(out, "{header}\n{}", "-".repeat(header.len()));
     for measured in results {
@@ -481,12 +638,31 @@ fn comparison_table(
                 let _ = write!(line, " {text:>12}");
             }
             if values.len() == 2 {
+                let width = ratio_width(names);
                 let ratio = if values[1] > 0.0 {
                     format!("{:.2}", values[0] / values[1])
                 } else {
                     "-".to_string()
                 };
-                let _ = write!(line, " {ratio:>14}");
+                let _ = write!(line, " {ratio:>width$}");
+            }
+            let _ = writeln!(out, "{line}");
+        }
+    }
+    if names.len() == 2 {
+        let _ = writeln!(
+            out,
+            "\nper-round {}/{} ratios, closed loop (round order):",
+            names[0], names[1]
+        );
+        for measured in results {
+            let mut line = format!("{:<8}", measured.workload);
+            for (label, pick) in [("req/s", ROUND_ROWS[0].1), ("CPU/req", ROUND_ROWS[2].1)] {
+                let ratios: Vec<String> = round_ratios(measured, pick)
+                    .iter()
+                    .map(|r| format!("{r:.2}"))
+                    .collect();
+                let _ = write!(line, "  {label} {}", ratios.join(" "));
             }
             let _ = writeln!(out, "{line}");
         }
@@ -542,7 +718,8 @@ mod tests {
 
     #[test]
     fn workloads_are_selected_by_name() {
-        let chosen = select_workloads("put-1m,get-4k", 1).unwrap();
+        let bazel = PathScheme::parse("bazel", &SchemeOptions::default()).unwrap();
+        let chosen = select_workloads("put-1m,get-4k", 1, &bazel).unwrap();
         assert_eq!(
             chosen.iter().map(|w| w.name.as_str()).collect::<Vec<_>>(),
             ["put-1m", "get-4k"]
@@ -555,9 +732,26 @@ mod tests {
                 prefix: String::new()
             }
         );
-        assert!(select_workloads("get-2k", 1)
+        assert!(select_workloads("get-2k", 1, &bazel)
             .unwrap_err()
             .contains("unknown workload"));
+        // Other clients: the same scheme for reads and writes.
+        let turbo = PathScheme::parse("turbo", &SchemeOptions::default()).unwrap();
+        let chosen = select_workloads("get-4k,put-4k", 1, &turbo).unwrap();
+        assert!(chosen.iter().all(|w| w.scheme == turbo));
+        assert_eq!(
+            Peer::parse("turbo-remote-cache"),
+            Ok(Peer::TurboRemoteCache)
+        );
+        assert!(Peer::parse("varnish").is_err());
+    }
+
+    fn round(requests_per_sec: f64, megabytes_per_sec: f64, cpu_us_per_request: f64) -> Round {
+        Round {
+            requests_per_sec,
+            megabytes_per_sec,
+            cpu_us_per_request,
+        }
     }
 
     #[test]
@@ -576,8 +770,8 @@ mod tests {
             closed: vec![fast.clone(), slow.clone()],
             open: vec![fast, slow],
             closed_rounds: vec![
-                vec![(150.0, 0.6), (50.0, 0.2)],
-                vec![(100.0, 0.4), (20.0, 0.1)],
+                vec![round(150.0, 0.6, 10.0), round(50.0, 0.2, 30.0)],
+                vec![round(100.0, 0.4, 20.0), round(20.0, 0.1, f64::NAN)],
             ],
         };
         let load = LoadConfig {
@@ -604,5 +798,19 @@ mod tests {
         let p50 = table.lines().find(|l| l.contains("p50 ms @ 50/s")).unwrap();
         assert!(p50.trim_end().ends_with("0.50"), "{p50}");
         assert!(table.contains("tessera/nginx"));
+        // CPU per request: medians 20 and 20 (the unreadable round is left out); the only
+        // round with both values gives 10/20.
+        let cpu = table.lines().find(|l| l.contains("CPU µs/req")).unwrap();
+        let fields: Vec<&str> = cpu.split_whitespace().collect();
+        assert_eq!(
+            fields[fields.len() - 3..],
+            ["20.00", "20.00", "0.50"],
+            "{cpu}"
+        );
+        let rounds = table.lines().find(|l| l.contains("req/s 1.50")).unwrap();
+        assert!(
+            rounds.ends_with("req/s 1.50 2.50  CPU/req 0.50"),
+            "{rounds}"
+        );
     }
 }

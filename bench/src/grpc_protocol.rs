@@ -284,7 +284,9 @@ impl Protocol for GrpcProtocol {
         operation: &Operation,
     ) -> Result<Outcome, RequestError> {
         match (operation, &self.scheme) {
-            (&Operation::Put { index }, _) => self.write(connection, index).await,
+            (&Operation::Put { index } | &Operation::Preload { index }, _) => {
+                self.write(connection, index).await
+            }
             (&Operation::Get { index }, GrpcScheme::ByteStream { .. }) => {
                 self.read(connection, index).await
             }

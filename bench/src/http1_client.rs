@@ -1,12 +1,14 @@
 //! A minimal HTTP/1.1 client connection on monoio: one request at a time on a keep-alive
-//! connection, `Content-Length` framing, the whole response body buffered so the caller can check
-//! every byte.
+//! connection, `Content-Length` request framing, `Content-Length` or chunked response framing,
+//! the whole response body buffered so the caller can check every byte.
 //!
 //! Buffers are owned and handed to the kernel (io_uring takes ownership of the memory of an
 //! in-flight operation; a dropped future must not leave it writing into freed memory), so the
 //! connection keeps one send and one receive `Vec` and lends them to each operation.
 
-use crate::http1_response::{body_length, parse_response_head, Parsed};
+use crate::http1_response::{
+    framing, parse_response_head, ChunkProgress, ChunkedDecoder, Framing, Parsed,
+};
 use crate::limits::{OBJECT_BYTES_MAX, RESPONSE_HEAD_BYTES_MAX};
 use crate::protocol::Target;
 use crate::stats::{ErrorKind, RequestError};
@@ -69,11 +71,14 @@ impl Http1Connection {
     }
 
     /// Sends `method target` with the given body parts (concatenated) and reads the response.
+    /// `headers` are complete header lines (`Name: value\r\n` each) sent after `Host` and
+    /// `Content-Length`.
     pub async fn request(
         &mut self,
         method: &str,
         target: &Target<'_>,
         host: &str,
+        headers: &[u8],
         body_head: &[u8],
         body_tail: Option<Bytes>,
     ) -> Result<Response, RequestError> {
@@ -85,11 +90,13 @@ impl Http1Connection {
         target.write_to(&mut self.send);
         self.send.extend_from_slice(b" HTTP/1.1\r\nHost: ");
         self.send.extend_from_slice(host.as_bytes());
+        self.send.extend_from_slice(b"\r\n");
         if method != "GET" && method != "HEAD" {
             self.send
-                .extend_from_slice(format!("\r\nContent-Length: {body_len}").as_bytes());
+                .extend_from_slice(format!("Content-Length: {body_len}\r\n").as_bytes());
         }
-        self.send.extend_from_slice(b"\r\n\r\n");
+        self.send.extend_from_slice(headers);
+        self.send.extend_from_slice(b"\r\n");
         self.send.extend_from_slice(body_head);
         let mut separate_tail = None;
         match body_tail {
@@ -130,17 +137,33 @@ impl Http1Connection {
                 Parsed::Complete(head) => break head,
             }
         };
-        let body_len = body_length(&head, request_was_head).map_err(malformed)?;
-        if body_len > OBJECT_BYTES_MAX as u64 {
-            return Err(RequestError::new(
-                ErrorKind::Malformed,
-                format!("Content-Length {body_len} exceeds OBJECT_BYTES_MAX"),
-            ));
-        }
-        let end = head.head_bytes + body_len as usize;
-        while self.receive.len() < end {
-            self.read_more(end).await?;
-        }
+        let end = match framing(&head, request_was_head).map_err(malformed)? {
+            Framing::Length(body_len) => {
+                if body_len > OBJECT_BYTES_MAX as u64 {
+                    return Err(RequestError::new(
+                        ErrorKind::Malformed,
+                        format!("Content-Length {body_len} exceeds OBJECT_BYTES_MAX"),
+                    ));
+                }
+                let end = head.head_bytes + body_len as usize;
+                while self.receive.len() < end {
+                    self.read_more(end).await?;
+                }
+                end
+            }
+            Framing::Chunked => {
+                let mut decoder = ChunkedDecoder::new(head.head_bytes, OBJECT_BYTES_MAX as u64);
+                loop {
+                    match decoder.advance(&mut self.receive).map_err(malformed)? {
+                        ChunkProgress::Done { body_end } => break body_end,
+                        ChunkProgress::NeedMore => {
+                            let wanted = self.receive.len() + READ_CHUNK_BYTES_MIN;
+                            self.read_more(wanted).await?
+                        }
+                    }
+                }
+            }
+        };
         if self.receive.len() > end {
             return Err(RequestError::new(
                 ErrorKind::Malformed,

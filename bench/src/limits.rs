@@ -9,6 +9,11 @@ pub const RESPONSE_HEAD_BYTES_MAX: usize = 16 * 1024;
 /// Largest number of header lines in one response head; a longer head is a malformed response.
 pub const RESPONSE_HEADERS_MAX: usize = 64;
 
+/// Longest chunk-size line of a chunked response body (hex size plus any chunk extensions),
+/// without its CRLF. Peers send 1–8 hex digits and no extensions; 1 KiB refuses a runaway line
+/// without buffering it.
+pub const CHUNK_LINE_BYTES_MAX: usize = 1024;
+
 /// Largest object the workload generates and the largest response body the client buffers:
 /// 64 MiB per connection. With `CONNECTIONS_MAX` connections of which only a few carry objects this
 /// large, the worst case (every connection receiving one at once) is bounded by

@@ -50,7 +50,7 @@ pub enum Mode {
 pub enum OperationSource {
     /// Random draws from a mix (the measured phase).
     Mix(Arc<OperationMix>),
-    /// `Put` of objects `next..count`, each exactly once across all threads (preload).
+    /// `Preload` of objects `next..count`, each exactly once across all threads.
     PutEach { next: Arc<AtomicU64>, count: u64 },
 }
 
@@ -59,7 +59,7 @@ impl OperationSource {
         OperationSource::put_range(0, count)
     }
 
-    /// `Put` of objects `start..end`, each once.
+    /// `Preload` of objects `start..end`, each once.
     pub fn put_range(start: usize, end: usize) -> OperationSource {
         OperationSource::PutEach {
             next: Arc::new(AtomicU64::new(start as u64)),
@@ -72,7 +72,7 @@ impl OperationSource {
             OperationSource::Mix(mix) => Some(mix.next(rng)),
             OperationSource::PutEach { next, count } => {
                 let index = next.fetch_add(1, Ordering::Relaxed);
-                (index < *count).then_some(Operation::Put {
+                (index < *count).then_some(Operation::Preload {
                     index: index as usize,
                 })
             }

@@ -1,6 +1,7 @@
-//! Servers under test as child processes: nginx (the peer, configured for throughput) and
-//! Tessera (`tessera serve`, the planned CLI), started on free loopback ports, health-checked,
-//! stopped by signal with the stop timed.
+//! Servers under test as child processes: the peers — nginx (configured for throughput) and
+//! npm `turborepo-remote-cache` (the Turborepo remote cache most self-hosters run) — and Tessera
+//! (`tessera serve`), started on free loopback ports, optionally confined to a CPU list with
+//! `taskset`, health-checked, stopped by signal with the stop timed.
 
 use crate::http1_response::{parse_response_head, Parsed};
 use crate::limits::HEALTHZ_WAIT_SECS_MAX;
@@ -235,6 +236,82 @@ fn send_signal(pid: u32, signal: i32) -> Result<(), String> {
     }
 }
 
+/// Largest number of threads of one server process read by [`cpu_time_ns`] (nginx workers are
+/// single-threaded; Tessera has one thread per executor plus a few; Node.js about ten).
+pub const SERVER_TASKS_MAX: usize = 4096;
+
+/// CPU time used so far by process `pid`: every thread of it and of its direct child processes
+/// (nginx's workers), from `/proc/PID/task/TID/schedstat` (nanoseconds of run time). `None` if
+/// the process is gone or /proc lacks schedstat.
+pub fn cpu_time_ns(pid: u32) -> Option<u64> {
+    let threads = |pid: u32| -> Option<Vec<u64>> {
+        let dir = std::fs::read_dir(format!("/proc/{pid}/task")).ok()?;
+        let tids = dir
+            .filter_map(|entry| entry.ok()?.file_name().to_str()?.parse().ok())
+            .take(SERVER_TASKS_MAX)
+            .collect();
+        Some(tids)
+    };
+    let run_ns = |pid: u32, tid: u64| -> Option<u64> {
+        let text = std::fs::read_to_string(format!("/proc/{pid}/task/{tid}/schedstat")).ok()?;
+        text.split_whitespace().next()?.parse().ok()
+    };
+    let mut total = 0u64;
+    let mut children = Vec::new();
+    for tid in threads(pid)? {
+        total += run_ns(pid, tid)?;
+        if let Ok(list) = std::fs::read_to_string(format!("/proc/{pid}/task/{tid}/children")) {
+            children.extend(
+                list.split_whitespace()
+                    .filter_map(|c| c.parse::<u32>().ok()),
+            );
+        }
+    }
+    for child in children {
+        // A worker that exits between the two reads simply stops counting.
+        for tid in threads(child).unwrap_or_default() {
+            total += run_ns(child, tid).unwrap_or(0);
+        }
+    }
+    Some(total)
+}
+
+/// Checks a `taskset -c` CPU list (`1`, `1-3`, `0,2-3`) and returns how many CPUs it names.
+pub fn count_cpus(list: &str) -> Result<usize, String> {
+    let bad = || format!("CPU list `{list}` is not like 1, 1-3 or 0,2-3");
+    let number = |text: &str| text.parse::<usize>().map_err(|_| bad());
+    let mut count = 0;
+    for part in list.split(',') {
+        count += match part.split_once('-') {
+            None => {
+                number(part)?;
+                1
+            }
+            Some((first, last)) => {
+                let (first, last) = (number(first)?, number(last)?);
+                if last < first {
+                    return Err(bad());
+                }
+                last - first + 1
+            }
+        };
+    }
+    Ok(count)
+}
+
+/// A command running `program`, confined to `cpus` with `taskset -c` when given (the program
+/// and every thread it starts inherit the mask; Tessera sizes its executors from it).
+pub fn server_command(program: &str, cpus: Option<&str>) -> Command {
+    match cpus {
+        None => Command::new(program),
+        Some(cpus) => {
+            let mut command = Command::new("taskset");
+            command.arg("-c").arg(cpus).arg(program);
+            command
+        }
+    }
+}
+
 /// nginx configured as a throughput-tuned static file + WebDAV PUT server over `root`, serving
 /// the same `/cas/<sha256>` paths as Tessera.
 pub fn nginx_config(dir: &Path, port: u16, workers: usize) -> String {
@@ -280,15 +357,21 @@ http {{
     )
 }
 
-/// Starts nginx in `dir` (config, temp paths and document root all inside it).
-pub fn start_nginx(nginx_bin: &str, dir: &Path, workers: usize) -> Result<ServerProcess, String> {
+/// Starts nginx in `dir` (config, temp paths and document root all inside it), on `cpus` if
+/// given.
+pub fn start_nginx(
+    nginx_bin: &str,
+    dir: &Path,
+    workers: usize,
+    cpus: Option<&str>,
+) -> Result<ServerProcess, String> {
     let port = free_port()?;
     std::fs::create_dir_all(dir.join("root"))
         .map_err(|e| format!("creating {}: {e}", dir.display()))?;
     std::fs::write(dir.join("root/healthz"), "ok").map_err(|e| e.to_string())?;
     let config = dir.join("nginx.conf");
     std::fs::write(&config, nginx_config(dir, port, workers)).map_err(|e| e.to_string())?;
-    let mut command = Command::new(nginx_bin);
+    let mut command = server_command(nginx_bin, cpus);
     command.arg("-p").arg(dir).arg("-c").arg(&config);
     let address = SocketAddr::from(([127, 0, 0, 1], port));
     let mut server = ServerProcess::spawn(
@@ -302,7 +385,57 @@ pub fn start_nginx(nginx_bin: &str, dir: &Path, workers: usize) -> Result<Server
     Ok(server)
 }
 
-/// The command line of the planned Tessera CLI:
+/// Where `npm i turborepo-remote-cache` puts the server's entry point, relative to the
+/// directory it ran in; `tests/install-deps.sh` installs it under /opt/tessera-tests/node-clients.
+pub const TURBO_REMOTE_CACHE_JS: &str = "node_modules/turborepo-remote-cache/dist/cli.js";
+
+/// The default `--turbo-cache-js`.
+pub const TURBO_REMOTE_CACHE_JS_DEFAULT: &str =
+    "/opt/tessera-tests/node-clients/node_modules/turborepo-remote-cache/dist/cli.js";
+
+/// Starts npm `turborepo-remote-cache` (`node CLI_JS`) with local storage in `dir/store`,
+/// accepting `token`, on `cpus` if given. Configured for throughput the way nginx is: log level
+/// `warn` (its default `info` writes a JSON line per request to stdout). Ready when
+/// `/v8/artifacts/status` answers 200.
+pub fn start_turbo_remote_cache(
+    node_bin: &str,
+    cli_js: &str,
+    dir: &Path,
+    token: &str,
+    cpus: Option<&str>,
+) -> Result<ServerProcess, String> {
+    if !Path::new(cli_js).is_file() {
+        return Err(format!(
+            "{cli_js} not found: install it with `npm i turborepo-remote-cache@2.12.0` (it lands in              ./{TURBO_REMOTE_CACHE_JS}) and pass --turbo-cache-js, or run bench/turbo-compare.sh"
+        ));
+    }
+    let port = free_port()?;
+    let store = dir.join("store");
+    std::fs::create_dir_all(&store).map_err(|e| format!("creating {}: {e}", store.display()))?;
+    let mut command = server_command(node_bin, cpus);
+    command
+        .arg(cli_js)
+        .env("HOST", "127.0.0.1")
+        .env("PORT", port.to_string())
+        .env("STORAGE_PROVIDER", "local")
+        .env("STORAGE_PATH", &store)
+        .env("STORAGE_PATH_USE_TMP_FOLDER", "false")
+        .env("TURBO_TOKEN", token)
+        .env("LOG_LEVEL", "warn")
+        .env("NODE_ENV", "production");
+    let address = SocketAddr::from(([127, 0, 0, 1], port));
+    let mut server = ServerProcess::spawn(
+        "turbo-rc",
+        &mut command,
+        address,
+        "/v8/artifacts/status",
+        &dir.join("turbo-remote-cache.log"),
+    )?;
+    server.wait_healthy()?;
+    Ok(server)
+}
+
+/// The command line of the Tessera CLI, on `cpus` if given:
 /// `tessera serve --listen 127.0.0.1:PORT --data DIR --max-size SIZE --shards N`.
 pub fn tessera_command(
     tessera_bin: &str,
@@ -310,8 +443,9 @@ pub fn tessera_command(
     data: &Path,
     max_size: &str,
     shards: usize,
+    cpus: Option<&str>,
 ) -> Command {
-    let mut command = Command::new(tessera_bin);
+    let mut command = server_command(tessera_bin, cpus);
     command
         .arg("serve")
         .arg("--listen")
@@ -331,12 +465,13 @@ pub fn spawn_tessera(
     data: &Path,
     max_size: &str,
     shards: usize,
+    cpus: Option<&str>,
     log: &Path,
 ) -> Result<ServerProcess, String> {
     let address = SocketAddr::from(([127, 0, 0, 1], port));
     ServerProcess::spawn(
         "tessera",
-        &mut tessera_command(tessera_bin, port, data, max_size, shards),
+        &mut tessera_command(tessera_bin, port, data, max_size, shards, cpus),
         address,
         "/healthz",
         log,
@@ -367,7 +502,7 @@ mod tests {
 
     #[test]
     fn tessera_command_follows_the_planned_cli() {
-        let command = tessera_command("tessera", 9000, Path::new("/d"), "4GiB", 2);
+        let command = tessera_command("tessera", 9000, Path::new("/d"), "4GiB", 2, None);
         let args: Vec<_> = command
             .get_args()
             .map(|a| a.to_string_lossy().into_owned())
@@ -386,6 +521,75 @@ mod tests {
                 "2"
             ]
         );
+    }
+
+    #[test]
+    fn servers_can_be_confined_to_cpus() {
+        let command = tessera_command("tessera", 9000, Path::new("/d"), "1GiB", 1, Some("1"));
+        assert_eq!(command.get_program(), "taskset");
+        let args: Vec<_> = command
+            .get_args()
+            .map(|a| a.to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(args[..4], ["-c", "1", "tessera", "serve"]);
+        assert_eq!(count_cpus("1"), Ok(1));
+        assert_eq!(count_cpus("1-3"), Ok(3));
+        assert_eq!(count_cpus("0,2-3,7"), Ok(4));
+        for bad in ["", "a", "3-1", "1,", "-2"] {
+            assert!(count_cpus(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn cpu_time_counts_the_threads_of_children() {
+        // A shell whose child spins: the shell itself sleeps in `wait`, so the CPU time is the
+        // child's, and it only shows in the parent's total if children are followed.
+        let mut parent = Command::new("sh")
+            .args(["-c", "(while :; do :; done) & wait"])
+            .spawn()
+            .unwrap();
+        let pid = parent.id();
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let child = loop {
+            let list = std::fs::read_to_string(format!("/proc/{pid}/task/{pid}/children"));
+            if let Some(child) = list.unwrap_or_default().split_whitespace().next() {
+                break child.parse::<u32>().unwrap();
+            }
+            assert!(Instant::now() < deadline, "the shell started no child");
+            std::thread::sleep(Duration::from_millis(5));
+        };
+        let total_before = cpu_time_ns(pid).expect("schedstat readable");
+        let child_before = cpu_time_ns(child).unwrap();
+        // However loaded the machine, wait until the child has spun for 20 ms.
+        let child_after = loop {
+            let now = cpu_time_ns(child).unwrap();
+            if now - child_before >= 20_000_000 || Instant::now() > deadline {
+                break now;
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        };
+        let total_after = cpu_time_ns(pid).unwrap();
+        let _ = Command::new("kill").arg(child.to_string()).status();
+        let _ = parent.kill();
+        let _ = parent.wait();
+        let child_used = child_after - child_before;
+        assert!(child_used >= 20_000_000, "the child used {child_used} ns");
+        assert!(
+            total_after - total_before >= child_used,
+            "parent total grew {} ns, its child alone {child_used} ns",
+            total_after - total_before
+        );
+        assert_eq!(cpu_time_ns(u32::MAX), None);
+    }
+
+    #[test]
+    fn a_missing_turbo_remote_cache_names_the_install_command() {
+        let dir = std::env::temp_dir().join(format!("tessera-bench-trc-{}", std::process::id()));
+        let Err(error) = start_turbo_remote_cache("node", "/nonexistent/cli.js", &dir, "t", None)
+        else {
+            panic!("started without its entry point");
+        };
+        assert!(error.contains("npm i turborepo-remote-cache"), "{error}");
     }
 
     #[test]

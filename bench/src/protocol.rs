@@ -1,26 +1,44 @@
 //! The seam between the load loop and a wire protocol: [`Protocol`] opens a connection and
 //! performs one [`Operation`] on it, checking the answer.
 //!
-//! Implemented here: [`HttpProtocol`] over our HTTP/1.1 client, with three path schemes —
-//! Bazel HTTP CAS (`/cas/<sha256>`), Bazel HTTP action-level (`/ac/` + `/cas/`), and a URL
-//! template for peers such as nginx WebDAV.
+//! Implemented here: [`HttpProtocol`] over our HTTP/1.1 client, with the path schemes of
+//! [`PathScheme`] — Bazel HTTP CAS (`/cas/<sha256>`), Bazel HTTP action-level (`/ac/` +
+//! `/cas/`), a URL template for peers such as nginx WebDAV, and the request shapes of the
+//! Gradle, Nx, Turborepo and ccache clients (reference/clients.md §4–§7), each with the headers
+//! that client sends.
 //!
 //! Bazel gRPC (ByteStream Read/Write, FindMissingBlobs) is the second implementation of this
 //! trait, in [`crate::grpc_protocol`]; S3 (SigV4-signed HTTP/1.1) fits as a third
 //! `PathScheme`-like implementation over [`Http1Connection`].
 
 use crate::http1_client::Http1Connection;
+use crate::rng::mix64;
 use crate::stats::{ErrorKind, RequestError};
-use crate::workload::{hex, KeySpace, Operation};
+use crate::workload::{KeySpace, Operation};
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 
-/// A request target `before + hex(key) + after`, written into the send buffer as is; its
-/// `Display` (the path) is only built for error messages.
+/// How an object's 32-byte key is spelled in a request path.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeyFormat {
+    /// The first `bytes` bytes in lowercase hex: 32 for a SHA-256 (Bazel), 16 for Gradle's
+    /// 32-hex cache keys, 8 for turbo's 16-hex task hashes.
+    Hex { bytes: usize },
+    /// The first `bytes` bytes in lowercase hex with a `/` after the first two characters:
+    /// ccache's default `subdirs` layout (`<2>/<38>` for ccache 4.13's 40-hex keys).
+    Subdirs { bytes: usize },
+    /// The first 8 bytes as a big-endian integer in decimal: Nx's task hashes.
+    Decimal,
+}
+
+/// A request target `before + key + after`, the key spelled per [`KeyFormat`], written into
+/// the send buffer as is; its `Display` (the path) is only built for error messages.
 #[derive(Debug, Clone, Copy)]
 pub struct Target<'a> {
     pub before: &'a str,
     pub key: &'a [u8; 32],
+    pub format: KeyFormat,
     pub after: &'a str,
 }
 
@@ -28,7 +46,32 @@ impl Target<'_> {
     pub fn write_to(&self, out: &mut Vec<u8>) {
         const DIGITS: &[u8; 16] = b"0123456789abcdef";
         out.extend_from_slice(self.before.as_bytes());
-        for &b in self.key {
+        let (bytes, slash_after) = match self.format {
+            KeyFormat::Hex { bytes } => (bytes, None),
+            KeyFormat::Subdirs { bytes } => (bytes, Some(2)),
+            KeyFormat::Decimal => {
+                let mut word = [0u8; 8];
+                word.copy_from_slice(&self.key[..8]);
+                let mut digits = [0u8; 20];
+                let mut value = u64::from_be_bytes(word);
+                let mut at = digits.len();
+                loop {
+                    at -= 1;
+                    digits[at] = b'0' + (value % 10) as u8;
+                    value /= 10;
+                    if value == 0 {
+                        break;
+                    }
+                }
+                out.extend_from_slice(&digits[at..]);
+                out.extend_from_slice(self.after.as_bytes());
+                return;
+            }
+        };
+        for (position, &b) in self.key[..bytes].iter().enumerate() {
+            if slash_after == Some(position * 2) {
+                out.push(b'/');
+            }
             out.push(DIGITS[(b >> 4) as usize]);
             out.push(DIGITS[(b & 15) as usize]);
         }
@@ -38,7 +81,55 @@ impl Target<'_> {
 
 impl std::fmt::Display for Target<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}{}{}", self.before, hex(self.key), self.after)
+        let mut path = Vec::new();
+        self.write_to(&mut path);
+        f.write_str(&String::from_utf8_lossy(&path))
+    }
+}
+
+/// Keys never used before, for servers whose entries are immutable: Nx answers a PUT of a hash
+/// it already stores with 409 and stores nothing, so a measured Nx write goes to a fresh hash,
+/// as every real Nx upload does. Key *n* of a run is `mix64(base + n)` (a bijection, so the
+/// keys of one run never repeat); `base` differs per run (clock and process id), so runs against
+/// the same server do not collide either (two runs share a key with odds of about
+/// keys² / 2⁶⁴).
+#[derive(Debug)]
+pub struct FreshKeys {
+    base: u64,
+    next: AtomicU64,
+}
+
+impl FreshKeys {
+    pub fn new() -> FreshKeys {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_nanos() as u64);
+        FreshKeys::with_base(mix64(nanos ^ (u64::from(std::process::id()) << 40)))
+    }
+
+    pub fn with_base(base: u64) -> FreshKeys {
+        FreshKeys {
+            base,
+            next: AtomicU64::new(0),
+        }
+    }
+
+    /// The next fresh key: its first 8 bytes carry the value ([`KeyFormat::Decimal`] reads
+    /// them), the rest repeat it.
+    pub fn next_key(&self) -> [u8; 32] {
+        let n = self.next.fetch_add(1, Ordering::Relaxed);
+        let word = mix64(self.base.wrapping_add(n)).to_be_bytes();
+        let mut key = [0u8; 32];
+        for chunk in key.chunks_mut(8) {
+            chunk.copy_from_slice(&word);
+        }
+        key
+    }
+}
+
+impl Default for FreshKeys {
+    fn default() -> Self {
+        FreshKeys::new()
     }
 }
 
@@ -72,7 +163,7 @@ pub trait Protocol: Clone + Send + 'static {
     ) -> Result<Outcome, RequestError>;
 }
 
-/// Where an object lives on an HTTP server.
+/// Where an object lives on an HTTP server, and how a client of that kind asks for it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PathScheme {
     /// Bazel HTTP cache, content-addressed blobs only: `GET/PUT {prefix}/cas/<sha256>`.
@@ -82,60 +173,216 @@ pub enum PathScheme {
     BazelAction { prefix: String },
     /// Any server: the template with `{key}` replaced by the object's SHA-256 (hex).
     Template(String),
+    /// Gradle's HTTP build cache: `GET/PUT {base}/<32 hex>` (`base` is the path of the `url`
+    /// in `settings.gradle`, `/cache` by default), with Gradle's `Accept` / `Content-Type`.
+    Gradle { base: String },
+    /// Nx's self-hosted cache: `GET/PUT {base}/v1/cache/<decimal hash>` with `Authorization:
+    /// Bearer`. Entries are immutable (409 on a stored hash), so measured writes use fresh keys.
+    Nx { base: String, token: String },
+    /// Turborepo: `GET/PUT {base}/v8/artifacts/<16 hex>?slug=TEAM` with `Authorization: Bearer`;
+    /// uploads carry `x-artifact-duration`.
+    Turbo {
+        base: String,
+        team: String,
+        token: String,
+    },
+    /// ccache's HTTP storage, `subdirs` layout: `GET/PUT {base}/<2 hex>/<38 hex>` (`/ccache`
+    /// by default).
+    Ccache { base: String },
 }
 
+/// Longest `--team` / `--token`, in bytes; they go into every request as they are.
+pub const CREDENTIAL_BYTES_MAX: usize = 256;
+
+/// The options [`PathScheme::parse`] reads besides the protocol name.
+#[derive(Debug, Clone, Copy)]
+pub struct SchemeOptions<'a> {
+    /// `--prefix`: the instance prefix for Bazel, the base path for the other clients (empty:
+    /// each client's default).
+    pub prefix: &'a str,
+    pub template: Option<&'a str>,
+    /// Turborepo's team (`TURBO_TEAM`), sent as `?slug=`.
+    pub team: &'a str,
+    /// The bearer token of Nx and Turborepo.
+    pub token: &'a str,
+}
+
+impl Default for SchemeOptions<'_> {
+    fn default() -> Self {
+        SchemeOptions {
+            prefix: "",
+            template: None,
+            team: "bench",
+            token: "t",
+        }
+    }
+}
+
+/// The protocols `--protocol` accepts for HTTP/1.1 (gRPC ones are parsed by the CLI).
+pub const HTTP_PROTOCOLS: &str = "bazel, bazel-ac, template, gradle, nx, turbo, ccache";
+
 impl PathScheme {
-    pub fn parse(
-        protocol: &str,
-        prefix: &str,
-        template: Option<&str>,
-    ) -> Result<PathScheme, String> {
-        match (protocol, template) {
+    pub fn parse(protocol: &str, options: &SchemeOptions) -> Result<PathScheme, String> {
+        let prefix = options.prefix;
+        // A base path: `/x` form, no trailing slash; empty means the client's default.
+        let base = |default: &str| -> Result<String, String> {
+            let trimmed = prefix.trim_end_matches('/');
+            if trimmed.is_empty() {
+                return Ok(default.to_string());
+            }
+            if !trimmed.starts_with('/') || trimmed.contains(['?', '#', ' ']) {
+                return Err(format!("--prefix `{prefix}` must be a path such as /cache"));
+            }
+            Ok(trimmed.to_string())
+        };
+        let credential = |name: &str, value: &str| -> Result<String, String> {
+            let allowed = |c: char| c.is_ascii_alphanumeric() || "-._~+/=".contains(c);
+            if value.is_empty() || value.len() > CREDENTIAL_BYTES_MAX || !value.chars().all(allowed)
+            {
+                return Err(format!(
+                    "--{name} `{value}` must be 1..={CREDENTIAL_BYTES_MAX} characters of A-Z a-z 0-9 - . _ ~ + / ="
+                ));
+            }
+            Ok(value.to_string())
+        };
+        match (protocol, options.template) {
             ("bazel", None) | ("bazel-cas", None) => Ok(PathScheme::BazelCas { prefix: prefix.to_string() }),
             ("bazel-ac", None) => Ok(PathScheme::BazelAction { prefix: prefix.to_string() }),
             ("template", Some(t)) if t.starts_with('/') && t.contains("{key}") => Ok(PathScheme::Template(t.to_string())),
             ("template", _) => Err("--protocol template needs --path-template starting with `/` and containing `{key}`".into()),
             (_, Some(_)) => Err("--path-template only applies to --protocol template".into()),
+            ("gradle", None) => Ok(PathScheme::Gradle { base: base("/cache")? }),
+            ("nx", None) => Ok(PathScheme::Nx { base: base("")?, token: credential("token", options.token)? }),
+            ("turbo", None) => {
+                let team = credential("team", options.team)?;
+                if team.contains(['/', '+', '=']) {
+                    return Err(format!("--team `{team}` must not contain / + or ="));
+                }
+                Ok(PathScheme::Turbo { base: base("")?, team, token: credential("token", options.token)? })
+            }
+            ("ccache", None) => Ok(PathScheme::Ccache { base: base("/ccache")? }),
             ("grpc" | "grpc-find-missing", None) => Err("--protocol grpc is served by grpc_protocol::GrpcProtocol, not by a path scheme".into()),
-            (other, None) => Err(format!("unknown --protocol `{other}` (bazel, bazel-ac, template)")),
+            (other, None) => Err(format!("unknown --protocol `{other}` ({HTTP_PROTOCOLS})")),
+        }
+    }
+
+    /// The version of Gradle, turbo and ccache named in their `User-Agent` / version headers.
+    const GRADLE_VERSION: &'static str = "8.10.2";
+    const TURBO_USER_AGENT: &'static str = "turbo 2.11.11 1.89.0 linux x86_64";
+    const CCACHE_USER_AGENT: &'static str = "ccache/4.13";
+
+    /// The header lines (each ending in CRLF) this scheme's client sends with a GET and with a
+    /// PUT, besides `Host` and `Content-Length` (reference/clients.md).
+    pub fn headers(&self) -> (String, String) {
+        match self {
+            PathScheme::BazelCas { .. }
+            | PathScheme::BazelAction { .. }
+            | PathScheme::Template(_) => (String::new(), String::new()),
+            PathScheme::Gradle { .. } => {
+                let common = format!(
+                    "X-Gradle-Version: {v}\r\nUser-Agent: Gradle/{v}\r\n",
+                    v = Self::GRADLE_VERSION
+                );
+                (
+                    format!(
+                        "Accept: application/vnd.gradle.build-cache-artifact.v2, */*\r\n{common}"
+                    ),
+                    format!(
+                        "Content-Type: application/vnd.gradle.build-cache-artifact.v2\r\n{common}"
+                    ),
+                )
+            }
+            PathScheme::Nx { token, .. } => {
+                // Nx's reqwest client sends its default Content-Type on every request.
+                let all = format!(
+                    "Authorization: Bearer {token}\r\nContent-Type: application/octet-stream\r\nAccept: application/octet-stream\r\n"
+                );
+                (all.clone(), all)
+            }
+            PathScheme::Turbo { token, .. } => {
+                let common = format!(
+                    "Authorization: Bearer {token}\r\nUser-Agent: {}\r\n",
+                    Self::TURBO_USER_AGENT
+                );
+                (
+                    common.clone(),
+                    format!("{common}Content-Type: application/octet-stream\r\nx-artifact-duration: 1234\r\n"),
+                )
+            }
+            PathScheme::Ccache { .. } => {
+                let common = format!("Accept: */*\r\nUser-Agent: {}\r\n", Self::CCACHE_USER_AGENT);
+                (
+                    common.clone(),
+                    format!("{common}Content-Type: application/octet-stream\r\n"),
+                )
+            }
         }
     }
 }
 
-/// HTTP/1.1 protocol: Bazel HTTP cache or a URL template. Every GET of a stored object must
-/// return 200 with exactly its bytes, every GET of a never-written key must return 404, every PUT
-/// must return 200, 201 or 204.
+/// HTTP/1.1 protocol over one [`PathScheme`]. Every GET of a stored object must return 200
+/// with exactly its bytes, every GET of a never-written key must return 404, every PUT must
+/// return 200, 201 or 204 (Nx: 200, or 409 for a preload of an entry the server already has).
 #[derive(Clone)]
 pub struct HttpProtocol {
     keys: Arc<KeySpace>,
     scheme: PathScheme,
     host: String,
-    /// Request targets are `before + sha256 hex + after`, precomputed so that the hot path
-    /// writes the target straight into the send buffer without allocating.
+    /// Request targets are `before + key + after`, precomputed so that the hot path writes the
+    /// target straight into the send buffer without allocating.
     cas_before: String,
     cas_after: String,
     ac_before: String,
+    format: KeyFormat,
+    /// Header lines sent with every GET / PUT (see [`PathScheme::headers`]).
+    get_headers: Arc<str>,
+    put_headers: Arc<str>,
+    /// Immutable entries (Nx): measured writes go to fresh keys, shared by every thread.
+    fresh: Option<Arc<FreshKeys>>,
 }
 
 impl HttpProtocol {
     pub fn new(keys: Arc<KeySpace>, scheme: PathScheme, host: String) -> HttpProtocol {
-        let (cas_before, cas_after, ac_before) = match &scheme {
-            PathScheme::BazelCas { prefix } | PathScheme::BazelAction { prefix } => (
-                format!("{prefix}/cas/"),
-                String::new(),
-                format!("{prefix}/ac/"),
-            ),
+        let hex = KeyFormat::Hex { bytes: 32 };
+        let (cas_before, cas_after, format) = match &scheme {
+            PathScheme::BazelCas { prefix } | PathScheme::BazelAction { prefix } => {
+                (format!("{prefix}/cas/"), String::new(), hex)
+            }
             PathScheme::Template(template) => {
                 let (before, after) = template
                     .split_once("{key}")
                     .expect("PathScheme::parse checked {key}");
-                (
-                    before.to_string(),
-                    after.replace("{key}", ""),
-                    before.to_string(),
-                )
+                (before.to_string(), after.replace("{key}", ""), hex)
             }
+            PathScheme::Gradle { base } => (
+                format!("{base}/"),
+                String::new(),
+                KeyFormat::Hex { bytes: 16 },
+            ),
+            PathScheme::Nx { base, .. } => (
+                format!("{base}/v1/cache/"),
+                String::new(),
+                KeyFormat::Decimal,
+            ),
+            PathScheme::Turbo { base, team, .. } => (
+                format!("{base}/v8/artifacts/"),
+                format!("?slug={team}"),
+                KeyFormat::Hex { bytes: 8 },
+            ),
+            PathScheme::Ccache { base } => (
+                format!("{base}/"),
+                String::new(),
+                KeyFormat::Subdirs { bytes: 20 },
+            ),
         };
+        let ac_before = match &scheme {
+            PathScheme::BazelCas { prefix } | PathScheme::BazelAction { prefix } => {
+                format!("{prefix}/ac/")
+            }
+            _ => cas_before.clone(),
+        };
+        let (get_headers, put_headers) = scheme.headers();
+        let fresh = matches!(scheme, PathScheme::Nx { .. }).then(|| Arc::new(FreshKeys::new()));
         HttpProtocol {
             keys,
             scheme,
@@ -143,6 +390,10 @@ impl HttpProtocol {
             cas_before,
             cas_after,
             ac_before,
+            format,
+            get_headers: get_headers.into(),
+            put_headers: put_headers.into(),
+            fresh,
         }
     }
 
@@ -150,6 +401,7 @@ impl HttpProtocol {
         Target {
             before: &self.cas_before,
             key,
+            format: self.format,
             after: &self.cas_after,
         }
     }
@@ -158,27 +410,52 @@ impl HttpProtocol {
         Target {
             before: &self.ac_before,
             key,
+            format: KeyFormat::Hex { bytes: 32 },
             after: "",
         }
     }
 
+    /// Uploads object `index`: under its own key for a preload, and for a measured write too
+    /// unless the scheme's entries are immutable (Nx), where it goes to a fresh key.
     async fn put_object(
         &self,
         connection: &mut Http1Connection,
         index: usize,
+        preload: bool,
     ) -> Result<Outcome, RequestError> {
-        let path = self.cas_target(self.keys.digest(index));
+        let fresh_key;
+        let key = match &self.fresh {
+            Some(fresh) if !preload => {
+                fresh_key = fresh.next_key();
+                &fresh_key
+            }
+            _ => self.keys.digest(index),
+        };
+        let path = self.cas_target(key);
         let prefix = self.keys.prefix(index);
         let response = connection
             .request(
                 "PUT",
                 &path,
                 &self.host,
+                self.put_headers.as_bytes(),
                 &prefix,
                 Some(self.keys.tail(index)),
             )
             .await?;
-        expect_put_status(response.status, &path)?;
+        match (&self.scheme, response.status) {
+            (PathScheme::Nx { .. }, 200) => {}
+            // The same bytes under the same key are already there: what a preload wants.
+            (PathScheme::Nx { .. }, 409) if preload => {}
+            (PathScheme::Nx { .. }, got) => {
+                let wanted = if preload { "200 (or 409)" } else { "200" };
+                return Err(RequestError::new(
+                    ErrorKind::Status,
+                    format!("PUT {path}: status {got}, expected {wanted}"),
+                ));
+            }
+            (_, got) => expect_put_status(got, &path)?,
+        }
         Ok(Outcome {
             body_bytes: self.keys.size(index) as u64,
             reconnect: response.connection_close,
@@ -192,7 +469,14 @@ impl HttpProtocol {
     ) -> Result<Outcome, RequestError> {
         let path = self.cas_target(self.keys.digest(index));
         let response = connection
-            .request("GET", &path, &self.host, &[], None)
+            .request(
+                "GET",
+                &path,
+                &self.host,
+                self.get_headers.as_bytes(),
+                &[],
+                None,
+            )
             .await?;
         expect_status(response.status, 200, &path)?;
         if !self.keys.body_matches(index, connection.body()) {
@@ -218,7 +502,14 @@ impl HttpProtocol {
             _ => self.cas_target(key),
         };
         let response = connection
-            .request("GET", &path, &self.host, &[], None)
+            .request(
+                "GET",
+                &path,
+                &self.host,
+                self.get_headers.as_bytes(),
+                &[],
+                None,
+            )
             .await?;
         expect_status(response.status, 404, &path)?;
         Ok(Outcome {
@@ -231,8 +522,9 @@ impl HttpProtocol {
         &self,
         connection: &mut Http1Connection,
         index: usize,
+        preload: bool,
     ) -> Result<Outcome, RequestError> {
-        let blob = self.put_object(connection, index).await?;
+        let blob = self.put_object(connection, index, preload).await?;
         if blob.reconnect {
             return Err(RequestError::new(
                 ErrorKind::Closed,
@@ -243,7 +535,7 @@ impl HttpProtocol {
         let path = self.ac_target(&action);
         let result = action_result(&self.keys, index);
         let response = connection
-            .request("PUT", &path, &self.host, &result, None)
+            .request("PUT", &path, &self.host, &[], &result, None)
             .await?;
         expect_put_status(response.status, &path)?;
         Ok(Outcome {
@@ -260,7 +552,7 @@ impl HttpProtocol {
         let action = action_key(index);
         let path = self.ac_target(&action);
         let response = connection
-            .request("GET", &path, &self.host, &[], None)
+            .request("GET", &path, &self.host, &[], &[], None)
             .await?;
         expect_status(response.status, 200, &path)?;
         let expected = action_result(&self.keys, index);
@@ -289,6 +581,10 @@ impl Protocol for HttpProtocol {
             PathScheme::BazelCas { .. } => "bazel-http-cas".to_string(),
             PathScheme::BazelAction { .. } => "bazel-http-action".to_string(),
             PathScheme::Template(t) => format!("http-template {t}"),
+            PathScheme::Gradle { .. } => "gradle-http".to_string(),
+            PathScheme::Nx { .. } => "nx-http".to_string(),
+            PathScheme::Turbo { .. } => "turbo-http".to_string(),
+            PathScheme::Ccache { .. } => "ccache-http".to_string(),
         }
     }
 
@@ -307,10 +603,14 @@ impl Protocol for HttpProtocol {
                 self.get_action(connection, index).await
             }
             (&Operation::Put { index }, PathScheme::BazelAction { .. }) => {
-                self.put_action(connection, index).await
+                self.put_action(connection, index, false).await
+            }
+            (&Operation::Preload { index }, PathScheme::BazelAction { .. }) => {
+                self.put_action(connection, index, true).await
             }
             (&Operation::Get { index }, _) => self.get_object(connection, index).await,
-            (&Operation::Put { index }, _) => self.put_object(connection, index).await,
+            (&Operation::Put { index }, _) => self.put_object(connection, index, false).await,
+            (&Operation::Preload { index }, _) => self.put_object(connection, index, true).await,
         }
     }
 }
@@ -414,18 +714,188 @@ mod tests {
             assert_eq!(String::from_utf8(written).unwrap(), target.to_string());
             target.to_string()
         };
-        let bazel = || PathScheme::parse("bazel", "", None).unwrap();
+        let parse = |protocol: &str, prefix: &str, template: Option<&str>| {
+            let options = SchemeOptions {
+                prefix,
+                template,
+                ..SchemeOptions::default()
+            };
+            PathScheme::parse(protocol, &options)
+        };
+        let bazel = || parse("bazel", "", None).unwrap();
         assert_eq!(target(bazel(), false), format!("/cas/{digest}"));
         assert_eq!(target(bazel(), true), format!("/ac/{digest}"));
-        let instance = PathScheme::parse("bazel-ac", "/inst", None).unwrap();
+        let instance = parse("bazel-ac", "/inst", None).unwrap();
         assert_eq!(target(instance, true), format!("/inst/ac/{digest}"));
-        let template = PathScheme::parse("template", "", Some("/dav/{key}.bin")).unwrap();
+        let template = parse("template", "", Some("/dav/{key}.bin")).unwrap();
         assert_eq!(target(template, false), format!("/dav/{digest}.bin"));
-        assert!(PathScheme::parse("template", "", Some("/no-key")).is_err());
-        assert!(PathScheme::parse("template", "", None).is_err());
-        assert!(PathScheme::parse("grpc", "", None)
+        assert!(parse("template", "", Some("/no-key")).is_err());
+        assert!(parse("template", "", None).is_err());
+        assert!(parse("grpc", "", None)
             .unwrap_err()
             .contains("GrpcProtocol"));
+
+        // The client front-ends: each key spelled as that client spells its keys.
+        let cases = [
+            ("gradle", "", format!("/cache/{}", "ab".repeat(16))),
+            ("gradle", "/gc/", format!("/gc/{}", "ab".repeat(16))),
+            ("nx", "", "/v1/cache/12370169555311111083".to_string()),
+            (
+                "nx",
+                "/base",
+                "/base/v1/cache/12370169555311111083".to_string(),
+            ),
+            (
+                "turbo",
+                "",
+                "/v8/artifacts/abababababababab?slug=bench".to_string(),
+            ),
+            ("ccache", "", format!("/ccache/ab/{}", "ab".repeat(19))),
+        ];
+        for (protocol, prefix, expected) in cases {
+            assert_eq!(
+                target(parse(protocol, prefix, None).unwrap(), false),
+                expected,
+                "{protocol} {prefix}"
+            );
+        }
+        assert!(parse("gradle", "cache", None)
+            .unwrap_err()
+            .contains("--prefix"));
+        assert!(parse("ftp", "", None)
+            .unwrap_err()
+            .contains("gradle, nx, turbo, ccache"));
+    }
+
+    #[test]
+    fn decimal_keys_have_no_leading_zeros() {
+        let spell = |first: [u8; 8]| {
+            let mut key = [0xff; 32];
+            key[..8].copy_from_slice(&first);
+            Target {
+                before: "",
+                key: &key,
+                format: KeyFormat::Decimal,
+                after: "",
+            }
+            .to_string()
+        };
+        assert_eq!(spell([0; 8]), "0");
+        assert_eq!(spell([0, 0, 0, 0, 0, 0, 0, 7]), "7");
+        assert_eq!(spell([1; 8]), "72340172838076673");
+        assert_eq!(spell([0xff; 8]), u64::MAX.to_string());
+    }
+
+    #[test]
+    fn credentials_are_checked() {
+        let turbo = |team: &str, token: &str| {
+            let options = SchemeOptions {
+                team,
+                token,
+                ..SchemeOptions::default()
+            };
+            PathScheme::parse("turbo", &options)
+        };
+        assert!(turbo("acme", "tok.en-1").is_ok());
+        assert!(turbo("a/b", "t").unwrap_err().contains("--team"));
+        assert!(turbo("acme", "").unwrap_err().contains("--token"));
+        assert!(turbo("acme", "two words").unwrap_err().contains("--token"));
+        assert!(turbo(&"x".repeat(CREDENTIAL_BYTES_MAX + 1), "t").is_err());
+    }
+
+    #[test]
+    fn each_client_sends_its_headers() {
+        let scheme =
+            |protocol: &str| PathScheme::parse(protocol, &SchemeOptions::default()).unwrap();
+        let expectations: &[(&str, &[&str], &[&str])] = &[
+            (
+                "gradle",
+                &[
+                    "Accept: application/vnd.gradle.build-cache-artifact.v2, */*",
+                    "X-Gradle-Version: ",
+                ],
+                &[
+                    "Content-Type: application/vnd.gradle.build-cache-artifact.v2",
+                    "User-Agent: Gradle/",
+                ],
+            ),
+            (
+                "nx",
+                &[
+                    "Authorization: Bearer t",
+                    "Accept: application/octet-stream",
+                ],
+                &[
+                    "Authorization: Bearer t",
+                    "Content-Type: application/octet-stream",
+                ],
+            ),
+            (
+                "turbo",
+                &["Authorization: Bearer t", "User-Agent: turbo "],
+                &[
+                    "Authorization: Bearer t",
+                    "Content-Type: application/octet-stream",
+                    "x-artifact-duration: ",
+                ],
+            ),
+            (
+                "ccache",
+                &["User-Agent: ccache/"],
+                &["Content-Type: application/octet-stream"],
+            ),
+            ("bazel", &[], &[]),
+        ];
+        for &(protocol, get_wanted, put_wanted) in expectations {
+            let (get, put) = scheme(protocol).headers();
+            for (block, wanted) in [(&get, get_wanted), (&put, put_wanted)] {
+                for needle in wanted {
+                    assert!(
+                        block.contains(needle),
+                        "{protocol}: `{needle}` missing from {block:?}"
+                    );
+                }
+                // Whole header lines only: `Name: value` CRLF, nothing else.
+                for line in block.split_terminator("\r\n") {
+                    let (name, _) = line.split_once(": ").unwrap_or_else(|| panic!("{line:?}"));
+                    assert!(
+                        name.bytes().all(tessera::http1::token::is_tchar),
+                        "{line:?}"
+                    );
+                    assert!(!line.contains(['\r', '\n']), "{line:?}");
+                }
+                assert!(block.is_empty() || block.ends_with("\r\n"));
+            }
+        }
+    }
+
+    #[test]
+    fn fresh_keys_never_repeat() {
+        let keys = FreshKeys::with_base(u64::MAX - 5);
+        let spelled: std::collections::HashSet<String> = (0..10_000)
+            .map(|_| {
+                let key = keys.next_key();
+                Target {
+                    before: "",
+                    key: &key,
+                    format: KeyFormat::Decimal,
+                    after: "",
+                }
+                .to_string()
+            })
+            .collect();
+        assert_eq!(
+            spelled.len(),
+            10_000,
+            "the base wraps around without a repeat"
+        );
+        let other = FreshKeys::with_base(7);
+        assert_ne!(other.next_key(), FreshKeys::with_base(8).next_key());
+        assert_eq!(other.next_key(), {
+            let again = FreshKeys::with_base(7);
+            again.next_key();
+            again.next_key()
+        });
     }
 
     #[test]

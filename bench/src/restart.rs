@@ -113,6 +113,7 @@ impl Plan {
             &self.data,
             &self.max_size,
             self.shards,
+            None,
             &log,
         )?;
         process.wait_healthy()?;

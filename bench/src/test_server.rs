@@ -8,6 +8,11 @@
 //!   blocked disk would.
 //! * [`TestServer::corrupt_reads`] flips one byte of every GET body, to prove that the client
 //!   notices.
+//! * [`TestServer::immutable`] gives Nx's semantics: a PUT answers 200, or 409 and stores
+//!   nothing when the path is already stored.
+//! * [`TestServer::chunked_reads`] sends GET bodies with `Transfer-Encoding: chunked` in chunks
+//!   of uneven sizes, as Node.js servers stream files.
+//! * [`TestServer::recorded_heads`] returns the first [`RECORDED_HEADS_MAX`] request heads.
 
 use crate::http1_response::{body_length, parse_response_head, Parsed, ResponseHead};
 use std::collections::HashMap;
@@ -24,6 +29,13 @@ const REQUEST_BODY_BYTES_MAX: u64 = crate::limits::OBJECT_BYTES_MAX as u64;
 /// Largest request head the test server accepts.
 const REQUEST_HEAD_BYTES_MAX: usize = 16 * 1024;
 
+/// Request heads kept for [`TestServer::recorded_heads`]; later ones are not recorded.
+pub const RECORDED_HEADS_MAX: usize = 64;
+
+/// Chunk sizes of a chunked GET body, used in turn (uneven, so that chunk boundaries fall
+/// everywhere relative to the client's reads).
+const CHUNK_SIZES: &[usize] = &[1, 7, 1000, 4093, 65_536, 2];
+
 /// Most connections served at once (one thread each, 64 KiB read buffer + the thread's stack):
 /// 1024 × ~2 MiB of address space. Further connections are closed on accept.
 pub const CONNECTIONS_MAX: usize = 1024;
@@ -36,6 +48,9 @@ struct Shared {
     /// Every answer waits until this instant passes.
     stalled_until: Mutex<Option<Instant>>,
     corrupt_reads: AtomicBool,
+    immutable: AtomicBool,
+    chunked_reads: AtomicBool,
+    heads: Mutex<Vec<String>>,
     stopping: AtomicBool,
     open_connections: AtomicUsize,
 }
@@ -76,6 +91,20 @@ impl TestServer {
 
     pub fn corrupt_reads(&self, on: bool) {
         self.shared.corrupt_reads.store(on, Ordering::Relaxed);
+    }
+
+    pub fn immutable(&self, on: bool) {
+        self.shared.immutable.store(on, Ordering::Relaxed);
+    }
+
+    pub fn chunked_reads(&self, on: bool) {
+        self.shared.chunked_reads.store(on, Ordering::Relaxed);
+    }
+
+    /// The heads (request line and header lines, CRLF-separated) of the first
+    /// [`RECORDED_HEADS_MAX`] requests, in arrival order.
+    pub fn recorded_heads(&self) -> Vec<String> {
+        self.shared.heads.lock().expect("heads lock").clone()
     }
 
     pub fn object_count(&self) -> usize {
@@ -141,6 +170,12 @@ fn serve_connection(mut stream: TcpStream, shared: &Shared) -> io::Result<()> {
             buffer.extend_from_slice(&chunk[..n]);
         };
         let head = String::from_utf8_lossy(&buffer[..head_end]).into_owned();
+        {
+            let mut heads = shared.heads.lock().expect("heads lock");
+            if heads.len() < RECORDED_HEADS_MAX {
+                heads.push(head.clone());
+            }
+        }
         let mut words = head.split_whitespace();
         let (method, path) = (
             words.next().unwrap_or("").to_string(),
@@ -176,18 +211,32 @@ fn serve_connection(mut stream: TcpStream, shared: &Shared) -> io::Result<()> {
                             let middle = bytes.len() / 2;
                             bytes[middle] ^= 0x01;
                         }
-                        write_response(&mut stream, 200, &bytes)?
+                        if shared.chunked_reads.load(Ordering::Relaxed) {
+                            write_chunked(&mut stream, &bytes)?
+                        } else {
+                            write_response(&mut stream, 200, &bytes)?
+                        }
                     }
                     None => write_response(&mut stream, 404, b"")?,
                 }
             }
             ("PUT", _) => {
-                shared
-                    .objects
-                    .lock()
-                    .expect("objects lock")
-                    .insert(path, body);
-                write_response(&mut stream, 201, b"")?
+                let status = {
+                    let mut objects = shared.objects.lock().expect("objects lock");
+                    if !shared.immutable.load(Ordering::Relaxed) {
+                        objects.insert(path, body);
+                        201
+                    } else {
+                        match objects.entry(path) {
+                            std::collections::hash_map::Entry::Occupied(_) => 409,
+                            std::collections::hash_map::Entry::Vacant(slot) => {
+                                slot.insert(body);
+                                200
+                            }
+                        }
+                    }
+                };
+                write_response(&mut stream, status, b"")?
             }
             _ => write_response(&mut stream, 405, b"")?,
         }
@@ -234,6 +283,7 @@ fn write_response(stream: &mut TcpStream, status: u16, body: &[u8]) -> io::Resul
         200 => "OK",
         201 => "Created",
         404 => "Not Found",
+        409 => "Conflict",
         405 => "Method Not Allowed",
         413 => "Content Too Large",
         _ => "Request Header Fields Too Large",
@@ -244,5 +294,24 @@ fn write_response(stream: &mut TcpStream, status: u16, body: &[u8]) -> io::Resul
     )
     .into_bytes();
     response.extend_from_slice(body);
+    stream.write_all(&response)
+}
+
+/// A 200 response whose body goes out chunked (sizes from CHUNK_SIZES in turn), with one
+/// trailer field.
+fn write_chunked(stream: &mut TcpStream, body: &[u8]) -> io::Result<()> {
+    let mut response = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n".to_vec();
+    let mut rest = body;
+    for &size in CHUNK_SIZES.iter().cycle() {
+        if rest.is_empty() {
+            break;
+        }
+        let (chunk, tail) = rest.split_at(size.min(rest.len()));
+        response.extend_from_slice(format!("{:x}\r\n", chunk.len()).as_bytes());
+        response.extend_from_slice(chunk);
+        response.extend_from_slice(b"\r\n");
+        rest = tail;
+    }
+    response.extend_from_slice(b"0\r\nX-Checked: no\r\n\r\n");
     stream.write_all(&response)
 }

@@ -377,8 +377,12 @@ pub enum Operation {
     Get { index: usize },
     /// Read a key that was never written; a miss (404) is expected. `key` is random.
     GetMissing { key: [u8; 32] },
-    /// Write object `index`.
+    /// A measured write of object `index`'s bytes (under its own key, or under a fresh key where
+    /// the protocol's entries are immutable, e.g. Nx).
     Put { index: usize },
+    /// Store object `index` under its own key so that later reads find it (the preload); a
+    /// server that already holds exactly that entry may say so (Nx's 409) without an error.
+    Preload { index: usize },
 }
 
 /// The read/write and hit/miss mix of a run.
@@ -588,6 +592,7 @@ mod tests {
                     assert!(index < 10);
                     gets += 1
                 }
+                Operation::Preload { .. } => panic!("a mix never preloads"),
             }
         }
         // Writes 20 %; of the 80 % reads, half miss: 40 % / 40 %.

@@ -123,10 +123,14 @@ pub struct Config {
     /// A client that reads none of a response for this long is dropped.
     pub write_stall_timeout: Duration,
     pub drain_timeout: Duration,
+    /// On SIGTERM, how long `/ready` answers 503 before the drain starts.
+    pub drain_delay: Duration,
     /// Accept BLAKE3 64-hex keys on the Bazel HTTP cache (`/cas/<hash>` with no function in the
     /// path is ambiguous; SHA-256 is assumed unless this is set).
     pub bazel_http_blake3: bool,
     pub log: String,
+    /// `text` or `json` (`logging::LOG_FORMATS`).
+    pub log_format: String,
     /// Whether [`Config::mounts`] starts with the built-in table ([`mount::BUILT_IN_MOUNTS`]).
     pub mount_defaults: bool,
     /// The effective mount table: the built-in mounts unless `mount_defaults` is false, then the
@@ -134,6 +138,9 @@ pub struct Config {
     pub mounts: Vec<MountConfig>,
     /// The S3 endpoint: extra port, buckets, domain, anonymous mode and keys.
     pub s3: S3Config,
+    /// Every declared setting's key and winning raw value, in declaration order: what a
+    /// reload compares, so a new setting needs no second list.
+    pub values: Vec<(&'static str, String)>,
 }
 
 impl Config {
@@ -159,11 +166,14 @@ impl Config {
             body_stall_timeout: Duration::ZERO,
             write_stall_timeout: Duration::ZERO,
             drain_timeout: Duration::ZERO,
+            drain_delay: Duration::ZERO,
             bazel_http_blake3: false,
             log: String::new(),
+            log_format: String::new(),
             mount_defaults: false,
             mounts: Vec::new(),
             s3: S3Config::default(),
+            values: Vec::new(),
         }
     }
 }
@@ -363,6 +373,12 @@ impl Layers {
                 });
             }
         }
+        config.values = self
+            .settings
+            .iter()
+            .zip(&self.values)
+            .map(|(setting, (value, _))| (setting.key, value.clone()))
+            .collect();
         config.max_blob_explicit = self
             .get("max_blob_size")
             .is_some_and(|(_, source)| source != Source::Default);

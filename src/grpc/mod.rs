@@ -1,17 +1,13 @@
-//! gRPC over HTTP/2: the wire layer of the Bazel remote-cache front-end.
+//! gRPC over HTTP/2: the wire layer under the gRPC front-end (`src/protocols/reapi/`).
 //!
 //! * [`server::serve`] drives one HTTP/2 connection with `h2` on glommio (through
-//!   `tokio_util::compat`; no tokio runtime) and runs each stream in `glommio::spawn_local`.
+//!   `tokio_util::compat`; no tokio runtime) and runs each stream in `glommio::spawn_local`;
+//!   [`prefixed`] replays the bytes the HTTP/1 sniffer read before it saw the HTTP/2 preface.
 //! * [`service::GrpcService`] is what a front-end implements: routing of `:path` plus unary,
 //!   server-streaming and client-streaming calls over raw message bytes.
 //! * [`framing`] is the 5-byte length prefix, [`status`] the codes and trailers,
 //!   [`timeout`] the `grpc-timeout` header, [`limits`] every bound of this layer.
-//! * [`resource_name`] parses ByteStream resource names, [`bytestream`] holds the Read range,
-//!   zero-copy ReadResponse framing and Write offset rules; [`pb`] holds the prost messages
-//!   generated from `proto/`.
-//! * Pure REAPI rules for the services (no store needed): [`reapi_methods`] (paths, call
-//!   shapes), [`capabilities`] (the GetCapabilities answer), [`action_result`] (references for
-//!   the completeness check, digest validation), [`zstd_codec`] (bounded streaming zstd).
+//! * [`pb`] holds the prost messages generated from `proto/`.
 //!
 //! ```text
 //!  TCP ─► HTTP/1 sniffer ─(preface + bytes read so far)─► server::serve ─► h2 Connection
@@ -19,22 +15,18 @@
 //!                                        spawn_local per stream ▼
 //!                          route(:path) ─► unary | server_streaming | client_streaming
 //! ```
-//! This layer knows nothing about caches: the REAPI services live in `src/protocols/reapi/`.
+//! This layer knows nothing about caches: which methods exist, what a resource name or an
+//! ActionResult means, digests and `compressed-blobs` zstd are REAPI semantics and live with
+//! the REAPI services in `src/protocols/reapi/`.
 
-pub mod action_result;
-pub mod bytestream;
-pub mod capabilities;
 pub mod framing;
 pub mod limits;
 pub mod pb;
 pub mod prefixed;
-pub mod reapi_methods;
-pub mod resource_name;
 pub mod server;
 pub mod service;
 pub mod status;
 pub mod timeout;
-pub mod zstd_codec;
 
 pub use limits::GrpcLimits;
 pub use server::{serve, ConnectionError};

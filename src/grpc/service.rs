@@ -251,7 +251,7 @@ impl ResponseSink {
 
     /// Sends one message given as two parts, `head` then `body`, without concatenating them:
     /// for `ReadResponse` the head is the field tag and length
-    /// ([`super::bytestream::read_response_head`]) and the body the blob bytes, which are
+    /// ([`crate::protocols::reapi::bytestream_rules::read_response_head`]) and the body the blob bytes, which are
     /// handed to h2 as they are (no copy).
     pub async fn send_parts(&mut self, head: Bytes, body: Bytes) -> Result<(), Status> {
         let total = head.len() + body.len();

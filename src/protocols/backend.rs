@@ -177,12 +177,53 @@ impl Protocol {
     }
 }
 
-/// Who is asking. Established once per request (HTTP header, gRPC metadata, S3 signature, TLS
-/// client certificate); anonymous until authentication exists. No front-end parses tokens.
+/// Who is asking. The credential is taken once per request from where its protocol carries it
+/// (HTTP `Authorization`, gRPC metadata, S3 signature, TLS client certificate); the
+/// authorization layer verifies it. No front-end parses tokens.
 #[derive(Clone, Default, PartialEq, Eq, Debug)]
 pub struct Identity {
-    /// The token's `sub`, or `None` for an anonymous caller.
+    /// The token's `sub` once verified, or `None`.
     pub subject: Option<String>,
+    /// What the client presented, not yet verified; `None`: anonymous.
+    pub credential: Option<Credential>,
+}
+
+/// A credential as presented.
+#[derive(Clone, PartialEq, Eq, Debug)]
+pub enum Credential {
+    /// A bearer token (`Authorization: Bearer T`, or HTTP Basic with `T` as the password).
+    Bearer(String),
+}
+
+impl Identity {
+    /// The identity an HTTP `Authorization` header value presents: `Bearer T`, or `Basic`
+    /// with any user and `T` as the password (Gradle, ccache URL userinfo, `.netrc`).
+    pub fn from_authorization(value: Option<&[u8]>) -> Identity {
+        let credential = value
+            .and_then(|value| std::str::from_utf8(value).ok())
+            .and_then(|value| {
+                let (scheme, rest) = value.trim().split_once(' ')?;
+                let rest = rest.trim();
+                if scheme.eq_ignore_ascii_case("bearer") {
+                    return Some(rest.to_owned());
+                }
+                if !scheme.eq_ignore_ascii_case("basic") {
+                    return None;
+                }
+                use base64::Engine;
+                let decoded = base64::engine::general_purpose::STANDARD
+                    .decode(rest)
+                    .ok()?;
+                let decoded = String::from_utf8(decoded).ok()?;
+                let (_user, password) = decoded.split_once(':')?;
+                (!password.is_empty()).then(|| password.to_owned())
+            })
+            .map(Credential::Bearer);
+        Identity {
+            subject: None,
+            credential,
+        }
+    }
 }
 
 /// What every store operation carries: where, by which protocol, for whom, until when.
@@ -489,6 +530,22 @@ mod tests {
                 assert_ne!(a, b);
             }
         }
+    }
+
+    #[test]
+    fn credentials_come_from_bearer_and_basic_passwords() {
+        let bearer = Identity::from_authorization(Some(b"Bearer abc.def.ghi"));
+        assert_eq!(
+            bearer.credential,
+            Some(Credential::Bearer("abc.def.ghi".into()))
+        );
+        // "u:tok" in base64.
+        let basic = Identity::from_authorization(Some(b"Basic dTp0b2s="));
+        assert_eq!(basic.credential, Some(Credential::Bearer("tok".into())));
+        for none in [&b"Basic !!"[..], b"Digest x", b"Bearer", b"Basic dTo="] {
+            assert_eq!(Identity::from_authorization(Some(none)).credential, None);
+        }
+        assert_eq!(Identity::from_authorization(None), Identity::default());
     }
 
     #[test]

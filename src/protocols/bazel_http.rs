@@ -25,10 +25,9 @@ use crate::store::{ContentDigest, DigestFunction};
 
 use super::backend::{Backend, Namespace, Protocol, RequestContext};
 use super::pipeline::{Op, Plain, Transfer};
-use super::reapi::check_complete;
+use super::reapi::action_result::{check_complete, validate_action_result};
 use super::reapi_keys::{self, DigestKey};
 use super::router::FrontEndEnv;
-use crate::grpc::action_result::validate_action_result;
 use crate::grpc::pb::build::bazel::remote::execution::v2::ActionResult;
 use crate::grpc::Code;
 
@@ -95,7 +94,7 @@ pub async fn handle<B: Backend>(
             "unknown path: the Bazel cache is at [/prefix]/ac/<hash> and [/prefix]/cas/<hash>";
         return responder.send_text(404, message).await;
     };
-    let ctx = RequestContext::new(
+    let ctx = env.context(
         namespace_of(env.namespace, &path.instance),
         Protocol::BazelHttp,
     );
@@ -146,14 +145,8 @@ async fn incomplete_action_result<B: Backend>(
 ) -> Option<crate::grpc::Status> {
     use prost::Message;
     let result = ActionResult::decode(body).ok()?;
-    let reapi_function = match function {
-        DigestFunction::Sha256 => crate::grpc::resource_name::DigestFunction::Sha256,
-        DigestFunction::Blake3 => crate::grpc::resource_name::DigestFunction::Blake3,
-    };
-    validate_action_result(&result, reapi_function).ok()?;
-    check_complete(backend, ctx, reapi_function, &result)
-        .await
-        .err()
+    validate_action_result(&result, function).ok()?;
+    check_complete(backend, ctx, function, &result).await.err()
 }
 
 fn function_name(function: DigestFunction) -> &'static str {

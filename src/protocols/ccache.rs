@@ -17,9 +17,9 @@ use std::io;
 use crate::http1::{Request, Responder};
 use crate::store::Kind;
 
-use super::backend::{Backend, Protocol, RequestContext};
+use super::backend::{Backend, Protocol};
 use super::opaque_key;
-use super::pipeline::{Op, Plain};
+use super::pipeline::{EntryMethods, Plain};
 use super::router::FrontEndEnv;
 
 /// Most path segments of an entry name (`ac/<hex>` and `<2>/<rest>` have two).
@@ -52,27 +52,15 @@ pub async fn handle<B: Backend>(
         Ok(name) => name,
         Err(message) => return responder.send_text(400, &message).await,
     };
-    let ctx = RequestContext::new(env.namespace_or("ccache"), Protocol::Ccache);
+    let ctx = env.context(env.namespace_or("ccache"), Protocol::Ccache);
     let transfer = env.transfer(&ctx, &Plain);
     let key = ctx.key(Kind::Blob, name.as_bytes());
-    match request.head.method {
-        "GET" | "HEAD" => transfer.get(&key, responder).await,
-        "PUT" => match transfer.kept_meta(request) {
-            Ok(meta) => {
-                transfer
-                    .put(key, meta, None, false, request, responder)
-                    .await
-            }
-            Err(error) => transfer.refuse_store(responder, Op::Put, &error).await,
-        },
-        "DELETE" => transfer.delete(&key, responder).await,
-        _ => {
-            responder.header("allow", "GET, HEAD, PUT, DELETE")?;
-            responder
-                .send_text(405, "ccache storage supports GET, HEAD, PUT and DELETE")
-                .await
-        }
-    }
+    let methods = EntryMethods {
+        name: "ccache storage",
+        delete: true,
+        if_absent: false,
+    };
+    transfer.serve_entry(key, methods, request, responder).await
 }
 
 #[cfg(test)]

@@ -16,9 +16,9 @@ use std::io;
 use crate::http1::{Request, Responder};
 use crate::store::Kind;
 
-use super::backend::{Backend, Protocol, RequestContext};
+use super::backend::{Backend, Protocol};
 use super::opaque_key;
-use super::pipeline::Plain;
+use super::pipeline::{EntryMethods, Plain};
 use super::router::FrontEndEnv;
 
 /// Serves one request under the Gradle mount; `rest` is the path after the prefix.
@@ -32,27 +32,13 @@ pub async fn handle<B: Backend>(
         Ok(key) => key,
         Err(message) => return responder.send_text(400, &message).await,
     };
-    let ctx = RequestContext::new(env.namespace_or("gradle"), Protocol::Gradle);
+    let ctx = env.context(env.namespace_or("gradle"), Protocol::Gradle);
     let transfer = env.transfer(&ctx, &Plain);
     let key = ctx.key(Kind::Blob, key.as_bytes());
-    match request.head.method {
-        "GET" | "HEAD" => transfer.get(&key, responder).await,
-        "PUT" => match transfer.kept_meta(request) {
-            Ok(meta) => {
-                transfer
-                    .put(key, meta, None, false, request, responder)
-                    .await
-            }
-            Err(error) => {
-                let op = super::pipeline::Op::Put;
-                transfer.refuse_store(responder, op, &error).await
-            }
-        },
-        _ => {
-            responder.header("allow", "GET, HEAD, PUT")?;
-            responder
-                .send_text(405, "the Gradle build cache supports GET, HEAD and PUT")
-                .await
-        }
-    }
+    let methods = EntryMethods {
+        name: "the Gradle build cache",
+        delete: false,
+        if_absent: false,
+    };
+    transfer.serve_entry(key, methods, request, responder).await
 }

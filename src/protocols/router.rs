@@ -7,24 +7,34 @@
 //! |-------------------------|-----------------------------------------------------|
 //! | any, AWS-signed         | S3 (`s3::is_signed`: header or presigned query)     |
 //! | `/healthz`              | liveness: 200 `ok`                                  |
+//! | `/ready`                | readiness: 200 or 503 with a JSON body (`health`)   |
 //! | `/metrics`              | Prometheus text (`metrics`)                         |
-//! | `/` (GET, HEAD)         | a short plain-text index of what is mounted where   |
+//! | `/` (GET, HEAD)         | a browser (`Accept: text/html`): the status page;   |
+//! |                         | others: a short plain-text index of the mounts      |
+//! | `/status.json`          | the numbers the status page shows (`status`)        |
+//! | `/admin/…`              | the admin JSON API (`admin`)                        |
 //! | a mounted prefix        | that mount's front-end, in its namespace            |
 //! | anything else           | 404 with a short explanation                        |
 
+use std::cell::Cell;
 use std::io;
+
 use std::rc::Rc;
+use tracing::Instrument;
 
 use crate::http1::{Request, Responder, Service};
 use crate::store::DigestFunction;
 
-use super::backend::{Backend, Namespace, RequestContext};
+use super::backend::{Backend, Identity, Namespace, Protocol, RequestContext};
+use super::health::{self, Phase};
 use super::metrics::{self, ExtraMetrics};
 use super::mounts::{FrontEnd, MountTable};
-use super::pipeline::{status_of, Dialect, Transfer};
+use super::pipeline::{status_of, Dialect, Timed, Transfer};
 use super::s3::{self, S3Front};
 use super::upload::SpoolBudget;
+use super::{admin, status};
 use super::{bazel_http, ccache, gradle, nx, turbo};
+use crate::metrics::latency::{Outcome, Timer};
 
 /// Options of the HTTP front-ends.
 #[derive(Clone, Debug)]
@@ -51,9 +61,21 @@ pub struct FrontEndEnv<'a, B> {
     pub spool: &'a SpoolBudget,
     pub options: &'a HttpOptions,
     pub namespace: Option<&'a Namespace>,
+    /// Who is asking (from the request's `Authorization` header).
+    pub identity: Identity,
+    /// What the request did, set by its [`Transfer`]; the router records its latency.
+    pub timed: &'a Cell<Option<Timed>>,
 }
 
 impl<'a, B: Backend> FrontEndEnv<'a, B> {
+    /// The context of this request in `namespace`, by `protocol`, with the caller's identity.
+    pub fn context(&self, namespace: Namespace, protocol: Protocol) -> RequestContext {
+        RequestContext {
+            identity: self.identity.clone(),
+            ..RequestContext::new(namespace, protocol)
+        }
+    }
+
     /// The mount's namespace, or the front-end's own.
     pub fn namespace_or(&self, own: &'static str) -> Namespace {
         self.namespace
@@ -72,6 +94,7 @@ impl<'a, B: Backend> FrontEndEnv<'a, B> {
             ctx,
             dialect,
             spool: self.spool,
+            timed: self.timed,
         }
     }
 }
@@ -87,7 +110,12 @@ pub struct Router<B> {
     /// The S3 front-end, for signed requests (and every request when `s3_only`).
     s3: Option<Rc<S3Front>>,
     s3_only: bool,
+    /// The node's phase for `/ready`; without one (tests of a bare router) it is ready.
+    phase: Option<PhaseSource>,
 }
+
+/// Where `/ready` reads the node's phase (the server's shared flags).
+pub type PhaseSource = Rc<dyn Fn() -> Phase>;
 
 impl<B: Backend> Router<B> {
     pub fn new(backend: Rc<B>, options: HttpOptions) -> Self {
@@ -98,6 +126,7 @@ impl<B: Backend> Router<B> {
             extra_metrics: None,
             s3: None,
             s3_only: false,
+            phase: None,
         }
     }
 
@@ -114,6 +143,12 @@ impl<B: Backend> Router<B> {
         router
     }
 
+    /// Lets `/ready` report the server's phase (starting, ready, stopping).
+    pub fn with_phase(mut self, phase: PhaseSource) -> Self {
+        self.phase = Some(phase);
+        self
+    }
+
     /// Adds the server's own metrics (connections) to `/metrics`.
     pub fn with_extra_metrics(mut self, extra: ExtraMetrics) -> Self {
         self.extra_metrics = Some(extra);
@@ -128,7 +163,7 @@ impl<B: Backend> Router<B> {
         responder: &mut Responder<'_>,
     ) -> Option<io::Result<()>> {
         let name = match path {
-            "/healthz" | "/metrics" | "/" => path,
+            "/healthz" | "/ready" | "/metrics" | "/status.json" | "/" => path,
             _ => return None,
         };
         if !matches!(request.head.method, "GET" | "HEAD") {
@@ -140,12 +175,47 @@ impl<B: Backend> Router<B> {
         }
         Some(match name {
             "/healthz" => responder.send_text(200, "ok").await,
+            "/ready" => self.ready(responder).await,
+            "/status.json" => self.status_json(responder).await,
+            "/" if status::wants_html(request.head.header("accept")) => {
+                let sent = responder
+                    .header("content-type", "text/html; charset=utf-8")
+                    .and_then(|r| r.header("cache-control", "no-store"));
+                match sent {
+                    Ok(_) => responder.send(200, status::PAGE.as_bytes()).await,
+                    Err(error) => Err(error),
+                }
+            }
             "/" => {
                 let index = self.options.mounts.index_text();
                 responder.send_text(200, index.trim_end()).await
             }
             _ => self.metrics(responder).await,
         })
+    }
+
+    async fn ready(&self, responder: &mut Responder<'_>) -> io::Result<()> {
+        let phase = self.phase.as_ref().map_or(Phase::Ready, |phase| phase());
+        let shards = self.backend.stats().await;
+        let degraded = health::degraded_parts(shards.as_deref());
+        let (status, body) = health::render(phase, degraded);
+        responder.header("content-type", "application/json")?;
+        responder.header("cache-control", "no-store")?;
+        responder.send(status, body.as_bytes()).await
+    }
+
+    async fn status_json(&self, responder: &mut Responder<'_>) -> io::Result<()> {
+        match status::status_json(&*self.backend).await {
+            Ok(body) => {
+                responder.header("content-type", "application/json")?;
+                responder.header("cache-control", "no-store")?;
+                responder.send(200, body.as_bytes()).await
+            }
+            Err(error) => {
+                let (status, message) = status_of(&error);
+                responder.send_text(status, &message).await
+            }
+        }
     }
 
     async fn metrics(&self, responder: &mut Responder<'_>) -> io::Result<()> {
@@ -179,26 +249,67 @@ impl<B: Backend> Service for Router<B> {
         if let Some(answered) = self.own_endpoint(path, request, responder).await {
             return answered;
         }
-        let Some((mount, rest)) = self.options.mounts.route(path) else {
+        // The admin API comes before the mounts too (a Bazel instance named `admin` is
+        // reachable over gRPC only).
+        let admin = path == admin::PREFIX || path.starts_with("/admin/");
+        let routed = match admin {
+            true => None,
+            false => self.options.mounts.route(path),
+        };
+        if !admin && routed.is_none() {
             return responder
                 .send_text(
                     404,
                     "nothing is mounted at this path; GET / lists the mounts",
                 )
                 .await;
-        };
+        }
+        // The one latency hook of every HTTP front-end: the transfer labels what the request
+        // did; a request that is no transfer (a 405, Turborepo's status) is not timed.
+        let timed = Cell::new(None);
+        let timer = Timer::start();
+        let span = crate::logging::request_span(match routed {
+            Some((mount, _)) => mount.front_end.name(),
+            None => "admin",
+        });
         let env = FrontEndEnv {
             backend: &*self.backend,
             spool: &self.spool,
             options: &self.options,
-            namespace: mount.namespace.as_ref(),
+            namespace: routed.and_then(|(mount, _)| mount.namespace.as_ref()),
+            identity: Identity::from_authorization(request.head.header("authorization")),
+            timed: &timed,
         };
-        match mount.front_end {
-            FrontEnd::Bazel => bazel_http::handle(&env, rest, request, responder).await,
-            FrontEnd::Gradle => gradle::handle(&env, rest, request, responder).await,
-            FrontEnd::Nx => nx::handle(&env, rest, request, responder).await,
-            FrontEnd::Turbo => turbo::handle(&env, rest, request, responder).await,
-            FrontEnd::Ccache => ccache::handle(&env, rest, request, responder).await,
+        let answered = async {
+            let Some((mount, rest)) = routed else {
+                return admin::handle(&env, request, responder).await;
+            };
+            match mount.front_end {
+                FrontEnd::Bazel => bazel_http::handle(&env, rest, request, responder).await,
+                FrontEnd::Gradle => gradle::handle(&env, rest, request, responder).await,
+                FrontEnd::Nx => nx::handle(&env, rest, request, responder).await,
+                FrontEnd::Turbo => turbo::handle(&env, rest, request, responder).await,
+                FrontEnd::Ccache => ccache::handle(&env, rest, request, responder).await,
+            }
         }
+        .instrument(span.clone())
+        .await;
+        let _entered = span.enter();
+        if let Some((protocol, operation, outcome)) = timed.get() {
+            let outcome = match (&answered, outcome) {
+                // The client hung up on its own upload: the driver answers 400 or 408.
+                (Err(_), Outcome::Refused) => Outcome::Refused,
+                (Err(_), _) => Outcome::Error,
+                (Ok(()), outcome) => outcome,
+            };
+            tracing::debug!(
+                operation = operation.as_str(),
+                outcome = outcome.as_str(),
+                elapsed_us = timer.elapsed().as_micros() as u64,
+                "request done"
+            );
+            timer.finish(protocol, operation, outcome);
+        }
+        answered
     }
 }

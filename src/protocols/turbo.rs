@@ -11,17 +11,24 @@
 //! The team selects the namespace, `turbo/TEAM` (the `slug` parameter, else `teamId`), so two
 //! teams never share entries. `x-artifact-duration`, `x-artifact-tag` and the other
 //! `x-artifact-*` headers are stored with the entry and sent back exactly as stored (turbo
-//! checks the tag when artifact signing is on). Refusals carry turbo's JSON error body,
-//! `{"error":{"code":…,"message":…}}` (turbo parses it on 403).
+//! reads a hit whose duration is not a number, or whose tag is missing while signing is on, as
+//! a miss). Refusals carry turbo's JSON error body, `{"error":{"code":…,"message":…}}` (turbo
+//! parses it on 403).
+//!
+//! An artifact request without a team is a 400, as in turborepo-remote-cache (the peer
+//! server). turbo sends no query at all for a `TURBO_TEAMID` without the `team_` prefix, and
+//! serving such requests from one shared namespace would silently pool teams that believe they
+//! are separate. turbo takes the 400 for a miss on GET and warns on PUT. The status check turbo
+//! sends on every run needs no team.
 
 use std::io;
 
 use crate::http1::{Request, Responder};
 use crate::store::Kind;
 
-use super::backend::{Backend, Namespace, Protocol, RequestContext};
+use super::backend::{Backend, Namespace, Protocol};
 use super::opaque_key;
-use super::pipeline::{Answer, Dialect, Op};
+use super::pipeline::{Answer, Dialect, EntryMethods, Op};
 use super::router::FrontEndEnv;
 use super::upload::discard_body;
 
@@ -106,7 +113,10 @@ fn team_of(query: Option<&str>) -> Result<String, String> {
         .filter(|slug| !slug.is_empty())
         .or_else(|| query_param(query, "teamId"))
         .filter(|team| !team.is_empty())
-        .ok_or("no team: pass ?slug=TEAM or ?teamId=ID (set TURBO_TEAM)")?;
+        .ok_or(
+            "no team: set TURBO_TEAM (sent as ?slug=), or a TURBO_TEAMID that starts with \
+             `team_` (turbo sends no ?teamId= without that prefix)",
+        )?;
     if team.len() > TEAM_BYTES_MAX {
         return Err(format!(
             "the team name is longer than {TEAM_BYTES_MAX} bytes"
@@ -143,7 +153,7 @@ pub async fn handle<B: Backend>(
         Some(namespace) => Namespace::new(format!("{namespace}/{team}")),
         None => Namespace::new(format!("turbo/{team}")),
     };
-    let ctx = RequestContext::new(namespace, Protocol::Turbo);
+    let ctx = env.context(namespace, Protocol::Turbo);
     let transfer = env.transfer(&ctx, &TurboDialect);
     if rest == "/events" && method == "POST" {
         return events(&transfer, request, responder).await;
@@ -153,23 +163,12 @@ pub async fn handle<B: Backend>(
         Err(message) => return transfer.refuse(responder, op, 400, &message).await,
     };
     let key = ctx.key(Kind::Blob, hash.as_bytes());
-    match method {
-        "GET" | "HEAD" => transfer.get(&key, responder).await,
-        "PUT" => {
-            let meta = match transfer.kept_meta(request) {
-                Ok(meta) => meta,
-                Err(error) => return transfer.refuse_store(responder, op, &error).await,
-            };
-            transfer
-                .put(key, meta, None, false, request, responder)
-                .await
-        }
-        _ => {
-            responder.header("allow", "GET, HEAD, PUT")?;
-            let message = "artifacts support GET, HEAD and PUT";
-            transfer.refuse(responder, op, 405, message).await
-        }
-    }
+    let methods = EntryMethods {
+        name: "artifacts",
+        delete: false,
+        if_absent: false,
+    };
+    transfer.serve_entry(key, methods, request, responder).await
 }
 
 /// `POST /v8/artifacts/events`: turbo's hit/miss analytics, read and dropped.

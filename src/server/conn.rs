@@ -1,6 +1,7 @@
 //! Accepting connections and handing each to its wire layer.
 //!
-//! Every executor accepts on its own socket of the reuse-port group. A connection starts as
+//! Every executor accepts on its own socket of the reuse-port group, or on its duplicate of the
+//! one socket systemd passed. A connection starts as
 //! HTTP/1.1; the driver recognises the h2c prior-knowledge preface and returns it, and the
 //! stream then goes to the gRPC layer (`grpc::serve`) with the executor's REAPI services
 //! (`protocols::reapi`) over the same steering backend as the HTTP front-ends. Connections on
@@ -27,9 +28,11 @@ use crate::protocols::metrics::{describe, ExtraMetrics};
 use crate::protocols::reapi::{ReapiOptions, ReapiService};
 use crate::protocols::router::{HttpOptions, Router};
 use crate::protocols::s3::{S3Front, S3Shared};
+use crate::protocols::usage::Usage;
 use crate::store::DigestFunction;
 
 use super::coarse_timers::CoarseTimers;
+use super::handoff::Acceptor;
 use super::local_signal::LocalSignal;
 use super::steer::Steer;
 use super::{drained, Shared, FLAG_POLL_PERIOD};
@@ -83,13 +86,16 @@ impl Sleep for Clock {
 }
 
 /// What every connection of one executor shares.
+/// The backend every front-end of an executor uses: usage counting over steering.
+pub type ServerBackend = Usage<Steer>;
+
 pub struct Context {
-    router: Router<Steer>,
+    router: Router<ServerBackend>,
     /// The router of the `s3.listen` port: every request is S3.
-    s3_router: Router<Steer>,
+    s3_router: Router<ServerBackend>,
     limits: Limits,
     /// The REAPI gRPC services over the same steering backend as `router`.
-    reapi: Rc<ReapiService<Steer>>,
+    reapi: Rc<ReapiService<ServerBackend>>,
     grpc_limits: Rc<GrpcLimits>,
     clock: Clock,
     shared: Arc<Shared>,
@@ -115,18 +121,23 @@ impl Context {
             },
             mounts: crate::protocols::mounts::MountTable::new(&config.mounts),
         };
+        let backend = Rc::new(Usage::new(steer));
         let reapi = ReapiService::new(
-            steer.clone(),
+            backend.clone(),
             ReapiOptions {
                 blob_bytes_max: config.max_blob_bytes,
                 ..ReapiOptions::default()
             },
         );
         Ok(Rc::new(Context {
-            s3_router: Router::s3_only(steer.clone(), s3_front.clone()),
-            router: Router::new(steer, options)
+            s3_router: Router::s3_only(backend.clone(), s3_front.clone()),
+            router: Router::new(backend, options)
                 .with_s3(s3_front)
-                .with_extra_metrics(connection_metrics(shared.clone(), config.max_connections)),
+                .with_extra_metrics(connection_metrics(shared.clone(), config.max_connections))
+                .with_phase({
+                    let shared = shared.clone();
+                    Rc::new(move || shared.readiness())
+                }),
             limits: http_limits(config),
             reapi: Rc::new(reapi),
             grpc_limits: Rc::new(grpc_limits(config)),
@@ -162,13 +173,19 @@ impl Context {
 }
 
 /// The HTTP/1.1 limits from the configuration (the rest keep the wire layer's defaults).
+///
+/// The wire layer's body bound is not `max_blob_size`: a body over it must reach the front-end,
+/// whose store reservation refuses it before a body byte is read, in the client's dialect. A
+/// 413 from the wire layer would bypass the dialect, and Nx fails the user's task on a 413
+/// (reference/clients.md §5; `NxDialect` answers 403). The wire bound stays the larger of its
+/// own default and `max_blob_size`, so it never refuses a body the store would take.
 pub fn http_limits(config: &Config) -> Limits {
     Limits {
         head_timeout: config.header_read_timeout,
         idle_timeout: config.idle_timeout,
         body_stall_timeout: config.body_stall_timeout,
         write_stall_timeout: config.write_stall_timeout,
-        body_bytes_max: config.max_blob_bytes,
+        body_bytes_max: config.max_blob_bytes.max(http1::BODY_BYTES_MAX),
         ..Limits::default()
     }
 }
@@ -226,13 +243,12 @@ pub enum Port {
 }
 
 /// Accepts until drain; each connection runs in its own task.
-pub async fn accept_loop(listener: TcpListener, context: Rc<Context>, port: Port) {
+/// `inherited`: the socket came from systemd and outlives the process, so accepting stops
+/// without cancelling a pending accept (`handoff`).
+pub async fn accept_loop(listener: TcpListener, context: Rc<Context>, port: Port, inherited: bool) {
+    let mut acceptor = Acceptor::new(&listener, &context.shared.wake_ups, inherited);
     loop {
-        let accepted = or(async { Some(listener.accept().await) }, async {
-            context.clock.shutdown().await;
-            None
-        })
-        .await;
+        let accepted = acceptor.next(context.clock.shutdown()).await;
         let stream = match accepted {
             None => return,
             Some(Ok(stream)) => stream,

@@ -8,10 +8,13 @@
 
 use std::io;
 use std::net::SocketAddr;
-use std::os::fd::{IntoRawFd, RawFd};
+use std::os::fd::{BorrowedFd, IntoRawFd, RawFd};
 use std::time::{Duration, Instant};
 
-use socket2::{Domain, Socket, Type};
+use socket2::{Domain, SockRef, Socket, Type};
+
+use super::systemd::InheritedSocket;
+use super::ServerError;
 
 /// Kernel accept backlog per socket. Connections beyond it wait in SYN queues or are refused by
 /// the kernel; the server's own limit (`max_connections`) is applied after accept.
@@ -43,6 +46,148 @@ pub fn bind_group(addr: SocketAddr, executors: usize) -> io::Result<(Vec<RawFd>,
         fds.push(bind_one(bound)?.into_raw_fd());
     }
     Ok((fds, bound))
+}
+
+/// One listener role (the main port, or the gRPC-only port): a socket per executor.
+#[derive(Debug)]
+pub struct Group {
+    /// One fd per executor, each to be owned (and closed) by that executor.
+    pub fds: Vec<RawFd>,
+    /// The address the sockets listen on.
+    pub addr: SocketAddr,
+    /// Whether the socket came from systemd (`tessera.socket`) rather than our own bind.
+    pub inherited: bool,
+}
+
+/// The listening sockets of every role.
+#[derive(Debug)]
+pub struct Listeners {
+    pub main: Group,
+    pub grpc: Option<Group>,
+    /// The S3-only port (`s3.listen`); always bound by us, never taken from systemd.
+    pub s3: Option<Group>,
+}
+
+/// Opens both roles for `executors` executors: from the sockets systemd passed where there is
+/// one for the role (the gRPC-only port is the socket named [`super::systemd::GRPC_SOCKET_NAME`],
+/// the main port any other), otherwise by binding `listen` / `grpc_listen` ourselves. The S3-only
+/// port (`s3_listen`) is always bound here: systemd has no socket name for it.
+pub fn open(
+    listen: SocketAddr,
+    grpc_listen: Option<SocketAddr>,
+    s3_listen: Option<SocketAddr>,
+    executors: usize,
+    inherited: Vec<InheritedSocket>,
+) -> Result<Listeners, ServerError> {
+    let (grpc, main): (Vec<_>, Vec<_>) = inherited.into_iter().partition(|s| s.is_grpc());
+    let main = match one_of_role(main, "main")? {
+        Some(socket) => adopt(&socket, executors, listen)?,
+        None => bind_role(listen, executors)?,
+    };
+    let grpc = match (one_of_role(grpc, "gRPC-only")?, grpc_listen) {
+        (Some(socket), _) => Some(adopt(&socket, executors, listen)?),
+        (None, Some(addr)) => Some(bind_role(addr, executors)?),
+        (None, None) => None,
+    };
+    let s3 = match s3_listen {
+        Some(addr) => Some(bind_role(addr, executors)?),
+        None => None,
+    };
+    Ok(Listeners { main, grpc, s3 })
+}
+
+fn one_of_role(
+    mut sockets: Vec<InheritedSocket>,
+    role: &str,
+) -> Result<Option<InheritedSocket>, ServerError> {
+    if sockets.len() > 1 {
+        let fds: Vec<String> = sockets
+            .iter()
+            .map(|s| format!("fd {} `{}`", s.fd, s.name))
+            .collect();
+        return Err(ServerError::Listen {
+            addr: format!("the sockets passed by systemd ({})", fds.join(", ")),
+            source: io::Error::new(
+                io::ErrorKind::InvalidInput,
+                format!(
+                    "{} sockets for the {role} port, Tessera serves one (name the gRPC-only \
+                     socket FileDescriptorName=grpc; listen on one address per socket unit)",
+                    sockets.len()
+                ),
+            ),
+        });
+    }
+    Ok(sockets.pop())
+}
+
+fn bind_role(addr: SocketAddr, executors: usize) -> Result<Group, ServerError> {
+    let (fds, addr) = bind_group(addr, executors).map_err(|source| ServerError::Listen {
+        addr: addr.to_string(),
+        source,
+    })?;
+    Ok(Group {
+        fds,
+        addr,
+        inherited: false,
+    })
+}
+
+fn adopt(
+    socket: &InheritedSocket,
+    executors: usize,
+    listen: SocketAddr,
+) -> Result<Group, ServerError> {
+    let (fds, addr) =
+        share_inherited(socket.fd, executors).map_err(|source| ServerError::Listen {
+            addr: format!("fd {} `{}` passed by systemd", socket.fd, socket.name),
+            source,
+        })?;
+    tracing::info!(
+        fd = socket.fd,
+        name = %socket.name,
+        %addr,
+        "listening on a socket passed by systemd (socket activation)"
+    );
+    if !socket.is_grpc() && addr != listen {
+        tracing::info!(%listen, "the `listen` setting is not used: systemd's socket is");
+    }
+    Ok(Group {
+        fds,
+        addr,
+        inherited: true,
+    })
+}
+
+/// Shares one inherited listening socket among `executors` executors: every executor accepts
+/// from the same kernel queue, through its own duplicate of the fd (`F_DUPFD_CLOEXEC`), so each
+/// glommio listener can own and close its fd while systemd (and a successor process) keeps the
+/// socket itself open. Also sets `O_NONBLOCK`, which glommio's accept path expects: it tries a
+/// plain `accept` before queueing one on the ring.
+pub fn share_inherited(fd: RawFd, executors: usize) -> io::Result<(Vec<RawFd>, SocketAddr)> {
+    // SAFETY: `fd` was checked to be an open listening socket (`systemd::inherited_sockets`)
+    // and stays open for the whole borrow: it is closed only by the executor that owns it.
+    let borrowed = unsafe { BorrowedFd::borrow_raw(fd) };
+    let socket = SockRef::from(&borrowed);
+    socket.set_nonblocking(true)?;
+    let addr = socket
+        .local_addr()?
+        .as_socket()
+        .ok_or_else(|| io::Error::other("the inherited socket has no inet address"))?;
+    let mut fds = vec![fd];
+    for _ in 1..executors {
+        // SAFETY: F_DUPFD_CLOEXEC on an open fd returns a new fd or -1; no memory is involved.
+        let copy = unsafe { libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, 0) };
+        if copy < 0 {
+            let error = io::Error::last_os_error();
+            for fd in &fds[1..] {
+                // SAFETY: each is a duplicate made above and owned by nobody else yet.
+                unsafe { libc::close(*fd) };
+            }
+            return Err(error);
+        }
+        fds.push(copy);
+    }
+    Ok((fds, addr))
 }
 
 fn bind_one(addr: SocketAddr) -> io::Result<Socket> {
@@ -97,5 +242,32 @@ mod tests {
             // SAFETY: each fd came from `into_raw_fd` above and is closed exactly once here.
             unsafe { libc::close(fd) };
         }
+    }
+
+    #[test]
+    fn an_inherited_socket_is_shared_by_every_executor_through_duplicates() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let fd = listener.into_raw_fd();
+        let (fds, shared_addr) = share_inherited(fd, 3).unwrap();
+        assert_eq!(shared_addr, addr);
+        assert_eq!(fds.len(), 3);
+        assert_eq!(fds[0], fd);
+        // Every duplicate is the same socket: a connection queued once is accepted through any.
+        let _client = std::net::TcpStream::connect(addr).unwrap();
+        // SAFETY: fds[2] is a duplicate owned by this test; the std listener takes it over.
+        let through_copy =
+            unsafe { <std::net::TcpListener as std::os::fd::FromRawFd>::from_raw_fd(fds[2]) };
+        through_copy.set_nonblocking(false).unwrap();
+        let (_accepted, _) = through_copy.accept().unwrap();
+        // Closing one duplicate leaves the socket listening for the others.
+        drop(through_copy);
+        let _second = std::net::TcpStream::connect(addr).unwrap();
+        // SAFETY: fds[0] is owned by this test; the std listener takes it over.
+        let original =
+            unsafe { <std::net::TcpListener as std::os::fd::FromRawFd>::from_raw_fd(fds[0]) };
+        original.accept().unwrap();
+        // SAFETY: fds[1] is a duplicate owned by this test, closed once.
+        unsafe { libc::close(fds[1]) };
     }
 }

@@ -1,9 +1,10 @@
 //! The net layer: executors, pinning, listeners, accept, connection limits and drain.
 //!
 //! ```text
-//! main thread: validate config → open data dir (manifest) → bind reuse-port group → spawn one
-//!              pinned glommio executor per core → wait until every executor is ready → print the
-//!              address → wait for SIGTERM/SIGINT (drain flag) → join executors
+//! main thread: validate config → open data dir (manifest) → take systemd's sockets or bind a
+//!              reuse-port group → spawn one pinned glommio executor per core → wait until every
+//!              executor is ready → print the address, `READY=1` to systemd → wait for
+//!              SIGTERM/SIGINT (drain flag, `STOPPING=1`) → join executors
 //! executor i:  join mesh → open the shards it owns → serve mesh ops for them → accept loop
 //!              (each connection: sniff HTTP/1.1 vs h2c, hand it to the wire layer) → on drain:
 //!              stop accepting, let connections finish (bounded), barrier, close shards
@@ -14,13 +15,18 @@
 
 pub mod coarse_timers;
 pub mod conn;
+pub mod handoff;
 pub mod listener;
 pub mod local_signal;
+pub mod reload;
 pub mod signals;
 pub mod steer;
+pub mod systemd;
+pub mod watchdog;
 
 use std::collections::BTreeMap;
 use std::fmt;
+use std::net::SocketAddr;
 use std::os::fd::{FromRawFd, RawFd};
 use std::rc::Rc;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
@@ -52,6 +58,7 @@ pub enum ServerError {
         source: std::io::Error,
     },
     Executor(String),
+    Activation(systemd::ActivationError),
 }
 
 impl fmt::Display for ServerError {
@@ -61,6 +68,7 @@ impl fmt::Display for ServerError {
             ServerError::Store(e) => write!(f, "store: {e}"),
             ServerError::Listen { addr, source } => write!(f, "listen on {addr}: {source}"),
             ServerError::Executor(e) => write!(f, "executor: {e}"),
+            ServerError::Activation(e) => write!(f, "{e}"),
         }
     }
 }
@@ -76,8 +84,16 @@ impl From<StoreError> for ServerError {
 /// State shared by the starting thread, the signal thread and all executors (atomics only).
 #[derive(Default)]
 pub struct Shared {
-    /// Set by SIGTERM/SIGINT or by a failing executor: stop accepting and drain.
+    /// Set once every executor has opened its shards: `/ready` may answer 200.
+    pub ready: AtomicBool,
+    /// Set by the first SIGTERM/SIGINT (and by every drain): `/ready` answers 503 from now on,
+    /// while everything else keeps serving for `drain_delay` before the drain starts.
+    pub stopping: AtomicBool,
+    /// Set by SIGTERM/SIGINT (after `drain_delay`) or by a failing executor: stop accepting
+    /// and drain.
     pub drain: AtomicBool,
+    /// `drain_delay`: how long the signal thread waits between `stopping` and `drain`.
+    pub drain_delay: Duration,
     /// Executors whose connections have all finished (or timed out) after drain.
     connections_done: AtomicUsize,
     /// Open client connections of the whole process, for the exact `max_connections` limit.
@@ -86,6 +102,8 @@ pub struct Shared {
     pub open_connections: AtomicUsize,
     /// Connections refused (503) because `max_connections` were open.
     pub refused_connections: AtomicU64,
+    /// Connections that stop the accepting on systemd's sockets at drain (`handoff`).
+    pub wake_ups: handoff::WakeUps,
 }
 
 impl Shared {
@@ -93,7 +111,28 @@ impl Shared {
         self.drain.load(Ordering::Acquire)
     }
     pub fn start_drain(&self) {
+        self.stopping.store(true, Ordering::Release);
         self.drain.store(true, Ordering::Release);
+    }
+    /// A stop was asked for (the drain may not have started yet: `drain_delay`).
+    pub fn stopping(&self) -> bool {
+        self.stopping.load(Ordering::Acquire)
+    }
+    /// Marks the node as leaving rotation: `/ready` answers 503 from now on.
+    pub fn start_stopping(&self) {
+        self.stopping.store(true, Ordering::Release);
+    }
+    /// What `/ready` reports: starting until every shard is open, stopping once a stop was
+    /// asked for, else ready.
+    pub fn readiness(&self) -> crate::protocols::health::Phase {
+        use crate::protocols::health::Phase;
+        if self.stopping() {
+            Phase::Stopping
+        } else if self.ready.load(Ordering::Acquire) {
+            Phase::Ready
+        } else {
+            Phase::Starting
+        }
     }
 }
 
@@ -104,8 +143,20 @@ pub async fn drained(shared: &Shared) {
     }
 }
 
-/// Runs `tessera serve` until SIGTERM/SIGINT; returns after a clean drain.
-pub fn run(mut config: Config) -> Result<(), ServerError> {
+/// Runs `tessera serve` until SIGTERM/SIGINT; returns after a clean drain. SIGHUP has nothing to
+/// re-read (see [`run_with_reload`]).
+pub fn run(config: Config) -> Result<(), ServerError> {
+    run_with_reload(config, None)
+}
+
+/// [`run`], with SIGHUP re-reading the configuration through `reload` and applying what can
+/// change live (`reload` module).
+pub fn run_with_reload(
+    mut config: Config,
+    reload: Option<reload::Reload>,
+) -> Result<(), ServerError> {
+    crate::metrics::mark_started();
+    let as_started = config.clone();
     let cpus = allowed_cpus();
     let executors = config.executors.unwrap_or(cpus.len());
     let shards = match read_manifest(&config.data)?.map(|m| m.shards) {
@@ -115,37 +166,38 @@ pub fn run(mut config: Config) -> Result<(), ServerError> {
     config.check_budget(shards).map_err(ServerError::Config)?;
     let store_config = config.store_config(shards);
     DataDir::open(&store_config)?;
+    warn_if_max_size_exceeds_the_filesystem(&store_config);
 
-    let (fds, bound) =
-        listener::bind_group(config.listen, executors).map_err(|source| ServerError::Listen {
-            addr: config.listen.to_string(),
-            source,
-        })?;
-    let grpc =
-        match config.grpc_listen {
-            Some(addr) => Some(listener::bind_group(addr, executors).map_err(|source| {
-                ServerError::Listen {
-                    addr: addr.to_string(),
-                    source,
-                }
-            })?),
-            None => None,
-        };
-    let s3_port =
-        match config.s3.listen {
-            Some(addr) => Some(listener::bind_group(addr, executors).map_err(|source| {
-                ServerError::Listen {
-                    addr: addr.to_string(),
-                    source,
-                }
-            })?),
-            None => None,
-        };
+    let inherited = systemd::inherited_sockets().map_err(ServerError::Activation)?;
+    let listeners = listener::open(
+        config.listen,
+        config.grpc_listen,
+        config.s3.listen,
+        executors,
+        inherited,
+    )?;
+    let (bound, inherited) = (listeners.main.addr, listeners.main.inherited);
+    let grpc_bound = listeners.grpc.as_ref().map(|g| g.addr);
+    let grpc_inherited = listeners.grpc.as_ref().is_some_and(|g| g.inherited);
+    let grpc_fds = listeners.grpc.map(|g| g.fds);
+    let s3_bound = listeners.s3.as_ref().map(|g| g.addr);
+    let s3_fds = listeners.s3.map(|g| g.fds);
     let s3 = S3Shared::new(&config.s3, Some(&config.data), config.max_blob_bytes)
         .map_err(ServerError::Executor)?;
 
-    let shared = Arc::new(Shared::default());
-    signals::spawn_watcher(shared.clone());
+    let shared = Arc::new(Shared {
+        drain_delay: config.drain_delay,
+        ..Shared::default()
+    });
+    signals::spawn_watcher(
+        shared.clone(),
+        signals::OnHangup {
+            running: as_started,
+            reload,
+        },
+    );
+    let heartbeats = systemd::watchdog_timeout()
+        .map(|timeout| Arc::new(watchdog::Heartbeats::new(executors, timeout)));
     // Every clone of the mesh builder is made here, before any executor runs, and each executor
     // gets its own by move: glommio 0.9's `MeshBuilder` keeps its peer list in an `Rc` (marked
     // `Send` by hand), so a clone on an executor thread would race other threads on a
@@ -155,19 +207,23 @@ pub fn run(mut config: Config) -> Result<(), ServerError> {
     meshes.push(mesh);
     let (ready_tx, ready_rx) = mpsc::channel::<Result<(), String>>();
     let mut handles = Vec::with_capacity(executors);
-    for (position, (fd, mesh)) in fds.into_iter().zip(meshes).enumerate() {
+    for (position, (fd, mesh)) in listeners.main.fds.into_iter().zip(meshes).enumerate() {
         let plan = ExecutorPlan {
+            position,
             executors,
             shards,
             fd,
-            grpc_fd: grpc.as_ref().map(|(fds, _)| fds[position]),
-            s3_fd: s3_port.as_ref().map(|(fds, _)| fds[position]),
+            inherited,
+            grpc_fd: grpc_fds.as_ref().map(|fds| fds[position]),
+            grpc_inherited,
+            s3_fd: s3_fds.as_ref().map(|fds| fds[position]),
             s3: s3.clone(),
             config: config.clone(),
             store_config: store_config.clone(),
             shared: shared.clone(),
             mesh: Some(mesh),
             ready: ready_tx.clone(),
+            heartbeats: heartbeats.clone(),
         };
         let handle = LocalExecutorBuilder::new(Placement::Fixed(cpus[position % cpus.len()]))
             .name(&format!("tessera-{position}"))
@@ -182,13 +238,11 @@ pub fn run(mut config: Config) -> Result<(), ServerError> {
         shared.start_drain();
         return Err(ServerError::Executor(error));
     }
-    announce(
-        bound,
-        grpc.as_ref().map(|(_, a)| *a),
-        s3_port.as_ref().map(|(_, a)| *a),
-        shards,
-        executors,
-    );
+    shared.ready.store(true, Ordering::Release);
+    announce(bound, grpc_bound, s3_bound, shards, executors);
+    if let Some(heartbeats) = heartbeats {
+        watchdog::spawn_monitor(heartbeats, shared.clone());
+    }
     let mut first_error = None;
     for handle in handles {
         let outcome = handle
@@ -202,6 +256,29 @@ pub fn run(mut config: Config) -> Result<(), ServerError> {
     first_error.map_or(Ok(()), Err)
 }
 
+/// Logs once, at start, when `max_size` is more than the data directory's filesystem can hold
+/// (what the cache stores plus what is free, less each shard's reserve): each shard's effective
+/// budget then follows the free space (`store::space`, `/metrics`).
+fn warn_if_max_size_exceeds_the_filesystem(store_config: &crate::store::StoreConfig) {
+    use crate::config::format_size;
+    match crate::store::space::capacity(store_config) {
+        Ok(capacity) if capacity.holdable_bytes < store_config.max_size_bytes => {
+            tracing::warn!(
+                max_size = %format_size(store_config.max_size_bytes),
+                max_size_bytes = store_config.max_size_bytes,
+                filesystem_holds = %format_size(capacity.holdable_bytes),
+                filesystem_holds_bytes = capacity.holdable_bytes,
+                stored_bytes = capacity.stored_bytes,
+                available_bytes = capacity.available_bytes,
+                "max_size is larger than the filesystem can hold for the cache; each shard's \
+                 budget follows the free space (tessera_store_effective_budget_bytes)"
+            )
+        }
+        Ok(_) => {}
+        Err(error) => tracing::warn!(%error, "cannot measure the data directory's filesystem"),
+    }
+}
+
 /// Waits until every executor has opened its shards; a signal during start-up ends the wait.
 fn wait_ready(
     ready: &mpsc::Receiver<Result<(), String>>,
@@ -213,7 +290,7 @@ fn wait_ready(
         match ready.recv_timeout(FLAG_POLL_PERIOD) {
             Ok(Ok(())) => waiting -= 1,
             Ok(Err(error)) => return Err(error),
-            Err(mpsc::RecvTimeoutError::Timeout) if shared.draining() => {
+            Err(mpsc::RecvTimeoutError::Timeout) if shared.stopping() => {
                 return Err("stopped by a signal during start-up".into())
             }
             Err(mpsc::RecvTimeoutError::Timeout) => {}
@@ -226,10 +303,11 @@ fn wait_ready(
 }
 
 /// The one line tests and operators wait for: it is printed only when every shard is open.
+/// systemd hears the same moment as `READY=1`.
 fn announce(
-    bound: std::net::SocketAddr,
-    grpc: Option<std::net::SocketAddr>,
-    s3: Option<std::net::SocketAddr>,
+    bound: SocketAddr,
+    grpc: Option<SocketAddr>,
+    s3: Option<SocketAddr>,
     shards: u32,
     executors: usize,
 ) {
@@ -243,6 +321,9 @@ fn announce(
     );
     let _ = out.flush();
     tracing::info!(%bound, shards, executors, "ready");
+    systemd::notify_or_log(&format!(
+        "READY=1\nSTATUS=serving on {bound}{grpc}{s3}, {shards} shards, {executors} executors"
+    ));
 }
 
 /// The CPUs this process may run on, in ascending order: its affinity mask, which `taskset`,
@@ -269,10 +350,15 @@ pub fn allowed_cpus() -> Vec<usize> {
 
 /// Everything one executor needs; moved into its thread.
 struct ExecutorPlan {
+    /// This executor's index among the executors (its heartbeat slot).
+    position: usize,
     executors: usize,
     shards: u32,
     fd: RawFd,
+    /// `fd` is a duplicate of a socket systemd passed (it outlives the process).
+    inherited: bool,
     grpc_fd: Option<RawFd>,
+    grpc_inherited: bool,
     /// This executor's socket of the `s3.listen` group.
     s3_fd: Option<RawFd>,
     s3: S3Shared,
@@ -282,16 +368,19 @@ struct ExecutorPlan {
     /// Taken (moved) by `run`, never cloned on the executor thread.
     mesh: Option<MeshBuilder<OwnerOp, glommio::channels::channel_mesh::Full>>,
     ready: mpsc::Sender<Result<(), String>>,
+    /// Present when systemd's watchdog is on: this executor beats while it runs tasks.
+    heartbeats: Option<Arc<watchdog::Heartbeats>>,
 }
 
 impl ExecutorPlan {
     async fn run(mut self) -> Result<(), String> {
-        // SAFETY: `fd` is a listening socket created by `listener::bind_group` for this executor
-        // alone; ownership moves into the glommio listener, which closes it.
+        // SAFETY: `fd` is a listening socket created for this executor alone (by
+        // `listener::bind_group`, or duplicated from systemd's by `listener::share_inherited`);
+        // ownership moves into the glommio listener, which closes it.
         let listener = unsafe { glommio::net::TcpListener::from_raw_fd(self.fd) };
         let grpc_listener = self
             .grpc_fd
-            // SAFETY: as above, one fd per executor from `bind_group`.
+            // SAFETY: as above, one fd per executor.
             .map(|fd| unsafe { glommio::net::TcpListener::from_raw_fd(fd) });
         let s3_listener = self
             .s3_fd
@@ -320,23 +409,27 @@ impl ExecutorPlan {
             Ok(context) => context,
             Err(error) => return self.fail(error),
         };
+        if let Some(heartbeats) = &self.heartbeats {
+            watchdog::spawn_beat(heartbeats.clone(), self.position, self.shared.clone());
+        }
         let _ = self.ready.send(Ok(()));
 
         if let Some(grpc_listener) = grpc_listener {
             let context = context.clone();
+            let inherited = self.grpc_inherited;
             glommio::spawn_local(async move {
-                conn::accept_loop(grpc_listener, context, conn::Port::Grpc).await
+                conn::accept_loop(grpc_listener, context, conn::Port::Grpc, inherited).await
             })
             .detach();
         }
         if let Some(s3_listener) = s3_listener {
             let context = context.clone();
             glommio::spawn_local(async move {
-                conn::accept_loop(s3_listener, context, conn::Port::S3).await
+                conn::accept_loop(s3_listener, context, conn::Port::S3, false).await
             })
             .detach();
         }
-        conn::accept_loop(listener, context.clone(), conn::Port::Main).await;
+        conn::accept_loop(listener, context.clone(), conn::Port::Main, self.inherited).await;
         context.wait_connections(self.config.drain_timeout).await;
         context.release_grpc_state();
         self.barrier().await;
@@ -388,4 +481,35 @@ fn spawn_maintenance(owned: Rc<OwnedShards>, shared: Arc<Shared>) {
         }
     })
     .detach();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocols::health::Phase;
+
+    #[test]
+    fn readiness_is_starting_then_ready_then_stopping_before_the_drain() {
+        let shared = Shared::default();
+        assert_eq!(shared.readiness(), Phase::Starting);
+        shared.ready.store(true, Ordering::Release);
+        assert_eq!(shared.readiness(), Phase::Ready);
+        shared.start_stopping();
+        assert_eq!(shared.readiness(), Phase::Stopping);
+        assert!(
+            !shared.draining(),
+            "drain_delay: stopping comes before the drain"
+        );
+        shared.start_drain();
+        assert_eq!(shared.readiness(), Phase::Stopping);
+    }
+
+    #[test]
+    fn a_drain_without_a_signal_also_takes_the_node_out_of_rotation() {
+        // A failing executor drains directly; `/ready` must not stay 200 meanwhile.
+        let shared = Shared::default();
+        shared.ready.store(true, Ordering::Release);
+        shared.start_drain();
+        assert_eq!(shared.readiness(), Phase::Stopping);
+    }
 }

@@ -150,27 +150,45 @@ impl OwnedShards {
             .collect()
     }
 
-    /// Periodic work of every owned shard (checkpoints, syncs).
+    /// Periodic work of every owned shard (free-space measurement, checkpoints, syncs).
     pub fn maintenance(&self) {
         for (index, cell) in &self.shards {
             let mut slot = cell.borrow_mut();
             let Some(shard) = slot.as_mut() else { continue };
-            if let Err(error) = shard.maintenance() {
-                tracing::error!(shard = index, %error, "shard maintenance failed");
+            match shard.maintenance() {
+                Ok(()) => {}
+                // The cache goes on; the next checkpoint tries again, and a restart meanwhile
+                // replays the log written since the last one.
+                Err(error @ StoreError::NoSpace { .. }) => {
+                    tracing::warn!(shard = index, %error, "checkpoint not written: the filesystem is full")
+                }
+                Err(error) => tracing::error!(shard = index, %error, "shard maintenance failed"),
             }
         }
     }
 
-    /// Closes every shard (final checkpoint and sync).
+    /// Closes every shard (final checkpoint and sync). A checkpoint that the full filesystem
+    /// refused is not a failure: nothing acknowledged is lost (the segments were synced first),
+    /// and the next start replays the log written since the previous checkpoint.
     pub fn close(&self) -> Result<(), StoreError> {
         let mut first_error = None;
         for (index, cell) in &self.shards {
             let Some(shard) = cell.borrow_mut().take() else {
                 continue;
             };
-            if let Err(error) = shard.close() {
-                tracing::error!(shard = index, %error, "closing shard failed");
-                first_error.get_or_insert(error);
+            match shard.close() {
+                Ok(()) => {}
+                Err(error @ StoreError::NoSpace { .. }) => tracing::warn!(
+                    shard = index,
+                    %error,
+                    "final checkpoint not written: the filesystem is full; every acknowledged \
+                     put is in the synced log, and the next start replays the log written since \
+                     the previous checkpoint"
+                ),
+                Err(error) => {
+                    tracing::error!(shard = index, %error, "closing shard failed");
+                    first_error.get_or_insert(error);
+                }
             }
         }
         first_error.map_or(Ok(()), Err)

@@ -1,6 +1,12 @@
 //! Index checkpoints: the whole index of one shard plus the log position it covers, written to a
 //! temporary file and renamed over `index.ckpt` (atomic replace), then the directory is synced.
 //!
+//! A full filesystem must not stop the next checkpoint (a clean stop writes one): after each
+//! checkpoint, `index.ckpt.spare` is preallocated a little larger than it, and the next
+//! checkpoint is written into those blocks (the spare is renamed to the temporary file,
+//! overwritten and cut to length). Without a spare large enough, the temporary file is made
+//! fresh. A write that fails for lack of space is `NoSpace`, and leaves no temporary file.
+//!
 //! Layout (little-endian): an 88-byte header, then `entry_count` entries of 72 bytes each.
 //! The header checksum covers header bytes 0..80, the entries checksum covers all entry bytes.
 //!
@@ -9,18 +15,23 @@
 //! cache- and TLB-friendly pass instead of a random access per entry: this halves reopen time).
 //! See `FORMAT.md` for the tables.
 
-use std::fs::{self, File};
-use std::io::Write as _;
+use std::fs::{self, File, OpenOptions};
+use std::os::unix::fs::FileExt;
 use std::path::Path;
 
 use super::error::StoreError;
 use super::index::{Entry, Index};
 use super::key::{KeyId, Kind};
-use super::limits::CHECKPOINT_ENTRIES_MAX;
+use super::limits::{
+    CHECKPOINT_ENTRIES_MAX, CHECKPOINT_SPARE_BYTES_MIN, CHECKPOINT_SPARE_GROWTH_DIVISOR, PAGE_BYTES,
+};
 use super::record::{checksum64, u64_at};
+use super::space::preallocate;
 
 pub const CHECKPOINT_FILE: &str = "index.ckpt";
-const CHECKPOINT_TMP: &str = "index.ckpt.tmp";
+pub const CHECKPOINT_TMP: &str = "index.ckpt.tmp";
+/// Preallocated blocks for the next checkpoint (module docs).
+pub const CHECKPOINT_SPARE: &str = "index.ckpt.spare";
 pub const CHECKPOINT_MAGIC: [u8; 4] = *b"TSCK";
 pub const CHECKPOINT_VERSION: u16 = 1;
 
@@ -197,18 +208,76 @@ pub fn load(dir: &Path, shard: u32) -> Result<Option<(CheckpointHeader, Index)>,
     }
 }
 
-/// Writes `bytes` as the new checkpoint of `dir`: temporary file, fsync, rename, fsync directory.
-/// A crash at any point leaves either the old or the new checkpoint, never a mix.
+/// Writes `bytes` as the new checkpoint of `dir`: temporary file (in the spare's blocks when it
+/// is large enough), fsync, rename, fsync directory; then reserves the spare for the next one.
+/// A crash at any point leaves either the old or the new checkpoint, never a mix; a failure
+/// leaves the old one and no temporary file. A full filesystem is `NoSpace`.
 pub fn write_atomic(dir: &Path, bytes: &[u8]) -> Result<(), StoreError> {
     let tmp = dir.join(CHECKPOINT_TMP);
     let path = dir.join(CHECKPOINT_FILE);
-    let mut file = File::create(&tmp).map_err(|e| StoreError::io("create checkpoint", &tmp, e))?;
-    file.write_all(bytes)
-        .map_err(|e| StoreError::io("write checkpoint", &tmp, e))?;
-    file.sync_all()
-        .map_err(|e| StoreError::io("fsync checkpoint", &tmp, e))?;
-    fs::rename(&tmp, &path).map_err(|e| StoreError::io("rename checkpoint", &path, e))?;
-    sync_dir(dir)
+    let written = write_tmp(dir, &tmp, bytes)
+        .and_then(|()| {
+            fs::rename(&tmp, &path).map_err(|e| StoreError::io("rename checkpoint", &path, e))
+        })
+        .and_then(|()| sync_dir(dir));
+    if let Err(error) = written {
+        if let Err(cleanup) = remove_stale_tmp(dir) {
+            tracing::error!(%cleanup, "cannot remove the temporary file of a failed checkpoint");
+        }
+        return Err(error);
+    }
+    reserve_spare(dir, bytes.len() as u64);
+    Ok(())
+}
+
+/// Writes and syncs `bytes` as `tmp`, in the spare's blocks when it has enough of them.
+fn write_tmp(dir: &Path, tmp: &Path, bytes: &[u8]) -> Result<(), StoreError> {
+    let len = bytes.len() as u64;
+    let spare = dir.join(CHECKPOINT_SPARE);
+    let reuse =
+        fs::metadata(&spare).is_ok_and(|m| m.len() >= len) && fs::rename(&spare, tmp).is_ok();
+    if !reuse {
+        // Too small to hold this checkpoint: its blocks serve better as free space for it.
+        let _ = fs::remove_file(&spare);
+    }
+    let no_space = |op| move |e| StoreError::io_or_no_space(op, tmp, e, len);
+    let file = OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(!reuse)
+        .open(tmp)
+        .map_err(no_space("create checkpoint"))?;
+    file.write_all_at(bytes, 0)
+        .map_err(no_space("write checkpoint"))?;
+    file.set_len(len).map_err(no_space("truncate checkpoint"))?;
+    file.sync_all().map_err(no_space("fsync checkpoint"))
+}
+
+/// Size of the spare kept after a checkpoint of `len` bytes (`limits.rs`), whole pages.
+pub fn spare_bytes(len: u64) -> u64 {
+    let wanted = len + len / CHECKPOINT_SPARE_GROWTH_DIVISOR + CHECKPOINT_SPARE_BYTES_MIN;
+    wanted.div_ceil(PAGE_BYTES) * PAGE_BYTES
+}
+
+/// Preallocates `index.ckpt.spare` for the checkpoint after one of `len` bytes. Best effort: on
+/// a full filesystem there is no spare (the next checkpoint makes a fresh file, or fails with
+/// `NoSpace`), and no partly allocated spare is kept.
+fn reserve_spare(dir: &Path, len: u64) {
+    let spare = dir.join(CHECKPOINT_SPARE);
+    let target = spare_bytes(len);
+    if fs::metadata(&spare).is_ok_and(|m| m.len() >= target) {
+        return;
+    }
+    let reserved = OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&spare)
+        .and_then(|file| preallocate(&file, target));
+    if let Err(error) = reserved {
+        tracing::debug!(%error, target, "no checkpoint spare");
+        let _ = fs::remove_file(&spare);
+    }
 }
 
 /// fsync of a directory, so a rename or a new file name in it is durable.

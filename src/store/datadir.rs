@@ -6,6 +6,7 @@
 //!     LOCK                flock'ed while a process has the shard open
 //!     seg-<seq hex16>.log segments
 //!     index.ckpt          the last checkpoint
+//!     index.ckpt.spare    preallocated blocks for the next checkpoint (`checkpoint.rs`)
 //! ```
 
 use std::fs;

@@ -2,7 +2,8 @@
 
 use sha2::Digest as _;
 
-/// The hash function a client names its CAS blobs with.
+/// The hash function a client names its CAS blobs with. The one such enum in the crate;
+/// front-ends map their protocol's names onto it (REAPI: `protocols::reapi::digest`).
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub enum DigestFunction {
     Sha256,

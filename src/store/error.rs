@@ -10,7 +10,8 @@ use std::path::PathBuf;
 pub enum StoreError {
     /// A body longer than the configured `max_blob_bytes`.
     TooLarge { len: u64, max: u64 },
-    /// No room even after evicting everything that may be evicted.
+    /// No room even after evicting everything that may be evicted: the shard's budget is used up,
+    /// or its filesystem is full (`ENOSPC`/`EDQUOT` are reported as this, never as `Io`).
     NoSpace { needed: u64, available: u64 },
     /// CAS content does not hash to its name.
     DigestMismatch { expected: String, actual: String },
@@ -61,6 +62,27 @@ impl StoreError {
     pub(crate) fn corrupt(what: impl Into<String>) -> Self {
         StoreError::Corrupt { what: what.into() }
     }
+
+    /// An operating-system error of a call that takes disk space (creating, extending or
+    /// writing a file): a full filesystem or an exhausted quota (`ENOSPC`, `EDQUOT`) is
+    /// `NoSpace` for `needed` bytes, anything else `Io`. The path and the OS error are logged
+    /// here, because `NoSpace` carries neither (it reaches clients).
+    pub(crate) fn io_or_no_space(
+        op: &'static str,
+        path: impl Into<PathBuf>,
+        source: std::io::Error,
+        needed: u64,
+    ) -> Self {
+        if !super::space::is_out_of_space(&source) {
+            return StoreError::io(op, path, source);
+        }
+        let path = path.into();
+        tracing::warn!(op, path = %path.display(), error = %source, needed, "filesystem full");
+        StoreError::NoSpace {
+            needed,
+            available: 0,
+        }
+    }
 }
 
 impl fmt::Display for StoreError {
@@ -69,7 +91,7 @@ impl fmt::Display for StoreError {
             StoreError::TooLarge { len, max } => {
                 write!(
                     f,
-                    "blob of {len} bytes exceeds the limit of {max} bytes (max_blob_bytes)"
+                    "blob of {len} bytes exceeds the limit of {max} bytes (max_blob_size)"
                 )
             }
             StoreError::NoSpace { needed, available } => write!(

@@ -1,19 +1,31 @@
 //! Space: allocating records in the active segment, creating segments, and evicting the oldest
-//! segment whole when the shard's byte budget (`max_size_bytes / shards`) would be exceeded.
+//! segment whole when the shard's effective budget would be exceeded: its share of `max_size`,
+//! or less when its filesystem holds less (`space.rs`).
 //!
 //! Rules:
 //! * Space is taken before a put starts (`reserve`); a put that cannot get space fails with
-//!   `NoSpace`, reads go on.
+//!   `NoSpace`, reads go on. Nothing is evicted for a put that evicting everything evictable
+//!   would not make room for.
+//! * The filesystem is measured before each new segment. If it still refuses the segment
+//!   (`ENOSPC`/`EDQUOT`: someone else took the space, or evicted blocks are not free yet), the
+//!   shard takes what it holds as its budget and goes round again: evict the oldest segment, try
+//!   again, or refuse with `NoSpace` once nothing is evictable. A segment whose creation failed
+//!   leaves no file behind.
+//! * While the filesystem bounds the budget, an evicted segment nobody reads any more is closed
+//!   on the owner's thread, so its blocks are free before the new segment asks for them
+//!   (otherwise the reaper thread closes it, off the request path).
 //! * The oldest segment is dropped whole: its index entries go with it in one pass over the index
 //!   (O(entries), no disk reads); the file is unlinked, and the mapping lives on in any
 //!   `ReadHandle` still using it.
 //! * A segment holding a live reservation is never evicted (the writer would lose its bytes), so
 //!   eviction stops there and the new put gets `NoSpace`.
 //! * A new segment is created only if it fits the budget, so `bytes_used <= budget` holds after
-//!   every allocation (a shrunken budget is enforced at the next allocation).
+//!   every allocation. A `max_size` below what is stored is enforced when the shard opens; a
+//!   filesystem that shrank under the cache, at the next allocation.
 //! * Reads in the oldest quarter of the ring are copied to the head (pseudo-LRU), up to
 //!   `COPY_FORWARD_BYTES_MAX` per record, once the shard fills three quarters of its budget
-//!   (before that nothing is about to be evicted and the copy would be wasted writes).
+//!   (before that nothing is about to be evicted and the copy would be wasted writes), and not
+//!   while it holds more than its budget (reads must not be what shrinks it).
 
 use std::sync::Arc;
 
@@ -25,6 +37,7 @@ use super::limits::{COPY_FORWARD_BYTES_MAX, PAGE_BYTES};
 use super::record::{self, Frame};
 use super::segment::{Segment, SegmentHeader, SEGMENT_FLAG_SINGLE, SEGMENT_HEADER_BYTES};
 use super::shard::{now_ms, Active, Shard};
+use super::space;
 use super::StoreError;
 
 impl Shard {
@@ -59,41 +72,136 @@ impl Shard {
     }
 
     fn new_segment(&mut self, capacity: u64, flags: u16) -> Result<Arc<Segment>, StoreError> {
-        self.make_room(capacity)?;
-        let header = SegmentHeader {
-            flags,
-            shard: self.shard_index,
-            seq: self.next_seq,
-            capacity,
-            created_ms: now_ms(),
-        };
-        let segment = Arc::new(Segment::create(&self.dir, header)?);
-        if self.config.durability == Durability::Strict {
-            // Strict commits must survive power loss, which needs the new file's name durable.
-            // Relaxed mode leaves this to the background job (it syncs the directory).
-            checkpoint::sync_dir(&self.dir)?;
+        self.refresh_space();
+        loop {
+            self.make_room(capacity)?;
+            let header = SegmentHeader {
+                flags,
+                shard: self.shard_index,
+                seq: self.next_seq,
+                capacity,
+                created_ms: now_ms(),
+            };
+            let segment = match Segment::create(&self.dir, header) {
+                Ok(segment) => Arc::new(segment),
+                Err(StoreError::NoSpace { .. }) => {
+                    // The filesystem refused what the budget allowed: what the shard holds now is
+                    // all it may count on. The next round evicts at least one segment or refuses,
+                    // so this loop ends.
+                    self.space.refusals += 1;
+                    let held = self.ring.bytes_used();
+                    self.space.effective_budget = self.space.effective_budget.min(held);
+                    continue;
+                }
+                Err(other) => return Err(other),
+            };
+            if self.config.durability == Durability::Strict {
+                // Strict commits must survive power loss, which needs the new file's name durable.
+                // Relaxed mode leaves this to the background job (it syncs the directory).
+                checkpoint::sync_dir(&self.dir)?;
+            }
+            self.next_seq += 1;
+            self.ring.push(segment.clone());
+            self.background.changed = true;
+            self.set_degraded(false);
+            return Ok(segment);
         }
-        self.next_seq += 1;
-        self.ring.push(segment.clone());
-        self.background.changed = true;
-        Ok(segment)
     }
 
-    /// Evicts oldest segments until `needed` more bytes fit the budget.
+    /// Evicts oldest segments until `needed` more bytes fit the effective budget; evicts nothing
+    /// and refuses when even evicting every evictable segment would not make room.
     fn make_room(&mut self, needed: u64) -> Result<(), StoreError> {
         let budget = self.budget_bytes();
         self.prune_abandoned();
-        while self.ring.bytes_used() + needed > budget {
-            let evictable = self
-                .ring
-                .front()
-                .filter(|front| !self.has_live_reservation(front.seq()));
-            if evictable.is_none() {
-                self.counters.no_space += 1;
-                let available = budget.saturating_sub(self.pinned_bytes());
-                return Err(StoreError::NoSpace { needed, available });
+        let pinned = self.pinned_bytes();
+        if pinned.saturating_add(needed) > budget {
+            self.counters.no_space += 1;
+            if self.filesystem_bound() && pinned + self.config.segment_bytes > budget {
+                self.set_degraded(true);
             }
-            self.evict_front()?;
+            return Err(StoreError::NoSpace {
+                needed,
+                available: budget.saturating_sub(pinned),
+            });
+        }
+        let free_now = self.filesystem_bound();
+        while self.ring.bytes_used() + needed > budget {
+            // Everything before the first pinned segment is evictable (checked above), so the
+            // front is too; a reservation dropped meanwhile only unpins more.
+            assert!(
+                self.ring
+                    .front()
+                    .is_some_and(|front| !self.has_live_reservation(front.seq())),
+                "eviction reached a pinned segment that the room check counted as evictable"
+            );
+            self.evict_front(free_now)?;
+        }
+        Ok(())
+    }
+
+    /// Whether the filesystem, not `max_size`, sets the budget now.
+    fn filesystem_bound(&self) -> bool {
+        self.space.effective_budget < self.config.shard_budget_bytes()
+    }
+
+    /// Measures the filesystem again: the effective budget, and whether the shard is degraded
+    /// (it could not take a new normal segment even after evicting all it may). Cheap (one
+    /// `statvfs`); called before each new segment and on every maintenance tick. A failed
+    /// measurement keeps the last budget.
+    pub(super) fn refresh_space(&mut self) {
+        let share = self.config.shard_budget_bytes();
+        match (self.space.probe)(&self.dir) {
+            Ok(available) => {
+                let used = self.ring.bytes_used();
+                self.space.effective_budget =
+                    space::effective_budget(share, used, available, self.config.shards);
+            }
+            Err(error) => {
+                tracing::debug!(shard = self.shard_index, %error, "cannot measure free space");
+            }
+        }
+        self.prune_abandoned();
+        let room_for_a_segment =
+            self.pinned_bytes() + self.config.segment_bytes <= self.space.effective_budget;
+        self.set_degraded(self.filesystem_bound() && !room_for_a_segment);
+    }
+
+    /// Records whether the shard is degraded (no room for a new segment on its filesystem, even
+    /// after evicting all it may), logging each change once.
+    fn set_degraded(&mut self, degraded: bool) {
+        if degraded == self.space.degraded {
+            return;
+        }
+        self.space.degraded = degraded;
+        if degraded {
+            tracing::warn!(
+                shard = self.shard_index,
+                effective_budget_bytes = self.space.effective_budget,
+                "the filesystem is full: this shard cannot take a new segment (puts that need \
+                 one are refused with no-space; reads go on)"
+            );
+        } else {
+            tracing::info!(shard = self.shard_index, "the filesystem has room again");
+        }
+    }
+
+    /// At open: evicts oldest segments while the shard holds more than its share of
+    /// `max_size` (the setting was lowered), so that the first write finds room.
+    pub(super) fn shrink_to_share(&mut self) -> Result<(), StoreError> {
+        let share = self.config.shard_budget_bytes();
+        let (before, mut evicted) = (self.ring.bytes_used(), 0u64);
+        while self.ring.bytes_used() > share && !self.ring.is_empty() {
+            self.evict_front(true)?;
+            evicted += 1;
+        }
+        if evicted > 0 {
+            tracing::info!(
+                shard = self.shard_index,
+                stored_bytes = before,
+                budget_bytes = share,
+                evicted_segments = evicted,
+                "more stored than this shard's share of max_size: evicted the oldest segments"
+            );
         }
         Ok(())
     }
@@ -125,7 +233,9 @@ impl Shard {
         self.pending.retain(|_, token| token.strong_count() > 0);
     }
 
-    fn evict_front(&mut self) -> Result<(), StoreError> {
+    /// Drops the oldest segment. With `free_now`, a segment nobody else holds is closed here, so
+    /// its blocks are free when this returns; otherwise the reaper thread closes it.
+    fn evict_front(&mut self, free_now: bool) -> Result<(), StoreError> {
         let segment = self
             .ring
             .pop_front()
@@ -135,12 +245,20 @@ impl Shard {
         if self.active.as_ref().is_some_and(|a| a.segment.seq() == seq) {
             self.active = None;
         }
+        self.background.forget(seq);
         self.counters.evicted_segments += 1;
         self.background.changed = true;
         let removed = std::fs::remove_file(segment.path())
             .map_err(|e| StoreError::io("remove evicted segment", segment.path(), e));
-        // The final close frees the file's blocks (tens of ms): not on the owner's thread.
-        super::reaper::retire(segment);
+        if free_now {
+            match Arc::try_unwrap(segment) {
+                Ok(last) => drop(last),
+                Err(shared) => super::reaper::retire(shared),
+            }
+        } else {
+            // The final close frees the file's blocks (tens of ms): not on the owner's thread.
+            super::reaper::retire(segment);
+        }
         removed
     }
 
@@ -155,9 +273,13 @@ impl Shard {
     /// Pseudo-LRU: a record read in the oldest quarter of the ring is rewritten at the head.
     /// Failure (no space) is not an error for the read; the record just ages out.
     pub(super) fn copy_forward_if_old(&mut self, entry: &Entry, handle: &ReadHandle) {
+        // Over its budget (the filesystem shrank under the shard), a copy would first evict
+        // down to the budget: shrinking is left to writes, so that reads alone never empty
+        // the cache.
         if entry.record_bytes > COPY_FORWARD_BYTES_MAX
             || !self.ring.in_oldest_quarter(entry.seq)
             || !self.under_pressure()
+            || self.ring.bytes_used() > self.budget_bytes()
         {
             return;
         }

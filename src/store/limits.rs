@@ -66,3 +66,31 @@ pub const LOCK_WAIT_MS_MAX: u64 = 2000;
 /// space it reserved; the server's connection and stream limits keep real use far below this, so
 /// reaching it means abandoned uploads are piling up (they are pruned first) or a bug upstream.
 pub const RESERVATIONS_PENDING_MAX: usize = 65_536;
+
+/// Free bytes of its filesystem each shard leaves alone: the effective budget is
+/// `min(max_size / shards, used + available / shards − DISK_RESERVE_BYTES)` (`space.rs`). It is
+/// room for what the filesystem itself allocates as segments come and go (extent-tree and
+/// directory blocks: a few KiB per segment) and for a checkpoint that outgrew its spare
+/// (`CHECKPOINT_SPARE_*`): 4 MiB is the checkpoint of ~58 000 objects at 72 bytes each. Per shard,
+/// so a store of `n` shards keeps `n × 4 MiB` free, a rounding error next to any real cache.
+pub const DISK_RESERVE_BYTES: u64 = 4 << 20;
+
+/// Room the checkpoint spare (`index.ckpt.spare`) keeps beyond the last checkpoint's length, as a
+/// fraction (1 / this) of that length: a shard may grow by a quarter of its objects between two
+/// checkpoints and still have its next checkpoint's blocks reserved. Costs a quarter of one
+/// checkpoint of disk (18 bytes per object).
+pub const CHECKPOINT_SPARE_GROWTH_DIVISOR: u64 = 4;
+
+/// Smallest spare beyond the last checkpoint's length, in bytes: 64 KiB is ~900 objects, so a
+/// young shard's spare is not outgrown by its next few hundred puts.
+pub const CHECKPOINT_SPARE_BYTES_MIN: u64 = 64 << 10;
+
+/// Zeros written per `pwrite` when a segment tail is wiped on a filesystem without
+/// `FALLOC_FL_ZERO_RANGE` (1 MiB: 64 calls for a 64 MiB segment; the buffer is allocated once
+/// per wipe).
+pub const ZERO_CHUNK_BYTES: usize = 1 << 20;
+
+const _: () = assert!(
+    DISK_RESERVE_BYTES >= CHECKPOINT_SPARE_BYTES_MIN,
+    "the reserve covers at least a young shard's checkpoint spare"
+);

@@ -47,6 +47,12 @@ impl Background {
             .or_insert_with(|| segment.clone());
     }
 
+    /// Forgets an evicted segment: it needs no sync any more, and holding it would keep its
+    /// blocks allocated.
+    pub fn forget(&mut self, seq: u64) {
+        self.dirty.remove(&seq);
+    }
+
     /// Waits for the running job, if any, and returns its result.
     fn wait(&mut self) -> Result<(), StoreError> {
         match self.job.take() {
@@ -75,10 +81,13 @@ fn run_job(
 }
 
 impl Shard {
-    /// Call periodically (e.g. every 100 ms) from the owner thread: starts a background sync when
+    /// Call periodically (e.g. every 100 ms) from the owner thread: measures the filesystem's
+    /// free space (the effective budget, `space.rs`), starts a background sync when
     /// `sync_interval` has passed and a checkpoint when `checkpoint_interval` has passed and
-    /// something changed. Cheap when nothing is due. Reports the error of a finished job.
+    /// something changed. Cheap when nothing is due (one `statvfs`). Reports the error of a
+    /// finished job; a checkpoint refused by a full filesystem is `NoSpace`.
     pub fn maintenance(&mut self) -> Result<(), StoreError> {
+        self.refresh_space();
         if self
             .background
             .job

@@ -31,6 +31,7 @@ pub mod ring;
 pub mod scan;
 pub mod segment;
 pub mod shard;
+pub mod space;
 pub mod verify;
 
 pub use config::{Durability, StoreConfig};

@@ -28,7 +28,9 @@ use std::path::{Path, PathBuf};
 use memmap2::{MmapOptions, MmapRaw};
 
 use super::error::StoreError;
+use super::limits::ZERO_CHUNK_BYTES;
 use super::record::{checksum64, u64_at};
+use super::space::preallocate;
 
 pub const SEGMENT_MAGIC: [u8; 4] = *b"TSSG";
 pub const SEGMENT_VERSION: u16 = 1;
@@ -126,22 +128,6 @@ pub fn parse_segment_file_name(name: &str) -> Option<u64> {
     u64::from_str_radix(hex, 16).ok()
 }
 
-/// Reserves `len` bytes of real disk blocks for `file`, so that writes through the map can never
-/// hit an unallocated block (on a full disk that would be SIGBUS, not an error).
-fn preallocate(file: &File, path: &Path, len: u64) -> Result<(), StoreError> {
-    let len = i64::try_from(len).map_err(|_| StoreError::corrupt("segment length over i64"))?;
-    // SAFETY: fallocate on a valid, open descriptor with in-range arguments; no memory is passed.
-    let rc = unsafe { libc::fallocate(file.as_raw_fd(), 0, 0, len) };
-    if rc != 0 {
-        return Err(StoreError::io(
-            "fallocate",
-            path,
-            std::io::Error::last_os_error(),
-        ));
-    }
-    Ok(())
-}
-
 /// One mapped segment file.
 ///
 /// INVARIANT: `map` covers exactly `header.capacity` bytes of `file`, all preallocated; byte
@@ -156,6 +142,10 @@ pub struct Segment {
 
 impl Segment {
     /// Creates, preallocates and maps a new segment file.
+    ///
+    /// A full filesystem (`ENOSPC`, `EDQUOT`) is `NoSpace`. A file whose creation failed is
+    /// removed before this returns: half-allocated blocks go back to the filesystem at once, and
+    /// the next attempt can create the same name.
     pub fn create(dir: &Path, header: SegmentHeader) -> Result<Segment, StoreError> {
         let path = dir.join(segment_file_name(header.seq));
         let file = OpenOptions::new()
@@ -163,11 +153,21 @@ impl Segment {
             .write(true)
             .create_new(true)
             .open(&path)
-            .map_err(|e| StoreError::io("create segment", &path, e))?;
-        preallocate(&file, &path, header.capacity)?;
-        file.write_all_at(&header.encode(), 0)
-            .map_err(|e| StoreError::io("write segment header", &path, e))?;
-        Segment::map(file, path, header)
+            .map_err(|e| StoreError::io_or_no_space("create segment", &path, e, header.capacity))?;
+        let made = preallocate(&file, header.capacity)
+            .map_err(|e| StoreError::io_or_no_space("fallocate", &path, e, header.capacity))
+            .and_then(|()| {
+                file.write_all_at(&header.encode(), 0).map_err(|e| {
+                    StoreError::io_or_no_space("write segment header", &path, e, header.capacity)
+                })
+            })
+            .and_then(|()| Segment::map(file, path.clone(), header));
+        if made.is_err() {
+            if let Err(error) = std::fs::remove_file(&path) {
+                tracing::error!(path = %path.display(), %error, "cannot remove a segment whose creation failed");
+            }
+        }
+        made
     }
 
     /// True for a segment file whose creation a crash interrupted: shorter than a header, or
@@ -205,7 +205,14 @@ impl Segment {
             .map_err(|e| StoreError::io("open segment", path, e))?;
         let mut raw = [0u8; SEGMENT_HEADER_BYTES as usize];
         file.read_exact_at(&mut raw, 0)
-            .map_err(|e| StoreError::io("read segment header", path, e))?;
+            .map_err(|e| match e.kind() {
+                // Shorter than a header: a damaged file, like a bad header (skipped and counted).
+                std::io::ErrorKind::UnexpectedEof => StoreError::corrupt(format!(
+                    "{}: shorter than a segment header",
+                    path.display()
+                )),
+                _ => StoreError::io("read segment header", path, e),
+            })?;
         let header = SegmentHeader::decode(&raw)
             .map_err(|what| StoreError::corrupt(format!("{}: {what}", path.display())))?;
         if header.shard != shard || header.seq != seq {
@@ -228,7 +235,8 @@ impl Segment {
                     header.capacity
                 )));
             }
-            preallocate(&file, path, header.capacity)?;
+            preallocate(&file, header.capacity)
+                .map_err(|e| StoreError::io_or_no_space("fallocate", path, e, header.capacity))?;
         }
         Segment::map(file, path.to_path_buf(), header)
     }
@@ -251,6 +259,11 @@ impl Segment {
 
     pub fn seq(&self) -> u64 {
         self.header.seq
+    }
+
+    /// When the segment was created (Unix time, milliseconds): no record in it is older.
+    pub fn created_ms(&self) -> u64 {
+        self.header.created_ms
     }
 
     pub fn capacity(&self) -> u64 {
@@ -307,9 +320,9 @@ impl Segment {
     /// a slice over it and no other writer writes it.
     pub unsafe fn write(&self, offset: u64, bytes: &[u8]) -> Result<(), StoreError> {
         let (offset, _) = self.check_range(offset, bytes.len() as u64);
-        self.file
-            .write_all_at(bytes, offset as u64)
-            .map_err(|e| StoreError::io("writing to segment", self.path.clone(), e))
+        self.file.write_all_at(bytes, offset as u64).map_err(|e| {
+            StoreError::io_or_no_space("writing to segment", &self.path, e, bytes.len() as u64)
+        })
     }
 
     /// Zeroes `[offset, capacity)` while exclusively held: used by recovery to wipe a torn or
@@ -331,10 +344,20 @@ impl Segment {
         if rc == 0 {
             return Ok(());
         }
-        // Filesystems without ZERO_RANGE: write zeros through the map.
-        let (start, len) = self.check_range(offset, len);
-        // SAFETY: `&mut self` proves exclusive access; range checked.
-        unsafe { std::ptr::write_bytes(self.map.as_mut_ptr().add(start), 0, len) };
+        // Filesystems without ZERO_RANGE: write zeros with pwrite, not through the map, so that a
+        // filesystem that cannot take the write answers with an error instead of SIGBUS.
+        self.check_range(offset, len);
+        let zeros = vec![0u8; ZERO_CHUNK_BYTES.min(len as usize)];
+        let mut at = offset;
+        while at < self.header.capacity {
+            let step = (self.header.capacity - at).min(zeros.len() as u64);
+            self.file
+                .write_all_at(&zeros[..step as usize], at)
+                .map_err(|e| {
+                    StoreError::io_or_no_space("zero segment tail", &self.path, e, step)
+                })?;
+            at += step;
+        }
         Ok(())
     }
 

@@ -45,6 +45,7 @@ use super::record::{self, Frame, FLAG_TOMBSTONE};
 use super::recovery::{recover, RecoveryReport};
 use super::ring::Ring;
 use super::segment::Segment;
+use super::space::{FreeSpaceProbe, ShardSpace};
 
 /// A put, before any body byte is read.
 #[derive(Clone, Debug)]
@@ -73,6 +74,7 @@ pub enum Reserved {
 pub struct ShardStats {
     pub objects: u64,
     pub bytes_used: u64,
+    /// The shard's share of `max_size`.
     pub budget_bytes: u64,
     pub segments: u64,
     pub hits: u64,
@@ -89,6 +91,19 @@ pub struct ShardStats {
     pub checkpoints_written: u64,
     /// Background sync/checkpoint jobs that failed (the error was returned by `maintenance`).
     pub background_errors: u64,
+    /// The budget after the filesystem's free space (`space.rs`): at most `budget_bytes`.
+    pub effective_budget_bytes: u64,
+    /// The shard cannot take a new segment: its filesystem is full and nothing is evictable.
+    pub degraded: bool,
+    /// Times the filesystem refused space (`ENOSPC`/`EDQUOT`) that the budget allowed; each
+    /// was answered by evicting the oldest segment or refusing the put.
+    pub filesystem_full: u64,
+    /// Record bytes committed since the shard opened (headers, metadata and bodies): its rate
+    /// is the write rate an operator sizes `max_size` with.
+    pub bytes_written: u64,
+    /// Creation time (Unix ms) of the oldest segment while the shard holds any record: no live
+    /// record is older, so `now − this` is how long this shard remembers.
+    pub oldest_segment_created_ms: Option<u64>,
     pub recovery: RecoveryReport,
 }
 
@@ -100,6 +115,7 @@ pub(super) struct Counters {
     pub evicted_segments: u64,
     pub copied_forward: u64,
     pub no_space: u64,
+    pub bytes_written: u64,
 }
 
 /// The segment receiving appends and the offset of its first free byte.
@@ -124,6 +140,7 @@ pub struct Shard {
     pub(super) counters: Counters,
     pub(super) background: Background,
     pub(super) recovery: RecoveryReport,
+    pub(super) space: ShardSpace,
     _lock: File,
     _not_sync: PhantomData<Cell<()>>,
 }
@@ -180,7 +197,7 @@ impl Shard {
         });
         let replayed =
             recovered.report.replayed_records > 0 || recovered.report.checkpoint_damaged.is_some();
-        Ok(Shard {
+        let mut shard = Shard {
             config: cfg.clone(),
             shard_index,
             dir,
@@ -194,9 +211,23 @@ impl Shard {
             counters: Counters::default(),
             background: Background::new(replayed),
             recovery: recovered.report,
+            space: ShardSpace::new(cfg.shard_budget_bytes()),
             _lock: lock,
             _not_sync: PhantomData,
-        })
+        };
+        // A smaller max_size than what is stored takes effect now, before a write needs room
+        // (on a full disk that write would otherwise wait for the evicted blocks).
+        shard.shrink_to_share()?;
+        shard.refresh_space();
+        Ok(shard)
+    }
+
+    /// Replaces how the shard measures its filesystem's free space (default: `statvfs`), and
+    /// measures again. For tests that need a real filesystem to refuse room the shard believes
+    /// it has (`ENOSPC` from `fallocate`).
+    pub fn set_free_space_probe(&mut self, probe: FreeSpaceProbe) {
+        self.space.probe = probe;
+        self.refresh_space();
     }
 
     /// Finds a record. The first read after open verifies the body checksum; a damaged record is
@@ -354,6 +385,7 @@ impl Shard {
         let lsn = self.take_lsn();
         let segment = filled.commit(lsn)?;
         self.after_write(&segment, offset, layout.record_bytes)?;
+        self.counters.bytes_written += layout.record_bytes;
         let entry = Entry {
             seq: segment.seq(),
             offset,
@@ -444,7 +476,7 @@ impl Shard {
         ShardStats {
             objects: self.index.len() as u64,
             bytes_used: self.ring.bytes_used(),
-            budget_bytes: self.budget_bytes(),
+            budget_bytes: self.config.shard_budget_bytes(),
             segments: self.ring.len() as u64,
             hits: self.counters.hits,
             misses: self.counters.misses,
@@ -459,12 +491,21 @@ impl Shard {
             no_space: self.counters.no_space,
             checkpoints_written: self.background.checkpoints_written,
             background_errors: self.background.errors,
+            effective_budget_bytes: self.budget_bytes(),
+            degraded: self.space.degraded,
+            filesystem_full: self.space.refusals,
+            bytes_written: self.counters.bytes_written,
+            oldest_segment_created_ms: match self.index.len() {
+                0 => None,
+                _ => self.ring.front().map(|segment| segment.created_ms()),
+            },
             recovery: self.recovery.clone(),
         }
     }
 
+    /// The effective budget: the share of `max_size`, or less when the filesystem holds less.
     pub(super) fn budget_bytes(&self) -> u64 {
-        self.config.shard_budget_bytes()
+        self.space.effective_budget
     }
 
     /// Checks that a reservation belongs to this shard instance and forgets it as pending.

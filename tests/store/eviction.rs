@@ -250,3 +250,48 @@ fn reads_are_not_copied_forward_while_the_shard_is_far_from_its_budget() {
         "near the budget the oldest reads move forward"
     );
 }
+
+#[test]
+fn opening_with_a_smaller_max_size_evicts_down_to_it_before_any_write() {
+    let tmp = tempfile::tempdir().unwrap();
+    let roomy = small_budget(tmp.path(), 20);
+    let mut shard = open(&roomy);
+    let ids: Vec<_> = (0..120u32)
+        .map(|i| key(Kind::Blob, &i.to_le_bytes()))
+        .collect();
+    for (i, id) in ids.iter().enumerate() {
+        put(&mut shard, *id, Kind::Blob, &body(i as u64, 2000)).unwrap();
+    }
+    let before = shard.stats();
+    assert!(before.bytes_used > 6 * TEST_SEGMENT_BYTES, "{before:?}");
+    shard.close().unwrap();
+
+    let tight = small_budget(tmp.path(), 6);
+    let mut shard = Shard::open(&tight, 0).unwrap();
+    let after = shard.stats();
+    assert!(
+        after.bytes_used <= after.budget_bytes,
+        "evicted at open, before a write needed room: {after:?}"
+    );
+    assert!(after.evicted_segments > 0, "{after:?}");
+    let segment_files = std::fs::read_dir(tmp.path().join("shard-0"))
+        .unwrap()
+        .filter(|e| {
+            e.as_ref()
+                .unwrap()
+                .file_name()
+                .to_string_lossy()
+                .starts_with("seg-")
+        })
+        .count() as u64;
+    assert_eq!(
+        segment_files, after.segments,
+        "evicted files are gone from the disk"
+    );
+    assert!(get(&mut shard, &ids[0]).is_none(), "the oldest went");
+    let newest = ids.len() - 1;
+    assert_eq!(
+        get(&mut shard, &ids[newest]),
+        Some(body(newest as u64, 2000))
+    );
+}

@@ -4,7 +4,10 @@ mod common;
 mod crash;
 mod damage;
 mod decode_fuzz;
+mod disk_full;
 mod eviction;
+#[path = "../common/loop_fs.rs"]
+mod loop_fs;
 mod round_trip;
 mod torn_tail;
 mod verify_cli;

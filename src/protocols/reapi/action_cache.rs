@@ -2,31 +2,20 @@
 //!
 //! An entry is stored as the encoded `ActionResult` under `reapi_keys::ac_key(ctx, action)`,
 //! the same key the Bazel HTTP front-end uses for `/ac/<hash>`, so the two protocols share it.
-//!
-//! Completeness check of a hit (clients.md §2 "BwoB", DESIGN.md "Durability"): the entry is
-//! answered only if these CAS blobs of the same instance are all present:
-//! 1. every output file's digest,
-//! 2. every output directory's `tree_digest`, and every file digest inside that `Tree` (root
-//!    and children; the Tree's own `Directory` messages are embedded in it, so there is
-//!    nothing else to fetch),
-//! 3. `stdout_digest` and `stderr_digest`.
-//!
-//! The empty blob counts as present without a lookup. Any missing blob, an entry that does not
-//! decode as an `ActionResult`, or a Tree that does not decode, makes the answer NOT_FOUND: the
-//! client runs the action again instead of failing later with "lost inputs".
+//! A hit is answered only if it passes the completeness check of [`super::action_result`]; an
+//! entry that does not decode as an `ActionResult` is NOT_FOUND too.
 
 use prost::Message;
 
-use crate::grpc::action_result::{referenced_blobs, tree_file_blobs, validate_action_result};
 use crate::grpc::pb::build::bazel::remote::execution::v2 as reapi;
-use crate::grpc::resource_name::DigestFunction;
 use crate::grpc::Status;
-use crate::protocols::backend::{Backend, ObjectKey, Protocol, Put, RequestContext};
+use crate::protocols::backend::{Backend, Protocol, Put, RequestContext};
 use crate::protocols::pipeline::store_bytes;
-use crate::protocols::reapi_keys::{self, ac_key, cas_key, DigestKey};
-use crate::store::{ContentDigest, Meta};
+use crate::protocols::reapi_keys::{self, ac_key, cas_key};
+use crate::store::{ContentDigest, DigestFunction, Meta};
 
-use super::{content_digest, is_empty_blob, request_function, status_of, ReapiService};
+use super::action_result::{check_complete, entry_digest, validate_action_result};
+use super::{content_digest, request_function, status_of, ReapiService};
 
 /// The digest function and the action digest of a Get/UpdateActionResult request.
 fn action_of(
@@ -85,91 +74,6 @@ pub(super) async fn update_action_result<B: Backend + 'static>(
         .await
         .map_err(|e| status_of(&e))?;
     Ok(result)
-}
-
-/// NOT_FOUND unless every blob listed in the module docs is present. Also used by the Bazel
-/// HTTP front-end for `/ac/` hits.
-pub(crate) async fn check_complete<B: Backend>(
-    backend: &B,
-    ctx: &RequestContext,
-    function: DigestFunction,
-    result: &reapi::ActionResult,
-) -> Result<(), Status> {
-    let direct: Vec<&reapi::Digest> = referenced_blobs(result).iter().map(|r| r.digest).collect();
-    require_present(backend, ctx, function, &direct).await?;
-    for directory in &result.output_directories {
-        let Some(tree_digest) = &directory.tree_digest else {
-            continue;
-        };
-        let (digest, size) = entry_digest(function, tree_digest)?;
-        if is_empty_blob(&digest, size) {
-            continue;
-        }
-        let tree = backend
-            .lookup(ctx, &cas_key(ctx, &digest).key())
-            .await
-            .map_err(|e| status_of(&e))?
-            .ok_or_else(|| incomplete("output directory tree", &tree_digest.hash))?;
-        let tree = reapi::Tree::decode(tree.body()).map_err(|_| {
-            Status::not_found(format!(
-                "output directory {:?}: its tree blob is not a Tree",
-                directory.path
-            ))
-        })?;
-        let files: Vec<&reapi::Digest> = tree_file_blobs(&tree).iter().map(|r| r.digest).collect();
-        require_present(backend, ctx, function, &files).await?;
-    }
-    Ok(())
-}
-
-async fn require_present<B: Backend>(
-    backend: &B,
-    ctx: &RequestContext,
-    function: DigestFunction,
-    digests: &[&reapi::Digest],
-) -> Result<(), Status> {
-    let mut ids: Vec<DigestKey> = Vec::with_capacity(digests.len());
-    let mut asked: Vec<&reapi::Digest> = Vec::with_capacity(digests.len());
-    for digest in digests {
-        let (parsed, size) = entry_digest(function, digest)?;
-        if !is_empty_blob(&parsed, size) {
-            ids.push(cas_key(ctx, &parsed));
-            asked.push(digest);
-        }
-    }
-    for chunk in ids
-        .chunks(super::BATCH_DIGESTS_MAX)
-        .zip(asked.chunks(super::BATCH_DIGESTS_MAX))
-    {
-        let keys: Vec<ObjectKey<'_>> = chunk.0.iter().map(DigestKey::key).collect();
-        let present = backend
-            .contains(ctx, &keys)
-            .await
-            .map_err(|e| status_of(&e))?;
-        if let Some(position) = present.iter().position(|p| !p) {
-            return Err(incomplete("blob", &chunk.1[position].hash));
-        }
-    }
-    Ok(())
-}
-
-/// A digest inside a stored entry; a malformed one makes the entry unusable (NOT_FOUND).
-fn entry_digest(
-    function: DigestFunction,
-    digest: &reapi::Digest,
-) -> Result<(crate::store::ContentDigest, u64), Status> {
-    content_digest(function, digest).map_err(|status| {
-        Status::not_found(format!(
-            "the action result references a malformed digest: {}",
-            status.message
-        ))
-    })
-}
-
-fn incomplete(what: &str, hash: &str) -> Status {
-    Status::not_found(format!(
-        "action result is incomplete: referenced {what} {hash} is missing from the CAS"
-    ))
 }
 
 /// Fills `stdout_raw`, `stderr_raw` and output file `contents` as requested, within

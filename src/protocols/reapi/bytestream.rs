@@ -10,7 +10,7 @@
 //! * **Write** `[{instance}/]uploads/{id}/blobs/…` or `…/compressed-blobs/zstd/…`: the first
 //!   message reserves `size` bytes in the store (the size from the resource name); each chunk
 //!   is written into the reservation as it arrives (decompressed first for zstd, bounded by the
-//!   named size), with offsets checked by `grpc::bytestream::WriteProgress`; `finish_write`
+//!   named size), with offsets checked by `bytestream_rules::WriteProgress`; `finish_write`
 //!   commits, and the store's CAS check of the digest decides (INVALID_ARGUMENT on mismatch,
 //!   nothing stored). A blob that is already present answers at once with `committed_size` =
 //!   size (uncompressed) or -1 (compressed), status OK — never ALREADY_EXISTS, which Bazel
@@ -23,25 +23,25 @@
 
 use bytes::Bytes;
 
-use crate::grpc::bytestream::{
-    compressed_read_start, read_range, read_response_head, WriteProgress, READ_CHUNK_BYTES_MAX,
-};
 use crate::grpc::pb::google::bytestream::{
     QueryWriteStatusRequest, QueryWriteStatusResponse, ReadRequest, WriteRequest, WriteResponse,
 };
-use crate::grpc::resource_name::{parse_read, parse_write, BlobName, Compressor};
-use crate::grpc::zstd_codec::{ZstdReadEncoder, ZstdUploadDecoder};
 use crate::grpc::{RequestStream, ResponseSink, Status};
 use crate::protocols::backend::{Backend, Protocol, Put, RequestContext};
 use crate::protocols::pipeline::PendingPut;
 use crate::protocols::reapi_keys::{self, cas_key};
 use crate::store::{ContentDigest, Meta};
 
+use super::bytestream_rules::{
+    compressed_read_start, read_range, read_response_head, WriteProgress, READ_CHUNK_BYTES_MAX,
+};
+use super::resource_name::{parse_read, parse_write, BlobName, Compressor};
 use super::uploads::{Upload, UploadGuard};
-use super::{handle_bytes, is_empty_blob, status_of, store_function, ReapiService};
+use super::zstd_codec::{ZstdReadEncoder, ZstdUploadDecoder};
+use super::{handle_bytes, is_empty_blob, status_of, ReapiService};
 
 fn blob_digest(blob: &BlobName<'_>) -> Result<ContentDigest, Status> {
-    ContentDigest::parse_hex(store_function(blob.digest_function), blob.hash)
+    ContentDigest::parse_hex(blob.digest_function, blob.hash)
         .ok_or_else(|| Status::invalid_argument("resource name hash is not lowercase hex"))
 }
 

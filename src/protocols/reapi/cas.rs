@@ -25,7 +25,7 @@ use crate::grpc::{ResponseSink, Status};
 use crate::protocols::backend::{Backend, ObjectKey, Protocol, Put, RequestContext};
 use crate::protocols::pipeline::store_bytes;
 use crate::protocols::reapi_keys::{self, cas_key, DigestKey};
-use crate::store::{ContentDigest, Meta};
+use crate::store::{ContentDigest, DigestFunction, Meta};
 
 use super::{
     content_digest, handle_bytes, is_empty_blob, request_function, rpc_status, status_of,
@@ -104,7 +104,7 @@ pub(super) async fn batch_update_blobs<B: Backend + 'static>(
 async fn update_one<B: Backend + 'static>(
     service: &ReapiService<B>,
     ctx: &RequestContext,
-    function: crate::grpc::resource_name::DigestFunction,
+    function: DigestFunction,
     blob: &reapi::batch_update_blobs_request::Request,
 ) -> Result<(), Status> {
     let digest = blob

@@ -1,6 +1,8 @@
 //! The REAPI v2 cache services over gRPC (`--remote_cache=grpc://host:port`), reference/clients.md §2.
 //!
-//! [`ReapiService`] implements [`GrpcService`] and routes each method to its file:
+//! Everything REAPI means lives here; `src/grpc/` below only carries messages. [`ReapiService`]
+//! implements [`GrpcService`], routes each `:path` through [`methods`] and each method to its
+//! file:
 //!
 //! | service / method                                         | file              |
 //! |----------------------------------------------------------|-------------------|
@@ -8,6 +10,16 @@
 //! | `ActionCache.GetActionResult` / `UpdateActionResult`     | `action_cache.rs` |
 //! | `ContentAddressableStorage.FindMissingBlobs`, `Batch*`, `GetTree` | `cas.rs` |
 //! | `ByteStream.Read` / `Write` / `QueryWriteStatus`         | `bytestream.rs`   |
+//!
+//! Rules that need no store sit beside them, each with its own tests: [`digest`] (digest
+//! functions, digest validation), [`resource_name`] (ByteStream resource names),
+//! [`bytestream_rules`] (Read ranges, zero-copy `ReadResponse` framing, Write offsets),
+//! `zstd_codec.rs` (bounded streaming zstd for `compressed-blobs/zstd/…`) and
+//! `capabilities.rs` (the GetCapabilities answer). `uploads.rs` keeps broken-off Writes for a
+//! resume.
+//!
+//! [`action_result`] (which blobs an ActionResult references, digest checks, the completeness
+//! check of a hit) is the one module the Bazel HTTP front-end shares, for its `/ac/` hits.
 //!
 //! Keys come from [`super::reapi_keys`], so the instance name is the namespace shared with the
 //! Bazel HTTP front-end: `PUT /team/cas/<h>` over HTTP and `team/blobs/<h>/<n>` over gRPC are
@@ -23,11 +35,16 @@
 //! ```
 
 mod action_cache;
-pub(crate) use action_cache::check_complete;
+pub mod action_result;
 mod bytestream;
+pub mod bytestream_rules;
 mod capabilities;
 mod cas;
+pub mod digest;
+pub mod methods;
+pub mod resource_name;
 mod uploads;
+mod zstd_codec;
 
 #[cfg(test)]
 mod tests;
@@ -36,14 +53,16 @@ use std::rc::Rc;
 use std::time::Duration;
 
 use bytes::Bytes;
+use tracing::Instrument;
 
 use crate::grpc::pb::build::bazel::remote::execution::v2 as reapi;
-use crate::grpc::reapi_methods::ReapiMethod;
-use crate::grpc::resource_name::{self, validate_digest};
-use crate::grpc::{CallContext, CallKind, GrpcService, RequestStream, ResponseSink, Status};
+use crate::grpc::{CallContext, CallKind, Code, GrpcService, RequestStream, ResponseSink, Status};
+use crate::metrics::latency::Timer;
 use crate::store::{ContentDigest, DigestFunction, StoreError};
 
-use super::backend::Backend;
+use super::backend::{Backend, Protocol};
+use digest::{validate_digest, ReapiDigestFunction};
+use methods::ReapiMethod;
 use uploads::SuspendedUploads;
 
 /// Largest total of blob bytes in one BatchUpdateBlobs / BatchReadBlobs: 4 MiB message limit
@@ -147,19 +166,8 @@ impl<B: Backend + 'static> ReapiService<B> {
     }
 }
 
-impl<B: Backend + 'static> GrpcService for ReapiService<B> {
-    type Method = ReapiMethod;
-
-    fn route(&self, path: &str) -> Option<(ReapiMethod, CallKind)> {
-        ReapiMethod::route(path)
-    }
-
-    async fn unary(
-        &self,
-        method: ReapiMethod,
-        _call: &CallContext,
-        request: Bytes,
-    ) -> Result<Bytes, Status> {
+impl<B: Backend + 'static> ReapiService<B> {
+    async fn dispatch_unary(&self, method: ReapiMethod, request: Bytes) -> Result<Bytes, Status> {
         use crate::grpc::service::{decode, encode};
         match method {
             ReapiMethod::GetCapabilities => {
@@ -196,10 +204,9 @@ impl<B: Backend + 'static> GrpcService for ReapiService<B> {
         }
     }
 
-    async fn server_streaming(
+    async fn dispatch_server_streaming(
         &self,
         method: ReapiMethod,
-        _call: &CallContext,
         request: Bytes,
         responses: &mut ResponseSink,
     ) -> Result<(), Status> {
@@ -213,10 +220,9 @@ impl<B: Backend + 'static> GrpcService for ReapiService<B> {
         }
     }
 
-    async fn client_streaming(
+    async fn dispatch_client_streaming(
         &self,
         method: ReapiMethod,
-        _call: &CallContext,
         requests: &mut RequestStream,
     ) -> Result<Bytes, Status> {
         match method {
@@ -231,6 +237,89 @@ impl<B: Backend + 'static> GrpcService for ReapiService<B> {
     }
 }
 
+impl<B: Backend + 'static> GrpcService for ReapiService<B> {
+    type Method = ReapiMethod;
+
+    fn route(&self, path: &str) -> Option<(ReapiMethod, CallKind)> {
+        ReapiMethod::route(path)
+    }
+
+    // The latency hook of every REAPI call: one `timed` around each kind of dispatch.
+
+    async fn unary(
+        &self,
+        method: ReapiMethod,
+        _call: &CallContext,
+        request: Bytes,
+    ) -> Result<Bytes, Status> {
+        let timer = Timer::start();
+        let result = self
+            .dispatch_unary(method, request)
+            .instrument(crate::logging::request_span("grpc"))
+            .await;
+        timed(method, timer, result.as_ref().err());
+        result
+    }
+
+    async fn server_streaming(
+        &self,
+        method: ReapiMethod,
+        _call: &CallContext,
+        request: Bytes,
+        responses: &mut ResponseSink,
+    ) -> Result<(), Status> {
+        let timer = Timer::start();
+        let result = self
+            .dispatch_server_streaming(method, request, responses)
+            .instrument(crate::logging::request_span("grpc"))
+            .await;
+        timed(method, timer, result.as_ref().err());
+        result
+    }
+
+    async fn client_streaming(
+        &self,
+        method: ReapiMethod,
+        _call: &CallContext,
+        requests: &mut RequestStream,
+    ) -> Result<Bytes, Status> {
+        let timer = Timer::start();
+        let result = self
+            .dispatch_client_streaming(method, requests)
+            .instrument(crate::logging::request_span("grpc"))
+            .await;
+        timed(method, timer, result.as_ref().err());
+        result
+    }
+}
+
+/// Records a finished call in the latency histograms: its method's operation (calls that read
+/// or write no entry, such as GetCapabilities, are not timed) and how it ended. NOT_FOUND is a
+/// miss; INTERNAL, UNKNOWN and DATA_LOSS are the server's errors; every other failure is a
+/// refusal. A batch call that succeeds counts as one hit or store whatever its items did.
+fn timed(method: ReapiMethod, timer: Timer, error: Option<&Status>) {
+    use crate::metrics::latency::{Operation, Outcome};
+    let operation = match method {
+        ReapiMethod::GetActionResult
+        | ReapiMethod::BatchReadBlobs
+        | ReapiMethod::Read
+        | ReapiMethod::GetTree => Operation::Get,
+        ReapiMethod::UpdateActionResult | ReapiMethod::BatchUpdateBlobs | ReapiMethod::Write => {
+            Operation::Put
+        }
+        ReapiMethod::FindMissingBlobs => Operation::Contains,
+        ReapiMethod::GetCapabilities | ReapiMethod::QueryWriteStatus => return,
+    };
+    let outcome = match error.map(|status| status.code) {
+        None if operation == Operation::Put => Outcome::Stored,
+        None => Outcome::Hit,
+        Some(Code::NotFound) => Outcome::Miss,
+        Some(Code::Internal | Code::Unknown | Code::DataLoss) => Outcome::Error,
+        Some(_) => Outcome::Refused,
+    };
+    timer.finish(Protocol::Grpc, operation, outcome);
+}
+
 /// The one mapping from store errors to gRPC statuses.
 ///
 /// * `NoSpace`, `TooManyReservations` → RESOURCE_EXHAUSTED: the cache is full right now;
@@ -241,7 +330,7 @@ impl<B: Backend + 'static> GrpcService for ReapiService<B> {
 /// * `DigestMismatch`, `Truncated`, `Overflow`, `MetaTooLarge` → INVALID_ARGUMENT: the bytes
 ///   do not match what the request said (REAPI: "the digest does not match the data").
 /// * `Unavailable` → UNAVAILABLE (a shard's executor is stopping).
-/// * anything else → INTERNAL.
+/// * anything else → INTERNAL, with a generic message (the details go to the log).
 pub fn status_of(error: &StoreError) -> Status {
     let message = error.to_string();
     match error {
@@ -255,32 +344,25 @@ pub fn status_of(error: &StoreError) -> Status {
         | StoreError::MetaTooLarge { .. } => Status::invalid_argument(message),
         StoreError::Unavailable { .. } => Status::new(crate::grpc::Code::Unavailable, message),
         _ => {
+            // Operating errors carry server paths and OS errors: logged, never sent.
             tracing::error!(%error, "store error");
-            Status::internal(message)
+            Status::internal(crate::protocols::pipeline::INTERNAL_ERROR_TEXT)
         }
     }
 }
 
-/// The store's digest function for the REAPI one.
-fn store_function(function: resource_name::DigestFunction) -> DigestFunction {
-    match function {
-        resource_name::DigestFunction::Sha256 => DigestFunction::Sha256,
-        resource_name::DigestFunction::Blake3 => DigestFunction::Blake3,
-    }
-}
-
 /// The digest function of a request's `digest_function` field (UNKNOWN = SHA-256).
-fn request_function(value: i32) -> Result<resource_name::DigestFunction, Status> {
-    resource_name::DigestFunction::from_proto(value).map_err(Status::from)
+fn request_function(value: i32) -> Result<DigestFunction, Status> {
+    DigestFunction::from_proto(value).map_err(Status::from)
 }
 
 /// A validated request digest: the store digest and the size.
 fn content_digest(
-    function: resource_name::DigestFunction,
+    function: DigestFunction,
     digest: &reapi::Digest,
 ) -> Result<(ContentDigest, u64), Status> {
     let size = validate_digest(function, &digest.hash, digest.size_bytes)?;
-    let parsed = ContentDigest::parse_hex(store_function(function), &digest.hash)
+    let parsed = ContentDigest::parse_hex(function, &digest.hash)
         .ok_or_else(|| Status::invalid_argument("hash is not lowercase hexadecimal"))?;
     Ok((parsed, size))
 }

@@ -678,12 +678,23 @@ fn store_errors_map_to_grpc_codes() {
             Code::InvalidArgument,
         ),
         (StoreError::Unavailable { what: "x" }, Code::Unavailable),
-        (StoreError::Corrupt { what: "x".into() }, Code::Internal),
     ];
     for (error, code) in cases {
         let status = status_of(&error);
         assert_eq!(status.code, code, "{error}");
         assert_eq!(status.message, error.to_string());
+    }
+    // Operating errors are INTERNAL without the server's paths or OS errors.
+    let io = StoreError::Io {
+        op: "fallocate",
+        path: "/srv/secret/shard-1/seg-8.log".into(),
+        source: std::io::Error::from_raw_os_error(28),
+    };
+    for error in [io, StoreError::Corrupt { what: "x".into() }] {
+        let status = status_of(&error);
+        assert_eq!(status.code, Code::Internal, "{error}");
+        assert!(!status.message.contains("/srv"), "{}", status.message);
+        assert!(!status.message.contains("os error"), "{}", status.message);
     }
 }
 

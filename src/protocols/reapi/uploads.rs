@@ -18,8 +18,9 @@ use std::collections::HashMap;
 use std::rc::{Rc, Weak};
 use std::time::{Duration, Instant};
 
-use crate::grpc::zstd_codec::ZstdUploadDecoder;
 use crate::store::Reservation;
+
+use super::zstd_codec::ZstdUploadDecoder;
 
 /// An upload in progress: its reservation, the decoder of a compressed upload, and the bytes
 /// of the client's stream accepted so far (compressed bytes for a compressed upload).

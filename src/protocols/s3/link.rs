@@ -149,7 +149,12 @@ impl StoreLink {
 
 fn context(space: &str, caller: Option<String>) -> RequestContext {
     let mut ctx = RequestContext::new(Namespace::new(space.to_string()), Protocol::S3);
-    ctx.identity = Identity { subject: caller };
+    // s3s has already verified the SigV4 signature: the access key is the subject, and there is
+    // no bearer credential left to check.
+    ctx.identity = Identity {
+        subject: caller,
+        credential: None,
+    };
     ctx
 }
 

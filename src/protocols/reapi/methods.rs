@@ -1,9 +1,9 @@
 //! The gRPC methods a REAPI cache serves: their `:path`s and call shapes, for a
-//! [`super::GrpcService::route`] implementation. The services and method names are those of
+//! [`crate::grpc::GrpcService::route`] implementation. The services and method names are those of
 //! `proto/` (REAPI v2 and google.bytestream); `Execution`, `SplitBlob` and `SpliceBlob` are not
 //! served and so route to UNIMPLEMENTED.
 
-use super::service::CallKind;
+use crate::grpc::CallKind;
 
 /// One served method.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]

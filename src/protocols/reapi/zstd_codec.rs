@@ -14,7 +14,7 @@
 
 use zstd::stream::raw::{Decoder, Encoder, InBuffer, Operation, OutBuffer};
 
-use super::status::Status;
+use crate::grpc::Status;
 
 /// Output piece size: zstd's recommended streaming output size (`ZSTD_DStreamOutSize`, one
 /// 128 KiB block), so each `decompress_stream` call can flush a whole block.
@@ -171,7 +171,7 @@ impl ZstdReadEncoder {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::grpc::status::Code;
+    use crate::grpc::Code;
 
     fn sample(len: usize) -> Vec<u8> {
         (0..len)

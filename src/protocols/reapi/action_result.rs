@@ -1,15 +1,32 @@
-//! Rules about `ActionResult`s that need no store: which CAS blobs an entry references (for the
-//! completeness check a GetActionResult hit needs, clients.md §2 "BwoB") and whether the digests
-//! in an UpdateActionResult are well formed.
+//! What both Bazel front-ends know about `ActionResult`s: which CAS blobs an entry references,
+//! whether the digests in it are well formed ([`validate_action_result`]), and the completeness
+//! check a hit must pass ([`check_complete`]). The gRPC ActionCache service and the Bazel HTTP
+//! front-end's `/ac/` (`bazel_http.rs`) both use this module, and nothing else of this
+//! front-end's internals, so an ActionResult means the same over either protocol.
 //!
-//! Completeness in the service: an ActionResult is a hit only if every blob of
-//! [`referenced_blobs`] is present, and, for each output directory, the blobs of
-//! [`tree_file_blobs`] of its `Tree` are present too. Otherwise NOT_FOUND, so Bazel rebuilds
+//! Completeness check of a hit (clients.md §2 "BwoB", DESIGN.md "Durability"): the entry is
+//! answered only if these CAS blobs of the same instance are all present:
+//! 1. every output file's digest,
+//! 2. every output directory's `tree_digest`, and every file digest inside that `Tree` (root
+//!    and children; the Tree's own `Directory` messages are embedded in it, so there is
+//!    nothing else to fetch),
+//! 3. `stdout_digest` and `stderr_digest`.
+//!
+//! [`referenced_blobs`] lists (1) and (3) and the tree digests of (2), [`tree_file_blobs`] the
+//! files of one `Tree`. The empty blob counts as present without a lookup. Any missing blob, or
+//! a Tree that does not decode, makes the answer NOT_FOUND: the client runs the action again
 //! instead of failing later with "lost inputs".
 
-use super::pb::build::bazel::remote::execution::v2 as reapi;
-use super::resource_name::{validate_digest, DigestFunction};
-use super::status::Status;
+use prost::Message;
+
+use crate::grpc::pb::build::bazel::remote::execution::v2 as reapi;
+use crate::grpc::Status;
+use crate::protocols::backend::{Backend, ObjectKey, RequestContext};
+use crate::protocols::reapi_keys::{cas_key, DigestKey};
+use crate::store::DigestFunction;
+
+use super::digest::validate_digest;
+use super::{content_digest, is_empty_blob, status_of, BATCH_DIGESTS_MAX};
 
 /// A blob an ActionResult or Tree points at, and why (for error messages and tests).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -101,6 +118,91 @@ pub fn validate_action_result(
         check("stderr_digest", Some(digest))?;
     }
     Ok(())
+}
+
+/// NOT_FOUND unless every blob listed in the module docs is present; the status of the store
+/// error when the store cannot answer.
+pub async fn check_complete<B: Backend>(
+    backend: &B,
+    ctx: &RequestContext,
+    function: DigestFunction,
+    result: &reapi::ActionResult,
+) -> Result<(), Status> {
+    let direct: Vec<&reapi::Digest> = referenced_blobs(result).iter().map(|r| r.digest).collect();
+    require_present(backend, ctx, function, &direct).await?;
+    for directory in &result.output_directories {
+        let Some(tree_digest) = &directory.tree_digest else {
+            continue;
+        };
+        let (digest, size) = entry_digest(function, tree_digest)?;
+        if is_empty_blob(&digest, size) {
+            continue;
+        }
+        let tree = backend
+            .lookup(ctx, &cas_key(ctx, &digest).key())
+            .await
+            .map_err(|e| status_of(&e))?
+            .ok_or_else(|| incomplete("output directory tree", &tree_digest.hash))?;
+        let tree = reapi::Tree::decode(tree.body()).map_err(|_| {
+            Status::not_found(format!(
+                "output directory {:?}: its tree blob is not a Tree",
+                directory.path
+            ))
+        })?;
+        let files: Vec<&reapi::Digest> = tree_file_blobs(&tree).iter().map(|r| r.digest).collect();
+        require_present(backend, ctx, function, &files).await?;
+    }
+    Ok(())
+}
+
+async fn require_present<B: Backend>(
+    backend: &B,
+    ctx: &RequestContext,
+    function: DigestFunction,
+    digests: &[&reapi::Digest],
+) -> Result<(), Status> {
+    let mut ids: Vec<DigestKey> = Vec::with_capacity(digests.len());
+    let mut asked: Vec<&reapi::Digest> = Vec::with_capacity(digests.len());
+    for digest in digests {
+        let (parsed, size) = entry_digest(function, digest)?;
+        if !is_empty_blob(&parsed, size) {
+            ids.push(cas_key(ctx, &parsed));
+            asked.push(digest);
+        }
+    }
+    for chunk in ids
+        .chunks(BATCH_DIGESTS_MAX)
+        .zip(asked.chunks(BATCH_DIGESTS_MAX))
+    {
+        let keys: Vec<ObjectKey<'_>> = chunk.0.iter().map(DigestKey::key).collect();
+        let present = backend
+            .contains(ctx, &keys)
+            .await
+            .map_err(|e| status_of(&e))?;
+        if let Some(position) = present.iter().position(|p| !p) {
+            return Err(incomplete("blob", &chunk.1[position].hash));
+        }
+    }
+    Ok(())
+}
+
+/// A digest inside a stored entry; a malformed one makes the entry unusable (NOT_FOUND).
+pub(super) fn entry_digest(
+    function: DigestFunction,
+    digest: &reapi::Digest,
+) -> Result<(crate::store::ContentDigest, u64), Status> {
+    content_digest(function, digest).map_err(|status| {
+        Status::not_found(format!(
+            "the action result references a malformed digest: {}",
+            status.message
+        ))
+    })
+}
+
+fn incomplete(what: &str, hash: &str) -> Status {
+    Status::not_found(format!(
+        "action result is incomplete: referenced {what} {hash} is missing from the CAS"
+    ))
 }
 
 #[cfg(test)]

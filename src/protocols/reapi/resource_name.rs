@@ -1,4 +1,4 @@
-//! ByteStream resource names of REAPI v2 and the digest checks they share with the CAS calls.
+//! ByteStream resource names of REAPI v2 (their digests are checked by [`super::digest`]).
 //!
 //! Grammar (upstream `remote_execution.proto`, ContentAddressableStorage service comment):
 //!
@@ -18,7 +18,8 @@
 //! For a compressed blob `{hash}/{size}` describe the *uncompressed* bytes.
 //!
 //! ```
-//! use tessera::grpc::resource_name::{parse_read, Compressor, DigestFunction};
+//! use tessera::protocols::reapi::resource_name::{parse_read, Compressor};
+//! use tessera::store::DigestFunction;
 //! let hash = "ab".repeat(32);
 //! let text = format!("ci/linux/compressed-blobs/zstd/blake3/{hash}/42");
 //! let name = parse_read(&text).unwrap();
@@ -30,14 +31,15 @@
 
 use std::fmt;
 
-use super::status::Status;
+use crate::grpc::Status;
+
+use crate::store::DigestFunction;
+
+use super::digest::{validate_hash, DigestError};
 
 /// Longest resource name accepted, in bytes: instance names are short paths, and a bounded name
 /// keeps error messages and map keys small.
 pub const RESOURCE_NAME_BYTES_MAX: usize = 1024;
-
-/// Length of a SHA-256 or BLAKE3 (256-bit output) hash in lowercase hex.
-pub const HASH_HEX_CHARS_256: usize = 64;
 
 /// Path segments that may not appear in an instance name (spec text quoted in the module docs).
 pub const RESERVED_SEGMENTS: [&str; 7] = [
@@ -63,48 +65,6 @@ const DIGEST_FUNCTION_NAMES: [&str; 10] = [
     "blake3",
     "gitsha1",
 ];
-
-/// Digest functions this server verifies. The store has its own enum of the same two values.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub enum DigestFunction {
-    Sha256,
-    Blake3,
-}
-
-impl DigestFunction {
-    /// From the `digest_function` field of a request: UNKNOWN (0, sent by clients older than
-    /// the field, e.g. Bazel 4.2.3) means SHA256.
-    pub fn from_proto(value: i32) -> Result<DigestFunction, DigestError> {
-        use super::pb::build::bazel::remote::execution::v2::digest_function::Value;
-        match Value::try_from(value) {
-            Ok(Value::Unknown | Value::Sha256) => Ok(DigestFunction::Sha256),
-            Ok(Value::Blake3) => Ok(DigestFunction::Blake3),
-            Ok(other) => Err(DigestError::UnsupportedFunction(
-                other.as_str_name().to_ascii_lowercase(),
-            )),
-            Err(_) => Err(DigestError::UnsupportedFunction(value.to_string())),
-        }
-    }
-
-    pub fn to_proto(self) -> i32 {
-        use super::pb::build::bazel::remote::execution::v2::digest_function::Value;
-        match self {
-            DigestFunction::Sha256 => Value::Sha256 as i32,
-            DigestFunction::Blake3 => Value::Blake3 as i32,
-        }
-    }
-
-    pub fn hash_hex_chars(self) -> usize {
-        HASH_HEX_CHARS_256
-    }
-
-    pub fn name(self) -> &'static str {
-        match self {
-            DigestFunction::Sha256 => "sha256",
-            DigestFunction::Blake3 => "blake3",
-        }
-    }
-}
 
 /// How the bytes of a resource travel.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -136,76 +96,6 @@ pub struct WriteResource<'a> {
     pub instance_name: &'a str,
     pub upload_id: &'a str,
     pub blob: BlobName<'a>,
-}
-
-/// A digest that this server cannot accept.
-#[derive(Clone, Debug, PartialEq, Eq)]
-#[non_exhaustive]
-pub enum DigestError {
-    UnsupportedFunction(String),
-    HashLength {
-        function: DigestFunction,
-        found_chars: usize,
-    },
-    HashNotLowercaseHex,
-    NegativeSize(i64),
-    SizeNotDecimal,
-}
-
-impl fmt::Display for DigestError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            DigestError::UnsupportedFunction(name) => write!(
-                f,
-                "digest function {name} is not supported (this server supports sha256, blake3)"
-            ),
-            DigestError::HashLength {
-                function,
-                found_chars,
-            } => write!(
-                f,
-                "hash has {found_chars} characters, a {} hash has {}",
-                function.name(),
-                function.hash_hex_chars()
-            ),
-            DigestError::HashNotLowercaseHex => f.write_str("hash is not lowercase hexadecimal"),
-            DigestError::NegativeSize(size) => write!(f, "size_bytes {size} is negative"),
-            DigestError::SizeNotDecimal => {
-                f.write_str("size is not a decimal number in 0..=9223372036854775807")
-            }
-        }
-    }
-}
-
-impl std::error::Error for DigestError {}
-
-impl From<DigestError> for Status {
-    fn from(error: DigestError) -> Status {
-        Status::invalid_argument(error.to_string())
-    }
-}
-
-/// Checks a `Digest { hash, size_bytes }` from a request under `function`.
-pub fn validate_digest(
-    function: DigestFunction,
-    hash: &str,
-    size_bytes: i64,
-) -> Result<u64, DigestError> {
-    validate_hash(function, hash)?;
-    u64::try_from(size_bytes).map_err(|_| DigestError::NegativeSize(size_bytes))
-}
-
-fn validate_hash(function: DigestFunction, hash: &str) -> Result<(), DigestError> {
-    if hash.len() != function.hash_hex_chars() {
-        return Err(DigestError::HashLength {
-            function,
-            found_chars: hash.chars().count(),
-        });
-    }
-    if !hash.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')) {
-        return Err(DigestError::HashNotLowercaseHex);
-    }
-    Ok(())
 }
 
 /// Why a resource name was refused; becomes INVALID_ARGUMENT with this text.
@@ -598,47 +488,11 @@ mod tests {
             "resource name: hash has 10 characters, a blake3 hash has 64"
         );
         let status = Status::from(parse_write("x/uploads").unwrap_err());
-        assert_eq!(status.code, super::super::status::Code::InvalidArgument);
+        assert_eq!(status.code, crate::grpc::Code::InvalidArgument);
         assert_eq!(
             status.message,
             "resource name has no upload id after \"uploads\""
         );
-    }
-
-    #[test]
-    fn digests_are_validated_per_function() {
-        assert_eq!(validate_digest(DigestFunction::Sha256, H, 3), Ok(3));
-        assert_eq!(
-            validate_digest(DigestFunction::Blake3, H, -1),
-            Err(DigestError::NegativeSize(-1))
-        );
-        assert_eq!(
-            validate_digest(DigestFunction::Sha256, "abc", 1),
-            Err(DigestError::HashLength {
-                function: DigestFunction::Sha256,
-                found_chars: 3
-            })
-        );
-        assert_eq!(
-            validate_digest(DigestFunction::Sha256, &H.replace('a', "g"), 1),
-            Err(DigestError::HashNotLowercaseHex)
-        );
-    }
-
-    #[test]
-    fn proto_digest_functions_map_with_unknown_as_sha256() {
-        assert_eq!(DigestFunction::from_proto(0), Ok(DigestFunction::Sha256));
-        assert_eq!(DigestFunction::from_proto(1), Ok(DigestFunction::Sha256));
-        assert_eq!(DigestFunction::from_proto(9), Ok(DigestFunction::Blake3));
-        assert_eq!(
-            DigestFunction::from_proto(3),
-            Err(DigestError::UnsupportedFunction("md5".into()))
-        );
-        assert_eq!(
-            DigestFunction::from_proto(99),
-            Err(DigestError::UnsupportedFunction("99".into()))
-        );
-        assert_eq!(DigestFunction::Blake3.to_proto(), 9);
     }
 }
 

@@ -6,7 +6,7 @@
 //!
 //! ```
 //! use bytes::Bytes;
-//! use tessera::grpc::bytestream::{read_range, WriteProgress};
+//! use tessera::protocols::reapi::bytestream_rules::{read_range, WriteProgress};
 //! use tessera::grpc::pb::google::bytestream::WriteRequest;
 //! assert_eq!(read_range(2, 0, 10).unwrap(), 2..10);
 //! let mut upload = WriteProgress::new("uploads/u/blobs/h/4", false, 4, 0);
@@ -23,8 +23,8 @@ use std::ops::Range;
 
 use bytes::{BufMut, Bytes, BytesMut};
 
-use super::pb::google::bytestream::WriteRequest;
-use super::status::{Code, Status};
+use crate::grpc::pb::google::bytestream::WriteRequest;
+use crate::grpc::{Code, Status};
 
 /// Largest `data` of one `ReadResponse`: 1 MiB. grpc-java clients (Bazel) refuse messages over
 /// 4 MiB and use a 1 MiB stream window; a 1 MiB chunk is one window and a quarter of that limit.
@@ -32,7 +32,7 @@ pub const READ_CHUNK_BYTES_MAX: usize = 1 << 20;
 
 const _: () = assert!(
     READ_CHUNK_BYTES_MAX + READ_RESPONSE_HEAD_BYTES_MAX
-        <= super::limits::MESSAGE_SEND_BYTES_MAX as usize,
+        <= crate::grpc::limits::MESSAGE_SEND_BYTES_MAX as usize,
     "a full ReadResponse fits the send limit"
 );
 
@@ -77,7 +77,7 @@ pub fn compressed_read_start(read_offset: i64, read_limit: i64, size: u64) -> Re
 }
 
 /// The protobuf head of a `ReadResponse` whose `data` is `data_len` bytes: send it, then the
-/// data itself (see [`super::ResponseSink::send_parts`]) so the blob bytes are never copied into
+/// data itself (see [`crate::grpc::ResponseSink::send_parts`]) so the blob bytes are never copied into
 /// an encoding buffer.
 pub fn read_response_head(data_len: usize) -> Bytes {
     let mut head = BytesMut::with_capacity(READ_RESPONSE_HEAD_BYTES_MAX);
