@@ -58,6 +58,8 @@ want python3-seccomp
 # pinned packages below run too (checked with both).
 command -v node >/dev/null 2>&1 || want nodejs
 command -v npm >/dev/null 2>&1 || want npm
+# openssl, whose Ed25519 keys `tessera token` must read and which must read ours (tests/auth_cli.rs).
+want openssl
 # Headless Chromium renders the status page in tests/ops_status_page.rs.
 want chromium
 

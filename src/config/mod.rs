@@ -36,6 +36,7 @@
 //! Unknown keys in the file and unknown flags stop start-up. Unknown `TESSERA_*` variables only
 //! get a warning: the prefix is shared with test and tool variables (`TESSERA_SKIP_REAL_CLIENTS`).
 
+pub mod auth;
 mod flags;
 pub mod mount;
 mod report;
@@ -51,13 +52,14 @@ use std::time::Duration;
 
 use crate::store::{Durability, StoreConfig};
 
+pub use auth::{Anonymous, AuthConfig, ReadThrough};
 pub use flags::{add_flags, SettingFlags};
 pub use mount::{MountConfig, MountProtocol};
 pub use s3::{S3Config, S3KeyConfig};
 pub use settings::{
     default_of, FileOnlyArray, Kind, Setting, ENV_PREFIX, FILE_ONLY_ARRAYS, SETTINGS,
 };
-pub use units::{format_size, parse_bool, parse_duration, parse_size};
+pub use units::{format_size, parse_bool, parse_duration, parse_rate, parse_size, RequestRate};
 
 /// Where a setting's value came from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -141,6 +143,8 @@ pub struct Config {
     /// Every declared setting's key and winning raw value, in declaration order: what a
     /// reload compares, so a new setting needs no second list.
     pub values: Vec<(&'static str, String)>,
+    /// Who may read and write (`[auth]`, `[[auth.read_through]]`).
+    pub auth: AuthConfig,
 }
 
 impl Config {
@@ -174,6 +178,7 @@ impl Config {
             mounts: Vec::new(),
             s3: S3Config::default(),
             values: Vec::new(),
+            auth: AuthConfig::default(),
         }
     }
 }
@@ -386,6 +391,11 @@ impl Layers {
         config.mounts = mount::effective_mounts(config.mount_defaults, mount_entries)?;
         let key_entries = self.arrays.get("s3.keys").map_or(&[][..], Vec::as_slice);
         config.s3.keys = s3::keys(key_entries)?;
+        let read_through = self.arrays.get("auth.read_through");
+        config.auth.read_through = auth::read_through(read_through.map_or(&[][..], Vec::as_slice))?;
+        let mut listening = vec![config.listen];
+        listening.extend(config.grpc_listen);
+        config.auth.check_exposure(&listening)?;
         config.check_budget(config.shards.unwrap_or(1))?;
         Ok(config)
     }

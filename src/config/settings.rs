@@ -16,8 +16,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use super::s3::{is_bucket_name, S3_CONFIGURED_BUCKETS_MAX};
-use super::units::{parse_bool, parse_duration, parse_size};
-use super::Config;
+use super::units::{parse_bool, parse_duration, parse_rate, parse_size, RequestRate};
+use super::{Anonymous, Config};
 use crate::store::Durability;
 
 /// Prefix of every setting's environment variable.
@@ -78,6 +78,8 @@ pub enum Kind {
     BucketList,
     /// A DNS domain name (`s3.domain`).
     Domain,
+    /// A request rate, `2000/s`, `600/m`, `10000/h`.
+    Rate,
 }
 
 impl Kind {
@@ -94,6 +96,7 @@ impl Kind {
             Kind::Text => "TEXT",
             Kind::BucketList => "NAME,…",
             Kind::Domain => "DOMAIN",
+            Kind::Rate => "RATE",
         }
     }
 
@@ -115,6 +118,7 @@ impl Kind {
                                   letters, digits, `.` and `-`; an array of strings in the file)"
                 .into(),
             Kind::Domain => "a domain name like s3.example.com".into(),
+            Kind::Rate => "a rate like 2000/s, 600/m or 10000/h".into(),
         }
     }
 
@@ -163,6 +167,7 @@ impl Kind {
                 }
                 Parsed::Text(text.to_ascii_lowercase())
             }
+            Kind::Rate => Parsed::Rate(parse_rate(text)?),
         })
     }
 }
@@ -182,6 +187,7 @@ pub(super) enum Parsed {
     Word(&'static str),
     Text(String),
     List(Vec<String>),
+    Rate(RequestRate),
 }
 
 impl Parsed {
@@ -249,6 +255,13 @@ impl Parsed {
         }
     }
 
+    fn rate(self) -> Option<RequestRate> {
+        match self {
+            Parsed::Rate(rate) => Some(rate),
+            _ => None,
+        }
+    }
+
     /// For a setting that may be unset: `Some(None)` when unset, else `get`'s value.
     fn optional<T>(self, get: impl FnOnce(Self) -> Option<T>) -> Option<Option<T>> {
         match self {
@@ -265,6 +278,17 @@ fn set<T>(field: &mut T, value: Option<T>) -> Option<()> {
 }
 
 const DURABILITY_WORDS: &[&str] = &["relaxed", "strict"];
+
+const ANONYMOUS_WORDS: &[&str] = &["none", "read", "read-write"];
+
+fn anonymous(word: &str) -> Option<Anonymous> {
+    match word {
+        "none" => Some(Anonymous::None),
+        "read" => Some(Anonymous::Read),
+        "read-write" => Some(Anonymous::ReadWrite),
+        _ => None,
+    }
+}
 
 fn durability(word: &str) -> Option<Durability> {
     match word {
@@ -360,6 +384,35 @@ pub const SETTINGS: &[Setting] = &[
     Setting { key: "mount_defaults", default: "true", kind: Kind::Bool,
         help: "keep the built-in mount table (false: only the file's [[mount]] entries)",
         store: |c, v| set(&mut c.mount_defaults, v.bool()) },
+    Setting { key: "auth.public_keys", default: "", kind: Kind::Path,
+        help: "directory of trusted Ed25519 public keys, `KID.pub` (SPKI PEM); reloaded on change and SIGHUP",
+        store: |c, v| set(&mut c.auth.public_keys, v.optional(Parsed::path)) },
+    Setting { key: "auth.jwks", default: "", kind: Kind::Path,
+        help: "JWKS file of trusted Ed25519 public keys (OKP, crv Ed25519, kid); reloaded on change and SIGHUP",
+        store: |c, v| set(&mut c.auth.jwks, v.optional(Parsed::path)) },
+    Setting { key: "auth.revoked", default: "", kind: Kind::Path,
+        help: "revoked token ids, one `jti` a line; reloaded on change and SIGHUP",
+        store: |c, v| set(&mut c.auth.revoked, v.optional(Parsed::path)) },
+    Setting { key: "auth.audience", default: "", kind: Kind::Text,
+        help: "when set, a token's `aud` must contain it",
+        store: |c, v| set(&mut c.auth.audience, v.optional(Parsed::text)) },
+    Setting { key: "auth.anonymous", default: "", kind: Kind::Choice(ANONYMOUS_WORDS),
+        help: "what a request without a token may do (unset: read-write with no keys, only on \
+               loopback addresses; none with keys)",
+        store: |c, v| set(&mut c.auth.anonymous, v.optional(|v| v.word().and_then(anonymous))) },
+    Setting { key: "auth.public_metrics", default: "false", kind: Kind::Bool,
+        help: "serve /metrics without an admin token",
+        store: |c, v| set(&mut c.auth.public_metrics, v.bool()) },
+    Setting { key: "auth.rate", default: "", kind: Kind::Rate,
+        help: "requests each subject (token `sub`, or anonymous) may make per executor; over it: 429 with \
+               Retry-After, RESOURCE_EXHAUSTED (unset: unlimited)",
+        store: |c, v| set(&mut c.auth.rate, v.optional(Parsed::rate)) },
+    Setting { key: "auth.burst", default: "", kind: Kind::Count { min: 1, max: 1_000_000_000 },
+        help: "requests a subject may make at once above auth.rate (unset: one second's worth)",
+        store: |c, v| set(&mut c.auth.burst, v.optional(Parsed::count)) },
+    Setting { key: "audit_log", default: "", kind: Kind::Path,
+        help: "file that gets one JSON line per write and per refusal (unset: none)",
+        store: |c, v| set(&mut c.auth.audit_log, v.optional(Parsed::path)) },
 ];
 
 /// An array of tables that only the config file can give (`[[mount]]`): its entries have
@@ -376,6 +429,11 @@ pub const FILE_ONLY_ARRAYS: &[FileOnlyArray] = &[
     FileOnlyArray {
         key: "mount",
         help: "front-end mount table: prefix, protocol, optional namespace (see `config::mount`)",
+    },
+    FileOnlyArray {
+        key: "auth.read_through",
+        help: "read-through namespaces: `namespace` glob and the `from` namespaces its misses \
+               fall back to on reads (see `config::auth`)",
     },
     FileOnlyArray {
         key: "s3.keys",

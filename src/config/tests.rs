@@ -81,16 +81,18 @@ fn samples(setting: &Setting) -> [String; 3] {
         Kind::Text => ["debug", "warn", "tessera=trace"].map(String::from),
         Kind::BucketList => ["alpha", "beta,gamma", "delta"].map(String::from),
         Kind::Domain => ["s3.example.com", "a.test", "b.test"].map(String::from),
+        Kind::Rate => ["10/s", "20/m", "30/h"].map(String::from),
     }
 }
 
 /// A value of `setting`'s kind that must be refused (every setting with an empty default is one
 /// that may be unset; the others refuse the empty value).
-fn bad_value(setting: &Setting) -> &'static str {
+fn bad_value(setting: &Setting) -> Option<&'static str> {
     match setting.kind {
-        Kind::Path => "",
-        Kind::Text if !setting.default.is_empty() => "",
-        _ => "#bad#",
+        // Every text is a valid path or text: only a required one has a bad value, the empty one.
+        Kind::Path | Kind::Text if setting.default.is_empty() => None,
+        Kind::Path | Kind::Text => Some(""),
+        _ => Some("#bad#"),
     }
 }
 
@@ -176,7 +178,9 @@ fn every_setting_is_reachable_from_every_layer_and_later_layers_win() {
 #[test]
 fn every_setting_refuses_a_bad_value_from_every_layer_naming_setting_value_and_origin() {
     for setting in SETTINGS {
-        let bad = bad_value(setting);
+        let Some(bad) = bad_value(setting) else {
+            continue;
+        };
         for (layer, origin) in [
             (Layer::File, "the config file".to_string()),
             (
@@ -326,7 +330,7 @@ fn unknown_settings_stop_start_up_from_the_file_and_flags_and_warn_from_the_envi
     assert!(
         error
             .message
-            .ends_with("mount_defaults, [[mount]], [[s3.keys]]"),
+            .ends_with("audit_log, [[mount]], [[auth.read_through]], [[s3.keys]]"),
         "{error}"
     );
 
@@ -593,7 +597,7 @@ fn the_report_lists_every_setting_with_its_value_and_origin_then_the_mounts() {
     fn leaves(table: &toml::Table) -> usize {
         table
             .values()
-            .map(|v| match v {
+            .map(|value| match value {
                 toml::Value::Table(inner) => leaves(inner),
                 _ => 1,
             })

@@ -17,8 +17,10 @@
 //! the index holds only ids, so the store cannot find a namespace's entries without a record of
 //! which ids belong to which namespace. Deleting one key works.
 //!
-//! **Authorization** is one call, [`authorize`], made before anything else; it admits every
-//! caller until tokens exist (branch `auth`), then it will demand the `admin` claim.
+//! **Authorization** is one call, [`authorize`], made before anything else: the authorization
+//! gate's admin check, so once keys are configured the caller's token must carry the `admin`
+//! claim (401 without a valid token, 403 without the claim). Key and blob requests then pass
+//! the authorization layer too: `admin` grants no data access, the token's scopes do.
 
 use std::borrow::Cow;
 use std::io;
@@ -29,8 +31,8 @@ use crate::http1::{Request, Responder};
 use crate::store::{ContentDigest, DigestFunction, Kind, StoreError};
 
 use super::backend::{Backend, Identity, Namespace, Protocol, RequestContext};
-use super::pipeline::{status_of, Answer, Dialect, Op};
-use super::router::FrontEndEnv;
+use super::pipeline::{challenge, status_of, Answer, Dialect, Op};
+use super::router::{AdminGuard, FrontEndEnv};
 use super::{reapi_keys, status, usage};
 
 /// The prefix the admin API is served under (before any mount: a Bazel instance named `admin`
@@ -94,12 +96,16 @@ fn error_answer(status: u16, message: &str) -> Answer {
 
 /// The admin check: every admin request passes here first.
 ///
-/// AUTH (branch `auth`): verify the bearer token in `identity` and require its `admin` claim;
-/// answer 401 without a valid token and 403 without the claim. Until then every caller is
-/// admitted, as every cache client is.
-pub fn authorize(identity: &Identity) -> Result<(), AdminError> {
-    let _ = identity;
-    Ok(())
+/// `guard` is the authorization gate's admin check (`auth::gate::Gate::check_admin`): the bearer
+/// token in `identity` must verify and carry the `admin` claim, or the answer is 401 (no or a
+/// bad token) or 403 (no `admin` claim). With no keys configured the anonymous policy decides
+/// (its loopback-only `read-write` default admits everyone). No guard (a bare router in unit
+/// tests) admits every caller.
+pub fn authorize(guard: Option<&AdminGuard>, identity: &Identity) -> Result<(), AdminError> {
+    match guard {
+        Some(guard) => guard(identity).map_err(|error| AdminError::of_store(&error)),
+        None => Ok(()),
+    }
 }
 
 /// Admin errors as JSON, for the transfer pipeline (blob GET/PUT).
@@ -250,10 +256,12 @@ struct KeyInfo<'a> {
 /// Serves one request under [`PREFIX`].
 pub async fn handle<B: Backend>(
     env: &FrontEndEnv<'_, B>,
+    guard: Option<&AdminGuard>,
     request: &mut Request<'_>,
     responder: &mut Responder<'_>,
 ) -> io::Result<()> {
-    if let Err(error) = authorize(&env.identity) {
+    if let Err(error) = authorize(guard, &env.identity) {
+        challenge(responder, error.status)?;
         return error.answer().send(responder).await;
     }
     let path = request.head.path();

@@ -5,6 +5,7 @@
 //! |---|---|---|
 //! | `tessera_http_responses_total` | counter | `code` (HTTP status) |
 //! | `tessera_grpc_calls_total` | counter | `code` (numeric `grpc-status`) |
+//! | `tessera_auth_refusals_total` | counter | `reason` (`missing`, `expired`, `revoked`, `scope`, …) |
 //! | `tessera_store_objects`, `…_bytes_used`, `…_budget_bytes`, `…_effective_budget_bytes`, `…_degraded`, `…_segments`, `…_pending_reservations` | gauge | `shard` |
 //! | `tessera_store_hits_total`, `…_misses_total`, `…_corrupt_records_total`, `…_evicted_segments_total`, `…_copied_forward_total`, `…_no_space_total`, `…_filesystem_full_total`, `…_checkpoints_total`, `…_background_errors_total`, `…_bytes_written_total` | counter | `shard` |
 //! | `tessera_store_oldest_entry_age_seconds` | gauge | `shard` (absent while the shard is empty) |
@@ -210,6 +211,19 @@ pub async fn render<B: Backend>(
     );
     for (code, count) in grpc_calls_by_status() {
         let _ = writeln!(out, "tessera_grpc_calls_total{{code=\"{code}\"}} {count}");
+    }
+    describe(
+        &mut out,
+        "tessera_auth_refusals_total",
+        "counter",
+        "Requests refused by the authorization layer, by reason (missing token, a token \
+         check that failed, scope).",
+    );
+    for (reason, count) in crate::auth::gate::refusals() {
+        let _ = writeln!(
+            out,
+            "tessera_auth_refusals_total{{reason=\"{reason}\"}} {count}"
+        );
     }
     for (name, kind, help, field) in SHARD_METRICS {
         describe(&mut out, name, kind, help);

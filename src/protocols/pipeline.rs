@@ -182,6 +182,9 @@ pub fn status_of(error: &StoreError) -> (u16, Cow<'static, str>) {
         | StoreError::Overflow { .. }
         | StoreError::MetaTooLarge { .. } => 400,
         StoreError::Exists => 409,
+        StoreError::Unauthenticated { .. } => 401,
+        StoreError::PermissionDenied { .. } => 403,
+        StoreError::RateLimited { .. } => 429,
         StoreError::TooManyReservations { .. } | StoreError::Unavailable { .. } => 503,
         _ => {
             tracing::error!(%error, "store error");
@@ -194,6 +197,17 @@ pub fn status_of(error: &StoreError) -> (u16, Cow<'static, str>) {
     (status, Cow::Owned(error.to_string()))
 }
 
+/// The `WWW-Authenticate` challenge every 401 carries (RFC 6750 §3), so a client knows to send
+/// a bearer token.
+pub const BEARER_CHALLENGE: &str = "Bearer realm=\"tessera\"";
+
+/// Adds the bearer challenge to a 401.
+pub fn challenge(responder: &mut Responder<'_>, status: u16) -> io::Result<()> {
+    if status == 401 {
+        responder.header("www-authenticate", BEARER_CHALLENGE)?;
+    }
+    Ok(())
+}
 /// What a request did, as the latency histograms label it (`metrics::latency`).
 pub type Timed = (Protocol, Operation, Outcome);
 
@@ -241,6 +255,12 @@ impl<B: Backend, D: Dialect> Transfer<'_, B, D> {
         error: &StoreError,
     ) -> io::Result<()> {
         let (status, message) = status_of(error);
+        challenge(responder, status)?;
+        if let StoreError::RateLimited { retry_after, .. } = error {
+            // Whole seconds, rounded up (RFC 9110 §10.2.3).
+            let seconds = retry_after.as_millis().div_ceil(1000).max(1);
+            responder.header("retry-after", seconds.to_string())?;
+        }
         self.refuse(responder, op, status, &message).await
     }
 
@@ -568,6 +588,22 @@ mod tests {
         assert_eq!(status(&mismatch), 400);
         assert_eq!(status(&StoreError::Exists), 409);
         assert_eq!(status(&StoreError::Unavailable { what: "x" }), 503);
+        let unauthenticated = StoreError::Unauthenticated {
+            reason: "expired",
+            message: "token expired at 1".into(),
+        };
+        assert_eq!(status(&unauthenticated), 401);
+        let denied = StoreError::PermissionDenied {
+            subject: "ci".into(),
+            access: "write",
+            namespace: "bazel/main".into(),
+        };
+        assert_eq!(status(&denied), 403);
+        let limited = StoreError::RateLimited {
+            subject: "ci".into(),
+            retry_after: std::time::Duration::from_millis(1500),
+        };
+        assert_eq!(status(&limited), 429);
         let io = StoreError::Io {
             op: "fallocate",
             path: "/srv/secret/shard-1/seg-8.log".into(),

@@ -8,11 +8,11 @@
 //! | any, AWS-signed         | S3 (`s3::is_signed`: header or presigned query)     |
 //! | `/healthz`              | liveness: 200 `ok`                                  |
 //! | `/ready`                | readiness: 200 or 503 with a JSON body (`health`)   |
-//! | `/metrics`              | Prometheus text (`metrics`)                         |
+//! | `/metrics`              | Prometheus text (`metrics`); admin unless `auth.public_metrics` |
 //! | `/` (GET, HEAD)         | a browser (`Accept: text/html`): the status page;   |
 //! |                         | others: a short plain-text index of the mounts      |
-//! | `/status.json`          | the numbers the status page shows (`status`)        |
-//! | `/admin/…`              | the admin JSON API (`admin`)                        |
+//! | `/status.json`          | the numbers the status page shows (`status`); guarded as `/metrics` |
+//! | `/admin/…`              | the admin JSON API (`admin`); admin token once keys are configured |
 //! | a mounted prefix        | that mount's front-end, in its namespace            |
 //! | anything else           | 404 with a short explanation                        |
 
@@ -29,7 +29,7 @@ use super::backend::{Backend, Identity, Namespace, Protocol, RequestContext};
 use super::health::{self, Phase};
 use super::metrics::{self, ExtraMetrics};
 use super::mounts::{FrontEnd, MountTable};
-use super::pipeline::{status_of, Dialect, Timed, Transfer};
+use super::pipeline::{challenge, status_of, Dialect, Timed, Transfer};
 use super::s3::{self, S3Front};
 use super::upload::SpoolBudget;
 use super::{admin, status};
@@ -99,6 +99,13 @@ impl<'a, B: Backend> FrontEndEnv<'a, B> {
     }
 }
 
+/// Decides whether a caller may read `/metrics` and `/status.json` (the authorization gate's
+/// admin check, waived by `auth.public_metrics`).
+pub type MetricsGuard = Rc<dyn Fn(&Identity) -> Result<(), crate::store::StoreError>>;
+
+/// Decides whether a caller may use the admin API (the gate's admin check, never waived).
+pub type AdminGuard = Rc<dyn Fn(&Identity) -> Result<(), crate::store::StoreError>>;
+
 /// The [`Service`] of one executor: every HTTP/1.1 request passes through here.
 pub struct Router<B> {
     backend: Rc<B>,
@@ -110,6 +117,10 @@ pub struct Router<B> {
     /// The S3 front-end, for signed requests (and every request when `s3_only`).
     s3: Option<Rc<S3Front>>,
     s3_only: bool,
+    /// Who may read `/metrics` and `/status.json` (`None`: anyone).
+    metrics_guard: Option<MetricsGuard>,
+    /// Who may use `/admin/…` (`None`: anyone).
+    admin_guard: Option<AdminGuard>,
     /// The node's phase for `/ready`; without one (tests of a bare router) it is ready.
     phase: Option<PhaseSource>,
 }
@@ -126,6 +137,8 @@ impl<B: Backend> Router<B> {
             extra_metrics: None,
             s3: None,
             s3_only: false,
+            metrics_guard: None,
+            admin_guard: None,
             phase: None,
         }
     }
@@ -141,6 +154,18 @@ impl<B: Backend> Router<B> {
         let mut router = Router::new(backend, HttpOptions::default()).with_s3(front);
         router.s3_only = true;
         router
+    }
+
+    /// Lets only callers `guard` accepts read `/metrics` and `/status.json`.
+    pub fn with_metrics_guard(mut self, guard: MetricsGuard) -> Self {
+        self.metrics_guard = Some(guard);
+        self
+    }
+
+    /// Lets only callers `guard` accepts use the admin API.
+    pub fn with_admin_guard(mut self, guard: AdminGuard) -> Self {
+        self.admin_guard = Some(guard);
+        self
     }
 
     /// Lets `/ready` report the server's phase (starting, ready, stopping).
@@ -176,7 +201,7 @@ impl<B: Backend> Router<B> {
         Some(match name {
             "/healthz" => responder.send_text(200, "ok").await,
             "/ready" => self.ready(responder).await,
-            "/status.json" => self.status_json(responder).await,
+            "/status.json" => self.status_json(request, responder).await,
             "/" if status::wants_html(request.head.header("accept")) => {
                 let sent = responder
                     .header("content-type", "text/html; charset=utf-8")
@@ -190,8 +215,24 @@ impl<B: Backend> Router<B> {
                 let index = self.options.mounts.index_text();
                 responder.send_text(200, index.trim_end()).await
             }
-            _ => self.metrics(responder).await,
+            _ => self.metrics(request, responder).await,
         })
+    }
+
+    /// Answers a caller the metrics guard refuses; `None` when it may go on.
+    async fn refuse_unless_metrics_reader(
+        &self,
+        request: &Request<'_>,
+        responder: &mut Responder<'_>,
+    ) -> Option<io::Result<()>> {
+        let guard = self.metrics_guard.as_ref()?;
+        let identity = Identity::from_authorization(request.head.header("authorization"));
+        let error = guard(&identity).err()?;
+        let (status, message) = status_of(&error);
+        if let Err(error) = challenge(responder, status) {
+            return Some(Err(error));
+        }
+        Some(responder.send_text(status, &message).await)
     }
 
     async fn ready(&self, responder: &mut Responder<'_>) -> io::Result<()> {
@@ -204,7 +245,14 @@ impl<B: Backend> Router<B> {
         responder.send(status, body.as_bytes()).await
     }
 
-    async fn status_json(&self, responder: &mut Responder<'_>) -> io::Result<()> {
+    async fn status_json(
+        &self,
+        request: &Request<'_>,
+        responder: &mut Responder<'_>,
+    ) -> io::Result<()> {
+        if let Some(refused) = self.refuse_unless_metrics_reader(request, responder).await {
+            return refused;
+        }
         match status::status_json(&*self.backend).await {
             Ok(body) => {
                 responder.header("content-type", "application/json")?;
@@ -218,7 +266,14 @@ impl<B: Backend> Router<B> {
         }
     }
 
-    async fn metrics(&self, responder: &mut Responder<'_>) -> io::Result<()> {
+    async fn metrics(
+        &self,
+        request: &Request<'_>,
+        responder: &mut Responder<'_>,
+    ) -> io::Result<()> {
+        if let Some(refused) = self.refuse_unless_metrics_reader(request, responder).await {
+            return refused;
+        }
         match metrics::render(&*self.backend, self.extra_metrics.as_ref()).await {
             Ok(page) => {
                 responder.header("content-type", "text/plain; version=0.0.4; charset=utf-8")?;
@@ -282,7 +337,7 @@ impl<B: Backend> Service for Router<B> {
         };
         let answered = async {
             let Some((mount, rest)) = routed else {
-                return admin::handle(&env, request, responder).await;
+                return admin::handle(&env, self.admin_guard.as_ref(), request, responder).await;
             };
             match mount.front_end {
                 FrontEnd::Bazel => bazel_http::handle(&env, rest, request, responder).await,

@@ -4,7 +4,8 @@
 //! one socket systemd passed. A connection starts as
 //! HTTP/1.1; the driver recognises the h2c prior-knowledge preface and returns it, and the
 //! stream then goes to the gRPC layer (`grpc::serve`) with the executor's REAPI services
-//! (`protocols::reapi`) over the same steering backend as the HTTP front-ends. Connections on
+//! (`protocols::reapi`) over the same backend as the HTTP front-ends: the authorization layer
+//! (`auth::layer`) over usage counting (`protocols::usage`) over steering to the owner shard. Connections on
 //! the optional `grpc_listen` address skip the sniffing and start as HTTP/2; connections on
 //! the optional `s3.listen` address speak only S3 (`Port::S3`).
 //! `max_connections` is counted process-wide (one atomic, touched per accept and close); a
@@ -21,12 +22,16 @@ use futures_lite::future::or;
 use futures_lite::AsyncWriteExt;
 use glommio::net::{TcpListener, TcpStream};
 
+use crate::auth::gate::Gate;
+use crate::auth::layer::Authorize;
+use crate::auth::AuthState;
 use crate::config::Config;
 use crate::grpc::GrpcLimits;
 use crate::http1::{self, Limits, Outcome, Sleep};
+use crate::protocols::backend::Identity;
 use crate::protocols::metrics::{describe, ExtraMetrics};
 use crate::protocols::reapi::{ReapiOptions, ReapiService};
-use crate::protocols::router::{HttpOptions, Router};
+use crate::protocols::router::{AdminGuard, HttpOptions, MetricsGuard, Router};
 use crate::protocols::s3::{S3Front, S3Shared};
 use crate::protocols::usage::Usage;
 use crate::store::DigestFunction;
@@ -85,16 +90,18 @@ impl Sleep for Clock {
     }
 }
 
-/// What every connection of one executor shares.
-/// The backend every front-end of an executor uses: usage counting over steering.
-pub type ServerBackend = Usage<Steer>;
+/// The backend every front-end of an executor uses: authorization over usage counting over
+/// steering. Authorization is outermost so a refused request never reaches the usage layer and
+/// is not counted as a namespace hit, miss or put.
+pub type ServerBackend = Authorize<Usage<Steer>>;
 
+/// What every connection of one executor shares.
 pub struct Context {
     router: Router<ServerBackend>,
     /// The router of the `s3.listen` port: every request is S3.
     s3_router: Router<ServerBackend>,
     limits: Limits,
-    /// The REAPI gRPC services over the same steering backend as `router`.
+    /// The REAPI gRPC services over the same backend as `router`.
     reapi: Rc<ReapiService<ServerBackend>>,
     grpc_limits: Rc<GrpcLimits>,
     clock: Clock,
@@ -110,9 +117,19 @@ impl Context {
         config: &Config,
         steer: Rc<Steer>,
         shared: Arc<Shared>,
+        auth: &AuthState,
         s3: &S3Shared,
     ) -> Result<Rc<Self>, String> {
         let s3_front = Rc::new(S3Front::new(s3)?);
+        let gate = Rc::new(Gate::new(&config.auth, auth.trust.clone()));
+        let usage = Rc::new(Usage::new(steer));
+        let backend = Rc::new(Authorize::new(usage, gate.clone()).with_audit(auth.audit.clone()));
+        let metrics_gate = gate.clone();
+        let metrics_guard: MetricsGuard =
+            Rc::new(move |identity: &Identity| metrics_gate.check_metrics(identity));
+        let admin_gate = gate.clone();
+        let admin_guard: AdminGuard =
+            Rc::new(move |identity: &Identity| admin_gate.check_admin(identity));
         let options = HttpOptions {
             bazel_digest: if config.bazel_http_blake3 {
                 DigestFunction::Blake3
@@ -121,7 +138,6 @@ impl Context {
             },
             mounts: crate::protocols::mounts::MountTable::new(&config.mounts),
         };
-        let backend = Rc::new(Usage::new(steer));
         let reapi = ReapiService::new(
             backend.clone(),
             ReapiOptions {
@@ -134,6 +150,8 @@ impl Context {
             router: Router::new(backend, options)
                 .with_s3(s3_front)
                 .with_extra_metrics(connection_metrics(shared.clone(), config.max_connections))
+                .with_metrics_guard(metrics_guard)
+                .with_admin_guard(admin_guard)
                 .with_phase({
                     let shared = shared.clone();
                     Rc::new(move || shared.readiness())

@@ -184,6 +184,14 @@ pub fn run_with_reload(
     let s3_fds = listeners.s3.map(|g| g.fds);
     let s3 = S3Shared::new(&config.s3, Some(&config.data), config.max_blob_bytes)
         .map_err(ServerError::Executor)?;
+    // The addresses actually listened on: a socket handed over by systemd may be another than
+    // `listen`, and the no-keys default must not open it to the network.
+    let mut listening = vec![bound];
+    listening.extend(grpc_bound);
+    config
+        .auth
+        .check_exposure(&listening)
+        .map_err(ServerError::Config)?;
 
     let shared = Arc::new(Shared {
         drain_delay: config.drain_delay,
@@ -198,6 +206,12 @@ pub fn run_with_reload(
     );
     let heartbeats = systemd::watchdog_timeout()
         .map(|timeout| Arc::new(watchdog::Heartbeats::new(executors, timeout)));
+    let auth = crate::auth::AuthState::load(&config.auth).map_err(ServerError::Config)?;
+    let stop = shared.clone();
+    crate::auth::reload::spawn(config.auth.clone(), auth.trust.clone(), move || {
+        stop.draining()
+    })
+    .map_err(|e| ServerError::Executor(format!("cannot start the key reloader: {e}")))?;
     // Every clone of the mesh builder is made here, before any executor runs, and each executor
     // gets its own by move: glommio 0.9's `MeshBuilder` keeps its peer list in an `Rc` (marked
     // `Send` by hand), so a clone on an executor thread would race other threads on a
@@ -221,6 +235,7 @@ pub fn run_with_reload(
             config: config.clone(),
             store_config: store_config.clone(),
             shared: shared.clone(),
+            auth: auth.clone(),
             mesh: Some(mesh),
             ready: ready_tx.clone(),
             heartbeats: heartbeats.clone(),
@@ -365,6 +380,8 @@ struct ExecutorPlan {
     config: Config,
     store_config: crate::store::StoreConfig,
     shared: Arc<Shared>,
+    /// The trusted keys (reloaded by `auth::reload`) and the audit log.
+    auth: crate::auth::AuthState,
     /// Taken (moved) by `run`, never cloned on the executor thread.
     mesh: Option<MeshBuilder<OwnerOp, glommio::channels::channel_mesh::Full>>,
     ready: mpsc::Sender<Result<(), String>>,
@@ -405,7 +422,13 @@ impl ExecutorPlan {
             owned.clone(),
             Rc::new(senders),
         ));
-        let context = match conn::Context::new(&self.config, steer, self.shared.clone(), &self.s3) {
+        let context = match conn::Context::new(
+            &self.config,
+            steer,
+            self.shared.clone(),
+            &self.auth,
+            &self.s3,
+        ) {
             Ok(context) => context,
             Err(error) => return self.fail(error),
         };

@@ -57,8 +57,9 @@ pub fn reload_and_log(running: &mut Config, source: &Reload) {
 }
 
 /// The settings other than `log` whose value differs between `old` and `new`, by setting name
-/// (every declared setting, from the configuration's own list), then `mount` if the mount
-/// table changed.
+/// (every declared setting, from the configuration's own list), then `mount` and
+/// `auth.read_through` if those tables changed. (The contents of the key files and the
+/// revocation list are reloaded by `auth::reload`, not here.)
 fn restart_needed(old: &Config, new: &Config) -> Vec<&'static str> {
     let mut names: Vec<&'static str> = old
         .values
@@ -69,6 +70,9 @@ fn restart_needed(old: &Config, new: &Config) -> Vec<&'static str> {
         .collect();
     if old.mounts != new.mounts {
         names.push("mount");
+    }
+    if old.auth.read_through != new.auth.read_through {
+        names.push("auth.read_through");
     }
     names
 }
@@ -123,8 +127,19 @@ mod tests {
             ("body_stall_timeout", "31s"),
             ("write_stall_timeout", "31s"),
             ("drain_timeout", "31s"),
+            ("drain_delay", "2s"),
+            ("log_format", "json"),
             ("bazel_http_blake3", "true"),
             ("mount_defaults", "false"),
+            ("auth.public_keys", "/keys"),
+            ("auth.jwks", "/jwks.json"),
+            ("auth.revoked", "/revoked"),
+            ("auth.audience", "ci"),
+            ("auth.anonymous", "read"),
+            ("auth.public_metrics", "true"),
+            ("auth.rate", "10/s"),
+            ("auth.burst", "5"),
+            ("audit_log", "/audit.log"),
         ];
         let names: Vec<&str> = SETTINGS.iter().map(|s| s.key).collect();
         let mut expected: Vec<&str> = names.into_iter().filter(|n| *n != "log").collect();
