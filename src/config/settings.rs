@@ -15,6 +15,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use super::s3::{is_bucket_name, S3_CONFIGURED_BUCKETS_MAX};
 use super::units::{parse_bool, parse_duration, parse_rate, parse_size, RequestRate};
 use super::{Anonymous, Config};
 use crate::store::Durability;
@@ -72,6 +73,11 @@ pub enum Kind {
     Choice(&'static [&'static str]),
     /// Free text (a log filter).
     Text,
+    /// S3 bucket names: a TOML array of strings in the file, comma-separated in a variable or
+    /// flag (`s3.buckets`).
+    BucketList,
+    /// A DNS domain name (`s3.domain`).
+    Domain,
     /// A request rate, `2000/s`, `600/m`, `10000/h`.
     Rate,
 }
@@ -88,6 +94,8 @@ impl Kind {
             Kind::Bool => "BOOL",
             Kind::Choice(_) => "WORD",
             Kind::Text => "TEXT",
+            Kind::BucketList => "NAME,…",
+            Kind::Domain => "DOMAIN",
             Kind::Rate => "RATE",
         }
     }
@@ -106,6 +114,10 @@ impl Kind {
                 format!("one of {}", quoted.join(", "))
             }
             Kind::Text => "non-empty text".into(),
+            Kind::BucketList => "a comma-separated list of bucket names (3 to 63 lowercase \
+                                  letters, digits, `.` and `-`; an array of strings in the file)"
+                .into(),
+            Kind::Domain => "a domain name like s3.example.com".into(),
             Kind::Rate => "a rate like 2000/s, 600/m or 10000/h".into(),
         }
     }
@@ -128,6 +140,33 @@ impl Kind {
             Kind::Bool => Parsed::Bool(parse_bool(text)?),
             Kind::Choice(words) => Parsed::Word(words.iter().copied().find(|w| *w == text)?),
             Kind::Text => Parsed::Text(text.to_string()),
+            Kind::BucketList => {
+                let names: Vec<String> = text
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|item| !item.is_empty())
+                    .map(str::to_string)
+                    .collect();
+                if names.len() > S3_CONFIGURED_BUCKETS_MAX
+                    || !names.iter().all(|n| is_bucket_name(n))
+                {
+                    return None;
+                }
+                Parsed::List(names)
+            }
+            Kind::Domain => {
+                let valid = text.len() <= 253
+                    && text.split('.').all(|label| {
+                        (1..=63).contains(&label.len())
+                            && label
+                                .bytes()
+                                .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                    });
+                if !valid {
+                    return None;
+                }
+                Parsed::Text(text.to_ascii_lowercase())
+            }
             Kind::Rate => Parsed::Rate(parse_rate(text)?),
         })
     }
@@ -147,6 +186,7 @@ pub(super) enum Parsed {
     Bool(bool),
     Word(&'static str),
     Text(String),
+    List(Vec<String>),
     Rate(RequestRate),
 }
 
@@ -203,6 +243,14 @@ impl Parsed {
     fn text(self) -> Option<String> {
         match self {
             Parsed::Text(text) => Some(text),
+            _ => None,
+        }
+    }
+
+    fn list(self) -> Option<Vec<String>> {
+        match self {
+            Parsed::Unset => Some(Vec::new()),
+            Parsed::List(items) => Some(items),
             _ => None,
         }
     }
@@ -318,6 +366,18 @@ pub const SETTINGS: &[Setting] = &[
     Setting { key: "log", default: "info", kind: Kind::Text,
         help: "log filter (tracing EnvFilter syntax, e.g. tessera=debug), to stderr",
         store: |c, v| set(&mut c.log, v.text()) },
+    Setting { key: "s3.listen", default: "", kind: Kind::Address,
+        help: "extra address that serves only S3 (anonymous and virtual-hosted clients; unset: none)",
+        store: |c, v| set(&mut c.s3.listen, v.optional(Parsed::address)) },
+    Setting { key: "s3.buckets", default: "", kind: Kind::BucketList,
+        help: "S3 buckets that exist from the start (sccache never creates its bucket)",
+        store: |c, v| set(&mut c.s3.buckets, v.list()) },
+    Setting { key: "s3.domain", default: "", kind: Kind::Domain,
+        help: "domain of virtual-hosted-style S3 requests (BUCKET.DOMAIN; unset: path style only)",
+        store: |c, v| set(&mut c.s3.domain, v.optional(Parsed::text)) },
+    Setting { key: "s3.anonymous", default: "false", kind: Kind::Bool,
+        help: "serve unsigned S3 requests, reading and writing every bucket",
+        store: |c, v| set(&mut c.s3.anonymous, v.bool()) },
     Setting { key: "log_format", default: "text", kind: Kind::Choice(crate::logging::LOG_FORMATS),
         help: "text for people, json (one object per line, request id in `span`) for log shippers",
         store: |c, v| set(&mut c.log_format, v.word().map(str::to_owned)) },
@@ -374,6 +434,11 @@ pub const FILE_ONLY_ARRAYS: &[FileOnlyArray] = &[
         key: "auth.read_through",
         help: "read-through namespaces: `namespace` glob and the `from` namespaces its misses \
                fall back to on reads (see `config::auth`)",
+    },
+    FileOnlyArray {
+        key: "s3.keys",
+        help:
+            "S3 credentials: access_key, secret_key, and the bucket globs it may `read` and `write`",
     },
 ];
 

@@ -18,6 +18,7 @@ pub mod pipeline;
 pub mod reapi;
 pub mod reapi_keys;
 pub mod router;
+pub mod s3;
 pub mod status;
 #[cfg(test)]
 pub(crate) mod test_support;

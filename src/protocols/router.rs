@@ -1,8 +1,11 @@
-//! Routes each HTTP/1.1 request: the server's own endpoints first, then the mount table
-//! (`mounts`) picks the front-end by the longest matching path prefix.
+//! Routes each HTTP/1.1 request: a request with an AWS signature goes to S3, then the
+//! server's own endpoints, then the mount table (`mounts`) picks the front-end by the longest
+//! matching path prefix. A router made with [`Router::s3_only`] (the `s3.listen` port) sends
+//! every request to S3.
 //!
 //! | path                    | answer                                              |
 //! |-------------------------|-----------------------------------------------------|
+//! | any, AWS-signed         | S3 (`s3::is_signed`: header or presigned query)     |
 //! | `/healthz`              | liveness: 200 `ok`                                  |
 //! | `/ready`                | readiness: 200 or 503 with a JSON body (`health`)   |
 //! | `/metrics`              | Prometheus text (`metrics`); admin unless `auth.public_metrics` |
@@ -27,6 +30,7 @@ use super::health::{self, Phase};
 use super::metrics::{self, ExtraMetrics};
 use super::mounts::{FrontEnd, MountTable};
 use super::pipeline::{challenge, status_of, Dialect, Timed, Transfer};
+use super::s3::{self, S3Front};
 use super::upload::SpoolBudget;
 use super::{admin, status};
 use super::{bazel_http, ccache, gradle, nx, turbo};
@@ -110,6 +114,9 @@ pub struct Router<B> {
     spool: SpoolBudget,
     /// The server's own lines on `/metrics`.
     extra_metrics: Option<ExtraMetrics>,
+    /// The S3 front-end, for signed requests (and every request when `s3_only`).
+    s3: Option<Rc<S3Front>>,
+    s3_only: bool,
     /// Who may read `/metrics` and `/status.json` (`None`: anyone).
     metrics_guard: Option<MetricsGuard>,
     /// Who may use `/admin/…` (`None`: anyone).
@@ -128,10 +135,25 @@ impl<B: Backend> Router<B> {
             options,
             spool: SpoolBudget::default(),
             extra_metrics: None,
+            s3: None,
+            s3_only: false,
             metrics_guard: None,
             admin_guard: None,
             phase: None,
         }
+    }
+
+    /// Serves AWS-signed requests through `front`.
+    pub fn with_s3(mut self, front: Rc<S3Front>) -> Self {
+        self.s3 = Some(front);
+        self
+    }
+
+    /// A router that sends every request to `front` (the `s3.listen` port).
+    pub fn s3_only(backend: Rc<B>, front: Rc<S3Front>) -> Self {
+        let mut router = Router::new(backend, HttpOptions::default()).with_s3(front);
+        router.s3_only = true;
+        router
     }
 
     /// Lets only callers `guard` accepts read `/metrics` and `/status.json`.
@@ -271,6 +293,11 @@ impl<B: Backend> Service for Router<B> {
         request: &mut Request<'_>,
         responder: &mut Responder<'_>,
     ) -> io::Result<()> {
+        if let Some(front) = &self.s3 {
+            if self.s3_only || s3::is_signed(&request.head) {
+                return front.handle(&*self.backend, request, responder).await;
+            }
+        }
         let path = request.head.path();
         // Bazel at `/` could claim these paths too: the server's own endpoints come first.
         // Only the exact paths are taken, so `/healthz/ac/<h>` stays a Bazel path.

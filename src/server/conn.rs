@@ -6,7 +6,8 @@
 //! stream then goes to the gRPC layer (`grpc::serve`) with the executor's REAPI services
 //! (`protocols::reapi`) over the same backend as the HTTP front-ends: the authorization layer
 //! (`auth::layer`) over usage counting (`protocols::usage`) over steering to the owner shard. Connections on
-//! the optional `grpc_listen` address skip the sniffing and start as HTTP/2.
+//! the optional `grpc_listen` address skip the sniffing and start as HTTP/2; connections on
+//! the optional `s3.listen` address speak only S3 (`Port::S3`).
 //! `max_connections` is counted process-wide (one atomic, touched per accept and close); a
 //! connection over the limit gets a 503 and is closed.
 
@@ -31,6 +32,7 @@ use crate::protocols::backend::Identity;
 use crate::protocols::metrics::{describe, ExtraMetrics};
 use crate::protocols::reapi::{ReapiOptions, ReapiService};
 use crate::protocols::router::{AdminGuard, HttpOptions, MetricsGuard, Router};
+use crate::protocols::s3::{S3Front, S3Shared};
 use crate::protocols::usage::Usage;
 use crate::store::DigestFunction;
 
@@ -96,6 +98,8 @@ pub type ServerBackend = Authorize<Usage<Steer>>;
 /// What every connection of one executor shares.
 pub struct Context {
     router: Router<ServerBackend>,
+    /// The router of the `s3.listen` port: every request is S3.
+    s3_router: Router<ServerBackend>,
     limits: Limits,
     /// The REAPI gRPC services over the same backend as `router`.
     reapi: Rc<ReapiService<ServerBackend>>,
@@ -114,7 +118,9 @@ impl Context {
         steer: Rc<Steer>,
         shared: Arc<Shared>,
         auth: &AuthState,
-    ) -> Rc<Self> {
+        s3: &S3Shared,
+    ) -> Result<Rc<Self>, String> {
+        let s3_front = Rc::new(S3Front::new(s3)?);
         let gate = Rc::new(Gate::new(&config.auth, auth.trust.clone()));
         let usage = Rc::new(Usage::new(steer));
         let backend = Rc::new(Authorize::new(usage, gate.clone()).with_audit(auth.audit.clone()));
@@ -139,8 +145,10 @@ impl Context {
                 ..ReapiOptions::default()
             },
         );
-        Rc::new(Context {
+        Ok(Rc::new(Context {
+            s3_router: Router::s3_only(backend.clone(), s3_front.clone()),
             router: Router::new(backend, options)
+                .with_s3(s3_front)
                 .with_extra_metrics(connection_metrics(shared.clone(), config.max_connections))
                 .with_metrics_guard(metrics_guard)
                 .with_admin_guard(admin_guard)
@@ -158,7 +166,7 @@ impl Context {
             shared,
             active: Cell::new(0),
             connections_max: config.max_connections,
-        })
+        }))
     }
 
     /// Drops what the gRPC services keep between calls (suspended uploads); after the
@@ -241,15 +249,21 @@ pub fn grpc_limits(config: &Config) -> GrpcLimits {
     }
 }
 
+/// Which protocols a listening port speaks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Port {
+    /// HTTP/1.1 front-ends, S3 (signed requests) and h2c gRPC (preface sniffed).
+    Main,
+    /// Only gRPC (`grpc_listen`).
+    Grpc,
+    /// Only S3 (`s3.listen`).
+    S3,
+}
+
 /// Accepts until drain; each connection runs in its own task.
 /// `inherited`: the socket came from systemd and outlives the process, so accepting stops
 /// without cancelling a pending accept (`handoff`).
-pub async fn accept_loop(
-    listener: TcpListener,
-    context: Rc<Context>,
-    grpc_only: bool,
-    inherited: bool,
-) {
+pub async fn accept_loop(listener: TcpListener, context: Rc<Context>, port: Port, inherited: bool) {
     let mut acceptor = Acceptor::new(&listener, &context.shared.wake_ups, inherited);
     loop {
         let accepted = acceptor.next(context.clock.shutdown()).await;
@@ -275,7 +289,7 @@ pub async fn accept_loop(
         context.active.set(context.active.get() + 1);
         let context = context.clone();
         glommio::spawn_local(async move {
-            serve_connection(stream, &context, grpc_only).await;
+            serve_connection(stream, &context, port).await;
             context.active.set(context.active.get() - 1);
             context
                 .shared
@@ -371,19 +385,17 @@ impl futures_io::AsyncWrite for Socket {
     }
 }
 
-async fn serve_connection(stream: TcpStream, context: &Context, grpc_only: bool) {
+async fn serve_connection(stream: TcpStream, context: &Context, port: Port) {
     let _ = stream.set_nodelay(true);
     let mut socket = Socket(stream);
-    let buffered = if grpc_only {
+    let buffered = if port == Port::Grpc {
         Vec::new()
     } else {
-        let summary = http1::serve(
-            &mut socket,
-            &context.router,
-            &context.clock,
-            &context.limits,
-        )
-        .await;
+        let router = match port {
+            Port::S3 => &context.s3_router,
+            _ => &context.router,
+        };
+        let summary = http1::serve(&mut socket, router, &context.clock, &context.limits).await;
         match summary.outcome {
             Outcome::Http2 { buffered } => buffered,
             outcome => {

@@ -37,6 +37,7 @@ use glommio::channels::channel_mesh::MeshBuilder;
 use glommio::{LocalExecutorBuilder, Placement};
 
 use crate::config::{Config, ConfigError};
+use crate::protocols::s3::S3Shared;
 use crate::store::datadir::read_manifest;
 use crate::store::{DataDir, Shard, StoreError};
 use steer::{owner_of, spawn_owner_tasks, OwnedShards, OwnerOp, Steer, MESH_QUEUE_DEPTH};
@@ -168,11 +169,21 @@ pub fn run_with_reload(
     warn_if_max_size_exceeds_the_filesystem(&store_config);
 
     let inherited = systemd::inherited_sockets().map_err(ServerError::Activation)?;
-    let listeners = listener::open(config.listen, config.grpc_listen, executors, inherited)?;
+    let listeners = listener::open(
+        config.listen,
+        config.grpc_listen,
+        config.s3.listen,
+        executors,
+        inherited,
+    )?;
     let (bound, inherited) = (listeners.main.addr, listeners.main.inherited);
     let grpc_bound = listeners.grpc.as_ref().map(|g| g.addr);
     let grpc_inherited = listeners.grpc.as_ref().is_some_and(|g| g.inherited);
     let grpc_fds = listeners.grpc.map(|g| g.fds);
+    let s3_bound = listeners.s3.as_ref().map(|g| g.addr);
+    let s3_fds = listeners.s3.map(|g| g.fds);
+    let s3 = S3Shared::new(&config.s3, Some(&config.data), config.max_blob_bytes)
+        .map_err(ServerError::Executor)?;
     // The addresses actually listened on: a socket handed over by systemd may be another than
     // `listen`, and the no-keys default must not open it to the network.
     let mut listening = vec![bound];
@@ -219,6 +230,8 @@ pub fn run_with_reload(
             inherited,
             grpc_fd: grpc_fds.as_ref().map(|fds| fds[position]),
             grpc_inherited,
+            s3_fd: s3_fds.as_ref().map(|fds| fds[position]),
+            s3: s3.clone(),
             config: config.clone(),
             store_config: store_config.clone(),
             shared: shared.clone(),
@@ -241,7 +254,7 @@ pub fn run_with_reload(
         return Err(ServerError::Executor(error));
     }
     shared.ready.store(true, Ordering::Release);
-    announce(bound, grpc_bound, shards, executors);
+    announce(bound, grpc_bound, s3_bound, shards, executors);
     if let Some(heartbeats) = heartbeats {
         watchdog::spawn_monitor(heartbeats, shared.clone());
     }
@@ -306,18 +319,25 @@ fn wait_ready(
 
 /// The one line tests and operators wait for: it is printed only when every shard is open.
 /// systemd hears the same moment as `READY=1`.
-fn announce(bound: SocketAddr, grpc: Option<SocketAddr>, shards: u32, executors: usize) {
+fn announce(
+    bound: SocketAddr,
+    grpc: Option<SocketAddr>,
+    s3: Option<SocketAddr>,
+    shards: u32,
+    executors: usize,
+) {
     use std::io::Write;
     let grpc = grpc.map(|a| format!(" grpc={a}")).unwrap_or_default();
+    let s3 = s3.map(|a| format!(" s3={a}")).unwrap_or_default();
     let mut out = std::io::stdout().lock();
     let _ = writeln!(
         out,
-        "tessera listening on {bound}{grpc} shards={shards} executors={executors}"
+        "tessera listening on {bound}{grpc}{s3} shards={shards} executors={executors}"
     );
     let _ = out.flush();
     tracing::info!(%bound, shards, executors, "ready");
     systemd::notify_or_log(&format!(
-        "READY=1\nSTATUS=serving on {bound}{grpc}, {shards} shards, {executors} executors"
+        "READY=1\nSTATUS=serving on {bound}{grpc}{s3}, {shards} shards, {executors} executors"
     ));
 }
 
@@ -354,6 +374,9 @@ struct ExecutorPlan {
     inherited: bool,
     grpc_fd: Option<RawFd>,
     grpc_inherited: bool,
+    /// This executor's socket of the `s3.listen` group.
+    s3_fd: Option<RawFd>,
+    s3: S3Shared,
     config: Config,
     store_config: crate::store::StoreConfig,
     shared: Arc<Shared>,
@@ -376,6 +399,10 @@ impl ExecutorPlan {
             .grpc_fd
             // SAFETY: as above, one fd per executor.
             .map(|fd| unsafe { glommio::net::TcpListener::from_raw_fd(fd) });
+        let s3_listener = self
+            .s3_fd
+            // SAFETY: as above, one fd per executor from `bind_group`.
+            .map(|fd| unsafe { glommio::net::TcpListener::from_raw_fd(fd) });
         let mesh = self.mesh.take().expect("an executor plan runs once");
         let (senders, receivers) = match mesh.join().await {
             Ok(joined) => joined,
@@ -395,7 +422,16 @@ impl ExecutorPlan {
             owned.clone(),
             Rc::new(senders),
         ));
-        let context = conn::Context::new(&self.config, steer, self.shared.clone(), &self.auth);
+        let context = match conn::Context::new(
+            &self.config,
+            steer,
+            self.shared.clone(),
+            &self.auth,
+            &self.s3,
+        ) {
+            Ok(context) => context,
+            Err(error) => return self.fail(error),
+        };
         if let Some(heartbeats) = &self.heartbeats {
             watchdog::spawn_beat(heartbeats.clone(), self.position, self.shared.clone());
         }
@@ -405,11 +441,18 @@ impl ExecutorPlan {
             let context = context.clone();
             let inherited = self.grpc_inherited;
             glommio::spawn_local(async move {
-                conn::accept_loop(grpc_listener, context, true, inherited).await
+                conn::accept_loop(grpc_listener, context, conn::Port::Grpc, inherited).await
             })
             .detach();
         }
-        conn::accept_loop(listener, context.clone(), false, self.inherited).await;
+        if let Some(s3_listener) = s3_listener {
+            let context = context.clone();
+            glommio::spawn_local(async move {
+                conn::accept_loop(s3_listener, context, conn::Port::S3, false).await
+            })
+            .detach();
+        }
+        conn::accept_loop(listener, context.clone(), conn::Port::Main, self.inherited).await;
         context.wait_connections(self.config.drain_timeout).await;
         context.release_grpc_state();
         self.barrier().await;

@@ -57,9 +57,9 @@ pub fn reload_and_log(running: &mut Config, source: &Reload) {
 }
 
 /// The settings other than `log` whose value differs between `old` and `new`, by setting name
-/// (every declared setting, from the configuration's own list), then `mount` and
-/// `auth.read_through` if those tables changed. (The contents of the key files and the
-/// revocation list are reloaded by `auth::reload`, not here.)
+/// (every declared setting, from the configuration's own list), then `mount`,
+/// `auth.read_through` and `s3.keys` if those tables changed. (The contents of the key files and
+/// the revocation list are reloaded by `auth::reload`, not here.)
 fn restart_needed(old: &Config, new: &Config) -> Vec<&'static str> {
     let mut names: Vec<&'static str> = old
         .values
@@ -73,6 +73,9 @@ fn restart_needed(old: &Config, new: &Config) -> Vec<&'static str> {
     }
     if old.auth.read_through != new.auth.read_through {
         names.push("auth.read_through");
+    }
+    if old.s3.keys != new.s3.keys {
+        names.push("s3.keys");
     }
     names
 }
@@ -112,6 +115,10 @@ mod tests {
         let changed = [
             ("listen", "127.0.0.1:1"),
             ("grpc_listen", "127.0.0.1:2"),
+            ("s3.listen", "127.0.0.1:3"),
+            ("s3.buckets", "sccache"),
+            ("s3.domain", "s3.example.com"),
+            ("s3.anonymous", "true"),
             ("data", "/elsewhere"),
             ("max_size", "20GiB"),
             ("max_blob_size", "2GiB"),

@@ -53,11 +53,14 @@ pub struct ReadyLine {
     pub addr: SocketAddr,
     /// The `--grpc-listen` address, when one was asked for.
     pub grpc_addr: Option<SocketAddr>,
+    /// The `s3.listen` address (the S3-only port), when one was configured.
+    pub s3_addr: Option<SocketAddr>,
     pub shards: u32,
     pub executors: u32,
 }
 
-/// Parses `tessera listening on 127.0.0.1:PORT[ grpc=127.0.0.1:PORT] shards=N executors=M`;
+/// Parses `tessera listening on 127.0.0.1:PORT[ grpc=127.0.0.1:PORT][ s3=127.0.0.1:PORT] shards=N
+/// executors=M`;
 /// `None` for anything else, including port 0 and zero counts.
 pub fn parse_ready_line(line: &str) -> Option<ReadyLine> {
     let mut words = line.strip_prefix(READY_PREFIX)?.split(' ').peekable();
@@ -70,13 +73,24 @@ pub fn parse_ready_line(line: &str) -> Option<ReadyLine> {
         }
         None => None,
     };
+    let s3_addr = match words.peek()?.strip_prefix("s3=") {
+        Some(s3) => {
+            let s3: SocketAddr = s3.parse().ok()?;
+            words.next();
+            Some(s3)
+        }
+        None => None,
+    };
     let shards = words.next()?.strip_prefix("shards=")?.parse().ok()?;
     let executors = words.next()?.strip_prefix("executors=")?.parse().ok()?;
-    let ports_known = addr.port() != 0 && grpc_addr.is_none_or(|grpc| grpc.port() != 0);
+    let ports_known = addr.port() != 0
+        && grpc_addr.is_none_or(|grpc| grpc.port() != 0)
+        && s3_addr.is_none_or(|s3| s3.port() != 0);
     let complete = words.next().is_none() && ports_known && shards > 0 && executors > 0;
     complete.then_some(ReadyLine {
         addr,
         grpc_addr,
+        s3_addr,
         shards,
         executors,
     })
@@ -317,6 +331,11 @@ impl Tessera {
     /// The `--grpc-listen` address, when the builder asked for one.
     pub fn grpc_addr(&self) -> Option<SocketAddr> {
         self.ready_line().grpc_addr
+    }
+
+    /// The `s3.listen` address from the ready line (`s3=ADDR`), if the server has one.
+    pub fn s3_addr(&self) -> Option<SocketAddr> {
+        self.ready_line().s3_addr
     }
 
     pub fn data_dir(&self) -> &Path {
