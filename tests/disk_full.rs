@@ -319,6 +319,15 @@ fn filling_the_disk_from_outside_refuses_writes_cleanly_and_they_resume_when_it_
     }
     let page = metrics(addr);
     assert_eq!(metric_sum(&page, "tessera_store_degraded"), 1, "{page}");
+    // A degraded node still serves: /ready stays 200 and names the shard with no room.
+    let ready = get(addr, "/ready");
+    assert_eq!(ready.status, 200, "{ready:?}");
+    assert!(
+        ready.text().contains("\"part\":\"shard/"),
+        "{}",
+        ready.text()
+    );
+    assert!(ready.text().contains("no room"), "{}", ready.text());
     assert!(
         metric_sum(&page, "tessera_store_no_space_total") >= 3,
         "{page}"

@@ -55,17 +55,22 @@ pub struct Readiness {
 
 /// What is degraded, from every shard's counters (or the error that prevented reading them).
 ///
-/// Hooks still to fill, each one entry here:
-/// - a shard with no room: the per-shard "no room" flag in `ShardStats` (branch `disk-full`)
-///   becomes `Degraded { part: "shard/N", reason: "no room" }`;
-/// - the object-store tier: when a tier exists and reports itself down,
+/// - a shard with no room (its filesystem is full and nothing is evictable: `ShardStats::degraded`)
+///   is `Degraded { part: "shard/N", reason: "no room: …" }`;
+/// - hook still to fill: when an object-store tier exists and reports itself down,
 ///   `Degraded { part: "tier", reason: "down: …" }`.
 pub fn degraded_parts(
     shards: Result<&[(u32, ShardStats)], &crate::store::StoreError>,
 ) -> Vec<Degraded> {
     match shards {
-        // No per-shard condition is reported yet (see the hooks above).
-        Ok(_shards) => Vec::new(),
+        Ok(shards) => shards
+            .iter()
+            .filter(|(_, stats)| stats.degraded)
+            .map(|(index, _)| Degraded {
+                part: format!("shard/{index}"),
+                reason: "no room: the filesystem is full and nothing is evictable; writes are refused, reads go on".into(),
+            })
+            .collect(),
         Err(error) => vec![Degraded {
             part: "store".into(),
             reason: format!("shard statistics unavailable: {error}"),
@@ -107,6 +112,19 @@ mod tests {
         assert_eq!(value["status"], "ready");
         assert_eq!(value["degraded"][0]["part"], "shard/3");
         assert_eq!(value["degraded"][0]["reason"], "no room");
+    }
+
+    #[test]
+    fn a_shard_with_no_room_is_named() {
+        let full = ShardStats {
+            degraded: true,
+            ..ShardStats::default()
+        };
+        let shards = [(0, ShardStats::default()), (1, full)];
+        let parts = degraded_parts(Ok(&shards));
+        assert_eq!(parts.len(), 1, "{parts:?}");
+        assert_eq!(parts[0].part, "shard/1");
+        assert!(parts[0].reason.starts_with("no room"), "{parts:?}");
     }
 
     #[test]

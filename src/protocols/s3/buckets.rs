@@ -198,7 +198,20 @@ impl Buckets {
                 Err(e) => return Err(format!("{}: {e}", path.display())),
             }
             keys.retain(|bucket, _| buckets.contains_key(bucket));
-            log = Some(compact_log(dir, &keys).map_err(|e| format!("{}: {e}", path.display()))?);
+            log = match compact_log(dir, &keys) {
+                Ok(file) => Some(file),
+                // A full disk must not stop the server (issue "A full disk is a budget"): keep
+                // appending to the log as it is, or, with none yet, keep the keys in memory.
+                Err(error) => {
+                    let _ = fs::remove_file(dir.join(KEYS_TMP));
+                    tracing::warn!(
+                        %error,
+                        path = %path.display(),
+                        "cannot rewrite the S3 key log (is the disk full?); appending to it as it is"
+                    );
+                    fs::OpenOptions::new().append(true).open(&path).ok()
+                }
+            };
         }
         Ok(Buckets {
             dir: dir.map(Path::to_path_buf),
