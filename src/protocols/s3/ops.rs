@@ -1139,19 +1139,7 @@ impl S3 for TesseraS3 {
             input.if_modified_since.as_ref(),
             not_modified,
         )?;
-        let (start, end, content_range) = match &input.range {
-            None => (0, stored.size, None),
-            Some(range) => {
-                let r = range.check(stored.size).map_err(|_| {
-                    error(
-                        S3ErrorCode::InvalidRange,
-                        "The requested range is not satisfiable",
-                    )
-                })?;
-                let shown = format!("bytes {}-{}/{}", r.start, r.end - 1, stored.size);
-                (r.start, r.end, Some(shown))
-            }
-        };
+        let (start, end, content_range) = byte_range(input.range.as_ref(), stored.size)?;
         let checksums = input
             .checksum_mode
             .as_ref()
@@ -1197,19 +1185,8 @@ impl S3 for TesseraS3 {
             input.if_modified_since.as_ref(),
             not_modified,
         )?;
-        let (length, content_range) = match &input.range {
-            None => (stored.size, None),
-            Some(range) => {
-                let r = range.check(stored.size).map_err(|_| {
-                    error(
-                        S3ErrorCode::InvalidRange,
-                        "The requested range is not satisfiable",
-                    )
-                })?;
-                let shown = format!("bytes {}-{}/{}", r.start, r.end - 1, stored.size);
-                (r.end - r.start, Some(shown))
-            }
-        };
+        let (start, end, content_range) = byte_range(input.range.as_ref(), stored.size)?;
+        let length = end - start;
         let checksums = input
             .checksum_mode
             .as_ref()
@@ -1373,4 +1350,21 @@ impl S3 for TesseraS3 {
             ..Default::default()
         }))
     }
+}
+
+/// The bytes `[start, end)` a GET or HEAD with `range` answers for an object of `size` bytes,
+/// and the `Content-Range` to send when a range was asked for; `InvalidRange` (416) when it
+/// cannot be satisfied.
+fn byte_range(range: Option<&Range>, size: u64) -> S3Result<(u64, u64, Option<String>)> {
+    let Some(range) = range else {
+        return Ok((0, size, None));
+    };
+    let r = range.check(size).map_err(|_| {
+        error(
+            S3ErrorCode::InvalidRange,
+            "The requested range is not satisfiable",
+        )
+    })?;
+    let shown = format!("bytes {}-{}/{size}", r.start, r.end - 1);
+    Ok((r.start, r.end, Some(shown)))
 }
