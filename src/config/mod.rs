@@ -130,6 +130,8 @@ pub struct Config {
     /// The effective mount table: the built-in mounts unless `mount_defaults` is false, then the
     /// file's `[[mount]]` entries in order. No two share a prefix.
     pub mounts: Vec<MountConfig>,
+    /// The `[tier]` table; the layer exists only when [`TierConfig::enabled`].
+    pub tier: crate::tier::TierConfig,
     /// Every declared setting's key and winning raw value, in declaration order: what a
     /// reload compares, so a new setting needs no second list.
     pub values: Vec<(&'static str, String)>,
@@ -162,6 +164,7 @@ impl Config {
             log: String::new(),
             mount_defaults: false,
             mounts: Vec::new(),
+            tier: crate::tier::TierConfig::default(),
             values: Vec::new(),
         }
     }
@@ -371,6 +374,7 @@ impl Layers {
         let mount_entries = self.arrays.get("mount").map_or(&[][..], Vec::as_slice);
         config.mounts = mount::effective_mounts(config.mount_defaults, mount_entries)?;
         config.check_budget(config.shards.unwrap_or(1))?;
+        config.tier.check()?;
         Ok(config)
     }
 

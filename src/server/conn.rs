@@ -27,6 +27,7 @@ use crate::protocols::metrics::{describe, ExtraMetrics};
 use crate::protocols::reapi::{ReapiOptions, ReapiService};
 use crate::protocols::router::{HttpOptions, Router};
 use crate::store::DigestFunction;
+use crate::tier::{TierClient, Tiered};
 
 use super::coarse_timers::CoarseTimers;
 use super::handoff::Acceptor;
@@ -84,10 +85,10 @@ impl Sleep for Clock {
 
 /// What every connection of one executor shares.
 pub struct Context {
-    router: Router<Steer>,
+    router: Router<Tiered<Steer>>,
     limits: Limits,
     /// The REAPI gRPC services over the same steering backend as `router`.
-    reapi: Rc<ReapiService<Steer>>,
+    reapi: Rc<ReapiService<Tiered<Steer>>>,
     grpc_limits: Rc<GrpcLimits>,
     clock: Clock,
     shared: Arc<Shared>,
@@ -98,7 +99,19 @@ pub struct Context {
 }
 
 impl Context {
-    pub fn new(config: &Config, steer: Rc<Steer>, shared: Arc<Shared>) -> Rc<Self> {
+    /// `tier`: the process's object-store tier, if `[tier]` is configured; `requeue`: this
+    /// executor queues again the uploads the tier's journal owed at start.
+    pub fn new(
+        config: &Config,
+        steer: Rc<Steer>,
+        shared: Arc<Shared>,
+        tier: Option<Arc<TierClient>>,
+        requeue: bool,
+    ) -> Rc<Self> {
+        let backend = Rc::new(Tiered::new(steer, tier.clone()));
+        if requeue {
+            backend.requeue_owed();
+        }
         let options = HttpOptions {
             bazel_digest: if config.bazel_http_blake3 {
                 DigestFunction::Blake3
@@ -108,15 +121,18 @@ impl Context {
             mounts: crate::protocols::mounts::MountTable::new(&config.mounts),
         };
         let reapi = ReapiService::new(
-            steer.clone(),
+            backend.clone(),
             ReapiOptions {
                 blob_bytes_max: config.max_blob_bytes,
                 ..ReapiOptions::default()
             },
         );
         Rc::new(Context {
-            router: Router::new(steer, options)
-                .with_extra_metrics(connection_metrics(shared.clone(), config.max_connections)),
+            router: Router::new(backend, options).with_extra_metrics(connection_metrics(
+                shared.clone(),
+                config.max_connections,
+                tier,
+            )),
             limits: http_limits(config),
             reapi: Rc::new(reapi),
             grpc_limits: Rc::new(grpc_limits(config)),
@@ -163,9 +179,17 @@ pub fn http_limits(config: &Config) -> Limits {
     }
 }
 
-/// The server's lines on `/metrics`: connections open, their limit, and refusals.
-fn connection_metrics(shared: Arc<Shared>, max: usize) -> ExtraMetrics {
+/// The server's lines on `/metrics`: connections open, their limit, and refusals; then the
+/// object-store tier's, when there is one.
+fn connection_metrics(
+    shared: Arc<Shared>,
+    max: usize,
+    tier: Option<Arc<TierClient>>,
+) -> ExtraMetrics {
     Rc::new(move |out: &mut String| {
+        if let Some(tier) = &tier {
+            tier.render_metrics(out);
+        }
         use std::fmt::Write;
         let open = shared.open_connections.load(Ordering::Relaxed);
         let refused = shared.refused_connections.load(Ordering::Relaxed);

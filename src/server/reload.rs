@@ -125,6 +125,17 @@ mod tests {
             ("drain_timeout", "31s"),
             ("bazel_http_blake3", "true"),
             ("mount_defaults", "false"),
+            ("tier.kind", "http"),
+            ("tier.endpoint", "http://127.0.0.1:9"),
+            ("tier.region", "eu-west-1"),
+            ("tier.bucket", "b"),
+            ("tier.prefix", "p"),
+            ("tier.access_key", "a"),
+            ("tier.secret_key", "s"),
+            ("tier.virtual_host_style", "true"),
+            ("tier.url", "http://127.0.0.1:9"),
+            ("tier.write", "through"),
+            ("tier.queue", "5"),
         ];
         let names: Vec<&str> = SETTINGS.iter().map(|s| s.key).collect();
         let mut expected: Vec<&str> = names.into_iter().filter(|n| *n != "log").collect();
