@@ -11,6 +11,8 @@
 //!
 //! `TESSERA_SKIP_REAL_CLIENTS=1` skips these tests (with a message).
 
+#[path = "common/grpc_client.rs"]
+mod grpc_client;
 #[path = "common/http_client.rs"]
 mod http_client;
 #[path = "common/server_process.rs"]
@@ -26,6 +28,10 @@ use http_client::{assert_stored, get, put, sha256_hex, Rng};
 use object_store::path::Path as StorePath;
 use object_store::ObjectStoreExt;
 use tessera::Tessera;
+use tessera_lib::grpc::pb::build::bazel::remote::execution::v2 as reapi;
+use tessera_lib::store::{ContentDigest, DigestFunction};
+
+extern crate tessera as tessera_lib;
 
 const SKIP_ENV: &str = "TESSERA_SKIP_REAL_CLIENTS";
 const ACCESS_KEY: &str = "tier-test-access";
@@ -393,4 +399,108 @@ fn store_down_mid_load_and_kill_9_lose_no_acknowledged_write() {
             "{key} must be in the bucket, byte-exact"
         );
     }
+}
+
+const BATCH_UPDATE: &str =
+    "/build.bazel.remote.execution.v2.ContentAddressableStorage/BatchUpdateBlobs";
+const BATCH_READ: &str =
+    "/build.bazel.remote.execution.v2.ContentAddressableStorage/BatchReadBlobs";
+const FIND_MISSING: &str =
+    "/build.bazel.remote.execution.v2.ContentAddressableStorage/FindMissingBlobs";
+
+fn sha(data: &[u8]) -> reapi::Digest {
+    reapi::Digest {
+        hash: ContentDigest::of(DigestFunction::Sha256, data).to_hex(),
+        size_bytes: data.len() as i64,
+    }
+}
+
+/// gRPC, instance `ci` (namespace `bazel/ci`): uploaded through node A, present for node B's
+/// FindMissingBlobs (the tier counts) and read back by BatchReadBlobs; instance `other` does not
+/// see them.
+#[test]
+fn grpc_blobs_of_node_a_are_found_and_read_on_node_b() {
+    if skip() {
+        return;
+    }
+    let weed = Seaweed::start();
+    let a = start_node(&weed.endpoint());
+    let mut rng = Rng::new(13);
+    let blobs: Vec<Vec<u8>> = (0..4).map(|i| blob(&mut rng, 10 + i * 20_000)).collect();
+    let a_addr = a.addr();
+    let sent = blobs.clone();
+    grpc_client::run_executor(move || async move {
+        let client = grpc_client::connect(a_addr).await;
+        let update = reapi::BatchUpdateBlobsRequest {
+            instance_name: "ci".into(),
+            requests: sent
+                .iter()
+                .map(|b| reapi::batch_update_blobs_request::Request {
+                    digest: Some(sha(b)),
+                    data: bytes::Bytes::copy_from_slice(b),
+                    compressor: 0,
+                })
+                .collect(),
+            digest_function: 0,
+        };
+        let updated: reapi::BatchUpdateBlobsResponse =
+            grpc_client::unary(&client, BATCH_UPDATE, &update)
+                .await
+                .unwrap();
+        assert!(updated
+            .responses
+            .iter()
+            .all(|r| r.status.as_ref().unwrap().code == 0));
+    });
+    wait_for_drain(&a);
+    let hash = sha(&blobs[0]).hash;
+    assert_eq!(
+        weed.object(&format!("ns/bazel.2Fci/cas/01/01{hash}"))
+            .as_deref(),
+        Some(&blobs[0][..]),
+        "instance `ci` lives under its own prefix"
+    );
+
+    let b = start_node(&weed.endpoint());
+    let b_addr = b.addr();
+    grpc_client::run_executor(move || async move {
+        let client = grpc_client::connect(b_addr).await;
+        let mut asked: Vec<reapi::Digest> = blobs.iter().map(|b| sha(b)).collect();
+        asked.push(sha(b"never uploaded"));
+        let find = |instance: &str| reapi::FindMissingBlobsRequest {
+            instance_name: instance.into(),
+            blob_digests: asked.clone(),
+            digest_function: 0,
+        };
+        let missing: reapi::FindMissingBlobsResponse =
+            grpc_client::unary(&client, FIND_MISSING, &find("ci"))
+                .await
+                .unwrap();
+        assert_eq!(missing.missing_blob_digests, [sha(b"never uploaded")]);
+        let elsewhere: reapi::FindMissingBlobsResponse =
+            grpc_client::unary(&client, FIND_MISSING, &find("other"))
+                .await
+                .unwrap();
+        assert_eq!(
+            elsewhere.missing_blob_digests, asked,
+            "namespaces stay apart"
+        );
+        let read: reapi::BatchReadBlobsResponse = grpc_client::unary(
+            &client,
+            BATCH_READ,
+            &reapi::BatchReadBlobsRequest {
+                instance_name: "ci".into(),
+                digests: asked[..blobs.len()].to_vec(),
+                acceptable_compressors: vec![],
+                digest_function: 0,
+            },
+        )
+        .await
+        .unwrap();
+        for (response, blob) in read.responses.iter().zip(&blobs) {
+            assert_eq!(response.status.as_ref().unwrap().code, 0);
+            assert_eq!(&response.data[..], &blob[..]);
+        }
+    });
+    assert_eq!(metric(&b, "tessera_tier_read_hits_total"), 4);
 }
