@@ -184,9 +184,20 @@ impl Seaweed {
         self.spawn();
     }
 
-    /// The object at `key`, straight from the store (not through Tessera).
-    fn object(&self, key: &str) -> Option<Vec<u8>> {
-        let store = object_store::aws::AmazonS3Builder::new()
+    /// Stores `body` at `key`, straight into the store (as bazel-remote would).
+    fn put_object(&self, key: &str, body: &[u8]) {
+        let store = self.client();
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("a runtime");
+        runtime
+            .block_on(store.put(&StorePath::from(key), body.to_vec().into()))
+            .unwrap_or_else(|e| panic!("PUT {key} into SeaweedFS: {e}"));
+    }
+
+    fn client(&self) -> object_store::aws::AmazonS3 {
+        object_store::aws::AmazonS3Builder::new()
             .with_endpoint(self.endpoint())
             .with_allow_http(true)
             .with_region("us-east-1")
@@ -195,7 +206,12 @@ impl Seaweed {
             .with_bucket_name(BUCKET)
             .with_virtual_hosted_style_request(false)
             .build()
-            .expect("an S3 client");
+            .expect("an S3 client")
+    }
+
+    /// The object at `key`, straight from the store (not through Tessera).
+    fn object(&self, key: &str) -> Option<Vec<u8>> {
+        let store = self.client();
         let runtime = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
@@ -503,4 +519,67 @@ fn grpc_blobs_of_node_a_are_found_and_read_on_node_b() {
         }
     });
     assert_eq!(metric(&b, "tessera_tier_read_hits_total"), 4);
+}
+
+/// A `cas.v2/` object as bazel-remote's `casblob.WriteAndClose` lays it out in zstd mode
+/// (little-endian): skippable-frame magic 0x184D2A50, frame size, uncompressed size (i64),
+/// compression 1, chunk size (u32), offset count N (i64), N offsets (i64, the last one the file
+/// size), then each chunk as its own zstd frame.
+fn bazel_remote_zstd_blob(blob: &[u8], chunk: usize) -> Vec<u8> {
+    let chunks: Vec<Vec<u8>> = blob
+        .chunks(chunk)
+        .map(|c| zstd::bulk::compress(c, 3).expect("zstd"))
+        .collect();
+    let count = chunks.len() + 1;
+    let mut file = Vec::new();
+    file.extend_from_slice(&0x184D_2A50u32.to_le_bytes());
+    file.extend_from_slice(&((8 + 1 + 4 + 8 + count * 8) as u32).to_le_bytes());
+    file.extend_from_slice(&(blob.len() as i64).to_le_bytes());
+    file.push(1);
+    file.extend_from_slice(&(chunk as u32).to_le_bytes());
+    file.extend_from_slice(&(count as i64).to_le_bytes());
+    let mut offset = 4 + 4 + 8 + 1 + 4 + 8 + count * 8;
+    for c in &chunks {
+        file.extend_from_slice(&(offset as i64).to_le_bytes());
+        offset += c.len();
+    }
+    file.extend_from_slice(&(offset as i64).to_le_bytes());
+    for c in &chunks {
+        file.extend_from_slice(c);
+    }
+    file
+}
+
+/// A bucket filled by bazel-remote, in its uncompressed (`ac/`, `cas/`) and its zstd
+/// (`cas.v2/`) modes, read by Tessera as hits.
+#[test]
+fn a_bucket_laid_out_by_bazel_remote_is_read_as_hits() {
+    if skip() {
+        return;
+    }
+    let weed = Seaweed::start();
+    let mut rng = Rng::new(14);
+    let plain = blob(&mut rng, 3000);
+    let plain_hash = sha256_hex(&plain);
+    weed.put_object(&format!("cas/{}/{plain_hash}", &plain_hash[..2]), &plain);
+    let action = blob(&mut rng, 200);
+    let action_key = sha256_hex(b"bazel-remote action");
+    weed.put_object(&format!("ac/{}/{action_key}", &action_key[..2]), &action);
+    // Compressible and over one chunk: two chunks at bazel-remote's 1 MiB chunk size.
+    let big: Vec<u8> = (0..(1 << 20) + 5000u32).map(|i| (i % 97) as u8).collect();
+    let big_hash = sha256_hex(&big);
+    let file = bazel_remote_zstd_blob(&big, 1 << 20);
+    assert!(file.len() < big.len() / 4, "the test blob compresses");
+    weed.put_object(&format!("cas.v2/{}/{big_hash}", &big_hash[..2]), &file);
+    // A cas.v2 object whose content does not match its key is not served.
+    let liar = bazel_remote_zstd_blob(b"other bytes", 1 << 20);
+    let liar_hash = sha256_hex(b"what the key promises");
+    weed.put_object(&format!("cas.v2/{}/{liar_hash}", &liar_hash[..2]), &liar);
+
+    let node = start_node(&weed.endpoint());
+    assert_stored(node.addr(), &format!("/cas/{plain_hash}"), &plain);
+    assert_stored(node.addr(), &format!("/ac/{action_key}"), &action);
+    assert_stored(node.addr(), &format!("/cas/{big_hash}"), &big);
+    assert_eq!(get(node.addr(), &format!("/cas/{liar_hash}")).status, 404);
+    assert_eq!(metric(&node, "tessera_tier_read_hits_total"), 4);
 }

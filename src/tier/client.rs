@@ -13,6 +13,7 @@ use tokio::sync::{mpsc, oneshot, Semaphore};
 
 use crate::store::ReadHandle;
 
+use super::casblob;
 use super::journal::{Entry, Journal};
 use super::{TierConfig, TierKind};
 
@@ -106,13 +107,15 @@ pub enum Fetched {
 
 /// A read for the tier thread.
 pub enum ReadRequest {
+    /// `fallback`: bazel-remote's `cas.v2/` key, asked when `path` is absent.
     Get {
         path: String,
+        fallback: Option<String>,
         reply: oneshot::Sender<Fetched>,
     },
-    /// Presence of each path; a failure is "absent".
+    /// Presence of each path (or its fallback); a failure is "absent".
     Head {
-        paths: Vec<String>,
+        paths: Vec<(String, Option<String>)>,
         reply: oneshot::Sender<Vec<bool>>,
     },
 }
@@ -369,18 +372,38 @@ impl Worker {
 
     async fn read(&self, request: ReadRequest) {
         match request {
-            ReadRequest::Get { path, reply } => {
-                let fetched = if self.breaker.allows() {
-                    self.get(&path).await
-                } else {
-                    Fetched::Failed
-                };
+            ReadRequest::Get {
+                path,
+                fallback,
+                reply,
+            } => {
+                if !self.breaker.allows() {
+                    let _ = reply.send(Fetched::Failed);
+                    return;
+                }
+                let mut fetched = self.get(&path).await;
+                if let (Fetched::Miss, Some(fallback)) = (&fetched, &fallback) {
+                    fetched = match self.get(fallback).await {
+                        Fetched::Hit(file) => match casblob::decode(&file, self.max_object_bytes) {
+                            Ok(blob) => Fetched::Hit(Bytes::from(blob)),
+                            Err(error) => {
+                                tracing::warn!(%error, path = fallback, "tier: unreadable cas.v2 blob");
+                                Fetched::Miss
+                            }
+                        },
+                        other => other,
+                    };
+                }
                 let _ = reply.send(fetched);
             }
             ReadRequest::Head { paths, reply } => {
                 let mut present = Vec::with_capacity(paths.len());
-                for path in &paths {
-                    present.push(self.breaker.allows() && self.head(path).await);
+                for (path, fallback) in &paths {
+                    let mut found = self.breaker.allows() && self.head(path).await;
+                    if let (false, Some(fallback)) = (found, fallback) {
+                        found = self.breaker.allows() && self.head(fallback).await;
+                    }
+                    present.push(found);
                 }
                 let _ = reply.send(present);
             }

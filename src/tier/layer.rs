@@ -233,8 +233,16 @@ impl<B: Backend + 'static> Tiered<B> {
             return fill.clone();
         }
         let (reply, answer) = oneshot::channel();
+        let config = &tier.client.config;
         let request = ReadRequest::Get {
             path: path.to_owned(),
+            fallback: layout::zstd_fallback(
+                config.kind,
+                &config.prefix,
+                &ctx.namespace,
+                key.kind,
+                key.name,
+            ),
             reply,
         };
         let queued = tier.client.try_read(request).is_ok();
@@ -384,8 +392,16 @@ impl<B: Backend + 'static> Layer for Tiered<B> {
                 continue;
             }
             if let Some(path) = Self::path(tier, &ctx.namespace, key.kind, key.name) {
+                let config = &tier.client.config;
+                let fallback = layout::zstd_fallback(
+                    config.kind,
+                    &config.prefix,
+                    &ctx.namespace,
+                    key.kind,
+                    key.name,
+                );
                 asked.push(index);
-                paths.push(path);
+                paths.push((path, fallback));
             }
         }
         if paths.is_empty() {

@@ -72,6 +72,28 @@ pub fn object_key(prefix: &str, namespace: &Namespace, kind: Kind, name: &[u8]) 
     }
 }
 
+/// Where bazel-remote's default `zstd` mode keeps a `bazel` CAS blob: `cas.v2/H[..2]/H` (a
+/// [`casblob`](super::casblob) file), read when the uncompressed key is absent.
+pub fn zstd_fallback(
+    tier: TierKind,
+    prefix: &str,
+    namespace: &Namespace,
+    kind: Kind,
+    name: &[u8],
+) -> Option<String> {
+    if tier != TierKind::S3 || kind != Kind::Cas || namespace.as_str() != BAZEL_NAMESPACE {
+        return None;
+    }
+    let hash = bazel_sha256(name)?;
+    let prefix = prefix.trim_matches('/');
+    let base = format!("cas.v2/{}/{hash}", &hash[..2]);
+    Some(if prefix.is_empty() {
+        base
+    } else {
+        format!("{prefix}/{base}")
+    })
+}
+
 /// The path of `kind`/`name` on a bazel-remote-compatible HTTP cache (`tier.kind = "http"`):
 /// `[INSTANCE/]ac/H` or `[INSTANCE/]cas/H`. Only Bazel SHA-256 keys have one; other keys stay
 /// local (`None`).
@@ -129,6 +151,30 @@ mod tests {
         assert_eq!(
             object_key("/team/", &bazel, Kind::Ac, &name),
             format!("team/ac/ab/{hash}")
+        );
+    }
+
+    #[test]
+    fn bazel_cas_falls_back_to_bazel_remotes_zstd_layout() {
+        let name = bazel_name([0xab; 32]);
+        let hash = "ab".repeat(32);
+        let bazel = Namespace::bazel("");
+        assert_eq!(
+            zstd_fallback(TierKind::S3, "p/", &bazel, Kind::Cas, &name),
+            Some(format!("p/cas.v2/ab/{hash}"))
+        );
+        assert_eq!(
+            zstd_fallback(TierKind::S3, "", &bazel, Kind::Ac, &name),
+            None
+        );
+        let team = Namespace::bazel("team");
+        assert_eq!(
+            zstd_fallback(TierKind::S3, "", &team, Kind::Cas, &name),
+            None
+        );
+        assert_eq!(
+            zstd_fallback(TierKind::Http, "", &bazel, Kind::Cas, &name),
+            None
         );
     }
 

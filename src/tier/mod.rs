@@ -39,6 +39,7 @@
 //! namespace cannot reach another namespace's entries through the tier). Bazel BLAKE3 keys in
 //! `bazel` use the second form (their name carries the digest-function tag).
 
+pub mod casblob;
 pub mod client;
 pub mod journal;
 pub mod layer;
