@@ -9,7 +9,10 @@
 //!   `kill -9` while uploads are queued; once the store and node A are back, every acknowledged
 //!   write is in the bucket, byte-exact.
 //!
-//! `TESSERA_SKIP_REAL_CLIENTS=1` skips these tests (with a message).
+//! * A bucket laid out by bazel-remote (uncompressed and zstd `cas.v2/`) is read as hits.
+//! * An edge node (`tier.kind = "http"`) in front of another Tessera (no object store needed).
+//!
+//! `TESSERA_SKIP_REAL_CLIENTS=1` skips the SeaweedFS tests (with a message).
 
 #[path = "common/grpc_client.rs"]
 mod grpc_client;
@@ -582,4 +585,45 @@ fn a_bucket_laid_out_by_bazel_remote_is_read_as_hits() {
     assert_stored(node.addr(), &format!("/cas/{big_hash}"), &big);
     assert_eq!(get(node.addr(), &format!("/cas/{liar_hash}")).status, 404);
     assert_eq!(metric(&node, "tessera_tier_read_hits_total"), 4);
+}
+
+/// `tier.kind = "http"`: an edge node in front of node A (another Tessera) gets hits for blobs
+/// only node A holds, and its writes reach node A. No object store involved.
+#[test]
+fn an_http_edge_node_reads_from_and_writes_to_the_node_behind_it() {
+    let central = Tessera::start(&["--shards", "1", "--executors", "1"], &[]);
+    let url = central.url();
+    let edge = Tessera::start(
+        &[
+            "--shards",
+            "1",
+            "--executors",
+            "1",
+            "--tier-kind",
+            "http",
+            "--tier-url",
+            &url,
+        ],
+        &[],
+    );
+    let mut rng = Rng::new(15);
+    let only_central = blob(&mut rng, 20_000);
+    let path = format!("/cas/{}", sha256_hex(&only_central));
+    assert_eq!(put(central.addr(), &path, &only_central).status, 200);
+    let action = blob(&mut rng, 100);
+    let action_path = format!("/ac/{}", sha256_hex(b"edge action"));
+    assert_eq!(put(central.addr(), &action_path, &action).status, 200);
+    assert_stored(edge.addr(), &path, &only_central);
+    assert_stored(edge.addr(), &action_path, &action);
+    assert_eq!(metric(&edge, "tessera_tier_read_hits_total"), 2);
+
+    let from_edge = blob(&mut rng, 70_000);
+    let edge_path = format!("/cas/{}", sha256_hex(&from_edge));
+    assert!(put(edge.addr(), &edge_path, &from_edge).status < 300);
+    wait_for_drain(&edge);
+    assert_stored(central.addr(), &edge_path, &from_edge);
+    // Keys other than Bazel's stay on the edge.
+    assert!(put(edge.addr(), "/cache/0123456789abcdef", b"gradle").status < 300);
+    assert_eq!(metric(&edge, "tessera_tier_upload_queue"), 0);
+    assert_eq!(get(central.addr(), "/cache/0123456789abcdef").status, 404);
 }

@@ -26,6 +26,14 @@ pub const READS_IN_FLIGHT_MAX: usize = 64;
 pub const UPLOAD_WORKERS: usize = 4;
 /// One request to the object store gives up after this long (and counts as a failure).
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+/// A connection to the object store is given up after this long (a dead store refuses or
+/// times out fast, so misses do not wait on it).
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+/// Retries inside the client library for one request (object_store's default is 10 over up to
+/// 3 minutes; the tier retries uploads itself, and a read is better answered as a miss).
+pub const CLIENT_RETRIES_MAX: usize = 2;
+/// The client library stops retrying one request after this long.
+pub const CLIENT_RETRY_WINDOW: Duration = Duration::from_secs(5);
 /// Consecutive failures that open the circuit breaker.
 pub const BREAKER_FAILURES: u32 = 5;
 /// How long an open breaker answers reads as misses before letting a request try again.
@@ -153,17 +161,37 @@ pub struct TierClient {
     pub max_object_bytes: u64,
 }
 
+/// The HTTP client options of both kinds: bounded connect and request times.
+fn client_options(allow_http: bool) -> object_store::ClientOptions {
+    object_store::ClientOptions::new()
+        .with_allow_http(allow_http)
+        .with_connect_timeout(CONNECT_TIMEOUT)
+        .with_timeout(REQUEST_TIMEOUT)
+}
+
+fn retry_config() -> object_store::RetryConfig {
+    object_store::RetryConfig {
+        max_retries: CLIENT_RETRIES_MAX,
+        retry_timeout: CLIENT_RETRY_WINDOW,
+        ..object_store::RetryConfig::default()
+    }
+}
+
 fn build_store(config: &TierConfig) -> Result<Arc<dyn ObjectStore>, String> {
     match config.kind {
         TierKind::S3 => {
+            let allow_http = config
+                .endpoint
+                .as_deref()
+                .is_some_and(|e| e.starts_with("http://"));
             let mut builder = object_store::aws::AmazonS3Builder::from_env()
+                .with_client_options(client_options(allow_http))
+                .with_retry(retry_config())
                 .with_region(config.region.clone())
                 .with_bucket_name(config.bucket.clone().unwrap_or_default())
                 .with_virtual_hosted_style_request(config.virtual_host_style);
             if let Some(endpoint) = &config.endpoint {
-                builder = builder
-                    .with_endpoint(endpoint.clone())
-                    .with_allow_http(endpoint.starts_with("http://"));
+                builder = builder.with_endpoint(endpoint.clone());
             }
             if let (Some(access), Some(secret)) = (&config.access_key, &config.secret_key) {
                 builder = builder
@@ -177,11 +205,11 @@ fn build_store(config: &TierConfig) -> Result<Arc<dyn ObjectStore>, String> {
         }
         TierKind::Http => {
             let url = config.url.clone().unwrap_or_default();
-            let options =
-                object_store::ClientOptions::new().with_allow_http(url.starts_with("http://"));
+            let options = client_options(url.starts_with("http://"));
             object_store::http::HttpBuilder::new()
                 .with_url(url)
                 .with_client_options(options)
+                .with_retry(retry_config())
                 .build()
                 .map(|store| Arc::new(store) as Arc<dyn ObjectStore>)
                 .map_err(|e| format!("tier: {e}"))
