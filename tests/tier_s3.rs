@@ -14,6 +14,8 @@
 //!
 //! `TESSERA_SKIP_REAL_CLIENTS=1` skips the SeaweedFS tests (with a message).
 
+#[path = "common/bazel.rs"]
+mod bazel;
 #[path = "common/grpc_client.rs"]
 mod grpc_client;
 #[path = "common/http_client.rs"]
@@ -626,4 +628,79 @@ fn an_http_edge_node_reads_from_and_writes_to_the_node_behind_it() {
     assert!(put(edge.addr(), "/cache/0123456789abcdef", b"gradle").status < 300);
     assert_eq!(metric(&edge, "tessera_tier_upload_queue"), 0);
     assert_eq!(get(central.addr(), "/cache/0123456789abcdef").status, 404);
+}
+
+/// Real Bazel: a build against node A uploads; after `bazel clean`, the same build against
+/// node B (empty data directory, same bucket) gets every action from the remote cache, over
+/// gRPC (FindMissingBlobs and the AC completeness check see the tier) and over HTTP.
+#[test]
+fn real_bazel_on_node_b_gets_all_remote_hits_for_a_build_that_ran_against_node_a() {
+    if skip()
+        || !bazel::require_real_client("bazel (Debian bazel-bootstrap)", bazel::bazel_available())
+    {
+        return;
+    }
+    let weed = Seaweed::start();
+    let a = start_node(&weed.endpoint());
+    let session = bazel::BazelSession::new().expect("copy the Bazel workspace");
+    let grpc = |node: &Tessera| format!("grpc://{}", node.addr());
+    session
+        .build(&grpc(&a), &[])
+        .unwrap_or_else(|e| panic!("{e}\n{}", a.recent_log()))
+        .assert_all_executed_and_uploaded();
+    let outputs = session.output_files().unwrap();
+    wait_for_drain(&a);
+
+    let b = start_node(&weed.endpoint());
+    session
+        .clean_and_build(&grpc(&b), &[])
+        .unwrap_or_else(|e| panic!("{e}\n{}", b.recent_log()))
+        .assert_all_remote_hits();
+    assert_eq!(session.output_files().unwrap(), outputs);
+    assert!(metric(&b, "tessera_tier_read_hits_total") > 0);
+
+    let c = start_node(&weed.endpoint());
+    session
+        .clean_and_build(&c.url(), &[])
+        .unwrap_or_else(|e| panic!("{e}\n{}", c.recent_log()))
+        .assert_all_remote_hits();
+    assert_eq!(session.output_files().unwrap(), outputs);
+}
+
+/// `tier.write = "through"`: a PUT is acknowledged once the bucket has the object; with the
+/// store down it is refused with 503 (stored locally and owed), and uploaded once it is back.
+#[test]
+fn write_through_acknowledges_after_the_bucket_has_it() {
+    if skip() {
+        return;
+    }
+    let mut weed = Seaweed::start();
+    let mut args = tier_args(&weed.endpoint());
+    args.extend(["--tier-write".to_string(), "through".to_string()]);
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let node = Tessera::start(&args, &[]);
+    let mut rng = Rng::new(16);
+    let body = blob(&mut rng, 50_000);
+    let hash = sha256_hex(&body);
+    assert_eq!(put(node.addr(), &format!("/cas/{hash}"), &body).status, 200);
+    // No waiting: acknowledged means the bucket has it.
+    assert_eq!(
+        weed.object(&format!("cas/{}/{hash}", &hash[..2]))
+            .as_deref(),
+        Some(&body[..])
+    );
+
+    weed.kill();
+    let late = blob(&mut rng, 1000);
+    let late_hash = sha256_hex(&late);
+    let response = put(node.addr(), &format!("/cas/{late_hash}"), &late);
+    assert_eq!(response.status, 503, "{response:?}");
+    assert_stored(node.addr(), &format!("/cas/{late_hash}"), &late);
+    weed.restart();
+    wait_for_drain(&node);
+    assert_eq!(
+        weed.object(&format!("cas/{}/{late_hash}", &late_hash[..2]))
+            .as_deref(),
+        Some(&late[..])
+    );
 }
