@@ -291,6 +291,11 @@ fn wait_for_drain(node: &Tessera) {
     }
 }
 
+/// Lower-case hex of `bytes` (the bucket layout's name encoding).
+fn name_hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
 fn blob(rng: &mut Rng, len: usize) -> Vec<u8> {
     rng.bytes(len)
 }
@@ -346,6 +351,26 @@ fn a_blob_written_through_node_a_is_a_hit_on_node_b() {
     // Stored locally as normal records: the next reads are local.
     assert_stored(b.addr(), &format!("/cas/{hash}"), &cas);
     assert_eq!(metric(&b, "tessera_tier_read_hits_total"), 3);
+    // A ccache entry deleted on node A leaves the bucket too (best effort, asynchronous).
+    let ccache_name = "ab/cdef0123456789";
+    let ccache_key = format!("ns/ccache/blob/{}", {
+        let hex = name_hex(ccache_name.as_bytes());
+        format!("{}/{hex}", &hex[..2])
+    });
+    let entry = blob(&mut rng, 700);
+    assert!(put(a.addr(), &format!("/ccache/{ccache_name}"), &entry).status < 300);
+    wait_for_drain(&a);
+    assert_eq!(weed.object(&ccache_key).as_deref(), Some(&entry[..]));
+    let response = http_client::request(a.addr(), "DELETE", &format!("/ccache/{ccache_name}"), b"");
+    assert!(response.status < 300, "{response:?}");
+    let gone_by = Instant::now() + Duration::from_secs(30);
+    while weed.object(&ccache_key).is_some() {
+        assert!(
+            Instant::now() < gone_by,
+            "{ccache_key} is still in the bucket"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
     // A namespace never reaches another's entries: Gradle's key is not Nx's.
     assert_eq!(
         get(b.addr(), &format!("/v1/cache/{}", "12345678901234")).status,

@@ -121,6 +121,9 @@ pub enum ReadRequest {
         fallback: Option<String>,
         reply: oneshot::Sender<Fetched>,
     },
+    /// Best effort: removes an object after a local delete, so the next miss does not bring it
+    /// back (not journaled; an upload of the same key still queued can re-create it).
+    Delete { path: String },
     /// Presence of each path (or its fallback); a failure is "absent".
     Head {
         paths: Vec<(String, Option<String>)>,
@@ -423,6 +426,18 @@ impl Worker {
                     };
                 }
                 let _ = reply.send(fetched);
+            }
+            ReadRequest::Delete { path } => {
+                let location = StorePath::from(path.as_str());
+                match tokio::time::timeout(REQUEST_TIMEOUT, self.store.delete(&location)).await {
+                    Ok(Ok(())) | Ok(Err(object_store::Error::NotFound { .. })) => {
+                        self.breaker.success()
+                    }
+                    _ => {
+                        self.breaker.failure();
+                        self.stats.read_errors.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
             }
             ReadRequest::Head { paths, reply } => {
                 let mut present = Vec::with_capacity(paths.len());

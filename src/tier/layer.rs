@@ -504,6 +504,21 @@ impl<B: Backend + 'static> Layer for Tiered<B> {
         }
     }
 
+    async fn delete(&self, ctx: &RequestContext, key: &ObjectKey<'_>) -> Result<bool, StoreError> {
+        let deleted = self.inner.delete(ctx, key).await?;
+        if let Some(tier) = &self.tier {
+            if let Some(path) = Self::path(tier, &ctx.namespace, key.kind, key.name) {
+                if tier.client.try_read(ReadRequest::Delete { path }).is_err() {
+                    tier.client
+                        .stats
+                        .read_errors
+                        .fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        }
+        Ok(deleted)
+    }
+
     async fn abort(&self, ctx: &RequestContext, reservation: Reservation) {
         if let Some(tier) = &self.tier {
             let id = reservation.key_id();
