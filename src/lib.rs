@@ -5,11 +5,13 @@
 //! protocol) → `store` (the memory-mapped, content-addressed log).
 
 pub mod auth;
+pub mod cli;
 pub mod config;
 pub mod counters;
 pub mod grpc;
 pub mod http1;
 pub mod logging;
+pub mod metrics;
 pub mod protocols;
 pub mod server;
 pub mod store;

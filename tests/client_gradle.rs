@@ -7,16 +7,11 @@
 //! Needs `gradle` (`bash tests/install-deps.sh`); `TESSERA_SKIP_REAL_CLIENTS=1` skips the
 //! real-client test only.
 
-#[path = "common/cache_clients.rs"]
-mod cache_clients;
-#[path = "common/http_client.rs"]
-mod http_client;
-#[path = "common/tessera.rs"]
-mod tessera;
+mod common;
 
-use cache_clients::{run_driver, stored_objects};
-use http_client::{assert_absent, assert_stored, get, head, request_head, Conn, Rng};
-use tessera::Tessera;
+use common::cache_clients::{self, run_driver, stored_objects};
+use common::http_client::{self, assert_absent, assert_stored, get, head, request_head, Conn, Rng};
+use common::Tessera;
 
 /// What Gradle sends as the `Content-Type` of a PUT (tests/clients/README.md).
 const GRADLE_CONTENT_TYPE: &str = "application/vnd.gradle.build-cache-artifact.v1";
@@ -45,7 +40,7 @@ fn gradle_put(addr: std::net::SocketAddr, path: &str, body: &[u8]) {
 
 #[test]
 fn gradle_gets_compile_java_from_tessera_plain_and_with_basic_credentials() {
-    if cache_clients::skip_real_clients("Gradle") {
+    if common::skip_real_client("Gradle") {
         return;
     }
     let mut server = Tessera::start(&[], &[]);
@@ -66,7 +61,7 @@ fn gradle_gets_compile_java_from_tessera_plain_and_with_basic_credentials() {
     }
     assert_eq!(stored_objects(server.addr()), 2, "one entry per run");
     server.stop_expecting_exit_0();
-    let verified = tessera::verify(server.data_dir());
+    let verified = common::verify(server.data_dir());
     assert!(verified.status.success(), "tessera verify: {verified:?}");
 }
 

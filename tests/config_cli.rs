@@ -2,10 +2,9 @@
 //! declared setting reaches the effective configuration from the file, the environment and a
 //! flag, later layers win, and bad or unknown settings stop start-up naming the setting.
 
-#[path = "common/tessera.rs"]
-mod tessera;
+mod common;
 
-use ::tessera::config::{Setting, SETTINGS};
+use tessera::config::{Setting, SETTINGS};
 
 /// A value every setting accepts: its default, or the empty value (unset) when it has none.
 fn value(setting: &Setting) -> &'static str {
@@ -42,7 +41,7 @@ fn config(args: &[String], env: &[(String, String)]) -> String {
     let mut all = vec!["config"];
     all.extend(args.iter().map(String::as_str));
     let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
-    let output = tessera::run_tessera(&all, &env);
+    let output = common::run_tessera(&all, &env);
     assert_eq!(output.status.code(), Some(0), "tessera {all:?}: {output:?}");
     output.stdout
 }
@@ -180,7 +179,7 @@ fn bad_and_unknown_settings_stop_start_up_naming_the_setting_and_unknown_variabl
             let mut args = vec![command, "--listen", "127.0.0.1:0", "--data", data];
             args.extend(["--config", file_arg]);
             args.extend(&extra);
-            let output = tessera::run_tessera(&args, &env);
+            let output = common::run_tessera(&args, &env);
             assert_eq!(
                 output.status.code(),
                 Some(2),
@@ -197,7 +196,7 @@ fn bad_and_unknown_settings_stop_start_up_naming_the_setting_and_unknown_variabl
     }
     // An unknown TESSERA_ variable is only a warning (the prefix is shared with tool variables).
     std::fs::write(&file, "").unwrap();
-    let output = tessera::run_tessera(
+    let output = common::run_tessera(
         &["config", "--config", file_arg],
         &[("TESSERA_IDEL_TIMEOUT", "2s")],
     );

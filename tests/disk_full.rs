@@ -14,29 +14,22 @@
 //! The server is started through `common/tessera_grpc.rs`, which runs it with
 //! `--max-size 512MiB --segment-size 16MiB`: a budget four times the filesystem.
 
-#[path = "common/grpc_client.rs"]
-mod grpc_client;
-#[path = "common/http_client.rs"]
-mod http_client;
-#[path = "common/loop_fs.rs"]
-mod loop_fs;
-#[path = "common/tessera_grpc.rs"]
-mod tessera_grpc;
+mod common;
 
 use std::net::SocketAddr;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use grpc_client::{call, connect, run_executor, unary};
+use common::grpc_client::{call, connect, run_executor, unary};
+use common::http_client::{self, get, request_head, sha256_hex, Conn, Response, Rng};
+use common::loop_fs::{self, LoopFs};
+use common::Tessera;
 use h2::client::SendRequest;
-use http_client::{get, request_head, sha256_hex, Conn, Response, Rng};
-use loop_fs::LoopFs;
 use prost::Message;
 use tessera::grpc::pb::build::bazel::remote::execution::v2 as reapi;
 use tessera::grpc::pb::google::bytestream::{ReadRequest, ReadResponse, WriteRequest};
 use tessera::grpc::{Code, Status};
-use tessera_grpc::Tessera;
 
 /// Size of each test's filesystem image.
 const FS_BYTES: u64 = 96 << 20;
@@ -67,18 +60,14 @@ fn blob(seed: u64, len: usize) -> Vec<u8> {
     Rng::new(seed).bytes(len)
 }
 
-/// The server's log file (next to, not on, the filesystem that fills).
-fn log_path(fs: &LoopFs) -> std::path::PathBuf {
-    fs.path().with_extension("log")
-}
-
-fn log_len(fs: &LoopFs) -> usize {
-    std::fs::read(log_path(fs)).map_or(0, |b| b.len())
-}
-
-fn log_since(fs: &LoopFs, offset: usize) -> String {
-    let bytes = std::fs::read(log_path(fs)).unwrap_or_default();
-    String::from_utf8_lossy(&bytes[offset.min(bytes.len())..]).into_owned()
+/// Tessera on `data` (the filesystem that fills; its log is kept in memory, not on it) with a
+/// small store and the flags `extra`.
+fn start(data: &Path, extra: &[&str]) -> Tessera {
+    Tessera::builder()
+        .data_dir(data)
+        .small_store()
+        .args(extra)
+        .start()
 }
 
 /// PUTs `body` with `Expect: 100-continue`, so that a refusal (507) arrives before the body is
@@ -195,8 +184,8 @@ fn filling_the_disk_through_tessera_evicts_the_oldest_never_500s_and_survives_ki
     let Some(fs) = LoopFs::mount("filling_the_disk_through_tessera", FS_BYTES) else {
         return;
     };
-    let tessera = Tessera::start(fs.path(), &[]).expect("tessera starts");
-    let addr = tessera.addr;
+    let tessera = start(fs.path(), &[]);
+    let addr = tessera.addr();
     let seed = http_client::test_seed();
     eprintln!("TESSERA_TEST_SEED={seed}");
 
@@ -269,8 +258,8 @@ fn filling_the_disk_through_tessera_evicts_the_oldest_never_500s_and_survives_ki
     // kill -9 and restart on a completely full disk: everything that was indexed is back.
     fs.fill();
     drop(tessera);
-    let mut tessera = Tessera::start(fs.path(), &[]).expect("restart on a full disk");
-    let addr = tessera.addr;
+    let mut tessera = start(fs.path(), &[]);
+    let addr = tessera.addr();
     assert_eq!(
         still_stored(addr, &acknowledged),
         stored,
@@ -278,21 +267,20 @@ fn filling_the_disk_through_tessera_evicts_the_oldest_never_500s_and_survives_ki
     );
 
     // SIGTERM on the full disk: exit 0, nothing half-made left, the next start has it all.
-    let offset = log_len(&fs);
-    tessera.stop().expect("exit 0 after SIGTERM on a full disk");
-    let log = log_since(&fs, offset);
+    tessera.stop_expecting_exit_0();
+    let log = tessera.recent_log();
     assert!(
         leftovers(fs.path()).is_empty(),
         "{:?}",
         leftovers(fs.path())
     );
-    let mut tessera = Tessera::start(fs.path(), &[]).expect("start after SIGTERM");
+    let mut tessera = start(fs.path(), &[]);
     assert_eq!(
-        still_indexed(tessera.addr, &acknowledged),
+        still_indexed(tessera.addr(), &acknowledged),
         stored,
         "after SIGTERM on a full disk; that stop logged:\n{log}"
     );
-    tessera.stop().unwrap();
+    tessera.stop_expecting_exit_0();
 }
 
 #[test]
@@ -300,16 +288,17 @@ fn filling_the_disk_from_outside_refuses_writes_cleanly_and_they_resume_when_it_
     let Some(fs) = LoopFs::mount("filling_the_disk_from_outside", FS_BYTES) else {
         return;
     };
-    let mut tessera = Tessera::start(fs.path(), &ONE_SHARD).expect("tessera starts");
+    let mut tessera = start(fs.path(), &ONE_SHARD);
     let mut stored: Vec<Vec<u8>> = vec![blob(1, 10_000), blob(2, 10_000)];
     stored.push(blob(3, NEARLY_A_SEGMENT_BYTES));
     for bytes in &stored {
         let path = format!("/cas/{}", sha256_hex(bytes));
-        assert_eq!(put(tessera.addr, &path, bytes).status, 200);
+        assert_eq!(put(tessera.addr(), &path, bytes).status, 200);
     }
     // A clean stop writes a checkpoint and its spare; the next start serves the same data.
-    tessera.restart().unwrap();
-    let addr = tessera.addr;
+    tessera.stop_expecting_exit_0();
+    tessera.restart();
+    let addr = tessera.addr();
 
     fs.fill();
     let refused = blob(4, NEEDS_A_SEGMENT_BYTES);
@@ -369,9 +358,8 @@ fn filling_the_disk_from_outside_refuses_writes_cleanly_and_they_resume_when_it_
 
     // SIGTERM on a full disk with the checkpoint's spare in place: the checkpoint is written.
     fs.fill();
-    let offset = log_len(&fs);
-    tessera.stop().expect("exit 0 after SIGTERM on a full disk");
-    let log = log_since(&fs, offset);
+    tessera.stop_expecting_exit_0();
+    let log = tessera.recent_log();
     assert!(!log.contains("checkpoint not written"), "{log}");
     assert!(
         leftovers(fs.path()).is_empty(),
@@ -382,11 +370,11 @@ fn filling_the_disk_from_outside_refuses_writes_cleanly_and_they_resume_when_it_
     // Without a spare: the checkpoint cannot be written, yet the drain finishes the upload in
     // flight, the stop exits 0, says the next start replays the log, and leaves no temporary
     // file.
-    let mut tessera = Tessera::start(fs.path(), &ONE_SHARD).expect("start on a full disk");
+    let mut tessera = start(fs.path(), &ONE_SHARD);
     let _ = std::fs::remove_file(fs.path().join("shard-0/index.ckpt.spare"));
     fs.fill();
     let in_flight = blob(6, 40_000);
-    let mut upload = Conn::open(tessera.addr).unwrap();
+    let mut upload = Conn::open(tessera.addr()).unwrap();
     let head = request_head(
         "PUT",
         &format!("/cas/{}", sha256_hex(&in_flight)),
@@ -402,9 +390,7 @@ fn filling_the_disk_from_outside_refuses_writes_cleanly_and_they_resume_when_it_
         Some(100),
         "room reserved, body awaited"
     );
-    let offset = log_len(&fs);
-    // SAFETY: kill(2) on the server's pid; no memory is involved.
-    unsafe { libc::kill(tessera.pid().unwrap() as i32, libc::SIGTERM) };
+    tessera.send_sigterm();
     upload.send(&in_flight).unwrap();
     let finished = upload.read_response().unwrap();
     assert_eq!(
@@ -413,11 +399,13 @@ fn filling_the_disk_from_outside_refuses_writes_cleanly_and_they_resume_when_it_
         "the drain finished the upload: {}",
         finished.text()
     );
-    tessera
-        .wait_exit()
-        .expect("exit 0 after SIGTERM on a full disk without a spare");
+    let status = tessera.wait_for_exit(Duration::from_millis(common::server::EXIT_TIMEOUT_MS));
+    let log = tessera.recent_log();
+    assert!(
+        status.success(),
+        "exit {status} after SIGTERM on a full disk without a spare; log:\n{log}"
+    );
     stored.push(in_flight);
-    let log = log_since(&fs, offset);
     assert!(
         log.contains("final checkpoint not written") && log.contains("replays"),
         "{log}"
@@ -428,11 +416,15 @@ fn filling_the_disk_from_outside_refuses_writes_cleanly_and_they_resume_when_it_
         leftovers(fs.path())
     );
 
-    let mut tessera = Tessera::start(fs.path(), &ONE_SHARD).expect("start on a full disk");
+    let mut tessera = start(fs.path(), &ONE_SHARD);
     for bytes in &stored {
-        http_client::assert_stored(tessera.addr, &format!("/cas/{}", sha256_hex(bytes)), bytes);
+        http_client::assert_stored(
+            tessera.addr(),
+            &format!("/cas/{}", sha256_hex(bytes)),
+            bytes,
+        );
     }
-    tessera.stop().unwrap();
+    tessera.stop_expecting_exit_0();
 }
 
 fn digest(data: &[u8]) -> reapi::Digest {
@@ -510,8 +502,8 @@ fn grpc_writes_on_a_full_disk_get_resource_exhausted_and_reads_go_on() {
     let Some(fs) = LoopFs::mount("grpc_writes_on_a_full_disk", FS_BYTES) else {
         return;
     };
-    let mut tessera = Tessera::start(fs.path(), &ONE_SHARD).expect("tessera starts");
-    let addr = tessera.addr;
+    let mut tessera = start(fs.path(), &ONE_SHARD);
+    let addr = tessera.addr();
     let mount = fs.path().to_path_buf();
     run_executor(move || async move {
         let client = connect(addr).await;
@@ -548,5 +540,5 @@ fn grpc_writes_on_a_full_disk_get_resource_exhausted_and_reads_go_on() {
         let small = blob(15, 1000);
         assert_eq!(batch_update(&client, &small).await.0, Code::Ok as i32);
     });
-    tessera.stop().unwrap();
+    tessera.stop_expecting_exit_0();
 }

@@ -1,10 +1,12 @@
 //! End-to-end tests of the gRPC/HTTP/2 driver (`tessera::grpc::serve`) with a real h2 client
 //! over loopback TCP, on a glommio executor, against a small echo service.
 
-#[path = "common/grpc_client.rs"]
-mod grpc_client;
+mod common;
 
-use grpc_client::{connect, frame, read_goaway, run_executor};
+use common::grpc_client::{
+    call, call_raw, connect, frame, grpc_request, grpc_request_with, read_goaway, read_reply,
+    run_executor, send_all,
+};
 
 use std::cell::{Cell, RefCell};
 use std::net::SocketAddr;
@@ -12,12 +14,9 @@ use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use futures_lite::future::poll_fn;
 use futures_lite::{AsyncReadExt, AsyncWriteExt};
 use glommio::net::{TcpListener, TcpStream};
 use glommio::timer::sleep;
-use h2::client::SendRequest;
-use http::HeaderMap;
 use tessera::grpc::{
     serve, CallContext, CallKind, Code, ConnectionError, GrpcLimits, GrpcService, RequestStream,
     ResponseSink, Status,
@@ -227,90 +226,6 @@ fn start_server(limits: GrpcLimits, sniffed_bytes: usize) -> Server {
     }
 }
 
-#[derive(Debug)]
-struct Reply {
-    http_status: http::StatusCode,
-    headers: HeaderMap,
-    trailers_only: bool,
-    messages: Vec<Bytes>,
-    status: Status,
-}
-
-fn grpc_request(path: &str, extra_headers: &[(&str, &str)]) -> http::Request<()> {
-    let mut builder = http::Request::builder()
-        .method("POST")
-        .uri(format!("http://127.0.0.1{path}"))
-        .header("content-type", "application/grpc")
-        .header("te", "trailers");
-    for (name, value) in extra_headers {
-        builder = builder.header(*name, *value);
-    }
-    builder.body(()).unwrap()
-}
-
-/// Sends `body` (already framed) as the whole request, then reads the whole reply.
-async fn call_raw(
-    client: &mut SendRequest<Bytes>,
-    request: http::Request<()>,
-    body: Vec<Bytes>,
-) -> Reply {
-    let mut client = client.clone().ready().await.expect("client ready");
-    let (response, mut send) = client.send_request(request, false).expect("send request");
-    for chunk in body {
-        send_all(&mut send, chunk).await;
-    }
-    // Fails when the server already ended the call (e.g. a message over its limit); the reply
-    // carries the status.
-    let _ = send.send_data(Bytes::new(), true);
-    read_reply(response).await
-}
-
-async fn call(client: &mut SendRequest<Bytes>, path: &str, messages: &[Bytes]) -> Reply {
-    let body = messages.iter().map(|m| frame(m)).collect();
-    call_raw(client, grpc_request(path, &[]), body).await
-}
-
-async fn send_all(send: &mut h2::SendStream<Bytes>, mut data: Bytes) {
-    while !data.is_empty() {
-        send.reserve_capacity(data.len());
-        let granted = loop {
-            if send.capacity() > 0 {
-                break send.capacity();
-            }
-            match poll_fn(|cx| send.poll_capacity(cx)).await {
-                Some(Ok(_)) => continue,
-                _ => return, // the server ended the stream; the reply says why
-            }
-        };
-        let piece = data.split_to(granted.min(data.len()));
-        if send.send_data(piece, false).is_err() {
-            return;
-        }
-    }
-}
-
-async fn read_reply(response: h2::client::ResponseFuture) -> Reply {
-    let response = response.await.expect("response headers");
-    let (parts, mut body) = response.into_parts();
-    if body.is_end_stream() {
-        return Reply {
-            http_status: parts.status,
-            status: Status::from_trailers(&parts.headers),
-            headers: parts.headers,
-            trailers_only: true,
-            messages: Vec::new(),
-        };
-    }
-    let (messages, trailers) = grpc_client::read_messages(&mut body).await;
-    Reply {
-        http_status: parts.status,
-        headers: parts.headers,
-        trailers_only: false,
-        messages,
-        status: Status::from_trailers(&trailers),
-    }
-}
-
 /// Polls `condition` every 5 ms for up to 5 s.
 async fn eventually(what: &str, condition: impl Fn() -> bool) {
     let start = Instant::now();
@@ -334,11 +249,11 @@ fn unary_round_trip_with_every_sniffed_prefix_length() {
         // the SETTINGS frame header.
         for sniffed in [0usize, 7, 24, 33] {
             let server = start_server(GrpcLimits::default(), sniffed);
-            let mut client = connect(server.addr).await;
+            let client = connect(server.addr).await;
             for text in ["hello", "", "second call on the same connection"] {
-                let reply = call(&mut client, "/test.Echo/Unary", &[Bytes::from(text)]).await;
+                let reply = call(&client, "/test.Echo/Unary", &[Bytes::from(text)]).await;
                 assert_eq!(reply.status, Status::ok(), "prefix {sniffed}");
-                assert_eq!(reply.http_status, http::StatusCode::OK);
+                assert_eq!(reply.http_status, Some(http::StatusCode::OK));
                 assert_eq!(
                     reply.headers.get("content-type").unwrap(),
                     "application/grpc"
@@ -353,8 +268,8 @@ fn unary_round_trip_with_every_sniffed_prefix_length() {
 fn errors_before_the_first_message_are_trailers_only() {
     run_executor(|| async {
         let server = start_server(GrpcLimits::default(), 0);
-        let mut client = connect(server.addr).await;
-        let reply = call(&mut client, "/test.Echo/Unary", &[Bytes::from("fail")]).await;
+        let client = connect(server.addr).await;
+        let reply = call(&client, "/test.Echo/Unary", &[Bytes::from("fail")]).await;
         assert!(reply.trailers_only);
         assert_eq!(
             reply.headers.get("content-type").unwrap(),
@@ -369,28 +284,28 @@ fn errors_before_the_first_message_are_trailers_only() {
             Status::not_found("no such thing: caf\u{e9} 100%")
         );
 
-        let unknown = call(&mut client, "/test.Echo/Nope", &[Bytes::from("x")]).await;
+        let unknown = call(&client, "/test.Echo/Nope", &[Bytes::from("x")]).await;
         assert!(unknown.trailers_only);
         assert_eq!(
             unknown.status,
             Status::unimplemented("unknown method /test.Echo/Nope")
         );
 
-        let none = call(&mut client, "/test.Echo/Unary", &[]).await;
+        let none = call(&client, "/test.Echo/Unary", &[]).await;
         assert_eq!(none.status.code, Code::Internal);
         assert_eq!(
             none.status.message,
             "request stream ended without a message"
         );
         let two = call(
-            &mut client,
+            &client,
             "/test.Echo/Unary",
             &[Bytes::from("a"), Bytes::from("b")],
         )
         .await;
         assert_eq!(two.status.code, Code::Internal);
 
-        let huge = call(&mut client, "/test.Echo/Unary", &[Bytes::from("huge")]).await;
+        let huge = call(&client, "/test.Echo/Unary", &[Bytes::from("huge")]).await;
         assert_eq!(
             huge.status.code,
             Code::ResourceExhausted,
@@ -404,22 +319,28 @@ fn errors_before_the_first_message_are_trailers_only() {
 fn non_grpc_requests_get_plain_http_errors() {
     run_executor(|| async {
         let server = start_server(GrpcLimits::default(), 0);
-        let mut client = connect(server.addr).await;
-        let mut wrong_type = grpc_request("/test.Echo/Unary", &[]);
+        let client = connect(server.addr).await;
+        let mut wrong_type = grpc_request("/test.Echo/Unary");
         wrong_type.headers_mut().insert(
             "content-type",
             http::HeaderValue::from_static("application/json"),
         );
-        let reply = call_raw(&mut client, wrong_type, vec![frame(b"x")]).await;
-        assert_eq!(reply.http_status, http::StatusCode::UNSUPPORTED_MEDIA_TYPE);
+        let reply = call_raw(&client, wrong_type, vec![frame(b"x")]).await;
+        assert_eq!(
+            reply.http_status,
+            Some(http::StatusCode::UNSUPPORTED_MEDIA_TYPE)
+        );
         assert!(reply.headers.get("grpc-status").is_none());
 
-        let mut get = grpc_request("/test.Echo/Unary", &[]);
+        let mut get = grpc_request("/test.Echo/Unary");
         *get.method_mut() = http::Method::GET;
         let mut client = client.clone().ready().await.unwrap();
         let (response, _) = client.send_request(get, true).unwrap();
         let reply = read_reply(response).await;
-        assert_eq!(reply.http_status, http::StatusCode::METHOD_NOT_ALLOWED);
+        assert_eq!(
+            reply.http_status,
+            Some(http::StatusCode::METHOD_NOT_ALLOWED)
+        );
     });
 }
 
@@ -427,10 +348,10 @@ fn non_grpc_requests_get_plain_http_errors() {
 fn server_streaming_larger_than_every_window() {
     run_executor(|| async {
         let server = start_server(GrpcLimits::default(), 0);
-        let mut client = connect(server.addr).await;
+        let client = connect(server.addr).await;
         // 40 × 256 KiB = 10 MiB: more than the 1 MiB stream and 8 MiB connection windows.
         let reply = call(
-            &mut client,
+            &client,
             "/test.Echo/ServerStream",
             &[Bytes::from("40 262144")],
         )
@@ -441,12 +362,7 @@ fn server_streaming_larger_than_every_window() {
             assert_eq!(message.len(), 262_144);
             assert!(message.iter().all(|&b| b == index as u8), "message {index}");
         }
-        let empty = call(
-            &mut client,
-            "/test.Echo/ServerStream",
-            &[Bytes::from("0 1")],
-        )
-        .await;
+        let empty = call(&client, "/test.Echo/ServerStream", &[Bytes::from("0 1")]).await;
         assert!(empty.trailers_only, "no message: the status travels alone");
         assert_eq!(empty.status, Status::ok());
     });
@@ -456,7 +372,7 @@ fn server_streaming_larger_than_every_window() {
 fn client_streaming_with_a_message_larger_than_the_stream_window() {
     run_executor(|| async {
         let server = start_server(GrpcLimits::default(), 0);
-        let mut client = connect(server.addr).await;
+        let client = connect(server.addr).await;
         let messages: Vec<Bytes> = vec![
             Bytes::from("first"),
             Bytes::from(
@@ -467,7 +383,7 @@ fn client_streaming_with_a_message_larger_than_the_stream_window() {
             Bytes::new(),
             Bytes::from(vec![9u8; 70_000]),
         ];
-        let reply = call(&mut client, "/test.Echo/ClientStream", &messages).await;
+        let reply = call(&client, "/test.Echo/ClientStream", &messages).await;
         assert_eq!(reply.status, Status::ok());
         let total: usize = messages.iter().map(Bytes::len).sum();
         let expected = format!("4 {total} {}", reference_checksum(&messages));
@@ -484,12 +400,12 @@ fn message_over_the_receive_limit_is_resource_exhausted() {
             ..GrpcLimits::default()
         };
         let server = start_server(limits, 0);
-        let mut client = connect(server.addr).await;
+        let client = connect(server.addr).await;
         let at_limit = Bytes::from(vec![1u8; 1 << 20]);
-        let reply = call(&mut client, "/test.Echo/ClientStream", &[at_limit]).await;
+        let reply = call(&client, "/test.Echo/ClientStream", &[at_limit]).await;
         assert_eq!(reply.status, Status::ok());
         let over = Bytes::from(vec![1u8; (1 << 20) + 1]);
-        let reply = call(&mut client, "/test.Echo/ClientStream", &[over]).await;
+        let reply = call(&client, "/test.Echo/ClientStream", &[over]).await;
         assert_eq!(
             reply.status,
             Status::resource_exhausted(
@@ -497,12 +413,7 @@ fn message_over_the_receive_limit_is_resource_exhausted() {
             )
         );
         // The connection is unharmed.
-        let reply = call(
-            &mut client,
-            "/test.Echo/Unary",
-            &[Bytes::from("still here")],
-        )
-        .await;
+        let reply = call(&client, "/test.Echo/Unary", &[Bytes::from("still here")]).await;
         assert_eq!(reply.messages, [Bytes::from("still here")]);
     });
 }
@@ -511,22 +422,17 @@ fn message_over_the_receive_limit_is_resource_exhausted() {
 fn compressed_flag_without_encoding_is_internal() {
     run_executor(|| async {
         let server = start_server(GrpcLimits::default(), 0);
-        let mut client = connect(server.addr).await;
+        let client = connect(server.addr).await;
         let compressed = Bytes::from_static(&[1, 0, 0, 0, 2, b'h', b'i']);
-        let reply = call_raw(
-            &mut client,
-            grpc_request("/test.Echo/Unary", &[]),
-            vec![compressed],
-        )
-        .await;
+        let reply = call_raw(&client, grpc_request("/test.Echo/Unary"), vec![compressed]).await;
         assert_eq!(reply.status.code, Code::Internal);
         assert!(
             reply.status.message.contains("compressed flag"),
             "{}",
             reply.status
         );
-        let gzip = grpc_request("/test.Echo/Unary", &[("grpc-encoding", "gzip")]);
-        let reply = call_raw(&mut client, gzip, vec![frame(b"x")]).await;
+        let gzip = grpc_request_with("/test.Echo/Unary", &[("grpc-encoding", "gzip")]);
+        let reply = call_raw(&client, gzip, vec![frame(b"x")]).await;
         assert_eq!(reply.status.code, Code::Unimplemented);
     });
 }
@@ -535,10 +441,10 @@ fn compressed_flag_without_encoding_is_internal() {
 fn grpc_timeout_is_enforced_and_the_call_is_dropped() {
     run_executor(|| async {
         let server = start_server(GrpcLimits::default(), 0);
-        let mut client = connect(server.addr).await;
+        let client = connect(server.addr).await;
         let started = Instant::now();
-        let request = grpc_request("/test.Echo/Unary", &[("grpc-timeout", "100m")]);
-        let reply = call_raw(&mut client, request, vec![frame(b"sleep")]).await;
+        let request = grpc_request_with("/test.Echo/Unary", &[("grpc-timeout", "100m")]);
+        let reply = call_raw(&client, request, vec![frame(b"sleep")]).await;
         assert_eq!(reply.status.code, Code::DeadlineExceeded);
         assert!(
             started.elapsed() < Duration::from_secs(5),
@@ -549,14 +455,14 @@ fn grpc_timeout_is_enforced_and_the_call_is_dropped() {
         })
         .await;
 
-        let malformed = grpc_request("/test.Echo/Unary", &[("grpc-timeout", "1x")]);
-        let reply = call_raw(&mut client, malformed, vec![frame(b"x")]).await;
+        let malformed = grpc_request_with("/test.Echo/Unary", &[("grpc-timeout", "1x")]);
+        let reply = call_raw(&client, malformed, vec![frame(b"x")]).await;
         assert_eq!(
             reply.status,
             Status::internal("grpc-timeout unit 'x' is not one of H, M, S, m, u, n")
         );
-        let generous = grpc_request("/test.Echo/Unary", &[("grpc-timeout", "99999999H")]);
-        let reply = call_raw(&mut client, generous, vec![frame(b"ok")]).await;
+        let generous = grpc_request_with("/test.Echo/Unary", &[("grpc-timeout", "99999999H")]);
+        let reply = call_raw(&client, generous, vec![frame(b"ok")]).await;
         assert_eq!(reply.messages, [Bytes::from("ok")]);
     });
 }
@@ -568,7 +474,7 @@ fn client_reset_mid_upload_reaches_the_service_and_releases_its_guard() {
         let client = connect(server.addr).await;
         let mut ready = client.clone().ready().await.unwrap();
         let (response, mut send) = ready
-            .send_request(grpc_request("/test.Echo/ClientStream", &[]), false)
+            .send_request(grpc_request("/test.Echo/ClientStream"), false)
             .unwrap();
         send_all(&mut send, frame(b"part one")).await;
         let observed = server.observed.clone();
@@ -584,8 +490,7 @@ fn client_reset_mid_upload_reaches_the_service_and_releases_its_guard() {
         assert!(errors[0].message.contains("reset"), "{}", errors[0]);
         assert!(response.await.is_err(), "the client reset its own stream");
         // The connection serves on.
-        let mut client = client;
-        let reply = call(&mut client, "/test.Echo/Unary", &[Bytes::from("after")]).await;
+        let reply = call(&client, "/test.Echo/Unary", &[Bytes::from("after")]).await;
         assert_eq!(reply.messages, [Bytes::from("after")]);
     });
 }
@@ -635,8 +540,8 @@ fn garbage_frames_get_goaway_and_the_server_keeps_serving() {
         for error in observed.connection_errors.borrow().iter() {
             assert!(matches!(error, ConnectionError::Protocol(_)), "{error}");
         }
-        let mut client = connect(server.addr).await;
-        let reply = call(&mut client, "/test.Echo/Unary", &[Bytes::from("unharmed")]).await;
+        let client = connect(server.addr).await;
+        let reply = call(&client, "/test.Echo/Unary", &[Bytes::from("unharmed")]).await;
         assert_eq!(reply.messages, [Bytes::from("unharmed")]);
     });
 }
@@ -677,7 +582,7 @@ fn drain_sends_goaway_and_lets_in_flight_calls_finish() {
         let client = connect(server.addr).await;
         let mut ready = client.clone().ready().await.unwrap();
         let (response, mut send) = ready
-            .send_request(grpc_request("/test.Echo/ClientStream", &[]), false)
+            .send_request(grpc_request("/test.Echo/ClientStream"), false)
             .unwrap();
         send_all(&mut send, frame(b"before drain")).await;
         let observed = server.observed.clone();
@@ -704,7 +609,7 @@ fn drain_sends_goaway_and_lets_in_flight_calls_finish() {
         // A new stream on the drained connection is refused.
         let refused = async {
             let mut ready = client.ready().await?;
-            let (response, _) = ready.send_request(grpc_request("/test.Echo/Unary", &[]), true)?;
+            let (response, _) = ready.send_request(grpc_request("/test.Echo/Unary"), true)?;
             response.await.map(drop)
         };
         assert!(refused.await.is_err());
@@ -719,8 +624,8 @@ fn idle_connections_are_closed() {
             ..GrpcLimits::default()
         };
         let server = start_server(limits, 0);
-        let mut client = connect(server.addr).await;
-        let reply = call(&mut client, "/test.Echo/Unary", &[Bytes::from("once")]).await;
+        let client = connect(server.addr).await;
+        let reply = call(&client, "/test.Echo/Unary", &[Bytes::from("once")]).await;
         assert_eq!(reply.status, Status::ok());
         let observed = server.observed.clone();
         eventually("the idle close", || {
@@ -767,9 +672,9 @@ fn oversized_header_list_is_refused_and_the_connection_serves_on() {
             ..GrpcLimits::default()
         };
         let server = start_server(limits, 0);
-        let mut client = connect(server.addr).await;
+        let client = connect(server.addr).await;
         let big = "v".repeat(8192);
-        let request = grpc_request("/test.Echo/Unary", &[("x-big", big.as_str())]);
+        let request = grpc_request_with("/test.Echo/Unary", &[("x-big", big.as_str())]);
         let mut ready = client.clone().ready().await.unwrap();
         let (response, _) = ready.send_request(request, true).unwrap();
         let response = response.await.expect("the server answers 431");
@@ -777,7 +682,7 @@ fn oversized_header_list_is_refused_and_the_connection_serves_on() {
             response.status(),
             http::StatusCode::REQUEST_HEADER_FIELDS_TOO_LARGE
         );
-        let reply = call(&mut client, "/test.Echo/Unary", &[Bytes::from("small")]).await;
+        let reply = call(&client, "/test.Echo/Unary", &[Bytes::from("small")]).await;
         assert_eq!(reply.messages, [Bytes::from("small")]);
     });
 }
@@ -790,18 +695,18 @@ fn more_concurrent_calls_than_the_stream_limit_all_complete() {
             ..GrpcLimits::default()
         };
         let server = start_server(limits, 0);
-        let mut client = connect(server.addr).await;
+        let client = connect(server.addr).await;
         // Streams opened before the client has read our SETTINGS may be refused
         // (REFUSED_STREAM, which real clients retry); one call first makes the limit known.
-        let warm_up = call(&mut client, "/test.Echo/Unary", &[Bytes::from("warm")]).await;
+        let warm_up = call(&client, "/test.Echo/Unary", &[Bytes::from("warm")]).await;
         assert_eq!(warm_up.status, Status::ok());
         let calls: Vec<_> = (0..100)
             .map(|index| {
-                let mut client = client.clone();
+                let client = client.clone();
                 glommio::spawn_local(async move {
                     let text = Bytes::from(format!("call {index}"));
                     let reply =
-                        call(&mut client, "/test.Echo/Unary", std::slice::from_ref(&text)).await;
+                        call(&client, "/test.Echo/Unary", std::slice::from_ref(&text)).await;
                     assert_eq!(reply.messages, [text]);
                 })
             })
@@ -813,16 +718,23 @@ fn more_concurrent_calls_than_the_stream_limit_all_complete() {
     });
 }
 
-/// The Python of the grpcio venv that tests/install-deps.sh creates.
+/// The Python of the grpcio venv that tests/install-deps.sh creates
+/// (`TESSERA_GRPCIO_VENV` names another).
 fn grpcio_python() -> String {
     let venv = std::env::var("TESSERA_GRPCIO_VENV")
         .unwrap_or_else(|_| "/opt/tessera-tests/grpcio-venv".to_owned());
-    let python = format!("{venv}/bin/python");
-    assert!(
-        std::path::Path::new(&python).exists(),
-        "{python} is missing: run tests/install-deps.sh (or set TESSERA_GRPCIO_VENV)"
-    );
-    python
+    format!("{venv}/bin/python")
+}
+
+/// Whether `python` runs and can import grpcio.
+fn grpcio_available(python: &str) -> bool {
+    std::process::Command::new(python)
+        .args(["-c", "import grpc"])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .status()
+        .is_ok_and(|status| status.success())
 }
 
 /// A real gRPC client stack (Python grpcio, installed by tests/install-deps.sh) against the
@@ -831,6 +743,10 @@ fn grpcio_python() -> String {
 #[test]
 fn python_grpcio_client_interoperates() {
     let python = grpcio_python();
+    let client = format!("Python grpcio ({python}, from tests/install-deps.sh)");
+    if !common::require_real_client(&client, grpcio_available(&python)) {
+        return;
+    }
     run_executor(move || async move {
         let server = start_server(GrpcLimits::default(), 0);
         let port = server.addr.port();
@@ -874,12 +790,12 @@ fn tasks_outliving_reset_streams_are_bounded() {
             ..GrpcLimits::default()
         };
         let server = start_server(limits, 0);
-        let mut client = connect(server.addr).await;
-        let warm_up = call(&mut client, "/test.Echo/Unary", &[Bytes::from("warm")]).await;
+        let client = connect(server.addr).await;
+        let warm_up = call(&client, "/test.Echo/Unary", &[Bytes::from("warm")]).await;
         assert_eq!(warm_up.status, Status::ok());
         for _ in 0..2 {
             let mut ready = client.clone().ready().await.unwrap();
-            let request = grpc_request("/test.Echo/ServerStream", &[]);
+            let request = grpc_request("/test.Echo/ServerStream");
             let (_response, mut send) = ready.send_request(request, false).unwrap();
             send_all(&mut send, frame(b"think")).await;
             send.send_data(Bytes::new(), true).unwrap();
@@ -889,7 +805,7 @@ fn tasks_outliving_reset_streams_are_bounded() {
         // Both HTTP/2 streams are closed, both tasks still think: the next stream is refused.
         let mut ready = client.clone().ready().await.unwrap();
         let (response, _) = ready
-            .send_request(grpc_request("/test.Echo/Unary", &[]), true)
+            .send_request(grpc_request("/test.Echo/Unary"), true)
             .unwrap();
         let error = response.await.expect_err("refused");
         assert_eq!(error.reason(), Some(h2::Reason::REFUSED_STREAM));

@@ -2,21 +2,18 @@
 //! client: every RPC, BLAKE3 digests, zstd compressed blobs, resumed writes, every bad input of
 //! issue 4, and the sharing of CAS and AC with the Bazel HTTP front-end.
 
-#[path = "common/grpc_client.rs"]
-mod grpc_client;
-#[path = "common/tessera_grpc.rs"]
-mod tessera_grpc;
+mod common;
 
-use std::io::{Read, Write};
 use std::net::SocketAddr;
 use std::time::Duration;
 
 use bytes::Bytes;
-use futures_lite::AsyncWriteExt;
-use grpc_client::{
+use common::grpc_client::{
     call, connect, frame, grpc_request, grpc_request_with, read_goaway, read_reply, run_executor,
     send_all, unary,
 };
+use common::Tessera;
+use futures_lite::AsyncWriteExt;
 use h2::client::SendRequest;
 use prost::Message;
 use tessera::grpc::pb::build::bazel::remote::execution::v2 as reapi;
@@ -26,7 +23,6 @@ use tessera::grpc::pb::google::bytestream::{
 };
 use tessera::grpc::{Code, Status};
 use tessera::store::{ContentDigest, DigestFunction};
-use tessera_grpc::Tessera;
 
 const CAPABILITIES: &str = "/build.bazel.remote.execution.v2.Capabilities/GetCapabilities";
 const GET_ACTION_RESULT: &str = "/build.bazel.remote.execution.v2.ActionCache/GetActionResult";
@@ -43,8 +39,9 @@ const READ: &str = "/google.bytestream.ByteStream/Read";
 const WRITE: &str = "/google.bytestream.ByteStream/Write";
 const QUERY_WRITE_STATUS: &str = "/google.bytestream.ByteStream/QueryWriteStatus";
 
-fn start(dir: &tempfile::TempDir, extra: &[&str]) -> Tessera {
-    Tessera::start(&dir.path().join("data"), extra).expect("tessera starts")
+/// Starts Tessera on a fresh data directory with a small store and the flags `extra`.
+fn start(extra: &[&str]) -> Tessera {
+    Tessera::builder().small_store().args(extra).start()
 }
 
 /// Starts Tessera with `extra` flags on a fresh data directory and runs `test` on a glommio
@@ -54,9 +51,8 @@ where
     G: FnOnce(SendRequest<Bytes>, SocketAddr) -> F + Send + 'static,
     F: std::future::Future<Output = ()> + 'static,
 {
-    let dir = tempfile::tempdir().unwrap();
-    let tessera = start(&dir, extra);
-    let addr = tessera.addr;
+    let tessera = start(extra);
+    let addr = tessera.addr();
     run_executor(move || async move {
         let client = connect(addr).await;
         test(client, addr).await;
@@ -437,11 +433,10 @@ async fn reset_mid_upload(client: &SendRequest<Bytes>, requests: &[WriteRequest]
 
 #[test]
 fn broken_off_writes_resume_at_the_committed_size() {
-    let dir = tempfile::tempdir().unwrap();
     // One executor: the resumed call must reach the executor holding the suspended upload
     // (the suspension table is per executor; one connection stays on one anyway).
-    let tessera = start(&dir, &["--executors", "1"]);
-    let addr = tessera.addr;
+    let tessera = start(&["--executors", "1"]);
+    let addr = tessera.addr();
     run_executor(move || async move {
         let client = connect(addr).await;
         let data = pseudo_random(1 << 20, 9);
@@ -675,11 +670,10 @@ fn bad_writes_are_invalid_argument_and_store_nothing() {
 
 #[test]
 fn garbage_http2_frames_get_goaway_and_the_server_serves_on() {
-    let dir = tempfile::tempdir().unwrap();
-    let tessera = start(&dir, &["--grpc-listen", "127.0.0.1:0"]);
+    let tessera = Tessera::builder().small_store().grpc_listen().start();
     let addrs = [
-        tessera.addr,
-        tessera.grpc_addr.expect("grpc= in the announcement"),
+        tessera.addr(),
+        tessera.grpc_addr().expect("grpc= in the announcement"),
     ];
     run_executor(move || async move {
         for addr in addrs {
@@ -705,10 +699,9 @@ fn garbage_http2_frames_get_goaway_and_the_server_serves_on() {
 
 #[test]
 fn sigterm_sends_goaway_and_the_server_exits_cleanly() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut tessera = start(&dir, &[]);
-    let addr = tessera.addr;
-    let pid = tessera.pid().unwrap() as i32;
+    let mut tessera = start(&[]);
+    let addr = tessera.addr();
+    let pid = tessera.pid() as i32;
     run_executor(move || async move {
         let mut raw = glommio::net::TcpStream::connect(addr).await.unwrap();
         raw.write_all(tessera::grpc::HTTP2_PREFACE).await.unwrap();
@@ -726,7 +719,12 @@ fn sigterm_sends_goaway_and_the_server_exits_cleanly() {
         );
         let _ = raw.close().await;
     });
-    tessera.wait_exit().expect("exit status 0 after the drain");
+    let status = tessera.wait_for_exit(Duration::from_millis(common::server::EXIT_TIMEOUT_MS));
+    assert!(
+        status.success(),
+        "exit status {status} after the drain; log:\n{}",
+        tessera.recent_log()
+    );
 }
 
 #[test]
@@ -865,24 +863,8 @@ fn action_cache_completeness_inlining_and_get_tree() {
 
 /// One HTTP/1.1 exchange on a fresh connection; returns (status, body).
 fn http(addr: SocketAddr, method: &str, path: &str, body: &[u8]) -> (u16, Vec<u8>) {
-    let mut stream = std::net::TcpStream::connect(addr).unwrap();
-    let head = format!(
-        "{method} {path} HTTP/1.1\r\nhost: t\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
-        body.len()
-    );
-    stream.write_all(head.as_bytes()).unwrap();
-    stream.write_all(body).unwrap();
-    let mut response = Vec::new();
-    stream.read_to_end(&mut response).unwrap();
-    let split = response
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .expect("a full head");
-    let status = std::str::from_utf8(&response[9..12])
-        .unwrap()
-        .parse()
-        .unwrap();
-    (status, response[split + 4..].to_vec())
+    let response = common::http_client::request(addr, method, path, body);
+    (response.status, response.body)
 }
 
 #[test]
@@ -987,11 +969,10 @@ fn http_and_grpc_share_the_cas_and_the_action_cache() {
 
 #[test]
 fn uploads_survive_a_restart() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut tessera = start(&dir, &[]);
+    let mut tessera = start(&[]);
     let data = pseudo_random(2 << 20, 3);
     let name = blob_name("keep", "blake3/", &data, DigestFunction::Blake3);
-    let addr = tessera.addr;
+    let addr = tessera.addr();
     let (write_data, write_name) = (data.clone(), name.clone());
     run_executor(move || async move {
         let client = connect(addr).await;
@@ -1004,11 +985,12 @@ fn uploads_survive_a_restart() {
         .await
         .unwrap();
     });
-    tessera.restart().unwrap();
-    let addr = tessera.addr;
+    tessera.stop_expecting_exit_0();
+    tessera.restart();
+    let addr = tessera.addr();
     run_executor(move || async move {
         let client = connect(addr).await;
         assert_eq!(read(&client, &name, 0, 0).await.unwrap(), data);
     });
-    tessera.stop().unwrap();
+    tessera.stop_expecting_exit_0();
 }

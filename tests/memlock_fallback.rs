@@ -1,96 +1,153 @@
 //! An unprivileged deployment: without CAP_IPC_LOCK, io_uring buffer registration counts
 //! against RLIMIT_MEMLOCK and fails (stack.md §7); glommio then falls back to unregistered
-//! buffers. This runs the real binary with the capability dropped (`capsh`, Debian
-//! `libcap2-bin`) and checks that it still starts, stores and serves, and drains on SIGTERM.
+//! buffers and logs a warning, which Tessera's log bridge forwards to stderr. This runs the real
+//! binary under a small RLIMIT_MEMLOCK (`prlimit`, util-linux) with the capability dropped
+//! (`capsh`, Debian `libcap2-bin`) and checks the evidence that registration failed in every
+//! executor, and that the server still starts, stores, serves and drains on SIGTERM. A second
+//! test is the control: with CAP_IPC_LOCK the same server registers its buffers and logs no
+//! such warning, so the first test cannot pass on a server that kept registered buffers.
 
-use std::io::{BufRead, BufReader, Read, Write};
-use std::net::TcpStream;
-use std::process::{Command, Stdio};
+mod common;
+
 use std::time::Duration;
 
-/// Longest wait for the ready line.
-const START_TIMEOUT: Duration = Duration::from_secs(30);
+use common::http_client::{assert_stored, put};
+use common::Tessera;
 
-fn running_as_root() -> bool {
-    // SAFETY: geteuid has no preconditions and cannot fail.
-    unsafe { libc::geteuid() == 0 }
+/// RLIMIT_MEMLOCK the server runs under: at least glommio's start-up minimum (512 KiB, below
+/// which an executor refuses to start) and far below the 10 MiB of I/O memory each glommio
+/// executor registers with io_uring (glommio 0.9 `DEFAULT_IO_MEMORY`), so that without
+/// CAP_IPC_LOCK registration fails whatever limit the machine itself sets.
+const MEMLOCK_LIMIT_BYTES: u64 = 2 << 20;
+
+/// glommio 0.9's warning when io_uring refuses to register its buffers (`sys/uring.rs`,
+/// `Reactor::new`): once per executor, after which it uses unregistered buffers.
+const REGISTRATION_FAILED: &str = "Error: registering buffers in the main ring. Skipping";
+
+/// How long the server gets to log the warning after its ready line (it is logged before the
+/// ready line; this only covers the stderr pipe being read).
+const LOG_WAIT_MS: u64 = 10_000;
+
+/// Capability number of CAP_IPC_LOCK (linux/capability.h).
+const CAP_IPC_LOCK: u32 = 14;
+
+/// Whether `CapEff` in `/proc/<pid>/status` (`self` or a pid) holds CAP_IPC_LOCK.
+fn has_cap_ipc_lock(pid: &str) -> bool {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("proc status");
+    let effective = status
+        .lines()
+        .find_map(|line| line.strip_prefix("CapEff:"))
+        .map(|hex| u64::from_str_radix(hex.trim(), 16).expect("CapEff is hex"))
+        .expect("CapEff line");
+    effective & (1 << CAP_IPC_LOCK) != 0
 }
 
-fn request(port: u16, raw: &str) -> String {
-    let mut stream = TcpStream::connect(("127.0.0.1", port)).expect("connect");
-    stream
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .unwrap();
-    stream.write_all(raw.as_bytes()).unwrap();
-    let mut response = String::new();
-    stream.read_to_string(&mut response).unwrap();
-    response
+/// The soft RLIMIT_MEMLOCK of `pid` in bytes, from `/proc/<pid>/limits`.
+fn memlock_limit_bytes(pid: u32) -> Option<u64> {
+    let limits = std::fs::read_to_string(format!("/proc/{pid}/limits")).ok()?;
+    let line = limits
+        .lines()
+        .find(|l| l.starts_with("Max locked memory"))?;
+    line["Max locked memory".len()..]
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
+}
+
+/// `prlimit` setting both RLIMIT_MEMLOCK limits to [`MEMLOCK_LIMIT_BYTES`]; it `exec`s the
+/// rest of the command line.
+fn memlock_wrapper() -> Vec<String> {
+    let limit = format!("--memlock={MEMLOCK_LIMIT_BYTES}:{MEMLOCK_LIMIT_BYTES}");
+    vec!["prlimit".to_string(), limit]
+}
+
+/// [`memlock_wrapper`], then, when the test runs with CAP_IPC_LOCK, `capsh` dropping it and
+/// running `bash -c 'exec "$@"'` on the server's command line. Each step `exec`s the next, so
+/// the server keeps the pid the harness signals.
+fn unprivileged_wrapper() -> Vec<String> {
+    let mut wrapper = memlock_wrapper();
+    if has_cap_ipc_lock("self") {
+        // Dropped from the bounding set, it is gone from the permitted set after the exec.
+        let capsh = [
+            "capsh",
+            "--drop=cap_ipc_lock",
+            "--",
+            "-c",
+            "exec \"$@\"",
+            "tessera",
+        ];
+        wrapper.extend(capsh.map(String::from));
+    }
+    wrapper
+}
+
+/// Starts the server through `wrapper` and checks it runs with the intended limit.
+fn start_under(wrapper: &[String]) -> Tessera {
+    let server = Tessera::builder().wrapper(wrapper).start();
+    let pid = server.pid();
+    assert_eq!(
+        memlock_limit_bytes(pid),
+        Some(MEMLOCK_LIMIT_BYTES),
+        "the server does not run under the test's RLIMIT_MEMLOCK"
+    );
+    server
+}
+
+/// PUT then GET on the server, then a clean drain.
+fn serve_and_drain(server: &mut Tessera) {
+    let hash = "5".repeat(64);
+    let path = format!("/ac/{hash}");
+    let stored = put(server.addr(), &path, b"hello");
+    assert_eq!(stored.status, 200, "{}", stored.text());
+    assert_stored(server.addr(), &path, b"hello");
+    server.stop_expecting_exit_0();
 }
 
 #[test]
-fn serves_without_cap_ipc_lock() {
-    let data = tempfile::tempdir().unwrap();
-    let binary = env!("CARGO_BIN_EXE_tessera");
-    let serve = format!(
-        "exec {binary} serve --listen 127.0.0.1:0 --data {} --max-size 256MiB --segment-size 8MiB",
-        data.path().display()
-    );
-    // As root, drop the capability (the case that matters: root here has CAP_IPC_LOCK and
-    // would never exercise the fallback). As an ordinary user the capability is absent already.
-    let mut command = if running_as_root() {
-        let mut c = Command::new("capsh");
-        c.args(["--drop=cap_ipc_lock", "--", "-c", &serve]);
-        c
-    } else {
-        let mut c = Command::new("sh");
-        c.args(["-c", &serve]);
-        c
-    };
-    let mut child = command
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("capsh (Debian libcap2-bin) is needed: run `bash tests/install-deps.sh`");
-
-    let stdout = child.stdout.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let mut line = String::new();
-        let _ = BufReader::new(stdout).read_line(&mut line);
-        let _ = tx.send(line);
-    });
-    let line = rx.recv_timeout(START_TIMEOUT).unwrap_or_else(|_| {
-        let _ = child.kill();
-        let mut stderr = String::new();
-        let _ = child.stderr.take().unwrap().read_to_string(&mut stderr);
-        panic!("no ready line without CAP_IPC_LOCK; stderr:\n{stderr}");
-    });
-    let port: u16 = line
-        .split_whitespace()
-        .find_map(|word| word.strip_prefix("127.0.0.1:"))
-        .and_then(|p| p.parse().ok())
-        .unwrap_or_else(|| panic!("unexpected ready line {line:?}"));
-
-    let hash = "5".repeat(64);
-    let put = request(
-        port,
-        &format!("PUT /ac/{hash} HTTP/1.1\r\nHost: t\r\nContent-Length: 5\r\nConnection: close\r\n\r\nhello"),
-    );
-    assert!(put.starts_with("HTTP/1.1 200"), "{put}");
-    let get = request(
-        port,
-        &format!("GET /ac/{hash} HTTP/1.1\r\nHost: t\r\nConnection: close\r\n\r\n"),
-    );
+fn serves_without_cap_ipc_lock_on_unregistered_buffers() {
+    let mut server = start_under(&unprivileged_wrapper());
+    let pid = server.pid().to_string();
     assert!(
-        get.starts_with("HTTP/1.1 200") && get.ends_with("hello"),
-        "{get}"
+        !has_cap_ipc_lock(&pid),
+        "the server still holds CAP_IPC_LOCK: the fallback is not exercised"
     );
-
-    // SAFETY: kill(2) on our own child's pid with a valid signal number.
-    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
-    let status = child.wait().unwrap();
+    let executors = server.ready_line().executors as usize;
+    let logged = server.wait_for_log(REGISTRATION_FAILED, Duration::from_millis(LOG_WAIT_MS));
     assert!(
-        status.success(),
-        "drain after SIGTERM should exit 0, got {status}"
+        logged,
+        "no sign that io_uring buffer registration failed ({REGISTRATION_FAILED:?}); the \
+         server may run with registered buffers. log:\n{}",
+        server.recent_log()
+    );
+    serve_and_drain(&mut server);
+    // Every executor fell back, each exactly once (its stderr is read to the end by now).
+    assert_eq!(
+        server.log_count(REGISTRATION_FAILED),
+        executors,
+        "one registration failure per executor; log:\n{}",
+        server.recent_log()
+    );
+}
+
+#[test]
+fn with_cap_ipc_lock_buffers_are_registered_and_no_fallback_is_logged() {
+    if !has_cap_ipc_lock("self") {
+        eprintln!(
+            "SKIPPED: this test process lacks CAP_IPC_LOCK, so it cannot start a server that \
+             registers its buffers under a small RLIMIT_MEMLOCK"
+        );
+        return;
+    }
+    // The same limit, capability kept: io_uring does not charge RLIMIT_MEMLOCK then.
+    let mut server = start_under(&memlock_wrapper());
+    let pid = server.pid().to_string();
+    assert!(has_cap_ipc_lock(&pid), "the control lost CAP_IPC_LOCK");
+    serve_and_drain(&mut server);
+    assert_eq!(
+        server.log_count(REGISTRATION_FAILED),
+        0,
+        "buffer registration failed even with CAP_IPC_LOCK; log:\n{}",
+        server.recent_log()
     );
 }

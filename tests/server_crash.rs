@@ -2,10 +2,7 @@
 //! and every acknowledged upload reads back byte-exact while nothing torn is ever served; and
 //! `tessera verify` on a healthy and on a damaged data directory.
 
-#[path = "common/http_client.rs"]
-mod http_client;
-#[path = "common/tessera.rs"]
-mod tessera;
+mod common;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -13,8 +10,8 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use http_client::{assert_serving, assert_stored, cas_path, get, put, Conn, Rng};
-use tessera::Tessera;
+use common::http_client::{assert_serving, assert_stored, cas_path, get, put, Conn, Rng};
+use common::Tessera;
 
 /// Concurrent uploading clients.
 const UPLOADERS: usize = 4;
@@ -184,7 +181,7 @@ fn kill_9_during_concurrent_uploads_with_strict_durability() {
 /// Kills the server during concurrent uploads [`CRASH_ROUNDS`] times, checking after every
 /// restart, then stops it cleanly and verifies the directory offline.
 fn crash_rounds(durability: &str) {
-    let seed = http_client::test_seed();
+    let seed = common::http_client::test_seed();
     eprintln!("kill_9 ({durability}): TESSERA_TEST_SEED={seed}");
     let mut rng = Rng::new(seed);
     let args = ["--segment-size", "1MiB", "--durability", durability];
@@ -207,7 +204,7 @@ fn crash_rounds(durability: &str) {
     let fresh = rng.bytes(123_457);
     assert_eq!(put(server.addr(), &cas_path(&fresh), &fresh).status, 200);
     server.stop_expecting_exit_0();
-    let verified = tessera::verify(server.data_dir());
+    let verified = common::verify(server.data_dir());
     assert!(
         verified.status.success(),
         "tessera verify after kill -9 and recovery: {verified:?}"
@@ -259,7 +256,7 @@ fn damage_every_copy(dir: &Path, window: &[u8]) -> usize {
 
 #[test]
 fn verify_passes_a_healthy_directory_and_a_damaged_record_is_reported_and_served_as_a_miss() {
-    let seed = http_client::test_seed();
+    let seed = common::http_client::test_seed();
     eprintln!("verify: TESSERA_TEST_SEED={seed}");
     let mut rng = Rng::new(seed);
     let mut server = Tessera::start(&["--shards", "1"], &[]);
@@ -272,7 +269,7 @@ fn verify_passes_a_healthy_directory_and_a_damaged_record_is_reported_and_served
     );
     server.stop_expecting_exit_0();
 
-    let healthy = tessera::verify(server.data_dir());
+    let healthy = common::verify(server.data_dir());
     assert!(
         healthy.status.success(),
         "verify of a healthy dir: {healthy:?}"
@@ -284,7 +281,7 @@ fn verify_passes_a_healthy_directory_and_a_damaged_record_is_reported_and_served
         damaged > 0,
         "the victim's bytes are not in the data directory as stored"
     );
-    let report = tessera::verify(server.data_dir());
+    let report = common::verify(server.data_dir());
     assert!(
         !report.status.success(),
         "verify passed a data dir with a flipped bit in a record body: {report:?}"
@@ -333,10 +330,10 @@ fn a_second_server_on_the_same_data_directory_is_refused_and_the_first_is_unaffe
     let blob = b"owned by the first server".to_vec();
     assert_eq!(put(server.addr(), &cas_path(&blob), &blob).status, 200);
     let data = server.data_dir().to_str().unwrap().to_string();
-    let second = tessera::run_tessera(&["serve", "--listen", "127.0.0.1:0", "--data", &data], &[]);
+    let second = common::run_tessera(&["serve", "--listen", "127.0.0.1:0", "--data", &data], &[]);
     assert!(!second.status.success(), "{second:?}");
     assert!(
-        !second.stdout.contains(tessera::READY_PREFIX),
+        !second.stdout.contains(common::server::READY_PREFIX),
         "a second server opened a data directory in use: {second:?}"
     );
     assert!(
@@ -353,7 +350,7 @@ fn a_data_directory_keeps_its_shard_count() {
     assert_eq!(put(server.addr(), &cas_path(&blob), &blob).status, 200);
     server.stop_expecting_exit_0();
     let data = server.data_dir().to_str().unwrap().to_string();
-    let other_count = tessera::run_tessera(
+    let other_count = common::run_tessera(
         &[
             "serve",
             "--listen",

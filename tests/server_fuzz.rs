@@ -8,20 +8,17 @@
 //! around it: the connection loop, routing, the store behind it. `TESSERA_TEST_SEED=N`
 //! reproduces a run.
 
-#[path = "common/http_client.rs"]
-mod http_client;
-#[path = "common/tessera.rs"]
-mod tessera;
+mod common;
 
 use std::collections::BTreeSet;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use http_client::{
+use common::http_client::{
     assert_serving, assert_stored, cas_path, get, put, request_head, sha256_hex, Closed, Conn, Rng,
 };
-use tessera::Tessera;
+use common::Tessera;
 
 /// Fuzz cases in all (each on its own connection); `TESSERA_FUZZ_CASES=N` runs more locally.
 const CASES: usize = 800;
@@ -213,7 +210,7 @@ fn check_answer(input: &[u8], answer: &[u8]) -> Option<u16> {
             String::from_utf8_lossy(input)
         )
     });
-    let (status, headers) = http_client::parse_response_head(&answer[..end + 4])
+    let (status, headers) = common::http_client::parse_response_head(&answer[..end + 4])
         .unwrap_or_else(|e| panic!("{e} in the answer to {:?}", String::from_utf8_lossy(input)));
     assert!(
         status == 100 || headers.iter().any(|(n, _)| n == "content-length"),
@@ -253,7 +250,7 @@ fn run_case(addr: SocketAddr, input: &[u8], abort_early: bool) -> Option<u16> {
 
 #[test]
 fn random_and_mutated_requests_never_break_the_server() {
-    let seed = http_client::test_seed();
+    let seed = common::http_client::test_seed();
     eprintln!("fuzz: TESSERA_TEST_SEED={seed}");
     let mut server = Tessera::start(
         &["--max-blob-size", "1MiB"],
@@ -326,7 +323,7 @@ fn random_and_mutated_requests_never_break_the_server() {
         }
     }
     server.stop_expecting_exit_0();
-    let verified = tessera::verify(server.data_dir());
+    let verified = common::verify(server.data_dir());
     assert!(
         verified.status.success(),
         "verify after the fuzz: {verified:?}"

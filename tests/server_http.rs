@@ -3,19 +3,16 @@
 //! port 0 with a temporary data directory, checks the exact status, then checks that the server
 //! still serves and, where it matters, that nothing was stored.
 
-#[path = "common/http_client.rs"]
-mod http_client;
-#[path = "common/tessera.rs"]
-mod tessera;
+mod common;
 
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use http_client::{
-    assert_absent, assert_serving, assert_stored, cas_path, get, head, put, request, request_head,
-    send_raw, sha256_hex, Closed, Conn, Rng,
+use common::http_client::{
+    self, assert_absent, assert_serving, assert_stored, cas_path, get, head, put, request,
+    request_head, send_raw, sha256_hex, Closed, Conn, Rng,
 };
-use tessera::Tessera;
+use common::Tessera;
 
 /// One shard with a 4 MiB budget of 1 MiB segments and blobs up to 1 MiB: four uploads of
 /// [`TIGHT_UPLOAD_BYTES`] that hold their reservations fill it (one record per segment, as two
@@ -46,6 +43,9 @@ const EARLY_ANSWER_WAIT_MS: u64 = 500;
 /// How long a test keeps retrying something the server does asynchronously (noticing a closed
 /// connection and releasing its reservation).
 const SETTLE_TIMEOUT_MS: u64 = 10_000;
+
+/// Idle keep-alive connections the metrics test holds open while it reads the connection gauge.
+const HELD_IDLE_CONNECTIONS: usize = 3;
 
 fn start() -> Tessera {
     Tessera::start(&[], &[])
@@ -120,7 +120,7 @@ fn ready_line_names_the_real_port_and_the_cache_round_trips() {
     let lines = server.stdout_lines();
     assert_eq!(lines.len(), 1, "exactly one stdout line: {lines:?}");
     assert_eq!(
-        tessera::parse_ready_line(&lines[0]),
+        common::server::parse_ready_line(&lines[0]).map(|ready| ready.addr),
         Some(addr),
         "{lines:?}"
     );
@@ -784,7 +784,7 @@ fn sigterm_drains_in_flight_requests_checkpoints_and_exits_0() {
         idle.wait_for_close(Duration::from_millis(http_client::IO_TIMEOUT_MS)),
         Closed::Closed(_)
     ));
-    let status = server.wait_for_exit(Duration::from_millis(tessera::EXIT_TIMEOUT_MS));
+    let status = server.wait_for_exit(Duration::from_millis(common::server::EXIT_TIMEOUT_MS));
     assert!(
         status.success(),
         "exit after SIGTERM: {status}; log:\n{}",
@@ -792,7 +792,7 @@ fn sigterm_drains_in_flight_requests_checkpoints_and_exits_0() {
     );
 
     assert_checkpointed_since(server.data_dir(), sigterm_at);
-    let verified = tessera::verify(server.data_dir());
+    let verified = common::verify(server.data_dir());
     assert!(
         verified.status.success(),
         "tessera verify after a drain: {verified:?}"
@@ -854,7 +854,7 @@ fn sigterm_with_a_stalled_upload_exits_0_within_the_drain_bound() {
     server.send_sigterm();
     // The drain gives up on the stalled upload after 1 s; the default body-stall timeout
     // (30 s) would be far later. Bounded by EXIT_TIMEOUT_MS.
-    let status = server.wait_for_exit(Duration::from_millis(tessera::EXIT_TIMEOUT_MS));
+    let status = server.wait_for_exit(Duration::from_millis(common::server::EXIT_TIMEOUT_MS));
     assert!(
         status.success(),
         "exit after SIGTERM: {status}; log:\n{}",
@@ -911,7 +911,7 @@ fn invalid_configuration_exits_2_naming_the_setting() {
         ),
     ];
     for (args, env, setting) in cases {
-        let output = tessera::run_tessera(&args, &env);
+        let output = common::run_tessera(&args, &env);
         assert_eq!(
             output.status.code(),
             Some(2),
@@ -933,7 +933,7 @@ fn a_port_already_in_use_is_refused_with_a_clear_error() {
     let scratch = tempfile::tempdir().unwrap();
     let data = scratch.path().join("data");
     let listen = format!("127.0.0.1:{port}");
-    let output = tessera::run_tessera(
+    let output = common::run_tessera(
         &[
             "serve",
             "--listen",
@@ -949,7 +949,7 @@ fn a_port_already_in_use_is_refused_with_a_clear_error() {
         "no 'address in use' message: {output:?}"
     );
     assert!(
-        !output.stdout.contains(tessera::READY_PREFIX),
+        !output.stdout.contains(common::server::READY_PREFIX),
         "claimed to listen on a taken port: {output:?}"
     );
 }
@@ -1012,7 +1012,7 @@ fn a_config_file_is_read_and_its_errors_name_the_setting() {
     let config = scratch.path().join("tessera.toml");
     let run_with = |toml: &str| {
         std::fs::write(&config, toml).unwrap();
-        tessera::run_tessera(
+        common::run_tessera(
             &[
                 "serve",
                 "--listen",
@@ -1152,8 +1152,8 @@ fn chunked_uploads_are_verified_bounded_and_stored_whole() {
 
 #[test]
 fn an_ac_hit_whose_outputs_are_missing_is_a_miss_and_other_ac_bodies_are_served_as_stored() {
-    use ::tessera::grpc::pb::build::bazel::remote::execution::v2 as reapi;
     use prost::Message;
+    use tessera::grpc::pb::build::bazel::remote::execution::v2 as reapi;
 
     let server = start();
     let addr = server.addr();
@@ -1324,9 +1324,42 @@ fn metrics_count_responses_limits_and_the_store_across_executors() {
     // 20 PUTs, 20 GETs and the first /metrics page.
     assert!(delta("tessera_http_responses_total", "code=\"200\"") >= 41);
     assert!(delta("tessera_http_responses_total", "code=\"404\"") >= 1);
-    assert!(
-        metric(&after, "tessera_connections_open", "") >= 1,
-        "{after}"
-    );
     assert_eq!(metric(&after, "tessera_connections_refused_total", ""), 0);
+
+    // The open-connections gauge counts held connections and forgets closed ones. It is read
+    // on one kept-alive observer connection, which counts itself. First the connections of
+    // the requests above must be gone (the server notices a close asynchronously)...
+    let mut observer = Conn::open(addr).unwrap();
+    let mut open_gauge = || {
+        let response = observer.request("GET", "/metrics", &[]).unwrap();
+        assert_eq!(response.status, 200);
+        metric(&response.text(), "tessera_connections_open", "")
+    };
+    let settle = Duration::from_millis(SETTLE_TIMEOUT_MS);
+    let only_the_observer = |open: u64| match open {
+        1 => Ok(()),
+        open => Err(format!("tessera_connections_open {open}")),
+    };
+    common::eventually("only the observer connection open", settle, || {
+        only_the_observer(open_gauge())
+    });
+    // ...then every held idle connection counts at once (each was accepted: it was answered)...
+    let held: Vec<Conn> = (0..HELD_IDLE_CONNECTIONS)
+        .map(|i| {
+            let mut conn = Conn::open(addr).unwrap();
+            let response = conn.request("GET", "/healthz", &[]).unwrap();
+            assert_eq!(response.status, 200, "held connection {i}");
+            conn
+        })
+        .collect();
+    assert_eq!(
+        open_gauge(),
+        HELD_IDLE_CONNECTIONS as u64 + 1,
+        "tessera_connections_open with {HELD_IDLE_CONNECTIONS} idle connections and the observer"
+    );
+    // ...and closing them takes them off again.
+    drop(held);
+    common::eventually("the closed connections leave the gauge", settle, || {
+        only_the_observer(open_gauge())
+    });
 }

@@ -2,14 +2,12 @@
 //! `log` filter live, names every other changed setting as needing a restart, and keeps the
 //! running configuration when the file has become invalid.
 
-#[path = "common/http_client.rs"]
-mod http_client;
-#[path = "common/tessera.rs"]
-mod tessera;
+mod common;
 
 use std::time::{Duration, Instant};
 
-use tessera::Tessera;
+use common::http_client;
+use common::Tessera;
 
 /// How long the test waits for a reload to show in the log.
 const RELOAD_TIMEOUT: Duration = Duration::from_secs(20);
@@ -26,9 +24,7 @@ fn write_config(path: &std::path::Path, text: impl AsRef<[u8]>) {
 }
 
 fn hangup(server: &Tessera) {
-    // SAFETY: kill with the pid of our own running child.
-    let sent = unsafe { libc::kill(server.pid() as libc::pid_t, libc::SIGHUP) };
-    assert_eq!(sent, 0, "kill -HUP");
+    server.signal(libc::SIGHUP);
 }
 
 /// Waits until the log since start contains `needle` `times` times.
@@ -65,8 +61,11 @@ fn sighup_applies_the_log_filter_and_names_settings_that_need_a_restart() {
         format!("{SMALL_STORE}log = \"info\"\nmax_connections = 5\nidle_timeout = \"7s\"\n"),
     );
     hangup(&server);
-    // Logged at info: it appears only because the new filter is already in force.
-    let log = wait_for_log(&server, "reloaded: log filter applied", 1);
+    // Logged at info: it appears only because the new filter is already in force. The
+    // settings needing a restart are logged after it, one line each: wait for them too.
+    wait_for_log(&server, "reloaded: log filter applied", 1);
+    wait_for_log(&server, "setting=\"max_connections\"", 1);
+    let log = wait_for_log(&server, "setting=\"idle_timeout\"", 1);
     assert!(
         log.contains("setting=\"max_connections\"") && log.contains("setting=\"idle_timeout\""),
         "{log}"

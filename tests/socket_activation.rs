@@ -10,8 +10,7 @@
 //! (as HTTP clients do). No request may fail. It prints the restart time (old process SIGTERM →
 //! new process `READY=1`) and the longest request.
 
-#[path = "common/http_client.rs"]
-mod http_client;
+mod common;
 
 use std::fs;
 use std::io;
@@ -25,7 +24,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use http_client::{cas_path, Conn, Rng};
+use common::http_client::{self, cas_path, Conn, Rng};
 
 /// Client threads running across the restart.
 const CLIENTS: usize = 4;
@@ -213,6 +212,10 @@ struct ClientReport {
     /// The longest request (including its retries) and when it started.
     longest: Duration,
     longest_started: Option<Instant>,
+    /// When the client's first and last requests started (it ran across the restart if the
+    /// first is before the SIGTERM and the last after the new READY=1).
+    first_started: Option<Instant>,
+    last_started: Option<Instant>,
 }
 
 /// Whether `error` means the server closed an idle keep-alive connection before it read the
@@ -276,6 +279,8 @@ fn client(addr: SocketAddr, seed: u64, stop: Arc<AtomicBool>) -> ClientReport {
             ("GET", path, Vec::new(), Some(blob))
         };
         let started = Instant::now();
+        report.first_started.get_or_insert(started);
+        report.last_started = Some(started);
         let outcome =
             request_with_retry(&mut conn, addr, method, &path, &body, &mut report.retried);
         let took = started.elapsed();
@@ -334,7 +339,10 @@ fn restart_on_an_inherited_socket_refuses_no_request() {
     let longest = reports.iter().max_by_key(|r| r.longest).unwrap();
     let spanning = reports
         .iter()
-        .filter(|r| r.longest_started.is_some_and(|s| s < ready))
+        .filter(|r| {
+            r.first_started.is_some_and(|first| first < sigterm)
+                && r.last_started.is_some_and(|last| last > ready)
+        })
         .count();
     println!(
         "restart (old SIGTERM -> new READY=1): {} ms (drain and exit {} ms, new process start {} ms); \

@@ -4,16 +4,14 @@
 //! and `STOPPING=1` when SIGTERM starts the drain. Both address forms systemd uses are covered: a
 //! path and an `@abstract` name.
 
-#[path = "common/http_client.rs"]
-mod http_client;
-#[path = "common/tessera.rs"]
-mod tessera;
+mod common;
 
 use std::os::linux::net::SocketAddrExt;
 use std::os::unix::net::{SocketAddr as UnixAddr, UnixDatagram};
 use std::time::{Duration, Instant};
 
-use tessera::Tessera;
+use common::http_client;
+use common::Tessera;
 
 /// Server flags: a small store, two executors so that the watchdog covers more than one.
 const SERVE_ARGS: [&str; 8] = [
@@ -157,7 +155,7 @@ fn ready_watchdog_stopping(manager: Manager, notify_socket: &str) {
 
     server.send_sigterm();
     manager.expect("STOPPING=1", &server);
-    let status = server.wait_for_exit(Duration::from_millis(tessera::EXIT_TIMEOUT_MS));
+    let status = server.wait_for_exit(Duration::from_millis(common::server::EXIT_TIMEOUT_MS));
     assert!(
         status.success(),
         "exit {status}; log:\n{}",

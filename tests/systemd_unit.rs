@@ -16,20 +16,17 @@
 //! server (reads, writes, accepts submitted through the ring), which seccomp never sees.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::{BufRead, BufReader};
 use std::path::Path;
-use std::process::{Command, Stdio};
-use std::time::Duration;
+use std::process::Command;
 
-#[path = "common/http_client.rs"]
-mod http_client;
+use common::http_client;
+use common::Tessera;
+
+mod common;
 
 /// The highest `systemd-analyze security` exposure accepted for the shipped service (0 is
 /// best, 10 worst; "OK" ends at 3.9). Before hardening it was 6.2.
 const EXPOSURE_MAX: f64 = 2.0;
-
-/// How long the filtered server gets to print its ready line (or fail).
-const READY_TIMEOUT: Duration = Duration::from_secs(30);
 
 fn shipped(name: &str) -> String {
     std::fs::read_to_string(
@@ -205,47 +202,31 @@ fn serve_filtered(allowed: &BTreeSet<String>, errno: &str) -> Filtered {
         allowed.iter().cloned().collect::<Vec<_>>().join("\n"),
     )
     .unwrap();
-    let log = dir.path().join("stderr");
-    let mut child = Command::new("/usr/bin/python3")
-        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/seccomp_exec.py"))
-        .arg(&list)
-        .arg(errno)
-        .arg("--")
-        .arg(env!("CARGO_BIN_EXE_tessera"))
-        .args(["serve", "--listen", "127.0.0.1:0", "--data"])
-        .arg(dir.path().join("data"))
+    let launcher = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/seccomp_exec.py");
+    // Debian python3 with python3-seccomp loads the filter, then execs the server.
+    let launch = [
+        "/usr/bin/python3",
+        launcher.to_str().unwrap(),
+        list.to_str().unwrap(),
+        errno,
+        "--",
+    ];
+    let started = Tessera::builder()
+        .wrapper(launch)
         .args(["--max-size", "64MiB", "--segment-size", "8MiB"])
         .args(["--executors", "2", "--shards", "2"])
         .env("TESSERA_DRAIN_TIMEOUT", "5s")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(std::fs::File::create(&log).unwrap())
-        .spawn()
-        .expect("/usr/bin/python3 is needed (Debian python3 with python3-seccomp)");
-    let stdout = child.stdout.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        let mut line = String::new();
-        let _ = BufReader::new(stdout).read_line(&mut line);
-        let _ = tx.send(line);
-    });
-    let line = rx.recv_timeout(READY_TIMEOUT).unwrap_or_default();
-    let stderr = || std::fs::read_to_string(&log).unwrap_or_default();
-    let Some(addr) = line
-        .strip_prefix("tessera listening on ")
-        .and_then(|rest| rest.split_whitespace().next())
-        .and_then(|a| a.parse::<std::net::SocketAddr>().ok())
-    else {
-        let _ = child.kill();
-        let _ = child.wait();
-        return Filtered::Failed(stderr());
+        .try_start();
+    let mut server = match started {
+        Ok(server) => server,
+        Err(error) => return Filtered::Failed(error.log),
     };
     assert!(
-        stderr().contains("system calls allowed"),
+        server.recent_log().contains("system calls allowed"),
         "the launcher must have loaded the filter:\n{}",
-        stderr()
+        server.recent_log()
     );
-    let pid = child.id();
+    let pid = server.pid();
     let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
     assert!(
         status.lines().any(|l| l == "Seccomp:\t2") && status.lines().any(|l| l == "NoNewPrivs:\t1"),
@@ -253,21 +234,20 @@ fn serve_filtered(allowed: &BTreeSet<String>, errno: &str) -> Filtered {
     );
     let blob = b"stored under the unit's system call filter";
     let path = http_client::cas_path(blob);
+    let addr = server.addr();
     assert_eq!(
         http_client::put(addr, &path, blob).status,
         200,
         "{}",
-        stderr()
+        server.recent_log()
     );
     http_client::assert_stored(addr, &path, blob);
     let executor_cpus = executor_affinities(pid);
-    // SAFETY: kill with the pid of our own running child.
-    unsafe { libc::kill(pid as libc::pid_t, libc::SIGTERM) };
-    let exit = child.wait().unwrap();
+    let exit = server.stop();
     assert!(
         exit.success(),
         "exit {exit} under the filter:\n{}",
-        stderr()
+        server.recent_log()
     );
     Filtered::Served { executor_cpus }
 }

@@ -14,25 +14,16 @@
 //!
 //! `TESSERA_SKIP_REAL_CLIENTS=1` skips the SeaweedFS tests (with a message).
 
-#[path = "common/bazel.rs"]
-mod bazel;
-#[path = "common/grpc_client.rs"]
-mod grpc_client;
-#[path = "common/http_client.rs"]
-mod http_client;
-#[path = "common/server_process.rs"]
-mod server_process;
-#[path = "common/tessera.rs"]
-mod tessera;
+mod common;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use http_client::{assert_stored, get, put, sha256_hex, Rng};
+use common::http_client::{assert_stored, get, put, sha256_hex, Rng};
+use common::{bazel, grpc_client, http_client, Tessera};
 use object_store::path::Path as StorePath;
 use object_store::ObjectStoreExt;
-use tessera::Tessera;
 use tessera_lib::grpc::pb::build::bazel::remote::execution::v2 as reapi;
 use tessera_lib::store::{ContentDigest, DigestFunction};
 
@@ -78,7 +69,7 @@ struct Seaweed {
 
 impl Seaweed {
     fn start() -> Seaweed {
-        let ports = [(); 4].map(|_| server_process::free_port().expect("a free port"));
+        let ports = [(); 4].map(|_| common::external_server::free_port().expect("a free port"));
         let mut weed = Seaweed {
             dir: tempfile::Builder::new()
                 .prefix("tessera-weed-")
@@ -661,7 +652,7 @@ fn an_http_edge_node_reads_from_and_writes_to_the_node_behind_it() {
 #[test]
 fn real_bazel_on_node_b_gets_all_remote_hits_for_a_build_that_ran_against_node_a() {
     if skip()
-        || !bazel::require_real_client("bazel (Debian bazel-bootstrap)", bazel::bazel_available())
+        || !common::require_real_client("bazel (Debian bazel-bootstrap)", bazel::bazel_available())
     {
         return;
     }

@@ -36,9 +36,11 @@
 //! Unknown keys in the file and unknown flags stop start-up. Unknown `TESSERA_*` variables only
 //! get a warning: the prefix is shared with test and tool variables (`TESSERA_SKIP_REAL_CLIENTS`).
 
+pub mod auth;
 mod flags;
 pub mod mount;
 mod report;
+pub mod s3;
 mod settings;
 mod units;
 
@@ -50,12 +52,14 @@ use std::time::Duration;
 
 use crate::store::{Durability, StoreConfig};
 
+pub use auth::{Anonymous, AuthConfig, ReadThrough};
 pub use flags::{add_flags, SettingFlags};
 pub use mount::{MountConfig, MountProtocol};
+pub use s3::{S3Config, S3KeyConfig};
 pub use settings::{
     default_of, FileOnlyArray, Kind, Setting, ENV_PREFIX, FILE_ONLY_ARRAYS, SETTINGS,
 };
-pub use units::{format_size, parse_bool, parse_duration, parse_size};
+pub use units::{format_size, parse_bool, parse_duration, parse_rate, parse_size, RequestRate};
 
 /// Where a setting's value came from.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -121,10 +125,14 @@ pub struct Config {
     /// A client that reads none of a response for this long is dropped.
     pub write_stall_timeout: Duration,
     pub drain_timeout: Duration,
+    /// On SIGTERM, how long `/ready` answers 503 before the drain starts.
+    pub drain_delay: Duration,
     /// Accept BLAKE3 64-hex keys on the Bazel HTTP cache (`/cas/<hash>` with no function in the
     /// path is ambiguous; SHA-256 is assumed unless this is set).
     pub bazel_http_blake3: bool,
     pub log: String,
+    /// `text` or `json` (`logging::LOG_FORMATS`).
+    pub log_format: String,
     /// Whether [`Config::mounts`] starts with the built-in table ([`mount::BUILT_IN_MOUNTS`]).
     pub mount_defaults: bool,
     /// The effective mount table: the built-in mounts unless `mount_defaults` is false, then the
@@ -132,9 +140,13 @@ pub struct Config {
     pub mounts: Vec<MountConfig>,
     /// The `[tier]` table; the layer exists only when [`TierConfig::enabled`].
     pub tier: crate::tier::TierConfig,
+    /// The S3 endpoint: extra port, buckets, domain, anonymous mode and keys.
+    pub s3: S3Config,
     /// Every declared setting's key and winning raw value, in declaration order: what a
     /// reload compares, so a new setting needs no second list.
     pub values: Vec<(&'static str, String)>,
+    /// Who may read and write (`[auth]`, `[[auth.read_through]]`).
+    pub auth: AuthConfig,
 }
 
 impl Config {
@@ -160,12 +172,16 @@ impl Config {
             body_stall_timeout: Duration::ZERO,
             write_stall_timeout: Duration::ZERO,
             drain_timeout: Duration::ZERO,
+            drain_delay: Duration::ZERO,
             bazel_http_blake3: false,
             log: String::new(),
+            log_format: String::new(),
             mount_defaults: false,
             mounts: Vec::new(),
             tier: crate::tier::TierConfig::default(),
+            s3: S3Config::default(),
             values: Vec::new(),
+            auth: AuthConfig::default(),
         }
     }
 }
@@ -231,8 +247,11 @@ impl Layers {
                 Some(prefix) => format!("{prefix}.{name}"),
                 None => name,
             };
-            if let Some((index, _)) = settings::find(self.settings, &key) {
-                let text = scalar_text(&key, value)?;
+            if let Some((index, setting)) = settings::find(self.settings, &key) {
+                let text = match (setting.kind, value) {
+                    (Kind::BucketList, toml::Value::Array(items)) => list_text(&key, items)?,
+                    (_, value) => scalar_text(&key, value)?,
+                };
                 self.values[index] = (text, Source::File);
             } else if let Some(array) = FILE_ONLY_ARRAYS.iter().find(|a| a.key == key) {
                 let toml::Value::Array(entries) = value else {
@@ -373,6 +392,13 @@ impl Layers {
             .is_some_and(|(_, source)| source != Source::Default);
         let mount_entries = self.arrays.get("mount").map_or(&[][..], Vec::as_slice);
         config.mounts = mount::effective_mounts(config.mount_defaults, mount_entries)?;
+        let key_entries = self.arrays.get("s3.keys").map_or(&[][..], Vec::as_slice);
+        config.s3.keys = s3::keys(key_entries)?;
+        let read_through = self.arrays.get("auth.read_through");
+        config.auth.read_through = auth::read_through(read_through.map_or(&[][..], Vec::as_slice))?;
+        let mut listening = vec![config.listen];
+        listening.extend(config.grpc_listen);
+        config.auth.check_exposure(&listening)?;
         config.check_budget(config.shards.unwrap_or(1))?;
         config.tier.check()?;
         Ok(config)
@@ -383,6 +409,28 @@ impl Layers {
     pub fn render(&self, config: &Config) -> String {
         report::render(self, config)
     }
+}
+
+/// The text of a list setting given as a TOML array: its strings joined with commas (the form a
+/// variable or flag takes). Only strings without commas are accepted.
+fn list_text(key: &str, items: Vec<toml::Value>) -> Result<String, ConfigError> {
+    let mut words = Vec::with_capacity(items.len());
+    for item in items {
+        match item {
+            toml::Value::String(word) if !word.contains(',') && !word.trim().is_empty() => {
+                words.push(word)
+            }
+            other => {
+                return Err(ConfigError {
+                    setting: key.into(),
+                    message: format!(
+                        "expected an array of non-empty strings without commas, got {other}"
+                    ),
+                })
+            }
+        }
+    }
+    Ok(words.join(","))
 }
 
 /// The text of a scalar TOML value; tables, arrays, floats and dates are an error.

@@ -58,6 +58,12 @@ pub(super) fn render(layers: &Layers, config: &Config) -> String {
             None => out.push_str("# namespace: the protocol's own\n"),
         }
     }
+    for entry in &config.auth.read_through {
+        out.push_str("\n[[auth.read_through]]                      # file\n");
+        let _ = writeln!(out, "namespace = {}", quoted(&entry.namespace));
+        let from: Vec<String> = entry.from.iter().map(|f| quoted(f)).collect();
+        let _ = writeln!(out, "from = [{}]", from.join(", "));
+    }
     out
 }
 
@@ -73,6 +79,15 @@ fn toml_text(kind: Kind, value: &str) -> String {
             Some(b) => b.to_string(),
             None => quoted(value),
         },
+        Kind::BucketList => {
+            let items: Vec<String> = value
+                .split(',')
+                .map(str::trim)
+                .filter(|item| !item.is_empty())
+                .map(quoted)
+                .collect();
+            format!("[{}]", items.join(", "))
+        }
         _ => quoted(value),
     }
 }

@@ -15,8 +15,9 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
-use super::units::{parse_bool, parse_duration, parse_size};
-use super::Config;
+use super::s3::{is_bucket_name, S3_CONFIGURED_BUCKETS_MAX};
+use super::units::{parse_bool, parse_duration, parse_rate, parse_size, RequestRate};
+use super::{Anonymous, Config};
 use crate::store::Durability;
 use crate::tier::{TierKind, TierWrite};
 
@@ -73,6 +74,13 @@ pub enum Kind {
     Choice(&'static [&'static str]),
     /// Free text (a log filter).
     Text,
+    /// S3 bucket names: a TOML array of strings in the file, comma-separated in a variable or
+    /// flag (`s3.buckets`).
+    BucketList,
+    /// A DNS domain name (`s3.domain`).
+    Domain,
+    /// A request rate, `2000/s`, `600/m`, `10000/h`.
+    Rate,
 }
 
 impl Kind {
@@ -87,6 +95,9 @@ impl Kind {
             Kind::Bool => "BOOL",
             Kind::Choice(_) => "WORD",
             Kind::Text => "TEXT",
+            Kind::BucketList => "NAME,…",
+            Kind::Domain => "DOMAIN",
+            Kind::Rate => "RATE",
         }
     }
 
@@ -104,6 +115,11 @@ impl Kind {
                 format!("one of {}", quoted.join(", "))
             }
             Kind::Text => "non-empty text".into(),
+            Kind::BucketList => "a comma-separated list of bucket names (3 to 63 lowercase \
+                                  letters, digits, `.` and `-`; an array of strings in the file)"
+                .into(),
+            Kind::Domain => "a domain name like s3.example.com".into(),
+            Kind::Rate => "a rate like 2000/s, 600/m or 10000/h".into(),
         }
     }
 
@@ -125,6 +141,34 @@ impl Kind {
             Kind::Bool => Parsed::Bool(parse_bool(text)?),
             Kind::Choice(words) => Parsed::Word(words.iter().copied().find(|w| *w == text)?),
             Kind::Text => Parsed::Text(text.to_string()),
+            Kind::BucketList => {
+                let names: Vec<String> = text
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|item| !item.is_empty())
+                    .map(str::to_string)
+                    .collect();
+                if names.len() > S3_CONFIGURED_BUCKETS_MAX
+                    || !names.iter().all(|n| is_bucket_name(n))
+                {
+                    return None;
+                }
+                Parsed::List(names)
+            }
+            Kind::Domain => {
+                let valid = text.len() <= 253
+                    && text.split('.').all(|label| {
+                        (1..=63).contains(&label.len())
+                            && label
+                                .bytes()
+                                .all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                    });
+                if !valid {
+                    return None;
+                }
+                Parsed::Text(text.to_ascii_lowercase())
+            }
+            Kind::Rate => Parsed::Rate(parse_rate(text)?),
         })
     }
 }
@@ -143,6 +187,8 @@ pub(super) enum Parsed {
     Bool(bool),
     Word(&'static str),
     Text(String),
+    List(Vec<String>),
+    Rate(RequestRate),
 }
 
 impl Parsed {
@@ -202,6 +248,21 @@ impl Parsed {
         }
     }
 
+    fn list(self) -> Option<Vec<String>> {
+        match self {
+            Parsed::Unset => Some(Vec::new()),
+            Parsed::List(items) => Some(items),
+            _ => None,
+        }
+    }
+
+    fn rate(self) -> Option<RequestRate> {
+        match self {
+            Parsed::Rate(rate) => Some(rate),
+            _ => None,
+        }
+    }
+
     /// For a setting that may be unset: `Some(None)` when unset, else `get`'s value.
     fn optional<T>(self, get: impl FnOnce(Self) -> Option<T>) -> Option<Option<T>> {
         match self {
@@ -218,6 +279,17 @@ fn set<T>(field: &mut T, value: Option<T>) -> Option<()> {
 }
 
 const DURABILITY_WORDS: &[&str] = &["relaxed", "strict"];
+
+const ANONYMOUS_WORDS: &[&str] = &["none", "read", "read-write"];
+
+fn anonymous(word: &str) -> Option<Anonymous> {
+    match word {
+        "none" => Some(Anonymous::None),
+        "read" => Some(Anonymous::Read),
+        "read-write" => Some(Anonymous::ReadWrite),
+        _ => None,
+    }
+}
 
 fn durability(word: &str) -> Option<Durability> {
     match word {
@@ -306,12 +378,30 @@ pub const SETTINGS: &[Setting] = &[
     Setting { key: "drain_timeout", default: "30s", kind: Kind::Duration,
         help: "on SIGTERM, how long in-flight requests may take",
         store: |c, v| set(&mut c.drain_timeout, v.duration()) },
+    Setting { key: "drain_delay", default: "0s", kind: Kind::Duration,
+        help: "on SIGTERM, how long /ready answers 503 while everything else keeps serving, before the drain starts",
+        store: |c, v| set(&mut c.drain_delay, v.duration()) },
     Setting { key: "bazel_http_blake3", default: "false", kind: Kind::Bool,
         help: "treat 64-hex Bazel HTTP keys as BLAKE3 instead of SHA-256",
         store: |c, v| set(&mut c.bazel_http_blake3, v.bool()) },
     Setting { key: "log", default: "info", kind: Kind::Text,
         help: "log filter (tracing EnvFilter syntax, e.g. tessera=debug), to stderr",
         store: |c, v| set(&mut c.log, v.text()) },
+    Setting { key: "s3.listen", default: "", kind: Kind::Address,
+        help: "extra address that serves only S3 (anonymous and virtual-hosted clients; unset: none)",
+        store: |c, v| set(&mut c.s3.listen, v.optional(Parsed::address)) },
+    Setting { key: "s3.buckets", default: "", kind: Kind::BucketList,
+        help: "S3 buckets that exist from the start (sccache never creates its bucket)",
+        store: |c, v| set(&mut c.s3.buckets, v.list()) },
+    Setting { key: "s3.domain", default: "", kind: Kind::Domain,
+        help: "domain of virtual-hosted-style S3 requests (BUCKET.DOMAIN; unset: path style only)",
+        store: |c, v| set(&mut c.s3.domain, v.optional(Parsed::text)) },
+    Setting { key: "s3.anonymous", default: "false", kind: Kind::Bool,
+        help: "serve unsigned S3 requests, reading and writing every bucket",
+        store: |c, v| set(&mut c.s3.anonymous, v.bool()) },
+    Setting { key: "log_format", default: "text", kind: Kind::Choice(crate::logging::LOG_FORMATS),
+        help: "text for people, json (one object per line, request id in `span`) for log shippers",
+        store: |c, v| set(&mut c.log_format, v.word().map(str::to_owned)) },
     Setting { key: "mount_defaults", default: "true", kind: Kind::Bool,
         help: "keep the built-in mount table (false: only the file's [[mount]] entries)",
         store: |c, v| set(&mut c.mount_defaults, v.bool()) },
@@ -349,6 +439,35 @@ pub const SETTINGS: &[Setting] = &[
     Setting { key: "tier.queue", default: "4096", kind: Kind::Count { min: 1, max: 1 << 20 },
         help: "uploads queued in memory for the tier's thread (more wait in the journal)",
         store: |c, v| set(&mut c.tier.queue, v.count()) },
+    Setting { key: "auth.public_keys", default: "", kind: Kind::Path,
+        help: "directory of trusted Ed25519 public keys, `KID.pub` (SPKI PEM); reloaded on change and SIGHUP",
+        store: |c, v| set(&mut c.auth.public_keys, v.optional(Parsed::path)) },
+    Setting { key: "auth.jwks", default: "", kind: Kind::Path,
+        help: "JWKS file of trusted Ed25519 public keys (OKP, crv Ed25519, kid); reloaded on change and SIGHUP",
+        store: |c, v| set(&mut c.auth.jwks, v.optional(Parsed::path)) },
+    Setting { key: "auth.revoked", default: "", kind: Kind::Path,
+        help: "revoked token ids, one `jti` a line; reloaded on change and SIGHUP",
+        store: |c, v| set(&mut c.auth.revoked, v.optional(Parsed::path)) },
+    Setting { key: "auth.audience", default: "", kind: Kind::Text,
+        help: "when set, a token's `aud` must contain it",
+        store: |c, v| set(&mut c.auth.audience, v.optional(Parsed::text)) },
+    Setting { key: "auth.anonymous", default: "", kind: Kind::Choice(ANONYMOUS_WORDS),
+        help: "what a request without a token may do (unset: read-write with no keys, only on \
+               loopback addresses; none with keys)",
+        store: |c, v| set(&mut c.auth.anonymous, v.optional(|v| v.word().and_then(anonymous))) },
+    Setting { key: "auth.public_metrics", default: "false", kind: Kind::Bool,
+        help: "serve /metrics without an admin token",
+        store: |c, v| set(&mut c.auth.public_metrics, v.bool()) },
+    Setting { key: "auth.rate", default: "", kind: Kind::Rate,
+        help: "requests each subject (token `sub`, or anonymous) may make per executor; over it: 429 with \
+               Retry-After, RESOURCE_EXHAUSTED (unset: unlimited)",
+        store: |c, v| set(&mut c.auth.rate, v.optional(Parsed::rate)) },
+    Setting { key: "auth.burst", default: "", kind: Kind::Count { min: 1, max: 1_000_000_000 },
+        help: "requests a subject may make at once above auth.rate (unset: one second's worth)",
+        store: |c, v| set(&mut c.auth.burst, v.optional(Parsed::count)) },
+    Setting { key: "audit_log", default: "", kind: Kind::Path,
+        help: "file that gets one JSON line per write and per refusal (unset: none)",
+        store: |c, v| set(&mut c.auth.audit_log, v.optional(Parsed::path)) },
 ];
 
 /// An array of tables that only the config file can give (`[[mount]]`): its entries have
@@ -361,10 +480,22 @@ pub struct FileOnlyArray {
 }
 
 /// Every file-only array of tables.
-pub const FILE_ONLY_ARRAYS: &[FileOnlyArray] = &[FileOnlyArray {
-    key: "mount",
-    help: "front-end mount table: prefix, protocol, optional namespace (see `config::mount`)",
-}];
+pub const FILE_ONLY_ARRAYS: &[FileOnlyArray] = &[
+    FileOnlyArray {
+        key: "mount",
+        help: "front-end mount table: prefix, protocol, optional namespace (see `config::mount`)",
+    },
+    FileOnlyArray {
+        key: "auth.read_through",
+        help: "read-through namespaces: `namespace` glob and the `from` namespaces its misses \
+               fall back to on reads (see `config::auth`)",
+    },
+    FileOnlyArray {
+        key: "s3.keys",
+        help:
+            "S3 credentials: access_key, secret_key, and the bucket globs it may `read` and `write`",
+    },
+];
 
 /// The declaration of `key` in `settings`.
 pub fn find<'a>(settings: &'a [Setting], key: &str) -> Option<(usize, &'a Setting)> {

@@ -67,6 +67,33 @@ pub fn parse_duration(text: &str) -> Option<Duration> {
         .map(Duration::from_secs)
 }
 
+/// A request rate: `requests` per `per` (`2000/s`, `600/m`, `10000/h`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RequestRate {
+    pub requests: u64,
+    pub per: Duration,
+}
+
+impl RequestRate {
+    /// Requests per second.
+    pub fn per_second(self) -> f64 {
+        self.requests as f64 / self.per.as_secs_f64()
+    }
+}
+
+/// Parses `N/s`, `N/m`, `N/h` with N ≥ 1.
+pub fn parse_rate(text: &str) -> Option<RequestRate> {
+    let (count, unit) = text.trim().split_once('/')?;
+    let requests: u64 = count.parse().ok().filter(|n| *n > 0)?;
+    let per = match unit {
+        "s" => Duration::from_secs(1),
+        "m" => Duration::from_secs(60),
+        "h" => Duration::from_secs(3600),
+        _ => return None,
+    };
+    Some(RequestRate { requests, per })
+}
+
 /// Parses `true`/`false` and the usual spellings of yes and no.
 pub fn parse_bool(text: &str) -> Option<bool> {
     match text {
@@ -116,6 +143,16 @@ mod tests {
             None,
             "overflow is an error"
         );
+    }
+
+    #[test]
+    fn rates_parse_per_second_minute_and_hour() {
+        assert_eq!(parse_rate("2000/s").unwrap().per_second(), 2000.0);
+        assert_eq!(parse_rate("600/m").unwrap().per_second(), 10.0);
+        assert_eq!(parse_rate("3600/h").unwrap().per_second(), 1.0);
+        for bad in ["0/s", "10", "10/d", "/s", "x/s", "-1/s"] {
+            assert_eq!(parse_rate(bad), None, "{bad}");
+        }
     }
 
     #[test]

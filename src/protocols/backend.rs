@@ -247,6 +247,12 @@ impl RequestContext {
         }
     }
 
+    /// This context acting for `identity`.
+    pub fn with_identity(mut self, identity: Identity) -> Self {
+        self.identity = identity;
+        self
+    }
+
     /// The key of `kind`/`name` in this request's namespace.
     pub fn key<'a>(&self, kind: Kind, name: &'a [u8]) -> ObjectKey<'a> {
         ObjectKey {

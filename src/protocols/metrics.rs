@@ -5,8 +5,12 @@
 //! |---|---|---|
 //! | `tessera_http_responses_total` | counter | `code` (HTTP status) |
 //! | `tessera_grpc_calls_total` | counter | `code` (numeric `grpc-status`) |
+//! | `tessera_auth_refusals_total` | counter | `reason` (`missing`, `expired`, `revoked`, `scope`, …) |
 //! | `tessera_store_objects`, `…_bytes_used`, `…_budget_bytes`, `…_effective_budget_bytes`, `…_degraded`, `…_segments`, `…_pending_reservations` | gauge | `shard` |
-//! | `tessera_store_hits_total`, `…_misses_total`, `…_corrupt_records_total`, `…_evicted_segments_total`, `…_copied_forward_total`, `…_no_space_total`, `…_filesystem_full_total`, `…_checkpoints_total`, `…_background_errors_total` | counter | `shard` |
+//! | `tessera_store_hits_total`, `…_misses_total`, `…_corrupt_records_total`, `…_evicted_segments_total`, `…_copied_forward_total`, `…_no_space_total`, `…_filesystem_full_total`, `…_checkpoints_total`, `…_background_errors_total`, `…_bytes_written_total` | counter | `shard` |
+//! | `tessera_store_oldest_entry_age_seconds` | gauge | `shard` (absent while the shard is empty) |
+//! | `tessera_request_duration_seconds` | histogram | `protocol`, `operation`, `outcome` (`metrics::latency`) |
+//! | `tessera_namespace_hits_total`, `…_misses_total`, `…_puts_total`, `…_bytes_written_total` | counter | `namespace` (at most 64, the rest as `other`; `usage`) |
 //!
 //! The server adds its own lines (connections) through [`ExtraMetrics`].
 
@@ -14,7 +18,10 @@ use std::fmt::Write;
 use std::rc::Rc;
 
 use crate::counters::{grpc_calls_by_status, responses_by_status};
+use crate::metrics::latency;
 use crate::store::{ShardStats, StoreError};
+
+use super::usage::{self, Counts};
 
 use super::backend::Backend;
 
@@ -30,7 +37,7 @@ pub fn describe(out: &mut String, name: &str, kind: &str, help: &str) {
 type ShardField = fn(&ShardStats) -> u64;
 
 /// (name, type, help, field) of every per-shard metric.
-const SHARD_METRICS: [(&str, &str, &str, ShardField); 16] = [
+const SHARD_METRICS: [(&str, &str, &str, ShardField); 17] = [
     ("tessera_store_objects", "gauge", "Live records.", |s| {
         s.objects
     }),
@@ -121,7 +128,61 @@ const SHARD_METRICS: [(&str, &str, &str, ShardField); 16] = [
         "Background sync or checkpoint jobs that failed.",
         |s| s.background_errors,
     ),
+    (
+        "tessera_store_bytes_written_total",
+        "counter",
+        "Record bytes committed by puts; its rate is the write rate that sizes max_size.",
+        |s| s.bytes_written,
+    ),
 ];
+
+type NamespaceField = fn(&Counts) -> u64;
+
+/// (name, help, field) of every per-namespace counter.
+const NAMESPACE_METRICS: [(&str, &str, NamespaceField); 4] = [
+    (
+        "tessera_namespace_hits_total",
+        "Lookups that found an entry, by namespace.",
+        |c| c.hits,
+    ),
+    (
+        "tessera_namespace_misses_total",
+        "Lookups that found nothing, by namespace.",
+        |c| c.misses,
+    ),
+    (
+        "tessera_namespace_puts_total",
+        "Puts committed, by namespace.",
+        |c| c.puts,
+    ),
+    (
+        "tessera_namespace_bytes_written_total",
+        "Body bytes of committed puts, by namespace.",
+        |c| c.bytes_written,
+    ),
+];
+
+/// Unix time now, in milliseconds.
+pub fn now_unix_ms() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis() as u64)
+}
+
+/// How long shard `stats` remembers: the age of its oldest live record, at most; `None` when
+/// it holds nothing.
+pub fn oldest_entry_age_seconds(stats: &ShardStats, now_ms: u64) -> Option<f64> {
+    let created = stats.oldest_segment_created_ms?;
+    Some(now_ms.saturating_sub(created) as f64 / 1000.0)
+}
+
+/// A Prometheus label value: `\`, `"` and newlines escaped.
+pub fn label_value(value: &str) -> String {
+    value
+        .replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
 
 /// Renders the whole page.
 pub async fn render<B: Backend>(
@@ -151,12 +212,49 @@ pub async fn render<B: Backend>(
     for (code, count) in grpc_calls_by_status() {
         let _ = writeln!(out, "tessera_grpc_calls_total{{code=\"{code}\"}} {count}");
     }
+    describe(
+        &mut out,
+        "tessera_auth_refusals_total",
+        "counter",
+        "Requests refused by the authorization layer, by reason (missing token, a token \
+         check that failed, scope).",
+    );
+    for (reason, count) in crate::auth::gate::refusals() {
+        let _ = writeln!(
+            out,
+            "tessera_auth_refusals_total{{reason=\"{reason}\"}} {count}"
+        );
+    }
     for (name, kind, help, field) in SHARD_METRICS {
         describe(&mut out, name, kind, help);
         for (index, stats) in &shards {
             let _ = writeln!(out, "{name}{{shard=\"{index}\"}} {}", field(stats));
         }
     }
+    describe(
+        &mut out,
+        "tessera_store_oldest_entry_age_seconds",
+        "gauge",
+        "Age of the shard's oldest segment that holds records: how long the cache remembers.",
+    );
+    let now_ms = now_unix_ms();
+    for (index, stats) in &shards {
+        if let Some(age) = oldest_entry_age_seconds(stats, now_ms) {
+            let _ = writeln!(
+                out,
+                "tessera_store_oldest_entry_age_seconds{{shard=\"{index}\"}} {age}"
+            );
+        }
+    }
+    let namespaces = usage::snapshot();
+    for (name, help, field) in NAMESPACE_METRICS {
+        describe(&mut out, name, "counter", help);
+        for (namespace, counts) in &namespaces {
+            let namespace = label_value(namespace);
+            let _ = writeln!(out, "{name}{{namespace=\"{namespace}\"}} {}", field(counts));
+        }
+    }
+    latency::render_prometheus(&mut out, &latency::snapshot());
     if let Some(extra) = extra {
         extra(&mut out);
     }

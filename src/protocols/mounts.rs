@@ -100,7 +100,9 @@ impl MountTable {
             ));
         }
         text.push_str("  gRPC (REAPI v2) on the same port, namespace bazel[/INSTANCE]\n");
-        text.push_str("Also: /healthz, /metrics\n");
+        text.push_str(
+            "Also: /healthz, /ready, /metrics, /status.json (a browser gets a status page at /)\n",
+        );
         text
     }
 }

@@ -10,8 +10,11 @@
 //! cannot overwrite another's results. Nx fails the whole task on any PUT answer other than
 //! 200, 403 and 409 and on any GET answer other than 200 and 404, so every refusal here takes
 //! one of those shapes ([`NxDialect`]): too large, no space or busy is 403 on PUT and 404 on
-//! GET (methods Nx never sends keep their precise status). A 401 keeps its status with `Content-Type` exactly `text/plain` (Nx reads it as
-//! "unauthorized" only then).
+//! GET (methods Nx never sends keep their precise status). A 401 keeps its status with
+//! `Content-Type` exactly `text/plain` (Nx reads it as "unauthorized" only then). A PUT
+//! refused before its body is read gets its 403 after the body was read and dropped
+//! ([`REFUSED_BODY_DRAIN_BYTES_MAX`]), so Nx reads the 403 rather than a reset that it would
+//! retry. Keys are Nx's decimal u64 hashes (up to 20 digits), checked as opaque keys.
 
 use std::io;
 
@@ -22,6 +25,14 @@ use super::backend::{Backend, Protocol};
 use super::opaque_key;
 use super::pipeline::{Answer, Dialect, EntryMethods, Op};
 use super::router::FrontEndEnv;
+
+/// Largest body of a refused PUT (over `max_blob_size`, no space) read and dropped before the
+/// 403, so that Nx reads the 403: a reset while Nx is still sending is a send error to Nx,
+/// which sends the PUT again (seen: 2–3 tries, 10–20 s more, for a 64 MiB entry) and fails
+/// the task when every try fails. Reading costs the transfer a stored upload would have cost
+/// (no memory or disk; a stalled client is cut by the body stall timeout). The bound is the
+/// wire layer's default body bound, so every body the server frames by default.
+pub const REFUSED_BODY_DRAIN_BYTES_MAX: u64 = crate::http1::BODY_BYTES_MAX;
 
 /// Nx's answer shapes.
 pub struct NxDialect;
@@ -42,6 +53,10 @@ impl Dialect for NxDialect {
             content_type: "text/plain",
             body: format!("{message}\n").into(),
         }
+    }
+
+    fn refused_body_drain_bytes_max(&self) -> u64 {
+        REFUSED_BODY_DRAIN_BYTES_MAX
     }
 }
 

@@ -62,6 +62,7 @@ mod tests {
         for key in [
             "0123456789abcdef0123456789abcdef",  // Gradle
             "3909283978823017987",               // Nx
+            "18446744073709551615",              // Nx, the longest (u64::MAX)
             "a1b2c3d4e5f60718",                  // Turborepo
             "e52be5853t2t2a38ek9iso1op9hpr0k6k", // ccache 4.7
         ] {

@@ -22,12 +22,14 @@
 //! do not come from an HTTP/1.1 request (gRPC batch updates and ByteStream writes).
 
 use std::borrow::Cow;
+use std::cell::Cell;
 use std::io;
 
 use crate::http1::{Request, Responder};
+use crate::metrics::latency::{Operation, Outcome};
 use crate::store::{ContentDigest, Meta, Reservation, Reserved, StoreError};
 
-use super::backend::{Backend, ObjectKey, Put, RequestContext};
+use super::backend::{Backend, ObjectKey, Protocol, Put, RequestContext};
 use super::upload::{
     discard_body, fill_reservation, FillError, SpoolBudget, SpoolError, CHUNKED_UPLOAD_BYTES_MAX,
 };
@@ -43,6 +45,16 @@ pub enum Op {
 }
 
 impl Op {
+    /// The timed operation this is; `Other` is not timed.
+    pub fn timed(self) -> Option<Operation> {
+        match self {
+            Op::Get => Some(Operation::Get),
+            Op::Put => Some(Operation::Put),
+            Op::Delete => Some(Operation::Delete),
+            Op::Other => None,
+        }
+    }
+
     /// The operation of an HTTP method.
     pub fn of_method(method: &str) -> Op {
         match method {
@@ -132,6 +144,15 @@ pub trait Dialect {
     fn kept_headers(&self) -> &'static [&'static str] {
         &[]
     }
+
+    /// Largest body of a PUT refused before its first byte (too large, no space, …) that is
+    /// read to its end and dropped before the answer, so that a client still sending it reads
+    /// the answer instead of a reset. 0 (the default): the answer goes out at once and the
+    /// driver closes the connection after at most its drain bound, which suits clients that
+    /// take a reset like the refusal.
+    fn refused_body_drain_bytes_max(&self) -> u64 {
+        0
+    }
 }
 
 /// The default dialect: precise statuses, plain-text messages.
@@ -161,6 +182,9 @@ pub fn status_of(error: &StoreError) -> (u16, Cow<'static, str>) {
         | StoreError::Overflow { .. }
         | StoreError::MetaTooLarge { .. } => 400,
         StoreError::Exists => 409,
+        StoreError::Unauthenticated { .. } => 401,
+        StoreError::PermissionDenied { .. } => 403,
+        StoreError::RateLimited { .. } => 429,
         StoreError::TooManyReservations { .. } | StoreError::Unavailable { .. } => 503,
         _ => {
             tracing::error!(%error, "store error");
@@ -173,6 +197,20 @@ pub fn status_of(error: &StoreError) -> (u16, Cow<'static, str>) {
     (status, Cow::Owned(error.to_string()))
 }
 
+/// The `WWW-Authenticate` challenge every 401 carries (RFC 6750 §3), so a client knows to send
+/// a bearer token.
+pub const BEARER_CHALLENGE: &str = "Bearer realm=\"tessera\"";
+
+/// Adds the bearer challenge to a 401.
+pub fn challenge(responder: &mut Responder<'_>, status: u16) -> io::Result<()> {
+    if status == 401 {
+        responder.header("www-authenticate", BEARER_CHALLENGE)?;
+    }
+    Ok(())
+}
+/// What a request did, as the latency histograms label it (`metrics::latency`).
+pub type Timed = (Protocol, Operation, Outcome);
+
 /// One request's transfer: the backend, its context and the client's dialect.
 pub struct Transfer<'a, B, D> {
     pub backend: &'a B,
@@ -180,9 +218,18 @@ pub struct Transfer<'a, B, D> {
     pub dialect: &'a D,
     /// Memory for chunked (length-unknown) uploads of this executor.
     pub spool: &'a SpoolBudget,
+    /// Set by the answering steps below to what the request did; the router times the request
+    /// and records it under this label (one hook for every HTTP front-end).
+    pub timed: &'a Cell<Option<Timed>>,
 }
 
 impl<B: Backend, D: Dialect> Transfer<'_, B, D> {
+    /// Labels this request for the latency histograms.
+    pub fn mark(&self, operation: Operation, outcome: Outcome) {
+        self.timed
+            .set(Some((self.ctx.protocol, operation, outcome)));
+    }
+
     /// Answers a refusal in the client's dialect.
     pub async fn refuse(
         &self,
@@ -191,6 +238,9 @@ impl<B: Backend, D: Dialect> Transfer<'_, B, D> {
         status: u16,
         message: &str,
     ) -> io::Result<()> {
+        if let Some(operation) = op.timed() {
+            self.mark(operation, Outcome::of_http_refusal(status));
+        }
         self.dialect
             .refusal(op, status, message)
             .send(responder)
@@ -205,6 +255,12 @@ impl<B: Backend, D: Dialect> Transfer<'_, B, D> {
         error: &StoreError,
     ) -> io::Result<()> {
         let (status, message) = status_of(error);
+        challenge(responder, status)?;
+        if let StoreError::RateLimited { retry_after, .. } = error {
+            // Whole seconds, rounded up (RFC 9110 §10.2.3).
+            let seconds = retry_after.as_millis().div_ceil(1000).max(1);
+            responder.header("retry-after", seconds.to_string())?;
+        }
         self.refuse(responder, op, status, &message).await
     }
 
@@ -219,6 +275,7 @@ impl<B: Backend, D: Dialect> Transfer<'_, B, D> {
 
     /// Answers a miss in the client's dialect.
     pub async fn get_miss(&self, responder: &mut Responder<'_>) -> io::Result<()> {
+        self.mark(Operation::Get, Outcome::Miss);
         self.dialect.miss().send(responder).await
     }
 
@@ -229,6 +286,7 @@ impl<B: Backend, D: Dialect> Transfer<'_, B, D> {
         body: &[u8],
         responder: &mut Responder<'_>,
     ) -> io::Result<()> {
+        self.mark(Operation::Get, Outcome::Hit);
         let content_type = meta
             .get(CONTENT_TYPE)
             .unwrap_or(DEFAULT_CONTENT_TYPE.as_bytes());
@@ -306,14 +364,17 @@ impl<B: Backend, D: Dialect> Transfer<'_, B, D> {
                     discard_body(&mut request.body).await?;
                 }
                 return match if_absent {
-                    true => self.dialect.exists().send(responder).await,
-                    false => self.dialect.stored().send(responder).await,
+                    true => self.send_exists(responder).await,
+                    false => self.send_stored(responder).await,
                 };
             }
             Err(error) => {
                 // Refused before the body was read: the client may still be sending it, and a
                 // client waiting for `100 Continue` never will, so the driver decides whether
-                // the connection can be reused.
+                // the connection can be reused (unless the dialect has the body read first).
+                if spooled.is_none() {
+                    self.drain_refused_body(request).await?;
+                }
                 return self.refuse_store(responder, Op::Put, &error).await;
             }
         };
@@ -324,16 +385,36 @@ impl<B: Backend, D: Dialect> Transfer<'_, B, D> {
         match filled {
             Ok(()) => {}
             // The body's own status (400, 408, 413) is the driver's to answer.
-            Err(FillError::Body(error)) => return Err(error),
+            Err(FillError::Body(error)) => {
+                self.mark(Operation::Put, Outcome::Refused);
+                return Err(error);
+            }
             Err(FillError::Store(error)) => {
                 return self.refuse_store(responder, Op::Put, &error).await
             }
         }
         match pending.commit().await {
-            Ok(()) => self.dialect.stored().send(responder).await,
-            Err(StoreError::Exists) => self.dialect.exists().send(responder).await,
+            Ok(()) => self.send_stored(responder).await,
+            Err(StoreError::Exists) => self.send_exists(responder).await,
             Err(error) => self.refuse_store(responder, Op::Put, &error).await,
         }
+    }
+
+    /// Before the answer to a PUT refused unread: reads and drops its body when the dialect
+    /// asks for it and the declared length is within the dialect's bound, so the client
+    /// finishes sending, reads the answer as it would a stored upload's, and keeps the
+    /// connection. A client waiting for `100 Continue` sends no body and is not asked for one;
+    /// a client that goes away mid-body gets no answer, as on any upload.
+    async fn drain_refused_body(&self, request: &mut Request<'_>) -> io::Result<()> {
+        let bytes_max = self.dialect.refused_body_drain_bytes_max();
+        let within = request
+            .body
+            .declared_len()
+            .is_some_and(|len| len <= bytes_max);
+        if within && !request.head.expect_continue {
+            discard_body(&mut request.body).await?;
+        }
+        Ok(())
     }
 
     /// DELETE of `key`: 200 when something was deleted, else the dialect's miss.
@@ -343,10 +424,27 @@ impl<B: Backend, D: Dialect> Transfer<'_, B, D> {
         responder: &mut Responder<'_>,
     ) -> io::Result<()> {
         match self.backend.delete(self.ctx, key).await {
-            Ok(true) => self.dialect.stored().send(responder).await,
-            Ok(false) => self.dialect.miss().send(responder).await,
+            Ok(true) => {
+                self.mark(Operation::Delete, Outcome::Hit);
+                self.dialect.stored().send(responder).await
+            }
+            Ok(false) => {
+                self.mark(Operation::Delete, Outcome::Miss);
+                self.dialect.miss().send(responder).await
+            }
             Err(error) => self.refuse_store(responder, Op::Delete, &error).await,
         }
+    }
+
+    async fn send_stored(&self, responder: &mut Responder<'_>) -> io::Result<()> {
+        self.mark(Operation::Put, Outcome::Stored);
+        self.dialect.stored().send(responder).await
+    }
+
+    /// An `if_absent` put that found its key stored: nothing was written (Nx answers 409).
+    async fn send_exists(&self, responder: &mut Responder<'_>) -> io::Result<()> {
+        self.mark(Operation::Put, Outcome::Refused);
+        self.dialect.exists().send(responder).await
     }
 }
 
@@ -490,6 +588,22 @@ mod tests {
         assert_eq!(status(&mismatch), 400);
         assert_eq!(status(&StoreError::Exists), 409);
         assert_eq!(status(&StoreError::Unavailable { what: "x" }), 503);
+        let unauthenticated = StoreError::Unauthenticated {
+            reason: "expired",
+            message: "token expired at 1".into(),
+        };
+        assert_eq!(status(&unauthenticated), 401);
+        let denied = StoreError::PermissionDenied {
+            subject: "ci".into(),
+            access: "write",
+            namespace: "bazel/main".into(),
+        };
+        assert_eq!(status(&denied), 403);
+        let limited = StoreError::RateLimited {
+            subject: "ci".into(),
+            retry_after: std::time::Duration::from_millis(1500),
+        };
+        assert_eq!(status(&limited), 429);
         let io = StoreError::Io {
             op: "fallocate",
             path: "/srv/secret/shard-1/seg-8.log".into(),

@@ -1,26 +1,40 @@
-//! Routes each HTTP/1.1 request: the server's own endpoints first, then the mount table
-//! (`mounts`) picks the front-end by the longest matching path prefix.
+//! Routes each HTTP/1.1 request: a request with an AWS signature goes to S3, then the
+//! server's own endpoints, then the mount table (`mounts`) picks the front-end by the longest
+//! matching path prefix. A router made with [`Router::s3_only`] (the `s3.listen` port) sends
+//! every request to S3.
 //!
 //! | path                    | answer                                              |
 //! |-------------------------|-----------------------------------------------------|
+//! | any, AWS-signed         | S3 (`s3::is_signed`: header or presigned query)     |
 //! | `/healthz`              | liveness: 200 `ok`                                  |
-//! | `/metrics`              | Prometheus text (`metrics`)                         |
-//! | `/` (GET, HEAD)         | a short plain-text index of what is mounted where   |
+//! | `/ready`                | readiness: 200 or 503 with a JSON body (`health`)   |
+//! | `/metrics`              | Prometheus text (`metrics`); admin unless `auth.public_metrics` |
+//! | `/` (GET, HEAD)         | a browser (`Accept: text/html`): the status page;   |
+//! |                         | others: a short plain-text index of the mounts      |
+//! | `/status.json`          | the numbers the status page shows (`status`); guarded as `/metrics` |
+//! | `/admin/…`              | the admin JSON API (`admin`); admin token once keys are configured |
 //! | a mounted prefix        | that mount's front-end, in its namespace            |
 //! | anything else           | 404 with a short explanation                        |
 
+use std::cell::Cell;
 use std::io;
+
 use std::rc::Rc;
+use tracing::Instrument;
 
 use crate::http1::{Request, Responder, Service};
 use crate::store::DigestFunction;
 
 use super::backend::{Backend, Identity, Namespace, Protocol, RequestContext};
+use super::health::{self, Phase};
 use super::metrics::{self, ExtraMetrics};
 use super::mounts::{FrontEnd, MountTable};
-use super::pipeline::{status_of, Dialect, Transfer};
+use super::pipeline::{challenge, status_of, Dialect, Timed, Transfer};
+use super::s3::{self, S3Front};
 use super::upload::SpoolBudget;
+use super::{admin, status};
 use super::{bazel_http, ccache, gradle, nx, turbo};
+use crate::metrics::latency::{Outcome, Timer};
 
 /// Options of the HTTP front-ends.
 #[derive(Clone, Debug)]
@@ -49,6 +63,8 @@ pub struct FrontEndEnv<'a, B> {
     pub namespace: Option<&'a Namespace>,
     /// Who is asking (from the request's `Authorization` header).
     pub identity: Identity,
+    /// What the request did, set by its [`Transfer`]; the router records its latency.
+    pub timed: &'a Cell<Option<Timed>>,
 }
 
 impl<'a, B: Backend> FrontEndEnv<'a, B> {
@@ -78,9 +94,17 @@ impl<'a, B: Backend> FrontEndEnv<'a, B> {
             ctx,
             dialect,
             spool: self.spool,
+            timed: self.timed,
         }
     }
 }
+
+/// Decides whether a caller may read `/metrics` and `/status.json` (the authorization gate's
+/// admin check, waived by `auth.public_metrics`).
+pub type MetricsGuard = Rc<dyn Fn(&Identity) -> Result<(), crate::store::StoreError>>;
+
+/// Decides whether a caller may use the admin API (the gate's admin check, never waived).
+pub type AdminGuard = Rc<dyn Fn(&Identity) -> Result<(), crate::store::StoreError>>;
 
 /// The [`Service`] of one executor: every HTTP/1.1 request passes through here.
 pub struct Router<B> {
@@ -90,7 +114,19 @@ pub struct Router<B> {
     spool: SpoolBudget,
     /// The server's own lines on `/metrics`.
     extra_metrics: Option<ExtraMetrics>,
+    /// The S3 front-end, for signed requests (and every request when `s3_only`).
+    s3: Option<Rc<S3Front>>,
+    s3_only: bool,
+    /// Who may read `/metrics` and `/status.json` (`None`: anyone).
+    metrics_guard: Option<MetricsGuard>,
+    /// Who may use `/admin/…` (`None`: anyone).
+    admin_guard: Option<AdminGuard>,
+    /// The node's phase for `/ready`; without one (tests of a bare router) it is ready.
+    phase: Option<PhaseSource>,
 }
+
+/// Where `/ready` reads the node's phase (the server's shared flags).
+pub type PhaseSource = Rc<dyn Fn() -> Phase>;
 
 impl<B: Backend> Router<B> {
     pub fn new(backend: Rc<B>, options: HttpOptions) -> Self {
@@ -99,7 +135,43 @@ impl<B: Backend> Router<B> {
             options,
             spool: SpoolBudget::default(),
             extra_metrics: None,
+            s3: None,
+            s3_only: false,
+            metrics_guard: None,
+            admin_guard: None,
+            phase: None,
         }
+    }
+
+    /// Serves AWS-signed requests through `front`.
+    pub fn with_s3(mut self, front: Rc<S3Front>) -> Self {
+        self.s3 = Some(front);
+        self
+    }
+
+    /// A router that sends every request to `front` (the `s3.listen` port).
+    pub fn s3_only(backend: Rc<B>, front: Rc<S3Front>) -> Self {
+        let mut router = Router::new(backend, HttpOptions::default()).with_s3(front);
+        router.s3_only = true;
+        router
+    }
+
+    /// Lets only callers `guard` accepts read `/metrics` and `/status.json`.
+    pub fn with_metrics_guard(mut self, guard: MetricsGuard) -> Self {
+        self.metrics_guard = Some(guard);
+        self
+    }
+
+    /// Lets only callers `guard` accepts use the admin API.
+    pub fn with_admin_guard(mut self, guard: AdminGuard) -> Self {
+        self.admin_guard = Some(guard);
+        self
+    }
+
+    /// Lets `/ready` report the server's phase (starting, ready, stopping).
+    pub fn with_phase(mut self, phase: PhaseSource) -> Self {
+        self.phase = Some(phase);
+        self
     }
 
     /// Adds the server's own metrics (connections) to `/metrics`.
@@ -116,7 +188,7 @@ impl<B: Backend> Router<B> {
         responder: &mut Responder<'_>,
     ) -> Option<io::Result<()>> {
         let name = match path {
-            "/healthz" | "/metrics" | "/" => path,
+            "/healthz" | "/ready" | "/metrics" | "/status.json" | "/" => path,
             _ => return None,
         };
         if !matches!(request.head.method, "GET" | "HEAD") {
@@ -128,15 +200,80 @@ impl<B: Backend> Router<B> {
         }
         Some(match name {
             "/healthz" => responder.send_text(200, "ok").await,
+            "/ready" => self.ready(responder).await,
+            "/status.json" => self.status_json(request, responder).await,
+            "/" if status::wants_html(request.head.header("accept")) => {
+                let sent = responder
+                    .header("content-type", "text/html; charset=utf-8")
+                    .and_then(|r| r.header("cache-control", "no-store"));
+                match sent {
+                    Ok(_) => responder.send(200, status::PAGE.as_bytes()).await,
+                    Err(error) => Err(error),
+                }
+            }
             "/" => {
                 let index = self.options.mounts.index_text();
                 responder.send_text(200, index.trim_end()).await
             }
-            _ => self.metrics(responder).await,
+            _ => self.metrics(request, responder).await,
         })
     }
 
-    async fn metrics(&self, responder: &mut Responder<'_>) -> io::Result<()> {
+    /// Answers a caller the metrics guard refuses; `None` when it may go on.
+    async fn refuse_unless_metrics_reader(
+        &self,
+        request: &Request<'_>,
+        responder: &mut Responder<'_>,
+    ) -> Option<io::Result<()>> {
+        let guard = self.metrics_guard.as_ref()?;
+        let identity = Identity::from_authorization(request.head.header("authorization"));
+        let error = guard(&identity).err()?;
+        let (status, message) = status_of(&error);
+        if let Err(error) = challenge(responder, status) {
+            return Some(Err(error));
+        }
+        Some(responder.send_text(status, &message).await)
+    }
+
+    async fn ready(&self, responder: &mut Responder<'_>) -> io::Result<()> {
+        let phase = self.phase.as_ref().map_or(Phase::Ready, |phase| phase());
+        let shards = self.backend.stats().await;
+        let degraded = health::degraded_parts(shards.as_deref());
+        let (status, body) = health::render(phase, degraded);
+        responder.header("content-type", "application/json")?;
+        responder.header("cache-control", "no-store")?;
+        responder.send(status, body.as_bytes()).await
+    }
+
+    async fn status_json(
+        &self,
+        request: &Request<'_>,
+        responder: &mut Responder<'_>,
+    ) -> io::Result<()> {
+        if let Some(refused) = self.refuse_unless_metrics_reader(request, responder).await {
+            return refused;
+        }
+        match status::status_json(&*self.backend).await {
+            Ok(body) => {
+                responder.header("content-type", "application/json")?;
+                responder.header("cache-control", "no-store")?;
+                responder.send(200, body.as_bytes()).await
+            }
+            Err(error) => {
+                let (status, message) = status_of(&error);
+                responder.send_text(status, &message).await
+            }
+        }
+    }
+
+    async fn metrics(
+        &self,
+        request: &Request<'_>,
+        responder: &mut Responder<'_>,
+    ) -> io::Result<()> {
+        if let Some(refused) = self.refuse_unless_metrics_reader(request, responder).await {
+            return refused;
+        }
         match metrics::render(&*self.backend, self.extra_metrics.as_ref()).await {
             Ok(page) => {
                 responder.header("content-type", "text/plain; version=0.0.4; charset=utf-8")?;
@@ -156,33 +293,78 @@ impl<B: Backend> Service for Router<B> {
         request: &mut Request<'_>,
         responder: &mut Responder<'_>,
     ) -> io::Result<()> {
+        if let Some(front) = &self.s3 {
+            if self.s3_only || s3::is_signed(&request.head) {
+                return front.handle(&*self.backend, request, responder).await;
+            }
+        }
         let path = request.head.path();
         // Bazel at `/` could claim these paths too: the server's own endpoints come first.
         // Only the exact paths are taken, so `/healthz/ac/<h>` stays a Bazel path.
         if let Some(answered) = self.own_endpoint(path, request, responder).await {
             return answered;
         }
-        let Some((mount, rest)) = self.options.mounts.route(path) else {
+        // The admin API comes before the mounts too (a Bazel instance named `admin` is
+        // reachable over gRPC only).
+        let admin = path == admin::PREFIX || path.starts_with("/admin/");
+        let routed = match admin {
+            true => None,
+            false => self.options.mounts.route(path),
+        };
+        if !admin && routed.is_none() {
             return responder
                 .send_text(
                     404,
                     "nothing is mounted at this path; GET / lists the mounts",
                 )
                 .await;
-        };
+        }
+        // The one latency hook of every HTTP front-end: the transfer labels what the request
+        // did; a request that is no transfer (a 405, Turborepo's status) is not timed.
+        let timed = Cell::new(None);
+        let timer = Timer::start();
+        let span = crate::logging::request_span(match routed {
+            Some((mount, _)) => mount.front_end.name(),
+            None => "admin",
+        });
         let env = FrontEndEnv {
             backend: &*self.backend,
             spool: &self.spool,
             options: &self.options,
-            namespace: mount.namespace.as_ref(),
+            namespace: routed.and_then(|(mount, _)| mount.namespace.as_ref()),
             identity: Identity::from_authorization(request.head.header("authorization")),
+            timed: &timed,
         };
-        match mount.front_end {
-            FrontEnd::Bazel => bazel_http::handle(&env, rest, request, responder).await,
-            FrontEnd::Gradle => gradle::handle(&env, rest, request, responder).await,
-            FrontEnd::Nx => nx::handle(&env, rest, request, responder).await,
-            FrontEnd::Turbo => turbo::handle(&env, rest, request, responder).await,
-            FrontEnd::Ccache => ccache::handle(&env, rest, request, responder).await,
+        let answered = async {
+            let Some((mount, rest)) = routed else {
+                return admin::handle(&env, self.admin_guard.as_ref(), request, responder).await;
+            };
+            match mount.front_end {
+                FrontEnd::Bazel => bazel_http::handle(&env, rest, request, responder).await,
+                FrontEnd::Gradle => gradle::handle(&env, rest, request, responder).await,
+                FrontEnd::Nx => nx::handle(&env, rest, request, responder).await,
+                FrontEnd::Turbo => turbo::handle(&env, rest, request, responder).await,
+                FrontEnd::Ccache => ccache::handle(&env, rest, request, responder).await,
+            }
         }
+        .instrument(span.clone())
+        .await;
+        let _entered = span.enter();
+        if let Some((protocol, operation, outcome)) = timed.get() {
+            let outcome = match (&answered, outcome) {
+                // The client hung up on its own upload: the driver answers 400 or 408.
+                (Err(_), Outcome::Refused) => Outcome::Refused,
+                (Err(_), _) => Outcome::Error,
+                (Ok(()), outcome) => outcome,
+            };
+            tracing::debug!(
+                operation = operation.as_str(),
+                outcome = outcome.as_str(),
+                elapsed_us = timer.elapsed().as_micros() as u64,
+                "request done"
+            );
+            timer.finish(protocol, operation, outcome);
+        }
+        answered
     }
 }

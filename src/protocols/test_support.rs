@@ -10,14 +10,18 @@ use crate::http1::test_support::{duplex_bounded, split_responses, Response, Test
 use super::backend::{Backend, LocalBackend};
 use super::router::{HttpOptions, Router};
 
+/// A fresh one-shard store in `dir` (blobs up to 1 MiB).
+pub fn shard(dir: &std::path::Path) -> crate::store::Shard {
+    let mut config = crate::store::StoreConfig::new(dir, 1);
+    config.max_blob_bytes = 1 << 20;
+    crate::store::DataDir::open(&config).unwrap();
+    crate::store::Shard::open(&config, 0).unwrap()
+}
+
 /// A router over a fresh one-shard store (kept alive by the returned directory).
 pub fn local_router(options: HttpOptions) -> (Router<LocalBackend>, tempfile::TempDir) {
     let dir = tempfile::tempdir().unwrap();
-    let mut config = crate::store::StoreConfig::new(dir.path(), 1);
-    config.max_blob_bytes = 1 << 20;
-    crate::store::DataDir::open(&config).unwrap();
-    let shard = crate::store::Shard::open(&config, 0).unwrap();
-    let backend = Rc::new(LocalBackend::new(shard));
+    let backend = Rc::new(LocalBackend::new(shard(dir.path())));
     (Router::new(backend, options), dir)
 }
 

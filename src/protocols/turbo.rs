@@ -11,8 +11,15 @@
 //! The team selects the namespace, `turbo/TEAM` (the `slug` parameter, else `teamId`), so two
 //! teams never share entries. `x-artifact-duration`, `x-artifact-tag` and the other
 //! `x-artifact-*` headers are stored with the entry and sent back exactly as stored (turbo
-//! checks the tag when artifact signing is on). Refusals carry turbo's JSON error body,
-//! `{"error":{"code":…,"message":…}}` (turbo parses it on 403).
+//! reads a hit whose duration is not a number, or whose tag is missing while signing is on, as
+//! a miss). Refusals carry turbo's JSON error body, `{"error":{"code":…,"message":…}}` (turbo
+//! parses it on 403).
+//!
+//! An artifact request without a team is a 400, as in turborepo-remote-cache (the peer
+//! server). turbo sends no query at all for a `TURBO_TEAMID` without the `team_` prefix, and
+//! serving such requests from one shared namespace would silently pool teams that believe they
+//! are separate. turbo takes the 400 for a miss on GET and warns on PUT. The status check turbo
+//! sends on every run needs no team.
 
 use std::io;
 
@@ -106,7 +113,10 @@ fn team_of(query: Option<&str>) -> Result<String, String> {
         .filter(|slug| !slug.is_empty())
         .or_else(|| query_param(query, "teamId"))
         .filter(|team| !team.is_empty())
-        .ok_or("no team: pass ?slug=TEAM or ?teamId=ID (set TURBO_TEAM)")?;
+        .ok_or(
+            "no team: set TURBO_TEAM (sent as ?slug=), or a TURBO_TEAMID that starts with \
+             `team_` (turbo sends no ?teamId= without that prefix)",
+        )?;
     if team.len() > TEAM_BYTES_MAX {
         return Err(format!(
             "the team name is longer than {TEAM_BYTES_MAX} bytes"

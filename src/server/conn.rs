@@ -4,8 +4,10 @@
 //! one socket systemd passed. A connection starts as
 //! HTTP/1.1; the driver recognises the h2c prior-knowledge preface and returns it, and the
 //! stream then goes to the gRPC layer (`grpc::serve`) with the executor's REAPI services
-//! (`protocols::reapi`) over the same steering backend as the HTTP front-ends. Connections on
-//! the optional `grpc_listen` address skip the sniffing and start as HTTP/2.
+//! (`protocols::reapi`) over the same backend as the HTTP front-ends: the authorization layer
+//! (`auth::layer`) over usage counting (`protocols::usage`) over steering to the owner shard. Connections on
+//! the optional `grpc_listen` address skip the sniffing and start as HTTP/2; connections on
+//! the optional `s3.listen` address speak only S3 (`Port::S3`).
 //! `max_connections` is counted process-wide (one atomic, touched per accept and close); a
 //! connection over the limit gets a 503 and is closed.
 
@@ -20,12 +22,18 @@ use futures_lite::future::or;
 use futures_lite::AsyncWriteExt;
 use glommio::net::{TcpListener, TcpStream};
 
+use crate::auth::gate::Gate;
+use crate::auth::layer::Authorize;
+use crate::auth::AuthState;
 use crate::config::Config;
 use crate::grpc::GrpcLimits;
 use crate::http1::{self, Limits, Outcome, Sleep};
+use crate::protocols::backend::Identity;
 use crate::protocols::metrics::{describe, ExtraMetrics};
 use crate::protocols::reapi::{ReapiOptions, ReapiService};
-use crate::protocols::router::{HttpOptions, Router};
+use crate::protocols::router::{AdminGuard, HttpOptions, MetricsGuard, Router};
+use crate::protocols::s3::{S3Front, S3Shared};
+use crate::protocols::usage::Usage;
 use crate::store::DigestFunction;
 use crate::tier::{TierClient, Tiered};
 
@@ -83,12 +91,20 @@ impl Sleep for Clock {
     }
 }
 
+/// The backend every front-end of an executor uses: authorization over usage counting over the
+/// object-store tier over steering. Authorization is outermost so a refused request never reaches
+/// the usage layer and is not counted as a namespace hit, miss or put; the tier is innermost so
+/// usage counts what the client saw (a tier fill is a hit) and a refused write is never uploaded.
+pub type ServerBackend = Authorize<Usage<Tiered<Steer>>>;
+
 /// What every connection of one executor shares.
 pub struct Context {
-    router: Router<Tiered<Steer>>,
+    router: Router<ServerBackend>,
+    /// The router of the `s3.listen` port: every request is S3.
+    s3_router: Router<ServerBackend>,
     limits: Limits,
-    /// The REAPI gRPC services over the same steering backend as `router`.
-    reapi: Rc<ReapiService<Tiered<Steer>>>,
+    /// The REAPI gRPC services over the same backend as `router`.
+    reapi: Rc<ReapiService<ServerBackend>>,
     grpc_limits: Rc<GrpcLimits>,
     clock: Clock,
     shared: Arc<Shared>,
@@ -105,13 +121,25 @@ impl Context {
         config: &Config,
         steer: Rc<Steer>,
         shared: Arc<Shared>,
+        auth: &AuthState,
+        s3: &S3Shared,
         tier: Option<Arc<TierClient>>,
         requeue: bool,
-    ) -> Rc<Self> {
-        let backend = Rc::new(Tiered::new(steer, tier.clone()));
+    ) -> Result<Rc<Self>, String> {
+        let s3_front = Rc::new(S3Front::new(s3)?);
+        let gate = Rc::new(Gate::new(&config.auth, auth.trust.clone()));
+        let tiered = Rc::new(Tiered::new(steer, tier.clone()));
         if requeue {
-            backend.requeue_owed();
+            tiered.requeue_owed();
         }
+        let usage = Rc::new(Usage::new(tiered));
+        let backend = Rc::new(Authorize::new(usage, gate.clone()).with_audit(auth.audit.clone()));
+        let metrics_gate = gate.clone();
+        let metrics_guard: MetricsGuard =
+            Rc::new(move |identity: &Identity| metrics_gate.check_metrics(identity));
+        let admin_gate = gate.clone();
+        let admin_guard: AdminGuard =
+            Rc::new(move |identity: &Identity| admin_gate.check_admin(identity));
         let options = HttpOptions {
             bazel_digest: if config.bazel_http_blake3 {
                 DigestFunction::Blake3
@@ -127,12 +155,21 @@ impl Context {
                 ..ReapiOptions::default()
             },
         );
-        Rc::new(Context {
-            router: Router::new(backend, options).with_extra_metrics(connection_metrics(
-                shared.clone(),
-                config.max_connections,
-                tier,
-            )),
+        Ok(Rc::new(Context {
+            s3_router: Router::s3_only(backend.clone(), s3_front.clone()),
+            router: Router::new(backend, options)
+                .with_s3(s3_front)
+                .with_extra_metrics(connection_metrics(
+                    shared.clone(),
+                    config.max_connections,
+                    tier,
+                ))
+                .with_metrics_guard(metrics_guard)
+                .with_admin_guard(admin_guard)
+                .with_phase({
+                    let shared = shared.clone();
+                    Rc::new(move || shared.readiness())
+                }),
             limits: http_limits(config),
             reapi: Rc::new(reapi),
             grpc_limits: Rc::new(grpc_limits(config)),
@@ -143,7 +180,7 @@ impl Context {
             shared,
             active: Cell::new(0),
             connections_max: config.max_connections,
-        })
+        }))
     }
 
     /// Drops what the gRPC services keep between calls (suspended uploads); after the
@@ -168,13 +205,19 @@ impl Context {
 }
 
 /// The HTTP/1.1 limits from the configuration (the rest keep the wire layer's defaults).
+///
+/// The wire layer's body bound is not `max_blob_size`: a body over it must reach the front-end,
+/// whose store reservation refuses it before a body byte is read, in the client's dialect. A
+/// 413 from the wire layer would bypass the dialect, and Nx fails the user's task on a 413
+/// (reference/clients.md §5; `NxDialect` answers 403). The wire bound stays the larger of its
+/// own default and `max_blob_size`, so it never refuses a body the store would take.
 pub fn http_limits(config: &Config) -> Limits {
     Limits {
         head_timeout: config.header_read_timeout,
         idle_timeout: config.idle_timeout,
         body_stall_timeout: config.body_stall_timeout,
         write_stall_timeout: config.write_stall_timeout,
-        body_bytes_max: config.max_blob_bytes,
+        body_bytes_max: config.max_blob_bytes.max(http1::BODY_BYTES_MAX),
         ..Limits::default()
     }
 }
@@ -228,15 +271,21 @@ pub fn grpc_limits(config: &Config) -> GrpcLimits {
     }
 }
 
+/// Which protocols a listening port speaks.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Port {
+    /// HTTP/1.1 front-ends, S3 (signed requests) and h2c gRPC (preface sniffed).
+    Main,
+    /// Only gRPC (`grpc_listen`).
+    Grpc,
+    /// Only S3 (`s3.listen`).
+    S3,
+}
+
 /// Accepts until drain; each connection runs in its own task.
 /// `inherited`: the socket came from systemd and outlives the process, so accepting stops
 /// without cancelling a pending accept (`handoff`).
-pub async fn accept_loop(
-    listener: TcpListener,
-    context: Rc<Context>,
-    grpc_only: bool,
-    inherited: bool,
-) {
+pub async fn accept_loop(listener: TcpListener, context: Rc<Context>, port: Port, inherited: bool) {
     let mut acceptor = Acceptor::new(&listener, &context.shared.wake_ups, inherited);
     loop {
         let accepted = acceptor.next(context.clock.shutdown()).await;
@@ -262,7 +311,7 @@ pub async fn accept_loop(
         context.active.set(context.active.get() + 1);
         let context = context.clone();
         glommio::spawn_local(async move {
-            serve_connection(stream, &context, grpc_only).await;
+            serve_connection(stream, &context, port).await;
             context.active.set(context.active.get() - 1);
             context
                 .shared
@@ -358,19 +407,17 @@ impl futures_io::AsyncWrite for Socket {
     }
 }
 
-async fn serve_connection(stream: TcpStream, context: &Context, grpc_only: bool) {
+async fn serve_connection(stream: TcpStream, context: &Context, port: Port) {
     let _ = stream.set_nodelay(true);
     let mut socket = Socket(stream);
-    let buffered = if grpc_only {
+    let buffered = if port == Port::Grpc {
         Vec::new()
     } else {
-        let summary = http1::serve(
-            &mut socket,
-            &context.router,
-            &context.clock,
-            &context.limits,
-        )
-        .await;
+        let router = match port {
+            Port::S3 => &context.s3_router,
+            _ => &context.router,
+        };
+        let summary = http1::serve(&mut socket, router, &context.clock, &context.limits).await;
         match summary.outcome {
             Outcome::Http2 { buffered } => buffered,
             outcome => {

@@ -59,19 +59,23 @@ pub struct Group {
     pub inherited: bool,
 }
 
-/// The listening sockets of both roles.
+/// The listening sockets of every role.
 #[derive(Debug)]
 pub struct Listeners {
     pub main: Group,
     pub grpc: Option<Group>,
+    /// The S3-only port (`s3.listen`); always bound by us, never taken from systemd.
+    pub s3: Option<Group>,
 }
 
 /// Opens both roles for `executors` executors: from the sockets systemd passed where there is
 /// one for the role (the gRPC-only port is the socket named [`super::systemd::GRPC_SOCKET_NAME`],
-/// the main port any other), otherwise by binding `listen` / `grpc_listen` ourselves.
+/// the main port any other), otherwise by binding `listen` / `grpc_listen` ourselves. The S3-only
+/// port (`s3_listen`) is always bound here: systemd has no socket name for it.
 pub fn open(
     listen: SocketAddr,
     grpc_listen: Option<SocketAddr>,
+    s3_listen: Option<SocketAddr>,
     executors: usize,
     inherited: Vec<InheritedSocket>,
 ) -> Result<Listeners, ServerError> {
@@ -85,7 +89,11 @@ pub fn open(
         (None, Some(addr)) => Some(bind_role(addr, executors)?),
         (None, None) => None,
     };
-    Ok(Listeners { main, grpc })
+    let s3 = match s3_listen {
+        Some(addr) => Some(bind_role(addr, executors)?),
+        None => None,
+    };
+    Ok(Listeners { main, grpc, s3 })
 }
 
 fn one_of_role(

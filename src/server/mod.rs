@@ -37,6 +37,7 @@ use glommio::channels::channel_mesh::MeshBuilder;
 use glommio::{LocalExecutorBuilder, Placement};
 
 use crate::config::{Config, ConfigError};
+use crate::protocols::s3::S3Shared;
 use crate::store::datadir::read_manifest;
 use crate::store::{DataDir, Shard, StoreError};
 use steer::{owner_of, spawn_owner_tasks, OwnedShards, OwnerOp, Steer, MESH_QUEUE_DEPTH};
@@ -83,8 +84,16 @@ impl From<StoreError> for ServerError {
 /// State shared by the starting thread, the signal thread and all executors (atomics only).
 #[derive(Default)]
 pub struct Shared {
-    /// Set by SIGTERM/SIGINT or by a failing executor: stop accepting and drain.
+    /// Set once every executor has opened its shards: `/ready` may answer 200.
+    pub ready: AtomicBool,
+    /// Set by the first SIGTERM/SIGINT (and by every drain): `/ready` answers 503 from now on,
+    /// while everything else keeps serving for `drain_delay` before the drain starts.
+    pub stopping: AtomicBool,
+    /// Set by SIGTERM/SIGINT (after `drain_delay`) or by a failing executor: stop accepting
+    /// and drain.
     pub drain: AtomicBool,
+    /// `drain_delay`: how long the signal thread waits between `stopping` and `drain`.
+    pub drain_delay: Duration,
     /// Executors whose connections have all finished (or timed out) after drain.
     connections_done: AtomicUsize,
     /// Open client connections of the whole process, for the exact `max_connections` limit.
@@ -102,7 +111,28 @@ impl Shared {
         self.drain.load(Ordering::Acquire)
     }
     pub fn start_drain(&self) {
+        self.stopping.store(true, Ordering::Release);
         self.drain.store(true, Ordering::Release);
+    }
+    /// A stop was asked for (the drain may not have started yet: `drain_delay`).
+    pub fn stopping(&self) -> bool {
+        self.stopping.load(Ordering::Acquire)
+    }
+    /// Marks the node as leaving rotation: `/ready` answers 503 from now on.
+    pub fn start_stopping(&self) {
+        self.stopping.store(true, Ordering::Release);
+    }
+    /// What `/ready` reports: starting until every shard is open, stopping once a stop was
+    /// asked for, else ready.
+    pub fn readiness(&self) -> crate::protocols::health::Phase {
+        use crate::protocols::health::Phase;
+        if self.stopping() {
+            Phase::Stopping
+        } else if self.ready.load(Ordering::Acquire) {
+            Phase::Ready
+        } else {
+            Phase::Starting
+        }
     }
 }
 
@@ -125,6 +155,7 @@ pub fn run_with_reload(
     mut config: Config,
     reload: Option<reload::Reload>,
 ) -> Result<(), ServerError> {
+    crate::metrics::mark_started();
     let as_started = config.clone();
     let cpus = allowed_cpus();
     let executors = config.executors.unwrap_or(cpus.len());
@@ -147,13 +178,34 @@ pub fn run_with_reload(
     };
 
     let inherited = systemd::inherited_sockets().map_err(ServerError::Activation)?;
-    let listeners = listener::open(config.listen, config.grpc_listen, executors, inherited)?;
+    let listeners = listener::open(
+        config.listen,
+        config.grpc_listen,
+        config.s3.listen,
+        executors,
+        inherited,
+    )?;
     let (bound, inherited) = (listeners.main.addr, listeners.main.inherited);
     let grpc_bound = listeners.grpc.as_ref().map(|g| g.addr);
     let grpc_inherited = listeners.grpc.as_ref().is_some_and(|g| g.inherited);
     let grpc_fds = listeners.grpc.map(|g| g.fds);
+    let s3_bound = listeners.s3.as_ref().map(|g| g.addr);
+    let s3_fds = listeners.s3.map(|g| g.fds);
+    let s3 = S3Shared::new(&config.s3, Some(&config.data), config.max_blob_bytes)
+        .map_err(ServerError::Executor)?;
+    // The addresses actually listened on: a socket handed over by systemd may be another than
+    // `listen`, and the no-keys default must not open it to the network.
+    let mut listening = vec![bound];
+    listening.extend(grpc_bound);
+    config
+        .auth
+        .check_exposure(&listening)
+        .map_err(ServerError::Config)?;
 
-    let shared = Arc::new(Shared::default());
+    let shared = Arc::new(Shared {
+        drain_delay: config.drain_delay,
+        ..Shared::default()
+    });
     signals::spawn_watcher(
         shared.clone(),
         signals::OnHangup {
@@ -163,6 +215,12 @@ pub fn run_with_reload(
     );
     let heartbeats = systemd::watchdog_timeout()
         .map(|timeout| Arc::new(watchdog::Heartbeats::new(executors, timeout)));
+    let auth = crate::auth::AuthState::load(&config.auth).map_err(ServerError::Config)?;
+    let stop = shared.clone();
+    crate::auth::reload::spawn(config.auth.clone(), auth.trust.clone(), move || {
+        stop.draining()
+    })
+    .map_err(|e| ServerError::Executor(format!("cannot start the key reloader: {e}")))?;
     // Every clone of the mesh builder is made here, before any executor runs, and each executor
     // gets its own by move: glommio 0.9's `MeshBuilder` keeps its peer list in an `Rc` (marked
     // `Send` by hand), so a clone on an executor thread would race other threads on a
@@ -181,9 +239,12 @@ pub fn run_with_reload(
             inherited,
             grpc_fd: grpc_fds.as_ref().map(|fds| fds[position]),
             grpc_inherited,
+            s3_fd: s3_fds.as_ref().map(|fds| fds[position]),
+            s3: s3.clone(),
             config: config.clone(),
             store_config: store_config.clone(),
             shared: shared.clone(),
+            auth: auth.clone(),
             mesh: Some(mesh),
             ready: ready_tx.clone(),
             heartbeats: heartbeats.clone(),
@@ -202,7 +263,8 @@ pub fn run_with_reload(
         shared.start_drain();
         return Err(ServerError::Executor(error));
     }
-    announce(bound, grpc_bound, shards, executors);
+    shared.ready.store(true, Ordering::Release);
+    announce(bound, grpc_bound, s3_bound, shards, executors);
     if let Some(heartbeats) = heartbeats {
         watchdog::spawn_monitor(heartbeats, shared.clone());
     }
@@ -253,7 +315,7 @@ fn wait_ready(
         match ready.recv_timeout(FLAG_POLL_PERIOD) {
             Ok(Ok(())) => waiting -= 1,
             Ok(Err(error)) => return Err(error),
-            Err(mpsc::RecvTimeoutError::Timeout) if shared.draining() => {
+            Err(mpsc::RecvTimeoutError::Timeout) if shared.stopping() => {
                 return Err("stopped by a signal during start-up".into())
             }
             Err(mpsc::RecvTimeoutError::Timeout) => {}
@@ -267,18 +329,25 @@ fn wait_ready(
 
 /// The one line tests and operators wait for: it is printed only when every shard is open.
 /// systemd hears the same moment as `READY=1`.
-fn announce(bound: SocketAddr, grpc: Option<SocketAddr>, shards: u32, executors: usize) {
+fn announce(
+    bound: SocketAddr,
+    grpc: Option<SocketAddr>,
+    s3: Option<SocketAddr>,
+    shards: u32,
+    executors: usize,
+) {
     use std::io::Write;
     let grpc = grpc.map(|a| format!(" grpc={a}")).unwrap_or_default();
+    let s3 = s3.map(|a| format!(" s3={a}")).unwrap_or_default();
     let mut out = std::io::stdout().lock();
     let _ = writeln!(
         out,
-        "tessera listening on {bound}{grpc} shards={shards} executors={executors}"
+        "tessera listening on {bound}{grpc}{s3} shards={shards} executors={executors}"
     );
     let _ = out.flush();
     tracing::info!(%bound, shards, executors, "ready");
     systemd::notify_or_log(&format!(
-        "READY=1\nSTATUS=serving on {bound}{grpc}, {shards} shards, {executors} executors"
+        "READY=1\nSTATUS=serving on {bound}{grpc}{s3}, {shards} shards, {executors} executors"
     ));
 }
 
@@ -315,9 +384,14 @@ struct ExecutorPlan {
     inherited: bool,
     grpc_fd: Option<RawFd>,
     grpc_inherited: bool,
+    /// This executor's socket of the `s3.listen` group.
+    s3_fd: Option<RawFd>,
+    s3: S3Shared,
     config: Config,
     store_config: crate::store::StoreConfig,
     shared: Arc<Shared>,
+    /// The trusted keys (reloaded by `auth::reload`) and the audit log.
+    auth: crate::auth::AuthState,
     /// Taken (moved) by `run`, never cloned on the executor thread.
     mesh: Option<MeshBuilder<OwnerOp, glommio::channels::channel_mesh::Full>>,
     ready: mpsc::Sender<Result<(), String>>,
@@ -336,6 +410,10 @@ impl ExecutorPlan {
         let grpc_listener = self
             .grpc_fd
             // SAFETY: as above, one fd per executor.
+            .map(|fd| unsafe { glommio::net::TcpListener::from_raw_fd(fd) });
+        let s3_listener = self
+            .s3_fd
+            // SAFETY: as above, one fd per executor from `bind_group`.
             .map(|fd| unsafe { glommio::net::TcpListener::from_raw_fd(fd) });
         let mesh = self.mesh.take().expect("an executor plan runs once");
         let (senders, receivers) = match mesh.join().await {
@@ -356,13 +434,18 @@ impl ExecutorPlan {
             owned.clone(),
             Rc::new(senders),
         ));
-        let context = conn::Context::new(
+        let context = match conn::Context::new(
             &self.config,
             steer,
             self.shared.clone(),
+            &self.auth,
+            &self.s3,
             self.tier.clone(),
             self.position == 0,
-        );
+        ) {
+            Ok(context) => context,
+            Err(error) => return self.fail(error),
+        };
         if let Some(heartbeats) = &self.heartbeats {
             watchdog::spawn_beat(heartbeats.clone(), self.position, self.shared.clone());
         }
@@ -372,11 +455,18 @@ impl ExecutorPlan {
             let context = context.clone();
             let inherited = self.grpc_inherited;
             glommio::spawn_local(async move {
-                conn::accept_loop(grpc_listener, context, true, inherited).await
+                conn::accept_loop(grpc_listener, context, conn::Port::Grpc, inherited).await
             })
             .detach();
         }
-        conn::accept_loop(listener, context.clone(), false, self.inherited).await;
+        if let Some(s3_listener) = s3_listener {
+            let context = context.clone();
+            glommio::spawn_local(async move {
+                conn::accept_loop(s3_listener, context, conn::Port::S3, false).await
+            })
+            .detach();
+        }
+        conn::accept_loop(listener, context.clone(), conn::Port::Main, self.inherited).await;
         context.wait_connections(self.config.drain_timeout).await;
         context.release_grpc_state();
         self.barrier().await;
@@ -428,4 +518,35 @@ fn spawn_maintenance(owned: Rc<OwnedShards>, shared: Arc<Shared>) {
         }
     })
     .detach();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocols::health::Phase;
+
+    #[test]
+    fn readiness_is_starting_then_ready_then_stopping_before_the_drain() {
+        let shared = Shared::default();
+        assert_eq!(shared.readiness(), Phase::Starting);
+        shared.ready.store(true, Ordering::Release);
+        assert_eq!(shared.readiness(), Phase::Ready);
+        shared.start_stopping();
+        assert_eq!(shared.readiness(), Phase::Stopping);
+        assert!(
+            !shared.draining(),
+            "drain_delay: stopping comes before the drain"
+        );
+        shared.start_drain();
+        assert_eq!(shared.readiness(), Phase::Stopping);
+    }
+
+    #[test]
+    fn a_drain_without_a_signal_also_takes_the_node_out_of_rotation() {
+        // A failing executor drains directly; `/ready` must not stay 200 meanwhile.
+        let shared = Shared::default();
+        shared.ready.store(true, Ordering::Release);
+        shared.start_drain();
+        assert_eq!(shared.readiness(), Phase::Stopping);
+    }
 }

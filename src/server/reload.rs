@@ -57,8 +57,9 @@ pub fn reload_and_log(running: &mut Config, source: &Reload) {
 }
 
 /// The settings other than `log` whose value differs between `old` and `new`, by setting name
-/// (every declared setting, from the configuration's own list), then `mount` if the mount
-/// table changed.
+/// (every declared setting, from the configuration's own list), then `mount`,
+/// `auth.read_through` and `s3.keys` if those tables changed. (The contents of the key files and
+/// the revocation list are reloaded by `auth::reload`, not here.)
 fn restart_needed(old: &Config, new: &Config) -> Vec<&'static str> {
     let mut names: Vec<&'static str> = old
         .values
@@ -69,6 +70,12 @@ fn restart_needed(old: &Config, new: &Config) -> Vec<&'static str> {
         .collect();
     if old.mounts != new.mounts {
         names.push("mount");
+    }
+    if old.auth.read_through != new.auth.read_through {
+        names.push("auth.read_through");
+    }
+    if old.s3.keys != new.s3.keys {
+        names.push("s3.keys");
     }
     names
 }
@@ -108,6 +115,10 @@ mod tests {
         let changed = [
             ("listen", "127.0.0.1:1"),
             ("grpc_listen", "127.0.0.1:2"),
+            ("s3.listen", "127.0.0.1:3"),
+            ("s3.buckets", "sccache"),
+            ("s3.domain", "s3.example.com"),
+            ("s3.anonymous", "true"),
             ("data", "/elsewhere"),
             ("max_size", "20GiB"),
             ("max_blob_size", "2GiB"),
@@ -123,6 +134,8 @@ mod tests {
             ("body_stall_timeout", "31s"),
             ("write_stall_timeout", "31s"),
             ("drain_timeout", "31s"),
+            ("drain_delay", "2s"),
+            ("log_format", "json"),
             ("bazel_http_blake3", "true"),
             ("mount_defaults", "false"),
             ("tier.kind", "http"),
@@ -136,6 +149,15 @@ mod tests {
             ("tier.url", "http://127.0.0.1:9"),
             ("tier.write", "through"),
             ("tier.queue", "5"),
+            ("auth.public_keys", "/keys"),
+            ("auth.jwks", "/jwks.json"),
+            ("auth.revoked", "/revoked"),
+            ("auth.audience", "ci"),
+            ("auth.anonymous", "read"),
+            ("auth.public_metrics", "true"),
+            ("auth.rate", "10/s"),
+            ("auth.burst", "5"),
+            ("audit_log", "/audit.log"),
         ];
         let names: Vec<&str> = SETTINGS.iter().map(|s| s.key).collect();
         let mut expected: Vec<&str> = names.into_iter().filter(|n| *n != "log").collect();

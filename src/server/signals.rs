@@ -1,6 +1,10 @@
-//! Signals: SIGTERM / SIGINT → drain (and `STOPPING=1` to systemd); a second one while draining
-//! exits at once (status 130), for an operator who does not want to wait for slow clients.
-//! SIGHUP → reload what can change live (`reload`).
+//! Signals:
+//! - SIGTERM / SIGINT → `/ready` answers 503 at once and systemd hears `STOPPING=1`; after
+//!   `drain_delay` (everything else keeps serving meanwhile, so a load balancer takes the node
+//!   out of rotation before any connection closes) the drain starts. A second signal while
+//!   stopping exits at once (status 130), for an operator who does not want to wait for slow
+//!   clients.
+//! - SIGHUP → reload what can change live (`reload`).
 
 use std::sync::Arc;
 
@@ -17,7 +21,7 @@ pub struct OnHangup {
     pub reload: Option<Reload>,
 }
 
-/// Starts the thread that turns signals into the drain flag and reloads.
+/// Starts the thread that turns signals into the stopping and drain flags and reloads.
 pub fn spawn_watcher(shared: Arc<Shared>, mut on_hangup: OnHangup) {
     let mut signals = match Signals::new([SIGTERM, SIGINT, SIGHUP]) {
         Ok(signals) => signals,
@@ -39,17 +43,38 @@ pub fn spawn_watcher(shared: Arc<Shared>, mut on_hangup: OnHangup) {
                     }
                     continue;
                 }
-                if shared.draining() {
-                    tracing::warn!(signal, "second signal while draining: exiting now");
+                if shared.stopping() {
+                    tracing::warn!(signal, "second signal while stopping: exiting now");
                     std::process::exit(130);
+                }
+                shared.start_stopping();
+                systemd::notify_or_log("STOPPING=1");
+                if shared.drain_delay.is_zero() {
+                    start_drain(&shared, signal);
+                    continue;
                 }
                 tracing::info!(
                     signal,
-                    "draining: no new connections, finishing in-flight requests"
+                    delay_ms = shared.drain_delay.as_millis() as u64,
+                    "stopping: /ready answers 503, serving on until the drain delay ends"
                 );
-                shared.start_drain();
-                systemd::notify_or_log("STOPPING=1");
+                let shared = shared.clone();
+                std::thread::Builder::new()
+                    .name("tessera-drain-delay".into())
+                    .spawn(move || {
+                        std::thread::sleep(shared.drain_delay);
+                        start_drain(&shared, signal);
+                    })
+                    .expect("spawning the drain-delay thread");
             }
         })
         .expect("spawning the signal thread");
+}
+
+fn start_drain(shared: &Shared, signal: i32) {
+    tracing::info!(
+        signal,
+        "draining: no new connections, finishing in-flight requests"
+    );
+    shared.start_drain();
 }

@@ -48,6 +48,25 @@ pub enum StoreError {
     Exists,
     /// The shard cannot answer now (its owner executor stopped or the server is stopping).
     Unavailable { what: &'static str },
+    /// Refused by the authorization layer: no acceptable credential (none where one is
+    /// required, or one that does not verify). `reason` is the metrics label.
+    Unauthenticated {
+        reason: &'static str,
+        message: String,
+    },
+    /// Refused by the authorization layer: the credential is valid but does not grant `access`
+    /// (`read`, `write`, `admin`) on `namespace`.
+    PermissionDenied {
+        subject: String,
+        access: &'static str,
+        namespace: String,
+    },
+    /// Refused by the authorization layer: `subject` is over `auth.rate`; one more request is
+    /// allowed after `retry_after`.
+    RateLimited {
+        subject: String,
+        retry_after: std::time::Duration,
+    },
 }
 
 impl StoreError {
@@ -143,6 +162,26 @@ impl fmt::Display for StoreError {
                     "too many uploads in progress in this shard (limit {max})"
                 )
             }
+            StoreError::Unauthenticated { message, .. } => {
+                write!(f, "authentication required: {message}")
+            }
+            StoreError::PermissionDenied {
+                subject,
+                access,
+                namespace,
+            } => write!(
+                f,
+                "{subject} may not {access} namespace {namespace:?} (the token's scopes do not \
+                 cover it)"
+            ),
+            StoreError::RateLimited {
+                subject,
+                retry_after,
+            } => write!(
+                f,
+                "{subject} is over its request rate (auth.rate); retry in {} ms",
+                retry_after.as_millis().max(1)
+            ),
             StoreError::Locked { path } => write!(
                 f,
                 "{} is in use by another Tessera process (lock held)",

@@ -34,6 +34,7 @@ struct HandleInner {
     meta: Meta,
     kind: Kind,
     key_id: KeyId,
+    created_ms: u64,
 }
 
 impl ReadHandle {
@@ -95,6 +96,7 @@ impl ReadHandle {
             meta,
             kind: frame.kind,
             key_id: frame.key_id,
+            created_ms: frame.created_ms,
         };
         Ok(ReadHandle {
             inner: Arc::new(inner),
@@ -118,6 +120,12 @@ impl ReadHandle {
 
     pub fn key_id(&self) -> KeyId {
         self.inner.key_id
+    }
+
+    /// When the record was written (Unix time, milliseconds; a copy forward keeps the time of
+    /// the copy).
+    pub fn created_ms(&self) -> u64 {
+        self.inner.created_ms
     }
 
     /// Sequence number of the segment holding the record (diagnostics and tests).

@@ -261,6 +261,11 @@ impl Segment {
         self.header.seq
     }
 
+    /// When the segment was created (Unix time, milliseconds): no record in it is older.
+    pub fn created_ms(&self) -> u64 {
+        self.header.created_ms
+    }
+
     pub fn capacity(&self) -> u64 {
         self.header.capacity
     }

@@ -98,6 +98,12 @@ pub struct ShardStats {
     /// Times the filesystem refused space (`ENOSPC`/`EDQUOT`) that the budget allowed; each
     /// was answered by evicting the oldest segment or refusing the put.
     pub filesystem_full: u64,
+    /// Record bytes committed since the shard opened (headers, metadata and bodies): its rate
+    /// is the write rate an operator sizes `max_size` with.
+    pub bytes_written: u64,
+    /// Creation time (Unix ms) of the oldest segment while the shard holds any record: no live
+    /// record is older, so `now − this` is how long this shard remembers.
+    pub oldest_segment_created_ms: Option<u64>,
     pub recovery: RecoveryReport,
 }
 
@@ -109,6 +115,7 @@ pub(super) struct Counters {
     pub evicted_segments: u64,
     pub copied_forward: u64,
     pub no_space: u64,
+    pub bytes_written: u64,
 }
 
 /// The segment receiving appends and the offset of its first free byte.
@@ -378,6 +385,7 @@ impl Shard {
         let lsn = self.take_lsn();
         let segment = filled.commit(lsn)?;
         self.after_write(&segment, offset, layout.record_bytes)?;
+        self.counters.bytes_written += layout.record_bytes;
         let entry = Entry {
             seq: segment.seq(),
             offset,
@@ -486,6 +494,11 @@ impl Shard {
             effective_budget_bytes: self.budget_bytes(),
             degraded: self.space.degraded,
             filesystem_full: self.space.refusals,
+            bytes_written: self.counters.bytes_written,
+            oldest_segment_created_ms: match self.index.len() {
+                0 => None,
+                _ => self.ring.front().map(|segment| segment.created_ms()),
+            },
             recovery: self.recovery.clone(),
         }
     }

@@ -8,7 +8,7 @@
 //! [`output_files`]) do the same on a workspace and output root of the caller's choosing.
 //!
 //! ```ignore
-//! if !bazel::require_real_client("bazel", bazel::bazel_available()) { return; }
+//! if !common::require_real_client("bazel", bazel::bazel_available()) { return; }
 //! let session = bazel::BazelSession::new().unwrap();
 //! let first = session.build("grpc://127.0.0.1:PORT", &["--remote_instance_name=x"]).unwrap();
 //! session.clean().unwrap();
@@ -23,17 +23,17 @@
 //! `WARNING: Reading from Remote Cache:` / `WARNING: Writing to Remote Cache:` followed by the
 //! cause on the next line and runs the actions locally. A missing CAS blob is a silent miss.
 
-#![allow(dead_code)] // Each test crate that includes this module uses a different part of it.
-
 use std::collections::BTreeMap;
 use std::fmt;
 use std::fs;
-use std::io::{self, Read};
+use std::io;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use sha2::{Digest, Sha256};
+
+use super::process;
 
 /// Genrules in `tests/bazel/workspace/BUILD`, i.e. the cacheable actions of one full build.
 pub const WORKSPACE_ACTIONS: u32 = 11;
@@ -50,16 +50,10 @@ pub fn bazel_binary() -> std::ffi::OsString {
     std::env::var_os(BAZEL_BINARY_ENV).unwrap_or_else(|| "bazel".into())
 }
 
-/// Environment variable that turns a missing real client into a printed skip instead of a failure.
-pub const SKIP_REAL_CLIENTS_ENV: &str = "TESSERA_SKIP_REAL_CLIENTS";
-
 /// Wall-clock bound for one Bazel command. A cold server start plus the whole workspace build
 /// takes about 5 s on the 2-core CI machine; Bazel's own remote retries against a hung cache
 /// (5 retries × `--remote_timeout` 60 s) could take 5 minutes, and a test must not hang on that.
 pub const BAZEL_COMMAND_TIMEOUT_SECS: u64 = 240;
-
-/// How often a running Bazel command is polled for exit.
-const POLL_INTERVAL_MS: u64 = 50;
 
 /// Lines of Bazel's output quoted in an error message.
 pub const LOG_TAIL_LINES: usize = 40;
@@ -75,23 +69,6 @@ pub fn bazel_available() -> bool {
         .status()
         .map(|status| status.success())
         .unwrap_or(false)
-}
-
-/// Decides whether a real-client test runs. Returns `true` when `available`; otherwise prints a
-/// skip notice and returns `false` if `TESSERA_SKIP_REAL_CLIENTS=1`, and panics with the install
-/// command if not: a missing client must never make a test pass silently.
-pub fn require_real_client(client: &str, available: bool) -> bool {
-    if available {
-        return true;
-    }
-    if std::env::var(SKIP_REAL_CLIENTS_ENV).as_deref() == Ok("1") {
-        eprintln!("SKIPPED: {client} is not installed and {SKIP_REAL_CLIENTS_ENV}=1");
-        return false;
-    }
-    panic!(
-        "{client} is not installed: run `bash tests/install-deps.sh` \
-         (or set {SKIP_REAL_CLIENTS_ENV}=1 to skip real-client tests)"
-    );
 }
 
 /// The workspace shipped in `tests/bazel/workspace`.
@@ -365,66 +342,33 @@ fn run_bazel_inner(
     merge_stderr: bool,
 ) -> Result<(String, String), BazelError> {
     let command_line = format!("bazel {}", args.join(" "));
-    let spawn_error = |problem: String| BazelError {
-        command: command_line.clone(),
-        problem,
-        log_tail: String::new(),
-    };
-    // Output goes to files, not pipes: a full pipe must not stall Bazel while we poll it.
-    let log_dir = tempfile::Builder::new()
-        .prefix("tessera-bazel-log-")
-        .tempdir()
-        .map_err(|e| spawn_error(format!("could not create a log dir: {e}")))?;
-    let stdout_path = log_dir.path().join("stdout");
-    let stderr_path = log_dir.path().join("stderr");
-    let open = |path: &Path| fs::File::create(path).map_err(|e| spawn_error(format!("log: {e}")));
-    let mut child = Command::new(bazel_binary())
+    let mut command = Command::new(bazel_binary());
+    command
         .args(startup_args(output_root))
         .args(args)
-        .current_dir(workspace)
-        .stdin(Stdio::null())
-        .stdout(open(&stdout_path)?)
-        .stderr(open(&stderr_path)?)
-        .spawn()
-        .map_err(|e| spawn_error(format!("could not start: {e} (is bazel installed?)")))?;
-    let deadline = Instant::now() + Duration::from_secs(BAZEL_COMMAND_TIMEOUT_SECS);
-    let status = loop {
-        match child.try_wait() {
-            Ok(Some(status)) => break Ok(status),
-            Ok(None) if Instant::now() >= deadline => {
-                let _ = child.kill();
-                let _ = child.wait();
-                break Err(format!("timed out after {BAZEL_COMMAND_TIMEOUT_SECS} s"));
-            }
-            Ok(None) => std::thread::sleep(Duration::from_millis(POLL_INTERVAL_MS)),
-            Err(error) => break Err(format!("could not be waited for: {error}")),
+        .current_dir(workspace);
+    let timeout = Duration::from_secs(BAZEL_COMMAND_TIMEOUT_SECS);
+    let (problem, stderr) = match process::run(&mut command, timeout) {
+        Ok(finished) if finished.status.success() => {
+            let log = if merge_stderr {
+                finished.stdout + &finished.stderr
+            } else {
+                finished.stdout
+            };
+            return Ok((command_line, log));
         }
+        Ok(finished) => (format!("failed with {}", finished.status), finished.stderr),
+        Err(error) if error.kind == process::RunErrorKind::NotStarted => {
+            let problem = format!("{} (is bazel installed?)", error.problem);
+            (problem, error.stderr)
+        }
+        Err(error) => (error.problem, error.stderr),
     };
-    let stdout = read_lossy(&stdout_path);
-    let stderr = read_lossy(&stderr_path);
-    let log = if merge_stderr {
-        format!("{stdout}{stderr}")
-    } else {
-        stdout
-    };
-    let failed = |problem: String| BazelError {
-        command: command_line.clone(),
+    Err(BazelError {
+        command: command_line,
         problem,
-        log_tail: tail(&read_lossy(&stderr_path), LOG_TAIL_LINES),
-    };
-    match status {
-        Ok(status) if status.success() => Ok((command_line.clone(), log)),
-        Ok(status) => Err(failed(format!("failed with {status}"))),
-        Err(problem) => Err(failed(problem)),
-    }
-}
-
-fn read_lossy(path: &Path) -> String {
-    let mut bytes = Vec::new();
-    if let Ok(mut file) = fs::File::open(path) {
-        let _ = file.read_to_end(&mut bytes);
-    }
-    String::from_utf8_lossy(&bytes).into_owned()
+        log_tail: tail(&stderr, LOG_TAIL_LINES),
+    })
 }
 
 fn tail(text: &str, lines: usize) -> String {
@@ -510,81 +454,5 @@ impl Drop for BazelSession {
                 eprintln!("warning: could not remove the Bazel test directory: {error}");
             }
         }
-    }
-}
-
-#[cfg(test)]
-mod parse_tests {
-    use super::*;
-
-    /// (processes, internal, remote cache hits, executed)
-    type Counts = (u32, u32, u32, u32);
-
-    #[test]
-    fn process_summary_lines_of_bazel_4_2_3() {
-        let cases: &[(&str, Option<Counts>)] = &[
-            (
-                "INFO: 12 processes: 1 internal, 11 local.",
-                Some((12, 1, 0, 11)),
-            ),
-            (
-                "INFO: 12 processes: 11 remote cache hit, 1 internal.",
-                Some((12, 1, 11, 0)),
-            ),
-            (
-                "INFO: 12 processes: 10 remote cache hit, 1 internal, 1 local.",
-                Some((12, 1, 10, 1)),
-            ),
-            (
-                "INFO: 9 processes: 2 internal, 7 linux-sandbox.",
-                Some((9, 2, 0, 7)),
-            ),
-            ("INFO: 1 process: 1 internal.", Some((1, 1, 0, 0))),
-            ("INFO: 0 processes.", Some((0, 0, 0, 0))),
-            // Parts that do not add up to the total: not a summary we understand.
-            ("INFO: 12 processes: 1 internal, 10 local.", None),
-            ("INFO: Build completed successfully, 12 total actions", None),
-            ("INFO: 12 processes: 1 internal, 11 local", None),
-            ("INFO: x processes: 1 internal.", None),
-            ("", None),
-        ];
-        for (line, want) in cases {
-            let got = parse_process_summary(line)
-                .map(|s| (s.processes, s.internal, s.remote_cache_hits, s.executed));
-            assert_eq!(got, *want, "line {line:?}");
-        }
-    }
-
-    #[test]
-    fn unknown_kinds_are_kept_not_counted_as_hits() {
-        let summary = parse_process_summary("INFO: 5 processes: 2 disk cache hit, 3 remote.")
-            .expect("adds up");
-        assert_eq!(summary.remote_cache_hits, 0);
-        assert_eq!(
-            summary.other,
-            vec![(2, "disk cache hit".into()), (3, "remote".into())]
-        );
-    }
-
-    #[test]
-    fn build_log_collects_cache_warnings_with_their_cause() {
-        let log = "INFO: Found 11 targets...\n\
-                   WARNING: Reading from Remote Cache:\n\
-                   Connection refused: /127.0.0.1:1\n\
-                   WARNING: Writing to Remote Cache:\n\
-                   2 errors during bulk transfer\n\
-                   WARNING: /w/BUILD:3:8: something unrelated\n\
-                   INFO: 12 processes: 1 internal, 11 local.\n\
-                   INFO: Build completed successfully, 12 total actions\n";
-        let summary = parse_build_log(log).expect("has a summary");
-        assert_eq!(summary.actions(), 11);
-        assert_eq!(
-            summary.cache_warnings,
-            vec![
-                "WARNING: Reading from Remote Cache: Connection refused: /127.0.0.1:1".to_string(),
-                "WARNING: Writing to Remote Cache: 2 errors during bulk transfer".to_string(),
-            ]
-        );
-        assert!(parse_build_log("ERROR: no summary here\n").is_none());
     }
 }

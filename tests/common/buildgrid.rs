@@ -12,15 +12,13 @@
 //! memory (BuildGrid's LRU action cache), so a restart empties the action cache: restart and
 //! `kill -9` scenarios are proven with nginx (HTTP) and belong to Tessera's own tests.
 
-#![allow(dead_code)] // Each test crate that includes this module uses a different part of it.
-
 use std::fmt::Write as _;
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use super::server_process::ServerProcess;
+use super::external_server::ExternalServer;
 
 /// Environment variable naming BuildGrid's virtualenv (tests/install-deps.sh creates it).
 pub const BUILDGRID_VENV_ENV: &str = "TESSERA_BUILDGRID_VENV";
@@ -47,7 +45,7 @@ pub fn buildgrid_available() -> bool {
 /// A running BuildGrid server serving the default instance `""` and the given named instances.
 pub struct BuildGrid {
     // Field order matters: the process is stopped (dropped) before its directory is removed.
-    process: ServerProcess,
+    process: ExternalServer,
     dir: tempfile::TempDir,
 }
 
@@ -72,8 +70,7 @@ impl BuildGrid {
         let mut names = vec![String::new()];
         names.extend(instances.iter().map(|name| name.to_string()));
         let base = dir.path().to_path_buf();
-        let logs = [base.join("server.log")];
-        let process = ServerProcess::start_on_free_port("BuildGrid", &logs, move |port| {
+        let process = ExternalServer::start_on_free_port("BuildGrid", &[], move |port| {
             let conf = write_config(&base, port, &names)?;
             let mut command = Command::new(&bgd);
             command

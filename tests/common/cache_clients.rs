@@ -1,9 +1,10 @@
-//! What the Gradle and ccache tests share: a real client's driver script from `tests/clients/`
-//! run against the server (bounded and timed), the switch that skips real clients, and the
-//! bad-input checks every opaque-key front-end must pass.
+//! What the real-client tests (Gradle, ccache, Nx, Turborepo) share: a client's driver script
+//! from `tests/clients/` run against the server (bounded and timed), the switch that skips real
+//! clients, the server's answers by status, and the bad-input checks every opaque-key front-end
+//! must pass.
 //!
 //! ```ignore
-//! if cache_clients::skip_real_clients("Gradle") { return; }
+//! if common::skip_real_client("Gradle") { return; }
 //! let url = format!("{}/cache/", server.url());
 //! let run = cache_clients::run_driver("gradle", &["--credentials"], &url)
 //!     .unwrap_or_else(|error| panic!("{error}\ntessera log:\n{}", server.full_log()));
@@ -13,40 +14,21 @@
 //! A driver exits 0 ok, 1 an expectation failed, 2 usage error, 3 the client failed or is not
 //! installed (tests/clients/README.md); its last stdout line is `summary: …`.
 
-#![allow(dead_code)] // Each test crate that includes this module uses a different part of it.
-
-use std::fs;
 use std::net::SocketAddr;
-use std::os::unix::process::CommandExt;
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
-use crate::http_client::{self, request, request_head, Closed, Conn, Response};
-
-/// `TESSERA_SKIP_REAL_CLIENTS=1` skips every test that runs a real client.
-pub const SKIP_REAL_CLIENTS_ENV: &str = "TESSERA_SKIP_REAL_CLIENTS";
+use super::http_client::{self, request, request_head, Closed, Conn, Response};
+use super::process;
 
 /// Longest a driver may run before it is killed and its test fails. A Gradle driver starts
 /// three JVMs: about 30 s on an idle 2-core machine, 165–210 s measured under a load average of
 /// 10–20 before its JVM options were tuned; a ccache driver takes about a second.
 pub const DRIVER_TIMEOUT_MS: u64 = 600_000;
 
-/// Poll interval while waiting for a driver to exit.
-const POLL_INTERVAL_MS: u64 = 50;
-
 /// How long a test waits for the server to close a connection whose upload was cut short.
 const CLOSE_WAIT_MS: u64 = 10_000;
-
-/// True (after printing why) when `TESSERA_SKIP_REAL_CLIENTS=1`. Otherwise the test runs, and a
-/// client that is not installed fails it with the driver's install hint.
-pub fn skip_real_clients(client: &str) -> bool {
-    if std::env::var(SKIP_REAL_CLIENTS_ENV).as_deref() != Ok("1") {
-        return false;
-    }
-    eprintln!("SKIPPED: {SKIP_REAL_CLIENTS_ENV}=1, {client} not run");
-    true
-}
 
 /// A driver run that passed.
 #[derive(Debug)]
@@ -57,6 +39,15 @@ pub struct DriverRun {
     pub elapsed: Duration,
 }
 
+impl DriverRun {
+    /// The value of `key` in a summary of `key=value` words (`summary: client=nx second=miss`).
+    pub fn value(&self, key: &str) -> Option<&str> {
+        self.summary
+            .split(' ')
+            .find_map(|word| word.strip_prefix(key)?.strip_prefix('='))
+    }
+}
+
 /// Runs `tests/clients/<client>/run.sh <args> <url>` to completion (bounded by
 /// [`DRIVER_TIMEOUT_MS`]). `Err` says which expectation failed, with the driver's stderr.
 pub fn run_driver(client: &str, args: &[&str], url: &str) -> Result<DriverRun, String> {
@@ -65,55 +56,38 @@ pub fn run_driver(client: &str, args: &[&str], url: &str) -> Result<DriverRun, S
         .join(client)
         .join("run.sh");
     let shown = format!("bash {} {} {url}", script.display(), args.join(" "));
-    let output = tempfile::tempdir().expect("a temp dir for the driver's output");
-    let stdout_path = output.path().join("stdout");
-    let stderr_path = output.path().join("stderr");
+    let mut command = Command::new("bash");
+    command.arg(&script).args(args).arg(url);
     let started = Instant::now();
-    let mut child = Command::new("bash")
-        .arg(&script)
-        .args(args)
-        .arg(url)
-        .stdin(Stdio::null())
-        .stdout(fs::File::create(&stdout_path).expect("stdout file"))
-        .stderr(fs::File::create(&stderr_path).expect("stderr file"))
-        // Its own process group, so that a timeout kills the client (a JVM) with the script.
-        .process_group(0)
-        .spawn()
-        .map_err(|error| format!("`{shown}` could not start: {error}"))?;
-    let deadline = started + Duration::from_millis(DRIVER_TIMEOUT_MS);
-    let status = loop {
-        if let Some(status) = child.try_wait().expect("try_wait") {
-            break status;
-        }
-        if Instant::now() >= deadline {
-            let group = format!("-{}", child.id());
-            let _ = Command::new("kill")
-                .args(["-s", "KILL", "--", &group])
-                .status();
-            break child.wait().expect("reap the killed driver");
-        }
-        std::thread::sleep(Duration::from_millis(POLL_INTERVAL_MS));
-    };
+    // Killed with its process group on timeout, so that the client (a JVM) goes with the script.
+    let timeout = Duration::from_millis(DRIVER_TIMEOUT_MS);
+    let finished = process::run(&mut command, timeout);
     let elapsed = started.elapsed();
-    let stdout = fs::read_to_string(&stdout_path).unwrap_or_default();
-    let stderr = fs::read_to_string(&stderr_path).unwrap_or_default();
+    let (status, stdout, stderr) = match finished {
+        Ok(finished) => (Some(finished.status), finished.stdout, finished.stderr),
+        Err(error) if error.kind == process::RunErrorKind::TimedOut => {
+            (None, error.stdout, error.stderr)
+        }
+        Err(error) => return Err(format!("`{shown}` {}", error.problem)),
+    };
     let failure = |what: String| {
         format!(
             "`{shown}` {what} after {} ms; its stderr:\n{stderr}",
             elapsed.as_millis()
         )
     };
-    let meaning = match status.code() {
-        Some(0) => None,
-        Some(1) => Some("exited 1: an expectation failed".to_owned()),
-        Some(2) => Some("exited 2: usage error".to_owned()),
-        Some(3) => Some(
+    let meaning = match status.map(|status| (status, status.code())) {
+        Some((_, Some(0))) => None,
+        Some((_, Some(1))) => Some("exited 1: an expectation failed".to_owned()),
+        Some((_, Some(2))) => Some("exited 2: usage error".to_owned()),
+        Some((_, Some(3))) => Some(
             "exited 3: the client failed or is not installed (`bash tests/install-deps.sh`)"
                 .to_owned(),
         ),
-        Some(code) => Some(format!("exited {code}")),
+        Some((_, Some(code))) => Some(format!("exited {code}")),
+        Some((status, None)) => Some(format!("was killed by a signal ({status})")),
         None => Some(format!(
-            "was killed (timeout {DRIVER_TIMEOUT_MS} ms or a signal: {status})"
+            "was killed after its timeout of {DRIVER_TIMEOUT_MS} ms"
         )),
     };
     if let Some(meaning) = meaning {
@@ -142,6 +116,21 @@ pub fn stored_objects(addr: SocketAddr) -> u64 {
             value.parse::<u64>().expect("an integer sample")
         })
         .sum()
+}
+
+/// The server's `tessera_http_responses_total` counters: how many HTTP/1.1 responses it sent
+/// with each status since it started.
+pub fn response_counts(addr: SocketAddr) -> std::collections::BTreeMap<u16, u64> {
+    let page = http_client::get(addr, "/metrics");
+    assert_eq!(page.status, 200, "GET /metrics: {page:?}");
+    let prefix = "tessera_http_responses_total{code=\"";
+    page.text()
+        .lines()
+        .filter_map(|line| {
+            let (code, value) = line.strip_prefix(prefix)?.split_once("\"} ")?;
+            Some((code.parse().ok()?, value.trim().parse().ok()?))
+        })
+        .collect()
 }
 
 /// GET, HEAD and PUT of every path in `paths` answer 400 (with a message, except HEAD), and

@@ -1,8 +1,15 @@
 //! A small gRPC client for tests: `h2` over a glommio TCP stream (through
 //! `tokio_util::compat`), our own framing, `prost` messages. Unary, server-streaming and
 //! client-streaming calls, and raw access to the stream for reset and garbage tests.
-
-#![allow(dead_code)]
+//!
+//! ```ignore
+//! run_executor(move || async move {
+//!     let client = connect(server.addr()).await;
+//!     let caps: reapi::ServerCapabilities = unary(&client, CAPABILITIES, &request).await?;
+//!     let reply = call(&client, "/google.bytestream.ByteStream/Read", &[read_request]).await;
+//!     assert_eq!(reply.status.code, Code::Ok);
+//! });
+//! ```
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -68,9 +75,16 @@ pub fn grpc_request_with(path: &str, headers: &[(&str, &str)]) -> http::Request<
     builder.body(()).unwrap()
 }
 
-/// The messages of a reply and its status.
+/// Everything a call's reply carried.
 #[derive(Debug)]
 pub struct Reply {
+    /// The HTTP status of the response head; `None` when the stream failed before one arrived
+    /// (then `status` is CANCELLED and says why).
+    pub http_status: Option<http::StatusCode>,
+    /// The response head's fields (for a trailers-only reply, the status fields too).
+    pub headers: http::HeaderMap,
+    /// Whether the status came in the head, with no message and no trailers.
+    pub trailers_only: bool,
     pub messages: Vec<Bytes>,
     pub status: Status,
 }
@@ -88,15 +102,17 @@ impl Reply {
 /// Sends `messages` (framed here) as the whole request body and reads the whole reply.
 pub async fn call(client: &SendRequest<Bytes>, path: &str, messages: &[Bytes]) -> Reply {
     let body: Vec<Bytes> = messages.iter().map(|m| frame(m)).collect();
-    call_raw(client, path, body).await
+    call_raw(client, grpc_request(path), body).await
 }
 
-/// Sends already framed chunks as the request body.
-pub async fn call_raw(client: &SendRequest<Bytes>, path: &str, body: Vec<Bytes>) -> Reply {
+/// Sends `request` with already framed chunks as its body and reads the whole reply.
+pub async fn call_raw(
+    client: &SendRequest<Bytes>,
+    request: http::Request<()>,
+    body: Vec<Bytes>,
+) -> Reply {
     let mut client = client.clone().ready().await.expect("client ready");
-    let (response, mut send) = client
-        .send_request(grpc_request(path), false)
-        .expect("send request");
+    let (response, mut send) = client.send_request(request, false).expect("send request");
     for chunk in body {
         send_all(&mut send, chunk).await;
     }
@@ -154,11 +170,15 @@ pub async fn read_messages(body: &mut h2::RecvStream) -> (Vec<Bytes>, http::Head
     (messages, trailers)
 }
 
+/// Reads a whole reply: head, messages, trailers.
 pub async fn read_reply(response: h2::client::ResponseFuture) -> Reply {
     let response = match response.await {
         Ok(response) => response,
         Err(error) => {
             return Reply {
+                http_status: None,
+                headers: http::HeaderMap::new(),
+                trailers_only: false,
                 messages: Vec::new(),
                 status: Status::cancelled(format!("stream failed: {error}")),
             }
@@ -167,12 +187,18 @@ pub async fn read_reply(response: h2::client::ResponseFuture) -> Reply {
     let (parts, mut body) = response.into_parts();
     if body.is_end_stream() {
         return Reply {
-            messages: Vec::new(),
+            http_status: Some(parts.status),
             status: Status::from_trailers(&parts.headers),
+            headers: parts.headers,
+            trailers_only: true,
+            messages: Vec::new(),
         };
     }
     let (messages, trailers) = read_messages(&mut body).await;
     Reply {
+        http_status: Some(parts.status),
+        headers: parts.headers,
+        trailers_only: false,
         messages,
         status: Status::from_trailers(&trailers),
     }

@@ -12,8 +12,6 @@
 //! Every socket has read and write timeouts, so a test never hangs on a silent server; every
 //! response must carry `Content-Length` (the server promises it, and Bazel needs it).
 
-#![allow(dead_code)] // Each test crate that includes this module uses a different part of it.
-
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpStream};
 use std::time::{Duration, Instant};
@@ -197,9 +195,20 @@ impl Conn {
         Ok(self.pending.drain(..length).collect())
     }
 
+    /// A read, repeated when a signal interrupts it (the client may run on a glommio executor
+    /// thread, whose signals interrupt blocking calls).
+    fn read_retrying(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        loop {
+            match self.stream.read(buf) {
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                result => return result,
+            }
+        }
+    }
+
     fn read_more(&mut self) -> io::Result<()> {
         let mut buf = [0u8; 64 * 1024];
-        let n = self.stream.read(&mut buf)?;
+        let n = self.read_retrying(&mut buf)?;
         if n == 0 {
             return Err(io::Error::new(
                 io::ErrorKind::UnexpectedEof,
@@ -241,7 +250,7 @@ impl Conn {
     pub fn early_response(&mut self, wait: Duration) -> io::Result<Option<Response>> {
         self.stream.set_read_timeout(Some(wait))?;
         let mut buf = [0u8; 16 * 1024];
-        let first = match self.stream.read(&mut buf) {
+        let first = match self.read_retrying(&mut buf) {
             Ok(0) => {
                 return Err(io::Error::new(
                     io::ErrorKind::UnexpectedEof,

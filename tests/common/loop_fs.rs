@@ -13,8 +13,6 @@
 //! without loop devices), [`LoopFs::mount`] prints why the test is skipped and returns `None`.
 //! The image is sparse and lives in a temporary directory; it is unmounted and deleted on drop.
 
-#![allow(dead_code)] // Each test crate that includes this module uses a different part of it.
-
 use std::fs::{File, OpenOptions};
 use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};

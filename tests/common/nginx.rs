@@ -15,14 +15,12 @@
 //! nginx runs in the foreground as a single process (`master_process off`), so `kill -9` takes
 //! the listening socket down with it (a master's orphaned worker would keep serving).
 
-#![allow(dead_code)] // Each test crate that includes this module uses a different part of it.
-
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use super::server_process::ServerProcess;
+use super::external_server::ExternalServer;
 
 /// Concurrent connections nginx accepts; Bazel opens at most `--remote_max_connections`
 /// (100 by default), so 512 leaves room for several clients.
@@ -50,13 +48,13 @@ pub fn nginx_available() -> bool {
 /// A running nginx WebDAV server with its config, logs and stored files in a temporary directory.
 pub struct NginxWebdav {
     // Field order matters: the process is stopped (dropped) before its directory is removed.
-    process: ServerProcess,
+    process: ExternalServer,
     dir: tempfile::TempDir,
 }
 
 impl NginxWebdav {
     /// Starts nginx on a free loopback port (nginx cannot bind port 0 itself; see
-    /// `server_process` for how a port is picked and a lost race retried).
+    /// `external_server` for how a port is picked and a lost race retried).
     pub fn start() -> io::Result<Self> {
         let binary = nginx_binary()
             .ok_or_else(|| io::Error::new(io::ErrorKind::NotFound, "nginx is not installed"))?;
@@ -66,8 +64,8 @@ impl NginxWebdav {
         fs::create_dir_all(dir.path().join("root"))?;
         fs::create_dir_all(dir.path().join("tmp"))?;
         let base = dir.path().to_path_buf();
-        let logs = [base.join("stdio.log"), base.join("error.log")];
-        let process = ServerProcess::start_on_free_port("nginx", &logs, move |port| {
+        let logs = [base.join("error.log")];
+        let process = ExternalServer::start_on_free_port("nginx", &logs, move |port| {
             let conf = write_config(&base, port)?;
             let mut command = Command::new(&binary);
             command.arg("-p").arg(&base).arg("-c").arg(conf);
@@ -98,7 +96,7 @@ impl NginxWebdav {
 
     /// Clean stop: SIGQUIT (nginx's graceful shutdown), then waits for the exit.
     pub fn stop(&mut self) -> io::Result<()> {
-        self.process.stop_with("QUIT")
+        self.process.stop_with(libc::SIGQUIT)
     }
 
     /// Crash: SIGKILL, then reaps the process.

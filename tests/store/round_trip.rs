@@ -593,3 +593,72 @@ fn concurrent_writers_fill_disjoint_regions_of_one_segment() {
         assert_eq!(get(&mut shard, id).as_ref(), Some(bytes));
     }
 }
+
+/// Regression: a reservation dropped without commit or abort (a cancelled upload) used to stay
+/// pending on disk until recovery; it is now sealed aborted by the drop itself.
+#[test]
+fn a_dropped_reservation_is_aborted_at_once() {
+    use tessera::store::record::State;
+    use tessera::store::scan::{Scanner, Step};
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = config(tmp.path(), 1);
+    let mut shard = open(&cfg);
+    let id = key(Kind::Blob, b"cancelled");
+    let request = PutRequest {
+        id,
+        kind: Kind::Blob,
+        body_len: 64,
+        meta: Meta::new(),
+        expect: None,
+        if_absent: false,
+    };
+    let Reserved::Reservation(mut pending) = shard.reserve(request).unwrap() else {
+        panic!("a blob put always reserves")
+    };
+    pending.write(&body(3, 10)).unwrap();
+    drop(pending);
+    assert_eq!(shard.stats().pending_reservations, 0);
+    assert!(get(&mut shard, &id).is_none());
+    let bytes = std::fs::read(newest_segment(tmp.path())).unwrap();
+    let states: Vec<bool> = Scanner::new(&bytes, 0)
+        .filter_map(|step| match step {
+            Step::Record { frame, state, .. } if frame.key_id == id => {
+                Some(matches!(state, Ok(State::Aborted)))
+            }
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        states,
+        [true],
+        "the dropped record is sealed aborted on disk"
+    );
+}
+
+#[test]
+fn an_if_absent_put_keeps_the_first_entry_even_when_both_were_reserved() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = config(tmp.path(), 1);
+    let mut shard = open(&cfg);
+    let id = key(Kind::Blob, b"immutable");
+    let request = |len| PutRequest {
+        id,
+        kind: Kind::Blob,
+        body_len: len,
+        meta: Meta::new(),
+        expect: None,
+        if_absent: true,
+    };
+    let Reserved::Reservation(mut first) = shard.reserve(request(5)).unwrap() else {
+        panic!()
+    };
+    let Reserved::Reservation(mut second) = shard.reserve(request(6)).unwrap() else {
+        panic!("nothing is committed yet: both reserve")
+    };
+    first.write(b"first").unwrap();
+    second.write(b"second").unwrap();
+    shard.commit(first).unwrap();
+    assert!(matches!(shard.commit(second), Err(StoreError::Exists)));
+    assert_eq!(get(&mut shard, &id).unwrap(), b"first");
+    assert!(matches!(shard.reserve(request(1)), Ok(Reserved::Exists)));
+}

@@ -8,6 +8,7 @@
 use prost::Message;
 
 use crate::grpc::pb::build::bazel::remote::execution::v2 as reapi;
+use crate::grpc::CallContext;
 use crate::grpc::Status;
 use crate::protocols::backend::{Backend, Protocol, Put, RequestContext};
 use crate::protocols::pipeline::store_bytes;
@@ -32,10 +33,12 @@ fn action_of(
 
 pub(super) async fn get_action_result<B: Backend + 'static>(
     service: &ReapiService<B>,
+    call: &CallContext,
     request: reapi::GetActionResultRequest,
 ) -> Result<reapi::ActionResult, Status> {
     let (function, action) = action_of(request.digest_function, &request.action_digest)?;
-    let ctx = &reapi_keys::context(&request.instance_name, Protocol::Grpc);
+    let ctx = &reapi_keys::context(&request.instance_name, Protocol::Grpc)
+        .with_identity(super::identity(call));
     let backend = &*service.backend;
     let handle = backend
         .lookup(ctx, &ac_key(ctx, &action).key())
@@ -53,6 +56,7 @@ pub(super) async fn get_action_result<B: Backend + 'static>(
 
 pub(super) async fn update_action_result<B: Backend + 'static>(
     service: &ReapiService<B>,
+    call: &CallContext,
     request: reapi::UpdateActionResultRequest,
 ) -> Result<reapi::ActionResult, Status> {
     let (function, action) = action_of(request.digest_function, &request.action_digest)?;
@@ -61,7 +65,8 @@ pub(super) async fn update_action_result<B: Backend + 'static>(
         .ok_or_else(|| Status::invalid_argument("action_result is missing"))?;
     validate_action_result(&result, function)?;
     let encoded = result.encode_to_vec();
-    let ctx = &reapi_keys::context(&request.instance_name, Protocol::Grpc);
+    let ctx = &reapi_keys::context(&request.instance_name, Protocol::Grpc)
+        .with_identity(super::identity(call));
     let key = ac_key(ctx, &action);
     let put = Put {
         key: key.key(),

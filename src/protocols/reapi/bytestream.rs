@@ -26,6 +26,7 @@ use bytes::Bytes;
 use crate::grpc::pb::google::bytestream::{
     QueryWriteStatusRequest, QueryWriteStatusResponse, ReadRequest, WriteRequest, WriteResponse,
 };
+use crate::grpc::CallContext;
 use crate::grpc::{RequestStream, ResponseSink, Status};
 use crate::protocols::backend::{Backend, Protocol, Put, RequestContext};
 use crate::protocols::pipeline::PendingPut;
@@ -47,11 +48,13 @@ fn blob_digest(blob: &BlobName<'_>) -> Result<ContentDigest, Status> {
 
 pub(super) async fn read<B: Backend + 'static>(
     service: &ReapiService<B>,
+    call: &CallContext,
     request: ReadRequest,
     sink: &mut ResponseSink,
 ) -> Result<(), Status> {
     let name = parse_read(&request.resource_name)?;
-    let ctx = &reapi_keys::context(name.instance_name, Protocol::Grpc);
+    let ctx = &reapi_keys::context(name.instance_name, Protocol::Grpc)
+        .with_identity(super::identity(call));
     let digest = blob_digest(&name.blob)?;
     let size = name.blob.size_bytes;
     let body = if is_empty_blob(&digest, size) {
@@ -113,6 +116,7 @@ async fn send_compressed(sink: &mut ResponseSink, data: &[u8]) -> Result<(), Sta
 
 pub(super) async fn write<B: Backend + 'static>(
     service: &ReapiService<B>,
+    call: &CallContext,
     requests: &mut RequestStream,
 ) -> Result<WriteResponse, Status> {
     let first: WriteRequest = requests
@@ -121,7 +125,8 @@ pub(super) async fn write<B: Backend + 'static>(
         .ok_or_else(|| Status::invalid_argument("Write stream carried no WriteRequest"))?;
     let resource_name = first.resource_name.clone();
     let name = parse_write(&resource_name)?;
-    let ctx = &reapi_keys::context(name.instance_name, Protocol::Grpc);
+    let ctx = &reapi_keys::context(name.instance_name, Protocol::Grpc)
+        .with_identity(super::identity(call));
     let digest = blob_digest(&name.blob)?;
     let size = name.blob.size_bytes;
     let compressed = name.blob.compressor == Compressor::Zstd;
@@ -252,6 +257,7 @@ async fn abort<B: Backend + 'static>(
 
 pub(super) async fn query_write_status<B: Backend + 'static>(
     service: &ReapiService<B>,
+    call: &CallContext,
     request: QueryWriteStatusRequest,
 ) -> Result<QueryWriteStatusResponse, Status> {
     let name = parse_write(&request.resource_name)?;
@@ -261,7 +267,8 @@ pub(super) async fn query_write_status<B: Backend + 'static>(
             complete: false,
         });
     }
-    let ctx = &reapi_keys::context(name.instance_name, Protocol::Grpc);
+    let ctx = &reapi_keys::context(name.instance_name, Protocol::Grpc)
+        .with_identity(super::identity(call));
     let digest = blob_digest(&name.blob)?;
     let size = name.blob.size_bytes;
     let present = is_empty_blob(&digest, size)

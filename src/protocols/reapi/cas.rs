@@ -20,6 +20,7 @@ use std::collections::{HashSet, VecDeque};
 use prost::Message;
 
 use crate::grpc::pb::build::bazel::remote::execution::v2 as reapi;
+use crate::grpc::CallContext;
 use crate::grpc::{ResponseSink, Status};
 
 use crate::protocols::backend::{Backend, ObjectKey, Protocol, Put, RequestContext};
@@ -44,11 +45,13 @@ fn check_count<B>(service: &ReapiService<B>, count: usize) -> Result<(), Status>
 
 pub(super) async fn find_missing_blobs<B: Backend + 'static>(
     service: &ReapiService<B>,
+    call: &CallContext,
     request: reapi::FindMissingBlobsRequest,
 ) -> Result<reapi::FindMissingBlobsResponse, Status> {
     let function = request_function(request.digest_function)?;
     check_count(service, request.blob_digests.len())?;
-    let ctx = &reapi_keys::context(&request.instance_name, Protocol::Grpc);
+    let ctx = &reapi_keys::context(&request.instance_name, Protocol::Grpc)
+        .with_identity(super::identity(call));
     let mut ids: Vec<DigestKey> = Vec::with_capacity(request.blob_digests.len());
     let mut asked: Vec<&reapi::Digest> = Vec::with_capacity(request.blob_digests.len());
     for digest in &request.blob_digests {
@@ -77,6 +80,7 @@ pub(super) async fn find_missing_blobs<B: Backend + 'static>(
 
 pub(super) async fn batch_update_blobs<B: Backend + 'static>(
     service: &ReapiService<B>,
+    call: &CallContext,
     request: reapi::BatchUpdateBlobsRequest,
 ) -> Result<reapi::BatchUpdateBlobsResponse, Status> {
     use reapi::batch_update_blobs_response::Response;
@@ -89,16 +93,31 @@ pub(super) async fn batch_update_blobs<B: Backend + 'static>(
             service.options.batch_total_bytes_max
         )));
     }
-    let ctx = &reapi_keys::context(&request.instance_name, Protocol::Grpc);
+    let ctx = &reapi_keys::context(&request.instance_name, Protocol::Grpc)
+        .with_identity(super::identity(call));
     let mut responses = Vec::with_capacity(request.requests.len());
     for blob in &request.requests {
         let outcome = update_one(service, ctx, function, blob).await;
+        if let Err(status) = &outcome {
+            refuse_call_if_unauthorized(status)?;
+        }
         responses.push(Response {
             digest: blob.digest.clone(),
             status: Some(rpc_status(&outcome.err().unwrap_or_else(Status::ok))),
         });
     }
     Ok(reapi::BatchUpdateBlobsResponse { responses })
+}
+
+/// An authorization refusal ends the whole batch call with its status (a client retrying
+/// blob by blob with the same token would be refused each time, and Bazel reports a call-level
+/// UNAUTHENTICATED or PERMISSION_DENIED clearly).
+fn refuse_call_if_unauthorized(status: &Status) -> Result<(), Status> {
+    use crate::grpc::Code;
+    match status.code {
+        Code::Unauthenticated | Code::PermissionDenied => Err(status.clone()),
+        _ => Ok(()),
+    }
 }
 
 async fn update_one<B: Backend + 'static>(
@@ -139,6 +158,7 @@ async fn update_one<B: Backend + 'static>(
 
 pub(super) async fn batch_read_blobs<B: Backend + 'static>(
     service: &ReapiService<B>,
+    call: &CallContext,
     request: reapi::BatchReadBlobsRequest,
 ) -> Result<reapi::BatchReadBlobsResponse, Status> {
     use reapi::batch_read_blobs_response::Response;
@@ -157,10 +177,12 @@ pub(super) async fn batch_read_blobs<B: Backend + 'static>(
             service.options.batch_total_bytes_max
         )));
     }
-    let ctx = &reapi_keys::context(&request.instance_name, Protocol::Grpc);
+    let ctx = &reapi_keys::context(&request.instance_name, Protocol::Grpc)
+        .with_identity(super::identity(call));
     let mut responses = Vec::with_capacity(parsed.len());
     for (digest, (content, size)) in request.digests.iter().zip(parsed) {
         let (data, status) = read_one(service, ctx, &content, size).await;
+        refuse_call_if_unauthorized(&status)?;
         responses.push(Response {
             digest: Some(digest.clone()),
             data,
@@ -206,6 +228,7 @@ async fn read_one<B: Backend + 'static>(
 
 pub(super) async fn get_tree<B: Backend + 'static>(
     service: &ReapiService<B>,
+    call: &CallContext,
     request: reapi::GetTreeRequest,
     responses: &mut ResponseSink,
 ) -> Result<(), Status> {
@@ -234,7 +257,8 @@ pub(super) async fn get_tree<B: Backend + 'static>(
             ))
         })?
     };
-    let ctx = &reapi_keys::context(&request.instance_name, Protocol::Grpc);
+    let ctx = &reapi_keys::context(&request.instance_name, Protocol::Grpc)
+        .with_identity(super::identity(call));
     let mut queue: VecDeque<ContentDigest> = VecDeque::from([root]);
     let mut seen: HashSet<[u8; 32]> = HashSet::from([root.hash]);
     let mut visited = 0usize;

@@ -53,12 +53,14 @@ use std::rc::Rc;
 use std::time::Duration;
 
 use bytes::Bytes;
+use tracing::Instrument;
 
 use crate::grpc::pb::build::bazel::remote::execution::v2 as reapi;
-use crate::grpc::{CallContext, CallKind, GrpcService, RequestStream, ResponseSink, Status};
+use crate::grpc::{CallContext, CallKind, Code, GrpcService, RequestStream, ResponseSink, Status};
+use crate::metrics::latency::Timer;
 use crate::store::{ContentDigest, DigestFunction, StoreError};
 
-use super::backend::Backend;
+use super::backend::{Backend, Identity, Protocol};
 use digest::{validate_digest, ReapiDigestFunction};
 use methods::ReapiMethod;
 use uploads::SuspendedUploads;
@@ -164,17 +166,11 @@ impl<B: Backend + 'static> ReapiService<B> {
     }
 }
 
-impl<B: Backend + 'static> GrpcService for ReapiService<B> {
-    type Method = ReapiMethod;
-
-    fn route(&self, path: &str) -> Option<(ReapiMethod, CallKind)> {
-        ReapiMethod::route(path)
-    }
-
-    async fn unary(
+impl<B: Backend + 'static> ReapiService<B> {
+    async fn dispatch_unary(
         &self,
         method: ReapiMethod,
-        _call: &CallContext,
+        call: &CallContext,
         request: Bytes,
     ) -> Result<Bytes, Status> {
         use crate::grpc::service::{decode, encode};
@@ -184,27 +180,28 @@ impl<B: Backend + 'static> GrpcService for ReapiService<B> {
                 Ok(encode(&capabilities::get_capabilities(&self.options)))
             }
             ReapiMethod::GetActionResult => {
-                let answer = action_cache::get_action_result(self, decode(request)?).await?;
+                let answer = action_cache::get_action_result(self, call, decode(request)?).await?;
                 Ok(encode(&answer))
             }
             ReapiMethod::UpdateActionResult => {
-                let answer = action_cache::update_action_result(self, decode(request)?).await?;
+                let answer =
+                    action_cache::update_action_result(self, call, decode(request)?).await?;
                 Ok(encode(&answer))
             }
             ReapiMethod::FindMissingBlobs => {
-                let answer = cas::find_missing_blobs(self, decode(request)?).await?;
+                let answer = cas::find_missing_blobs(self, call, decode(request)?).await?;
                 Ok(encode(&answer))
             }
             ReapiMethod::BatchUpdateBlobs => {
-                let answer = cas::batch_update_blobs(self, decode(request)?).await?;
+                let answer = cas::batch_update_blobs(self, call, decode(request)?).await?;
                 Ok(encode(&answer))
             }
             ReapiMethod::BatchReadBlobs => {
-                let answer = cas::batch_read_blobs(self, decode(request)?).await?;
+                let answer = cas::batch_read_blobs(self, call, decode(request)?).await?;
                 Ok(encode(&answer))
             }
             ReapiMethod::QueryWriteStatus => {
-                let answer = bytestream::query_write_status(self, decode(request)?).await?;
+                let answer = bytestream::query_write_status(self, call, decode(request)?).await?;
                 Ok(encode(&answer))
             }
             ReapiMethod::GetTree | ReapiMethod::Read | ReapiMethod::Write => Err(Status::internal(
@@ -213,32 +210,32 @@ impl<B: Backend + 'static> GrpcService for ReapiService<B> {
         }
     }
 
-    async fn server_streaming(
+    async fn dispatch_server_streaming(
         &self,
         method: ReapiMethod,
-        _call: &CallContext,
+        call: &CallContext,
         request: Bytes,
         responses: &mut ResponseSink,
     ) -> Result<(), Status> {
         use crate::grpc::service::decode;
         match method {
-            ReapiMethod::Read => bytestream::read(self, decode(request)?, responses).await,
-            ReapiMethod::GetTree => cas::get_tree(self, decode(request)?, responses).await,
+            ReapiMethod::Read => bytestream::read(self, call, decode(request)?, responses).await,
+            ReapiMethod::GetTree => cas::get_tree(self, call, decode(request)?, responses).await,
             _ => Err(Status::internal(format!(
                 "{method:?} routed as a server-streaming call"
             ))),
         }
     }
 
-    async fn client_streaming(
+    async fn dispatch_client_streaming(
         &self,
         method: ReapiMethod,
-        _call: &CallContext,
+        call: &CallContext,
         requests: &mut RequestStream,
     ) -> Result<Bytes, Status> {
         match method {
             ReapiMethod::Write => {
-                let answer = bytestream::write(self, requests).await?;
+                let answer = bytestream::write(self, call, requests).await?;
                 Ok(crate::grpc::service::encode(&answer))
             }
             _ => Err(Status::internal(format!(
@@ -248,35 +245,131 @@ impl<B: Backend + 'static> GrpcService for ReapiService<B> {
     }
 }
 
+impl<B: Backend + 'static> GrpcService for ReapiService<B> {
+    type Method = ReapiMethod;
+
+    fn route(&self, path: &str) -> Option<(ReapiMethod, CallKind)> {
+        ReapiMethod::route(path)
+    }
+
+    // The latency hook of every REAPI call: one `timed` around each kind of dispatch.
+
+    async fn unary(
+        &self,
+        method: ReapiMethod,
+        call: &CallContext,
+        request: Bytes,
+    ) -> Result<Bytes, Status> {
+        let timer = Timer::start();
+        let result = self
+            .dispatch_unary(method, call, request)
+            .instrument(crate::logging::request_span("grpc"))
+            .await;
+        timed(method, timer, result.as_ref().err());
+        result
+    }
+
+    async fn server_streaming(
+        &self,
+        method: ReapiMethod,
+        call: &CallContext,
+        request: Bytes,
+        responses: &mut ResponseSink,
+    ) -> Result<(), Status> {
+        let timer = Timer::start();
+        let result = self
+            .dispatch_server_streaming(method, call, request, responses)
+            .instrument(crate::logging::request_span("grpc"))
+            .await;
+        timed(method, timer, result.as_ref().err());
+        result
+    }
+
+    async fn client_streaming(
+        &self,
+        method: ReapiMethod,
+        call: &CallContext,
+        requests: &mut RequestStream,
+    ) -> Result<Bytes, Status> {
+        let timer = Timer::start();
+        let result = self
+            .dispatch_client_streaming(method, call, requests)
+            .instrument(crate::logging::request_span("grpc"))
+            .await;
+        timed(method, timer, result.as_ref().err());
+        result
+    }
+}
+
+/// Records a finished call in the latency histograms: its method's operation (calls that read
+/// or write no entry, such as GetCapabilities, are not timed) and how it ended. NOT_FOUND is a
+/// miss; INTERNAL, UNKNOWN and DATA_LOSS are the server's errors; every other failure is a
+/// refusal. A batch call that succeeds counts as one hit or store whatever its items did.
+fn timed(method: ReapiMethod, timer: Timer, error: Option<&Status>) {
+    use crate::metrics::latency::{Operation, Outcome};
+    let operation = match method {
+        ReapiMethod::GetActionResult
+        | ReapiMethod::BatchReadBlobs
+        | ReapiMethod::Read
+        | ReapiMethod::GetTree => Operation::Get,
+        ReapiMethod::UpdateActionResult | ReapiMethod::BatchUpdateBlobs | ReapiMethod::Write => {
+            Operation::Put
+        }
+        ReapiMethod::FindMissingBlobs => Operation::Contains,
+        ReapiMethod::GetCapabilities | ReapiMethod::QueryWriteStatus => return,
+    };
+    let outcome = match error.map(|status| status.code) {
+        None if operation == Operation::Put => Outcome::Stored,
+        None => Outcome::Hit,
+        Some(Code::NotFound) => Outcome::Miss,
+        Some(Code::Internal | Code::Unknown | Code::DataLoss) => Outcome::Error,
+        Some(_) => Outcome::Refused,
+    };
+    timer.finish(Protocol::Grpc, operation, outcome);
+}
+
 /// The one mapping from store errors to gRPC statuses.
 ///
-/// * `NoSpace`, `TooManyReservations` → RESOURCE_EXHAUSTED: the cache is full right now;
-///   Bazel retries it and then builds without the cache.
+/// * `NoSpace`, `TooManyReservations`, `RateLimited` → RESOURCE_EXHAUSTED: the cache is full
+///   or the caller over its rate right now; Bazel retries it and then builds without the cache.
 /// * `TooLarge` → INVALID_ARGUMENT: the blob is over the advertised `max_cas_blob_size_bytes`,
 ///   a permanent property of the request. REAPI lists INVALID_ARGUMENT for requests over a
 ///   server limit; RESOURCE_EXHAUSTED is for quota, and Bazel would retry it in vain.
 /// * `DigestMismatch`, `Truncated`, `Overflow`, `MetaTooLarge` → INVALID_ARGUMENT: the bytes
 ///   do not match what the request said (REAPI: "the digest does not match the data").
 /// * `Unavailable` → UNAVAILABLE (a shard's executor is stopping).
+/// * `Unauthenticated` → UNAUTHENTICATED, `PermissionDenied` → PERMISSION_DENIED (the
+///   authorization layer; Bazel reports both and does not retry them).
 /// * anything else → INTERNAL, with a generic message (the details go to the log).
 pub fn status_of(error: &StoreError) -> Status {
     let message = error.to_string();
     match error {
-        StoreError::NoSpace { .. } | StoreError::TooManyReservations { .. } => {
-            Status::resource_exhausted(message)
-        }
+        StoreError::NoSpace { .. }
+        | StoreError::TooManyReservations { .. }
+        | StoreError::RateLimited { .. } => Status::resource_exhausted(message),
         StoreError::TooLarge { .. }
         | StoreError::DigestMismatch { .. }
         | StoreError::Truncated { .. }
         | StoreError::Overflow { .. }
         | StoreError::MetaTooLarge { .. } => Status::invalid_argument(message),
         StoreError::Unavailable { .. } => Status::new(crate::grpc::Code::Unavailable, message),
+        StoreError::Unauthenticated { .. } => {
+            Status::new(crate::grpc::Code::Unauthenticated, message)
+        }
+        StoreError::PermissionDenied { .. } => {
+            Status::new(crate::grpc::Code::PermissionDenied, message)
+        }
         _ => {
             // Operating errors carry server paths and OS errors: logged, never sent.
             tracing::error!(%error, "store error");
             Status::internal(crate::protocols::pipeline::INTERNAL_ERROR_TEXT)
         }
     }
+}
+
+/// The caller's identity: the `authorization` metadata, read as HTTP's `Authorization` header.
+fn identity(call: &CallContext) -> Identity {
+    Identity::from_authorization(call.metadata.get("authorization").map(|v| v.as_bytes()))
 }
 
 /// The digest function of a request's `digest_function` field (UNKNOWN = SHA-256).

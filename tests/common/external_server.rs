@@ -1,39 +1,40 @@
-//! A server process under test control: started on a free loopback port, waited for until it
-//! accepts connections, stopped cleanly, killed with SIGKILL and restarted on the same port.
+//! A third-party server (nginx, BuildGrid) under test control: started on a free loopback port,
+//! waited for until it accepts connections, stopped cleanly, killed with SIGKILL and restarted
+//! on the same port. Tessera itself is started by [`super::server::Tessera`], which learns its
+//! port from its ready line instead.
 //!
 //! ```ignore
-//! let mut server = server_process::ServerProcess::start_on_free_port(
-//!     "nginx", &[log_path.clone()], |port| { let mut c = Command::new("nginx"); /* … */ Ok(c) },
+//! let mut server = ExternalServer::start_on_free_port(
+//!     "nginx", &[error_log.clone()], |port| { let mut c = Command::new("nginx"); /* … */ Ok(c) },
 //! )?;
 //! server.kill9()?;
 //! server.restart()?; // same command, same port
 //! ```
 //!
-//! Servers that cannot bind port 0 themselves (nginx, BuildGrid) get a port picked by binding a
-//! std listener to port 0 and releasing it. Another process can take it in between; the server
-//! then fails to bind, which is recognised from its log and answered with a fresh port.
-
-#![allow(dead_code)] // Each test crate that includes this module uses a different part of it.
+//! Servers that cannot bind port 0 themselves get a port picked by binding a std listener to
+//! port 0 and releasing it. Another process can take it in between; the server then fails to
+//! bind, which is recognised from its output and answered with a fresh port.
 
 use std::fs;
 use std::io;
 use std::net::{Ipv4Addr, SocketAddrV4, TcpListener, TcpStream};
 use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
+
+use super::process::{Process, POLL_INTERVAL_MS};
 
 /// Fresh ports tried when another process grabs the picked port before the server binds it.
 pub const START_ATTEMPTS_MAX: u32 = 5;
 
-/// How long a server gets to accept connections after it was started (BuildGrid, a Python
-/// server, takes about 3 s on the 2-core CI machine; nginx a few milliseconds).
-pub const START_TIMEOUT_MS: u64 = 30_000;
+/// How long a server gets to accept connections after it was started. BuildGrid, a Python
+/// server, takes about 3 s on an idle 2-core machine and took over 30 s with a load average of
+/// 14 on it (most of it importing modules); nginx takes a few milliseconds. The bound only
+/// catches a start that hangs.
+pub const START_TIMEOUT_MS: u64 = 90_000;
 
 /// How long a stopped server gets to exit before it is killed.
 pub const STOP_TIMEOUT_MS: u64 = 10_000;
-
-/// Poll interval while waiting for a server to start or stop.
-const POLL_INTERVAL_MS: u64 = 20;
 
 /// Log lines by which a server says the port was taken (nginx, gRPC core).
 const ADDRESS_IN_USE_MARKERS: [&str; 2] = ["Address already in use", "Failed to bind"];
@@ -42,34 +43,31 @@ const ADDRESS_IN_USE_MARKERS: [&str; 2] = ["Address already in use", "Failed to 
 pub type CommandForPort = Box<dyn Fn(u16) -> io::Result<Command>>;
 
 /// A running (or stopped, restartable) server process.
-pub struct ServerProcess {
+pub struct ExternalServer {
     name: String,
     command_for_port: CommandForPort,
     port: u16,
-    child: Option<Child>,
-    /// The first log receives the process's stdout and stderr; all are quoted when it fails.
-    logs: Vec<PathBuf>,
-    /// Byte lengths of `logs` at the last start: a failure is diagnosed from that start's lines.
+    process: Option<Process>,
+    /// Log files the server writes itself (besides its stdout and stderr, which are drained).
+    log_files: Vec<PathBuf>,
+    /// Byte lengths of `log_files` at the last start: a failure is diagnosed from that start's
+    /// lines.
     log_offsets: Vec<u64>,
 }
 
-impl ServerProcess {
+impl ExternalServer {
     /// Starts the server on a free loopback port; see the module docs for port selection.
     pub fn start_on_free_port(
         name: &str,
-        logs: &[PathBuf],
+        log_files: &[PathBuf],
         command_for_port: impl Fn(u16) -> io::Result<Command> + 'static,
     ) -> io::Result<Self> {
-        assert!(
-            !logs.is_empty(),
-            "the first log receives the server's stdout and stderr"
-        );
         let mut server = Self {
             name: name.to_string(),
             command_for_port: Box::new(command_for_port),
             port: free_port()?,
-            child: None,
-            logs: logs.to_vec(),
+            process: None,
+            log_files: log_files.to_vec(),
             log_offsets: Vec::new(),
         };
         let mut attempts = 1;
@@ -92,29 +90,32 @@ impl ServerProcess {
         self.port
     }
 
-    /// Clean stop with `signal` (e.g. "TERM", or "QUIT" for nginx), waiting for the exit.
-    pub fn stop_with(&mut self, signal: &str) -> io::Result<()> {
+    /// Clean stop with `signal` (e.g. `libc::SIGTERM`, or `libc::SIGQUIT` for nginx), waiting
+    /// for the exit.
+    pub fn stop_with(&mut self, signal: libc::c_int) -> io::Result<()> {
         self.signal_and_wait(signal)
     }
 
     /// Crash: SIGKILL, then reaps the process.
     pub fn kill9(&mut self) -> io::Result<()> {
-        self.signal_and_wait("KILL")
+        self.signal_and_wait(libc::SIGKILL)
     }
 
     /// Starts the server again on the same port (after a stop or `kill9`; a running server is
     /// stopped with SIGTERM first).
     pub fn restart(&mut self) -> io::Result<()> {
-        if self.child.is_some() {
-            self.signal_and_wait("TERM")?;
-        }
+        self.signal_and_wait(libc::SIGTERM)?;
         self.spawn()
     }
 
-    /// What the server wrote to its logs since it was last started.
+    /// What the server wrote (stdout, stderr, its log files) since it was last started.
     pub fn recent_logs(&self) -> String {
         let mut text = String::new();
-        for (path, offset) in self.logs.iter().zip(&self.log_offsets) {
+        if let Some(process) = &self.process {
+            text.push_str(&process.stdout().text());
+            text.push_str(&process.stderr().text());
+        }
+        for (path, offset) in self.log_files.iter().zip(&self.log_offsets) {
             let bytes = fs::read(path).unwrap_or_default();
             let start = usize::try_from(*offset)
                 .unwrap_or(usize::MAX)
@@ -126,20 +127,12 @@ impl ServerProcess {
 
     fn spawn(&mut self) -> io::Result<()> {
         self.log_offsets = self
-            .logs
+            .log_files
             .iter()
             .map(|path| fs::metadata(path).map(|m| m.len()).unwrap_or(0))
             .collect();
-        let stdio_log = fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&self.logs[0])?;
-        let child = (self.command_for_port)(self.port)?
-            .stdin(Stdio::null())
-            .stdout(stdio_log.try_clone()?)
-            .stderr(stdio_log)
-            .spawn()?;
-        self.child = Some(child);
+        let command = (self.command_for_port)(self.port)?;
+        self.process = Some(Process::spawn(&self.name, command)?);
         self.wait_until_listening()
     }
 
@@ -147,10 +140,11 @@ impl ServerProcess {
         let deadline = Instant::now() + Duration::from_millis(START_TIMEOUT_MS);
         let address = SocketAddrV4::new(Ipv4Addr::LOCALHOST, self.port);
         loop {
-            let child = self.child.as_mut().expect("spawn sets the child");
-            if let Some(status) = child.try_wait()? {
-                self.child = None;
+            let process = self.process.as_mut().expect("spawn sets the process");
+            if let Some(status) = process.try_exit() {
+                process.settle_output();
                 let log = self.recent_logs();
+                self.process = None;
                 let kind = if ADDRESS_IN_USE_MARKERS.iter().any(|m| log.contains(m)) {
                     io::ErrorKind::AddrInUse
                 } else {
@@ -161,11 +155,11 @@ impl ServerProcess {
             }
             // The process itself must own the listening socket: a connect alone would also
             // succeed against another process squatting on the port.
-            if listens_on(child.id(), self.port) && TcpStream::connect(address).is_ok() {
+            if listens_on(process.pid(), self.port) && TcpStream::connect(address).is_ok() {
                 return Ok(());
             }
             if Instant::now() >= deadline {
-                let _ = self.signal_and_wait("KILL");
+                process.kill9();
                 let message = format!(
                     "{} did not listen on {address} within {START_TIMEOUT_MS} ms:\n{}",
                     self.name,
@@ -177,42 +171,25 @@ impl ServerProcess {
         }
     }
 
-    fn signal_and_wait(&mut self, signal: &str) -> io::Result<()> {
-        let Some(mut child) = self.child.take() else {
+    fn signal_and_wait(&mut self, signal: libc::c_int) -> io::Result<()> {
+        let Some(process) = self.process.as_mut() else {
             return Ok(());
         };
-        let sent = Command::new("kill")
-            .arg(format!("-{signal}"))
-            .arg(child.id().to_string())
-            .stderr(Stdio::null())
-            .status()?;
-        if !sent.success() {
-            // Already gone: reap it.
-            child.wait()?;
-            return Ok(());
+        if !process.signal(signal) {
+            return Ok(()); // already exited and reaped
         }
-        let deadline = Instant::now() + Duration::from_millis(STOP_TIMEOUT_MS);
-        while child.try_wait()?.is_none() {
-            if Instant::now() >= deadline {
-                child.kill()?;
-                child.wait()?;
-                let message = format!(
-                    "{} ignored SIG{signal} for {STOP_TIMEOUT_MS} ms; killed",
-                    self.name
-                );
-                return Err(io::Error::new(io::ErrorKind::TimedOut, message));
-            }
-            std::thread::sleep(Duration::from_millis(POLL_INTERVAL_MS));
+        if process
+            .wait_for_exit(Duration::from_millis(STOP_TIMEOUT_MS))
+            .is_none()
+        {
+            process.kill9();
+            let message = format!(
+                "{} ignored signal {signal} for {STOP_TIMEOUT_MS} ms; killed",
+                self.name
+            );
+            return Err(io::Error::new(io::ErrorKind::TimedOut, message));
         }
         Ok(())
-    }
-}
-
-impl Drop for ServerProcess {
-    fn drop(&mut self) {
-        if let Err(error) = self.signal_and_wait("KILL") {
-            eprintln!("warning: could not stop {}: {error}", self.name);
-        }
     }
 }
 

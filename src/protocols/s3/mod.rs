@@ -1,0 +1,121 @@
+//! The S3 endpoint (`s3s` 0.14.1 called per request; no hyper server, no tokio runtime).
+//!
+//! | piece      | file         |
+//! |------------|--------------|
+//! | HTTP/1.1 ⇄ s3s, streaming both ways | `bridge` |
+//! | the operations                      | `ops`    |
+//! | `Send` handlers ⇄ the `!Send` store | `link`   |
+//! | object record layout (ETag trailer) | `object` |
+//! | bucket registry (`DATA/s3-buckets`) | `buckets`|
+//! | credentials (replaceable)           | `keys`   |
+//!
+//! A bucket is the namespace `s3/BUCKET`; an object is a `Kind::Blob` record keyed by its key.
+//! On the main port a request is S3 when it carries an AWS signature ([`is_signed`]); the
+//! `s3.listen` port serves only S3 (unsigned requests too, with `s3.anonymous`).
+
+pub mod bridge;
+pub mod buckets;
+pub mod checksum;
+pub mod keys;
+pub mod link;
+pub mod list;
+pub mod multipart;
+pub mod object;
+pub mod ops;
+
+use std::io;
+use std::sync::Arc;
+
+use s3s::service::{S3Service, S3ServiceBuilder};
+
+use crate::config::S3Config;
+use crate::http1::{Request, RequestHead, Responder};
+use crate::protocols::backend::Backend;
+
+use self::buckets::Buckets;
+use self::keys::{Access, Auth, ConfigKeys, Credentials};
+use self::object::OBJECT_TRAILER_BYTES;
+use self::ops::TesseraS3;
+
+/// What every executor's S3 front-end shares.
+#[derive(Clone)]
+pub struct S3Shared {
+    pub buckets: Arc<Buckets>,
+    pub uploads: Arc<multipart::Uploads>,
+    pub credentials: Arc<dyn Credentials>,
+    pub domain: Option<String>,
+    /// The store's largest blob.
+    pub blob_bytes_max: u64,
+}
+
+impl S3Shared {
+    /// The shared state of `config`, with the bucket registry in `data` (`None`: memory only).
+    pub fn new(
+        config: &S3Config,
+        data: Option<&std::path::Path>,
+        blob_bytes_max: u64,
+    ) -> Result<S3Shared, String> {
+        Ok(S3Shared {
+            buckets: Arc::new(Buckets::open(data, &config.buckets)?),
+            uploads: Arc::default(),
+            credentials: Arc::new(ConfigKeys::new(config.keys.clone(), config.anonymous)),
+            domain: config.domain.clone(),
+            blob_bytes_max,
+        })
+    }
+}
+
+/// One executor's S3 front-end.
+pub struct S3Front {
+    service: S3Service,
+}
+
+impl S3Front {
+    pub fn new(shared: &S3Shared) -> Result<S3Front, String> {
+        let mut builder = S3ServiceBuilder::new(TesseraS3 {
+            buckets: shared.buckets.clone(),
+            uploads: shared.uploads.clone(),
+            credentials: shared.credentials.clone(),
+            object_bytes_max: shared.blob_bytes_max.saturating_sub(OBJECT_TRAILER_BYTES),
+        });
+        builder.set_auth(Auth(shared.credentials.clone()));
+        builder.set_access(Access(shared.credentials.clone()));
+        if let Some(domain) = &shared.domain {
+            let host = s3s::host::SingleDomain::new(domain)
+                .map_err(|e| format!("s3.domain `{domain}`: {e}"))?;
+            builder.set_host(host);
+        }
+        Ok(S3Front {
+            service: builder.build(),
+        })
+    }
+
+    /// Serves one S3 request.
+    pub async fn handle<B: Backend>(
+        &self,
+        backend: &B,
+        request: &mut Request<'_>,
+        responder: &mut Responder<'_>,
+    ) -> io::Result<()> {
+        bridge::handle(&self.service, backend, request, responder).await
+    }
+}
+
+/// Whether a request carries an AWS signature: `Authorization: AWS4-HMAC-SHA256 …` or
+/// `AWS …`, or a presigned query (`X-Amz-Signature`, or `Signature` with `AWSAccessKeyId`).
+pub fn is_signed(head: &RequestHead<'_>) -> bool {
+    if let Some(auth) = head.header("authorization") {
+        if auth.starts_with(b"AWS4-HMAC-SHA256 ") || auth.starts_with(b"AWS ") {
+            return true;
+        }
+    }
+    let Some(query) = head.query() else {
+        return false;
+    };
+    let has = |name: &str| {
+        query
+            .split('&')
+            .any(|pair| pair.split_once('=').map_or(pair, |(k, _)| k) == name)
+    };
+    has("X-Amz-Signature") || (has("Signature") && has("AWSAccessKeyId"))
+}
