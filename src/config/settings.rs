@@ -19,6 +19,7 @@ use super::s3::{is_bucket_name, S3_CONFIGURED_BUCKETS_MAX};
 use super::units::{parse_bool, parse_duration, parse_rate, parse_size, RequestRate};
 use super::{Anonymous, Config};
 use crate::store::Durability;
+use crate::tier::{TierKind, TierWrite};
 
 /// Prefix of every setting's environment variable.
 pub const ENV_PREFIX: &str = "TESSERA_";
@@ -298,6 +299,26 @@ fn durability(word: &str) -> Option<Durability> {
     }
 }
 
+const TIER_KINDS: &[&str] = &["s3", "http"];
+
+fn tier_kind(word: &str) -> Option<TierKind> {
+    match word {
+        "s3" => Some(TierKind::S3),
+        "http" => Some(TierKind::Http),
+        _ => None,
+    }
+}
+
+const TIER_WRITE_WORDS: &[&str] = &["behind", "through"];
+
+fn tier_write(word: &str) -> Option<TierWrite> {
+    match word {
+        "behind" => Some(TierWrite::Behind),
+        "through" => Some(TierWrite::Through),
+        _ => None,
+    }
+}
+
 /// Shards and executors: at most this many (more than any machine this runs on has cores).
 const CORES_MAX: u64 = 1024;
 
@@ -384,6 +405,40 @@ pub const SETTINGS: &[Setting] = &[
     Setting { key: "mount_defaults", default: "true", kind: Kind::Bool,
         help: "keep the built-in mount table (false: only the file's [[mount]] entries)",
         store: |c, v| set(&mut c.mount_defaults, v.bool()) },
+    Setting { key: "tier.kind", default: "s3", kind: Kind::Choice(TIER_KINDS),
+        help: "object-store tier: s3 (any S3-compatible store) or http (another Tessera or bazel-remote)",
+        store: |c, v| set(&mut c.tier.kind, v.word().and_then(tier_kind)) },
+    Setting { key: "tier.endpoint", default: "", kind: Kind::Text,
+        help: "S3 endpoint URL, e.g. http://127.0.0.1:8333 (unset: AWS for the region)",
+        store: |c, v| set(&mut c.tier.endpoint, v.optional(Parsed::text)) },
+    Setting { key: "tier.region", default: "us-east-1", kind: Kind::Text,
+        help: "S3 region",
+        store: |c, v| set(&mut c.tier.region, v.text()) },
+    Setting { key: "tier.bucket", default: "", kind: Kind::Text,
+        help: "S3 bucket of the tier (unset, with no tier.url: no tier at all)",
+        store: |c, v| set(&mut c.tier.bucket, v.optional(Parsed::text)) },
+    Setting { key: "tier.prefix", default: "", kind: Kind::Text,
+        help: "key prefix inside the bucket (bazel-remote's --s3.prefix)",
+        store: |c, v| set(&mut c.tier.prefix, v.optional(Parsed::text).map(Option::unwrap_or_default)) },
+    Setting { key: "tier.access_key", default: "", kind: Kind::Text,
+        help: "S3 access key id (unset: AWS_ACCESS_KEY_ID and the usual AWS sources)",
+        store: |c, v| set(&mut c.tier.access_key, v.optional(Parsed::text)) },
+    Setting { key: "tier.secret_key", default: "", kind: Kind::Text,
+        help: "S3 secret access key (unset: AWS_SECRET_ACCESS_KEY and the usual AWS sources)",
+        store: |c, v| set(&mut c.tier.secret_key, v.optional(Parsed::text)) },
+    Setting { key: "tier.virtual_host_style", default: "false", kind: Kind::Bool,
+        help: "virtual-host-style S3 requests (bucket in the host name) instead of path style",
+        store: |c, v| set(&mut c.tier.virtual_host_style, v.bool()) },
+    Setting { key: "tier.url", default: "", kind: Kind::Text,
+        help: "kind = http: base URL of the next cache level (another Tessera, bazel-remote)",
+        store: |c, v| set(&mut c.tier.url, v.optional(Parsed::text)) },
+    Setting { key: "tier.write", default: "behind", kind: Kind::Choice(TIER_WRITE_WORDS),
+        help: "behind: acknowledge after the local commit, upload in the background; \
+               through: acknowledge after the tier has the object",
+        store: |c, v| set(&mut c.tier.write, v.word().and_then(tier_write)) },
+    Setting { key: "tier.queue", default: "4096", kind: Kind::Count { min: 1, max: 1 << 20 },
+        help: "uploads queued in memory for the tier's thread (more wait in the journal)",
+        store: |c, v| set(&mut c.tier.queue, v.count()) },
     Setting { key: "auth.public_keys", default: "", kind: Kind::Path,
         help: "directory of trusted Ed25519 public keys, `KID.pub` (SPKI PEM); reloaded on change and SIGHUP",
         store: |c, v| set(&mut c.auth.public_keys, v.optional(Parsed::path)) },

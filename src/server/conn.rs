@@ -35,6 +35,7 @@ use crate::protocols::router::{AdminGuard, HttpOptions, MetricsGuard, Router};
 use crate::protocols::s3::{S3Front, S3Shared};
 use crate::protocols::usage::Usage;
 use crate::store::DigestFunction;
+use crate::tier::{TierClient, Tiered};
 
 use super::coarse_timers::CoarseTimers;
 use super::handoff::Acceptor;
@@ -90,10 +91,11 @@ impl Sleep for Clock {
     }
 }
 
-/// The backend every front-end of an executor uses: authorization over usage counting over
-/// steering. Authorization is outermost so a refused request never reaches the usage layer and
-/// is not counted as a namespace hit, miss or put.
-pub type ServerBackend = Authorize<Usage<Steer>>;
+/// The backend every front-end of an executor uses: authorization over usage counting over the
+/// object-store tier over steering. Authorization is outermost so a refused request never reaches
+/// the usage layer and is not counted as a namespace hit, miss or put; the tier is innermost so
+/// usage counts what the client saw (a tier fill is a hit) and a refused write is never uploaded.
+pub type ServerBackend = Authorize<Usage<Tiered<Steer>>>;
 
 /// What every connection of one executor shares.
 pub struct Context {
@@ -113,16 +115,24 @@ pub struct Context {
 }
 
 impl Context {
+    /// `tier`: the process's object-store tier, if `[tier]` is configured; `requeue`: this
+    /// executor queues again the uploads the tier's journal owed at start.
     pub fn new(
         config: &Config,
         steer: Rc<Steer>,
         shared: Arc<Shared>,
         auth: &AuthState,
         s3: &S3Shared,
+        tier: Option<Arc<TierClient>>,
+        requeue: bool,
     ) -> Result<Rc<Self>, String> {
         let s3_front = Rc::new(S3Front::new(s3)?);
         let gate = Rc::new(Gate::new(&config.auth, auth.trust.clone()));
-        let usage = Rc::new(Usage::new(steer));
+        let tiered = Rc::new(Tiered::new(steer, tier.clone()));
+        if requeue {
+            tiered.requeue_owed();
+        }
+        let usage = Rc::new(Usage::new(tiered));
         let backend = Rc::new(Authorize::new(usage, gate.clone()).with_audit(auth.audit.clone()));
         let metrics_gate = gate.clone();
         let metrics_guard: MetricsGuard =
@@ -149,7 +159,11 @@ impl Context {
             s3_router: Router::s3_only(backend.clone(), s3_front.clone()),
             router: Router::new(backend, options)
                 .with_s3(s3_front)
-                .with_extra_metrics(connection_metrics(shared.clone(), config.max_connections))
+                .with_extra_metrics(connection_metrics(
+                    shared.clone(),
+                    config.max_connections,
+                    tier,
+                ))
                 .with_metrics_guard(metrics_guard)
                 .with_admin_guard(admin_guard)
                 .with_phase({
@@ -208,9 +222,17 @@ pub fn http_limits(config: &Config) -> Limits {
     }
 }
 
-/// The server's lines on `/metrics`: connections open, their limit, and refusals.
-fn connection_metrics(shared: Arc<Shared>, max: usize) -> ExtraMetrics {
+/// The server's lines on `/metrics`: connections open, their limit, and refusals; then the
+/// object-store tier's, when there is one.
+fn connection_metrics(
+    shared: Arc<Shared>,
+    max: usize,
+    tier: Option<Arc<TierClient>>,
+) -> ExtraMetrics {
     Rc::new(move |out: &mut String| {
+        if let Some(tier) = &tier {
+            tier.render_metrics(out);
+        }
         use std::fmt::Write;
         let open = shared.open_connections.load(Ordering::Relaxed);
         let refused = shared.refused_connections.load(Ordering::Relaxed);

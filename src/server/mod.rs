@@ -167,6 +167,15 @@ pub fn run_with_reload(
     let store_config = config.store_config(shards);
     DataDir::open(&store_config)?;
     warn_if_max_size_exceeds_the_filesystem(&store_config);
+    let tier = if config.tier.enabled() {
+        let tier =
+            crate::tier::TierClient::start(&config.tier, &config.data, config.max_blob_bytes)
+                .map_err(ServerError::Executor)?;
+        tracing::info!(kind = ?config.tier.kind, write = ?config.tier.write, "object-store tier on");
+        Some(tier)
+    } else {
+        None
+    };
 
     let inherited = systemd::inherited_sockets().map_err(ServerError::Activation)?;
     let listeners = listener::open(
@@ -239,6 +248,7 @@ pub fn run_with_reload(
             mesh: Some(mesh),
             ready: ready_tx.clone(),
             heartbeats: heartbeats.clone(),
+            tier: tier.clone(),
         };
         let handle = LocalExecutorBuilder::new(Placement::Fixed(cpus[position % cpus.len()]))
             .name(&format!("tessera-{position}"))
@@ -387,6 +397,8 @@ struct ExecutorPlan {
     ready: mpsc::Sender<Result<(), String>>,
     /// Present when systemd's watchdog is on: this executor beats while it runs tasks.
     heartbeats: Option<Arc<watchdog::Heartbeats>>,
+    /// The object-store tier, shared by every executor (`[tier]`).
+    tier: Option<Arc<crate::tier::TierClient>>,
 }
 
 impl ExecutorPlan {
@@ -428,6 +440,8 @@ impl ExecutorPlan {
             self.shared.clone(),
             &self.auth,
             &self.s3,
+            self.tier.clone(),
+            self.position == 0,
         ) {
             Ok(context) => context,
             Err(error) => return self.fail(error),

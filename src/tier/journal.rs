@@ -1,0 +1,214 @@
+//! The upload journal: which acknowledged writes the tier does not have yet.
+//!
+//! One append-only text file, `DATA/tier-journal`, shared by every executor and the tier
+//! thread. Each line is written with one `write(2)` on an `O_APPEND` file, so lines from
+//! different threads never interleave and a line is in the page cache (it survives `kill -9`)
+//! before the write it records is acknowledged:
+//!
+//! ```text
+//! + SEQ KIND NAMESPACE-HEX NAME-HEX     an upload is owed (KIND: 1 cas, 2 ac, 3 blob)
+//! - SEQ                                 it is done
+//! ```
+//!
+//! At start the file is read, every `+` without its `-` is pending, the file is rewritten with
+//! only those (write to a temporary file, fsync, rename) and they are queued again. A torn last
+//! line (a crash mid-write) is ignored: its write was not acknowledged.
+//! The file grows by one pair of lines per upload until the next start compacts it.
+
+use std::collections::BTreeMap;
+use std::fs::{File, OpenOptions};
+use std::io::{self, Read, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use crate::protocols::backend::Namespace;
+use crate::store::Kind;
+
+/// The journal's file name in the data directory.
+pub const JOURNAL_FILE: &str = "tier-journal";
+
+/// One owed upload.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Entry {
+    pub seq: u64,
+    pub namespace: Namespace,
+    pub kind: Kind,
+    pub name: Vec<u8>,
+}
+
+/// The open journal.
+#[derive(Debug)]
+pub struct Journal {
+    file: File,
+    next_seq: AtomicU64,
+    path: PathBuf,
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn unhex(text: &str) -> Option<Vec<u8>> {
+    if !text.len().is_multiple_of(2) {
+        return None;
+    }
+    (0..text.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(text.get(i..i + 2)?, 16).ok())
+        .collect()
+}
+
+fn entry_line(entry: &Entry) -> String {
+    format!(
+        "+ {} {} {} {}\n",
+        entry.seq,
+        entry.kind as u8,
+        hex(entry.namespace.as_str().as_bytes()),
+        hex(&entry.name)
+    )
+}
+
+/// The pending entries of a journal's text (complete lines only).
+fn pending(text: &str) -> (Vec<Entry>, u64) {
+    let mut open = BTreeMap::new();
+    let mut max_seq = 0;
+    // The text after the last newline is a torn line: skip it.
+    let complete = text.rfind('\n').map_or("", |end| &text[..end]);
+    for line in complete.lines() {
+        let mut fields = line.split(' ');
+        match fields.next() {
+            Some("+") => {
+                let parsed = (|| {
+                    let seq: u64 = fields.next()?.parse().ok()?;
+                    let kind = Kind::from_u8(fields.next()?.parse().ok()?)?;
+                    let namespace = String::from_utf8(unhex(fields.next()?)?).ok()?;
+                    let name = unhex(fields.next()?)?;
+                    Some(Entry {
+                        seq,
+                        namespace: Namespace::new(namespace),
+                        kind,
+                        name,
+                    })
+                })();
+                match parsed {
+                    Some(entry) => {
+                        max_seq = max_seq.max(entry.seq);
+                        open.insert(entry.seq, entry);
+                    }
+                    None => tracing::warn!(line, "tier journal: unreadable line skipped"),
+                }
+            }
+            Some("-") => {
+                if let Some(seq) = fields.next().and_then(|s| s.parse::<u64>().ok()) {
+                    max_seq = max_seq.max(seq);
+                    open.remove(&seq);
+                }
+            }
+            _ => tracing::warn!(line, "tier journal: unreadable line skipped"),
+        }
+    }
+    (open.into_values().collect(), max_seq)
+}
+
+impl Journal {
+    /// Opens (creating) the journal in `dir`, compacts it, and returns what is still owed.
+    pub fn open(dir: &Path) -> io::Result<(Journal, Vec<Entry>)> {
+        let path = dir.join(JOURNAL_FILE);
+        let mut text = String::new();
+        match File::open(&path) {
+            Ok(mut file) => {
+                let mut bytes = Vec::new();
+                file.read_to_end(&mut bytes)?;
+                text = String::from_utf8_lossy(&bytes).into_owned();
+            }
+            Err(error) if error.kind() == io::ErrorKind::NotFound => {}
+            Err(error) => return Err(error),
+        }
+        let (owed, max_seq) = pending(&text);
+        let temporary = dir.join(format!("{JOURNAL_FILE}.tmp"));
+        {
+            let mut out = File::create(&temporary)?;
+            let compacted: String = owed.iter().map(entry_line).collect();
+            out.write_all(compacted.as_bytes())?;
+            out.sync_all()?;
+        }
+        std::fs::rename(&temporary, &path)?;
+        File::open(dir)?.sync_all()?;
+        let file = OpenOptions::new().append(true).open(&path)?;
+        Ok((
+            Journal {
+                file,
+                next_seq: AtomicU64::new(max_seq + 1),
+                path,
+            },
+            owed,
+        ))
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Records an owed upload; returns its sequence number. One `write(2)`.
+    pub fn owe(&self, namespace: &Namespace, kind: Kind, name: &[u8]) -> io::Result<u64> {
+        let seq = self.next_seq.fetch_add(1, Ordering::Relaxed);
+        let line = entry_line(&Entry {
+            seq,
+            namespace: namespace.clone(),
+            kind,
+            name: name.to_vec(),
+        });
+        (&self.file).write_all(line.as_bytes())?;
+        Ok(seq)
+    }
+
+    /// Records that upload `seq` is done (or can never be done: its record is gone).
+    pub fn done(&self, seq: u64) -> io::Result<()> {
+        (&self.file).write_all(format!("- {seq}\n").as_bytes())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pending_entries_survive_a_reopen_and_done_ones_do_not() {
+        let dir = tempfile::tempdir().unwrap();
+        let (journal, owed) = Journal::open(dir.path()).unwrap();
+        assert!(owed.is_empty());
+        let ns = Namespace::new("bazel/team a");
+        let a = journal.owe(&ns, Kind::Cas, &[1, 2, 3]).unwrap();
+        let b = journal
+            .owe(&Namespace::fixed("gradle"), Kind::Blob, b"k")
+            .unwrap();
+        let c = journal.owe(&ns, Kind::Ac, &[9]).unwrap();
+        journal.done(b).unwrap();
+        drop(journal);
+        let (journal, owed) = Journal::open(dir.path()).unwrap();
+        let seqs: Vec<u64> = owed.iter().map(|e| e.seq).collect();
+        assert_eq!(seqs, vec![a, c]);
+        assert_eq!(owed[0].namespace, ns);
+        assert_eq!(owed[0].kind, Kind::Cas);
+        assert_eq!(owed[0].name, vec![1, 2, 3]);
+        // New sequence numbers never reuse old ones.
+        let d = journal.owe(&ns, Kind::Cas, &[4]).unwrap();
+        assert!(d > c);
+        journal.done(a).unwrap();
+        journal.done(c).unwrap();
+        journal.done(d).unwrap();
+        drop(journal);
+        let (_journal, owed) = Journal::open(dir.path()).unwrap();
+        assert!(owed.is_empty());
+    }
+
+    #[test]
+    fn a_torn_last_line_is_ignored() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join(JOURNAL_FILE), "+ 1 1 62 01\n+ 2 1 62 0").unwrap();
+        let (_journal, owed) = Journal::open(dir.path()).unwrap();
+        assert_eq!(owed.len(), 1);
+        assert_eq!(owed[0].seq, 1);
+        assert_eq!(owed[0].namespace.as_str(), "b");
+    }
+}

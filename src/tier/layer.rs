@@ -1,0 +1,533 @@
+//! [`Tiered`]: the tier as a [`Layer`] over the local backend (one per executor).
+//!
+//! Without a tier (`[tier]` absent) every operation forwards to the inner backend after one
+//! `Option` check; with one, only a local miss, `contains` with absent keys, `reserve` and
+//! `commit` do more. A local hit never leaves the executor.
+
+use std::cell::{Cell, RefCell};
+use std::collections::{HashMap, VecDeque};
+use std::rc::Rc;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures::future::{FutureExt, LocalBoxFuture, Shared};
+use tokio::sync::oneshot;
+
+use crate::protocols::backend::{
+    Backend, Layer, Namespace, ObjectKey, Protocol, Put, RequestContext,
+};
+use crate::store::{
+    ContentDigest, DigestFunction, KeyId, Kind, Meta, ReadHandle, Reservation, Reserved, StoreError,
+};
+
+use super::client::{Fetched, ReadRequest, TierClient, Upload};
+use super::layout;
+use super::TierWrite;
+
+/// Longest wait for the tier on a local miss when the request has no earlier deadline: past it
+/// the miss is answered as a miss (the fetch may still fill the local store for the next read).
+pub const READ_WAIT: Duration = Duration::from_secs(10);
+/// Longest wait for the tier's presence answers in `contains` (then: absent).
+pub const CONTAINS_WAIT: Duration = Duration::from_secs(5);
+/// Longest wait for a write-through upload before the write is answered 503 (it is still
+/// uploaded in the background).
+pub const THROUGH_WAIT: Duration = Duration::from_secs(30);
+/// Names of open reservations remembered per executor (a reservation carries only its key id;
+/// the upload needs the client's name). Two generations of half this size: a reservation
+/// dropped without commit or abort is forgotten after two turns.
+pub const PENDING_NAMES_MAX: usize = 1 << 16;
+/// Owed uploads kept in memory per executor while the upload queue is full; beyond it they wait
+/// in the journal only and are queued again at the next start.
+pub const DEFERRED_MAX: usize = 1 << 16;
+/// How often an executor retries its deferred uploads.
+pub const DEFERRED_RETRY_PERIOD: Duration = Duration::from_millis(100);
+
+/// An upload owed by this executor that did not fit in the queue yet.
+struct Deferred {
+    namespace: Namespace,
+    kind: Kind,
+    name: Vec<u8>,
+    seq: u64,
+}
+
+/// Open reservations' names by key id (one generation).
+type PendingNames = HashMap<KeyId, (Kind, Vec<u8>)>;
+
+type Fill = Shared<LocalBoxFuture<'static, Option<ReadHandle>>>;
+
+/// The executor's view of the tier.
+struct ExecutorTier {
+    client: Arc<TierClient>,
+    /// Open reservations' names, two generations.
+    pending: RefCell<[PendingNames; 2]>,
+    /// Tier fetches in flight on this executor, by object path.
+    fetches: RefCell<HashMap<String, Fill>>,
+    deferred: RefCell<VecDeque<Deferred>>,
+    retrying: Cell<bool>,
+}
+
+/// The tier layer over `B`.
+pub struct Tiered<B> {
+    inner: Rc<B>,
+    tier: Option<Rc<ExecutorTier>>,
+}
+
+impl<B: Backend + 'static> Tiered<B> {
+    /// `tier`: the process's tier client, or `None` (no `[tier]`): a pure pass-through.
+    pub fn new(inner: Rc<B>, tier: Option<Arc<TierClient>>) -> Self {
+        Tiered {
+            inner,
+            tier: tier.map(|client| {
+                Rc::new(ExecutorTier {
+                    client,
+                    pending: RefCell::new([HashMap::new(), HashMap::new()]),
+                    fetches: RefCell::new(HashMap::new()),
+                    deferred: RefCell::new(VecDeque::new()),
+                    retrying: Cell::new(false),
+                })
+            }),
+        }
+    }
+
+    /// Queues again the uploads the journal owed at start (call on one executor).
+    pub fn requeue_owed(&self) {
+        let Some(tier) = &self.tier else {
+            return;
+        };
+        let owed = tier.client.take_owed();
+        if owed.is_empty() {
+            return;
+        }
+        tier.client
+            .stats
+            .upload_queue
+            .fetch_add(owed.len() as u64, Ordering::Relaxed);
+        {
+            let mut deferred = tier.deferred.borrow_mut();
+            for entry in owed {
+                deferred.push_back(Deferred {
+                    namespace: entry.namespace,
+                    kind: entry.kind,
+                    name: entry.name,
+                    seq: entry.seq,
+                });
+            }
+        }
+        self.spawn_retry(tier);
+    }
+
+    fn path(tier: &ExecutorTier, namespace: &Namespace, kind: Kind, name: &[u8]) -> Option<String> {
+        let config = &tier.client.config;
+        layout::path(config.kind, &config.prefix, namespace, kind, name)
+    }
+
+    /// Records an acknowledged write as owed and queues its upload.
+    fn owe(
+        &self,
+        tier: &Rc<ExecutorTier>,
+        namespace: &Namespace,
+        kind: Kind,
+        name: &[u8],
+        path: String,
+        body: ReadHandle,
+    ) -> Result<(), StoreError> {
+        let seq = tier
+            .client
+            .journal
+            .owe(namespace, kind, name)
+            .map_err(|error| {
+                tracing::error!(%error, "tier journal: cannot record an upload");
+                StoreError::Unavailable {
+                    what: "the tier's upload journal cannot be written",
+                }
+            })?;
+        tier.client
+            .stats
+            .upload_queue
+            .fetch_add(1, Ordering::Relaxed);
+        let upload = Upload {
+            path,
+            body,
+            seq: Some(seq),
+            reply: None,
+        };
+        if tier.client.try_upload(upload).is_err() {
+            let mut deferred = tier.deferred.borrow_mut();
+            if deferred.len() < DEFERRED_MAX {
+                deferred.push_back(Deferred {
+                    namespace: namespace.clone(),
+                    kind,
+                    name: name.to_vec(),
+                    seq,
+                });
+            } else {
+                tracing::warn!("tier: upload queue full; an upload waits in the journal");
+            }
+            drop(deferred);
+            self.spawn_retry(tier);
+        }
+        Ok(())
+    }
+
+    /// Starts this executor's deferred-upload task unless it runs.
+    fn spawn_retry(&self, tier: &Rc<ExecutorTier>) {
+        if tier.retrying.replace(true) {
+            return;
+        }
+        let tier = tier.clone();
+        let inner = self.inner.clone();
+        glommio::spawn_local(async move {
+            loop {
+                glommio::timer::sleep(DEFERRED_RETRY_PERIOD).await;
+                loop {
+                    let Some(next) = tier.deferred.borrow_mut().pop_front() else {
+                        break;
+                    };
+                    let ctx = RequestContext::new(next.namespace.clone(), Protocol::Admin);
+                    let key = ctx.key(next.kind, &next.name);
+                    let path = Self::path(&tier, &next.namespace, next.kind, &next.name);
+                    let handle = inner.lookup(&ctx, &key).await.ok().flatten();
+                    let (Some(path), Some(body)) = (path, handle) else {
+                        // Its record is gone (evicted before the upload) or it has no path.
+                        tracing::warn!(namespace = %next.namespace, "tier: owed upload's record is gone");
+                        let stats = &tier.client.stats;
+                        stats.uploads_lost.fetch_add(1, Ordering::Relaxed);
+                        stats.upload_queue.fetch_sub(1, Ordering::Relaxed);
+                        let _ = tier.client.journal.done(next.seq);
+                        continue;
+                    };
+                    let upload = Upload {
+                        path,
+                        body,
+                        seq: Some(next.seq),
+                        reply: None,
+                    };
+                    if tier.client.try_upload(upload).is_err() {
+                        tier.deferred.borrow_mut().push_front(next);
+                        break;
+                    }
+                }
+                if tier.deferred.borrow().is_empty() {
+                    tier.retrying.set(false);
+                    return;
+                }
+            }
+        })
+        .detach();
+    }
+
+    /// The fetch-and-fill future of `path`, shared by concurrent misses on this executor.
+    fn fill(
+        &self,
+        tier: &Rc<ExecutorTier>,
+        ctx: &RequestContext,
+        key: &ObjectKey<'_>,
+        path: &str,
+    ) -> Fill {
+        if let Some(fill) = tier.fetches.borrow().get(path) {
+            tier.client
+                .stats
+                .read_joined
+                .fetch_add(1, Ordering::Relaxed);
+            return fill.clone();
+        }
+        let (reply, answer) = oneshot::channel();
+        let config = &tier.client.config;
+        let request = ReadRequest::Get {
+            path: path.to_owned(),
+            fallback: layout::zstd_fallback(
+                config.kind,
+                &config.prefix,
+                &ctx.namespace,
+                key.kind,
+                key.name,
+            ),
+            reply,
+        };
+        let queued = tier.client.try_read(request).is_ok();
+        let client = tier.client.clone();
+        let inner = self.inner.clone();
+        let ctx = ctx.clone();
+        let (kind, name, id) = (key.kind, key.name.to_vec(), key.id);
+        let fill = async move {
+            let stats = &client.stats;
+            if !queued {
+                stats.read_errors.fetch_add(1, Ordering::Relaxed);
+                return None;
+            }
+            let bytes = match answer.await {
+                Ok(Fetched::Hit(bytes)) => bytes,
+                Ok(Fetched::Miss) => {
+                    stats.read_misses.fetch_add(1, Ordering::Relaxed);
+                    return None;
+                }
+                Ok(Fetched::Failed) | Err(_) => {
+                    stats.read_errors.fetch_add(1, Ordering::Relaxed);
+                    return None;
+                }
+            };
+            stats.read_hits.fetch_add(1, Ordering::Relaxed);
+            let key = ObjectKey {
+                kind,
+                name: &name,
+                id,
+            };
+            store_locally(&*inner, &ctx, &key, &bytes).await
+        }
+        .boxed_local()
+        .shared();
+        tier.fetches
+            .borrow_mut()
+            .insert(path.to_owned(), fill.clone());
+        fill
+    }
+}
+
+/// The digest a CAS name of a Bazel namespace promises (`reapi_keys::name`).
+fn expected_digest(ctx: &RequestContext, key: &ObjectKey<'_>) -> Option<ContentDigest> {
+    if key.kind != Kind::Cas || ctx.namespace.bazel_instance().is_none() {
+        return None;
+    }
+    let function = match key.name.first()? {
+        1 => DigestFunction::Sha256,
+        2 => DigestFunction::Blake3,
+        _ => return None,
+    };
+    let hash: [u8; 32] = key.name.get(1..)?.try_into().ok()?;
+    Some(ContentDigest { function, hash })
+}
+
+/// Writes a tier hit into the local store as a normal record and returns its handle.
+async fn store_locally<B: Backend>(
+    inner: &B,
+    ctx: &RequestContext,
+    key: &ObjectKey<'_>,
+    bytes: &[u8],
+) -> Option<ReadHandle> {
+    let put = Put {
+        key: *key,
+        body_len: bytes.len() as u64,
+        meta: Meta::default(),
+        expect: expected_digest(ctx, key),
+        if_absent: false,
+    };
+    match inner.reserve(ctx, &put).await {
+        Ok(Reserved::Exists) => {}
+        Ok(Reserved::Reservation(mut reservation)) => {
+            if let Err(error) = reservation.write(bytes) {
+                tracing::warn!(%error, "tier: a fetched object was not stored");
+                inner.abort(ctx, reservation).await;
+                return None;
+            }
+            if let Err(error) = inner.commit(ctx, reservation).await {
+                tracing::warn!(%error, "tier: a fetched object was not stored");
+                return None;
+            }
+        }
+        Err(error) => {
+            tracing::warn!(%error, "tier: no room for a fetched object");
+            return None;
+        }
+    }
+    inner.lookup(ctx, key).await.ok().flatten()
+}
+
+/// Waits for `future` until `deadline`; `None` after it.
+async fn until<T>(deadline: Instant, future: impl std::future::Future<Output = T>) -> Option<T> {
+    let left = deadline.saturating_duration_since(Instant::now());
+    futures_lite::future::or(future.map(Some), async move {
+        glommio::timer::sleep(left).await;
+        None
+    })
+    .await
+}
+
+fn deadline(ctx: &RequestContext, wait: Duration) -> Instant {
+    let cap = Instant::now() + wait;
+    ctx.deadline.map_or(cap, |deadline| deadline.min(cap))
+}
+
+impl<B: Backend + 'static> Layer for Tiered<B> {
+    type Inner = B;
+
+    fn inner(&self) -> &B {
+        &self.inner
+    }
+
+    async fn lookup(
+        &self,
+        ctx: &RequestContext,
+        key: &ObjectKey<'_>,
+    ) -> Result<Option<ReadHandle>, StoreError> {
+        let local = self.inner.lookup(ctx, key).await?;
+        let Some(tier) = &self.tier else {
+            return Ok(local);
+        };
+        if local.is_some() {
+            return Ok(local);
+        }
+        let Some(path) = Self::path(tier, &ctx.namespace, key.kind, key.name) else {
+            return Ok(None);
+        };
+        let fill = self.fill(tier, ctx, key, &path);
+        let filled = until(deadline(ctx, READ_WAIT), fill).await.flatten();
+        tier.fetches.borrow_mut().remove(&path);
+        Ok(filled)
+    }
+
+    async fn contains(
+        &self,
+        ctx: &RequestContext,
+        keys: &[ObjectKey<'_>],
+    ) -> Result<Vec<bool>, StoreError> {
+        let mut present = self.inner.contains(ctx, keys).await?;
+        let Some(tier) = &self.tier else {
+            return Ok(present);
+        };
+        let mut asked = Vec::new();
+        let mut paths = Vec::new();
+        for (index, key) in keys.iter().enumerate() {
+            if present[index] {
+                continue;
+            }
+            if let Some(path) = Self::path(tier, &ctx.namespace, key.kind, key.name) {
+                let config = &tier.client.config;
+                let fallback = layout::zstd_fallback(
+                    config.kind,
+                    &config.prefix,
+                    &ctx.namespace,
+                    key.kind,
+                    key.name,
+                );
+                asked.push(index);
+                paths.push((path, fallback));
+            }
+        }
+        if paths.is_empty() {
+            return Ok(present);
+        }
+        let (reply, answer) = oneshot::channel();
+        if tier
+            .client
+            .try_read(ReadRequest::Head { paths, reply })
+            .is_err()
+        {
+            tier.client
+                .stats
+                .read_errors
+                .fetch_add(1, Ordering::Relaxed);
+            return Ok(present);
+        }
+        if let Some(Ok(found)) = until(deadline(ctx, CONTAINS_WAIT), answer).await {
+            for (index, found) in asked.into_iter().zip(found) {
+                present[index] = found;
+            }
+        }
+        Ok(present)
+    }
+
+    async fn reserve(&self, ctx: &RequestContext, put: &Put<'_>) -> Result<Reserved, StoreError> {
+        let reserved = self.inner.reserve(ctx, put).await?;
+        if let (Some(tier), Reserved::Reservation(reservation)) = (&self.tier, &reserved) {
+            let mut pending = tier.pending.borrow_mut();
+            if pending[0].len() >= PENDING_NAMES_MAX / 2 {
+                pending[1] = std::mem::take(&mut pending[0]);
+            }
+            pending[0].insert(reservation.key_id(), (put.key.kind, put.key.name.to_vec()));
+        }
+        Ok(reserved)
+    }
+
+    async fn commit(
+        &self,
+        ctx: &RequestContext,
+        reservation: Reservation,
+    ) -> Result<(), StoreError> {
+        let Some(tier) = &self.tier else {
+            return self.inner.commit(ctx, reservation).await;
+        };
+        let id = reservation.key_id();
+        let named = {
+            let mut pending = tier.pending.borrow_mut();
+            let [young, old] = &mut *pending;
+            young.remove(&id).or_else(|| old.remove(&id))
+        };
+        self.inner.commit(ctx, reservation).await?;
+        let Some((kind, name)) = named else {
+            return Ok(());
+        };
+        let Some(path) = Self::path(tier, &ctx.namespace, kind, &name) else {
+            return Ok(());
+        };
+        let key = ObjectKey {
+            kind,
+            name: &name,
+            id,
+        };
+        let Some(body) = self.inner.lookup(ctx, &key).await? else {
+            return Ok(());
+        };
+        match tier.client.config.write {
+            TierWrite::Behind => self.owe(tier, &ctx.namespace, kind, &name, path, body),
+            TierWrite::Through => {
+                let (reply, answer) = oneshot::channel();
+                tier.client
+                    .stats
+                    .upload_queue
+                    .fetch_add(1, Ordering::Relaxed);
+                let upload = Upload {
+                    path: path.clone(),
+                    body: body.clone(),
+                    seq: None,
+                    reply: Some(reply),
+                };
+                let sent = match tier.client.try_upload(upload) {
+                    Ok(()) => until(deadline(ctx, THROUGH_WAIT), answer).await,
+                    Err(_) => {
+                        tier.client
+                            .stats
+                            .upload_queue
+                            .fetch_sub(1, Ordering::Relaxed);
+                        None
+                    }
+                };
+                if let Some(Ok(true)) = sent {
+                    return Ok(());
+                }
+                // Stored locally, not (yet) in the tier: owe it, and say so.
+                self.owe(tier, &ctx.namespace, kind, &name, path, body)?;
+                Err(StoreError::Unavailable {
+                    what: "the object-store tier did not take the write (tier.write = through)",
+                })
+            }
+        }
+    }
+
+    async fn delete(&self, ctx: &RequestContext, key: &ObjectKey<'_>) -> Result<bool, StoreError> {
+        let deleted = self.inner.delete(ctx, key).await?;
+        if let Some(tier) = &self.tier {
+            if let Some(path) = Self::path(tier, &ctx.namespace, key.kind, key.name) {
+                if tier.client.try_read(ReadRequest::Delete { path }).is_err() {
+                    tier.client
+                        .stats
+                        .read_errors
+                        .fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        }
+        Ok(deleted)
+    }
+
+    async fn abort(&self, ctx: &RequestContext, reservation: Reservation) {
+        if let Some(tier) = &self.tier {
+            let id = reservation.key_id();
+            let mut pending = tier.pending.borrow_mut();
+            let [young, old] = &mut *pending;
+            if young.remove(&id).is_none() {
+                old.remove(&id);
+            }
+        }
+        self.inner.abort(ctx, reservation).await
+    }
+}

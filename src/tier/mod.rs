@@ -1,0 +1,221 @@
+//! The object-store tier: a [`Layer`](crate::protocols::backend::Layer) that puts a shared
+//! object store (S3, MinIO, Ceph, SeaweedFS, … or another HTTP cache) behind the local store.
+//!
+//! ```text
+//!  executor (glommio)                         tier thread (tokio current-thread runtime)
+//!  Tiered::lookup ─ local hit ─► served        (the hit path only checks `Option<ReadHandle>`)
+//!       └ local miss ─ Fetch ─bounded chan─►  object_store GET ─► bytes ─ oneshot ─┐
+//!  ◄─ stored locally as a normal record, then served ◄──────────────────────────────┘
+//!  Tiered::commit ─ local commit ─ journal line ─ Upload ─bounded chan─► PUT (retried)
+//! ```
+//!
+//! * **Reads**: a local miss asks the tier; a hit is written into the local log as a normal
+//!   record (CAS bodies are verified against their digest) and served from there. Concurrent
+//!   misses for one key on one executor share one tier request. `contains` (the AC completeness
+//!   check, FindMissingBlobs) counts blobs the tier holds as present.
+//! * **Writes**: `write = "behind"` acknowledges after the local commit and a journal line
+//!   (`DATA/tier-journal`, see [`journal`]); the upload runs on the tier thread, is retried until
+//!   it succeeds, and is then marked done in the journal. At start the journal's pending entries
+//!   are queued again, so `kill -9` loses no acknowledged upload. `write = "through"`
+//!   acknowledges after the tier has the object (503 when it cannot).
+//! * **Faults**: a tier that is down or slow never blocks an executor: every request to it is a
+//!   `try_send` on a bounded channel with a deadline on the reply; errors are counted; after
+//!   [`client::BREAKER_FAILURES`] consecutive failures a circuit breaker answers reads as
+//!   misses at once for [`client::BREAKER_COOLDOWN`], and `tessera_tier_degraded` is 1.
+//!
+//! # Layout in the bucket
+//!
+//! Content-addressed, stable, documented in the README ("Scaling out"):
+//!
+//! | namespace, key                         | object key (after `prefix/`)                 |
+//! |----------------------------------------|----------------------------------------------|
+//! | `bazel`, AC, SHA-256 `H`               | `ac/H[..2]/H` (bazel-remote's layout)        |
+//! | `bazel`, CAS, SHA-256 `H`              | `cas/H[..2]/H` (bazel-remote's layout)       |
+//! | any other namespace `N`, kind `K`, name| `ns/E(N)/K/X[..2]/X`, `X` = hex of the name   |
+//!
+//! `K` is `ac`, `cas` or `blob`; `E(N)` keeps `[A-Za-z0-9_-]` and writes every other byte as
+//! `.XX` (two upper-case hex digits), so `bazel/team-a` is `bazel.2Fteam-a`. `E` is injective
+//! and yields one path segment, so two namespaces never share an object (a pull-request
+//! namespace cannot reach another namespace's entries through the tier). Bazel BLAKE3 keys in
+//! `bazel` use the second form (their name carries the digest-function tag).
+
+pub mod casblob;
+pub mod client;
+pub mod journal;
+pub mod layer;
+pub mod layout;
+
+pub use client::TierClient;
+pub use layer::Tiered;
+
+use crate::config::ConfigError;
+
+/// What the tier talks to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum TierKind {
+    /// An S3-compatible object store.
+    #[default]
+    S3,
+    /// Another bazel-remote-compatible HTTP cache (another Tessera, bazel-remote).
+    Http,
+}
+
+/// When a write is acknowledged.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum TierWrite {
+    /// After the local commit; uploaded in the background (journaled until done).
+    #[default]
+    Behind,
+    /// After the tier has the object.
+    Through,
+}
+
+/// The `[tier]` table.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TierConfig {
+    pub kind: TierKind,
+    pub endpoint: Option<String>,
+    pub region: String,
+    pub bucket: Option<String>,
+    pub prefix: String,
+    pub access_key: Option<String>,
+    pub secret_key: Option<String>,
+    pub virtual_host_style: bool,
+    pub url: Option<String>,
+    pub write: TierWrite,
+    /// Uploads queued in memory for the tier thread.
+    pub queue: usize,
+}
+
+impl Default for TierConfig {
+    fn default() -> Self {
+        TierConfig {
+            kind: TierKind::S3,
+            endpoint: None,
+            region: "us-east-1".into(),
+            bucket: None,
+            prefix: String::new(),
+            access_key: None,
+            secret_key: None,
+            virtual_host_style: false,
+            url: None,
+            write: TierWrite::Behind,
+            queue: 4096,
+        }
+    }
+}
+
+impl TierConfig {
+    /// Whether a tier is configured at all: `bucket` (kind s3) or `url` (kind http) is set.
+    pub fn enabled(&self) -> bool {
+        match self.kind {
+            TierKind::S3 => self.bucket.is_some(),
+            TierKind::Http => self.url.is_some(),
+        }
+    }
+
+    /// Relationships between the settings of an enabled tier (each value was checked on its
+    /// own already). Without `bucket` (s3) or `url` (http) the other settings are inert.
+    pub fn check(&self) -> Result<(), ConfigError> {
+        if !self.enabled() {
+            return Ok(());
+        }
+        let error = |setting: &str, message: &str| {
+            Err(ConfigError {
+                setting: setting.into(),
+                message: message.into(),
+            })
+        };
+        match self.kind {
+            TierKind::S3 => {
+                if self.url.is_some() {
+                    return error("tier.url", "is for tier.kind = \"http\"; this tier is s3");
+                }
+                if self.bucket.is_none()
+                    && (self.endpoint.is_some()
+                        || self.access_key.is_some()
+                        || self.secret_key.is_some())
+                {
+                    return error(
+                        "tier.bucket",
+                        "is required once any other tier setting is set",
+                    );
+                }
+                if self.access_key.is_some() != self.secret_key.is_some() {
+                    return error(
+                        "tier.secret_key",
+                        "tier.access_key and tier.secret_key are set together or not at all",
+                    );
+                }
+            }
+            TierKind::Http => {
+                let url = self.url.as_deref().unwrap_or_default();
+                if !(url.starts_with("http://") || url.starts_with("https://")) {
+                    return error("tier.url", "must start with http:// or https://");
+                }
+                if self.bucket.is_some() {
+                    return error(
+                        "tier.bucket",
+                        "is for tier.kind = \"s3\"; this tier is http",
+                    );
+                }
+            }
+        }
+        if let Some(endpoint) = &self.endpoint {
+            if !(endpoint.starts_with("http://") || endpoint.starts_with("https://")) {
+                return error("tier.endpoint", "must start with http:// or https://");
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_tier_exists_only_with_a_bucket_or_a_url_and_checks_its_settings_then() {
+        let none = TierConfig::default();
+        assert!(!none.enabled());
+        assert!(none.check().is_ok());
+        // Credentials alone turn nothing on.
+        let inert = TierConfig {
+            access_key: Some("a".into()),
+            ..TierConfig::default()
+        };
+        assert!(!inert.enabled() && inert.check().is_ok());
+
+        let s3 = TierConfig {
+            bucket: Some("b".into()),
+            endpoint: Some("http://127.0.0.1:9000".into()),
+            ..TierConfig::default()
+        };
+        assert!(s3.enabled());
+        assert!(s3.check().is_ok());
+        let half_keys = TierConfig {
+            access_key: Some("a".into()),
+            ..s3.clone()
+        };
+        assert_eq!(half_keys.check().unwrap_err().setting, "tier.secret_key");
+        let bad_endpoint = TierConfig {
+            endpoint: Some("127.0.0.1:9000".into()),
+            ..s3.clone()
+        };
+        assert_eq!(bad_endpoint.check().unwrap_err().setting, "tier.endpoint");
+
+        let http = TierConfig {
+            kind: TierKind::Http,
+            url: Some("ftp://x".into()),
+            ..TierConfig::default()
+        };
+        assert!(http.enabled());
+        assert_eq!(http.check().unwrap_err().setting, "tier.url");
+        let http_with_bucket = TierConfig {
+            url: Some("http://127.0.0.1:8080".into()),
+            bucket: Some("b".into()),
+            ..http
+        };
+        assert_eq!(http_with_bucket.check().unwrap_err().setting, "tier.bucket");
+    }
+}
