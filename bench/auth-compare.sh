@@ -4,6 +4,7 @@
 #
 #   bash bench/auth-compare.sh              # ROUNDS=5 DURATION=5 CONNECTIONS=32
 #   TESSERA_BIN=target/release/tessera bash bench/auth-compare.sh
+#   RATE=100000000/s bash bench/auth-compare.sh   # both sides also pass auth.rate's bucket
 #
 # Tessera runs with keys configured and `auth.anonymous = "read"`, so a request without a token is
 # an anonymous read and a request with one is a verified token read (cached after its first use):
@@ -37,6 +38,7 @@ cat >"$work/tessera.toml" <<TOML
 public_keys = "$work/keys"
 anonymous = "read"
 TOML
+[ -z "${RATE:-}" ] || printf 'rate = "%s"\nburst = 1000000000\n' "$RATE" >>"$work/tessera.toml"
 taskset -c "$SERVER_CPUS" "$TESSERA_BIN" serve --config "$work/tessera.toml" --listen 127.0.0.1:0 \
   --data "$work/data" --max-size 1GiB >"$work/stdout" 2>"$work/log" &
 pid=$!
@@ -66,7 +68,7 @@ for round in $(seq "$ROUNDS"); do
 done
 median() { grep "^$1 " "$work/results" | cut -d' ' -f2 | sort -n | awk '{ v[NR] = $1 } END { print v[int((NR + 1) / 2)] }'; }
 without=$(median anonymous); with=$(median token)
-echo "GET 4 KiB, $ROUNDS rounds of ${DURATION}s, $CONNECTIONS connections, load average: $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "GET 4 KiB, $ROUNDS rounds of ${DURATION}s, $CONNECTIONS connections, auth.rate ${RATE:-unset}, load average: $(cut -d' ' -f1-3 /proc/loadavg)"
 echo "  without a token (anonymous read): $without req/s (median)"
 echo "  with a valid token (verified, cached): $with req/s (median)"
 awk -v a="$with" -v b="$without" 'BEGIN { printf "  ratio with/without: %.3f\n", a / b }'

@@ -2,8 +2,9 @@
 //! build fills `bazel/main`; a pull-request build whose token reads `bazel/main` and writes
 //! `bazel/pr-42` gets main's hits and stores its own results in `bazel/pr-42`; a later main
 //! build never hits what the pull request wrote. Tokens travel as Bazel sends them,
-//! `--remote_header=Authorization=Bearer …`, over HTTP and as gRPC metadata; a build with a
-//! refused token only warns and stores nothing in main.
+//! `--remote_header=Authorization=Bearer …`, over HTTP and as gRPC metadata, and as the password
+//! of a `.netrc` entry (Basic; Bazel reads the file named by `NETRC`); a build with a refused
+//! token only warns and stores nothing in main.
 //!
 //! Needs `bazel`: `bash tests/install-deps.sh` (or `TESSERA_SKIP_REAL_CLIENTS=1` to skip).
 
@@ -143,6 +144,50 @@ fn pull_requests_read_through_main_and_never_write_into_it() {
             "an upload to main with a refused token must warn: {summary:#?}"
         );
     }
+
+    eprintln!("auth_bazel: 6. .netrc: the token as the password of 127.0.0.1, no flag");
+    let netrc = dir.path().join("netrc");
+    let write_netrc = |token: &str| {
+        let text = format!("machine 127.0.0.1\nlogin ci\npassword {token}\n");
+        std::fs::write(&netrc, text).unwrap();
+    };
+    write_netrc(&main_token);
+    let netrc_path = netrc.display().to_string();
+    let from_netrc = BazelSession::new()
+        .expect("copy the Bazel workspace")
+        .with_env("NETRC", &netrc_path);
+    let hits = from_netrc
+        .clean_and_build(&main_url, &[])
+        .unwrap_or_else(|error| panic!("{error}\ntessera log:\n{}", server.full_log()));
+    assert_eq!(
+        (hits.remote_cache_hits, hits.executed),
+        (WORKSPACE_ACTIONS, 0),
+        "main's entries with the token from .netrc: {hits:#?}"
+    );
+    // The same session with a forged token in .netrc (Bazel reads it on every command): the
+    // new action's upload is refused with a warning, and main stays without it.
+    stranger_rule(&from_netrc);
+    write_netrc(&forged_token(&main_token));
+    let refused = from_netrc
+        .build(&main_url, &[])
+        .unwrap_or_else(|error| panic!("{error}\ntessera log:\n{}", server.full_log()));
+    assert!(
+        !refused.cache_warnings.is_empty(),
+        "an upload with a forged .netrc token must warn: {refused:#?}"
+    );
+    let check = build(&stranger, &main_url, &main_token, true, &server, &[]);
+    assert_eq!(
+        check.executed, 1,
+        "nothing the refused builds tried to upload is in main: {check:#?}"
+    );
+}
+
+/// `token` with one bit of its signature flipped.
+fn forged_token(token: &str) -> String {
+    let (signed, signature) = token.rsplit_once('.').unwrap();
+    let mut signature = signature.as_bytes().to_vec();
+    signature[10] = if signature[10] == b'A' { b'B' } else { b'A' };
+    format!("{signed}.{}", String::from_utf8(signature).unwrap())
 }
 
 /// A rule neither branch has, so its upload is attempted.

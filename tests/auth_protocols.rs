@@ -508,7 +508,19 @@ fn rate_limits_answer_429_with_retry_after_and_the_audit_log_records_writes_and_
     let token = mint(&key, "ci", &c);
     let body = b"audited";
     let path = format!("/cache/{}", &sha256_hex(body)[..32]);
-    assert_eq!(http(addr, "PUT", &path, body, Some(&token)).status, 200);
+    // The PUT on a connection of its own, whose address the audit line must name.
+    let mut writer = Conn::open(addr).unwrap();
+    let writer_addr = writer.local_addr().unwrap().to_string();
+    let bearer = format!("Bearer {token}");
+    let mut put = request_head(
+        "PUT",
+        &path,
+        body.len() as u64,
+        &[("Authorization", &bearer)],
+    );
+    put.extend_from_slice(body);
+    writer.send(&put).unwrap();
+    assert_eq!(writer.read_response().unwrap().status, 200);
     assert_eq!(http(addr, "GET", &path, &[], Some(&token)).status, 200);
     assert_eq!(http(addr, "GET", &path, &[], Some(&token)).status, 200);
     let limited = http(addr, "GET", &path, &[], Some(&token));
@@ -531,6 +543,16 @@ fn rate_limits_answer_429_with_retry_after_and_the_audit_log_records_writes_and_
         200
     );
     assert_eq!(http(addr, "GET", &path, &[], None).status, 401);
+    // An anonymous gRPC call is refused and audited with its connection's address too.
+    grpc_client::run_executor(move || async move {
+        let client = grpc_client::connect(addr).await;
+        let digest = reapi::Digest {
+            hash: sha256_hex(body),
+            size_bytes: body.len() as i64,
+        };
+        let none = grpc(&client, FIND_MISSING, find_missing(&digest), None).await;
+        assert_eq!(none.status.code, Code::Unauthenticated, "{:?}", none.status);
+    });
 
     let lines: Vec<serde_json::Value> = std::fs::read_to_string(&audit)
         .unwrap()
@@ -544,6 +566,19 @@ fn rate_limits_answer_429_with_retry_after_and_the_audit_log_records_writes_and_
     assert_eq!(stored[0]["protocol"], "gradle");
     assert_eq!(stored[0]["bytes"], body.len());
     assert_eq!(stored[0]["jti"], "good-1");
+    assert_eq!(stored[0]["remote"], writer_addr.as_str(), "{lines:#?}");
+    // Every line names the peer: 127.0.0.1 and the client's port, never the server's.
+    for line in &lines {
+        let remote: SocketAddr = line["remote"].as_str().unwrap().parse().unwrap();
+        assert!(remote.ip().is_loopback(), "{line}");
+        assert_ne!(remote.port(), addr.port(), "{line}");
+    }
+    assert!(
+        lines
+            .iter()
+            .any(|l| l["protocol"] == "grpc" && l["reason"] == "missing"),
+        "{lines:#?}"
+    );
     let reasons: Vec<&str> = lines
         .iter()
         .filter(|l| l["status"] == "refused")
@@ -551,6 +586,60 @@ fn rate_limits_answer_429_with_retry_after_and_the_audit_log_records_writes_and_
         .collect();
     assert!(reasons.contains(&"rate_limited"), "{reasons:?}");
     assert!(reasons.contains(&"missing"), "{reasons:?}");
+}
+
+/// Regression: buckets were per executor, so a subject whose connections landed on both
+/// executors got twice `auth.rate`. Twenty connections (SO_REUSEPORT spreads them by their
+/// ports; all on one executor has odds 2^-19) make two requests each within one second, far
+/// less than the 10 s a request's share of `6/m` takes to come back: exactly the burst passes.
+#[test]
+fn the_rate_limit_holds_for_the_process_when_a_subject_uses_both_executors() {
+    const BURST: usize = 10;
+    const CONNECTIONS: usize = 20;
+    let dir = tempfile::tempdir().unwrap();
+    let keys_dir = dir.path().join("keys");
+    keys::generate(&keys_dir, "ci").unwrap();
+    let (_, key) = keys::read_signing_key(&keys_dir.join("ci.key")).unwrap();
+    let server = Tessera::builder()
+        .args(["--executors", "2"])
+        .config(&format!(
+            "[auth]\npublic_keys = {:?}\nrate = \"6/m\"\nburst = {BURST}\n",
+            keys_dir.display().to_string()
+        ))
+        .start();
+    let addr = server.addr();
+    let mut c = claims(&["*"], &[], false);
+    c.aud = None;
+    let bearer = format!("Bearer {}", mint(&key, "ci", &c));
+    let path = format!("/cache/{}", "cd".repeat(16));
+    let started = Instant::now();
+    let mut conns: Vec<Conn> = (0..CONNECTIONS)
+        .map(|_| Conn::open(addr).unwrap())
+        .collect();
+    let mut statuses = Vec::new();
+    for _round in 0..2 {
+        for conn in &mut conns {
+            conn.send(&request_head(
+                "GET",
+                &path,
+                0,
+                &[("Authorization", &bearer)],
+            ))
+            .unwrap();
+            statuses.push(conn.read_response().unwrap().status);
+        }
+    }
+    let elapsed = started.elapsed();
+    let admitted = statuses.iter().filter(|s| **s == 404).count();
+    let limited = statuses.iter().filter(|s| **s == 429).count();
+    assert_eq!(admitted + limited, 2 * CONNECTIONS, "{statuses:?}");
+    // One more request may come back for every 10 s the loop took (none on a sane machine).
+    let refilled = (elapsed.as_secs() / 10) as usize;
+    assert!(
+        (BURST..=BURST + refilled).contains(&admitted),
+        "{admitted} of {} requests admitted in {elapsed:?} with burst {BURST}: {statuses:?}",
+        2 * CONNECTIONS
+    );
 }
 
 #[test]

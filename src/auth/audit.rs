@@ -1,17 +1,17 @@
 //! The audit log (`audit_log = PATH`): one JSON line per write and per refusal.
 //!
 //! ```text
-//! {"time":1767225600.123,"subject":"ci-main","jti":"9f…","protocol":"bazel-http",
+//! {"time":1767225600.123,"subject":"ci-main","jti":"9f…","remote":"10.0.0.7:53124","protocol":"bazel-http",
 //!  "namespace":"bazel/main","operation":"write","key":"5f4e…","bytes":4096,"status":"stored"}
-//! {"time":…,"subject":"anonymous","jti":null,"protocol":"nx","namespace":"nx",
+//! {"time":…,"subject":"anonymous","jti":null,"remote":"10.0.0.9:40112","protocol":"nx","namespace":"nx",
 //!  "operation":"read","key":"…","bytes":null,"status":"refused","reason":"missing",
 //!  "message":"a bearer token is required to read namespace \"nx\""}
 //! ```
 //!
 //! `key` is the store key id in hex (the client's name is hashed with its namespace). Every
 //! executor appends to the same file opened with `O_APPEND`; each line is written with one
-//! `write`, which the kernel appends whole. The remote address is not recorded yet (the request
-//! context does not carry it).
+//! `write`, which the kernel appends whole. `remote` is the peer's `IP:PORT` as the connection
+//! was accepted (a proxy in front shows as itself), `null` for requests the server makes itself.
 
 use std::fs::{File, OpenOptions};
 use std::io::Write;
@@ -71,6 +71,7 @@ impl AuditLog {
             "time": time,
             "subject": cut(entry.subject, field_max),
             "jti": entry.jti.map(|j| cut(j, field_max)),
+            "remote": ctx.remote.map(|addr| addr.to_string()),
             "protocol": ctx.protocol.as_str(),
             "namespace": cut(ctx.namespace.as_str(), field_max),
             "operation": entry.operation,
@@ -108,7 +109,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("audit.log");
         let log = AuditLog::open(&path).unwrap();
-        let ctx = RequestContext::new(Namespace::new("bazel/main"), Protocol::BazelHttp);
+        let ctx = RequestContext::new(Namespace::new("bazel/main"), Protocol::BazelHttp)
+            .with_remote(Some("192.0.2.7:40000".parse().unwrap()));
         let id = KeyId([0xab; 32]);
         log.record(
             &ctx,
@@ -146,6 +148,7 @@ mod tests {
         assert_eq!(lines[0]["subject"], "ci-main");
         assert_eq!(lines[0]["namespace"], "bazel/main");
         assert_eq!(lines[0]["protocol"], "bazel-http");
+        assert_eq!(lines[0]["remote"], "192.0.2.7:40000");
         assert_eq!(lines[0]["key"], "ab".repeat(32));
         assert_eq!(lines[0]["bytes"], 4096);
         assert_eq!(lines[0]["status"], "stored");

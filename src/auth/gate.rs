@@ -27,7 +27,7 @@ use std::sync::{Arc, RwLock};
 
 use super::cli::now_seconds;
 use super::keys::Trust;
-use super::rate::RateLimiter;
+use super::rate::RateTable;
 use super::scope::{any_matches, matches};
 use super::token::{self, Claims};
 use crate::config::{Anonymous, AuthConfig, ReadThrough};
@@ -192,8 +192,8 @@ pub struct Gate {
     keys_configured: bool,
     read_through: Vec<ReadThrough>,
     public_metrics: bool,
-    /// `auth.rate`, when set.
-    rate: Option<RefCell<RateLimiter>>,
+    /// `auth.rate`, when set: the process's buckets (shared by every executor).
+    rate: Option<Arc<RateTable>>,
 }
 
 impl Gate {
@@ -212,8 +212,17 @@ impl Gate {
             public_metrics: config.public_metrics,
             rate: config
                 .rate
-                .map(|rate| RefCell::new(RateLimiter::new(rate, config.burst))),
+                .map(|rate| Arc::new(RateTable::new(rate, config.burst))),
         }
+    }
+
+    /// Counts requests in `table`, the process's buckets, instead of buckets of this gate's
+    /// own (every executor's gate gets the same table, so `auth.rate` is per process).
+    pub fn with_rate_table(mut self, table: Option<Arc<RateTable>>) -> Self {
+        if table.is_some() {
+            self.rate = table;
+        }
+        self
     }
 
     /// Counts one request of `grant`'s subject against `auth.rate`.
@@ -221,9 +230,7 @@ impl Gate {
         let Some(rate) = &self.rate else {
             return Ok(());
         };
-        let taken = rate
-            .borrow_mut()
-            .take(grant.subject(), std::time::Instant::now());
+        let taken = rate.take(grant.subject(), std::time::Instant::now());
         taken.map_err(|retry_after| {
             count_refusal("rate_limited");
             StoreError::RateLimited {

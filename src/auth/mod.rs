@@ -17,12 +17,14 @@ pub mod token;
 
 use std::sync::Arc;
 
-/// What every executor's authorization layer shares: the trusted keys (reloaded) and the
-/// audit log.
+/// What every executor's authorization layer shares: the trusted keys (reloaded), the audit
+/// log and the rate-limit buckets.
 #[derive(Clone)]
 pub struct AuthState {
     pub trust: Arc<gate::SharedTrust>,
     pub audit: Option<Arc<audit::AuditLog>>,
+    /// `auth.rate`'s buckets, one table for the process.
+    pub rate: Option<Arc<rate::RateTable>>,
 }
 
 impl AuthState {
@@ -46,6 +48,9 @@ impl AuthState {
         Ok(AuthState {
             trust: Arc::new(gate::SharedTrust::new(trust)),
             audit,
+            rate: config
+                .rate
+                .map(|rate| Arc::new(rate::RateTable::new(rate, config.burst))),
         })
     }
 }

@@ -58,7 +58,7 @@ pub struct AuthConfig {
     pub anonymous: Option<Anonymous>,
     pub public_metrics: bool,
     pub read_through: Vec<ReadThrough>,
-    /// Requests per subject and executor (`auth.rate`); `None`: unlimited.
+    /// Requests per subject, process-wide (`auth.rate`); `None`: unlimited.
     pub rate: Option<RequestRate>,
     /// Requests above the rate a subject may make at once (`auth.burst`).
     pub burst: Option<u64>,

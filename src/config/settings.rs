@@ -459,7 +459,7 @@ pub const SETTINGS: &[Setting] = &[
         help: "serve /metrics without an admin token",
         store: |c, v| set(&mut c.auth.public_metrics, v.bool()) },
     Setting { key: "auth.rate", default: "", kind: Kind::Rate,
-        help: "requests each subject (token `sub`, or anonymous) may make per executor; over it: 429 with \
+        help: "requests each subject (token `sub`, or anonymous) may make, process-wide; over it: 429 with \
                Retry-After, RESOURCE_EXHAUSTED (unset: unlimited)",
         store: |c, v| set(&mut c.auth.rate, v.optional(Parsed::rate)) },
     Setting { key: "auth.burst", default: "", kind: Kind::Count { min: 1, max: 1_000_000_000 },

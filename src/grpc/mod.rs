@@ -29,7 +29,7 @@ pub mod status;
 pub mod timeout;
 
 pub use limits::GrpcLimits;
-pub use server::{serve, ConnectionError};
+pub use server::{serve, serve_from, ConnectionError};
 pub use service::{CallContext, CallKind, GrpcService, RequestStream, ResponseSink};
 pub use status::{Code, Status};
 

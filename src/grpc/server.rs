@@ -17,6 +17,7 @@
 use std::cell::Cell;
 use std::fmt;
 use std::future::Future;
+use std::net::SocketAddr;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
@@ -120,6 +121,23 @@ where
     IO: AsyncRead + AsyncWrite + Unpin,
     D: Future<Output = ()>,
 {
+    serve_from(None, io, already_read, service, limits, drain).await
+}
+
+/// [`serve`] for a connection from `peer`: every call's [`CallContext::peer`] is `peer`.
+pub async fn serve_from<S, IO, D>(
+    peer: Option<SocketAddr>,
+    io: IO,
+    already_read: Vec<u8>,
+    service: Rc<S>,
+    limits: Rc<GrpcLimits>,
+    drain: D,
+) -> Result<(), ConnectionError>
+where
+    S: GrpcService,
+    IO: AsyncRead + AsyncWrite + Unpin,
+    D: Future<Output = ()>,
+{
     let mut connection = handshake(io, already_read, &limits).await?;
     let activity = Rc::new(Activity {
         streams_open: Cell::new(0),
@@ -174,7 +192,7 @@ where
                 let service = service.clone();
                 let limits = limits.clone();
                 glommio::spawn_local(async move {
-                    handle_stream(&*service, &limits, request, respond).await;
+                    handle_stream(&*service, &limits, peer, request, respond).await;
                     drop(guard);
                 })
                 .detach();
@@ -259,6 +277,7 @@ fn classify(error: h2::Error) -> ConnectionError {
 async fn handle_stream<S: GrpcService>(
     service: &S,
     limits: &GrpcLimits,
+    peer: Option<SocketAddr>,
     request: http::Request<RecvStream>,
     respond: SendResponse<Bytes>,
 ) {
@@ -274,7 +293,7 @@ async fn handle_stream<S: GrpcService>(
         return;
     }
     let mut requests = RequestStream::new(body, limits.message_receive_bytes_max);
-    let status = match prepare_call(service, &parts, limits) {
+    let status = match prepare_call(service, &parts, limits, peer) {
         Err(status) => status,
         Ok((method, kind, call)) => {
             let outcome = with_deadline(
@@ -297,6 +316,7 @@ fn prepare_call<S: GrpcService>(
     service: &S,
     parts: &http::request::Parts,
     limits: &GrpcLimits,
+    peer: Option<SocketAddr>,
 ) -> Result<(S::Method, CallKind, CallContext), Status> {
     if let Some(encoding) = parts.headers.get("grpc-encoding") {
         if encoding.as_bytes() != b"identity" {
@@ -322,6 +342,7 @@ fn prepare_call<S: GrpcService>(
         path: path.to_owned(),
         deadline,
         metadata: parts.headers.clone(),
+        peer,
     };
     Ok((method, kind, call))
 }

@@ -49,6 +49,8 @@ pub struct CallContext {
     /// All request headers (gRPC metadata such as `authorization` or
     /// `build.bazel.remote.execution.v2.requestmetadata-bin`).
     pub metadata: HeaderMap,
+    /// The connection's peer address (`None` when the driver was not told it).
+    pub peer: Option<std::net::SocketAddr>,
 }
 
 /// A gRPC front-end; see the module docs for the contract. Methods a service does not route

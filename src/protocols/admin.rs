@@ -195,11 +195,16 @@ fn namespace_of(query: Option<&str>) -> Result<Namespace, AdminError> {
     Ok(Namespace::new(namespace))
 }
 
-fn target(query: Option<&str>, identity: &Identity) -> Result<Target, AdminError> {
+fn target(
+    query: Option<&str>,
+    identity: &Identity,
+    remote: Option<std::net::SocketAddr>,
+) -> Result<Target, AdminError> {
     let namespace = namespace_of(query)?;
     let key = required(query, "key")?;
     let ctx = RequestContext {
         identity: identity.clone(),
+        remote,
         ..RequestContext::new(namespace, Protocol::Admin)
     };
     if ctx.namespace.bazel_instance().is_none() {
@@ -282,11 +287,11 @@ pub async fn handle<B: Backend>(
             ),
             Err(error) => error.answer(),
         },
-        ("GET" | "HEAD", "/key") => match target(query, &env.identity) {
+        ("GET" | "HEAD", "/key") => match target(query, &env.identity, env.remote) {
             Ok(target) => key_info(env.backend, &target).await,
             Err(error) => error.answer(),
         },
-        ("DELETE", "/key") => match target(query, &env.identity) {
+        ("DELETE", "/key") => match target(query, &env.identity, env.remote) {
             Ok(target) => delete(env.backend, &target).await,
             Err(error) => error.answer(),
         },
@@ -376,7 +381,7 @@ async fn blob<B: Backend>(
     request: &mut Request<'_>,
     responder: &mut Responder<'_>,
 ) -> io::Result<()> {
-    let target = match target(query, &env.identity) {
+    let target = match target(query, &env.identity, env.remote) {
         Ok(target) => target,
         Err(error) => return error.answer().send(responder).await,
     };
@@ -419,6 +424,7 @@ mod tests {
         let cas = target(
             Some(&format!("namespace=bazel&key=cas/{hash}")),
             &Identity::default(),
+            None,
         )
         .unwrap();
         assert_eq!(cas.kind, Kind::Cas);
@@ -426,6 +432,7 @@ mod tests {
         let ac = target(
             Some(&format!("namespace=bazel/team&key=ac/{hash}")),
             &Identity::default(),
+            None,
         )
         .unwrap();
         assert_eq!((ac.kind, ac.expect), (Kind::Ac, None));
@@ -438,18 +445,24 @@ mod tests {
             let error = target(
                 Some(&format!("namespace=bazel&key={bad}")),
                 &Identity::default(),
+                None,
             )
             .err()
             .unwrap_or_else(|| panic!("{bad} accepted"));
             assert_eq!(error.status, 400);
         }
-        let gradle = target(Some("namespace=gradle&key=cas/zz"), &Identity::default()).unwrap();
+        let gradle = target(
+            Some("namespace=gradle&key=cas/zz"),
+            &Identity::default(),
+            None,
+        )
+        .unwrap();
         assert_eq!(
             (gradle.kind, gradle.name.as_slice()),
             (Kind::Blob, &b"cas/zz"[..])
         );
         assert_eq!(
-            target(Some("namespace=/x&key=k"), &Identity::default())
+            target(Some("namespace=/x&key=k"), &Identity::default(), None)
                 .err()
                 .unwrap()
                 .status,

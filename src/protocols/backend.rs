@@ -47,6 +47,7 @@
 use std::borrow::Cow;
 use std::cell::RefCell;
 use std::fmt;
+use std::net::SocketAddr;
 use std::time::Instant;
 
 use crate::store::{
@@ -210,10 +211,7 @@ impl Identity {
                 if !scheme.eq_ignore_ascii_case("basic") {
                     return None;
                 }
-                use base64::Engine;
-                let decoded = base64::engine::general_purpose::STANDARD
-                    .decode(rest)
-                    .ok()?;
+                let decoded = decode_basic(rest)?;
                 let decoded = String::from_utf8(decoded).ok()?;
                 let (_user, password) = decoded.split_once(':')?;
                 (!password.is_empty()).then(|| password.to_owned())
@@ -226,6 +224,22 @@ impl Identity {
     }
 }
 
+/// The `user:password` bytes of a Basic credential, in either base64 alphabet: RFC 7617 says
+/// standard base64, but Bazel encodes URL userinfo with the URL-safe one (`-`, `_`; Guava's
+/// `base64Url()`, reference/clients.md §1), which a token's characters make likely to show.
+fn decode_basic(text: &str) -> Option<Vec<u8>> {
+    use base64::engine::{DecodePaddingMode, GeneralPurpose, GeneralPurposeConfig};
+    use base64::{alphabet, Engine};
+    const LENIENT: GeneralPurposeConfig =
+        GeneralPurposeConfig::new().with_decode_padding_mode(DecodePaddingMode::Indifferent);
+    const STANDARD: GeneralPurpose = GeneralPurpose::new(&alphabet::STANDARD, LENIENT);
+    const URL_SAFE: GeneralPurpose = GeneralPurpose::new(&alphabet::URL_SAFE, LENIENT);
+    STANDARD
+        .decode(text)
+        .or_else(|_| URL_SAFE.decode(text))
+        .ok()
+}
+
 /// What every store operation carries: where, by which protocol, for whom, until when.
 #[derive(Clone, Debug)]
 pub struct RequestContext {
@@ -234,6 +248,9 @@ pub struct RequestContext {
     pub identity: Identity,
     /// When the client stops caring; layers that wait (a tier's fetch) give up then.
     pub deadline: Option<Instant>,
+    /// The peer's socket address, as the connection was accepted (the audit log records it);
+    /// `None` for requests the server makes itself and in tests.
+    pub remote: Option<SocketAddr>,
 }
 
 impl RequestContext {
@@ -244,12 +261,19 @@ impl RequestContext {
             protocol,
             identity: Identity::default(),
             deadline: None,
+            remote: None,
         }
     }
 
     /// This context acting for `identity`.
     pub fn with_identity(mut self, identity: Identity) -> Self {
         self.identity = identity;
+        self
+    }
+
+    /// This context for a request that came from `remote`.
+    pub fn with_remote(mut self, remote: Option<SocketAddr>) -> Self {
+        self.remote = remote;
         self
     }
 
@@ -548,6 +572,15 @@ mod tests {
         // "u:tok" in base64.
         let basic = Identity::from_authorization(Some(b"Basic dTp0b2s="));
         assert_eq!(basic.credential, Some(Credential::Bearer("tok".into())));
+        // "ci:t>>?" in both alphabets (Bazel's userinfo uses the URL-safe one), padded or not.
+        for encoded in ["Y2k6dD4+Pw==", "Y2k6dD4-Pw==", "Y2k6dD4-Pw"] {
+            let basic = Identity::from_authorization(Some(format!("Basic {encoded}").as_bytes()));
+            assert_eq!(
+                basic.credential,
+                Some(Credential::Bearer("t>>?".into())),
+                "{encoded}"
+            );
+        }
         for none in [&b"Basic !!"[..], b"Digest x", b"Bearer", b"Basic dTo="] {
             assert_eq!(Identity::from_authorization(Some(none)).credential, None);
         }

@@ -225,6 +225,18 @@ pub async fn render<B: Backend>(
             "tessera_auth_refusals_total{{reason=\"{reason}\"}} {count}"
         );
     }
+    describe(
+        &mut out,
+        "tessera_auth_rate_evictions_total",
+        "counter",
+        "Rate-limit buckets taken over for a new subject before they were full (more subjects \
+         busy at once than auth::rate::RATE_SUBJECTS_MAX allows).",
+    );
+    let _ = writeln!(
+        out,
+        "tessera_auth_rate_evictions_total {}",
+        crate::auth::rate::evictions()
+    );
     for (name, kind, help, field) in SHARD_METRICS {
         describe(&mut out, name, kind, help);
         for (index, stats) in &shards {

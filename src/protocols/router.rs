@@ -18,6 +18,7 @@
 
 use std::cell::Cell;
 use std::io;
+use std::net::SocketAddr;
 
 use std::rc::Rc;
 use tracing::Instrument;
@@ -63,6 +64,8 @@ pub struct FrontEndEnv<'a, B> {
     pub namespace: Option<&'a Namespace>,
     /// Who is asking (from the request's `Authorization` header).
     pub identity: Identity,
+    /// The peer's socket address, when the connection has one.
+    pub remote: Option<SocketAddr>,
     /// What the request did, set by its [`Transfer`]; the router records its latency.
     pub timed: &'a Cell<Option<Timed>>,
 }
@@ -72,6 +75,7 @@ impl<'a, B: Backend> FrontEndEnv<'a, B> {
     pub fn context(&self, namespace: Namespace, protocol: Protocol) -> RequestContext {
         RequestContext {
             identity: self.identity.clone(),
+            remote: self.remote,
             ..RequestContext::new(namespace, protocol)
         }
     }
@@ -287,9 +291,47 @@ impl<B: Backend> Router<B> {
     }
 }
 
+/// The router as one connection's [`Service`]: every request of it carries the peer's address.
+pub struct PeerRouter<'r, B> {
+    router: &'r Router<B>,
+    remote: Option<SocketAddr>,
+}
+
+impl<B: Backend> Router<B> {
+    /// This router for the requests of a connection from `remote`.
+    pub fn for_peer(&self, remote: Option<SocketAddr>) -> PeerRouter<'_, B> {
+        PeerRouter {
+            router: self,
+            remote,
+        }
+    }
+}
+
+impl<B: Backend> Service for PeerRouter<'_, B> {
+    async fn call(
+        &self,
+        request: &mut Request<'_>,
+        responder: &mut Responder<'_>,
+    ) -> io::Result<()> {
+        self.router.route(self.remote, request, responder).await
+    }
+}
+
 impl<B: Backend> Service for Router<B> {
     async fn call(
         &self,
+        request: &mut Request<'_>,
+        responder: &mut Responder<'_>,
+    ) -> io::Result<()> {
+        self.route(None, request, responder).await
+    }
+}
+
+impl<B: Backend> Router<B> {
+    /// Answers one request of a connection from `remote`.
+    async fn route(
+        &self,
+        remote: Option<SocketAddr>,
         request: &mut Request<'_>,
         responder: &mut Responder<'_>,
     ) -> io::Result<()> {
@@ -333,6 +375,7 @@ impl<B: Backend> Service for Router<B> {
             options: &self.options,
             namespace: routed.and_then(|(mount, _)| mount.namespace.as_ref()),
             identity: Identity::from_authorization(request.head.header("authorization")),
+            remote,
             timed: &timed,
         };
         let answered = async {

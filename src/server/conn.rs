@@ -127,7 +127,8 @@ impl Context {
         requeue: bool,
     ) -> Result<Rc<Self>, String> {
         let s3_front = Rc::new(S3Front::new(s3)?);
-        let gate = Rc::new(Gate::new(&config.auth, auth.trust.clone()));
+        let gate =
+            Rc::new(Gate::new(&config.auth, auth.trust.clone()).with_rate_table(auth.rate.clone()));
         let tiered = Rc::new(Tiered::new(steer, tier.clone()));
         if requeue {
             tiered.requeue_owed();
@@ -409,6 +410,8 @@ impl futures_io::AsyncWrite for Socket {
 
 async fn serve_connection(stream: TcpStream, context: &Context, port: Port) {
     let _ = stream.set_nodelay(true);
+    // The audit log's remote address; every request of the connection carries it.
+    let remote = stream.peer_addr().ok();
     let mut socket = Socket(stream);
     let buffered = if port == Port::Grpc {
         Vec::new()
@@ -417,7 +420,8 @@ async fn serve_connection(stream: TcpStream, context: &Context, port: Port) {
             Port::S3 => &context.s3_router,
             _ => &context.router,
         };
-        let summary = http1::serve(&mut socket, router, &context.clock, &context.limits).await;
+        let router = router.for_peer(remote);
+        let summary = http1::serve(&mut socket, &router, &context.clock, &context.limits).await;
         match summary.outcome {
             Outcome::Http2 { buffered } => buffered,
             outcome => {
@@ -430,13 +434,19 @@ async fn serve_connection(stream: TcpStream, context: &Context, port: Port) {
             }
         }
     };
-    serve_http2(socket.0, buffered, context).await;
+    serve_http2(socket.0, buffered, context, remote).await;
 }
 
-async fn serve_http2(stream: TcpStream, buffered: Vec<u8>, context: &Context) {
+async fn serve_http2(
+    stream: TcpStream,
+    buffered: Vec<u8>,
+    context: &Context,
+    remote: Option<std::net::SocketAddr>,
+) {
     let drain = context.clock.shutdown();
     let stream = futures::io::BufWriter::with_capacity(HTTP2_WRITE_BUFFER_BYTES, stream);
-    let outcome = crate::grpc::serve(
+    let outcome = crate::grpc::serve_from(
+        remote,
         stream,
         buffered,
         context.reapi.clone(),

@@ -238,10 +238,22 @@ pub fn run_build(
     extra_flags: &[&str],
     output_root: &Path,
 ) -> Result<BuildSummary, BazelError> {
+    run_build_with_env(workspace, cache_url, extra_flags, output_root, &[])
+}
+
+/// [`run_build`] with `env` added to the Bazel client's environment (e.g. `NETRC`, which Bazel
+/// reads for the remote cache's credentials on every command).
+pub fn run_build_with_env(
+    workspace: &Path,
+    cache_url: &str,
+    extra_flags: &[&str],
+    output_root: &Path,
+    env: &[(String, String)],
+) -> Result<BuildSummary, BazelError> {
     let remote_cache = format!("--remote_cache={cache_url}");
     let mut args = vec!["build", "//:all", remote_cache.as_str()];
     args.extend_from_slice(extra_flags);
-    let (command, log) = run_bazel(workspace, output_root, &args)?;
+    let (command, log) = run_bazel_inner(workspace, output_root, &args, true, env)?;
     parse_build_log(&log).ok_or_else(|| BazelError {
         command,
         problem: "printed no `INFO: N processes` summary".to_string(),
@@ -323,7 +335,7 @@ fn run_bazel(
     output_root: &Path,
     args: &[&str],
 ) -> Result<(String, String), BazelError> {
-    run_bazel_inner(workspace, output_root, args, true)
+    run_bazel_inner(workspace, output_root, args, true, &[])
 }
 
 /// Like [`run_bazel`], but returns only stdout (for `bazel info`).
@@ -332,7 +344,7 @@ fn run_bazel_stdout(
     output_root: &Path,
     args: &[&str],
 ) -> Result<(String, String), BazelError> {
-    run_bazel_inner(workspace, output_root, args, false)
+    run_bazel_inner(workspace, output_root, args, false, &[])
 }
 
 fn run_bazel_inner(
@@ -340,12 +352,14 @@ fn run_bazel_inner(
     output_root: &Path,
     args: &[&str],
     merge_stderr: bool,
+    env: &[(String, String)],
 ) -> Result<(String, String), BazelError> {
     let command_line = format!("bazel {}", args.join(" "));
     let mut command = Command::new(bazel_binary());
     command
         .args(startup_args(output_root))
         .args(args)
+        .envs(env.iter().map(|(k, v)| (k, v)))
         .current_dir(workspace);
     let timeout = Duration::from_secs(BAZEL_COMMAND_TIMEOUT_SECS);
     let (problem, stderr) = match process::run(&mut command, timeout) {
@@ -382,6 +396,8 @@ pub struct BazelSession {
     temp: Option<tempfile::TempDir>,
     workspace: PathBuf,
     output_root: PathBuf,
+    /// Added to the environment of every build of the session ([`BazelSession::with_env`]).
+    env: Vec<(String, String)>,
 }
 
 impl BazelSession {
@@ -396,7 +412,14 @@ impl BazelSession {
             temp: Some(temp),
             workspace,
             output_root,
+            env: Vec::new(),
         })
+    }
+
+    /// Sets `name=value` in the environment of this session's builds.
+    pub fn with_env(mut self, name: &str, value: &str) -> Self {
+        self.env.push((name.to_owned(), value.to_owned()));
+        self
     }
 
     pub fn workspace(&self) -> &Path {
@@ -409,7 +432,13 @@ impl BazelSession {
 
     /// [`run_build`] in this session.
     pub fn build(&self, cache_url: &str, extra_flags: &[&str]) -> Result<BuildSummary, BazelError> {
-        run_build(&self.workspace, cache_url, extra_flags, &self.output_root)
+        run_build_with_env(
+            &self.workspace,
+            cache_url,
+            extra_flags,
+            &self.output_root,
+            &self.env,
+        )
     }
 
     /// [`clean`] in this session.

@@ -107,6 +107,11 @@ impl Conn {
         })
     }
 
+    /// This end's address (what the server sees as the peer).
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.stream.local_addr()
+    }
+
     pub fn set_read_timeout(&self, timeout: Duration) -> io::Result<()> {
         self.stream.set_read_timeout(Some(timeout))
     }

@@ -1,7 +1,8 @@
 //! Token verification cost, in-process on one thread: a cold verification (`token::verify`:
 //! base64, JSON, Ed25519 signature) and a cached one (`Gate::check` after the first use: one
 //! hash-map lookup of the token text), plus the whole authorization decision for an anonymous
-//! request as the floor.
+//! request as the floor, and the process-wide rate limit's admission (`RateTable::take`) on one
+//! thread and on two threads taking from the same subject's bucket at once.
 //!
 //! ```sh
 //! cargo run --release -p tessera-bench --bin token-bench -- [--iterations N]
@@ -14,6 +15,7 @@ use std::time::Instant;
 use tessera::auth::cli::now_seconds;
 use tessera::auth::gate::{Access, Gate, SharedTrust};
 use tessera::auth::keys::Trust;
+use tessera::auth::rate::RateTable;
 use tessera::auth::token::{mint, verify, Claims};
 use tessera::config::AuthConfig;
 use tessera::protocols::backend::{Credential, Identity};
@@ -90,4 +92,27 @@ fn main() {
         cached
     );
     println!("anonymous decision (no keys): {:?} per call", floor);
+
+    // A rate no benchmark reaches, so every call is admitted and does its compare-and-swap.
+    let rate = tessera::config::parse_rate("1000000000/s").expect("a rate");
+    let table = Arc::new(RateTable::new(rate, Some(1_000_000_000)));
+    let start = Instant::now();
+    for _ in 0..cached_iterations {
+        black_box(table.take(black_box("ci-main"), Instant::now())).unwrap();
+    }
+    let one = start.elapsed() / cached_iterations;
+    let start = Instant::now();
+    std::thread::scope(|scope| {
+        for _ in 0..2 {
+            let table = table.clone();
+            scope.spawn(move || {
+                for _ in 0..cached_iterations {
+                    black_box(table.take(black_box("ci-main"), Instant::now())).unwrap();
+                }
+            });
+        }
+    });
+    let two = start.elapsed() / cached_iterations;
+    println!("rate admission (RateTable::take), one thread: {one:?} per call");
+    println!("rate admission, two threads on one subject: {two:?} per call pair (wall)");
 }

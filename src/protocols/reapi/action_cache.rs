@@ -10,9 +10,9 @@ use prost::Message;
 use crate::grpc::pb::build::bazel::remote::execution::v2 as reapi;
 use crate::grpc::CallContext;
 use crate::grpc::Status;
-use crate::protocols::backend::{Backend, Protocol, Put, RequestContext};
+use crate::protocols::backend::{Backend, Put, RequestContext};
 use crate::protocols::pipeline::store_bytes;
-use crate::protocols::reapi_keys::{self, ac_key, cas_key};
+use crate::protocols::reapi_keys::{ac_key, cas_key};
 use crate::store::{ContentDigest, DigestFunction, Meta};
 
 use super::action_result::{check_complete, entry_digest, validate_action_result};
@@ -37,8 +37,7 @@ pub(super) async fn get_action_result<B: Backend + 'static>(
     request: reapi::GetActionResultRequest,
 ) -> Result<reapi::ActionResult, Status> {
     let (function, action) = action_of(request.digest_function, &request.action_digest)?;
-    let ctx = &reapi_keys::context(&request.instance_name, Protocol::Grpc)
-        .with_identity(super::identity(call));
+    let ctx = &super::context(&request.instance_name, call);
     let backend = &*service.backend;
     let handle = backend
         .lookup(ctx, &ac_key(ctx, &action).key())
@@ -65,8 +64,7 @@ pub(super) async fn update_action_result<B: Backend + 'static>(
         .ok_or_else(|| Status::invalid_argument("action_result is missing"))?;
     validate_action_result(&result, function)?;
     let encoded = result.encode_to_vec();
-    let ctx = &reapi_keys::context(&request.instance_name, Protocol::Grpc)
-        .with_identity(super::identity(call));
+    let ctx = &super::context(&request.instance_name, call);
     let key = ac_key(ctx, &action);
     let put = Put {
         key: key.key(),

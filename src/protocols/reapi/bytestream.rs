@@ -28,9 +28,9 @@ use crate::grpc::pb::google::bytestream::{
 };
 use crate::grpc::CallContext;
 use crate::grpc::{RequestStream, ResponseSink, Status};
-use crate::protocols::backend::{Backend, Protocol, Put, RequestContext};
+use crate::protocols::backend::{Backend, Put, RequestContext};
 use crate::protocols::pipeline::PendingPut;
-use crate::protocols::reapi_keys::{self, cas_key};
+use crate::protocols::reapi_keys::cas_key;
 use crate::store::{ContentDigest, Meta};
 
 use super::bytestream_rules::{
@@ -53,8 +53,7 @@ pub(super) async fn read<B: Backend + 'static>(
     sink: &mut ResponseSink,
 ) -> Result<(), Status> {
     let name = parse_read(&request.resource_name)?;
-    let ctx = &reapi_keys::context(name.instance_name, Protocol::Grpc)
-        .with_identity(super::identity(call));
+    let ctx = &super::context(name.instance_name, call);
     let digest = blob_digest(&name.blob)?;
     let size = name.blob.size_bytes;
     let body = if is_empty_blob(&digest, size) {
@@ -125,8 +124,7 @@ pub(super) async fn write<B: Backend + 'static>(
         .ok_or_else(|| Status::invalid_argument("Write stream carried no WriteRequest"))?;
     let resource_name = first.resource_name.clone();
     let name = parse_write(&resource_name)?;
-    let ctx = &reapi_keys::context(name.instance_name, Protocol::Grpc)
-        .with_identity(super::identity(call));
+    let ctx = &super::context(name.instance_name, call);
     let digest = blob_digest(&name.blob)?;
     let size = name.blob.size_bytes;
     let compressed = name.blob.compressor == Compressor::Zstd;
@@ -267,8 +265,7 @@ pub(super) async fn query_write_status<B: Backend + 'static>(
             complete: false,
         });
     }
-    let ctx = &reapi_keys::context(name.instance_name, Protocol::Grpc)
-        .with_identity(super::identity(call));
+    let ctx = &super::context(name.instance_name, call);
     let digest = blob_digest(&name.blob)?;
     let size = name.blob.size_bytes;
     let present = is_empty_blob(&digest, size)

@@ -23,9 +23,9 @@ use crate::grpc::pb::build::bazel::remote::execution::v2 as reapi;
 use crate::grpc::CallContext;
 use crate::grpc::{ResponseSink, Status};
 
-use crate::protocols::backend::{Backend, ObjectKey, Protocol, Put, RequestContext};
+use crate::protocols::backend::{Backend, ObjectKey, Put, RequestContext};
 use crate::protocols::pipeline::store_bytes;
-use crate::protocols::reapi_keys::{self, cas_key, DigestKey};
+use crate::protocols::reapi_keys::{cas_key, DigestKey};
 use crate::store::{ContentDigest, DigestFunction, Meta};
 
 use super::{
@@ -50,8 +50,7 @@ pub(super) async fn find_missing_blobs<B: Backend + 'static>(
 ) -> Result<reapi::FindMissingBlobsResponse, Status> {
     let function = request_function(request.digest_function)?;
     check_count(service, request.blob_digests.len())?;
-    let ctx = &reapi_keys::context(&request.instance_name, Protocol::Grpc)
-        .with_identity(super::identity(call));
+    let ctx = &super::context(&request.instance_name, call);
     let mut ids: Vec<DigestKey> = Vec::with_capacity(request.blob_digests.len());
     let mut asked: Vec<&reapi::Digest> = Vec::with_capacity(request.blob_digests.len());
     for digest in &request.blob_digests {
@@ -93,8 +92,7 @@ pub(super) async fn batch_update_blobs<B: Backend + 'static>(
             service.options.batch_total_bytes_max
         )));
     }
-    let ctx = &reapi_keys::context(&request.instance_name, Protocol::Grpc)
-        .with_identity(super::identity(call));
+    let ctx = &super::context(&request.instance_name, call);
     let mut responses = Vec::with_capacity(request.requests.len());
     for blob in &request.requests {
         let outcome = update_one(service, ctx, function, blob).await;
@@ -177,8 +175,7 @@ pub(super) async fn batch_read_blobs<B: Backend + 'static>(
             service.options.batch_total_bytes_max
         )));
     }
-    let ctx = &reapi_keys::context(&request.instance_name, Protocol::Grpc)
-        .with_identity(super::identity(call));
+    let ctx = &super::context(&request.instance_name, call);
     let mut responses = Vec::with_capacity(parsed.len());
     for (digest, (content, size)) in request.digests.iter().zip(parsed) {
         let (data, status) = read_one(service, ctx, &content, size).await;
@@ -257,8 +254,7 @@ pub(super) async fn get_tree<B: Backend + 'static>(
             ))
         })?
     };
-    let ctx = &reapi_keys::context(&request.instance_name, Protocol::Grpc)
-        .with_identity(super::identity(call));
+    let ctx = &super::context(&request.instance_name, call);
     let mut queue: VecDeque<ContentDigest> = VecDeque::from([root]);
     let mut seen: HashSet<[u8; 32]> = HashSet::from([root.hash]);
     let mut visited = 0usize;

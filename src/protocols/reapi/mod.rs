@@ -60,7 +60,7 @@ use crate::grpc::{CallContext, CallKind, Code, GrpcService, RequestStream, Respo
 use crate::metrics::latency::Timer;
 use crate::store::{ContentDigest, DigestFunction, StoreError};
 
-use super::backend::{Backend, Identity, Protocol};
+use super::backend::{Backend, Identity, Protocol, RequestContext};
 use digest::{validate_digest, ReapiDigestFunction};
 use methods::ReapiMethod;
 use uploads::SuspendedUploads;
@@ -370,6 +370,13 @@ pub fn status_of(error: &StoreError) -> Status {
 /// The caller's identity: the `authorization` metadata, read as HTTP's `Authorization` header.
 fn identity(call: &CallContext) -> Identity {
     Identity::from_authorization(call.metadata.get("authorization").map(|v| v.as_bytes()))
+}
+
+/// The context of a call on `instance`: the caller's identity and address.
+fn context(instance: &str, call: &CallContext) -> RequestContext {
+    super::reapi_keys::context(instance, Protocol::Grpc)
+        .with_identity(identity(call))
+        .with_remote(call.peer)
 }
 
 /// The digest function of a request's `digest_function` field (UNKNOWN = SHA-256).

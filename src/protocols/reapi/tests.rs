@@ -64,6 +64,7 @@ async fn unary<M: Message + Default>(
         path: method.path().to_owned(),
         deadline: None,
         metadata: http::HeaderMap::new(),
+        peer: None,
     };
     let bytes = service
         .unary(method, &call, Bytes::from(request.encode_to_vec()))

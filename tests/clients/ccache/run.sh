@@ -3,7 +3,7 @@
 # storage with tests/clients/ccache/hello.c, and checks ccache's own statistics for the remote hit.
 #
 #   tests/clients/ccache/run.sh [--ccache debian|pypi|PATH] [--layout subdirs|flat|bazel]
-#                               [--nonce N] [--first-build miss|hit] URL
+#                               [--nonce N] [--first-build miss|hit] [--expect-refused] URL
 #       URL is the storage root as ccache takes it, e.g. http://127.0.0.1:PORT/ccache (userinfo
 #       and `|attribute=value` suffixes are passed through; `|layout=…` is added here).
 #       In a temp dir with a private CCACHE_DIR and an empty config: `ccache gcc -c hello.c`, then
@@ -21,9 +21,14 @@
 #   --layout L         ccache's HTTP `layout` attribute; default subdirs
 #   --nonce N          the string compiled into hello.o; a random one (fresh keys) unless given.
 #   --first-build hit  expect the first compile to be a remote hit too (a repeated nonce).
+#   --expect-refused   the storage refuses this client (a bad token): one compile only, which
+#                      must be a remote miss whose upload failed (remote_storage_error >= 1,
+#                      no remote write) and still produce hello.o.
 #
 # The last line on stdout is
 #   summary: ccache=VERSION layout=L first=miss|hit second=hit remote_writes=W elapsed_ms=MS
+# or, with --expect-refused,
+#   summary: ccache=VERSION layout=L first=refused remote_errors=E elapsed_ms=MS
 # Exit status: 0 ok, 1 an expectation failed, 2 usage error, 3 ccache/gcc failed or is missing.
 # With TESSERA_SKIP_REAL_CLIENTS=1 it prints a skip message and exits 0 without running ccache.
 set -euo pipefail
@@ -43,9 +48,10 @@ if [ "${TESSERA_SKIP_REAL_CLIENTS:-}" = 1 ]; then
   exit 0
 fi
 
-ccache_choice=debian; layout=subdirs; nonce=""; first_expected=miss; url=""
+ccache_choice=debian; layout=subdirs; nonce=""; first_expected=miss; url=""; expect_refused=0
 while [ $# -gt 0 ]; do
   case "$1" in
+    --expect-refused) expect_refused=1; shift ;;
     --ccache) [ $# -ge 2 ] || die "--ccache needs debian|pypi|PATH"; ccache_choice="$2"; shift 2 ;;
     --layout) [ $# -ge 2 ] || die "--layout needs subdirs|flat|bazel"; layout="$2"; shift 2 ;;
     --nonce) [ $# -ge 2 ] || die "--nonce needs a value"; nonce="$2"; shift 2 ;;
@@ -146,6 +152,18 @@ expect() {
 }
 
 start_ns=$(date +%s%N)
+if [ "$expect_refused" = 1 ]; then
+  compile first
+  hits="$(stats_line first "Remote storage:" Hits:)"
+  errors="$(counter first remote_storage_error)"
+  writes="$(counter first remote_storage_write)"
+  echo "first: remote storage hits $hits, writes $writes, errors $errors" >&2
+  [ "$hits" = "0 / 1" ] || fail first "expected a remote miss (Hits: 0 / 1), got Hits: ${hits:-none}"
+  [ "$errors" -ge 1 ] && [ "$writes" = 0 ] ||
+    fail first "expected the upload refused (remote_storage_error >= 1, no write), got errors=$errors writes=$writes"
+  echo "summary: ccache=$version layout=$layout first=refused remote_errors=$errors elapsed_ms=$((($(date +%s%N) - start_ns) / 1000000))"
+  exit 0
+fi
 compile first
 expect first "$first_expected"
 first_writes="$(counter first remote_storage_write)"

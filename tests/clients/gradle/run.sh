@@ -2,7 +2,8 @@
 # Drives the real Gradle 4.4.1 (Debian `gradle`) against an HTTP build cache with the Java
 # project in tests/clients/gradle/project, and checks Gradle's own output for the remote hit.
 #
-#   tests/clients/gradle/run.sh [--credentials] [--nonce N] [--first-build miss|hit] URL
+#   tests/clients/gradle/run.sh [--credentials | --token T] [--expect-refused] [--nonce N]
+#                               [--first-build miss|hit] URL
 #       URL is the cache root and must end with '/' (Gradle 4.4 refuses it otherwise), e.g.
 #       http://127.0.0.1:PORT/cache/ or http://u:p@127.0.0.1:PORT/cache/.
 #       In a temp copy of the project (and a private Gradle user home): `compileJava`, `clean`,
@@ -10,6 +11,11 @@
 #       default) and uploaded without a cache warning, and the second printed
 #       `:compileJava FROM-CACHE` and `1 actionable task: 1 from cache` with the class restored.
 #   --credentials      add `credentials { username = 'u'; password = 'p' }` (HTTP Basic)
+#   --token T          add `credentials { username = 'ci'; password = T }`: a Tessera token as
+#                      the Basic password (Gradle 4.4 sends Basic preemptively, no 401 first)
+#   --expect-refused   the cache refuses this client (a bad token): one `compileJava` only,
+#                      which must run javac and print Gradle's remote-cache warning naming the
+#                      refusal's status (401 or 403); nothing is taken from the cache.
 #   --nonce N          the string compiled into the class; a random one (a fresh cache key)
 #                      unless given. Repeat a nonce to reuse the keys of an earlier run.
 #   --first-build hit  expect the first build to come from the cache too (with a repeated
@@ -19,6 +25,8 @@
 # passed (it disables the remote cache); the project declares no repositories, so nothing is
 # downloaded. The last line on stdout is
 #   summary: first=executed|from-cache second=from-cache cache_warnings=W elapsed_ms=MS
+# or, with --expect-refused,
+#   summary: first=executed refused=STATUS cache_warnings=W elapsed_ms=MS
 # Exit status: 0 ok, 1 an expectation failed, 2 usage error, 3 Gradle itself failed or is missing.
 # With TESSERA_SKIP_REAL_CLIENTS=1 it prints a skip message and exits 0 without running Gradle.
 set -euo pipefail
@@ -39,10 +47,12 @@ if [ "${TESSERA_SKIP_REAL_CLIENTS:-}" = 1 ]; then
   exit 0
 fi
 
-credentials=0; nonce=""; first_expected=miss; url=""
+credentials=0; token=""; expect_refused=0; nonce=""; first_expected=miss; url=""
 while [ $# -gt 0 ]; do
   case "$1" in
     --credentials) credentials=1; shift ;;
+    --token) [ $# -ge 2 ] || die "--token needs a value"; token="$2"; shift 2 ;;
+    --expect-refused) expect_refused=1; shift ;;
     --nonce) [ $# -ge 2 ] || die "--nonce needs a value"; nonce="$2"; shift 2 ;;
     --first-build) [ $# -ge 2 ] || die "--first-build needs miss|hit"; first_expected="$2"; shift 2 ;;
     -h|--help) usage ;;
@@ -72,7 +82,9 @@ final class Nonce {
 EOF
 
 export TESSERA_GRADLE_CACHE_URL="$url"
-if [ "$credentials" = 1 ]; then
+if [ -n "$token" ]; then
+  export TESSERA_GRADLE_CACHE_USER=ci TESSERA_GRADLE_CACHE_PASSWORD="$token"
+elif [ "$credentials" = 1 ]; then
   export TESSERA_GRADLE_CACHE_USER=u TESSERA_GRADLE_CACHE_PASSWORD=p
 else
   unset TESSERA_GRADLE_CACHE_USER TESSERA_GRADLE_CACHE_PASSWORD
@@ -132,6 +144,21 @@ expect() {
 
 start_ns=$(date +%s%N)
 total_warnings=0
+if [ "$expect_refused" = 1 ]; then
+  run_gradle build-1 compileJava
+  got="$(outcome "$work/build-1.log")"
+  warnings="$(grep -cE "$cache_warning_pattern" "$work/build-1.log" || true)"
+  # Gradle 4.4.1: "Could not load entry … response status 401: Unauthorized".
+  refused="$(grep -oE 'response status (401|403)' "$work/build-1.log" | head -n 1 | awk '{print $3}')"
+  echo "build-1: compileJava $got, remote-cache warnings $warnings, refused with ${refused:-nothing}" >&2
+  if [ "$got" != executed ] || [ -z "$refused" ]; then
+    echo "gradle/run.sh: build-1: expected compileJava executed and a remote-cache warning with status 401 or 403, got $got:" >&2
+    grep -E "$cache_warning_pattern" "$work/build-1.log" >&2 || true
+    exit 1
+  fi
+  echo "summary: first=executed refused=$refused cache_warnings=$warnings elapsed_ms=$((($(date +%s%N) - start_ns) / 1000000))"
+  exit 0
+fi
 [ "$first_expected" = miss ] && first_want=executed || first_want=from-cache
 run_gradle build-1 compileJava
 expect build-1 "$first_want"

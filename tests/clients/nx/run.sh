@@ -2,7 +2,8 @@
 # Drives the real Nx (npm `nx`, installed by tests/install-deps.sh) against a self-hosted remote
 # cache (`{URL}/v1/cache/<hash>`) and checks Nx's own output for the remote hit.
 #
-#   tests/clients/nx/run.sh [--token T] [--salt S] [--expect-refused] [--keep] URL
+#   tests/clients/nx/run.sh [--token T] [--salt S] [--expect-refused | --expect-unauthorized]
+#                           [--keep] URL
 #   (options may also follow URL)
 #
 # In a fresh temp copy of tests/clients/nx/workspace:
@@ -17,10 +18,14 @@
 # --expect-refused  the cache refuses the upload (e.g. an entry over its size bound): step 1
 #          must still succeed (Nx fails the task on a refusal it does not tolerate), and step 3
 #          must miss and execute the task again.
+# --expect-unauthorized  the cache refuses the token (401, `Content-Type: text/plain`): Nx
+#          stops the run at its first cache read, so step 1 must fail with Nx's
+#          `Unauthorized: …` message without executing the task; nothing else runs.
 # --keep   keep the temp workspace and print its path.
 # The last stdout line is
 #   summary: client=nx version=V first=miss second=remote-hit first_s=A reset_s=B second_s=C
-# (second=miss with --expect-refused).
+# (second=miss with --expect-refused), or with --expect-unauthorized
+#   summary: client=nx version=V first=unauthorized first_s=A
 # Exit status: 0 ok, 1 an expectation failed (message on stderr with the client's output),
 # 2 usage error, 3 Nx not installed. TESSERA_SKIP_REAL_CLIENTS=1 turns 3 into a printed skip.
 set -euo pipefail
@@ -34,12 +39,13 @@ usage() { sed -n '2,/^set -euo/p' "$0" | grep '^#' | sed 's/^# \{0,1\}//' >&2; e
 
 [ $# -ge 1 ] || usage
 url=""
-token="tessera-test"; salt="$(fresh_salt)"; keep=0; expect_refused=0
+token="tessera-test"; salt="$(fresh_salt)"; keep=0; expect_refused=0; expect_unauthorized=0
 while [ $# -gt 0 ]; do
   case "$1" in
     --token) [ $# -ge 2 ] || die_usage "--token needs a value"; token="$2"; shift 2 ;;
     --salt) [ $# -ge 2 ] || die_usage "--salt needs a value"; salt="$2"; shift 2 ;;
     --expect-refused) expect_refused=1; shift ;;
+    --expect-unauthorized) expect_unauthorized=1; shift ;;
     --keep) keep=1; shift ;;
     -h|--help) usage ;;
     -*) die_usage "unknown option '$1' (see --help)" ;;
@@ -96,6 +102,24 @@ tree_digest() { (cd "$1" && find . -type f -print0 | sort -z | xargs -0 sha256su
 
 echo "== nx $version, cache $url"
 t="$(now_s)"
+if [ "$expect_unauthorized" = 1 ]; then
+  log="$state/first.log" status=0
+  run_client "$ws" "$log.raw" "$nx" run proj:build || status=$?
+  sed 's/\x1b\[[0-9;]*[A-Za-z]//g' "$log.raw" >"$log"
+  first_s="$(elapsed_s "$t")"
+  [ "$status" != 124 ] || fail "'nx run proj:build' did not finish within ${client_timeout_secs}s"
+  # Nx 24: " NX   Unauthorized: <the server's text/plain body>", exit 1.
+  if [ "$status" = 0 ] || ! grep -qE 'NX +Unauthorized: ' "$log"; then
+    show_log "$log"
+    fail "step 1: expected Nx to stop with 'Unauthorized: …' (exit $status)"
+  fi
+  if [ "$(executions "$run_log")" != 0 ]; then
+    fail "step 1: Nx reported the cache unauthorized but the task executed"
+  fi
+  echo "first build: refused, $(grep -oE 'Unauthorized: .*' "$log" | head -n 1), ${first_s}s"
+  echo "summary: client=nx version=$version first=unauthorized first_s=$first_s"
+  exit 0
+fi
 nx_step first run proj:build
 first_s="$(elapsed_s "$t")"
 if [ "$(executions "$run_log")" != 1 ]; then

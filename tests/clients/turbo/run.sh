@@ -3,7 +3,8 @@
 # remote cache (`{URL}/v8/artifacts/<hash>?slug=TEAM`) and checks turbo's own output for remote
 # hits, and that two teams never share an entry.
 #
-#   tests/clients/turbo/run.sh [--token T] [--team A] [--other-team B] [--salt S] [--keep] URL
+#   tests/clients/turbo/run.sh [--token T] [--team A] [--other-team B] [--salt S]
+#                              [--expect-refused] [--keep] URL
 #   (options may also follow URL)
 #
 # In a fresh temp git repository copied from tests/clients/turbo/workspace (npm workspaces, one
@@ -21,10 +22,15 @@
 # --team/--other-team  TURBO_TEAM slugs, sent as `?slug=` (defaults `tessera-a`, `tessera-b`).
 # --salt        content of packages/app/salt.txt, a task input (default: fresh per run, so
 #               step 1 must miss even against a cache that has served this script before).
+# --expect-refused  the cache refuses the token (401 or 403): step 1 only, which must execute
+#               the task and print turbo's `WARNING failed to contact remote cache: … (401
+#               Unauthorized)` (or 403); turbo itself still exits 0.
 # --keep        keep the temp repository and print its path.
 # The last stdout line is
 #   summary: client=turbo version=V a1=miss a2=remote-hit b1=miss b2=remote-hit a1_s=.. a2_s=.. b1_s=.. b2_s=.. hash=H
-# where H is the task hash turbo printed in step 1 (the artifact's name under /v8/artifacts/).
+# where H is the task hash turbo printed in step 1 (the artifact's name under /v8/artifacts/);
+# with --expect-refused
+#   summary: client=turbo version=V first=refused status=401|403 a1_s=..
 # Exit status: 0 ok, 1 an expectation failed (message on stderr with the client's output),
 # 2 usage error, 3 turbo not installed. TESSERA_SKIP_REAL_CLIENTS=1 turns 3 into a printed skip.
 set -euo pipefail
@@ -39,12 +45,14 @@ usage() { sed -n '2,/^set -euo/p' "$0" | grep '^#' | sed 's/^# \{0,1\}//' >&2; e
 [ $# -ge 1 ] || usage
 url=""
 token="tessera-test"; team_a="tessera-a"; team_b="tessera-b"; salt="$(fresh_salt)"; keep=0
+expect_refused=0
 while [ $# -gt 0 ]; do
   case "$1" in
     --token) [ $# -ge 2 ] || die_usage "--token needs a value"; token="$2"; shift 2 ;;
     --team) [ $# -ge 2 ] || die_usage "--team needs a slug"; team_a="$2"; shift 2 ;;
     --other-team) [ $# -ge 2 ] || die_usage "--other-team needs a slug"; team_b="$2"; shift 2 ;;
     --salt) [ $# -ge 2 ] || die_usage "--salt needs a value"; salt="$2"; shift 2 ;;
+    --expect-refused) expect_refused=1; shift ;;
     --keep) keep=1; shift ;;
     -h|--help) usage ;;
     -*) die_usage "unknown option '$1' (see --help)" ;;
@@ -149,6 +157,17 @@ tree_digest() { (cd "$1" && find . -type f -print0 | sort -z | xargs -0 sha256su
 
 echo "== turbo $version, cache $url, teams $team_a and $team_b"
 t="$(now_s)"; turbo_build a1 "$team_a"; a1_s="$(elapsed_s "$t")"
+if [ "$expect_refused" = 1 ]; then
+  log="$state/a1.log"
+  refused="$(cache_warnings "$log" | grep -oE 'HTTP status client error \((401|403)' | head -n 1 | grep -oE '[0-9]{3}' || true)"
+  if [ "$(executions "$run_log")" != 1 ] || [ -z "$refused" ]; then
+    show_log "$log"
+    fail "a1: expected the build executed and turbo's remote-cache warning with status 401 or 403 (executions=$(executions "$run_log"))"
+  fi
+  echo "team $team_a, first build: executed, the cache refused the token ($refused), ${a1_s}s"
+  echo "summary: client=turbo version=$version first=refused status=$refused a1_s=$a1_s"
+  exit 0
+fi
 expect_miss a1 "$team_a" 1
 digest_built="$(tree_digest "$ws/packages/app/dist")"
 task_hash="$(grep -oE 'cache miss, executing [0-9a-f]{16}' "$state/a1.log" | head -n 1 | awk '{print $4}')"
