@@ -325,9 +325,26 @@ fn a_blob_written_through_node_a_is_a_hit_on_node_b() {
     for (path, body) in [
         (format!("/cas/{hash}"), &cas),
         (format!("/ac/{action}"), &ac),
-        (format!("/cache/{gradle_key}"), &gradle),
     ] {
         let response = put(a.addr(), &path, body);
+        assert!(
+            (200..300).contains(&response.status),
+            "PUT {path}: {response:?}"
+        );
+    }
+    // Metadata travels with the object: Gradle's content type, a Turborepo artifact's tag.
+    let gradle_path = format!("/cache/{gradle_key}");
+    let gradle_type = "application/x-tessera-test";
+    let turbo = blob(&mut rng, 900);
+    let turbo_path = "/v8/artifacts/0123456789abcdef?slug=tier-team";
+    let turbo_tag = "tier-test-tag";
+    for (path, body, header) in [
+        (gradle_path.as_str(), &gradle, ("Content-Type", gradle_type)),
+        (turbo_path, &turbo, ("x-artifact-tag", turbo_tag)),
+    ] {
+        let mut request = http_client::request_head("PUT", path, body.len() as u64, &[header]);
+        request.extend_from_slice(body);
+        let response = http_client::send_raw(a.addr(), &request).expect("PUT with a header");
         assert!(
             (200..300).contains(&response.status),
             "PUT {path}: {response:?}"
@@ -345,7 +362,7 @@ fn a_blob_written_through_node_a_is_a_hit_on_node_b() {
             .as_deref(),
         Some(&ac[..])
     );
-    assert_eq!(metric(&a, "tessera_tier_uploads_total"), 3);
+    assert_eq!(metric(&a, "tessera_tier_uploads_total"), 4);
     assert_eq!(metric(&a, "tessera_tier_degraded"), 0);
 
     // Node B: an empty data directory, the same bucket.
@@ -354,11 +371,18 @@ fn a_blob_written_through_node_a_is_a_hit_on_node_b() {
     assert_eq!(get(b.addr(), &format!("/cas/{missing}")).status, 404);
     assert_stored(b.addr(), &format!("/cas/{hash}"), &cas);
     assert_stored(b.addr(), &format!("/ac/{action}"), &ac);
-    assert_stored(b.addr(), &format!("/cache/{gradle_key}"), &gradle);
-    assert_eq!(metric(&b, "tessera_tier_read_hits_total"), 3);
-    // Stored locally as normal records: the next reads are local.
+    let filled = get(b.addr(), &gradle_path);
+    assert_eq!((filled.status, &filled.body), (200, &gradle));
+    assert_eq!(filled.header("content-type"), Some(gradle_type));
+    let filled = get(b.addr(), turbo_path);
+    assert_eq!((filled.status, &filled.body), (200, &turbo));
+    assert_eq!(filled.header("x-artifact-tag"), Some(turbo_tag));
+    assert_eq!(metric(&b, "tessera_tier_read_hits_total"), 4);
+    // Stored locally as normal records, metadata and all: the next reads are local.
     assert_stored(b.addr(), &format!("/cas/{hash}"), &cas);
-    assert_eq!(metric(&b, "tessera_tier_read_hits_total"), 3);
+    let local = get(b.addr(), &gradle_path);
+    assert_eq!(local.header("content-type"), Some(gradle_type));
+    assert_eq!(metric(&b, "tessera_tier_read_hits_total"), 4);
     // A ccache entry deleted on node A leaves the bucket too (best effort, asynchronous).
     let ccache_name = "ab/cdef0123456789";
     let ccache_key = format!("ns/ccache/blob/{}", {

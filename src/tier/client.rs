@@ -119,12 +119,14 @@ impl Breaker {
 /// writer slows the download instead (TCP backpressure).
 pub const FILL_CHUNKS_MAX: usize = 8;
 
-/// A tier hit on its way in: its size and content type first, then its body in chunks.
+/// A tier hit on its way in: its size and metadata first, then its body in chunks.
 #[derive(Debug)]
 pub struct Incoming {
     /// The body's length (the object's size; for a `cas.v2/` object, the decoded blob's).
     pub size: u64,
-    pub content_type: Option<String>,
+    /// The record metadata it was uploaded with (`content-type` and the kept headers, such as
+    /// Turborepo's `x-artifact-*`), as far as the store gives it back.
+    pub meta: Vec<(String, String)>,
     /// The body in order; an `Err` (the download failed or stalled) ends it unfinished, as
     /// does a closed channel before `size` bytes arrived.
     pub chunks: mpsc::Receiver<Result<Bytes, ()>>,
@@ -468,26 +470,37 @@ enum Opened {
     Failed,
 }
 
-/// The content type an object was stored with, if the store says.
-fn content_type(attributes: &object_store::Attributes) -> Option<String> {
+/// The record metadata an object carries back: its content type and its user metadata
+/// (`x-amz-meta-*` on S3), which is where [`upload_options`] put the rest.
+fn record_meta(attributes: &object_store::Attributes) -> Vec<(String, String)> {
+    use object_store::Attribute;
     attributes
-        .get(&object_store::Attribute::ContentType)
-        .map(|value| value.as_ref().to_owned())
+        .iter()
+        .filter_map(|(attribute, value)| match attribute {
+            Attribute::ContentType => {
+                Some((CONTENT_TYPE_META.to_owned(), value.as_ref().to_owned()))
+            }
+            Attribute::Metadata(name) => Some((name.to_string(), value.as_ref().to_owned())),
+            _ => None,
+        })
+        .collect()
 }
 
-/// The attributes an upload carries: the record's content type, so that a node filling from
-/// the tier serves it with the same one.
+/// The attributes an upload carries: the record's metadata (its content type as the object's
+/// content type, every other field as user metadata of the same name), so that a node filling
+/// from the tier serves it as this one does. A field that is not UTF-8 is left out.
 fn upload_options(body: &ReadHandle) -> object_store::PutOptions {
+    use object_store::Attribute;
     let mut attributes = object_store::Attributes::new();
-    if let Some(value) = body
-        .meta()
-        .get(CONTENT_TYPE_META)
-        .and_then(|v| std::str::from_utf8(v).ok())
-    {
-        attributes.insert(
-            object_store::Attribute::ContentType,
-            value.to_owned().into(),
-        );
+    for (name, value) in body.meta().iter() {
+        let Ok(value) = std::str::from_utf8(value) else {
+            continue;
+        };
+        let attribute = match name {
+            CONTENT_TYPE_META => Attribute::ContentType,
+            other => Attribute::Metadata(other.to_owned().into()),
+        };
+        attributes.insert(attribute, value.to_owned().into());
     }
     object_store::PutOptions {
         attributes,
@@ -639,7 +652,7 @@ impl Worker {
         let (sender, chunks) = mpsc::channel(FILL_CHUNKS_MAX);
         let incoming = Incoming {
             size: result.meta.size,
-            content_type: content_type(&result.attributes),
+            meta: record_meta(&result.attributes),
             chunks,
         };
         if reply.send(Fetched::Hit(incoming)).is_err() {
@@ -698,7 +711,7 @@ impl Worker {
             .expect("a new channel of one has room for one");
         Fetched::Hit(Incoming {
             size,
-            content_type: None,
+            meta: Vec::new(),
             chunks,
         })
     }

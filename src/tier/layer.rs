@@ -323,7 +323,7 @@ fn expected_digest(ctx: &RequestContext, key: &ObjectKey<'_>) -> Option<ContentD
     Some(ContentDigest { function, hash })
 }
 
-/// Writes a tier hit into the local store as a normal record (with its content type) chunk by
+/// Writes a tier hit into the local store as a normal record (with its metadata) chunk by
 /// chunk as it streams in, and returns its handle once committed. A body that breaks off or
 /// comes out a different length is aborted (a miss); a CAS body must hash to its digest.
 async fn store_locally<B: Backend>(
@@ -333,11 +333,13 @@ async fn store_locally<B: Backend>(
     incoming: Incoming,
 ) -> Option<ReadHandle> {
     let mut meta = Meta::default();
-    if let Some(content_type) = &incoming.content_type {
-        if content_type != DEFAULT_CONTENT_TYPE {
-            // A content type too long for a record's metadata is left out, not fatal.
-            let _ = meta.push(CONTENT_TYPE_META, content_type.as_bytes());
+    for (name, value) in &incoming.meta {
+        // The store's default for an object uploaded without one is not worth a field.
+        if name == CONTENT_TYPE_META && value == DEFAULT_CONTENT_TYPE {
+            continue;
         }
+        // A field too long for a record's metadata is left out, not fatal.
+        let _ = meta.push(name, value.as_bytes());
     }
     let put = Put {
         key: *key,
