@@ -846,9 +846,7 @@ mod tests {
         };
         // The key in it is not a real RSA key: the library read the file, parsed the JSON and
         // got as far as the key, which is all that can be checked without Google.
-        let error = build_store(&gcs)
-            .err()
-            .expect("a bogus private key is refused");
+        let error = build_store(&gcs).expect_err("a bogus private key is refused");
         assert!(
             error.starts_with("tier (gcs):") && error.contains("RSA"),
             "{error}"
@@ -857,9 +855,7 @@ mod tests {
             credentials: Some(dir.path().join("absent.json").display().to_string()),
             ..gcs
         };
-        let error = build_store(&missing)
-            .err()
-            .expect("a missing credentials file fails");
+        let error = build_store(&missing).expect_err("a missing credentials file fails");
         assert!(
             error.starts_with("tier (gcs):") && !error.contains("RSA"),
             "{error}"
