@@ -13,7 +13,12 @@
 #    against SeaweedFS's own S3 GET of the same objects (curl --aws-sigv4, warm). One curl per
 #    pass, one keep-alive connection, `time_total` per object; p50/p99.
 #
+# Before each workload the tier node's backlog is drained, so that SeaweedFS is idle when the
+# `no tier` and `journal` servers are measured (it is busy uploading during the `tier` run only);
+# the `owed` line shows what the `tier` run left behind.
+#
 #   bash bench/tier-compare.sh    # THREADS=2 CONNECTIONS=32 DURATION=10 ROUNDS=3 HIT_OBJECTS=200
+#                                 # PARTS="local latency" (either or both)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -23,6 +28,7 @@ DURATION=${DURATION:-10}
 ROUNDS=${ROUNDS:-3}
 HIT_OBJECTS=${HIT_OBJECTS:-200}
 HIT_SIZES=${HIT_SIZES:-"4096 1048576"}
+PARTS=${PARTS:-"local latency"}
 WEED=${TESSERA_SEAWEEDFS_VENV:-/opt/tessera-tests/seaweedfs-venv}/bin/weed
 [ -x "$WEED" ] || { echo "no $WEED: run bash tests/install-deps.sh" >&2; exit 1; }
 command -v wrk >/dev/null || { echo "wrk is missing (Debian wrk)" >&2; exit 1; }
@@ -34,7 +40,20 @@ pids=()
 cleanup() { for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done; rm -rf "$DIR"; }
 trap cleanup EXIT
 
-port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+# A free port below 55536: SeaweedFS puts each part's gRPC port at its port + 10000, and a
+# kernel-chosen ephemeral port can be above 55535 (then `weed shell` finds no master and hangs).
+port() {
+  python3 -c '
+import random, socket
+while True:
+    p = random.randint(20000, 45000)
+    try:
+        for q in (p, p + 10000):
+            s = socket.socket(); s.bind(("127.0.0.1", q)); s.close()
+        print(p); break
+    except OSError:
+        pass'
+}
 wait_port() { for _ in $(seq 300); do (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0; sleep 0.1; done; return 1; }
 # CPU seconds (user + system, all threads) a process has used.
 cpu() { awk -v hz="$(getconf CLK_TCK)" '{printf "%.2f", ($14 + $15) / hz}' "/proc/$1/stat"; }
@@ -76,6 +95,13 @@ HASH=$(sha256sum "$DIR/obj" | cut -d' ' -f1)
 for addr in "$LOCAL" "$TIER"; do curl -sf -X PUT --data-binary @"$DIR/obj" "http://$addr/cas/$HASH" > /dev/null; done
 
 rps() { awk '/^Requests\/sec/ {print $2}'; }
+owed() { curl -s "http://$1/metrics" | awk '$1 == "tessera_tier_upload_queue" {print $2}'; }
+# drain ADDR: waits (at most 10 min) until a node owes no upload; prints how long it took.
+drain() {
+  local started=$SECONDS
+  for _ in $(seq 1200); do [ "$(owed "$1")" = 0 ] && break; sleep 0.5; done
+  echo $((SECONDS - started))
+}
 # measure NAME PID URL [wrk args…]: req/s, server CPU s, SeaweedFS CPU s.
 measure() {
   local name=$1 pid=$2 url=$3; shift 3
@@ -84,6 +110,7 @@ measure() {
   r=$(wrk -t"$THREADS" -c"$CONNECTIONS" -d"${DURATION}s" "$@" "$url" | rps)
   echo "$r $(awk -v a="$c0" -v b="$(cpu "$pid")" 'BEGIN {print b - a}') $(awk -v a="$w0" -v b="$(weed_cpu)" 'BEGIN {print b - a}')"
 }
+case " $PARTS " in *" local "*)
 printf '%-5s %-14s %10s %10s %10s %7s %7s | %-26s %-26s\n' round workload "no tier" tier journal tier/no journ/no "cpu s tessera/weed: tier" "journal"
 for round in $(seq "$ROUNDS"); do
   # A fresh journal-only node per round: its owed uploads never drain (tier.owed bound).
@@ -96,20 +123,25 @@ for round in $(seq "$ROUNDS"); do
     awk -v r="$round" -v l="$1" -v a="$a" -v b="$b" -v j="$j" -v bc="$bc" -v bw="$bw" -v jc="$jc" -v jw="$jw" \
       'BEGIN { printf "%-5s %-14s %10.0f %10.0f %10.0f %7.3f %7.3f | %8.1f / %-15.1f %8.1f / %.1f\n", r, l, a, b, j, b / a, j / a, bc, bw, jc, jw }'
   }
-  row "GET 4KiB hit" "$(measure local "$(pid_of local)" "http://$LOCAL/cas/$HASH")" \
-    "$(measure tier "$(pid_of tier)" "http://$TIER/cas/$HASH")" \
-    "$(measure journal "$JOURNAL_PID" "http://$JOURNAL/cas/$HASH")"
+  drain "$TIER" > /dev/null
+  l=$(measure local "$(pid_of local)" "http://$LOCAL/cas/$HASH")
+  j=$(measure journal "$JOURNAL_PID" "http://$JOURNAL/cas/$HASH")
+  t=$(measure tier "$(pid_of tier)" "http://$TIER/cas/$HASH")
+  row "GET 4KiB hit" "$l" "$t" "$j"
   for size in 4096 1048576; do
     export WRK_PUT_SIZE=$size
-    row "PUT $([ "$size" = 4096 ] && echo 4KiB || echo 1MiB) ac" \
-      "$(measure local "$(pid_of local)" "http://$LOCAL" -s bench/wrk-put.lua)" \
-      "$(measure tier "$(pid_of tier)" "http://$TIER" -s bench/wrk-put.lua)" \
-      "$(measure journal "$JOURNAL_PID" "http://$JOURNAL" -s bench/wrk-put.lua)"
+    drain "$TIER" > /dev/null
+    l=$(measure local "$(pid_of local)" "http://$LOCAL" -s bench/wrk-put.lua)
+    j=$(measure journal "$JOURNAL_PID" "http://$JOURNAL" -s bench/wrk-put.lua)
+    t=$(measure tier "$(pid_of tier)" "http://$TIER" -s bench/wrk-put.lua)
+    row "PUT $([ "$size" = 4096 ] && echo 4KiB || echo 1MiB) ac" "$l" "$t" "$j"
+    left=$(owed "$TIER")
+    echo "      tier: $left uploads owed after the run, drained in $(drain "$TIER") s with SeaweedFS alone"
   done
-  echo "      owed at the end of the round: tier $(curl -s "http://$TIER/metrics" | awk '$1 == "tessera_tier_upload_queue" {print $2}'), journal $(curl -s "http://$JOURNAL/metrics" | awk '$1 == "tessera_tier_upload_queue" {print $2}')"
   kill -9 "$JOURNAL_PID"; wait "$JOURNAL_PID" 2>/dev/null || true
 done
-
+;; esac
+case " $PARTS " in *" latency "*)
 # 2. Tier-hit latency.
 echo "draining the tier node's uploads before the latency run…"
 for _ in $(seq 1200); do
@@ -147,3 +179,4 @@ for size in $HIT_SIZES; do
   echo "           cold node: $(curl -s "http://$COLD/metrics" | awk '$1 == "tessera_tier_read_hits_total" {print "tier hits " $2}')"
   kill -9 "$COLD_PID"; wait "$COLD_PID" 2>/dev/null || true
 done
+;; esac
