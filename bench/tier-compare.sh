@@ -19,6 +19,7 @@
 #
 #   bash bench/tier-compare.sh    # THREADS=2 CONNECTIONS=32 DURATION=10 ROUNDS=3 HIT_OBJECTS=200
 #                                 # PARTS="local latency" (either or both)
+#                                 # ORDER="local journal tier" (any order of the three)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -29,6 +30,9 @@ ROUNDS=${ROUNDS:-3}
 HIT_OBJECTS=${HIT_OBJECTS:-200}
 HIT_SIZES=${HIT_SIZES:-"4096 1048576"}
 PARTS=${PARTS:-"local latency"}
+# The order of the three servers within a workload. Later runs pay for the earlier ones'
+# dirty pages being written back (a 1 MiB PUT run leaves ~1 GB), so compare both orders.
+ORDER=${ORDER:-"local journal tier"}
 WEED=${TESSERA_SEAWEEDFS_VENV:-/opt/tessera-tests/seaweedfs-venv}/bin/weed
 [ -x "$WEED" ] || { echo "no $WEED: run bash tests/install-deps.sh" >&2; exit 1; }
 command -v wrk >/dev/null || { echo "wrk is missing (Debian wrk)" >&2; exit 1; }
@@ -123,17 +127,24 @@ for round in $(seq "$ROUNDS"); do
     awk -v r="$round" -v l="$1" -v a="$a" -v b="$b" -v j="$j" -v bc="$bc" -v bw="$bw" -v jc="$jc" -v jw="$jw" \
       'BEGIN { printf "%-5s %-14s %10.0f %10.0f %10.0f %7.3f %7.3f | %8.1f / %-15.1f %8.1f / %.1f\n", r, l, a, b, j, b / a, j / a, bc, bw, jc, jw }'
   }
+  # three PATH [wrk args…]: measures the three servers in ORDER into $l $j $t.
+  three() {
+    local path=$1 server; shift
+    for server in $ORDER; do
+      case $server in
+        local) l=$(measure local "$(pid_of local)" "http://$LOCAL$path" "$@") ;;
+        journal) j=$(measure journal "$JOURNAL_PID" "http://$JOURNAL$path" "$@") ;;
+        tier) t=$(measure tier "$(pid_of tier)" "http://$TIER$path" "$@") ;;
+      esac
+    done
+  }
   drain "$TIER" > /dev/null
-  l=$(measure local "$(pid_of local)" "http://$LOCAL/cas/$HASH")
-  j=$(measure journal "$JOURNAL_PID" "http://$JOURNAL/cas/$HASH")
-  t=$(measure tier "$(pid_of tier)" "http://$TIER/cas/$HASH")
+  three "/cas/$HASH"
   row "GET 4KiB hit" "$l" "$t" "$j"
   for size in 4096 1048576; do
     export WRK_PUT_SIZE=$size
     drain "$TIER" > /dev/null
-    l=$(measure local "$(pid_of local)" "http://$LOCAL" -s bench/wrk-put.lua)
-    j=$(measure journal "$JOURNAL_PID" "http://$JOURNAL" -s bench/wrk-put.lua)
-    t=$(measure tier "$(pid_of tier)" "http://$TIER" -s bench/wrk-put.lua)
+    three "" -s bench/wrk-put.lua
     row "PUT $([ "$size" = 4096 ] && echo 4KiB || echo 1MiB) ac" "$l" "$t" "$j"
     left=$(owed "$TIER")
     echo "      tier: $left uploads owed after the run, drained in $(drain "$TIER") s with SeaweedFS alone"
