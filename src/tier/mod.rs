@@ -4,24 +4,34 @@
 //! ```text
 //!  executor (glommio)                         tier thread (tokio current-thread runtime)
 //!  Tiered::lookup ─ local hit ─► served        (the hit path only checks `Option<ReadHandle>`)
-//!       └ local miss ─ Fetch ─bounded chan─►  object_store GET ─► bytes ─ oneshot ─┐
-//!  ◄─ stored locally as a normal record, then served ◄──────────────────────────────┘
-//!  Tiered::commit ─ local commit ─ journal line ─ Upload ─bounded chan─► PUT (retried)
+//!       └ local miss ─ Fetch ─bounded chan─►  object_store GET ─► size, metadata ─ oneshot ─┐
+//!  reserve a local record ◄──────────────────────────────────────────────────────────────────┘
+//!  write each chunk ◄── bounded chan (client::FILL_CHUNKS_MAX) ◄── body stream
+//!  commit, then serve the local record
+//!  Tiered::commit ─ hold segment ─ local commit ─ journal line ─ Upload ─bounded chan─► PUT
+//!                                                       (retried; the hold drops when done)
 //! ```
 //!
 //! * **Reads**: a local miss asks the tier; a hit is written into the local log as a normal
-//!   record (CAS bodies are verified against their digest) and served from there. Concurrent
+//!   record with its metadata, chunk by chunk as it downloads (CAS bodies are verified against
+//!   their digest), and served from there once committed (not while it streams in). Concurrent
 //!   misses for one key on one executor share one tier request. `contains` (the AC completeness
 //!   check, FindMissingBlobs) counts blobs the tier holds as present.
 //! * **Writes**: `write = "behind"` acknowledges after the local commit and a journal line
 //!   (`DATA/tier-journal`, see [`journal`]); the upload runs on the tier thread, is retried until
 //!   it succeeds, and is then marked done in the journal. At start the journal's pending entries
-//!   are queued again, so `kill -9` loses no acknowledged upload. `write = "through"`
+//!   are queued again, so `kill -9` loses no acknowledged upload. Every owed record's segment is
+//!   held against eviction ([`SegmentHold`](crate::store::SegmentHold)) until its upload is
+//!   done: when the store can make room only by evicting an owed record, or
+//!   [`layer::OWED_MAX`] uploads are owed, new writes are refused with `NoSpace` (507) instead.
+//!   `write = "through"`
 //!   acknowledges after the tier has the object (503 when it cannot).
 //! * **Faults**: a tier that is down or slow never blocks an executor: every request to it is a
 //!   `try_send` on a bounded channel with a deadline on the reply; errors are counted; after
 //!   [`client::BREAKER_FAILURES`] consecutive failures a circuit breaker answers reads as
-//!   misses at once for [`client::BREAKER_COOLDOWN`], and `tessera_tier_degraded` is 1.
+//!   misses at once for [`client::BREAKER_COOLDOWN`], `tessera_tier_degraded` is 1 and `/ready`
+//!   names the tier as degraded (still 200); a probe every [`client::PROBE_PERIOD`] notices
+//!   the store's return without traffic.
 //!
 //! # Layout in the bucket
 //!
