@@ -9,6 +9,10 @@
 //!   `kill -9` while uploads are queued; once the store and node A are back, every acknowledged
 //!   write is in the bucket, byte-exact.
 //!
+//! * Eviction waits for uploads: a small store in front of a dead object store refuses writes
+//!   with 507 once every segment holds a record the bucket does not have yet (instead of
+//!   evicting one), `/ready` names the tier as degraded (still 200); once the store is back
+//!   the backlog drains, writes are taken again, and every acknowledged write is in the bucket.
 //! * A bucket laid out by bazel-remote (uncompressed and zstd `cas.v2/`) is read as hits.
 //! * An edge node (`tier.kind = "http"`) in front of another Tessera (no object store needed).
 //!
@@ -269,6 +273,19 @@ fn metric(node: &Tessera, name: &str) -> u64 {
         .unwrap_or_else(|| panic!("no {name} on /metrics:\n{text}"))
 }
 
+/// The `degraded` parts `/ready` names (which must answer 200: a degraded node still serves).
+fn ready_degraded_parts(node: &Tessera) -> Vec<String> {
+    let response = get(node.addr(), "/ready");
+    assert_eq!(response.status, 200, "{response:?}");
+    let body: serde_json::Value = serde_json::from_str(&response.text()).expect("/ready JSON");
+    body["degraded"]
+        .as_array()
+        .expect("a degraded list")
+        .iter()
+        .map(|part| part["part"].as_str().expect("a part name").to_owned())
+        .collect()
+}
+
 fn wait_for_drain(node: &Tessera) {
     let started = Instant::now();
     while metric(node, "tessera_tier_upload_queue") != 0 {
@@ -308,9 +325,26 @@ fn a_blob_written_through_node_a_is_a_hit_on_node_b() {
     for (path, body) in [
         (format!("/cas/{hash}"), &cas),
         (format!("/ac/{action}"), &ac),
-        (format!("/cache/{gradle_key}"), &gradle),
     ] {
         let response = put(a.addr(), &path, body);
+        assert!(
+            (200..300).contains(&response.status),
+            "PUT {path}: {response:?}"
+        );
+    }
+    // Metadata travels with the object: Gradle's content type, a Turborepo artifact's tag.
+    let gradle_path = format!("/cache/{gradle_key}");
+    let gradle_type = "application/x-tessera-test";
+    let turbo = blob(&mut rng, 900);
+    let turbo_path = "/v8/artifacts/0123456789abcdef?slug=tier-team";
+    let turbo_tag = "tier-test-tag";
+    for (path, body, header) in [
+        (gradle_path.as_str(), &gradle, ("Content-Type", gradle_type)),
+        (turbo_path, &turbo, ("x-artifact-tag", turbo_tag)),
+    ] {
+        let mut request = http_client::request_head("PUT", path, body.len() as u64, &[header]);
+        request.extend_from_slice(body);
+        let response = http_client::send_raw(a.addr(), &request).expect("PUT with a header");
         assert!(
             (200..300).contains(&response.status),
             "PUT {path}: {response:?}"
@@ -328,7 +362,7 @@ fn a_blob_written_through_node_a_is_a_hit_on_node_b() {
             .as_deref(),
         Some(&ac[..])
     );
-    assert_eq!(metric(&a, "tessera_tier_uploads_total"), 3);
+    assert_eq!(metric(&a, "tessera_tier_uploads_total"), 4);
     assert_eq!(metric(&a, "tessera_tier_degraded"), 0);
 
     // Node B: an empty data directory, the same bucket.
@@ -337,11 +371,18 @@ fn a_blob_written_through_node_a_is_a_hit_on_node_b() {
     assert_eq!(get(b.addr(), &format!("/cas/{missing}")).status, 404);
     assert_stored(b.addr(), &format!("/cas/{hash}"), &cas);
     assert_stored(b.addr(), &format!("/ac/{action}"), &ac);
-    assert_stored(b.addr(), &format!("/cache/{gradle_key}"), &gradle);
-    assert_eq!(metric(&b, "tessera_tier_read_hits_total"), 3);
-    // Stored locally as normal records: the next reads are local.
+    let filled = get(b.addr(), &gradle_path);
+    assert_eq!((filled.status, &filled.body), (200, &gradle));
+    assert_eq!(filled.header("content-type"), Some(gradle_type));
+    let filled = get(b.addr(), turbo_path);
+    assert_eq!((filled.status, &filled.body), (200, &turbo));
+    assert_eq!(filled.header("x-artifact-tag"), Some(turbo_tag));
+    assert_eq!(metric(&b, "tessera_tier_read_hits_total"), 4);
+    // Stored locally as normal records, metadata and all: the next reads are local.
     assert_stored(b.addr(), &format!("/cas/{hash}"), &cas);
-    assert_eq!(metric(&b, "tessera_tier_read_hits_total"), 3);
+    let local = get(b.addr(), &gradle_path);
+    assert_eq!(local.header("content-type"), Some(gradle_type));
+    assert_eq!(metric(&b, "tessera_tier_read_hits_total"), 4);
     // A ccache entry deleted on node A leaves the bucket too (best effort, asynchronous).
     let ccache_name = "ab/cdef0123456789";
     let ccache_key = format!("ns/ccache/blob/{}", {
@@ -420,6 +461,7 @@ fn store_down_mid_load_and_kill_9_lose_no_acknowledged_write() {
     }
     assert!(metric(&a, "tessera_tier_upload_queue") > 0);
     assert!(metric(&a, "tessera_tier_upload_errors_total") > 0);
+    assert_eq!(ready_degraded_parts(&a), ["tier"]);
 
     // kill -9 with uploads still queued, then both come back.
     a.kill9();
@@ -427,6 +469,120 @@ fn store_down_mid_load_and_kill_9_lose_no_acknowledged_write() {
     a.restart();
     wait_for_drain(&a);
     assert_eq!(metric(&a, "tessera_tier_degraded"), 0);
+    assert!(ready_degraded_parts(&a).is_empty());
+    assert_eq!(metric(&a, "tessera_tier_uploads_lost_total"), 0);
+    for (path, body) in &acked {
+        let hash = path.trim_start_matches("/cas/");
+        let key = format!("cas/{}/{hash}", &hash[..2]);
+        assert_eq!(
+            weed.object(&key).as_deref(),
+            Some(&body[..]),
+            "{key} must be in the bucket, byte-exact"
+        );
+    }
+}
+
+/// The store's share per segment in the 507 test: the smallest `segment_size`, four of them.
+const SMALL_SEGMENT: &str = "1MiB";
+const SMALL_MAX_SIZE: &str = "4MiB";
+/// Body of each write in the 507 test: ~15 fit a segment, ~60 the store.
+const SMALL_WRITE_BYTES: usize = 64 * 1024;
+/// Writes the 507 test tries before it must have seen a refusal (the store holds ~60).
+const SMALL_WRITES_MAX: usize = 200;
+
+/// Eviction never drops an owed upload: with the object store dead, a 4 MiB store fills with
+/// writes it owes the bucket and then refuses new ones with 507 (it evicts nothing); `/ready`
+/// stays 200 and names the tier. Once the store is back the backlog drains, writes are taken
+/// again (the uploaded records may now be evicted), and every acknowledged write is in the
+/// bucket, byte-exact.
+#[test]
+fn eviction_waits_for_owed_uploads_and_refuses_writes_with_507_until_they_drain() {
+    if skip() {
+        return;
+    }
+    let mut weed = Seaweed::start();
+    let endpoint = weed.endpoint();
+    let mut args = tier_args(&endpoint);
+    // One shard on one executor: the store is exactly four 1 MiB segments.
+    args.splice(
+        0..4,
+        ["--shards", "1", "--executors", "1"].map(String::from),
+    );
+    args.extend(
+        [
+            "--max-size",
+            SMALL_MAX_SIZE,
+            "--segment-size",
+            SMALL_SEGMENT,
+        ]
+        .map(String::from),
+    );
+    let args: Vec<&str> = args.iter().map(String::as_str).collect();
+    let node = Tessera::start(&args, &[]);
+    weed.kill();
+
+    let mut rng = Rng::new(17);
+    let mut acked: Vec<(String, Vec<u8>)> = Vec::new();
+    let mut refused = None;
+    for _ in 0..SMALL_WRITES_MAX {
+        let body = blob(&mut rng, SMALL_WRITE_BYTES);
+        let path = format!("/cas/{}", sha256_hex(&body));
+        let response = put(node.addr(), &path, &body);
+        match response.status {
+            200..=299 => acked.push((path, body)),
+            507 => {
+                refused = Some(response);
+                break;
+            }
+            _ => panic!("PUT {path}: {response:?}"),
+        }
+    }
+    let refused = refused.unwrap_or_else(|| {
+        panic!(
+            "{} writes of {SMALL_WRITE_BYTES} bytes into a {SMALL_MAX_SIZE} store were all \
+             taken with the object store down: eviction dropped owed uploads",
+            acked.len()
+        )
+    });
+    assert!(
+        acked.len() >= 30,
+        "refused after {} writes: {refused:?}",
+        acked.len()
+    );
+    for (path, body) in &acked {
+        assert_stored(node.addr(), path, body);
+    }
+    let degraded_by = Instant::now() + Duration::from_secs(30);
+    while ready_degraded_parts(&node) != ["tier"] {
+        assert!(
+            Instant::now() < degraded_by,
+            "/ready never named the tier: {}",
+            get(node.addr(), "/ready").text()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+
+    weed.restart();
+    wait_for_drain(&node);
+    let healthy_by = Instant::now() + Duration::from_secs(30);
+    while !ready_degraded_parts(&node).is_empty() {
+        assert!(Instant::now() < healthy_by, "/ready still names the tier");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // Uploaded, the old records may go: as many writes again as the store holds are taken.
+    let before = acked.len();
+    for _ in 0..before {
+        let body = blob(&mut rng, SMALL_WRITE_BYTES);
+        let path = format!("/cas/{}", sha256_hex(&body));
+        let response = put(node.addr(), &path, &body);
+        assert!(
+            (200..300).contains(&response.status),
+            "PUT {path} after the drain: {response:?}"
+        );
+        acked.push((path, body));
+    }
+    wait_for_drain(&node);
+    assert_eq!(metric(&node, "tessera_tier_uploads_lost_total"), 0);
     for (path, body) in &acked {
         let hash = path.trim_start_matches("/cas/");
         let key = format!("cas/{}/{hash}", &hash[..2]);

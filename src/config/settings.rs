@@ -299,11 +299,13 @@ fn durability(word: &str) -> Option<Durability> {
     }
 }
 
-const TIER_KINDS: &[&str] = &["s3", "http"];
+const TIER_KINDS: &[&str] = &["s3", "gcs", "azure", "http"];
 
 fn tier_kind(word: &str) -> Option<TierKind> {
     match word {
         "s3" => Some(TierKind::S3),
+        "gcs" => Some(TierKind::Gcs),
+        "azure" => Some(TierKind::Azure),
         "http" => Some(TierKind::Http),
         _ => None,
     }
@@ -406,16 +408,16 @@ pub const SETTINGS: &[Setting] = &[
         help: "keep the built-in mount table (false: only the file's [[mount]] entries)",
         store: |c, v| set(&mut c.mount_defaults, v.bool()) },
     Setting { key: "tier.kind", default: "s3", kind: Kind::Choice(TIER_KINDS),
-        help: "object-store tier: s3 (any S3-compatible store) or http (another Tessera or bazel-remote)",
+        help: "object-store tier: s3 (any S3-compatible store), gcs (Google Cloud Storage), azure (Azure Blob) or http (another Tessera or bazel-remote)",
         store: |c, v| set(&mut c.tier.kind, v.word().and_then(tier_kind)) },
     Setting { key: "tier.endpoint", default: "", kind: Kind::Text,
-        help: "S3 endpoint URL, e.g. http://127.0.0.1:8333 (unset: AWS for the region)",
+        help: "S3 endpoint URL, e.g. http://127.0.0.1:8333 (unset: AWS for the region); gcs/azure: the service's base URL (an emulator; unset: the public service)",
         store: |c, v| set(&mut c.tier.endpoint, v.optional(Parsed::text)) },
     Setting { key: "tier.region", default: "us-east-1", kind: Kind::Text,
         help: "S3 region",
         store: |c, v| set(&mut c.tier.region, v.text()) },
     Setting { key: "tier.bucket", default: "", kind: Kind::Text,
-        help: "S3 bucket of the tier (unset, with no tier.url: no tier at all)",
+        help: "bucket of the tier (azure: the container; unset, with no tier.url: no tier at all)",
         store: |c, v| set(&mut c.tier.bucket, v.optional(Parsed::text)) },
     Setting { key: "tier.prefix", default: "", kind: Kind::Text,
         help: "key prefix inside the bucket (bazel-remote's --s3.prefix)",
@@ -432,12 +434,21 @@ pub const SETTINGS: &[Setting] = &[
     Setting { key: "tier.url", default: "", kind: Kind::Text,
         help: "kind = http: base URL of the next cache level (another Tessera, bazel-remote)",
         store: |c, v| set(&mut c.tier.url, v.optional(Parsed::text)) },
+    Setting { key: "tier.credentials", default: "", kind: Kind::Text,
+        help: "kind = gcs: service-account JSON file (unset: GOOGLE_SERVICE_ACCOUNT, GOOGLE_APPLICATION_CREDENTIALS, the usual Google sources)",
+        store: |c, v| set(&mut c.tier.credentials, v.optional(Parsed::text)) },
+    Setting { key: "tier.account", default: "", kind: Kind::Text,
+        help: "kind = azure: storage account name (unset: AZURE_STORAGE_ACCOUNT_NAME)",
+        store: |c, v| set(&mut c.tier.account, v.optional(Parsed::text)) },
+    Setting { key: "tier.account_key", default: "", kind: Kind::Text,
+        help: "kind = azure: storage account access key (unset: AZURE_STORAGE_ACCOUNT_KEY and the usual Azure sources)",
+        store: |c, v| set(&mut c.tier.account_key, v.optional(Parsed::text)) },
     Setting { key: "tier.write", default: "behind", kind: Kind::Choice(TIER_WRITE_WORDS),
         help: "behind: acknowledge after the local commit, upload in the background; \
                through: acknowledge after the tier has the object",
         store: |c, v| set(&mut c.tier.write, v.word().and_then(tier_write)) },
     Setting { key: "tier.queue", default: "4096", kind: Kind::Count { min: 1, max: 1 << 20 },
-        help: "uploads queued in memory for the tier's thread (more wait in the journal)",
+        help: "uploads queued for the tier's thread (more wait on their executor; every owed upload is journaled)",
         store: |c, v| set(&mut c.tier.queue, v.count()) },
     Setting { key: "auth.public_keys", default: "", kind: Kind::Path,
         help: "directory of trusted Ed25519 public keys, `KID.pub` (SPKI PEM); reloaded on change and SIGHUP",

@@ -53,15 +53,26 @@ pub struct Readiness {
     pub degraded: Vec<Degraded>,
 }
 
-/// What is degraded, from every shard's counters (or the error that prevented reading them).
+/// A part of the node beside its shards that can report itself degraded (the object-store
+/// tier: `Degraded { part: "tier", reason: "down: …" }`); `None` while it is healthy.
+pub type DegradedSource = std::rc::Rc<dyn Fn() -> Option<Degraded>>;
+
+/// What is degraded, from every shard's counters (or the error that prevented reading them)
+/// and the node's other parts.
 ///
 /// - a shard with no room (its filesystem is full and nothing is evictable: `ShardStats::degraded`)
 ///   is `Degraded { part: "shard/N", reason: "no room: …" }`;
-/// - hook still to fill: when an object-store tier exists and reports itself down,
-///   `Degraded { part: "tier", reason: "down: …" }`.
+/// - each of `others` that reports itself (an object-store tier that is down) follows.
 pub fn degraded_parts(
     shards: Result<&[(u32, ShardStats)], &crate::store::StoreError>,
+    others: &[DegradedSource],
 ) -> Vec<Degraded> {
+    let mut parts = shard_parts(shards);
+    parts.extend(others.iter().filter_map(|source| source()));
+    parts
+}
+
+fn shard_parts(shards: Result<&[(u32, ShardStats)], &crate::store::StoreError>) -> Vec<Degraded> {
     match shards {
         Ok(shards) => shards
             .iter()
@@ -121,7 +132,7 @@ mod tests {
             ..ShardStats::default()
         };
         let shards = [(0, ShardStats::default()), (1, full)];
-        let parts = degraded_parts(Ok(&shards));
+        let parts = degraded_parts(Ok(&shards), &[]);
         assert_eq!(parts.len(), 1, "{parts:?}");
         assert_eq!(parts[0].part, "shard/1");
         assert!(parts[0].reason.starts_with("no room"), "{parts:?}");
@@ -132,9 +143,35 @@ mod tests {
         let error = crate::store::StoreError::Unavailable {
             what: "mesh closed",
         };
-        let parts = degraded_parts(Err(&error));
+        let parts = degraded_parts(Err(&error), &[]);
         assert_eq!(parts.len(), 1);
         assert_eq!(parts[0].part, "store");
         assert!(parts[0].reason.contains("mesh closed"), "{parts:?}");
+    }
+
+    #[test]
+    fn other_parts_follow_the_shards_when_they_report_themselves() {
+        use std::cell::Cell;
+        use std::rc::Rc;
+        let down = Rc::new(Cell::new(true));
+        let tier: DegradedSource = {
+            let down = down.clone();
+            Rc::new(move || {
+                down.get().then(|| Degraded {
+                    part: "tier".into(),
+                    reason: "down".into(),
+                })
+            })
+        };
+        let full = ShardStats {
+            degraded: true,
+            ..ShardStats::default()
+        };
+        let shards = [(2, full)];
+        let parts = degraded_parts(Ok(&shards), std::slice::from_ref(&tier));
+        let names: Vec<&str> = parts.iter().map(|p| p.part.as_str()).collect();
+        assert_eq!(names, ["shard/2", "tier"]);
+        down.set(false);
+        assert!(degraded_parts(Ok(&[]), &[tier]).is_empty());
     }
 }

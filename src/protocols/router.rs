@@ -127,6 +127,8 @@ pub struct Router<B> {
     admin_guard: Option<AdminGuard>,
     /// The node's phase for `/ready`; without one (tests of a bare router) it is ready.
     phase: Option<PhaseSource>,
+    /// Parts beside the shards that `/ready` names when degraded (the object-store tier).
+    degraded_sources: Vec<health::DegradedSource>,
 }
 
 /// Where `/ready` reads the node's phase (the server's shared flags).
@@ -144,6 +146,7 @@ impl<B: Backend> Router<B> {
             metrics_guard: None,
             admin_guard: None,
             phase: None,
+            degraded_sources: Vec::new(),
         }
     }
 
@@ -175,6 +178,12 @@ impl<B: Backend> Router<B> {
     /// Lets `/ready` report the server's phase (starting, ready, stopping).
     pub fn with_phase(mut self, phase: PhaseSource) -> Self {
         self.phase = Some(phase);
+        self
+    }
+
+    /// Lets `/ready` name `source` when it reports itself degraded.
+    pub fn with_degraded_source(mut self, source: health::DegradedSource) -> Self {
+        self.degraded_sources.push(source);
         self
     }
 
@@ -242,7 +251,7 @@ impl<B: Backend> Router<B> {
     async fn ready(&self, responder: &mut Responder<'_>) -> io::Result<()> {
         let phase = self.phase.as_ref().map_or(Phase::Ready, |phase| phase());
         let shards = self.backend.stats().await;
-        let degraded = health::degraded_parts(shards.as_deref());
+        let degraded = health::degraded_parts(shards.as_deref(), &self.degraded_sources);
         let (status, body) = health::render(phase, degraded);
         responder.header("content-type", "application/json")?;
         responder.header("cache-control", "no-store")?;

@@ -158,7 +158,7 @@ impl Context {
         );
         Ok(Rc::new(Context {
             s3_router: Router::s3_only(backend.clone(), s3_front.clone()),
-            router: Router::new(backend, options)
+            router: with_tier_health(Router::new(backend, options), tier.as_ref())
                 .with_s3(s3_front)
                 .with_extra_metrics(connection_metrics(
                     shared.clone(),
@@ -202,6 +202,20 @@ impl Context {
                 "drain timeout: closing remaining connections"
             );
         }
+    }
+}
+
+/// Lets `/ready` name the object-store tier while it is down.
+fn with_tier_health(
+    router: Router<ServerBackend>,
+    tier: Option<&Arc<TierClient>>,
+) -> Router<ServerBackend> {
+    match tier {
+        Some(tier) => {
+            let tier = tier.clone();
+            router.with_degraded_source(Rc::new(move || tier.degraded_part()))
+        }
+        None => router,
     }
 }
 

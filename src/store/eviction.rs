@@ -17,8 +17,10 @@
 //! * The oldest segment is dropped whole: its index entries go with it in one pass over the index
 //!   (O(entries), no disk reads); the file is unlinked, and the mapping lives on in any
 //!   `ReadHandle` still using it.
-//! * A segment holding a live reservation is never evicted (the writer would lose its bytes), so
-//!   eviction stops there and the new put gets `NoSpace`.
+//! * A segment holding a live reservation is never evicted (the writer would lose its bytes), nor
+//!   one with a live [`SegmentHold`](super::segment::SegmentHold) (the object-store tier still
+//!   owes the bucket a record in it), so eviction stops there and the new put gets `NoSpace`
+//!   (507): new writes are refused rather than an owed upload dropped.
 //! * A new segment is created only if it fits the budget, so `bytes_used <= budget` holds after
 //!   every allocation. A `max_size` below what is stored is enforced when the shard opens; a
 //!   filesystem that shrank under the cache, at the next allocation.
@@ -127,13 +129,22 @@ impl Shard {
         let free_now = self.filesystem_bound();
         while self.ring.bytes_used() + needed > budget {
             // Everything before the first pinned segment is evictable (checked above), so the
-            // front is too; a reservation dropped meanwhile only unpins more.
+            // front is too; a reservation dropped meanwhile only unpins more. Holds are taken
+            // on other threads (from a read handle), so one may have appeared on the front
+            // since the check: then this put is refused like any put that finds no room.
             assert!(
                 self.ring
                     .front()
                     .is_some_and(|front| !self.has_live_reservation(front.seq())),
                 "eviction reached a pinned segment that the room check counted as evictable"
             );
+            if self.ring.front().is_some_and(|front| front.is_held()) {
+                self.counters.no_space += 1;
+                return Err(StoreError::NoSpace {
+                    needed,
+                    available: budget.saturating_sub(self.ring.bytes_used()),
+                });
+            }
             self.evict_front(free_now)?;
         }
         Ok(())
@@ -207,9 +218,15 @@ impl Shard {
     }
 
     /// Bytes that eviction cannot free right now: from the oldest segment with a live reservation
-    /// to the newest.
+    /// or a live hold to the newest.
     fn pinned_bytes(&self) -> u64 {
-        let first_pinned = self.pending.keys().next().map_or(u64::MAX, |p| p.seq);
+        let first_reserved = self.pending.keys().next().map_or(u64::MAX, |p| p.seq);
+        let first_held = self
+            .ring
+            .iter()
+            .find(|s| s.is_held())
+            .map_or(u64::MAX, |s| s.seq());
+        let first_pinned = first_reserved.min(first_held);
         self.ring
             .iter()
             .filter(|s| s.seq() >= first_pinned)

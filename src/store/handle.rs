@@ -16,7 +16,7 @@ use super::record::{
     self, Frame, Layout, Seal, State, FRAME_BYTES, HEADER_BYTES, OFF_HEADER_CHECKSUM,
     STATE_ABORTED, STATE_COMMITTED,
 };
-use super::segment::Segment;
+use super::segment::{Segment, SegmentHold};
 
 /// A committed record, readable from any thread. Keeps its segment mapped while it lives, even
 /// after the segment was evicted (the file is unlinked; the mapping stays valid until the last
@@ -132,6 +132,12 @@ impl ReadHandle {
     pub fn segment_seq(&self) -> u64 {
         self.inner.segment.seq()
     }
+
+    /// Keeps the record's segment from eviction while the hold lives (see [`SegmentHold`]).
+    /// A segment evicted before this call stays evicted: the hold then only keeps the map.
+    pub fn hold(&self) -> SegmentHold {
+        SegmentHold::new(self.inner.segment.clone())
+    }
 }
 
 // The thread-safety contract above, checked by the compiler.
@@ -228,6 +234,12 @@ impl Reservation {
 
     pub fn written(&self) -> u64 {
         self.written
+    }
+
+    /// Keeps the segment this record is written into from eviction while the hold lives, from
+    /// now (the reservation already keeps it) through commit and after (see [`SegmentHold`]).
+    pub fn hold(&self) -> SegmentHold {
+        SegmentHold::new(self.segment.clone())
     }
 
     pub(crate) fn position(&self) -> (u64, u64) {

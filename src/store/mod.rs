@@ -42,5 +42,6 @@ pub use handle::{ReadHandle, Reservation};
 pub use key::{shard_of, Key, KeyId, Kind};
 pub use meta::Meta;
 pub use recovery::RecoveryReport;
+pub use segment::SegmentHold;
 pub use shard::{PutRequest, Reserved, Shard, ShardStats};
 pub use verify::{verify, VerifyReport};

@@ -24,6 +24,8 @@ use std::fs::{File, OpenOptions};
 use std::os::fd::AsRawFd;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
 use memmap2::{MmapOptions, MmapRaw};
 
@@ -138,6 +140,38 @@ pub struct Segment {
     file: File,
     path: PathBuf,
     header: SegmentHeader,
+    /// Live [`SegmentHold`]s: while above zero, eviction treats the segment like one holding a
+    /// live reservation (it and every newer segment stay).
+    holds: AtomicU64,
+}
+
+/// Keeps a segment from being evicted while it lives: the object-store tier holds the segment
+/// of every write it still owes the bucket (`src/tier/layer.rs`), so the local copy outlives
+/// the upload. Created from a [`Reservation`](super::handle::Reservation) (before commit, so
+/// there is no window) or a [`ReadHandle`](super::handle::ReadHandle); `Send`, so the tier's
+/// own thread drops it once the upload is done.
+#[derive(Debug)]
+pub struct SegmentHold {
+    segment: Arc<Segment>,
+}
+
+impl SegmentHold {
+    pub(crate) fn new(segment: Arc<Segment>) -> SegmentHold {
+        segment.holds.fetch_add(1, Ordering::AcqRel);
+        SegmentHold { segment }
+    }
+
+    /// The held segment's sequence number.
+    pub fn segment_seq(&self) -> u64 {
+        self.segment.seq()
+    }
+}
+
+impl Drop for SegmentHold {
+    fn drop(&mut self) {
+        let before = self.segment.holds.fetch_sub(1, Ordering::AcqRel);
+        assert!(before > 0, "a segment hold was released twice");
+    }
 }
 
 impl Segment {
@@ -254,7 +288,13 @@ impl Segment {
             file,
             path,
             header,
+            holds: AtomicU64::new(0),
         })
+    }
+
+    /// Whether a [`SegmentHold`] keeps this segment from eviction.
+    pub fn is_held(&self) -> bool {
+        self.holds.load(Ordering::Acquire) > 0
     }
 
     pub fn seq(&self) -> u64 {

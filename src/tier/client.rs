@@ -11,7 +11,7 @@ use object_store::path::Path as StorePath;
 use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
 use tokio::sync::{mpsc, oneshot, Semaphore};
 
-use crate::store::ReadHandle;
+use crate::store::{ReadHandle, SegmentHold};
 
 use super::casblob;
 use super::journal::{Entry, Journal};
@@ -38,6 +38,11 @@ pub const CLIENT_RETRY_WINDOW: Duration = Duration::from_secs(5);
 pub const BREAKER_FAILURES: u32 = 5;
 /// How long an open breaker answers reads as misses before letting a request try again.
 pub const BREAKER_COOLDOWN: Duration = Duration::from_secs(2);
+/// While the breaker is open, the tier thread probes the store this often (one HEAD of an
+/// object that need not exist), so the node notices it is back even with no traffic.
+pub const PROBE_PERIOD: Duration = Duration::from_secs(1);
+/// The object the probe asks for (under `prefix`); absent is a healthy answer.
+pub const PROBE_OBJECT: &str = "tessera-probe";
 /// Pause between attempts of a failed upload.
 pub const UPLOAD_RETRY_PAUSE: Duration = Duration::from_millis(500);
 
@@ -48,8 +53,12 @@ pub struct TierStats {
     pub upload_queue: AtomicU64,
     pub uploads: AtomicU64,
     pub upload_errors: AtomicU64,
-    /// Owed uploads whose local record was gone at start (evicted before the upload).
+    /// Owed uploads found in the journal at start whose local record was gone (deleted,
+    /// damaged, or evicted at open by a lowered max_size); a running node holds every owed
+    /// record's segment, so eviction never causes one.
     pub uploads_lost: AtomicU64,
+    /// Writes refused (`NoSpace`) because `layer::OWED_MAX` uploads were owed.
+    pub writes_refused: AtomicU64,
     pub read_hits: AtomicU64,
     pub read_misses: AtomicU64,
     pub read_errors: AtomicU64,
@@ -104,10 +113,29 @@ impl Breaker {
     }
 }
 
+/// Chunks of one tier hit in flight from the tier thread to the executor that writes them into
+/// the local record. Each chunk is what the HTTP client read at once (tens of KiB), so a hit
+/// of any size costs about this many chunks of memory, never the whole object; a slow local
+/// writer slows the download instead (TCP backpressure).
+pub const FILL_CHUNKS_MAX: usize = 8;
+
+/// A tier hit on its way in: its size and metadata first, then its body in chunks.
+#[derive(Debug)]
+pub struct Incoming {
+    /// The body's length (the object's size; for a `cas.v2/` object, the decoded blob's).
+    pub size: u64,
+    /// The record metadata it was uploaded with (`content-type` and the kept headers, such as
+    /// Turborepo's `x-artifact-*`), as far as the store gives it back.
+    pub meta: Vec<(String, String)>,
+    /// The body in order; an `Err` (the download failed or stalled) ends it unfinished, as
+    /// does a closed channel before `size` bytes arrived.
+    pub chunks: mpsc::Receiver<Result<Bytes, ()>>,
+}
+
 /// The answer to a GET.
 #[derive(Debug)]
 pub enum Fetched {
-    Hit(Bytes),
+    Hit(Incoming),
     Miss,
     /// The tier failed, timed out, or the breaker is open: a miss to the client.
     Failed,
@@ -135,6 +163,8 @@ pub enum ReadRequest {
 pub struct Upload {
     pub path: String,
     pub body: ReadHandle,
+    /// Keeps the record's segment from eviction until the upload is done (write-behind).
+    pub hold: Option<SegmentHold>,
     /// The journal entry to close once uploaded (write-behind).
     pub seq: Option<u64>,
     /// Write-through: the answer after one attempt (no retries; the caller journals it).
@@ -180,15 +210,53 @@ fn retry_config() -> object_store::RetryConfig {
     }
 }
 
-fn build_store(config: &TierConfig) -> Result<Arc<dyn ObjectStore>, String> {
+/// The client of the configured kind. Nothing is contacted here: a wrong bucket or credential
+/// shows as failed requests (and a degraded tier), not as a start-up error.
+pub fn build_store(config: &TierConfig) -> Result<Arc<dyn ObjectStore>, String> {
+    let endpoint_is_http = config
+        .endpoint
+        .as_deref()
+        .is_some_and(|e| e.starts_with("http://"));
     match config.kind {
+        TierKind::Gcs => {
+            let mut builder = object_store::gcp::GoogleCloudStorageBuilder::from_env()
+                .with_client_options(client_options(endpoint_is_http))
+                .with_retry(retry_config())
+                .with_bucket_name(config.bucket.clone().unwrap_or_default());
+            if let Some(endpoint) = &config.endpoint {
+                builder = builder.with_base_url(endpoint);
+            }
+            if let Some(credentials) = &config.credentials {
+                builder = builder.with_service_account_path(credentials.clone());
+            }
+            builder
+                .build()
+                .map(|store| Arc::new(store) as Arc<dyn ObjectStore>)
+                .map_err(|e| format!("tier (gcs): {e}"))
+        }
+        TierKind::Azure => {
+            let mut builder = object_store::azure::MicrosoftAzureBuilder::from_env()
+                .with_client_options(client_options(endpoint_is_http))
+                .with_retry(retry_config())
+                .with_allow_http(endpoint_is_http)
+                .with_container_name(config.bucket.clone().unwrap_or_default());
+            if let Some(endpoint) = &config.endpoint {
+                builder = builder.with_endpoint(endpoint.clone());
+            }
+            if let Some(account) = &config.account {
+                builder = builder.with_account(account.clone());
+            }
+            if let Some(key) = &config.account_key {
+                builder = builder.with_access_key(key.clone());
+            }
+            builder
+                .build()
+                .map(|store| Arc::new(store) as Arc<dyn ObjectStore>)
+                .map_err(|e| format!("tier (azure): {e}"))
+        }
         TierKind::S3 => {
-            let allow_http = config
-                .endpoint
-                .as_deref()
-                .is_some_and(|e| e.starts_with("http://"));
             let mut builder = object_store::aws::AmazonS3Builder::from_env()
-                .with_client_options(client_options(allow_http))
+                .with_client_options(client_options(endpoint_is_http))
                 .with_retry(retry_config())
                 .with_region(config.region.clone())
                 .with_bucket_name(config.bucket.clone().unwrap_or_default())
@@ -242,6 +310,7 @@ impl TierClient {
         let breaker = Arc::new(Breaker::default());
         let journal = Arc::new(journal);
         let thread = Worker {
+            prefix: config.prefix.clone(),
             store,
             stats: stats.clone(),
             breaker: breaker.clone(),
@@ -298,6 +367,22 @@ impl TierClient {
         })
     }
 
+    /// The tier as `/ready` names it while its circuit breaker is open; `None` while healthy.
+    pub fn degraded_part(&self) -> Option<crate::protocols::health::Degraded> {
+        if !self.breaker.degraded() {
+            return None;
+        }
+        let owed = self.stats.upload_queue.load(Ordering::Relaxed);
+        Some(crate::protocols::health::Degraded {
+            part: "tier".into(),
+            reason: format!(
+                "down: the object store failed {BREAKER_FAILURES} requests in a row; local \
+                 misses are misses, writes are kept locally and uploaded when it returns \
+                 ({owed} owed)"
+            ),
+        })
+    }
+
     /// The `tessera_tier_*` lines of `/metrics`.
     pub fn render_metrics(&self, out: &mut String) {
         use crate::protocols::metrics::describe;
@@ -320,7 +405,7 @@ impl TierClient {
             (
                 "tessera_tier_upload_queue_max",
                 "gauge",
-                "Uploads queued in memory for the tier thread (tier.queue); more wait in the journal.",
+                "Uploads queued for the tier thread (tier.queue); more wait on their executor (all are journaled).",
                 self.config.queue as u64,
             ),
             (
@@ -338,8 +423,14 @@ impl TierClient {
             (
                 "tessera_tier_uploads_lost_total",
                 "counter",
-                "Owed uploads whose local record was gone at start.",
+                "Owed uploads found in the journal at start whose local record was gone (deleted, damaged, or evicted at open after max_size was lowered); eviction never drops an owed record.",
                 load(&s.uploads_lost),
+            ),
+            (
+                "tessera_tier_writes_refused_total",
+                "counter",
+                "Writes refused with 507 because the node owed the tier its maximum of uploads.",
+                load(&s.writes_refused),
             ),
             (
                 "tessera_tier_read_hits_total",
@@ -372,8 +463,58 @@ impl TierClient {
     }
 }
 
+/// A GET whose headers arrived.
+enum Opened {
+    Found(object_store::GetResult),
+    Miss,
+    Failed,
+}
+
+/// The record metadata an object carries back: its content type and its user metadata
+/// (`x-amz-meta-*` on S3), which is where [`upload_options`] put the rest.
+fn record_meta(attributes: &object_store::Attributes) -> Vec<(String, String)> {
+    use object_store::Attribute;
+    attributes
+        .iter()
+        .filter_map(|(attribute, value)| match attribute {
+            Attribute::ContentType => {
+                Some((CONTENT_TYPE_META.to_owned(), value.as_ref().to_owned()))
+            }
+            Attribute::Metadata(name) => Some((name.to_string(), value.as_ref().to_owned())),
+            _ => None,
+        })
+        .collect()
+}
+
+/// The attributes an upload carries: the record's metadata (its content type as the object's
+/// content type, every other field as user metadata of the same name), so that a node filling
+/// from the tier serves it as this one does. A field that is not UTF-8 is left out.
+fn upload_options(body: &ReadHandle) -> object_store::PutOptions {
+    use object_store::Attribute;
+    let mut attributes = object_store::Attributes::new();
+    for (name, value) in body.meta().iter() {
+        let Ok(value) = std::str::from_utf8(value) else {
+            continue;
+        };
+        let attribute = match name {
+            CONTENT_TYPE_META => Attribute::ContentType,
+            other => Attribute::Metadata(other.to_owned().into()),
+        };
+        attributes.insert(attribute, value.to_owned().into());
+    }
+    object_store::PutOptions {
+        attributes,
+        ..object_store::PutOptions::default()
+    }
+}
+
+/// The record metadata name of the content type (the pipeline's).
+pub const CONTENT_TYPE_META: &str = "content-type";
+
 /// What runs on the tier thread.
 struct Worker {
+    /// `tier.prefix` (the probe's object lives under it).
+    prefix: String,
     store: Arc<dyn ObjectStore>,
     stats: Arc<TierStats>,
     breaker: Arc<Breaker>,
@@ -388,6 +529,7 @@ impl Worker {
         for _ in 0..UPLOAD_WORKERS {
             tokio::spawn(this.clone().upload_loop(uploads.clone()));
         }
+        tokio::spawn(this.clone().probe_loop());
         let permits = Arc::new(Semaphore::new(READS_IN_FLIGHT_MAX));
         while let Some(request) = reads.recv().await {
             let Ok(permit) = permits.clone().acquire_owned().await else {
@@ -398,6 +540,27 @@ impl Worker {
                 this.read(request).await;
                 drop(permit);
             });
+        }
+    }
+
+    /// Probes the store while the breaker is open: a success closes it.
+    async fn probe_loop(self: Arc<Self>) {
+        loop {
+            tokio::time::sleep(PROBE_PERIOD).await;
+            if self.breaker.degraded() {
+                let path = match self.prefix.trim_matches('/') {
+                    "" => PROBE_OBJECT.to_owned(),
+                    prefix => format!("{prefix}/{PROBE_OBJECT}"),
+                };
+                let location = StorePath::from(path.as_str());
+                let asked = tokio::time::timeout(REQUEST_TIMEOUT, self.store.head(&location));
+                match asked.await {
+                    Ok(Ok(_)) | Ok(Err(object_store::Error::NotFound { .. })) => {
+                        self.breaker.success()
+                    }
+                    _ => self.breaker.failure(),
+                }
+            }
         }
     }
 
@@ -412,20 +575,19 @@ impl Worker {
                     let _ = reply.send(Fetched::Failed);
                     return;
                 }
-                let mut fetched = self.get(&path).await;
-                if let (Fetched::Miss, Some(fallback)) = (&fetched, &fallback) {
-                    fetched = match self.get(fallback).await {
-                        Fetched::Hit(file) => match casblob::decode(&file, self.max_object_bytes) {
-                            Ok(blob) => Fetched::Hit(Bytes::from(blob)),
-                            Err(error) => {
-                                tracing::warn!(%error, path = fallback, "tier: unreadable cas.v2 blob");
-                                Fetched::Miss
-                            }
-                        },
-                        other => other,
-                    };
+                match self.open(&path).await {
+                    Opened::Found(result) => self.stream(result, reply).await,
+                    Opened::Failed => {
+                        let _ = reply.send(Fetched::Failed);
+                    }
+                    Opened::Miss => {
+                        let fetched = match &fallback {
+                            Some(fallback) => self.get_cas_v2(fallback).await,
+                            None => Fetched::Miss,
+                        };
+                        let _ = reply.send(fetched);
+                    }
                 }
-                let _ = reply.send(fetched);
             }
             ReadRequest::Delete { path } => {
                 let location = StorePath::from(path.as_str());
@@ -453,35 +615,105 @@ impl Worker {
         }
     }
 
-    async fn get(&self, path: &str) -> Fetched {
+    /// Starts a GET: the object's metadata has arrived, its body not yet.
+    async fn open(&self, path: &str) -> Opened {
         let location = StorePath::from(path);
-        let attempt = async {
-            let result = self.store.get(&location).await?;
-            if result.meta.size > self.max_object_bytes {
-                return Ok(None);
-            }
-            result.bytes().await.map(Some)
-        };
-        match tokio::time::timeout(REQUEST_TIMEOUT, attempt).await {
-            Ok(Ok(Some(bytes))) => {
+        match tokio::time::timeout(REQUEST_TIMEOUT, self.store.get(&location)).await {
+            Ok(Ok(result)) if result.meta.size > self.max_object_bytes => {
                 self.breaker.success();
-                Fetched::Hit(bytes)
+                Opened::Miss
             }
-            Ok(Ok(None)) | Ok(Err(object_store::Error::NotFound { .. })) => {
+            Ok(Ok(result)) => {
                 self.breaker.success();
-                Fetched::Miss
+                Opened::Found(result)
+            }
+            Ok(Err(object_store::Error::NotFound { .. })) => {
+                self.breaker.success();
+                Opened::Miss
             }
             Ok(Err(error)) => {
                 tracing::debug!(%error, path, "tier: GET failed");
                 self.breaker.failure();
-                Fetched::Failed
+                Opened::Failed
             }
             Err(_) => {
                 tracing::debug!(path, "tier: GET timed out");
                 self.breaker.failure();
-                Fetched::Failed
+                Opened::Failed
             }
         }
+    }
+
+    /// Answers a GET with its size and content type, then forwards its body chunk by chunk
+    /// through a channel of [`FILL_CHUNKS_MAX`] until it ends, fails, stalls for
+    /// [`REQUEST_TIMEOUT`], or the executor stops listening.
+    async fn stream(&self, result: object_store::GetResult, reply: oneshot::Sender<Fetched>) {
+        use futures::StreamExt;
+        let (sender, chunks) = mpsc::channel(FILL_CHUNKS_MAX);
+        let incoming = Incoming {
+            size: result.meta.size,
+            meta: record_meta(&result.attributes),
+            chunks,
+        };
+        if reply.send(Fetched::Hit(incoming)).is_err() {
+            return;
+        }
+        let mut body = result.into_stream();
+        loop {
+            let chunk = match tokio::time::timeout(REQUEST_TIMEOUT, body.next()).await {
+                Ok(None) => return,
+                Ok(Some(Ok(chunk))) => Ok(chunk),
+                Ok(Some(Err(error))) => {
+                    tracing::debug!(%error, "tier: a GET body broke off");
+                    self.breaker.failure();
+                    Err(())
+                }
+                Err(_) => {
+                    tracing::debug!("tier: a GET body stalled");
+                    self.breaker.failure();
+                    Err(())
+                }
+            };
+            let failed = chunk.is_err();
+            if sender.send(chunk).await.is_err() || failed {
+                return;
+            }
+        }
+    }
+
+    /// bazel-remote's zstd `cas.v2/` object at `path`, decoded whole (its chunk table comes
+    /// first, but its frames are only worth decoding once they are all here; it is at most
+    /// `max_object_bytes`).
+    async fn get_cas_v2(&self, path: &str) -> Fetched {
+        let result = match self.open(path).await {
+            Opened::Found(result) => result,
+            Opened::Miss => return Fetched::Miss,
+            Opened::Failed => return Fetched::Failed,
+        };
+        let file = match tokio::time::timeout(REQUEST_TIMEOUT, result.bytes()).await {
+            Ok(Ok(file)) => file,
+            _ => {
+                self.breaker.failure();
+                return Fetched::Failed;
+            }
+        };
+        let blob = match casblob::decode(&file, self.max_object_bytes) {
+            Ok(blob) => Bytes::from(blob),
+            Err(error) => {
+                tracing::warn!(%error, path, "tier: unreadable cas.v2 blob");
+                return Fetched::Miss;
+            }
+        };
+        let (sender, chunks) = mpsc::channel(1);
+        let size = blob.len() as u64;
+        sender
+            .try_send(Ok(blob))
+            .expect("a new channel of one has room for one");
+        Fetched::Hit(Incoming {
+            size,
+            meta: Vec::new(),
+            chunks,
+        })
     }
 
     async fn head(&self, path: &str) -> bool {
@@ -503,6 +735,20 @@ impl Worker {
         }
     }
 
+    /// Compacts the journal once it has grown enough (on this thread: a few ms, rarely).
+    fn compact_journal_if_grown(&self) {
+        if !self.journal.wants_compaction() {
+            return;
+        }
+        match self.journal.compact() {
+            Ok(owed) => tracing::info!(owed, "tier journal compacted"),
+            Err(error) => {
+                tracing::warn!(%error, "tier journal: compaction failed; it keeps growing");
+                self.journal.postpone_compaction();
+            }
+        }
+    }
+
     async fn upload_loop(self: Arc<Self>, queue: Arc<tokio::sync::Mutex<mpsc::Receiver<Upload>>>) {
         loop {
             let next = queue.lock().await.recv().await;
@@ -516,12 +762,15 @@ impl Worker {
     async fn upload(&self, upload: Upload) {
         let location = StorePath::from(upload.path.as_str());
         let payload = PutPayload::from(Bytes::from_owner(HandleBody(upload.body.clone())));
+        let options = upload_options(&upload.body);
         loop {
             if !self.breaker.allows() && upload.reply.is_none() {
                 tokio::time::sleep(UPLOAD_RETRY_PAUSE).await;
                 continue;
             }
-            let attempt = self.store.put(&location, payload.clone());
+            let attempt = self
+                .store
+                .put_opts(&location, payload.clone(), options.clone());
             let ok = match tokio::time::timeout(REQUEST_TIMEOUT, attempt).await {
                 Ok(Ok(_)) => true,
                 Ok(Err(error)) => {
@@ -537,6 +786,7 @@ impl Worker {
                     if let Err(error) = self.journal.done(seq) {
                         tracing::warn!(%error, "tier journal: cannot record an upload");
                     }
+                    self.compact_journal_if_grown();
                 }
                 self.stats.upload_queue.fetch_sub(1, Ordering::Relaxed);
                 if let Some(reply) = upload.reply {
@@ -553,5 +803,62 @@ impl Worker {
             }
             tokio::time::sleep(UPLOAD_RETRY_PAUSE).await;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// GCS and Azure cannot be reached from the test machine: what is checked is that the
+    /// settings reach the client library, which builds a client from them (or names what is
+    /// wrong) without contacting anything.
+    #[test]
+    fn gcs_and_azure_clients_are_built_from_their_settings() {
+        let dir = tempfile::tempdir().unwrap();
+        let azure = TierConfig {
+            kind: TierKind::Azure,
+            bucket: Some("cache".into()),
+            account: Some("tesseraacct".into()),
+            // Azure account keys are base64.
+            account_key: Some("dGVzc2VyYSB0ZXN0IGtleQ==".into()),
+            ..TierConfig::default()
+        };
+        build_store(&azure).expect("an azure client from account and key");
+        let emulator = TierConfig {
+            endpoint: Some("http://127.0.0.1:10000/tesseraacct".into()),
+            ..azure.clone()
+        };
+        build_store(&emulator).expect("an azure client for an emulator endpoint");
+
+        // A service-account file: the library reads it when the client is built.
+        let key_file = dir.path().join("gcs.json");
+        std::fs::write(
+            &key_file,
+            r#"{"type":"service_account","private_key":"-----BEGIN PRIVATE KEY-----\nAA==\n-----END PRIVATE KEY-----\n","client_email":"t@p.iam.gserviceaccount.com","private_key_id":"k"}"#,
+        )
+        .unwrap();
+        let gcs = TierConfig {
+            kind: TierKind::Gcs,
+            bucket: Some("cache".into()),
+            credentials: Some(key_file.display().to_string()),
+            ..TierConfig::default()
+        };
+        // The key in it is not a real RSA key: the library read the file, parsed the JSON and
+        // got as far as the key, which is all that can be checked without Google.
+        let error = build_store(&gcs).expect_err("a bogus private key is refused");
+        assert!(
+            error.starts_with("tier (gcs):") && error.contains("RSA"),
+            "{error}"
+        );
+        let missing = TierConfig {
+            credentials: Some(dir.path().join("absent.json").display().to_string()),
+            ..gcs
+        };
+        let error = build_store(&missing).expect_err("a missing credentials file fails");
+        assert!(
+            error.starts_with("tier (gcs):") && !error.contains("RSA"),
+            "{error}"
+        );
     }
 }

@@ -13,19 +13,31 @@
 //! At start the file is read, every `+` without its `-` is pending, the file is rewritten with
 //! only those (write to a temporary file, fsync, rename) and they are queued again. A torn last
 //! line (a crash mid-write) is ignored: its write was not acknowledged.
-//! The file grows by one pair of lines per upload until the next start compacts it.
+//!
+//! The file grows by one pair of lines per upload; while running, once it has grown by
+//! [`COMPACT_AFTER_BYTES`] since the last compaction, the tier thread compacts it the same way
+//! ([`Journal::compact`]): the bulk is read without a lock, then the writers are stopped (a
+//! `RwLock` they take shared for each line's `write(2)`) while the tail is read and the pending
+//! lines are written to a new file that replaces the old one.
 
 use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::RwLock;
 
 use crate::protocols::backend::Namespace;
 use crate::store::Kind;
 
 /// The journal's file name in the data directory.
 pub const JOURNAL_FILE: &str = "tier-journal";
+
+/// Bytes appended since the last compaction that make the tier thread compact the journal
+/// while running. A pair of lines is ~100–200 bytes, so this is every ~300k uploads; the
+/// compaction reads this much once and stops writers only to read what was appended meanwhile
+/// and to write the pending lines (~150 bytes per owed upload).
+pub const COMPACT_AFTER_BYTES: u64 = 64 << 20;
 
 /// One owed upload.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -39,9 +51,13 @@ pub struct Entry {
 /// The open journal.
 #[derive(Debug)]
 pub struct Journal {
-    file: File,
+    /// Taken shared for each line's `write(2)` (`O_APPEND` keeps lines whole), exclusively by
+    /// a compaction while it swaps in the compacted file.
+    file: RwLock<File>,
     next_seq: AtomicU64,
     path: PathBuf,
+    /// Bytes appended since the last compaction (or the start).
+    appended_bytes: AtomicU64,
 }
 
 fn hex(bytes: &[u8]) -> String {
@@ -125,28 +141,67 @@ impl Journal {
             Err(error) => return Err(error),
         }
         let (owed, max_seq) = pending(&text);
-        let temporary = dir.join(format!("{JOURNAL_FILE}.tmp"));
-        {
-            let mut out = File::create(&temporary)?;
-            let compacted: String = owed.iter().map(entry_line).collect();
-            out.write_all(compacted.as_bytes())?;
-            out.sync_all()?;
-        }
-        std::fs::rename(&temporary, &path)?;
-        File::open(dir)?.sync_all()?;
-        let file = OpenOptions::new().append(true).open(&path)?;
+        let file = replace_with(&path, &owed)?;
         Ok((
             Journal {
-                file,
+                file: RwLock::new(file),
                 next_seq: AtomicU64::new(max_seq + 1),
                 path,
+                appended_bytes: AtomicU64::new(0),
             },
             owed,
         ))
     }
 
+    /// Whether the journal has grown by [`COMPACT_AFTER_BYTES`] since it was last compacted.
+    pub fn wants_compaction(&self) -> bool {
+        self.appended_bytes.load(Ordering::Relaxed) >= COMPACT_AFTER_BYTES
+    }
+
+    /// After a failed compaction: try again only after another [`COMPACT_AFTER_BYTES`].
+    pub fn postpone_compaction(&self) {
+        self.appended_bytes.store(0, Ordering::Relaxed);
+    }
+
+    /// Rewrites the journal with only its pending lines, while writers go on (they wait only
+    /// for the tail and the rewrite). Returns how many uploads are still owed.
+    pub fn compact(&self) -> io::Result<usize> {
+        let mut bulk = Vec::new();
+        File::open(&self.path)?.read_to_end(&mut bulk)?;
+        // Only complete lines: a line being written now is read with the tail.
+        let bulk_len = bulk
+            .iter()
+            .rposition(|&b| b == b'\n')
+            .map_or(0, |end| end + 1);
+        bulk.truncate(bulk_len);
+        let mut file = self
+            .file
+            .write()
+            .map_err(|_| io::Error::other("tier journal lock poisoned"))?;
+        let mut whole = bulk;
+        let mut reader = File::open(&self.path)?;
+        io::Seek::seek(&mut reader, io::SeekFrom::Start(bulk_len as u64))?;
+        reader.read_to_end(&mut whole)?;
+        let (owed, _) = pending(&String::from_utf8_lossy(&whole));
+        *file = replace_with(&self.path, &owed)?;
+        self.appended_bytes.store(0, Ordering::Relaxed);
+        Ok(owed.len())
+    }
+
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// Appends one line with one `write(2)`.
+    fn append(&self, line: &str) -> io::Result<()> {
+        let file = self
+            .file
+            .read()
+            .map_err(|_| io::Error::other("tier journal lock poisoned"))?;
+        (&*file).write_all(line.as_bytes())?;
+        self.appended_bytes
+            .fetch_add(line.len() as u64, Ordering::Relaxed);
+        Ok(())
     }
 
     /// Records an owed upload; returns its sequence number. One `write(2)`.
@@ -158,14 +213,30 @@ impl Journal {
             kind,
             name: name.to_vec(),
         });
-        (&self.file).write_all(line.as_bytes())?;
+        self.append(&line)?;
         Ok(seq)
     }
 
     /// Records that upload `seq` is done (or can never be done: its record is gone).
     pub fn done(&self, seq: u64) -> io::Result<()> {
-        (&self.file).write_all(format!("- {seq}\n").as_bytes())
+        self.append(&format!("- {seq}\n"))
     }
+}
+
+/// Replaces the journal at `path` with the lines of `owed` (temporary file, fsync, rename,
+/// directory fsync) and opens it for appending.
+fn replace_with(path: &Path, owed: &[Entry]) -> io::Result<File> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let temporary = dir.join(format!("{JOURNAL_FILE}.tmp"));
+    {
+        let mut out = File::create(&temporary)?;
+        let compacted: String = owed.iter().map(entry_line).collect();
+        out.write_all(compacted.as_bytes())?;
+        out.sync_all()?;
+    }
+    std::fs::rename(&temporary, path)?;
+    File::open(dir)?.sync_all()?;
+    OpenOptions::new().append(true).open(path)
 }
 
 #[cfg(test)]
@@ -210,5 +281,54 @@ mod tests {
         assert_eq!(owed.len(), 1);
         assert_eq!(owed[0].seq, 1);
         assert_eq!(owed[0].namespace.as_str(), "b");
+    }
+
+    #[test]
+    fn compaction_while_writers_append_keeps_every_pending_entry_and_drops_done_ones() {
+        let dir = tempfile::tempdir().unwrap();
+        let (journal, _) = Journal::open(dir.path()).unwrap();
+        let journal = std::sync::Arc::new(journal);
+        let ns = Namespace::fixed("gradle");
+        // Writers on two threads owe and settle entries while the journal is compacted over
+        // and over; every odd entry stays owed.
+        let writers: Vec<_> = (0..2u8)
+            .map(|thread| {
+                let journal = journal.clone();
+                let ns = ns.clone();
+                std::thread::spawn(move || {
+                    let mut still_owed = Vec::new();
+                    for i in 0..2000u32 {
+                        let name = [&[thread][..], &i.to_le_bytes()].concat();
+                        let seq = journal.owe(&ns, Kind::Blob, &name).unwrap();
+                        if i % 2 == 0 {
+                            journal.done(seq).unwrap();
+                        } else {
+                            still_owed.push(seq);
+                        }
+                    }
+                    still_owed
+                })
+            })
+            .collect();
+        let mut compactions = 0;
+        while !writers.iter().all(|w| w.is_finished()) {
+            journal.compact().unwrap();
+            compactions += 1;
+        }
+        let mut expected: Vec<u64> = writers
+            .into_iter()
+            .flat_map(|w| w.join().unwrap())
+            .collect();
+        expected.sort_unstable();
+        assert!(compactions > 0);
+        let size_before = std::fs::metadata(journal.path()).unwrap().len();
+        assert_eq!(journal.compact().unwrap(), expected.len());
+        let size_after = std::fs::metadata(journal.path()).unwrap().len();
+        assert!(size_after <= size_before, "{size_after} > {size_before}");
+        assert!(!journal.wants_compaction());
+        drop(journal);
+        let (_journal, owed) = Journal::open(dir.path()).unwrap();
+        let seqs: Vec<u64> = owed.iter().map(|e| e.seq).collect();
+        assert_eq!(seqs, expected);
     }
 }

@@ -18,12 +18,14 @@ use crate::protocols::backend::{
     Backend, Layer, Namespace, ObjectKey, Protocol, Put, RequestContext,
 };
 use crate::store::{
-    ContentDigest, DigestFunction, KeyId, Kind, Meta, ReadHandle, Reservation, Reserved, StoreError,
+    ContentDigest, DigestFunction, KeyId, Kind, Meta, ReadHandle, Reservation, Reserved,
+    SegmentHold, StoreError,
 };
 
-use super::client::{Fetched, ReadRequest, TierClient, Upload};
+use super::client::{Fetched, Incoming, ReadRequest, TierClient, Upload, CONTENT_TYPE_META};
 use super::layout;
 use super::TierWrite;
+use crate::protocols::pipeline::DEFAULT_CONTENT_TYPE;
 
 /// Longest wait for the tier on a local miss when the request has no earlier deadline: past it
 /// the miss is answered as a miss (the fetch may still fill the local store for the next read).
@@ -37,18 +39,35 @@ pub const THROUGH_WAIT: Duration = Duration::from_secs(30);
 /// the upload needs the client's name). Two generations of half this size: a reservation
 /// dropped without commit or abort is forgotten after two turns.
 pub const PENDING_NAMES_MAX: usize = 1 << 16;
-/// Owed uploads kept in memory per executor while the upload queue is full; beyond it they wait
-/// in the journal only and are queued again at the next start.
-pub const DEFERRED_MAX: usize = 1 << 16;
+/// Uploads owed at once by the whole node (queued, deferred on an executor, or in flight). Each
+/// holds its record's segment against eviction (`SegmentHold`) and costs ~200 bytes of memory
+/// (a read handle, its object path, a journal sequence number): 2^18 of them are ~50 MiB. At
+/// this bound new writes are refused with `NoSpace` (507 / InsufficientStorage /
+/// RESOURCE_EXHAUSTED) until uploads drain: an acknowledged write is never dropped to make room.
+/// More can be owed only right after a start, when the journal held more (all are held then).
+pub const OWED_MAX: u64 = 1 << 18;
 /// How often an executor retries its deferred uploads.
 pub const DEFERRED_RETRY_PERIOD: Duration = Duration::from_millis(100);
 
-/// An upload owed by this executor that did not fit in the queue yet.
+/// An upload owed by this executor that did not fit in the queue yet. Its hold keeps the
+/// record's segment from eviction until the upload is done.
 struct Deferred {
-    namespace: Namespace,
-    kind: Kind,
-    name: Vec<u8>,
+    path: String,
+    body: ReadHandle,
+    hold: SegmentHold,
     seq: u64,
+}
+
+impl Deferred {
+    fn into_upload(self) -> Upload {
+        Upload {
+            path: self.path,
+            body: self.body,
+            hold: Some(self.hold),
+            seq: Some(self.seq),
+            reply: None,
+        }
+    }
 }
 
 /// Open reservations' names by key id (one generation).
@@ -90,7 +109,8 @@ impl<B: Backend + 'static> Tiered<B> {
         }
     }
 
-    /// Queues again the uploads the journal owed at start (call on one executor).
+    /// Queues again the uploads the journal owed at start (call on one executor). Each owed
+    /// record is looked up and its segment held at once, before the store fills further.
     pub fn requeue_owed(&self) {
         let Some(tier) = &self.tier else {
             return;
@@ -103,18 +123,35 @@ impl<B: Backend + 'static> Tiered<B> {
             .stats
             .upload_queue
             .fetch_add(owed.len() as u64, Ordering::Relaxed);
-        {
-            let mut deferred = tier.deferred.borrow_mut();
+        let tier = tier.clone();
+        let inner = self.inner.clone();
+        glommio::spawn_local(async move {
             for entry in owed {
-                deferred.push_back(Deferred {
-                    namespace: entry.namespace,
-                    kind: entry.kind,
-                    name: entry.name,
+                let ctx = RequestContext::new(entry.namespace.clone(), Protocol::Admin);
+                let key = ctx.key(entry.kind, &entry.name);
+                let path = Self::path(&tier, &entry.namespace, entry.kind, &entry.name);
+                let handle = inner.lookup(&ctx, &key).await.ok().flatten();
+                let (Some(path), Some(body)) = (path, handle) else {
+                    // Deleted (by a client or an admin purge), found damaged, or evicted at
+                    // open because max_size was lowered: nothing left to upload.
+                    tracing::warn!(namespace = %entry.namespace, "tier: an owed upload's record is gone");
+                    let stats = &tier.client.stats;
+                    stats.uploads_lost.fetch_add(1, Ordering::Relaxed);
+                    stats.upload_queue.fetch_sub(1, Ordering::Relaxed);
+                    let _ = tier.client.journal.done(entry.seq);
+                    continue;
+                };
+                let hold = body.hold();
+                tier.deferred.borrow_mut().push_back(Deferred {
+                    path,
+                    body,
+                    hold,
                     seq: entry.seq,
                 });
             }
-        }
-        self.spawn_retry(tier);
+            Self::spawn_retry(&tier);
+        })
+        .detach();
     }
 
     fn path(tier: &ExecutorTier, namespace: &Namespace, kind: Kind, name: &[u8]) -> Option<String> {
@@ -122,15 +159,17 @@ impl<B: Backend + 'static> Tiered<B> {
         layout::path(config.kind, &config.prefix, namespace, kind, name)
     }
 
-    /// Records an acknowledged write as owed and queues its upload.
+    /// Records an acknowledged write as owed and queues its upload; `hold` keeps its segment
+    /// until the upload is done.
+    #[allow(clippy::too_many_arguments)]
     fn owe(
-        &self,
         tier: &Rc<ExecutorTier>,
         namespace: &Namespace,
         kind: Kind,
         name: &[u8],
         path: String,
         body: ReadHandle,
+        hold: SegmentHold,
     ) -> Result<(), StoreError> {
         let seq = tier
             .client
@@ -149,62 +188,47 @@ impl<B: Backend + 'static> Tiered<B> {
         let upload = Upload {
             path,
             body,
+            hold: Some(hold),
             seq: Some(seq),
             reply: None,
         };
-        if tier.client.try_upload(upload).is_err() {
-            let mut deferred = tier.deferred.borrow_mut();
-            if deferred.len() < DEFERRED_MAX {
-                deferred.push_back(Deferred {
-                    namespace: namespace.clone(),
-                    kind,
-                    name: name.to_vec(),
-                    seq,
-                });
-            } else {
-                tracing::warn!("tier: upload queue full; an upload waits in the journal");
-            }
-            drop(deferred);
-            self.spawn_retry(tier);
+        if let Err(upload) = tier.client.try_upload(upload) {
+            let (Some(hold), Some(seq)) = (upload.hold, upload.seq) else {
+                unreachable!("built with both above");
+            };
+            tier.deferred.borrow_mut().push_back(Deferred {
+                path: upload.path,
+                body: upload.body,
+                hold,
+                seq,
+            });
+            Self::spawn_retry(tier);
         }
         Ok(())
     }
 
     /// Starts this executor's deferred-upload task unless it runs.
-    fn spawn_retry(&self, tier: &Rc<ExecutorTier>) {
+    fn spawn_retry(tier: &Rc<ExecutorTier>) {
         if tier.retrying.replace(true) {
             return;
         }
         let tier = tier.clone();
-        let inner = self.inner.clone();
         glommio::spawn_local(async move {
             loop {
-                glommio::timer::sleep(DEFERRED_RETRY_PERIOD).await;
                 loop {
                     let Some(next) = tier.deferred.borrow_mut().pop_front() else {
                         break;
                     };
-                    let ctx = RequestContext::new(next.namespace.clone(), Protocol::Admin);
-                    let key = ctx.key(next.kind, &next.name);
-                    let path = Self::path(&tier, &next.namespace, next.kind, &next.name);
-                    let handle = inner.lookup(&ctx, &key).await.ok().flatten();
-                    let (Some(path), Some(body)) = (path, handle) else {
-                        // Its record is gone (evicted before the upload) or it has no path.
-                        tracing::warn!(namespace = %next.namespace, "tier: owed upload's record is gone");
-                        let stats = &tier.client.stats;
-                        stats.uploads_lost.fetch_add(1, Ordering::Relaxed);
-                        stats.upload_queue.fetch_sub(1, Ordering::Relaxed);
-                        let _ = tier.client.journal.done(next.seq);
-                        continue;
-                    };
-                    let upload = Upload {
-                        path,
-                        body,
-                        seq: Some(next.seq),
-                        reply: None,
-                    };
-                    if tier.client.try_upload(upload).is_err() {
-                        tier.deferred.borrow_mut().push_front(next);
+                    if let Err(upload) = tier.client.try_upload(next.into_upload()) {
+                        let (Some(hold), Some(seq)) = (upload.hold, upload.seq) else {
+                            unreachable!("a deferred upload has both");
+                        };
+                        tier.deferred.borrow_mut().push_front(Deferred {
+                            path: upload.path,
+                            body: upload.body,
+                            hold,
+                            seq,
+                        });
                         break;
                     }
                 }
@@ -212,6 +236,7 @@ impl<B: Backend + 'static> Tiered<B> {
                     tier.retrying.set(false);
                     return;
                 }
+                glommio::timer::sleep(DEFERRED_RETRY_PERIOD).await;
             }
         })
         .detach();
@@ -256,8 +281,8 @@ impl<B: Backend + 'static> Tiered<B> {
                 stats.read_errors.fetch_add(1, Ordering::Relaxed);
                 return None;
             }
-            let bytes = match answer.await {
-                Ok(Fetched::Hit(bytes)) => bytes,
+            let incoming = match answer.await {
+                Ok(Fetched::Hit(incoming)) => incoming,
                 Ok(Fetched::Miss) => {
                     stats.read_misses.fetch_add(1, Ordering::Relaxed);
                     return None;
@@ -273,7 +298,7 @@ impl<B: Backend + 'static> Tiered<B> {
                 name: &name,
                 id,
             };
-            store_locally(&*inner, &ctx, &key, &bytes).await
+            store_locally(&*inner, &ctx, &key, incoming).await
         }
         .boxed_local()
         .shared();
@@ -298,25 +323,48 @@ fn expected_digest(ctx: &RequestContext, key: &ObjectKey<'_>) -> Option<ContentD
     Some(ContentDigest { function, hash })
 }
 
-/// Writes a tier hit into the local store as a normal record and returns its handle.
+/// Writes a tier hit into the local store as a normal record (with its metadata) chunk by
+/// chunk as it streams in, and returns its handle once committed. A body that breaks off or
+/// comes out a different length is aborted (a miss); a CAS body must hash to its digest.
 async fn store_locally<B: Backend>(
     inner: &B,
     ctx: &RequestContext,
     key: &ObjectKey<'_>,
-    bytes: &[u8],
+    incoming: Incoming,
 ) -> Option<ReadHandle> {
+    let mut meta = Meta::default();
+    for (name, value) in &incoming.meta {
+        // The store's default for an object uploaded without one is not worth a field.
+        if name == CONTENT_TYPE_META && value == DEFAULT_CONTENT_TYPE {
+            continue;
+        }
+        // A field too long for a record's metadata is left out, not fatal.
+        let _ = meta.push(name, value.as_bytes());
+    }
     let put = Put {
         key: *key,
-        body_len: bytes.len() as u64,
-        meta: Meta::default(),
+        body_len: incoming.size,
+        meta,
         expect: expected_digest(ctx, key),
         if_absent: false,
     };
     match inner.reserve(ctx, &put).await {
         Ok(Reserved::Exists) => {}
         Ok(Reserved::Reservation(mut reservation)) => {
-            if let Err(error) = reservation.write(bytes) {
-                tracing::warn!(%error, "tier: a fetched object was not stored");
+            let mut chunks = incoming.chunks;
+            while let Some(chunk) = chunks.recv().await {
+                let written = match chunk {
+                    Ok(bytes) => reservation.write(&bytes).map_err(|e| e.to_string()),
+                    Err(()) => Err("the download broke off".to_owned()),
+                };
+                if let Err(error) = written {
+                    tracing::warn!(%error, "tier: a fetched object was not stored");
+                    inner.abort(ctx, reservation).await;
+                    return None;
+                }
+            }
+            if reservation.written() != reservation.body_len() {
+                tracing::warn!("tier: a fetched object ended short; not stored");
                 inner.abort(ctx, reservation).await;
                 return None;
             }
@@ -428,6 +476,16 @@ impl<B: Backend + 'static> Layer for Tiered<B> {
     }
 
     async fn reserve(&self, ctx: &RequestContext, put: &Put<'_>) -> Result<Reserved, StoreError> {
+        if let Some(tier) = &self.tier {
+            let stats = &tier.client.stats;
+            if stats.upload_queue.load(Ordering::Relaxed) >= OWED_MAX {
+                stats.writes_refused.fetch_add(1, Ordering::Relaxed);
+                return Err(StoreError::NoSpace {
+                    needed: put.body_len,
+                    available: 0,
+                });
+            }
+        }
         let reserved = self.inner.reserve(ctx, put).await?;
         if let (Some(tier), Reserved::Reservation(reservation)) = (&self.tier, &reserved) {
             let mut pending = tier.pending.borrow_mut();
@@ -453,6 +511,8 @@ impl<B: Backend + 'static> Layer for Tiered<B> {
             let [young, old] = &mut *pending;
             young.remove(&id).or_else(|| old.remove(&id))
         };
+        // Held from before the commit, so the record is never evictable before its upload.
+        let hold = reservation.hold();
         self.inner.commit(ctx, reservation).await?;
         let Some((kind, name)) = named else {
             return Ok(());
@@ -469,7 +529,7 @@ impl<B: Backend + 'static> Layer for Tiered<B> {
             return Ok(());
         };
         match tier.client.config.write {
-            TierWrite::Behind => self.owe(tier, &ctx.namespace, kind, &name, path, body),
+            TierWrite::Behind => Self::owe(tier, &ctx.namespace, kind, &name, path, body, hold),
             TierWrite::Through => {
                 let (reply, answer) = oneshot::channel();
                 tier.client
@@ -479,6 +539,7 @@ impl<B: Backend + 'static> Layer for Tiered<B> {
                 let upload = Upload {
                     path: path.clone(),
                     body: body.clone(),
+                    hold: None,
                     seq: None,
                     reply: Some(reply),
                 };
@@ -496,7 +557,7 @@ impl<B: Backend + 'static> Layer for Tiered<B> {
                     return Ok(());
                 }
                 // Stored locally, not (yet) in the tier: owe it, and say so.
-                self.owe(tier, &ctx.namespace, kind, &name, path, body)?;
+                Self::owe(tier, &ctx.namespace, kind, &name, path, body, hold)?;
                 Err(StoreError::Unavailable {
                     what: "the object-store tier did not take the write (tier.write = through)",
                 })

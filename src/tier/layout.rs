@@ -81,7 +81,7 @@ pub fn zstd_fallback(
     kind: Kind,
     name: &[u8],
 ) -> Option<String> {
-    if tier != TierKind::S3 || kind != Kind::Cas || namespace.as_str() != BAZEL_NAMESPACE {
+    if !tier.is_object_store() || kind != Kind::Cas || namespace.as_str() != BAZEL_NAMESPACE {
         return None;
     }
     let hash = bazel_sha256(name)?;
@@ -124,7 +124,9 @@ pub fn path(
         return None;
     }
     match tier {
-        TierKind::S3 => Some(object_key(prefix, namespace, kind, name)),
+        TierKind::S3 | TierKind::Gcs | TierKind::Azure => {
+            Some(object_key(prefix, namespace, kind, name))
+        }
         TierKind::Http => http_path(namespace, kind, name),
     }
 }

@@ -4,24 +4,34 @@
 //! ```text
 //!  executor (glommio)                         tier thread (tokio current-thread runtime)
 //!  Tiered::lookup ─ local hit ─► served        (the hit path only checks `Option<ReadHandle>`)
-//!       └ local miss ─ Fetch ─bounded chan─►  object_store GET ─► bytes ─ oneshot ─┐
-//!  ◄─ stored locally as a normal record, then served ◄──────────────────────────────┘
-//!  Tiered::commit ─ local commit ─ journal line ─ Upload ─bounded chan─► PUT (retried)
+//!       └ local miss ─ Fetch ─bounded chan─►  object_store GET ─► size, metadata ─ oneshot ─┐
+//!  reserve a local record ◄──────────────────────────────────────────────────────────────────┘
+//!  write each chunk ◄── bounded chan (client::FILL_CHUNKS_MAX) ◄── body stream
+//!  commit, then serve the local record
+//!  Tiered::commit ─ hold segment ─ local commit ─ journal line ─ Upload ─bounded chan─► PUT
+//!                                                       (retried; the hold drops when done)
 //! ```
 //!
 //! * **Reads**: a local miss asks the tier; a hit is written into the local log as a normal
-//!   record (CAS bodies are verified against their digest) and served from there. Concurrent
+//!   record with its metadata, chunk by chunk as it downloads (CAS bodies are verified against
+//!   their digest), and served from there once committed (not while it streams in). Concurrent
 //!   misses for one key on one executor share one tier request. `contains` (the AC completeness
 //!   check, FindMissingBlobs) counts blobs the tier holds as present.
 //! * **Writes**: `write = "behind"` acknowledges after the local commit and a journal line
 //!   (`DATA/tier-journal`, see [`journal`]); the upload runs on the tier thread, is retried until
 //!   it succeeds, and is then marked done in the journal. At start the journal's pending entries
-//!   are queued again, so `kill -9` loses no acknowledged upload. `write = "through"`
+//!   are queued again, so `kill -9` loses no acknowledged upload. Every owed record's segment is
+//!   held against eviction ([`SegmentHold`](crate::store::SegmentHold)) until its upload is
+//!   done: when the store can make room only by evicting an owed record, or
+//!   [`layer::OWED_MAX`] uploads are owed, new writes are refused with `NoSpace` (507) instead.
+//!   `write = "through"`
 //!   acknowledges after the tier has the object (503 when it cannot).
 //! * **Faults**: a tier that is down or slow never blocks an executor: every request to it is a
 //!   `try_send` on a bounded channel with a deadline on the reply; errors are counted; after
 //!   [`client::BREAKER_FAILURES`] consecutive failures a circuit breaker answers reads as
-//!   misses at once for [`client::BREAKER_COOLDOWN`], and `tessera_tier_degraded` is 1.
+//!   misses at once for [`client::BREAKER_COOLDOWN`], `tessera_tier_degraded` is 1 and `/ready`
+//!   names the tier as degraded (still 200); a probe every [`client::PROBE_PERIOD`] notices
+//!   the store's return without traffic.
 //!
 //! # Layout in the bucket
 //!
@@ -56,8 +66,31 @@ pub enum TierKind {
     /// An S3-compatible object store.
     #[default]
     S3,
+    /// Google Cloud Storage (object_store's `gcp` client): `bucket`, credentials from
+    /// `credentials` (a service-account JSON file) or the usual Google sources.
+    Gcs,
+    /// Azure Blob Storage (object_store's `azure` client): `bucket` is the container,
+    /// `account` and `account_key`, or the usual Azure sources.
+    Azure,
     /// Another bazel-remote-compatible HTTP cache (another Tessera, bazel-remote).
     Http,
+}
+
+impl TierKind {
+    /// Whether this kind is an object store with a bucket (every kind but `http`): they share
+    /// the bucket layout and read bazel-remote's `cas.v2/` objects.
+    pub fn is_object_store(self) -> bool {
+        self != TierKind::Http
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TierKind::S3 => "s3",
+            TierKind::Gcs => "gcs",
+            TierKind::Azure => "azure",
+            TierKind::Http => "http",
+        }
+    }
 }
 
 /// When a write is acknowledged.
@@ -82,6 +115,12 @@ pub struct TierConfig {
     pub secret_key: Option<String>,
     pub virtual_host_style: bool,
     pub url: Option<String>,
+    /// kind = gcs: path of a service-account JSON file.
+    pub credentials: Option<String>,
+    /// kind = azure: the storage account.
+    pub account: Option<String>,
+    /// kind = azure: the storage account's access key.
+    pub account_key: Option<String>,
     pub write: TierWrite,
     /// Uploads queued in memory for the tier thread.
     pub queue: usize,
@@ -99,6 +138,9 @@ impl Default for TierConfig {
             secret_key: None,
             virtual_host_style: false,
             url: None,
+            credentials: None,
+            account: None,
+            account_key: None,
             write: TierWrite::Behind,
             queue: 4096,
         }
@@ -106,10 +148,11 @@ impl Default for TierConfig {
 }
 
 impl TierConfig {
-    /// Whether a tier is configured at all: `bucket` (kind s3) or `url` (kind http) is set.
+    /// Whether a tier is configured at all: `bucket` (kinds s3, gcs, azure) or `url` (kind
+    /// http) is set.
     pub fn enabled(&self) -> bool {
         match self.kind {
-            TierKind::S3 => self.bucket.is_some(),
+            TierKind::S3 | TierKind::Gcs | TierKind::Azure => self.bucket.is_some(),
             TierKind::Http => self.url.is_some(),
         }
     }
@@ -126,11 +169,55 @@ impl TierConfig {
                 message: message.into(),
             })
         };
+        // Settings that belong to one kind only: naming them for another is a mistake.
+        let owned_by: [(&str, bool, &[TierKind]); 6] = [
+            ("tier.url", self.url.is_some(), &[TierKind::Http]),
+            (
+                "tier.access_key",
+                self.access_key.is_some(),
+                &[TierKind::S3],
+            ),
+            (
+                "tier.secret_key",
+                self.secret_key.is_some(),
+                &[TierKind::S3],
+            ),
+            (
+                "tier.credentials",
+                self.credentials.is_some(),
+                &[TierKind::Gcs],
+            ),
+            ("tier.account", self.account.is_some(), &[TierKind::Azure]),
+            (
+                "tier.account_key",
+                self.account_key.is_some(),
+                &[TierKind::Azure],
+            ),
+        ];
+        for (setting, set, kinds) in owned_by {
+            if set && !kinds.contains(&self.kind) {
+                let owners: Vec<&str> = kinds.iter().map(|k| k.as_str()).collect();
+                return error(
+                    setting,
+                    &format!(
+                        "is for tier.kind = \"{}\"; this tier is {}",
+                        owners.join("\" or \""),
+                        self.kind.as_str()
+                    ),
+                );
+            }
+        }
         match self.kind {
-            TierKind::S3 => {
-                if self.url.is_some() {
-                    return error("tier.url", "is for tier.kind = \"http\"; this tier is s3");
+            TierKind::Gcs => {}
+            TierKind::Azure => {
+                if self.account.is_none() && self.account_key.is_some() {
+                    return error(
+                        "tier.account",
+                        "is required with tier.account_key (the key belongs to an account)",
+                    );
                 }
+            }
+            TierKind::S3 => {
                 if self.bucket.is_none()
                     && (self.endpoint.is_some()
                         || self.access_key.is_some()
@@ -156,7 +243,7 @@ impl TierConfig {
                 if self.bucket.is_some() {
                     return error(
                         "tier.bucket",
-                        "is for tier.kind = \"s3\"; this tier is http",
+                        "is for tier.kind = \"s3\", \"gcs\" or \"azure\"; this tier is http",
                     );
                 }
             }
@@ -211,6 +298,52 @@ mod tests {
         };
         assert!(http.enabled());
         assert_eq!(http.check().unwrap_err().setting, "tier.url");
+        let gcs = TierConfig {
+            kind: TierKind::Gcs,
+            bucket: Some("b".into()),
+            credentials: Some("/etc/tessera/gcs.json".into()),
+            ..TierConfig::default()
+        };
+        assert!(gcs.enabled() && gcs.check().is_ok());
+        let gcs_with_s3_keys = TierConfig {
+            access_key: Some("a".into()),
+            ..gcs.clone()
+        };
+        assert_eq!(
+            gcs_with_s3_keys.check().unwrap_err().setting,
+            "tier.access_key"
+        );
+        let azure = TierConfig {
+            kind: TierKind::Azure,
+            bucket: Some("container".into()),
+            account: Some("acct".into()),
+            account_key: Some("a2V5".into()),
+            ..TierConfig::default()
+        };
+        assert!(azure.enabled() && azure.check().is_ok());
+        let key_without_account = TierConfig {
+            account: None,
+            ..azure.clone()
+        };
+        assert_eq!(
+            key_without_account.check().unwrap_err().setting,
+            "tier.account"
+        );
+        let s3_with_azure_account = TierConfig {
+            account: Some("acct".into()),
+            ..s3.clone()
+        };
+        let error = s3_with_azure_account.check().unwrap_err();
+        assert_eq!(error.setting, "tier.account");
+        assert!(error.message.contains("\"azure\""), "{}", error.message);
+        let azure_with_gcs_credentials = TierConfig {
+            credentials: Some("x.json".into()),
+            ..azure
+        };
+        assert_eq!(
+            azure_with_gcs_credentials.check().unwrap_err().setting,
+            "tier.credentials"
+        );
         let http_with_bucket = TierConfig {
             url: Some("http://127.0.0.1:8080".into()),
             bucket: Some("b".into()),

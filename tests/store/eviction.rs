@@ -295,3 +295,105 @@ fn opening_with_a_smaller_max_size_evicts_down_to_it_before_any_write() {
         Some(body(newest as u64, 2000))
     );
 }
+
+/// The object-store tier's owed uploads: a held segment is never evicted; once it and every
+/// newer segment are all that is left, new puts get `NoSpace` (507) instead of dropping it; when
+/// the hold goes, eviction resumes.
+#[test]
+fn a_held_segment_is_never_evicted_and_new_puts_are_refused_until_it_is_released() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = small_budget(tmp.path(), 4);
+    let mut shard = open(&cfg);
+    let owed = key(Kind::Blob, b"owed");
+    let owed_body = body(1, 900);
+    // Held from the reservation on, before commit, as the tier layer does.
+    let request = PutRequest {
+        id: owed,
+        kind: Kind::Blob,
+        body_len: owed_body.len() as u64,
+        meta: Meta::new(),
+        expect: None,
+        if_absent: false,
+    };
+    let Reserved::Reservation(mut reservation) = shard.reserve(request).unwrap() else {
+        panic!("a new key gets a reservation");
+    };
+    let hold = reservation.hold();
+    reservation.write(&owed_body).unwrap();
+    shard.commit(reservation).unwrap();
+
+    let mut refused_at = None;
+    for i in 0..200u32 {
+        let id = key(Kind::Blob, &i.to_le_bytes());
+        match put(&mut shard, id, Kind::Blob, &body(100 + u64::from(i), 900)) {
+            Ok(_) => {}
+            Err(StoreError::NoSpace { .. }) => {
+                refused_at = Some(i);
+                break;
+            }
+            Err(other) => panic!("put {i}: {other}"),
+        }
+        let stats = shard.stats();
+        assert!(stats.bytes_used <= stats.budget_bytes, "{stats:?}");
+    }
+    let refused_at = refused_at.expect("a full store whose oldest segment is held refuses puts");
+    assert!(
+        refused_at >= 40,
+        "the budget held ~60 puts, refused at {refused_at}"
+    );
+    assert_eq!(shard.stats().evicted_segments, 0, "nothing was evicted");
+    assert_eq!(get(&mut shard, &owed).as_deref(), Some(&owed_body[..]));
+
+    drop(hold);
+    for i in 200..400u32 {
+        let id = key(Kind::Blob, &i.to_le_bytes());
+        put(&mut shard, id, Kind::Blob, &body(100 + u64::from(i), 900))
+            .unwrap_or_else(|e| panic!("put {i} after the release: {e}"));
+    }
+    assert!(shard.stats().evicted_segments > 0);
+    assert!(
+        shard.peek(&owed).unwrap().is_none(),
+        "released, it aged out"
+    );
+}
+
+/// A hold taken from a read handle (the tier's requeue after a restart) pins a middle segment:
+/// eviction takes the older ones and stops there.
+#[test]
+fn a_hold_from_a_read_handle_stops_eviction_at_its_segment() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cfg = small_budget(tmp.path(), 6);
+    let mut shard = open(&cfg);
+    let ids: Vec<_> = (0..60u32)
+        .map(|i| key(Kind::Blob, &i.to_le_bytes()))
+        .collect();
+    for (i, id) in ids.iter().enumerate() {
+        put(&mut shard, *id, Kind::Blob, &body(i as u64, 900)).unwrap();
+    }
+    let held_key = ids[40];
+    let handle = shard.lookup(&held_key).unwrap().unwrap();
+    let hold = handle.hold();
+    drop(handle);
+    let mut refused = false;
+    for i in 60..400u32 {
+        let id = key(Kind::Blob, &i.to_le_bytes());
+        match put(&mut shard, id, Kind::Blob, &body(u64::from(i), 900)) {
+            Ok(_) => {}
+            Err(StoreError::NoSpace { .. }) => {
+                refused = true;
+                break;
+            }
+            Err(other) => panic!("put {i}: {other}"),
+        }
+    }
+    assert!(refused, "eviction reached the held segment");
+    assert!(
+        shard.peek(&ids[0]).unwrap().is_none(),
+        "older segments went"
+    );
+    assert!(
+        shard.peek(&held_key).unwrap().is_some(),
+        "the held one stayed"
+    );
+    drop(hold);
+}
