@@ -5,6 +5,7 @@
 //! |----------------------|------------------------------|---------------------------------------------|
 //! | `lookup`, `contains` | `read` on the namespace      | read-through: the same key in each `from` namespace the caller may read |
 //! | `reserve`, `commit`, `delete` | `write` on the namespace | —                                      |
+//! | `purge`              | `write` on the namespace     | —                                           |
 //! | `abort`, `stats`     | nothing (releases; counters) | —                                           |
 //!
 //! Refusals are `StoreError::Unauthenticated` (401, UNAUTHENTICATED) and
@@ -23,7 +24,7 @@ use std::sync::Arc;
 use super::audit::{AuditLog, Entry};
 use super::gate::{Access, Gate, Grant};
 use crate::protocols::backend::{Backend, Layer, ObjectKey, Put, RequestContext};
-use crate::store::{KeyId, ReadHandle, Reservation, Reserved, StoreError};
+use crate::store::{KeyId, NamespaceUsage, ReadHandle, Reservation, Reserved, StoreError};
 
 /// Checks every operation against the caller's grant, then forwards it.
 pub struct Authorize<B> {
@@ -222,6 +223,25 @@ impl<B: Backend> Layer for Authorize<B> {
             self.audit_write(ctx, &grant, &key.id, None, status);
         }
         deleted
+    }
+
+    /// A purge needs `write` on the namespace (the admin API also checked the `admin` claim
+    /// before asking) and is audited with the bytes it deleted.
+    async fn purge(&self, ctx: &RequestContext) -> Result<Vec<(u32, NamespaceUsage)>, StoreError> {
+        let grant = self.authorize(ctx, Access::Write, Count::Request, None)?;
+        let purged = self.inner.purge(ctx).await;
+        if let (Ok(shards), Some(audit)) = (&purged, &self.audit) {
+            let entry = Entry {
+                subject: grant.subject(),
+                jti: grant.jti(),
+                operation: "purge",
+                key: None,
+                bytes: Some(shards.iter().map(|(_, usage)| usage.bytes).sum()),
+                outcome: Ok("purged"),
+            };
+            audit.record(ctx, &entry);
+        }
+        purged
     }
 }
 

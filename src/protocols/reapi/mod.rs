@@ -332,6 +332,8 @@ fn timed(method: ReapiMethod, timer: Timer, error: Option<&Status>) {
 ///
 /// * `NoSpace`, `TooManyReservations`, `RateLimited` → RESOURCE_EXHAUSTED: the cache is full
 ///   or the caller over its rate right now; Bazel retries it and then builds without the cache.
+/// * `NamespaceTableFull` → RESOURCE_EXHAUSTED, `NamespaceTooLong` → INVALID_ARGUMENT (an
+///   instance name longer than the store records).
 /// * `TooLarge` → INVALID_ARGUMENT: the blob is over the advertised `max_cas_blob_size_bytes`,
 ///   a permanent property of the request. REAPI lists INVALID_ARGUMENT for requests over a
 ///   server limit; RESOURCE_EXHAUSTED is for quota, and Bazel would retry it in vain.
@@ -346,8 +348,10 @@ pub fn status_of(error: &StoreError) -> Status {
     match error {
         StoreError::NoSpace { .. }
         | StoreError::TooManyReservations { .. }
+        | StoreError::NamespaceTableFull { .. }
         | StoreError::RateLimited { .. } => Status::resource_exhausted(message),
         StoreError::TooLarge { .. }
+        | StoreError::NamespaceTooLong { .. }
         | StoreError::DigestMismatch { .. }
         | StoreError::Truncated { .. }
         | StoreError::Overflow { .. }
