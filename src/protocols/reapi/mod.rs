@@ -261,10 +261,12 @@ impl<B: Backend + 'static> GrpcService for ReapiService<B> {
         request: Bytes,
     ) -> Result<Bytes, Status> {
         let timer = Timer::start();
-        let result = self
-            .dispatch_unary(method, call, request)
-            .instrument(crate::logging::request_span("grpc"))
-            .await;
+        let result = crate::logging::in_request(
+            crate::logging::text_request_id(),
+            self.dispatch_unary(method, call, request)
+                .instrument(crate::logging::request_span("grpc")),
+        )
+        .await;
         timed(method, timer, result.as_ref().err());
         result
     }
@@ -277,10 +279,12 @@ impl<B: Backend + 'static> GrpcService for ReapiService<B> {
         responses: &mut ResponseSink,
     ) -> Result<(), Status> {
         let timer = Timer::start();
-        let result = self
-            .dispatch_server_streaming(method, call, request, responses)
-            .instrument(crate::logging::request_span("grpc"))
-            .await;
+        let result = crate::logging::in_request(
+            crate::logging::text_request_id(),
+            self.dispatch_server_streaming(method, call, request, responses)
+                .instrument(crate::logging::request_span("grpc")),
+        )
+        .await;
         timed(method, timer, result.as_ref().err());
         result
     }
@@ -292,10 +296,12 @@ impl<B: Backend + 'static> GrpcService for ReapiService<B> {
         requests: &mut RequestStream,
     ) -> Result<Bytes, Status> {
         let timer = Timer::start();
-        let result = self
-            .dispatch_client_streaming(method, call, requests)
-            .instrument(crate::logging::request_span("grpc"))
-            .await;
+        let result = crate::logging::in_request(
+            crate::logging::text_request_id(),
+            self.dispatch_client_streaming(method, call, requests)
+                .instrument(crate::logging::request_span("grpc")),
+        )
+        .await;
         timed(method, timer, result.as_ref().err());
         result
     }
