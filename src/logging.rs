@@ -239,7 +239,11 @@ mod tests {
         let waker = futures::task::noop_waker();
         let mut cx = Context::from_waker(&waker);
         assert!(waiting.as_mut().poll(&mut cx).is_pending());
-        assert_eq!(CURRENT.with(Cell::get), None, "restored when the request yields");
+        assert_eq!(
+            CURRENT.with(Cell::get),
+            None,
+            "restored when the request yields"
+        );
         {
             let _other = enter(second);
             assert_eq!(CURRENT.with(Cell::get), second);

@@ -62,7 +62,8 @@ fn text_logs_end_each_request_line_with_its_request_id() {
             let id = id.unwrap_or_else(|| panic!("a request's line without its id: {line}"));
             let (thread, sequence) = id.split_once('-').expect("THREAD-SEQUENCE");
             assert!(
-                u32::from_str_radix(thread, 16).is_ok() && u64::from_str_radix(sequence, 16).is_ok(),
+                u32::from_str_radix(thread, 16).is_ok()
+                    && u64::from_str_radix(sequence, 16).is_ok(),
                 "{line}"
             );
             request_ids.push(id);

@@ -399,7 +399,10 @@ mod tests {
         assert_eq!(decoded.usage().len(), 1, "all under the untagged namespace");
         bytes[CHECKPOINT_HEADER_BYTES + EOFF_NAMESPACE] = 1;
         reseal(&mut bytes);
-        assert!(decode(&bytes, 2).is_err(), "padding must be zero in version 1");
+        assert!(
+            decode(&bytes, 2).is_err(),
+            "padding must be zero in version 1"
+        );
     }
 
     #[test]

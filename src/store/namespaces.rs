@@ -148,7 +148,9 @@ impl NamespaceTable {
 
     /// The name of `tag`; [`UNKNOWN_NAMESPACE`] for the untagged and for a tag the table lost.
     pub fn name_of(&self, tag: u32) -> &str {
-        self.names.get(&tag).map_or(UNKNOWN_NAMESPACE, String::as_str)
+        self.names
+            .get(&tag)
+            .map_or(UNKNOWN_NAMESPACE, String::as_str)
     }
 
     /// The tag of `name`, given one (durably recorded) if it has none yet. An empty name is
@@ -203,7 +205,9 @@ impl NamespaceTable {
             .metadata()
             .map_err(|e| StoreError::io("stat namespace table", path, e))?
             .len();
-        let written = file.write_all_at(entry, end).and_then(|()| file.sync_data());
+        let written = file
+            .write_all_at(entry, end)
+            .and_then(|()| file.sync_data());
         if let Err(error) = written {
             // Whatever part of the entry reached the file fails its checksum and is cut off at
             // the next load; cut it now so that a later append stays readable.
@@ -244,7 +248,11 @@ mod tests {
         let nx = table.tag_or_assign("nx").unwrap();
         assert!(nx > turbo, "tags are never reused");
         let table = NamespaceTable::load(dir.path()).unwrap();
-        assert_eq!(table.tag_of("nx"), Some(nx), "the append after the cut is readable");
+        assert_eq!(
+            table.tag_of("nx"),
+            Some(nx),
+            "the append after the cut is readable"
+        );
     }
 
     #[test]

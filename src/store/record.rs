@@ -474,7 +474,11 @@ mod tests {
             body_checksum: checksum64(&[b"hello"]),
             lsn: 7,
         };
-        record[FRAME_BYTES..HEADER_BYTES].copy_from_slice(&encode_commit(sum, seal, STATE_COMMITTED));
+        record[FRAME_BYTES..HEADER_BYTES].copy_from_slice(&encode_commit(
+            sum,
+            seal,
+            STATE_COMMITTED,
+        ));
         let (frame, _) = decode_frame(&record).unwrap();
         assert_eq!(
             frame,
@@ -513,7 +517,10 @@ mod tests {
         };
         assert_eq!(purge(3, 0), Ok(3));
         assert!(purge(3, 1).is_err(), "a purge names no key");
-        assert!(purge(NAMESPACE_UNTAGGED, 0).is_err(), "untagged entries cannot be purged");
+        assert!(
+            purge(NAMESPACE_UNTAGGED, 0).is_err(),
+            "untagged entries cannot be purged"
+        );
     }
 
     #[test]

@@ -4,8 +4,7 @@
 use std::collections::{BTreeMap, HashMap};
 
 use tessera::store::record::{
-    self, encode_commit, u64_at, State, FRAME_BYTES, HEADER_BYTES, OFF_HEADER_CHECKSUM,
-    OFF_VERSION,
+    self, encode_commit, u64_at, State, FRAME_BYTES, HEADER_BYTES, OFF_HEADER_CHECKSUM, OFF_VERSION,
 };
 use tessera::store::scan::{Scanner, Step};
 use tessera::store::{
@@ -168,7 +167,10 @@ fn purge_deletes_one_namespace_and_holds_across_restarts() {
     let mut shard = reopen(&cfg, shard, false);
     check(&mut shard, "after a crash (purge replayed)");
     let mut shard = reopen(&cfg, shard, true);
-    check(&mut shard, "after a clean restart (purge in the checkpoint)");
+    check(
+        &mut shard,
+        "after a clean restart (purge in the checkpoint)",
+    );
     assert_eq!(
         shard.purge("never-stored").unwrap(),
         NamespaceUsage::default()
