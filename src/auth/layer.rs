@@ -370,6 +370,38 @@ mod tests {
     }
 
     #[test]
+    fn a_purge_needs_write_on_its_namespace_and_is_audited() {
+        let dir = tempfile::tempdir().unwrap();
+        let audit_path = dir.path().join("audit.log");
+        let audit = Arc::new(AuditLog::open(&audit_path).unwrap());
+        let layer = layer(&dir.path().join("data")).with_audit(Some(audit));
+        block_on(async {
+            let writer = ctx("nx", identity(&[], &["nx"]));
+            store_bytes(&layer, &writer, &put(&writer, b"k", 3), b"abc")
+                .await
+                .unwrap();
+            let reader = ctx("nx", identity(&["nx"], &[]));
+            let refused = Backend::purge(&layer, &reader).await;
+            assert!(matches!(refused, Err(StoreError::PermissionDenied { .. })));
+            assert_eq!(layer.inner().shard_stats().objects, 1, "refused: kept");
+            let purged = Backend::purge(&layer, &writer).await.unwrap();
+            assert_eq!(purged[0].1.objects, 1);
+            assert_eq!(layer.inner().shard_stats().objects, 0);
+        });
+        let log = std::fs::read_to_string(&audit_path).unwrap();
+        let purge_lines: Vec<serde_json::Value> = log
+            .lines()
+            .map(|line| serde_json::from_str(line).unwrap())
+            .filter(|line: &serde_json::Value| line["operation"] == "purge")
+            .collect();
+        assert_eq!(purge_lines.len(), 1, "{log}");
+        assert_eq!(purge_lines[0]["namespace"], "nx");
+        assert_eq!(purge_lines[0]["status"], "purged");
+        assert!(purge_lines[0]["bytes"].as_u64().unwrap() > 3);
+        assert!(log.contains("\"status\":\"refused\""), "{log}");
+    }
+
+    #[test]
     fn refusals_store_nothing() {
         let dir = tempfile::tempdir().unwrap();
         let layer = layer(dir.path());
