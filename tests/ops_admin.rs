@@ -136,19 +136,6 @@ fn cli_puts_gets_inspects_and_deletes_entries_through_the_admin_api() {
     assert_eq!(gradle["puts"], 1);
     assert_eq!(gradle["bytes_written"], entry.len() as u64);
 
-    // Purge is refused honestly: the store cannot enumerate a namespace.
-    let purge = run_tessera(&["purge", "gradle", "--server", &url], &[]);
-    assert_eq!(purge.status.code(), Some(1), "{purge:?}");
-    assert!(
-        purge.stderr.contains("501") && purge.stderr.contains("cannot purge"),
-        "{purge:?}"
-    );
-    assert_eq!(
-        get(addr, "/cache/k1").status,
-        200,
-        "purge refused, nothing deleted"
-    );
-
     // Delete one key.
     let deleted = request(addr, "DELETE", "/admin/key?namespace=gradle&key=k1", b"");
     assert_eq!(
@@ -161,6 +148,115 @@ fn cli_puts_gets_inspects_and_deletes_entries_through_the_admin_api() {
         404,
         "not_found",
     );
+    server.stop_expecting_exit_0();
+}
+
+/// The stored objects and bytes `/admin/namespaces` reports for `namespace` (0, 0 if absent).
+fn stored(addr: std::net::SocketAddr, namespace: &str) -> (u64, u64) {
+    let list = json(&get(addr, "/admin/namespaces"));
+    list["namespaces"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|n| n["namespace"] == namespace)
+        .map_or((0, 0), |n| {
+            (
+                n["stored_objects"].as_u64().unwrap(),
+                n["stored_bytes"].as_u64().unwrap(),
+            )
+        })
+}
+
+/// The value of one sample line of `/metrics`.
+fn metric(addr: std::net::SocketAddr, line_start: &str) -> Option<u64> {
+    let page = String::from_utf8(get(addr, "/metrics").body).unwrap();
+    page.lines()
+        .find_map(|line| line.strip_prefix(line_start)?.trim().parse().ok())
+}
+
+#[test]
+fn purge_deletes_one_namespace_on_every_shard_and_holds_after_restarts() {
+    let mut server = Tessera::builder().args(["--shards", "4"]).start();
+    let mut rng = Rng::new(0x9e_0013);
+    let mut gradle = Vec::new();
+    let mut nx = Vec::new();
+    for i in 0..24 {
+        let body = rng.bytes(1000 + i * 10);
+        assert_eq!(
+            put(server.addr(), &format!("/cache/g{i}"), &body).status,
+            200
+        );
+        gradle.push(body);
+        let body = rng.bytes(700);
+        let target = format!("/admin/blob?namespace=nx&key=n{i}");
+        assert_eq!(request(server.addr(), "PUT", &target, &body).status, 200);
+        nx.push(body);
+    }
+    let (objects, bytes) = stored(server.addr(), "gradle");
+    assert_eq!(objects, 24);
+    let bodies: u64 = gradle.iter().map(|b| b.len() as u64).sum();
+    assert!(bytes > bodies, "record bytes include headers: {bytes}");
+    assert_eq!(stored(server.addr(), "nx").0, 24);
+    assert_eq!(
+        metric(
+            server.addr(),
+            "tessera_namespace_stored_objects{namespace=\"gradle\"}"
+        ),
+        Some(24)
+    );
+    assert_eq!(
+        metric(
+            server.addr(),
+            "tessera_namespace_stored_bytes{namespace=\"gradle\"}"
+        ),
+        Some(bytes)
+    );
+
+    let purged = request(
+        server.addr(),
+        "DELETE",
+        "/admin/namespaces?namespace=gradle",
+        b"",
+    );
+    assert_eq!(purged.status, 200, "{purged:?}");
+    let purged = json(&purged);
+    assert_eq!(purged["purged_objects"], 24, "{purged}");
+    assert_eq!(purged["purged_bytes"], bytes, "{purged}");
+    let shards = purged["shards"].as_array().unwrap();
+    assert_eq!(shards.len(), 4, "every shard answers: {purged}");
+    assert!(
+        shards.iter().filter(|s| s["objects"] != 0).count() > 1,
+        "the entries were spread over several shards: {purged}"
+    );
+
+    let check = |server: &Tessera, when: &str| {
+        let addr = server.addr();
+        for (i, body) in nx.iter().enumerate() {
+            assert_eq!(
+                get(addr, &format!("/cache/g{i}")).status,
+                404,
+                "g{i} {when}"
+            );
+            let hit = get(addr, &format!("/admin/blob?namespace=nx&key=n{i}"));
+            assert_eq!((hit.status, &hit.body), (200, body), "n{i} {when}");
+        }
+        assert_eq!(stored(addr, "gradle"), (0, 0), "{when}");
+        assert_eq!(stored(addr, "nx").0, 24, "{when}");
+    };
+    check(&server, "after the purge");
+    server.kill9();
+    server.restart();
+    check(&server, "after kill -9 and a restart");
+    server.stop_expecting_exit_0();
+    server.restart();
+    check(&server, "after a clean restart");
+
+    // The CLI: the same purge from a shell, answering with the counts.
+    let purge = run_tessera(&["purge", "nx", "--server", &server.url()], &[]);
+    assert!(purge.status.success(), "{purge:?}");
+    let answer: serde_json::Value = serde_json::from_str(&purge.stdout).unwrap();
+    assert_eq!(answer["purged_objects"], 24, "{answer}");
+    assert_eq!(stored(server.addr(), "nx"), (0, 0));
     server.stop_expecting_exit_0();
 }
 
@@ -189,9 +285,14 @@ fn admin_errors_are_json_with_precise_statuses() {
         "bad_request",
     );
     assert_error(
-        &request(addr, "DELETE", "/admin/namespaces?namespace=gradle", b""),
-        501,
-        "not_implemented",
+        &request(addr, "DELETE", "/admin/namespaces?namespace=%2Fbad", b""),
+        400,
+        "bad_request",
+    );
+    assert_error(
+        &request(addr, "DELETE", "/admin/namespaces", b""),
+        400,
+        "bad_request",
     );
     assert_error(
         &get(addr, "/admin/blob?namespace=nx&key=none"),

@@ -198,6 +198,20 @@ fn headless_chromium_shows_the_numbers_of_status_json() {
             dom.contains(&format!("<td class=\"namespace\">{namespace}</td>")),
             "namespace {namespace} missing:\n{dom}"
         );
+        let row = status["namespaces"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|n| n["namespace"] == namespace)
+            .unwrap_or_else(|| panic!("{namespace} not in {status}"));
+        let stored = row["stored_objects"].as_u64().unwrap();
+        assert!(stored > 0, "{namespace} stores what the test put: {row}");
+        assert!(
+            dom.contains(&format!(
+                "<td class=\"namespace\">{namespace}</td><td>{stored} / "
+            )),
+            "stored objects of {namespace} missing:\n{dom}"
+        );
     }
 
     let out: PathBuf = Path::new(env!("CARGO_TARGET_TMPDIR")).join("ops-status-page");

@@ -175,6 +175,108 @@ fn notifies_on_an_abstract_socket() {
     ready_watchdog_stopping(manager, &value);
 }
 
+/// The thread ids of the server's threads whose name starts with `prefix`
+/// (`/proc/PID/task/TID/comm`). Glommio names an executor's threads `NAME-ID`: the executor
+/// itself and its helper for blocking calls.
+fn threads_named(pid: u32, prefix: &str) -> Vec<libc::pid_t> {
+    let tids: Vec<libc::pid_t> = std::fs::read_dir(format!("/proc/{pid}/task"))
+        .unwrap()
+        .filter_map(|task| {
+            let task = task.unwrap();
+            let comm = std::fs::read_to_string(task.path().join("comm")).ok()?;
+            comm.starts_with(prefix)
+                .then(|| task.file_name().to_str()?.parse().ok())?
+        })
+        .collect();
+    assert!(!tids.is_empty(), "no thread {prefix}* in process {pid}");
+    tids
+}
+
+/// Stops one thread of another process (and no other thread of it) until dropped: ptrace
+/// attaches to a single thread, and `PTRACE_INTERRUPT` stops only that one. The test is the
+/// server's parent, which ptrace's usual policy (Yama scope 1) allows.
+struct StoppedThread(libc::pid_t);
+
+impl StoppedThread {
+    fn stop(tid: libc::pid_t) -> StoppedThread {
+        let null = std::ptr::null_mut::<libc::c_void>();
+        // SAFETY: ptrace requests on a thread id; no memory of ours is passed.
+        let seized = unsafe { libc::ptrace(libc::PTRACE_SEIZE, tid, null, null) };
+        assert_eq!(
+            seized,
+            0,
+            "PTRACE_SEIZE: {}",
+            std::io::Error::last_os_error()
+        );
+        // SAFETY: as above.
+        let interrupted = unsafe { libc::ptrace(libc::PTRACE_INTERRUPT, tid, null, null) };
+        assert_eq!(
+            interrupted,
+            0,
+            "PTRACE_INTERRUPT: {}",
+            std::io::Error::last_os_error()
+        );
+        let mut status = 0;
+        // SAFETY: waits for the thread's stop; `status` is a local.
+        let waited = unsafe { libc::waitpid(tid, &mut status, libc::__WALL) };
+        assert_eq!(waited, tid, "waitpid: {}", std::io::Error::last_os_error());
+        assert!(libc::WIFSTOPPED(status), "status {status:#x}");
+        StoppedThread(tid)
+    }
+}
+
+impl Drop for StoppedThread {
+    fn drop(&mut self) {
+        let null = std::ptr::null_mut::<libc::c_void>();
+        // SAFETY: detaching resumes the thread; no memory is involved.
+        unsafe { libc::ptrace(libc::PTRACE_DETACH, self.0, null, null) };
+    }
+}
+
+/// The integration test of the watchdog's purpose: while one executor of two is stalled (its
+/// thread stopped from outside, as a wedged task would hold it), the server withholds
+/// `WATCHDOG=1`; once the executor runs again, the pings come back. Nothing in the binary helps
+/// the test: the stall is made with ptrace.
+#[test]
+fn watchdog_pings_stop_while_one_executor_is_stalled() {
+    let (manager, value) = Manager::at_path();
+    let usec = WATCHDOG_USEC.to_string();
+    let mut server = Tessera::start(
+        &SERVE_ARGS,
+        &[("NOTIFY_SOCKET", &value), ("WATCHDOG_USEC", &usec)],
+    );
+    manager.expect("READY=1", &server);
+    let running = manager.collect(Duration::from_secs(1));
+    assert!(count(&running, "WATCHDOG=1") >= 2, "{running:?}");
+
+    let stopped: Vec<StoppedThread> = threads_named(server.pid(), "tessera-1-")
+        .into_iter()
+        .map(StoppedThread::stop)
+        .collect();
+    // A ping for the period that ended before the stop may still arrive: let one period pass.
+    manager.collect(Duration::from_micros(WATCHDOG_USEC));
+    let stalled = manager.collect(Duration::from_secs(1));
+    assert_eq!(
+        count(&stalled, "WATCHDOG=1"),
+        0,
+        "pinged while executor 1 was stopped: {stalled:?}"
+    );
+    assert!(
+        server.wait_for_log("withholding the watchdog ping", Duration::from_secs(5)),
+        "{}",
+        server.recent_log()
+    );
+
+    drop(stopped);
+    let resumed = manager.collect(Duration::from_secs(1));
+    assert!(
+        count(&resumed, "WATCHDOG=1") >= 2,
+        "no pings after executor 1 resumed: {resumed:?}; log:\n{}",
+        server.recent_log()
+    );
+    server.stop_expecting_exit_0();
+}
+
 #[test]
 fn no_watchdog_pings_without_watchdog_usec_or_for_another_pid() {
     for env in [

@@ -5,6 +5,7 @@
 //! |----------------------|------------------------------|---------------------------------------------|
 //! | `lookup`, `contains` | `read` on the namespace      | read-through: the same key in each `from` namespace the caller may read |
 //! | `reserve`, `commit`, `delete` | `write` on the namespace | —                                      |
+//! | `purge`              | `write` on the namespace     | —                                           |
 //! | `abort`, `stats`     | nothing (releases; counters) | —                                           |
 //!
 //! Refusals are `StoreError::Unauthenticated` (401, UNAUTHENTICATED) and
@@ -23,7 +24,7 @@ use std::sync::Arc;
 use super::audit::{AuditLog, Entry};
 use super::gate::{Access, Gate, Grant};
 use crate::protocols::backend::{Backend, Layer, ObjectKey, Put, RequestContext};
-use crate::store::{KeyId, ReadHandle, Reservation, Reserved, StoreError};
+use crate::store::{KeyId, NamespaceUsage, ReadHandle, Reservation, Reserved, StoreError};
 
 /// Checks every operation against the caller's grant, then forwards it.
 pub struct Authorize<B> {
@@ -223,6 +224,25 @@ impl<B: Backend> Layer for Authorize<B> {
         }
         deleted
     }
+
+    /// A purge needs `write` on the namespace (the admin API also checked the `admin` claim
+    /// before asking) and is audited with the bytes it deleted.
+    async fn purge(&self, ctx: &RequestContext) -> Result<Vec<(u32, NamespaceUsage)>, StoreError> {
+        let grant = self.authorize(ctx, Access::Write, Count::Request, None)?;
+        let purged = self.inner.purge(ctx).await;
+        if let (Ok(shards), Some(audit)) = (&purged, &self.audit) {
+            let entry = Entry {
+                subject: grant.subject(),
+                jti: grant.jti(),
+                operation: "purge",
+                key: None,
+                bytes: Some(shards.iter().map(|(_, usage)| usage.bytes).sum()),
+                outcome: Ok("purged"),
+            };
+            audit.record(ctx, &entry);
+        }
+        purged
+    }
 }
 
 #[cfg(test)]
@@ -347,6 +367,38 @@ mod tests {
                 Backend::lookup(&layer, &stranger, &stranger.key(Kind::Blob, b"shared")).await;
             assert!(miss.unwrap().is_none());
         });
+    }
+
+    #[test]
+    fn a_purge_needs_write_on_its_namespace_and_is_audited() {
+        let dir = tempfile::tempdir().unwrap();
+        let audit_path = dir.path().join("audit.log");
+        let audit = Arc::new(AuditLog::open(&audit_path).unwrap());
+        let layer = layer(&dir.path().join("data")).with_audit(Some(audit));
+        block_on(async {
+            let writer = ctx("nx", identity(&[], &["nx"]));
+            store_bytes(&layer, &writer, &put(&writer, b"k", 3), b"abc")
+                .await
+                .unwrap();
+            let reader = ctx("nx", identity(&["nx"], &[]));
+            let refused = Backend::purge(&layer, &reader).await;
+            assert!(matches!(refused, Err(StoreError::PermissionDenied { .. })));
+            assert_eq!(layer.inner().shard_stats().objects, 1, "refused: kept");
+            let purged = Backend::purge(&layer, &writer).await.unwrap();
+            assert_eq!(purged[0].1.objects, 1);
+            assert_eq!(layer.inner().shard_stats().objects, 0);
+        });
+        let log = std::fs::read_to_string(&audit_path).unwrap();
+        let purge_lines: Vec<serde_json::Value> = log
+            .lines()
+            .map(|line| serde_json::from_str(line).unwrap())
+            .filter(|line: &serde_json::Value| line["operation"] == "purge")
+            .collect();
+        assert_eq!(purge_lines.len(), 1, "{log}");
+        assert_eq!(purge_lines[0]["namespace"], "nx");
+        assert_eq!(purge_lines[0]["status"], "purged");
+        assert!(purge_lines[0]["bytes"].as_u64().unwrap() > 3);
+        assert!(log.contains("\"status\":\"refused\""), "{log}");
     }
 
     #[test]

@@ -3,8 +3,8 @@
 //! | method and path                               | answer                                        |
 //! |-----------------------------------------------|-----------------------------------------------|
 //! | `GET /admin/stats`                            | the numbers of `/status.json`                 |
-//! | `GET /admin/namespaces`                       | namespaces with their request counts          |
-//! | `DELETE /admin/namespaces?namespace=NS`       | purge: 501, see below                         |
+//! | `GET /admin/namespaces`                       | namespaces with what they store and request counts |
+//! | `DELETE /admin/namespaces?namespace=NS`       | purge: `{"namespace":…,"purged_objects":…,"purged_bytes":…,"shards":[…]}` |
 //! | `GET /admin/key?namespace=NS&key=KEY`         | `{"present":true,"size":…,"age_seconds":…,…}` |
 //! | `DELETE /admin/key?namespace=NS&key=KEY`      | `{"deleted":true}` or 404                     |
 //! | `GET`/`HEAD`/`PUT /admin/blob?namespace=NS&key=KEY` | the entry's bytes                       |
@@ -13,9 +13,11 @@
 //! it is `ac/HASH` or `cas/HASH` (SHA-256, hex), and a `cas/` put must hash to its name.
 //! Errors are `{"error":{"code":"not_found","message":"…"}}` with the precise HTTP status.
 //!
-//! **Purge** is refused with 501: a store key id is a hash of namespace, kind and name, and
-//! the index holds only ids, so the store cannot find a namespace's entries without a record of
-//! which ids belong to which namespace. Deleting one key works.
+//! **Purge** deletes every entry of one namespace on every shard (each shard writes one purge
+//! record, so it holds across a restart; see `store/FORMAT.md`). Records carry a namespace tag
+//! since data format 2; entries written before it are counted under `unknown` and cannot be
+//! purged (delete them by key, or let eviction age them out). With an object-store tier, the
+//! tier's copies are not deleted: a later read fetches them again.
 //!
 //! **Authorization** is one call, [`authorize`], made before anything else: the authorization
 //! gate's admin check, so once keys are configured the caller's token must carry the `admin`
@@ -277,14 +279,15 @@ pub async fn handle<B: Backend>(
             Ok(body) => Answer::json(200, body),
             Err(error) => AdminError::of_store(&error).answer(),
         },
-        ("GET", "/namespaces") => namespaces(),
+        ("GET", "/namespaces") => namespaces(env.backend).await,
         ("DELETE", "/namespaces") => match namespace_of(query) {
-            Ok(namespace) => error_answer(
-                501,
-                &format!(
-                    "cannot purge namespace `{namespace}`: the store keeps only hashed key ids, so it cannot enumerate a namespace's entries; delete keys one by one (DELETE /admin/key) or let eviction age them out"
-                ),
-            ),
+            Ok(namespace) => {
+                let ctx = RequestContext {
+                    identity: env.identity.clone(),
+                    ..RequestContext::new(namespace, Protocol::Admin)
+                };
+                purge(env.backend, &ctx).await
+            }
             Err(error) => error.answer(),
         },
         ("GET" | "HEAD", "/key") => match target(query, &env.identity, env.remote) {
@@ -317,24 +320,66 @@ pub async fn handle<B: Backend>(
     answer.send(responder).await
 }
 
-fn namespaces() -> Answer {
-    let list: Vec<serde_json::Value> = usage::snapshot()
-        .into_iter()
-        .map(|(namespace, c)| {
-            serde_json::json!({
-                "namespace": namespace,
-                "hits": c.hits,
-                "misses": c.misses,
-                "puts": c.puts,
-                "bytes_written": c.bytes_written,
-            })
+/// Every namespace that stores something or was asked for something: what it stores (largest
+/// first) and its request counts since the server started.
+async fn namespaces<B: Backend>(backend: &B) -> Answer {
+    let shards = match backend.stats().await {
+        Ok(shards) => shards,
+        Err(error) => return AdminError::of_store(&error).answer(),
+    };
+    let mut requests: std::collections::HashMap<String, usage::Counts> =
+        usage::snapshot().into_iter().collect();
+    let mut list: Vec<serde_json::Value> = Vec::new();
+    let row = |namespace: &str, stored: crate::store::NamespaceUsage, c: usage::Counts| {
+        serde_json::json!({
+            "namespace": namespace,
+            "stored_objects": stored.objects,
+            "stored_bytes": stored.bytes,
+            "hits": c.hits,
+            "misses": c.misses,
+            "puts": c.puts,
+            "bytes_written": c.bytes_written,
         })
-        .collect();
+    };
+    for (namespace, stored) in usage::stored(&shards) {
+        let counts = requests.remove(&namespace).unwrap_or_default();
+        list.push(row(&namespace, stored, counts));
+    }
+    let mut idle: Vec<(String, usage::Counts)> = requests.into_iter().collect();
+    idle.sort_by(|a, b| b.1.requests().cmp(&a.1.requests()).then(a.0.cmp(&b.0)));
+    for (namespace, counts) in idle {
+        list.push(row(&namespace, Default::default(), counts));
+    }
     let body = serde_json::json!({
         "namespaces": list,
-        "note": "request counts since the server started, busiest first; the store does not record which entries belong to which namespace",
+        "note": "stored_*: live entries and their log bytes, largest first (at most 64 names, the rest as `other`; `unknown`: entries written before namespace tags); hits/misses/puts/bytes_written: requests since the server started",
     });
     Answer::json(200, body.to_string())
+}
+
+/// Purges the context's namespace on every shard and answers with what was deleted.
+async fn purge<B: Backend>(backend: &B, ctx: &RequestContext) -> Answer {
+    match backend.purge(ctx).await {
+        Ok(shards) => {
+            let objects: u64 = shards.iter().map(|(_, u)| u.objects).sum();
+            let bytes: u64 = shards.iter().map(|(_, u)| u.bytes).sum();
+            tracing::info!(namespace = %ctx.namespace, objects, bytes, "namespace purged");
+            let per_shard: Vec<serde_json::Value> = shards
+                .iter()
+                .map(|(shard, u)| {
+                    serde_json::json!({"shard": shard, "objects": u.objects, "bytes": u.bytes})
+                })
+                .collect();
+            let body = serde_json::json!({
+                "namespace": ctx.namespace.as_str(),
+                "purged_objects": objects,
+                "purged_bytes": bytes,
+                "shards": per_shard,
+            });
+            Answer::json(200, body.to_string())
+        }
+        Err(error) => AdminError::of_store(&error).answer(),
+    }
 }
 
 async fn key_info<B: Backend>(backend: &B, target: &Target) -> Answer {

@@ -51,8 +51,8 @@ use std::net::SocketAddr;
 use std::time::Instant;
 
 use crate::store::{
-    ContentDigest, Key, KeyId, Kind, Meta, PutRequest, ReadHandle, Reservation, Reserved, Shard,
-    ShardStats, StoreError,
+    ContentDigest, Key, KeyId, Kind, Meta, NamespaceUsage, PutRequest, ReadHandle, Reservation,
+    Reserved, Shard, ShardStats, StoreError,
 };
 
 /// The name of the namespace a request acts on, the same everywhere (README, metrics, logs,
@@ -355,6 +355,9 @@ pub trait Backend {
     async fn delete(&self, ctx: &RequestContext, key: &ObjectKey<'_>) -> Result<bool, StoreError>;
     /// Every open shard's counters, by shard index, ascending.
     async fn stats(&self) -> Result<Vec<(u32, ShardStats)>, StoreError>;
+    /// Deletes every entry of the request's namespace on every shard; what each shard deleted,
+    /// by shard index, ascending.
+    async fn purge(&self, ctx: &RequestContext) -> Result<Vec<(u32, NamespaceUsage)>, StoreError>;
 }
 
 /// A decorator over a [`Backend`]: override what the layer changes, inherit the rest.
@@ -400,6 +403,9 @@ pub trait Layer {
     async fn stats(&self) -> Result<Vec<(u32, ShardStats)>, StoreError> {
         self.inner().stats().await
     }
+    async fn purge(&self, ctx: &RequestContext) -> Result<Vec<(u32, NamespaceUsage)>, StoreError> {
+        self.inner().purge(ctx).await
+    }
 }
 
 impl<L: Layer> Backend for L {
@@ -435,6 +441,9 @@ impl<L: Layer> Backend for L {
     }
     async fn stats(&self) -> Result<Vec<(u32, ShardStats)>, StoreError> {
         Layer::stats(self).await
+    }
+    async fn purge(&self, ctx: &RequestContext) -> Result<Vec<(u32, NamespaceUsage)>, StoreError> {
+        Layer::purge(self, ctx).await
     }
 }
 
@@ -476,8 +485,10 @@ impl Backend for LocalBackend {
         let ids: Vec<KeyId> = keys.iter().map(|key| key.id).collect();
         Ok(self.shard.borrow_mut().contains(&ids))
     }
-    async fn reserve(&self, _ctx: &RequestContext, put: &Put<'_>) -> Result<Reserved, StoreError> {
-        self.shard.borrow_mut().reserve(put.store_request())
+    async fn reserve(&self, ctx: &RequestContext, put: &Put<'_>) -> Result<Reserved, StoreError> {
+        self.shard
+            .borrow_mut()
+            .reserve_in(ctx.namespace.as_str(), put.store_request())
     }
     async fn commit(
         &self,
@@ -494,6 +505,10 @@ impl Backend for LocalBackend {
     }
     async fn stats(&self) -> Result<Vec<(u32, ShardStats)>, StoreError> {
         Ok(vec![(0, self.shard.borrow().stats())])
+    }
+    async fn purge(&self, ctx: &RequestContext) -> Result<Vec<(u32, NamespaceUsage)>, StoreError> {
+        let purged = self.shard.borrow_mut().purge(ctx.namespace.as_str())?;
+        Ok(vec![(0, purged)])
     }
 }
 

@@ -11,6 +11,7 @@
 //! | `tessera_store_oldest_entry_age_seconds` | gauge | `shard` (absent while the shard is empty) |
 //! | `tessera_request_duration_seconds` | histogram | `protocol`, `operation`, `outcome` (`metrics::latency`) |
 //! | `tessera_namespace_hits_total`, `…_misses_total`, `…_puts_total`, `…_bytes_written_total` | counter | `namespace` (at most 64, the rest as `other`; `usage`) |
+//! | `tessera_namespace_stored_objects`, `…_stored_bytes` | gauge | `namespace` (at most 64 by bytes, the rest as `other`; `unknown`: entries written before namespace tags) |
 //!
 //! The server adds its own lines (connections) through [`ExtraMetrics`].
 
@@ -19,7 +20,7 @@ use std::rc::Rc;
 
 use crate::counters::{grpc_calls_by_status, responses_by_status};
 use crate::metrics::latency;
-use crate::store::{ShardStats, StoreError};
+use crate::store::{NamespaceUsage, ShardStats, StoreError};
 
 use super::usage::{self, Counts};
 
@@ -162,6 +163,22 @@ const NAMESPACE_METRICS: [(&str, &str, NamespaceField); 4] = [
     ),
 ];
 
+type StoredField = fn(&NamespaceUsage) -> u64;
+
+/// (name, help, field) of every per-namespace store gauge.
+const STORED_METRICS: [(&str, &str, StoredField); 2] = [
+    (
+        "tessera_namespace_stored_objects",
+        "Live entries in the store, by namespace.",
+        |u| u.objects,
+    ),
+    (
+        "tessera_namespace_stored_bytes",
+        "Log bytes of the live entries (headers, metadata and bodies), by namespace.",
+        |u| u.bytes,
+    ),
+];
+
 /// Unix time now, in milliseconds.
 pub fn now_unix_ms() -> u64 {
     std::time::SystemTime::now()
@@ -264,6 +281,14 @@ pub async fn render<B: Backend>(
         for (namespace, counts) in &namespaces {
             let namespace = label_value(namespace);
             let _ = writeln!(out, "{name}{{namespace=\"{namespace}\"}} {}", field(counts));
+        }
+    }
+    let stored = usage::stored(&shards);
+    for (name, help, field) in STORED_METRICS {
+        describe(&mut out, name, "gauge", help);
+        for (namespace, usage) in &stored {
+            let namespace = label_value(namespace);
+            let _ = writeln!(out, "{name}{{namespace=\"{namespace}\"}} {}", field(usage));
         }
     }
     latency::render_prometheus(&mut out, &latency::snapshot());

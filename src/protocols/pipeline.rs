@@ -176,7 +176,8 @@ pub const INTERNAL_ERROR_TEXT: &str = "internal storage error (details are in th
 pub fn status_of(error: &StoreError) -> (u16, Cow<'static, str>) {
     let status = match error {
         StoreError::TooLarge { .. } => 413,
-        StoreError::NoSpace { .. } => 507,
+        StoreError::NoSpace { .. } | StoreError::NamespaceTableFull { .. } => 507,
+        StoreError::NamespaceTooLong { .. } => 400,
         StoreError::DigestMismatch { .. }
         | StoreError::Truncated { .. }
         | StoreError::Overflow { .. }

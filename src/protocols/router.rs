@@ -387,6 +387,7 @@ impl<B: Backend> Router<B> {
             remote,
             timed: &timed,
         };
+        let request_id = crate::logging::text_request_id();
         let answered = async {
             let Some((mount, rest)) = routed else {
                 return admin::handle(&env, self.admin_guard.as_ref(), request, responder).await;
@@ -399,9 +400,10 @@ impl<B: Backend> Router<B> {
                 FrontEnd::Ccache => ccache::handle(&env, rest, request, responder).await,
             }
         }
-        .instrument(span.clone())
-        .await;
+        .instrument(span.clone());
+        let answered = crate::logging::in_request(request_id, answered).await;
         let _entered = span.enter();
+        let _request = crate::logging::enter(request_id);
         if let Some((protocol, operation, outcome)) = timed.get() {
             let outcome = match (&answered, outcome) {
                 // The client hung up on its own upload: the driver answers 400 or 408.

@@ -81,6 +81,9 @@ pub struct ShardStatus {
 #[derive(Serialize)]
 pub struct NamespaceStatus {
     pub namespace: String,
+    /// Live entries in the store and their log bytes (`usage::stored`).
+    pub stored_objects: u64,
+    pub stored_bytes: u64,
     pub hits: u64,
     pub misses: u64,
     pub puts: u64,
@@ -152,10 +155,14 @@ fn build(shards: &[(u32, ShardStats)], timed: &[latency::Merged], now_ms: u64) -
             bytes_written: stats.bytes_written,
         })
         .collect();
+    let stored: std::collections::HashMap<String, crate::store::NamespaceUsage> =
+        usage::stored(shards).into_iter().collect();
     let namespaces = usage::snapshot()
         .into_iter()
         .take(BUSIEST_NAMESPACES_MAX)
         .map(|(namespace, c)| NamespaceStatus {
+            stored_objects: stored.get(&namespace).map_or(0, |u| u.objects),
+            stored_bytes: stored.get(&namespace).map_or(0, |u| u.bytes),
             namespace,
             hits: c.hits,
             misses: c.misses,

@@ -6,8 +6,8 @@
 //!               └─ this thread's table: namespace → (hits, misses, puts, bytes_written)
 //! ```
 //!
-//! The store cannot tell namespaces apart (a key id is a hash of namespace and name), so these
-//! are request counts, not the bytes each namespace holds. Each thread counts into its own
+//! These are request counts; what each namespace holds is counted by the store itself (records
+//! carry a namespace tag) and merged here by [`stored`]. Each thread counts into its own
 //! table (single writer, read by a scrape), as `metrics::latency` does. A table tracks at most
 //! [`NAMESPACES_TRACKED_MAX`] namespaces; later ones are summed under [`OTHER`], so a client
 //! inventing namespaces cannot grow memory or the metrics page without bound.
@@ -16,7 +16,7 @@ use std::collections::BTreeMap;
 use std::rc::Rc;
 use std::sync::{Arc, Mutex, MutexGuard};
 
-use crate::store::{Reservation, StoreError};
+use crate::store::{NamespaceUsage, Reservation, ShardStats, StoreError};
 
 use super::backend::{Backend, Layer, ObjectKey, RequestContext};
 
@@ -112,6 +112,36 @@ pub fn snapshot() -> Vec<(String, Counts)> {
     }
     ranked.truncate(NAMESPACES_TRACKED_MAX);
     if other != Counts::default() {
+        ranked.push((OTHER.to_owned(), other));
+    }
+    ranked
+}
+
+/// What each namespace holds in the store (live entries and their record bytes), merged over
+/// the shards, largest first, at most [`NAMESPACES_TRACKED_MAX`] names; the rest summed as the
+/// last entry, [`OTHER`], if there is any. Entries the store cannot attribute (written before
+/// namespace tags) are under `unknown`.
+pub fn stored(shards: &[(u32, ShardStats)]) -> Vec<(String, NamespaceUsage)> {
+    let mut merged: BTreeMap<&str, NamespaceUsage> = BTreeMap::new();
+    for (_, stats) in shards {
+        for (namespace, usage) in &stats.namespaces {
+            let slot = merged.entry(namespace).or_default();
+            slot.objects += usage.objects;
+            slot.bytes += usage.bytes;
+        }
+    }
+    let mut ranked: Vec<(String, NamespaceUsage)> = merged
+        .into_iter()
+        .map(|(namespace, usage)| (namespace.to_owned(), usage))
+        .collect();
+    ranked.sort_by(|a, b| b.1.bytes.cmp(&a.1.bytes).then(a.0.cmp(&b.0)));
+    let mut other = NamespaceUsage::default();
+    for (_, usage) in ranked.iter().skip(NAMESPACES_TRACKED_MAX) {
+        other.objects += usage.objects;
+        other.bytes += usage.bytes;
+    }
+    ranked.truncate(NAMESPACES_TRACKED_MAX);
+    if other != NamespaceUsage::default() {
         ranked.push((OTHER.to_owned(), other));
     }
     ranked

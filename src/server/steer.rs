@@ -20,9 +20,10 @@ use std::rc::Rc;
 use futures::channel::oneshot;
 use glommio::channels::channel_mesh::{Receivers, Senders};
 
-use crate::protocols::backend::{Backend, ObjectKey, Put, RequestContext};
+use crate::protocols::backend::{Backend, Namespace, ObjectKey, Put, RequestContext};
 use crate::store::{
-    shard_of, KeyId, PutRequest, ReadHandle, Reservation, Reserved, Shard, ShardStats, StoreError,
+    shard_of, KeyId, NamespaceUsage, PutRequest, ReadHandle, Reservation, Reserved, Shard,
+    ShardStats, StoreError,
 };
 
 /// Depth of each executor-to-executor queue. Each message is a few dozen bytes plus a oneshot;
@@ -46,6 +47,8 @@ pub enum OwnerOp {
     },
     Reserve {
         shard: u32,
+        /// The request's namespace: the record is tagged with it.
+        namespace: Namespace,
         req: PutRequest,
         reply: Reply<Reserved>,
     },
@@ -66,6 +69,11 @@ pub enum OwnerOp {
     /// The counters of every shard the receiving executor owns.
     Stats {
         reply: Reply<Vec<(u32, ShardStats)>>,
+    },
+    /// Purge a namespace on every shard the receiving executor owns.
+    Purge {
+        namespace: Namespace,
+        reply: Reply<Vec<(u32, NamespaceUsage)>>,
     },
 }
 
@@ -117,8 +125,13 @@ impl OwnedShards {
             OwnerOp::Contains { shard, ids, reply } => {
                 let _ = reply.send(self.with(shard, |s| Ok(s.contains(&ids))));
             }
-            OwnerOp::Reserve { shard, req, reply } => {
-                let _ = reply.send(self.with(shard, |s| s.reserve(req)));
+            OwnerOp::Reserve {
+                shard,
+                namespace,
+                req,
+                reply,
+            } => {
+                let _ = reply.send(self.with(shard, |s| s.reserve_in(namespace.as_str(), req)));
             }
             OwnerOp::Commit {
                 shard,
@@ -139,7 +152,21 @@ impl OwnedShards {
             OwnerOp::Stats { reply } => {
                 let _ = reply.send(Ok(self.stats()));
             }
+            OwnerOp::Purge { namespace, reply } => {
+                let _ = reply.send(self.purge(&namespace));
+            }
         }
+    }
+
+    /// Purges `namespace` on every owned shard; stops at the first shard that fails (the
+    /// shards purged before it stay purged: a purge is idempotent, so the caller retries).
+    pub fn purge(&self, namespace: &Namespace) -> Result<Vec<(u32, NamespaceUsage)>, StoreError> {
+        let mut purged = Vec::new();
+        for &index in self.shards.keys() {
+            let usage = self.with(index, |s| s.purge(namespace.as_str()))?;
+            purged.push((index, usage));
+        }
+        Ok(purged)
     }
 
     /// Counters of every owned shard that is still open.
@@ -310,14 +337,22 @@ impl Backend for Steer {
         Ok(present)
     }
 
-    async fn reserve(&self, _ctx: &RequestContext, put: &Put<'_>) -> Result<Reserved, StoreError> {
+    async fn reserve(&self, ctx: &RequestContext, put: &Put<'_>) -> Result<Reserved, StoreError> {
         let req = put.store_request();
         let shard = self.shard_of(&req.id);
         if self.local(shard) {
-            return self.owned.with(shard, |s| s.reserve(req));
+            return self
+                .owned
+                .with(shard, |s| s.reserve_in(ctx.namespace.as_str(), req));
         }
-        self.ask(shard, |reply| OwnerOp::Reserve { shard, req, reply })
-            .await
+        let namespace = ctx.namespace.clone();
+        self.ask(shard, |reply| OwnerOp::Reserve {
+            shard,
+            namespace,
+            req,
+            reply,
+        })
+        .await
     }
 
     async fn commit(
@@ -373,6 +408,23 @@ impl Backend for Steer {
             } else {
                 all.extend(
                     self.ask_executor(executor, |reply| OwnerOp::Stats { reply })
+                        .await?,
+                );
+            }
+        }
+        all.sort_by_key(|(index, _)| *index);
+        Ok(all)
+    }
+
+    async fn purge(&self, ctx: &RequestContext) -> Result<Vec<(u32, NamespaceUsage)>, StoreError> {
+        let mut all = Vec::new();
+        for executor in 0..self.executors {
+            if executor == self.executor {
+                all.extend(self.owned.purge(&ctx.namespace)?);
+            } else {
+                let namespace = ctx.namespace.clone();
+                all.extend(
+                    self.ask_executor(executor, |reply| OwnerOp::Purge { namespace, reply })
                         .await?,
                 );
             }

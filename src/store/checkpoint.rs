@@ -33,7 +33,11 @@ pub const CHECKPOINT_TMP: &str = "index.ckpt.tmp";
 /// Preallocated blocks for the next checkpoint (module docs).
 pub const CHECKPOINT_SPARE: &str = "index.ckpt.spare";
 pub const CHECKPOINT_MAGIC: [u8; 4] = *b"TSCK";
-pub const CHECKPOINT_VERSION: u16 = 1;
+/// The checkpoint format this build writes. Version 2 gave entry bytes 68..72 (zero padding in
+/// version 1) to the namespace tag; version 1 checkpoints still load, their entries untagged.
+pub const CHECKPOINT_VERSION: u16 = 2;
+/// The oldest checkpoint version this build loads.
+const CHECKPOINT_VERSION_MIN: u16 = 1;
 
 const COFF_MAGIC: usize = 0;
 const COFF_VERSION: usize = COFF_MAGIC + 4;
@@ -56,7 +60,10 @@ const EOFF_OFFSET: usize = EOFF_SEQ + 8;
 const EOFF_RECORD_BYTES: usize = EOFF_OFFSET + 8;
 const EOFF_LSN: usize = EOFF_RECORD_BYTES + 8;
 const EOFF_KIND: usize = EOFF_LSN + 8;
-pub const CHECKPOINT_ENTRY_BYTES: usize = EOFF_KIND + 8;
+const EOFF_RESERVED: usize = EOFF_KIND + 1;
+/// The namespace tag (version 2), aligned to 4.
+const EOFF_NAMESPACE: usize = EOFF_RESERVED + 3;
+pub const CHECKPOINT_ENTRY_BYTES: usize = EOFF_NAMESPACE + 4;
 const _: () = assert!(CHECKPOINT_HEADER_BYTES == 88 && CHECKPOINT_ENTRY_BYTES == 72);
 
 /// A log position: segment sequence number and byte offset. Ordered like the log.
@@ -69,6 +76,8 @@ pub struct Position {
 /// What a checkpoint says besides its entries.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub struct CheckpointHeader {
+    /// The format version (encode always writes [`CHECKPOINT_VERSION`]).
+    pub version: u16,
     pub shard: u32,
     pub entry_count: u64,
     /// Replay starts here: every commit before it is in the entries.
@@ -91,6 +100,7 @@ pub fn encode(header: CheckpointHeader, index: &Index) -> Vec<u8> {
         raw[EOFF_RECORD_BYTES..EOFF_LSN].copy_from_slice(&entry.record_bytes.to_le_bytes());
         raw[EOFF_LSN..EOFF_KIND].copy_from_slice(&entry.lsn.to_le_bytes());
         raw[EOFF_KIND] = entry.kind as u8;
+        raw[EOFF_NAMESPACE..].copy_from_slice(&entry.namespace.to_le_bytes());
         out.extend_from_slice(&raw);
     }
     let head = &mut out[..CHECKPOINT_HEADER_BYTES];
@@ -123,7 +133,7 @@ pub fn decode(bytes: &[u8], shard: u32) -> Result<(CheckpointHeader, Index), Str
     }
     let mut index = Index::with_capacity_and_seeds(header.entry_count as usize, header.hash_seeds);
     for raw in entries.chunks_exact(CHECKPOINT_ENTRY_BYTES) {
-        let (id, entry) = decode_entry(raw)?;
+        let (id, entry) = decode_entry(raw, header.version)?;
         index.apply_put(id, entry);
     }
     Ok((header, index))
@@ -140,9 +150,9 @@ fn decode_header(bytes: &[u8], shard: u32) -> Result<CheckpointHeader, String> {
         return Err("bad checkpoint magic".into());
     }
     let version = u16::from_le_bytes([bytes[COFF_VERSION], bytes[COFF_VERSION + 1]]);
-    if version != CHECKPOINT_VERSION {
+    if !(CHECKPOINT_VERSION_MIN..=CHECKPOINT_VERSION).contains(&version) {
         return Err(format!(
-            "checkpoint version {version}, this build reads {CHECKPOINT_VERSION}"
+            "checkpoint version {version}, this build reads {CHECKPOINT_VERSION_MIN} to {CHECKPOINT_VERSION}"
         ));
     }
     let on_disk_shard =
@@ -163,6 +173,7 @@ fn decode_header(bytes: &[u8], shard: u32) -> Result<CheckpointHeader, String> {
         ));
     }
     Ok(CheckpointHeader {
+        version,
         shard,
         entry_count,
         replay_from: Position {
@@ -178,17 +189,29 @@ fn decode_header(bytes: &[u8], shard: u32) -> Result<CheckpointHeader, String> {
     })
 }
 
-fn decode_entry(raw: &[u8]) -> Result<(KeyId, Entry), String> {
+fn decode_entry(raw: &[u8], version: u16) -> Result<(KeyId, Entry), String> {
     let kind = Kind::from_u8(raw[EOFF_KIND]).ok_or("checkpoint entry with unknown kind")?;
-    if raw[EOFF_KIND + 1..].iter().any(|&b| b != 0) {
+    // Version 1 had zero padding where version 2 keeps the tag: zero reads as untagged.
+    let padding_end = if version >= 2 {
+        EOFF_NAMESPACE
+    } else {
+        CHECKPOINT_ENTRY_BYTES
+    };
+    if raw[EOFF_RESERVED..padding_end].iter().any(|&b| b != 0) {
         return Err("checkpoint entry padding not zero".into());
     }
+    let namespace = u32::from_le_bytes(
+        raw[EOFF_NAMESPACE..CHECKPOINT_ENTRY_BYTES]
+            .try_into()
+            .expect("4"),
+    );
     let entry = Entry {
         seq: u64_at(raw, EOFF_SEQ),
         offset: u64_at(raw, EOFF_OFFSET),
         record_bytes: u64_at(raw, EOFF_RECORD_BYTES),
         lsn: u64_at(raw, EOFF_LSN),
         kind,
+        namespace,
         verified: false,
     };
     Ok((
@@ -311,11 +334,13 @@ mod tests {
                 record_bytes: 104,
                 lsn: u64::from(i) + 1,
                 kind: Kind::Blob,
+                namespace: u32::from(i % 3),
                 verified: true,
             };
             index.apply_put(KeyId([i; 32]), entry);
         }
         let header = CheckpointHeader {
+            version: CHECKPOINT_VERSION,
             shard: 2,
             entry_count: 50,
             replay_from: Position {
@@ -347,6 +372,37 @@ mod tests {
             );
         }
         assert!(decode(&bytes, 3).is_err(), "wrong shard");
+    }
+
+    /// Compatibility: a version 1 checkpoint (zero padding where version 2 keeps the tag) loads,
+    /// every entry untagged; a non-zero byte there is still damage in version 1.
+    #[test]
+    fn version_1_checkpoints_load_untagged() {
+        let (header, index) = sample();
+        let mut bytes = encode(header, &index);
+        bytes[COFF_VERSION..COFF_RESERVED].copy_from_slice(&1u16.to_le_bytes());
+        for raw in bytes[CHECKPOINT_HEADER_BYTES..].chunks_exact_mut(CHECKPOINT_ENTRY_BYTES) {
+            raw[EOFF_NAMESPACE..].fill(0);
+        }
+        let reseal = |bytes: &mut Vec<u8>| {
+            let sum = checksum64(&[&bytes[CHECKPOINT_HEADER_BYTES..]]);
+            bytes[COFF_ENTRIES_CHECKSUM..COFF_HEADER_CHECKSUM].copy_from_slice(&sum.to_le_bytes());
+            let sum = checksum64(&[&bytes[..COFF_HEADER_CHECKSUM]]);
+            bytes[COFF_HEADER_CHECKSUM..CHECKPOINT_HEADER_BYTES]
+                .copy_from_slice(&sum.to_le_bytes());
+        };
+        reseal(&mut bytes);
+        let (decoded_header, decoded) = decode(&bytes, 2).unwrap();
+        assert_eq!(decoded_header.version, 1);
+        assert_eq!(decoded.len(), 50);
+        assert!(decoded.iter().all(|(_, e)| e.namespace == 0));
+        assert_eq!(decoded.usage().len(), 1, "all under the untagged namespace");
+        bytes[CHECKPOINT_HEADER_BYTES + EOFF_NAMESPACE] = 1;
+        reseal(&mut bytes);
+        assert!(
+            decode(&bytes, 2).is_err(),
+            "padding must be zero in version 1"
+        );
     }
 
     #[test]

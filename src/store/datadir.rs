@@ -19,8 +19,11 @@ use super::limits::SHARDS_MAX;
 
 pub const MANIFEST_FILE: &str = "MANIFEST";
 const MANIFEST_TITLE: &str = "tessera data directory";
-/// The data-directory format this build writes and the newest it opens.
-pub const DATA_FORMAT_VERSION: u32 = 1;
+/// The data-directory format this build writes and the newest it opens. Version 2: records and
+/// checkpoints carry namespace tags (`FORMAT.md`, version history). A version 1 directory is
+/// opened and its manifest raised to 2 before anything is written, so that a build that knows
+/// only version 1 refuses the directory instead of stopping at the first tagged record.
+pub const DATA_FORMAT_VERSION: u32 = 2;
 
 /// What the manifest records.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -93,6 +96,20 @@ fn check(manifest: Manifest, requested_shards: u32) -> Result<(), StoreError> {
     Ok(())
 }
 
+/// Writes the manifest atomically: temporary file, fsync, rename, fsync of the directory.
+fn write_manifest(dir: &Path, manifest: &Manifest) -> Result<(), StoreError> {
+    let tmp = dir.join("MANIFEST.tmp");
+    let path = dir.join(MANIFEST_FILE);
+    let write = || -> std::io::Result<()> {
+        let file = fs::File::create(&tmp)?;
+        std::io::Write::write_all(&mut &file, manifest.encode().as_bytes())?;
+        file.sync_all()?;
+        fs::rename(&tmp, &path)
+    };
+    write().map_err(|e| StoreError::io("write manifest", &path, e))?;
+    sync_dir(dir)
+}
+
 /// The directory of shard `index`.
 pub fn shard_dir(dir: &Path, index: u32) -> PathBuf {
     dir.join(format!("shard-{index}"))
@@ -112,8 +129,19 @@ impl DataDir {
         cfg.validate()?;
         fs::create_dir_all(&cfg.dir)
             .map_err(|e| StoreError::io("create data directory", &cfg.dir, e))?;
-        if let Some(manifest) = read_manifest(&cfg.dir)? {
+        if let Some(mut manifest) = read_manifest(&cfg.dir)? {
             check(manifest, cfg.shards)?;
+            if manifest.format_version < DATA_FORMAT_VERSION {
+                let from = manifest.format_version;
+                manifest.format_version = DATA_FORMAT_VERSION;
+                write_manifest(&cfg.dir, &manifest)?;
+                tracing::info!(
+                    dir = %cfg.dir.display(),
+                    from,
+                    to = DATA_FORMAT_VERSION,
+                    "data directory format raised (existing records are read as they are)"
+                );
+            }
             return Ok(DataDir {
                 dir: cfg.dir.clone(),
                 manifest,
@@ -128,16 +156,7 @@ impl DataDir {
             fs::create_dir_all(&path)
                 .map_err(|e| StoreError::io("create shard directory", path, e))?;
         }
-        let tmp = cfg.dir.join("MANIFEST.tmp");
-        let path = cfg.dir.join(MANIFEST_FILE);
-        let write = || -> std::io::Result<()> {
-            let file = fs::File::create(&tmp)?;
-            std::io::Write::write_all(&mut &file, manifest.encode().as_bytes())?;
-            file.sync_all()?;
-            fs::rename(&tmp, &path)
-        };
-        write().map_err(|e| StoreError::io("write manifest", &path, e))?;
-        sync_dir(&cfg.dir)?;
+        write_manifest(&cfg.dir, &manifest)?;
         Ok(DataDir {
             dir: cfg.dir.clone(),
             manifest,
@@ -205,12 +224,26 @@ mod tests {
                 error,
                 StoreError::FormatTooNew {
                     on_disk: 9,
-                    supported: 1
+                    supported: DATA_FORMAT_VERSION
                 }
             ),
             "{error}"
         );
         assert!(error.to_string().contains('9'));
+    }
+
+    #[test]
+    fn version_1_directories_are_raised_to_the_current_format() {
+        let tmp = tempfile::tempdir().unwrap();
+        let cfg = StoreConfig::new(tmp.path(), 1);
+        fs::write(
+            tmp.path().join(MANIFEST_FILE),
+            "tessera data directory\nformat_version = 1\nshards = 1\n",
+        )
+        .unwrap();
+        DataDir::open(&cfg).unwrap();
+        let manifest = read_manifest(tmp.path()).unwrap().unwrap();
+        assert_eq!(manifest.format_version, DATA_FORMAT_VERSION);
     }
 
     #[test]

@@ -44,6 +44,11 @@ pub enum StoreError {
     Locked { path: PathBuf },
     /// Too many reservations are open in this shard (`RESERVATIONS_PENDING_MAX`).
     TooManyReservations { max: usize },
+    /// The shard's namespace table holds `NAMESPACES_PER_SHARD_MAX` names: a put in a new
+    /// namespace is refused (puts in known namespaces go on).
+    NamespaceTableFull { max: usize },
+    /// A namespace name longer than the store records (`NAMESPACE_NAME_BYTES_MAX`).
+    NamespaceTooLong { len: usize, max: usize },
     /// An `if_absent` put found its key already stored (another writer committed first).
     Exists,
     /// The shard cannot answer now (its owner executor stopped or the server is stopping).
@@ -162,6 +167,15 @@ impl fmt::Display for StoreError {
                     "too many uploads in progress in this shard (limit {max})"
                 )
             }
+            StoreError::NamespaceTableFull { max } => write!(
+                f,
+                "this shard already stores {max} namespaces, its limit: no new namespace \
+                 can be added (purge unused ones)"
+            ),
+            StoreError::NamespaceTooLong { len, max } => write!(
+                f,
+                "a namespace name of {len} bytes is longer than the store records ({max})"
+            ),
             StoreError::Unauthenticated { message, .. } => {
                 write!(f, "authentication required: {message}")
             }

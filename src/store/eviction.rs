@@ -313,6 +313,7 @@ impl Shard {
             kind: handle.kind(),
             flags: 0,
             meta_len,
+            namespace: entry.namespace,
             key_id: handle.key_id(),
             body_len: body.len() as u64,
             created_ms: now_ms(),
@@ -345,6 +346,7 @@ impl Shard {
             record_bytes: layout.record_bytes,
             lsn,
             kind: frame.kind,
+            namespace: frame.namespace,
             verified: true,
         };
         self.index.apply_put(frame.key_id, moved);

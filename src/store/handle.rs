@@ -70,7 +70,7 @@ impl ReadHandle {
         if layout.record_bytes != record_bytes || frame.key_id != *key_id {
             return Err("record does not match its index entry".into());
         }
-        if frame.flags & record::FLAG_TOMBSTONE != 0 {
+        if frame.flags & (record::FLAG_TOMBSTONE | record::FLAG_PURGE) != 0 {
             return Err("index entry points at a tombstone".into());
         }
         let state = if verified {

@@ -85,6 +85,21 @@ pub const CHECKPOINT_SPARE_GROWTH_DIVISOR: u64 = 4;
 /// young shard's spare is not outgrown by its next few hundred puts.
 pub const CHECKPOINT_SPARE_BYTES_MIN: u64 = 64 << 10;
 
+/// Most namespaces one shard records (`namespaces.rs`). Each costs one table entry in memory
+/// twice (name → tag, tag → name) and on disk, at most ~2 × 1 KiB: 4096 names bound a shard's
+/// table at ~8 MiB in memory and ~4 MiB on disk, read once at open. Namespaces are chosen by
+/// configuration and by clients (Bazel instance names, Turborepo teams, S3 buckets); thousands
+/// are far beyond real use, so reaching this means a client is inventing names.
+pub const NAMESPACES_PER_SHARD_MAX: usize = 4096;
+
+/// Longest namespace name the store records, in bytes (a `u16` on disk). Configured namespaces
+/// are at most 128 bytes (`config::mount`); Bazel instance names arrive from clients and are
+/// bounded by the request line and header limits, which are below this.
+pub const NAMESPACE_NAME_BYTES_MAX: usize = 1024;
+
+const _: () = assert!(NAMESPACE_NAME_BYTES_MAX <= u16::MAX as usize);
+const _: () = assert!(NAMESPACES_PER_SHARD_MAX < u32::MAX as usize);
+
 /// Zeros written per `pwrite` when a segment tail is wiped on a filesystem without
 /// `FALLOC_FL_ZERO_RANGE` (1 MiB: 64 calls for a 64 MiB segment; the buffer is allocated once
 /// per wipe).

@@ -167,6 +167,7 @@ impl Shard {
 
     fn encode_checkpoint(&mut self) -> Vec<u8> {
         let header = CheckpointHeader {
+            version: checkpoint::CHECKPOINT_VERSION,
             shard: self.shard_index,
             entry_count: self.index.len() as u64,
             replay_from: self.replay_position(),

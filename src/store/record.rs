@@ -10,8 +10,15 @@ use super::limits::{META_BYTES_MAX, RECORD_ALIGN_BYTES};
 
 /// Record magic: ASCII "TSRC".
 pub const RECORD_MAGIC: [u8; 4] = *b"TSRC";
-/// The record format this build writes and the newest it reads.
-pub const RECORD_VERSION: u16 = 1;
+/// The record format this build writes and the newest it reads. Version 2 gave the 4 bytes at
+/// offset 12 (reserved, zero, in version 1) to the namespace tag; version 1 records still read,
+/// with tag [`NAMESPACE_UNTAGGED`].
+pub const RECORD_VERSION: u16 = 2;
+/// The first record version with a namespace tag.
+pub const RECORD_VERSION_NAMESPACE_TAG: u16 = 2;
+/// The namespace tag of a record whose namespace is not known: written before version 2, or by
+/// a caller that named none (tools, tests). Counted as namespace `unknown`.
+pub const NAMESPACE_UNTAGGED: u32 = 0;
 
 pub const OFF_MAGIC: usize = 0;
 pub const OFF_VERSION: usize = OFF_MAGIC + 4;
@@ -19,8 +26,10 @@ pub const OFF_KIND: usize = OFF_VERSION + 2;
 pub const OFF_CODEC: usize = OFF_KIND + 1;
 pub const OFF_FLAGS: usize = OFF_CODEC + 1;
 pub const OFF_META_LEN: usize = OFF_FLAGS + 2;
-pub const OFF_RESERVED: usize = OFF_META_LEN + 2;
-pub const OFF_KEY_ID: usize = OFF_RESERVED + 4;
+/// The namespace tag (version 2; reserved and zero in version 1): an index into the shard's
+/// namespace table (`namespaces.rs`).
+pub const OFF_NAMESPACE: usize = OFF_META_LEN + 2;
+pub const OFF_KEY_ID: usize = OFF_NAMESPACE + 4;
 pub const OFF_BODY_LEN: usize = OFF_KEY_ID + 32;
 pub const OFF_RAW_LEN: usize = OFF_BODY_LEN + 8;
 pub const OFF_CREATED_MS: usize = OFF_RAW_LEN + 8;
@@ -45,7 +54,10 @@ const _: () = assert!(
 pub const CODEC_RAW: u8 = 0;
 /// Flag bit: the record deletes its key (body length 0).
 pub const FLAG_TOMBSTONE: u16 = 1;
-const FLAGS_KNOWN: u16 = FLAG_TOMBSTONE;
+/// Flag bit (version 2): the record deletes every entry of its namespace tag committed before it
+/// (a purge). Body and metadata are empty and the key id is all zeros.
+pub const FLAG_PURGE: u16 = 2;
+const FLAGS_KNOWN: u16 = FLAG_TOMBSTONE | FLAG_PURGE;
 
 /// State word values. Zero (a preallocated file's content) means "pending".
 pub const STATE_PENDING: u32 = 0;
@@ -60,6 +72,8 @@ pub struct Frame {
     pub kind: Kind,
     pub flags: u16,
     pub meta_len: u16,
+    /// The namespace tag ([`NAMESPACE_UNTAGGED`] for none).
+    pub namespace: u32,
     pub key_id: KeyId,
     pub body_len: u64,
     pub created_ms: u64,
@@ -152,7 +166,8 @@ pub fn encode_frame(frame: &Frame, meta: &[u8], header: &mut [u8; HEADER_BYTES])
     header[OFF_KIND] = frame.kind as u8;
     header[OFF_CODEC] = CODEC_RAW;
     header[OFF_FLAGS..OFF_META_LEN].copy_from_slice(&frame.flags.to_le_bytes());
-    header[OFF_META_LEN..OFF_RESERVED].copy_from_slice(&frame.meta_len.to_le_bytes());
+    header[OFF_META_LEN..OFF_NAMESPACE].copy_from_slice(&frame.meta_len.to_le_bytes());
+    header[OFF_NAMESPACE..OFF_KEY_ID].copy_from_slice(&frame.namespace.to_le_bytes());
     header[OFF_KEY_ID..OFF_BODY_LEN].copy_from_slice(&frame.key_id.0);
     header[OFF_BODY_LEN..OFF_RAW_LEN].copy_from_slice(&frame.body_len.to_le_bytes());
     header[OFF_RAW_LEN..OFF_CREATED_MS].copy_from_slice(&frame.body_len.to_le_bytes());
@@ -246,7 +261,7 @@ fn decode_frame_checked(bytes: &[u8], checksum: bool) -> Result<(Frame, Layout),
     if version == 0 {
         return Err(FrameError::Invalid("format version 0"));
     }
-    let frame = validate_fields(header, meta_len)?;
+    let frame = validate_fields(header, meta_len, version)?;
     let layout = layout(meta_len, frame.body_len).ok_or(FrameError::Invalid("length overflow"))?;
     if layout.record_bytes > bytes.len() as u64 {
         return Err(FrameError::Short);
@@ -254,16 +269,25 @@ fn decode_frame_checked(bytes: &[u8], checksum: bool) -> Result<(Frame, Layout),
     Ok((frame, layout))
 }
 
-fn validate_fields(header: &[u8], meta_len: u16) -> Result<Frame, FrameError> {
+fn validate_fields(header: &[u8], meta_len: u16, version: u16) -> Result<Frame, FrameError> {
     let kind = Kind::from_u8(header[OFF_KIND]).ok_or(FrameError::Invalid("unknown kind"))?;
     if header[OFF_CODEC] != CODEC_RAW {
         return Err(FrameError::Invalid("unknown codec"));
     }
     let flags = u16_at(header, OFF_FLAGS);
-    if flags & !FLAGS_KNOWN != 0 {
+    let flags_known = if version >= RECORD_VERSION_NAMESPACE_TAG {
+        FLAGS_KNOWN
+    } else {
+        FLAG_TOMBSTONE
+    };
+    if flags & !flags_known != 0 {
         return Err(FrameError::Invalid("unknown flags"));
     }
-    if u32_at(header, OFF_RESERVED) != 0 {
+    if flags & FLAG_TOMBSTONE != 0 && flags & FLAG_PURGE != 0 {
+        return Err(FrameError::Invalid("both tombstone and purge"));
+    }
+    let namespace = u32_at(header, OFF_NAMESPACE);
+    if version < RECORD_VERSION_NAMESPACE_TAG && namespace != NAMESPACE_UNTAGGED {
         return Err(FrameError::Invalid("reserved bytes not zero"));
     }
     let body_len = u64_at(header, OFF_BODY_LEN);
@@ -272,7 +296,7 @@ fn validate_fields(header: &[u8], meta_len: u16) -> Result<Frame, FrameError> {
             "raw length differs from body length for a raw body",
         ));
     }
-    if flags & FLAG_TOMBSTONE != 0 && (body_len != 0 || meta_len != 0) {
+    if flags & (FLAG_TOMBSTONE | FLAG_PURGE) != 0 && (body_len != 0 || meta_len != 0) {
         return Err(FrameError::Invalid("tombstone with a body"));
     }
     let key_id = KeyId(
@@ -280,11 +304,17 @@ fn validate_fields(header: &[u8], meta_len: u16) -> Result<Frame, FrameError> {
             .try_into()
             .expect("32 bytes"),
     );
+    if flags & FLAG_PURGE != 0 && (key_id != KeyId([0; 32]) || namespace == NAMESPACE_UNTAGGED) {
+        return Err(FrameError::Invalid(
+            "purge record with a key id or without a namespace",
+        ));
+    }
     let created_ms = u64_at(header, OFF_CREATED_MS);
     Ok(Frame {
         kind,
         flags,
         meta_len,
+        namespace,
         key_id,
         body_len,
         created_ms,
@@ -346,6 +376,7 @@ mod tests {
             kind: Kind::Ac,
             flags: 0,
             meta_len,
+            namespace: 0x0d0c_0b0a,
             key_id: KeyId([0xAB; 32]),
             body_len,
             created_ms: 0x0102_0304_0506_0708,
@@ -371,7 +402,8 @@ mod tests {
         out
     }
 
-    const GOLDEN_HEADER_CHECKSUM: u64 = 0xb992_3106_02a2_3707;
+    const GOLDEN_HEADER_CHECKSUM: u64 = 0xeef3_1349_82d4_423a;
+    const GOLDEN_HEADER_CHECKSUM_V1: u64 = 0xb992_3106_02a2_3707;
 
     /// Golden bytes: pins every offset and the checksum scope. If this test fails the on-disk
     /// format changed: bump RECORD_VERSION and document it in FORMAT.md instead of editing this.
@@ -381,12 +413,12 @@ mod tests {
         let record = encode(&meta, b"hello", 7);
         let expected_head = concat!(
             "54535243",
-            "0100",
+            "0200",
             "02",
             "00",
             "0000",
             "0500",
-            "00000000",
+            "0a0b0c0d",
             "abababababababababababababababababababababababababababababababab",
             "0500000000000000",
             "0500000000000000",
@@ -423,6 +455,71 @@ mod tests {
                 body_checksum: checksum64(&[b"hello"]),
                 lsn: 7
             })
+        );
+    }
+
+    /// Compatibility: a version 1 record (data directories written before namespace tags) is
+    /// still read, as untagged. The bytes are those version 1 wrote: the same header with
+    /// version 1 and zeros at offset 12, pinned by the version 1 header checksum.
+    #[test]
+    fn version_1_records_read_as_untagged() {
+        let meta = [1u8, b'k', 1, 0, b'v'];
+        let mut record = encode(&meta, b"hello", 7);
+        record[OFF_VERSION..OFF_KIND].copy_from_slice(&1u16.to_le_bytes());
+        record[OFF_NAMESPACE..OFF_KEY_ID].fill(0);
+        let sum = checksum64(&[&record[..OFF_HEADER_CHECKSUM], &meta]);
+        assert_eq!(sum, GOLDEN_HEADER_CHECKSUM_V1, "not the version 1 bytes");
+        record[OFF_HEADER_CHECKSUM..FRAME_BYTES].copy_from_slice(&sum.to_le_bytes());
+        let seal = Seal {
+            body_checksum: checksum64(&[b"hello"]),
+            lsn: 7,
+        };
+        record[FRAME_BYTES..HEADER_BYTES].copy_from_slice(&encode_commit(
+            sum,
+            seal,
+            STATE_COMMITTED,
+        ));
+        let (frame, _) = decode_frame(&record).unwrap();
+        assert_eq!(
+            frame,
+            Frame {
+                namespace: NAMESPACE_UNTAGGED,
+                ..sample_frame(5, 5)
+            }
+        );
+        assert_eq!(decode_state(&record).unwrap(), State::Committed(seal));
+        // Version 1 knew neither a tag nor purge records: either is damage there.
+        let mut tagged = record.clone();
+        tagged[OFF_NAMESPACE] = 1;
+        let sum = checksum64(&[&tagged[..OFF_HEADER_CHECKSUM], &meta]);
+        tagged[OFF_HEADER_CHECKSUM..FRAME_BYTES].copy_from_slice(&sum.to_le_bytes());
+        assert_eq!(
+            decode_frame(&tagged),
+            Err(FrameError::Invalid("reserved bytes not zero"))
+        );
+    }
+
+    #[test]
+    fn purge_records_name_a_namespace_and_no_key() {
+        let purge = |namespace: u32, key: u8| {
+            let frame = Frame {
+                kind: Kind::Blob,
+                flags: FLAG_PURGE,
+                meta_len: 0,
+                namespace,
+                key_id: KeyId([key; 32]),
+                body_len: 0,
+                created_ms: 1,
+            };
+            let mut header = [0u8; HEADER_BYTES];
+            encode_frame(&frame, &[], &mut header);
+            decode_frame(&header).map(|(frame, _)| frame.namespace)
+        };
+        assert_eq!(purge(3, 0), Ok(3));
+        assert!(purge(3, 1).is_err(), "a purge names no key");
+        assert!(
+            purge(NAMESPACE_UNTAGGED, 0).is_err(),
+            "untagged entries cannot be purged"
         );
     }
 
@@ -465,9 +562,9 @@ mod tests {
     #[test]
     fn newer_version_is_reported_as_such() {
         let mut record = encode(b"", b"x", 1);
-        record[OFF_VERSION] = 2;
+        record[OFF_VERSION] = 3;
         let sum = checksum64(&[&record[..OFF_HEADER_CHECKSUM]]);
         record[OFF_HEADER_CHECKSUM..FRAME_BYTES].copy_from_slice(&sum.to_le_bytes());
-        assert_eq!(decode_frame(&record), Err(FrameError::TooNew(2)));
+        assert_eq!(decode_frame(&record), Err(FrameError::TooNew(3)));
     }
 }

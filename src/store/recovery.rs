@@ -24,7 +24,7 @@ use std::sync::Arc;
 use super::checkpoint::{self, Position};
 use super::error::StoreError;
 use super::index::{Entry, Index};
-use super::record::{State, FLAG_TOMBSTONE};
+use super::record::{State, FLAG_PURGE, FLAG_TOMBSTONE};
 use super::scan::{body_matches, next_valid_frame, Scanner, Step};
 use super::segment::{parse_segment_file_name, segment_file_name, Segment};
 
@@ -119,6 +119,8 @@ fn replay_segment(
                 report.replayed_records += 1;
                 if frame.flags & FLAG_TOMBSTONE != 0 {
                     index.apply_tombstone(&frame.key_id, seal.lsn);
+                } else if frame.flags & FLAG_PURGE != 0 {
+                    index.apply_purge(frame.namespace, seal.lsn);
                 } else if body_matches(bytes, offset, &frame, &layout, seal.body_checksum) {
                     let entry = Entry {
                         seq,
@@ -126,6 +128,7 @@ fn replay_segment(
                         record_bytes: layout.record_bytes,
                         lsn: seal.lsn,
                         kind: frame.kind,
+                        namespace: frame.namespace,
                         verified: true,
                     };
                     index.apply_put(frame.key_id, entry);

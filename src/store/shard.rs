@@ -37,11 +37,12 @@ use super::datadir::{shard_dir, DataDir};
 use super::digest::ContentDigest;
 use super::error::StoreError;
 use super::handle::{PendingToken, ReadHandle, Reservation};
-use super::index::{Entry, Index};
+use super::index::{Entry, Index, NamespaceUsage};
 use super::key::{KeyId, Kind};
 use super::maintenance::Background;
 use super::meta::Meta;
-use super::record::{self, Frame, FLAG_TOMBSTONE};
+use super::namespaces::NamespaceTable;
+use super::record::{self, Frame, FLAG_PURGE, FLAG_TOMBSTONE, NAMESPACE_UNTAGGED};
 use super::recovery::{recover, RecoveryReport};
 use super::ring::Ring;
 use super::segment::Segment;
@@ -104,6 +105,9 @@ pub struct ShardStats {
     /// Creation time (Unix ms) of the oldest segment while the shard holds any record: no live
     /// record is older, so `now − this` is how long this shard remembers.
     pub oldest_segment_created_ms: Option<u64>,
+    /// Live entries and their record bytes per namespace name; records without a known
+    /// namespace (written before namespace tags) are under `unknown`.
+    pub namespaces: BTreeMap<String, NamespaceUsage>,
     pub recovery: RecoveryReport,
 }
 
@@ -133,6 +137,8 @@ pub struct Shard {
     pub(super) ring: Ring,
     pub(super) active: Option<Active>,
     pub(super) index: Index,
+    /// Namespace name ↔ tag of this shard's records.
+    pub(super) namespaces: NamespaceTable,
     /// Live reservations by position; a dead `Weak` is a reservation dropped without commit.
     pub(super) pending: BTreeMap<Position, Weak<PendingToken>>,
     pub(super) next_lsn: u64,
@@ -186,6 +192,7 @@ impl Shard {
         std::fs::create_dir_all(&dir)
             .map_err(|e| StoreError::io("create shard directory", &dir, e))?;
         let lock = lock_shard(&dir)?;
+        let namespaces = NamespaceTable::load(&dir)?;
         let recovered = recover(&dir, shard_index)?;
         let mut ring = Ring::default();
         for segment in recovered.segments {
@@ -205,6 +212,7 @@ impl Shard {
             ring,
             active,
             index: recovered.index,
+            namespaces,
             pending: BTreeMap::new(),
             next_lsn: recovered.next_lsn,
             next_seq: recovered.next_seq,
@@ -296,8 +304,20 @@ impl Shard {
             .collect()
     }
 
-    /// Reserves space for a put before any body byte is read.
+    /// Reserves space for a put before any body byte is read. The record is untagged (counted
+    /// under namespace `unknown` and not purgeable): servers use [`Shard::reserve_in`].
     pub fn reserve(&mut self, request: PutRequest) -> Result<Reserved, StoreError> {
+        self.reserve_in("", request)
+    }
+
+    /// Reserves space for a put in `namespace` before any body byte is read. The record carries
+    /// the namespace's tag, so the shard counts it per namespace and a purge finds it. A new
+    /// namespace is recorded durably in the shard's table first (one small fsynced append).
+    pub fn reserve_in(
+        &mut self,
+        namespace: &str,
+        request: PutRequest,
+    ) -> Result<Reserved, StoreError> {
         if request.body_len > self.config.max_blob_bytes {
             return Err(StoreError::TooLarge {
                 len: request.body_len,
@@ -321,6 +341,7 @@ impl Shard {
                 });
             }
         }
+        let namespace = self.namespaces.tag_or_assign(namespace)?;
         let meta_len = request.meta.encoded().len() as u16;
         let layout = record::layout(meta_len, request.body_len).expect("lengths are bounded");
         let (segment, offset) = self.allocate(layout.record_bytes)?;
@@ -328,6 +349,7 @@ impl Shard {
             kind: request.kind,
             flags: 0,
             meta_len,
+            namespace,
             key_id: request.id,
             body_len: request.body_len,
             created_ms: now_ms(),
@@ -376,11 +398,12 @@ impl Shard {
                 });
             }
         }
-        let (id, offset, layout, kind) = (
+        let (id, offset, layout, kind, namespace) = (
             filled.frame.key_id,
             filled.record_offset,
             filled.layout,
             filled.frame.kind,
+            filled.frame.namespace,
         );
         let lsn = self.take_lsn();
         let segment = filled.commit(lsn)?;
@@ -392,6 +415,7 @@ impl Shard {
             record_bytes: layout.record_bytes,
             lsn,
             kind,
+            namespace,
             verified: true,
         };
         self.index.apply_put(id, entry);
@@ -416,6 +440,7 @@ impl Shard {
             kind: entry.kind,
             flags: FLAG_TOMBSTONE,
             meta_len: 0,
+            namespace: entry.namespace,
             key_id: *id,
             body_len: 0,
             created_ms: now_ms(),
@@ -436,6 +461,60 @@ impl Shard {
         self.after_write(&segment, offset, layout.record_bytes)?;
         self.index.remove(id);
         Ok(true)
+    }
+
+    /// Deletes every entry of `namespace` in this shard: one purge record (so the purge survives
+    /// a restart; recovery applies it like a tombstone of every entry committed before it) and
+    /// one pass over the index. Returns what was deleted; a namespace this shard never stored
+    /// (or holds nothing of) writes nothing. Entries without a namespace tag (`unknown`) cannot
+    /// be purged. O(entries) on the owner's thread, no disk reads.
+    pub fn purge(&mut self, namespace: &str) -> Result<NamespaceUsage, StoreError> {
+        let Some(tag) = self.namespaces.tag_of(namespace) else {
+            return Ok(NamespaceUsage::default());
+        };
+        if !self.index.usage().contains_key(&tag) {
+            return Ok(NamespaceUsage::default());
+        }
+        let layout = record::layout(0, 0).expect("empty record");
+        let (segment, offset) = self.allocate(layout.record_bytes)?;
+        let frame = Frame {
+            kind: super::key::Kind::Blob,
+            flags: FLAG_PURGE,
+            meta_len: 0,
+            namespace: tag,
+            key_id: KeyId([0; 32]),
+            body_len: 0,
+            created_ms: now_ms(),
+        };
+        let reservation = Reservation::begin(
+            segment,
+            self.tag,
+            offset,
+            frame,
+            &Meta::new(),
+            None,
+            false,
+            Arc::new(PendingToken),
+        )?;
+        let lsn = self.take_lsn();
+        let segment = reservation.finish().commit(lsn)?;
+        self.after_write(&segment, offset, layout.record_bytes)?;
+        Ok(self.index.apply_purge(tag, lsn))
+    }
+
+    /// Live entries and their record bytes per namespace name (see `ShardStats::namespaces`).
+    pub fn namespace_usage(&self) -> BTreeMap<String, NamespaceUsage> {
+        let mut by_name: BTreeMap<String, NamespaceUsage> = BTreeMap::new();
+        for (&tag, usage) in self.index.usage() {
+            let name = match tag {
+                NAMESPACE_UNTAGGED => super::namespaces::UNKNOWN_NAMESPACE,
+                tag => self.namespaces.name_of(tag),
+            };
+            let slot = by_name.entry(name.to_owned()).or_default();
+            slot.objects += usage.objects;
+            slot.bytes += usage.bytes;
+        }
+        by_name
     }
 
     /// Every live key id with its kind: owner-side iteration (e.g. S3 listing reads each record's
@@ -499,6 +578,7 @@ impl Shard {
                 0 => None,
                 _ => self.ring.front().map(|segment| segment.created_ms()),
             },
+            namespaces: self.namespace_usage(),
             recovery: self.recovery.clone(),
         }
     }

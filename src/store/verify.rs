@@ -15,7 +15,7 @@ use super::checkpoint;
 use super::datadir::{read_manifest, shard_dir, DATA_FORMAT_VERSION};
 use super::digest::to_hex;
 use super::error::StoreError;
-use super::record::{State, FLAG_TOMBSTONE};
+use super::record::{State, FLAG_PURGE, FLAG_TOMBSTONE};
 use super::recovery::list_segments;
 use super::scan::{body_matches, next_valid_frame, Scanner, Step};
 use super::segment::{segment_file_name, Segment, SegmentHeader, SEGMENT_HEADER_BYTES};
@@ -169,7 +169,7 @@ fn scan_from(
                 state,
             } => {
                 match state {
-                    Ok(State::Committed(_)) if frame.flags & FLAG_TOMBSTONE != 0 => {
+                    Ok(State::Committed(_)) if frame.flags & (FLAG_TOMBSTONE | FLAG_PURGE) != 0 => {
                         report.tombstones += 1
                     }
                     Ok(State::Committed(seal)) => {

@@ -17,6 +17,7 @@ fn valid_record(body: &[u8], meta: &Meta) -> Vec<u8> {
         kind: Kind::Blob,
         flags: 0,
         meta_len: meta.encoded().len() as u16,
+        namespace: 1,
         key_id: KeyId([3; 32]),
         body_len: body.len() as u64,
         created_ms: 1,
@@ -68,11 +69,13 @@ fn sample_checkpoint(entries: u8) -> Vec<u8> {
             record_bytes: 128,
             lsn: u64::from(i) + 1,
             kind: Kind::Ac,
+            namespace: u32::from(i % 2),
             verified: false,
         };
         index.apply_put(KeyId([i; 32]), entry);
     }
     let header = CheckpointHeader {
+        version: tessera::store::checkpoint::CHECKPOINT_VERSION,
         shard: 0,
         entry_count: u64::from(entries),
         replay_from: Position { seq: 1, offset: 64 },

@@ -8,6 +8,7 @@ mod disk_full;
 mod eviction;
 #[path = "../common/loop_fs.rs"]
 mod loop_fs;
+mod namespaces;
 mod round_trip;
 mod torn_tail;
 mod verify_cli;

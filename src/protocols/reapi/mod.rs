@@ -261,10 +261,12 @@ impl<B: Backend + 'static> GrpcService for ReapiService<B> {
         request: Bytes,
     ) -> Result<Bytes, Status> {
         let timer = Timer::start();
-        let result = self
-            .dispatch_unary(method, call, request)
-            .instrument(crate::logging::request_span("grpc"))
-            .await;
+        let result = crate::logging::in_request(
+            crate::logging::text_request_id(),
+            self.dispatch_unary(method, call, request)
+                .instrument(crate::logging::request_span("grpc")),
+        )
+        .await;
         timed(method, timer, result.as_ref().err());
         result
     }
@@ -277,10 +279,12 @@ impl<B: Backend + 'static> GrpcService for ReapiService<B> {
         responses: &mut ResponseSink,
     ) -> Result<(), Status> {
         let timer = Timer::start();
-        let result = self
-            .dispatch_server_streaming(method, call, request, responses)
-            .instrument(crate::logging::request_span("grpc"))
-            .await;
+        let result = crate::logging::in_request(
+            crate::logging::text_request_id(),
+            self.dispatch_server_streaming(method, call, request, responses)
+                .instrument(crate::logging::request_span("grpc")),
+        )
+        .await;
         timed(method, timer, result.as_ref().err());
         result
     }
@@ -292,10 +296,12 @@ impl<B: Backend + 'static> GrpcService for ReapiService<B> {
         requests: &mut RequestStream,
     ) -> Result<Bytes, Status> {
         let timer = Timer::start();
-        let result = self
-            .dispatch_client_streaming(method, call, requests)
-            .instrument(crate::logging::request_span("grpc"))
-            .await;
+        let result = crate::logging::in_request(
+            crate::logging::text_request_id(),
+            self.dispatch_client_streaming(method, call, requests)
+                .instrument(crate::logging::request_span("grpc")),
+        )
+        .await;
         timed(method, timer, result.as_ref().err());
         result
     }
@@ -332,6 +338,8 @@ fn timed(method: ReapiMethod, timer: Timer, error: Option<&Status>) {
 ///
 /// * `NoSpace`, `TooManyReservations`, `RateLimited` → RESOURCE_EXHAUSTED: the cache is full
 ///   or the caller over its rate right now; Bazel retries it and then builds without the cache.
+/// * `NamespaceTableFull` → RESOURCE_EXHAUSTED, `NamespaceTooLong` → INVALID_ARGUMENT (an
+///   instance name longer than the store records).
 /// * `TooLarge` → INVALID_ARGUMENT: the blob is over the advertised `max_cas_blob_size_bytes`,
 ///   a permanent property of the request. REAPI lists INVALID_ARGUMENT for requests over a
 ///   server limit; RESOURCE_EXHAUSTED is for quota, and Bazel would retry it in vain.
@@ -346,8 +354,10 @@ pub fn status_of(error: &StoreError) -> Status {
     match error {
         StoreError::NoSpace { .. }
         | StoreError::TooManyReservations { .. }
+        | StoreError::NamespaceTableFull { .. }
         | StoreError::RateLimited { .. } => Status::resource_exhausted(message),
         StoreError::TooLarge { .. }
+        | StoreError::NamespaceTooLong { .. }
         | StoreError::DigestMismatch { .. }
         | StoreError::Truncated { .. }
         | StoreError::Overflow { .. }
