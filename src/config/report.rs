@@ -18,6 +18,9 @@ use super::mount::MountOrigin;
 use super::settings::Kind;
 use super::{parse_bool, Config, Layers, Source};
 
+/// What `tessera config` shows for a secret that is set (the value itself is never printed).
+pub(super) const HIDDEN: &str = "<hidden>";
+
 /// Column where the origin comment starts (values longer than this push it right).
 const ORIGIN_COLUMN: usize = 44;
 
@@ -74,6 +77,7 @@ fn line_with_comment(out: &mut String, line: &str, comment: &str) {
 /// The value as TOML: numbers and booleans bare, everything else (and the unset value) quoted.
 fn toml_text(kind: Kind, value: &str) -> String {
     match kind {
+        Kind::Secret if !value.is_empty() => quoted(HIDDEN),
         Kind::Count { .. } if !value.is_empty() => value.to_string(),
         Kind::Bool => match parse_bool(value) {
             Some(b) => b.to_string(),

@@ -74,6 +74,9 @@ pub enum Kind {
     Choice(&'static [&'static str]),
     /// Free text (a log filter).
     Text,
+    /// Free text that is a credential (a secret key): parsed as [`Kind::Text`], never shown by
+    /// `tessera config` or in logs.
+    Secret,
     /// S3 bucket names: a TOML array of strings in the file, comma-separated in a variable or
     /// flag (`s3.buckets`).
     BucketList,
@@ -95,6 +98,7 @@ impl Kind {
             Kind::Bool => "BOOL",
             Kind::Choice(_) => "WORD",
             Kind::Text => "TEXT",
+            Kind::Secret => "SECRET",
             Kind::BucketList => "NAME,…",
             Kind::Domain => "DOMAIN",
             Kind::Rate => "RATE",
@@ -114,7 +118,7 @@ impl Kind {
                 let quoted: Vec<String> = words.iter().map(|w| format!("`{w}`")).collect();
                 format!("one of {}", quoted.join(", "))
             }
-            Kind::Text => "non-empty text".into(),
+            Kind::Text | Kind::Secret => "non-empty text".into(),
             Kind::BucketList => "a comma-separated list of bucket names (3 to 63 lowercase \
                                   letters, digits, `.` and `-`; an array of strings in the file)"
                 .into(),
@@ -140,7 +144,7 @@ impl Kind {
             ),
             Kind::Bool => Parsed::Bool(parse_bool(text)?),
             Kind::Choice(words) => Parsed::Word(words.iter().copied().find(|w| *w == text)?),
-            Kind::Text => Parsed::Text(text.to_string()),
+            Kind::Text | Kind::Secret => Parsed::Text(text.to_string()),
             Kind::BucketList => {
                 let names: Vec<String> = text
                     .split(',')
@@ -425,7 +429,7 @@ pub const SETTINGS: &[Setting] = &[
     Setting { key: "tier.access_key", default: "", kind: Kind::Text,
         help: "S3 access key id (unset: AWS_ACCESS_KEY_ID and the usual AWS sources)",
         store: |c, v| set(&mut c.tier.access_key, v.optional(Parsed::text)) },
-    Setting { key: "tier.secret_key", default: "", kind: Kind::Text,
+    Setting { key: "tier.secret_key", default: "", kind: Kind::Secret,
         help: "S3 secret access key (unset: AWS_SECRET_ACCESS_KEY and the usual AWS sources)",
         store: |c, v| set(&mut c.tier.secret_key, v.optional(Parsed::text)) },
     Setting { key: "tier.virtual_host_style", default: "false", kind: Kind::Bool,
@@ -440,7 +444,7 @@ pub const SETTINGS: &[Setting] = &[
     Setting { key: "tier.account", default: "", kind: Kind::Text,
         help: "kind = azure: storage account name (unset: AZURE_STORAGE_ACCOUNT_NAME)",
         store: |c, v| set(&mut c.tier.account, v.optional(Parsed::text)) },
-    Setting { key: "tier.account_key", default: "", kind: Kind::Text,
+    Setting { key: "tier.account_key", default: "", kind: Kind::Secret,
         help: "kind = azure: storage account access key (unset: AZURE_STORAGE_ACCOUNT_KEY and the usual Azure sources)",
         store: |c, v| set(&mut c.tier.account_key, v.optional(Parsed::text)) },
     Setting { key: "tier.write", default: "behind", kind: Kind::Choice(TIER_WRITE_WORDS),

@@ -78,7 +78,7 @@ fn samples(setting: &Setting) -> [String; 3] {
             let other = words.iter().find(|w| **w != default).expect("two choices");
             [other, &default, other].map(|w| w.to_string())
         }
-        Kind::Text => ["debug", "warn", "tessera=trace"].map(String::from),
+        Kind::Text | Kind::Secret => ["debug", "warn", "tessera=trace"].map(String::from),
         Kind::BucketList => ["alpha", "beta,gamma", "delta"].map(String::from),
         Kind::Domain => ["s3.example.com", "a.test", "b.test"].map(String::from),
         Kind::Rate => ["10/s", "20/m", "30/h"].map(String::from),
@@ -90,8 +90,8 @@ fn samples(setting: &Setting) -> [String; 3] {
 fn bad_value(setting: &Setting) -> Option<&'static str> {
     match setting.kind {
         // Every text is a valid path or text: only a required one has a bad value, the empty one.
-        Kind::Path | Kind::Text if setting.default.is_empty() => None,
-        Kind::Path | Kind::Text => Some(""),
+        Kind::Path | Kind::Text | Kind::Secret if setting.default.is_empty() => None,
+        Kind::Path | Kind::Text | Kind::Secret => Some(""),
         _ => Some("#bad#"),
     }
 }
@@ -604,4 +604,37 @@ fn the_report_lists_every_setting_with_its_value_and_origin_then_the_mounts() {
             .sum()
     }
     assert_eq!(leaves(&reread), SETTINGS.len());
+}
+
+#[test]
+fn the_report_never_prints_a_secret() {
+    let mut layers = Layers::with_defaults();
+    layers
+        .apply_toml(
+            "[tier]\nbucket = \"b\"\naccess_key = \"AKID\"\nsecret_key = \"s3cr3t-value\"\n",
+        )
+        .unwrap();
+    let config = layers.validate().unwrap();
+    let report = layers.render(&config);
+    assert!(!report.contains("s3cr3t-value"), "{report}");
+    let line = report
+        .lines()
+        .find(|l| l.starts_with("tier.secret_key = "))
+        .expect("a tier.secret_key line");
+    assert!(line.contains("\"<hidden>\""), "{line}");
+    // An unset secret says so rather than pretending one is set.
+    let line = report
+        .lines()
+        .find(|l| l.starts_with("tier.account_key = "))
+        .expect("a tier.account_key line");
+    assert!(line.contains("\"\""), "{line}");
+    for setting in SETTINGS {
+        if setting.key.ends_with("secret_key") || setting.key.ends_with("account_key") {
+            assert!(
+                matches!(setting.kind, Kind::Secret),
+                "{} holds a credential: declare it Kind::Secret",
+                setting.key
+            );
+        }
+    }
 }
