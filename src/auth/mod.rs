@@ -17,12 +17,15 @@ pub mod token;
 
 use std::sync::Arc;
 
-/// What every executor's authorization layer shares: the trusted keys (reloaded) and the
-/// audit log.
+/// What every executor's authorization layer shares: the trusted keys (reloaded), the audit
+/// log, and TLS (reloaded), whose verified client certificates are credentials too.
 #[derive(Clone)]
 pub struct AuthState {
     pub trust: Arc<gate::SharedTrust>,
     pub audit: Option<Arc<audit::AuditLog>>,
+    /// `None` without `tls_cert`; set by the server after [`AuthState::load`]
+    /// (`tls::load_shared`).
+    pub tls: Option<Arc<crate::tls::SharedTls>>,
 }
 
 impl AuthState {
@@ -46,6 +49,7 @@ impl AuthState {
         Ok(AuthState {
             trust: Arc::new(gate::SharedTrust::new(trust)),
             audit,
+            tls: None,
         })
     }
 }

@@ -184,6 +184,7 @@ impl<B: Backend> Router<B> {
     async fn own_endpoint(
         &self,
         path: &str,
+        connection: &Identity,
         request: &Request<'_>,
         responder: &mut Responder<'_>,
     ) -> Option<io::Result<()>> {
@@ -201,7 +202,7 @@ impl<B: Backend> Router<B> {
         Some(match name {
             "/healthz" => responder.send_text(200, "ok").await,
             "/ready" => self.ready(responder).await,
-            "/status.json" => self.status_json(request, responder).await,
+            "/status.json" => self.status_json(connection, request, responder).await,
             "/" if status::wants_html(request.head.header("accept")) => {
                 let sent = responder
                     .header("content-type", "text/html; charset=utf-8")
@@ -215,18 +216,20 @@ impl<B: Backend> Router<B> {
                 let index = self.options.mounts.index_text();
                 responder.send_text(200, index.trim_end()).await
             }
-            _ => self.metrics(request, responder).await,
+            _ => self.metrics(connection, request, responder).await,
         })
     }
 
     /// Answers a caller the metrics guard refuses; `None` when it may go on.
     async fn refuse_unless_metrics_reader(
         &self,
+        connection: &Identity,
         request: &Request<'_>,
         responder: &mut Responder<'_>,
     ) -> Option<io::Result<()>> {
         let guard = self.metrics_guard.as_ref()?;
-        let identity = Identity::from_authorization(request.head.header("authorization"));
+        let identity = Identity::from_authorization(request.head.header("authorization"))
+            .on_connection(connection);
         let error = guard(&identity).err()?;
         let (status, message) = status_of(&error);
         if let Err(error) = challenge(responder, status) {
@@ -247,10 +250,14 @@ impl<B: Backend> Router<B> {
 
     async fn status_json(
         &self,
+        connection: &Identity,
         request: &Request<'_>,
         responder: &mut Responder<'_>,
     ) -> io::Result<()> {
-        if let Some(refused) = self.refuse_unless_metrics_reader(request, responder).await {
+        if let Some(refused) = self
+            .refuse_unless_metrics_reader(connection, request, responder)
+            .await
+        {
             return refused;
         }
         match status::status_json(&*self.backend).await {
@@ -268,10 +275,14 @@ impl<B: Backend> Router<B> {
 
     async fn metrics(
         &self,
+        connection: &Identity,
         request: &Request<'_>,
         responder: &mut Responder<'_>,
     ) -> io::Result<()> {
-        if let Some(refused) = self.refuse_unless_metrics_reader(request, responder).await {
+        if let Some(refused) = self
+            .refuse_unless_metrics_reader(connection, request, responder)
+            .await
+        {
             return refused;
         }
         match metrics::render(&*self.backend, self.extra_metrics.as_ref()).await {
@@ -293,6 +304,38 @@ impl<B: Backend> Service for Router<B> {
         request: &mut Request<'_>,
         responder: &mut Responder<'_>,
     ) -> io::Result<()> {
+        self.call_on(&Identity::default(), request, responder).await
+    }
+}
+
+/// The router as the service of one connection with an identity of its own (a verified TLS
+/// client certificate): a request without a credential acts as the connection
+/// ([`Identity::on_connection`]). S3 requests keep their signature's identity.
+pub struct OnConnection<'a, B> {
+    pub router: &'a Router<B>,
+    pub identity: Identity,
+}
+
+impl<B: Backend> Service for OnConnection<'_, B> {
+    async fn call(
+        &self,
+        request: &mut Request<'_>,
+        responder: &mut Responder<'_>,
+    ) -> io::Result<()> {
+        self.router
+            .call_on(&self.identity, request, responder)
+            .await
+    }
+}
+
+impl<B: Backend> Router<B> {
+    /// Serves one request of a connection whose own identity is `connection`.
+    async fn call_on(
+        &self,
+        connection: &Identity,
+        request: &mut Request<'_>,
+        responder: &mut Responder<'_>,
+    ) -> io::Result<()> {
         if let Some(front) = &self.s3 {
             if self.s3_only || s3::is_signed(&request.head) {
                 return front.handle(&*self.backend, request, responder).await;
@@ -301,7 +344,10 @@ impl<B: Backend> Service for Router<B> {
         let path = request.head.path();
         // Bazel at `/` could claim these paths too: the server's own endpoints come first.
         // Only the exact paths are taken, so `/healthz/ac/<h>` stays a Bazel path.
-        if let Some(answered) = self.own_endpoint(path, request, responder).await {
+        if let Some(answered) = self
+            .own_endpoint(path, connection, request, responder)
+            .await
+        {
             return answered;
         }
         // The admin API comes before the mounts too (a Bazel instance named `admin` is
@@ -332,7 +378,8 @@ impl<B: Backend> Service for Router<B> {
             spool: &self.spool,
             options: &self.options,
             namespace: routed.and_then(|(mount, _)| mount.namespace.as_ref()),
-            identity: Identity::from_authorization(request.head.header("authorization")),
+            identity: Identity::from_authorization(request.head.header("authorization"))
+                .on_connection(connection),
             timed: &timed,
         };
         let answered = async {

@@ -38,7 +38,7 @@ pub(super) async fn get_action_result<B: Backend + 'static>(
 ) -> Result<reapi::ActionResult, Status> {
     let (function, action) = action_of(request.digest_function, &request.action_digest)?;
     let ctx = &reapi_keys::context(&request.instance_name, Protocol::Grpc)
-        .with_identity(super::identity(call));
+        .with_identity(service.identity(call));
     let backend = &*service.backend;
     let handle = backend
         .lookup(ctx, &ac_key(ctx, &action).key())
@@ -66,7 +66,7 @@ pub(super) async fn update_action_result<B: Backend + 'static>(
     validate_action_result(&result, function)?;
     let encoded = result.encode_to_vec();
     let ctx = &reapi_keys::context(&request.instance_name, Protocol::Grpc)
-        .with_identity(super::identity(call));
+        .with_identity(service.identity(call));
     let key = ac_key(ctx, &action);
     let put = Put {
         key: key.key(),

@@ -54,7 +54,7 @@ pub(super) async fn read<B: Backend + 'static>(
 ) -> Result<(), Status> {
     let name = parse_read(&request.resource_name)?;
     let ctx = &reapi_keys::context(name.instance_name, Protocol::Grpc)
-        .with_identity(super::identity(call));
+        .with_identity(service.identity(call));
     let digest = blob_digest(&name.blob)?;
     let size = name.blob.size_bytes;
     let body = if is_empty_blob(&digest, size) {
@@ -126,7 +126,7 @@ pub(super) async fn write<B: Backend + 'static>(
     let resource_name = first.resource_name.clone();
     let name = parse_write(&resource_name)?;
     let ctx = &reapi_keys::context(name.instance_name, Protocol::Grpc)
-        .with_identity(super::identity(call));
+        .with_identity(service.identity(call));
     let digest = blob_digest(&name.blob)?;
     let size = name.blob.size_bytes;
     let compressed = name.blob.compressor == Compressor::Zstd;
@@ -268,7 +268,7 @@ pub(super) async fn query_write_status<B: Backend + 'static>(
         });
     }
     let ctx = &reapi_keys::context(name.instance_name, Protocol::Grpc)
-        .with_identity(super::identity(call));
+        .with_identity(service.identity(call));
     let digest = blob_digest(&name.blob)?;
     let size = name.blob.size_bytes;
     let present = is_empty_blob(&digest, size)

@@ -51,7 +51,7 @@ pub(super) async fn find_missing_blobs<B: Backend + 'static>(
     let function = request_function(request.digest_function)?;
     check_count(service, request.blob_digests.len())?;
     let ctx = &reapi_keys::context(&request.instance_name, Protocol::Grpc)
-        .with_identity(super::identity(call));
+        .with_identity(service.identity(call));
     let mut ids: Vec<DigestKey> = Vec::with_capacity(request.blob_digests.len());
     let mut asked: Vec<&reapi::Digest> = Vec::with_capacity(request.blob_digests.len());
     for digest in &request.blob_digests {
@@ -94,7 +94,7 @@ pub(super) async fn batch_update_blobs<B: Backend + 'static>(
         )));
     }
     let ctx = &reapi_keys::context(&request.instance_name, Protocol::Grpc)
-        .with_identity(super::identity(call));
+        .with_identity(service.identity(call));
     let mut responses = Vec::with_capacity(request.requests.len());
     for blob in &request.requests {
         let outcome = update_one(service, ctx, function, blob).await;
@@ -178,7 +178,7 @@ pub(super) async fn batch_read_blobs<B: Backend + 'static>(
         )));
     }
     let ctx = &reapi_keys::context(&request.instance_name, Protocol::Grpc)
-        .with_identity(super::identity(call));
+        .with_identity(service.identity(call));
     let mut responses = Vec::with_capacity(parsed.len());
     for (digest, (content, size)) in request.digests.iter().zip(parsed) {
         let (data, status) = read_one(service, ctx, &content, size).await;
@@ -258,7 +258,7 @@ pub(super) async fn get_tree<B: Backend + 'static>(
         })?
     };
     let ctx = &reapi_keys::context(&request.instance_name, Protocol::Grpc)
-        .with_identity(super::identity(call));
+        .with_identity(service.identity(call));
     let mut queue: VecDeque<ContentDigest> = VecDeque::from([root]);
     let mut seen: HashSet<[u8; 32]> = HashSet::from([root.hash]);
     let mut visited = 0usize;
