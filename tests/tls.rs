@@ -284,6 +284,7 @@ fn https_and_plaintext_share_one_port_and_bad_handshakes_hurt_nothing() {
         &https(&server, &cas_path(b"x")),
     ]);
     assert_ne!(untrusted.exit, 0, "{untrusted:?}");
+    assert!(untrusted.stderr.contains("certificate"), "{untrusted:?}");
 
     // Bad handshakes: a record of garbage, and a client that stalls after the first byte.
     let failures = metric(&server, "tessera_tls_handshake_failures_total");
