@@ -7,6 +7,15 @@
 #   ROUNDS=7 DURATION=10 bash bench/wrk-compare.sh
 #   ROWS="get-4k put-4k" bash bench/wrk-compare.sh
 #   TESSERA_PREV_BIN=/tmp/tessera-602ecf4 ROWS=get-4k bash bench/wrk-compare.sh   # + a previous build
+#   TLS=1 ROWS="get-4k get-1m" bash bench/wrk-compare.sh   # HTTPS: both servers, one certificate
+#
+# With TLS=1 both servers serve HTTPS only on their port with the same certificate (an EC P-256
+# key signed by a CA made in the temp directory with openssl): Tessera with tls_cert/tls_key
+# (TLS recognised by the ClientHello on its one port), nginx with `listen … ssl` (TLSv1.2 and
+# 1.3, its defaults otherwise). wrk speaks TLS itself (OpenSSL; it negotiates TLS 1.3 and sends
+# no ALPN, so Tessera serves HTTP/1.1) and keeps its connections, so the rows measure the
+# record layer (encryption of every response), not handshakes. nginx's `sendfile` does not
+# apply under TLS (no kernel TLS here): both servers copy the bytes through user space.
 #
 # With TESSERA_PREV_BIN a second Tessera ("prev", e.g. the release binary of an earlier commit)
 # joins the alternation with the same flags, placement and data: each round runs all three
@@ -77,7 +86,7 @@ TESSERA_MAX_SIZE=${TESSERA_MAX_SIZE:-1GiB}
 WARMUP=${WARMUP:-5}
 
 need=()
-for pkg in nginx wrk curl; do dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg"); done
+for pkg in nginx wrk curl openssl; do dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg"); done
 if [ ${#need[@]} -gt 0 ]; then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq && apt-get install -y -qq --no-install-recommends "${need[@]}"
@@ -87,6 +96,7 @@ if [ -z "${TESSERA_BIN:-}" ]; then
   TESSERA_BIN=target/release/tessera
 fi
 LUA=$PWD/bench/wrk-put.lua
+TLS=${TLS:-0}
 
 DIR=$(mktemp -d /tmp/tessera-wrk-compare.XXXXXX)
 TESSERA_PID=
@@ -124,13 +134,38 @@ free_port() {
   return 1
 }
 
+# --- TLS: one CA and one server certificate for both servers --------------------------------------
+SCHEME=http
+CURL=(curl -fsS)
+TESSERA_TLS=()
+NGINX_LISTEN_TLS=
+NGINX_TLS=
+if [ "$TLS" = 1 ]; then
+  SCHEME=https
+  (
+    cd "$DIR"
+    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -keyout ca.key -out ca.pem \
+      -days 2 -subj "/CN=bench CA" -addext basicConstraints=critical,CA:TRUE \
+      -addext keyUsage=critical,keyCertSign 2>/dev/null
+    openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes -keyout server.key -out server.csr \
+      -subj "/CN=localhost" 2>/dev/null
+    printf 'subjectAltName=IP:127.0.0.1\nextendedKeyUsage=serverAuth\n' >server.ext
+    openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out server.pem -days 2 \
+      -extfile server.ext 2>/dev/null
+  )
+  CURL=(curl -fsS --cacert "$DIR/ca.pem")
+  TESSERA_TLS=(--tls-cert "$DIR/server.pem" --tls-key "$DIR/server.key" --tls-required)
+  NGINX_LISTEN_TLS=ssl
+  NGINX_TLS="ssl_certificate $DIR/server.pem; ssl_certificate_key $DIR/server.key; ssl_protocols TLSv1.2 TLSv1.3;"
+fi
+
 # --- Tessera (and the previous build) ------------------------------------------------------------
 # start_tessera NAME BINARY: starts it in $DIR/NAME-data, sets STARTED_PID and STARTED_ADDR.
 start_tessera() {
   local name=$1 bin=$2
   mkdir -p "$DIR/$name-data"
   "${ON_SERVER[@]}" "$bin" serve --listen 127.0.0.1:0 --data "$DIR/$name-data" --max-size "$TESSERA_MAX_SIZE" \
-    --log warn >"$DIR/$name.out" 2>"$DIR/$name.err" &
+    --log warn "${TESSERA_TLS[@]}" >"$DIR/$name.out" 2>"$DIR/$name.err" &
   STARTED_PID=$!
   for _ in $(seq 600); do
     grep -q '^tessera listening on' "$DIR/$name.out" 2>/dev/null && break
@@ -178,7 +213,8 @@ http {
     scgi_temp_path $DIR/nginx/scgi;
     default_type application/octet-stream;
     server {
-        listen 127.0.0.1:$NGINX_PORT backlog=4096;
+        listen 127.0.0.1:$NGINX_PORT $NGINX_LISTEN_TLS backlog=4096;
+        $NGINX_TLS
         root $DIR/nginx/root;
         location / {
             dav_methods PUT;
@@ -212,16 +248,16 @@ for size in 4k 1m; do
   sha=$(sha256sum "$DIR/blob-$size" | cut -d' ' -f1)
   GET_PATH[$size]=/cas/$sha
   for addr in "${ADDR[@]}"; do
-    curl -fsS -o /dev/null -T "$DIR/blob-$size" "http://$addr/cas/$sha"
-    curl -fsS -o "$DIR/check" "http://$addr/cas/$sha"
+    "${CURL[@]}" -o /dev/null -T "$DIR/blob-$size" "$SCHEME://$addr/cas/$sha"
+    "${CURL[@]}" -o "$DIR/check" "$SCHEME://$addr/cas/$sha"
     cmp -s "$DIR/check" "$DIR/blob-$size" || { echo "$addr returned other bytes for /cas/$sha" >&2; exit 1; }
   done
 done
 # One PUT through the Lua script's path shape, read back from each.
 for addr in "${ADDR[@]}"; do
   key=/ac/$(printf 'b%.0s' $(seq 56))00000000
-  curl -fsS -o /dev/null -T "$DIR/blob-4k" "http://$addr$key"
-  curl -fsS -o "$DIR/check" "http://$addr$key"
+  "${CURL[@]}" -o /dev/null -T "$DIR/blob-4k" "$SCHEME://$addr$key"
+  "${CURL[@]}" -o "$DIR/check" "$SCHEME://$addr$key"
   cmp -s "$DIR/check" "$DIR/blob-4k" || { echo "$addr: /ac/ PUT then GET differs" >&2; exit 1; }
 done
 
@@ -232,10 +268,10 @@ run_wrk() {
   size=${row#*-}
   case $size in 4k) bytes=4096; conns=$CONNECTIONS_SMALL ;; 1m) bytes=1048576; conns=$CONNECTIONS_LARGE ;; esac
   if [ "${row%%-*}" = get ]; then
-    out=$("${ON_CLIENT[@]}" wrk -t"$THREADS" -c"$conns" -d"${DURATION}s" "http://$addr${GET_PATH[$size]}" 2>&1)
+    out=$("${ON_CLIENT[@]}" wrk -t"$THREADS" -c"$conns" -d"${DURATION}s" "$SCHEME://$addr${GET_PATH[$size]}" 2>&1)
   else
     out=$(WRK_PUT_SIZE=$bytes WRK_PUT_KEYS=$KEYS "${ON_CLIENT[@]}" wrk -t"$THREADS" -c"$conns" -d"${DURATION}s" \
-      -s "$LUA" "http://$addr/" 2>&1)
+      -s "$LUA" "$SCHEME://$addr/" 2>&1)
   fi
   echo "$out" >>"$DIR/wrk.log"
   awk -v bytes="$bytes" '
@@ -270,7 +306,7 @@ case $PLACEMENT in
   split) echo "placement split: wrk on CPU $CLIENT_CPUS; servers on CPU $SERVER_CPUS (nginx $WORKERS workers, Tessera $(awk '/^tessera listening on/ {print $NF; exit}' "$DIR/tessera.out"))" ;;
   shared) echo "placement shared: no pinning, $CPUS CPUs (nginx $WORKERS workers, Tessera $(awk '/^tessera listening on/ {print $NF; exit}' "$DIR/tessera.out"))" ;;
 esac
-echo "warm-up: $WARMUP s per server and row; Tessera budget $TESSERA_MAX_SIZE"
+echo "warm-up: $WARMUP s per server and row; Tessera budget $TESSERA_MAX_SIZE; scheme $SCHEME"
 echo "wrk -t$THREADS, $CONNECTIONS_SMALL connections (4 KiB) / $CONNECTIONS_LARGE (1 MiB), ${DURATION} s per run, $ROUNDS rounds, order rotated every round; load average at start: $load_start"
 printf '%-7s %5s' row round
 for server in "${SERVERS[@]}"; do printf ' %10s %8s' "$server/s" "µs CPU"; done
@@ -286,7 +322,7 @@ for row in $ROWS; do
   if [ "${row%%-*}" = get ]; then
     # Again before each GET row: a PUT row before it may have evicted it from Tessera's budget.
     for addr in "${ADDR[@]}"; do
-      curl -fsS -o /dev/null -T "$DIR/blob-${row#*-}" "http://$addr${GET_PATH[${row#*-}]}"
+      "${CURL[@]}" -o /dev/null -T "$DIR/blob-${row#*-}" "$SCHEME://$addr${GET_PATH[${row#*-}]}"
     done
   fi
   if [ "$WARMUP" != 0 ]; then

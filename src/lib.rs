@@ -16,3 +16,4 @@ pub mod protocols;
 pub mod server;
 pub mod store;
 pub mod tier;
+pub mod tls;

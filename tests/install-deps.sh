@@ -58,8 +58,12 @@ want python3-seccomp
 # pinned packages below run too (checked with both).
 command -v node >/dev/null 2>&1 || want nodejs
 command -v npm >/dev/null 2>&1 || want npm
-# openssl, whose Ed25519 keys `tessera token` must read and which must read ours (tests/auth_cli.rs).
+# openssl, whose Ed25519 keys `tessera token` must read and which must read ours (tests/auth_cli.rs),
+# and which makes the test CA and certificates of tests/tls.rs; curl drives https there.
 want openssl
+want curl
+# wrk, the HTTPS load generator of `TLS=1 bash bench/wrk-compare.sh` (beside nginx above).
+want wrk
 # Headless Chromium renders the status page in tests/ops_status_page.rs.
 want chromium
 

@@ -177,6 +177,23 @@ impl Grant {
     }
 }
 
+/// The scopes of a `[[auth.client_cert]]` entry as token claims, so one [`Grant`] covers both:
+/// the subject is the certificate's, and it never expires here (the certificate's validity was
+/// checked in the handshake).
+fn client_cert_claims(entry: &crate::config::ClientCertConfig) -> Claims {
+    Claims {
+        sub: entry.subject.clone(),
+        exp: u64::MAX,
+        nbf: None,
+        iat: None,
+        jti: None,
+        aud: None,
+        read: entry.read.clone(),
+        write: entry.write.clone(),
+        admin: entry.admin,
+    }
+}
+
 /// One executor's verified tokens, valid for one generation of the trusted keys.
 struct Verified {
     generation: u64,
@@ -194,6 +211,8 @@ pub struct Gate {
     public_metrics: bool,
     /// `auth.rate`, when set: the process's buckets (shared by every executor).
     rate: Option<Arc<RateTable>>,
+    /// `[[auth.client_cert]]` by normalised subject, as the claims a token would carry.
+    client_certs: HashMap<Box<str>, Rc<Claims>>,
 }
 
 impl Gate {
@@ -213,6 +232,16 @@ impl Gate {
             rate: config
                 .rate
                 .map(|rate| Arc::new(RateTable::new(rate, config.burst))),
+            client_certs: config
+                .client_certs
+                .iter()
+                .map(|entry| {
+                    (
+                        entry.subject.as_str().into(),
+                        Rc::new(client_cert_claims(entry)),
+                    )
+                })
+                .collect(),
         }
     }
 
@@ -244,6 +273,13 @@ impl Gate {
     pub fn grant(&self, identity: &Identity) -> Result<Grant, StoreError> {
         let token = match &identity.credential {
             Some(Credential::Bearer(token)) if self.keys_configured => token,
+            Some(Credential::ClientCert(subject)) => {
+                // The handshake verified the certificate; an unlisted subject has no scopes.
+                return Ok(match self.client_certs.get(&**subject) {
+                    Some(claims) => Grant::Token(claims.clone()),
+                    None => Grant::Anonymous(self.anonymous),
+                });
+            }
             _ => return Ok(Grant::Anonymous(self.anonymous)),
         };
         let now = now_seconds();
@@ -431,6 +467,41 @@ mod tests {
         assert_eq!(status(gate.check(&admin, Access::Read, "gradle")), 403);
         let anonymous = Identity::default();
         assert_eq!(status(gate.check(&anonymous, Access::Read, "gradle")), 401);
+    }
+
+    #[test]
+    fn a_client_certificate_grants_its_entrys_scopes_and_a_token_wins_over_it() {
+        let config = AuthConfig {
+            client_certs: vec![crate::config::ClientCertConfig {
+                subject: "CN=ci,O=Example".into(),
+                read: vec!["bazel*".into()],
+                write: vec!["bazel/main".into()],
+                admin: false,
+            }],
+            public_keys: Some("/unused".into()),
+            ..AuthConfig::default()
+        };
+        let gate = Gate::new(&config, Arc::new(SharedTrust::new(trust())));
+        let cert = |subject: &str| Identity {
+            subject: None,
+            credential: Some(Credential::ClientCert(subject.into())),
+        };
+        let ci = cert("CN=ci,O=Example");
+        assert_eq!(status(gate.check(&ci, Access::Write, "bazel/main")), 200);
+        assert_eq!(status(gate.check(&ci, Access::Read, "bazel/pr-1")), 200);
+        assert_eq!(status(gate.check(&ci, Access::Write, "bazel/pr-1")), 403);
+        assert_eq!(status(gate.check(&ci, Access::Admin, "")), 403);
+        assert_eq!(gate.grant(&ci).unwrap().subject(), "CN=ci,O=Example");
+        // A verified certificate nobody listed has no scopes: anonymous (none with credentials).
+        let stranger = cert("CN=stranger");
+        assert_eq!(status(gate.check(&stranger, Access::Read, "bazel")), 401);
+        // A token on the request wins over the connection's certificate.
+        let pr = token(&[], &["bazel/pr-1"], false).on_connection(&ci);
+        assert_eq!(status(gate.check(&pr, Access::Write, "bazel/pr-1")), 200);
+        assert_eq!(status(gate.check(&pr, Access::Write, "bazel/main")), 403);
+        // No token: the certificate's identity.
+        let bare = Identity::default().on_connection(&ci);
+        assert_eq!(status(gate.check(&bare, Access::Write, "bazel/main")), 200);
     }
 
     #[test]

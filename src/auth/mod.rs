@@ -18,13 +18,17 @@ pub mod token;
 use std::sync::Arc;
 
 /// What every executor's authorization layer shares: the trusted keys (reloaded), the audit
-/// log and the rate-limit buckets.
+/// log, the rate-limit buckets, and TLS (reloaded), whose verified client certificates are
+/// credentials too.
 #[derive(Clone)]
 pub struct AuthState {
     pub trust: Arc<gate::SharedTrust>,
     pub audit: Option<Arc<audit::AuditLog>>,
     /// `auth.rate`'s buckets, one table for the process.
     pub rate: Option<Arc<rate::RateTable>>,
+    /// `None` without `tls_cert`; set by the server after [`AuthState::load`]
+    /// (`tls::load_shared`).
+    pub tls: Option<Arc<crate::tls::SharedTls>>,
 }
 
 impl AuthState {
@@ -51,6 +55,7 @@ impl AuthState {
             rate: config
                 .rate
                 .map(|rate| Arc::new(rate::RateTable::new(rate, config.burst))),
+            tls: None,
         })
     }
 }

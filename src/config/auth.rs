@@ -64,6 +64,8 @@ pub struct AuthConfig {
     pub burst: Option<u64>,
     /// `audit_log`: one JSON line per write and refusal.
     pub audit_log: Option<PathBuf>,
+    /// `[[auth.client_cert]]`: the scopes of verified TLS client certificates, by subject.
+    pub client_certs: Vec<super::ClientCertConfig>,
 }
 
 impl AuthConfig {
@@ -72,18 +74,24 @@ impl AuthConfig {
         self.public_keys.is_some() || self.jwks.is_some()
     }
 
+    /// Whether any credential grants scopes: token keys or `[[auth.client_cert]]` entries.
+    /// With one, anonymous callers get `none` unless `auth.anonymous` says otherwise.
+    pub fn has_credentials(&self) -> bool {
+        self.has_keys() || !self.client_certs.is_empty()
+    }
+
     /// The effective anonymous policy: as set, else `read-write` without keys, `none` with.
     pub fn anonymous(&self) -> Anonymous {
         match self.anonymous {
             Some(anonymous) => anonymous,
-            None if self.has_keys() => Anonymous::None,
+            None if self.has_credentials() => Anonymous::None,
             None => Anonymous::ReadWrite,
         }
     }
 
     /// Refuses the implicit `read-write` default on an address others can reach.
     pub fn check_exposure(&self, addresses: &[SocketAddr]) -> Result<(), ConfigError> {
-        if self.anonymous.is_some() || self.has_keys() {
+        if self.anonymous.is_some() || self.has_credentials() {
             return Ok(());
         }
         if let Some(exposed) = addresses.iter().find(|a| !a.ip().is_loopback()) {

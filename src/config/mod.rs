@@ -42,6 +42,7 @@ pub mod mount;
 mod report;
 pub mod s3;
 mod settings;
+pub mod tls;
 mod units;
 
 use std::collections::BTreeMap;
@@ -59,6 +60,7 @@ pub use s3::{S3Config, S3KeyConfig};
 pub use settings::{
     default_of, FileOnlyArray, Kind, Setting, ENV_PREFIX, FILE_ONLY_ARRAYS, SETTINGS,
 };
+pub use tls::{ClientCertConfig, TlsConfig};
 pub use units::{format_size, parse_bool, parse_duration, parse_rate, parse_size, RequestRate};
 
 /// Where a setting's value came from.
@@ -145,8 +147,11 @@ pub struct Config {
     /// Every declared setting's key and winning raw value, in declaration order: what a
     /// reload compares, so a new setting needs no second list.
     pub values: Vec<(&'static str, String)>,
-    /// Who may read and write (`[auth]`, `[[auth.read_through]]`).
+    /// Who may read and write (`[auth]`, `[[auth.read_through]]`, `[[auth.client_cert]]`).
     pub auth: AuthConfig,
+    /// TLS beside plaintext on every port (`tls_cert`, `tls_key`, `tls_client_ca`,
+    /// `tls_required`).
+    pub tls: TlsConfig,
 }
 
 impl Config {
@@ -182,6 +187,7 @@ impl Config {
             s3: S3Config::default(),
             values: Vec::new(),
             auth: AuthConfig::default(),
+            tls: TlsConfig::default(),
         }
     }
 }
@@ -396,6 +402,9 @@ impl Layers {
         config.s3.keys = s3::keys(key_entries)?;
         let read_through = self.arrays.get("auth.read_through");
         config.auth.read_through = auth::read_through(read_through.map_or(&[][..], Vec::as_slice))?;
+        let client_certs = self.arrays.get("auth.client_cert");
+        config.auth.client_certs = tls::client_certs(client_certs.map_or(&[][..], Vec::as_slice))?;
+        config.tls.check(&config.auth)?;
         let mut listening = vec![config.listen];
         listening.extend(config.grpc_listen);
         config.auth.check_exposure(&listening)?;

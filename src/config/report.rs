@@ -67,6 +67,15 @@ pub(super) fn render(layers: &Layers, config: &Config) -> String {
         let from: Vec<String> = entry.from.iter().map(|f| quoted(f)).collect();
         let _ = writeln!(out, "from = [{}]", from.join(", "));
     }
+    for entry in &config.auth.client_certs {
+        out.push_str("\n[[auth.client_cert]]                       # file\n");
+        let _ = writeln!(out, "subject = {}", quoted(&entry.subject));
+        for (name, globs) in [("read", &entry.read), ("write", &entry.write)] {
+            let globs: Vec<String> = globs.iter().map(|g| quoted(g)).collect();
+            let _ = writeln!(out, "{name} = [{}]", globs.join(", "));
+        }
+        let _ = writeln!(out, "admin = {}", entry.admin);
+    }
     out
 }
 

@@ -483,6 +483,20 @@ pub const SETTINGS: &[Setting] = &[
     Setting { key: "audit_log", default: "", kind: Kind::Path,
         help: "file that gets one JSON line per write and per refusal (unset: none)",
         store: |c, v| set(&mut c.auth.audit_log, v.optional(Parsed::path)) },
+    Setting { key: "tls_cert", default: "", kind: Kind::Path,
+        help: "PEM certificate chain: TLS on every port beside plaintext (a ClientHello is \
+               recognised); reloaded on SIGHUP",
+        store: |c, v| set(&mut c.tls.cert, v.optional(Parsed::path)) },
+    Setting { key: "tls_key", default: "", kind: Kind::Path,
+        help: "PEM private key of tls_cert (PKCS#8, RSA or EC); reloaded on SIGHUP",
+        store: |c, v| set(&mut c.tls.key, v.optional(Parsed::path)) },
+    Setting { key: "tls_client_ca", default: "", kind: Kind::Path,
+        help: "PEM bundle of CAs whose client certificates are verified (optional: a client \
+               without one may still use a token); see [[auth.client_cert]]",
+        store: |c, v| set(&mut c.tls.client_ca, v.optional(Parsed::path)) },
+    Setting { key: "tls_required", default: "false", kind: Kind::Bool,
+        help: "refuse plaintext connections (426 on HTTP/1.1) once tls_cert is set",
+        store: |c, v| set(&mut c.tls.required, v.bool()) },
 ];
 
 /// An array of tables that only the config file can give (`[[mount]]`): its entries have
@@ -509,6 +523,11 @@ pub const FILE_ONLY_ARRAYS: &[FileOnlyArray] = &[
         key: "s3.keys",
         help:
             "S3 credentials: access_key, secret_key, and the bucket globs it may `read` and `write`",
+    },
+    FileOnlyArray {
+        key: "auth.client_cert",
+        help: "TLS client certificates: the verified `subject` (RFC 4514, `CN=ci,O=Example`) and \
+               the namespace globs it may `read` and `write`, and `admin` (see `config::tls`)",
     },
 ];
 

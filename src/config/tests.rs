@@ -96,6 +96,25 @@ fn bad_value(setting: &Setting) -> Option<&'static str> {
     }
 }
 
+/// The defaults plus the settings `setting` is valid only with (the TLS settings need a
+/// certificate and key), as flags, so any layer may give `setting` itself.
+fn with_companions(setting: &Setting) -> Layers {
+    let mut layers = Layers::with_defaults();
+    let companions: &[(&str, &str)] = match setting.key {
+        "tls_cert" => &[("tls_key", "/companion/key.pem")],
+        "tls_key" => &[("tls_cert", "/companion/cert.pem")],
+        key if key.starts_with("tls_") => &[
+            ("tls_cert", "/companion/cert.pem"),
+            ("tls_key", "/companion/key.pem"),
+        ],
+        _ => &[],
+    };
+    for (name, value) in companions {
+        layers.apply_flag(name, value).unwrap();
+    }
+    layers
+}
+
 /// The one test the issue asks for: every declared setting is reachable from the file, the
 /// environment and a flag, lands in the same `Config` field whichever layer gave it, and the
 /// layers override in order file < env < flag.
@@ -107,7 +126,7 @@ fn every_setting_is_reachable_from_every_layer_and_later_layers_win() {
     for setting in SETTINGS {
         let [first, second, third] = samples(setting);
         let alone = |layer: Layer, value: &str| {
-            let mut layers = Layers::with_defaults();
+            let mut layers = with_companions(setting);
             apply(&mut layers, setting, layer, value);
             layers
         };
@@ -148,7 +167,7 @@ fn every_setting_is_reachable_from_every_layer_and_later_layers_win() {
         );
 
         // The environment overrides the file; a flag overrides both.
-        let mut layers = Layers::with_defaults();
+        let mut layers = with_companions(setting);
         apply(&mut layers, setting, Layer::File, &first);
         apply(&mut layers, setting, Layer::Env, &second);
         assert_eq!(
@@ -328,9 +347,10 @@ fn unknown_settings_stop_start_up_from_the_file_and_flags_and_warn_from_the_envi
         "{error}"
     );
     assert!(
-        error
-            .message
-            .ends_with("audit_log, [[mount]], [[auth.read_through]], [[s3.keys]]"),
+        error.message.ends_with(
+            "audit_log, tls_cert, tls_key, tls_client_ca, tls_required, [[mount]], \
+                 [[auth.read_through]], [[s3.keys]], [[auth.client_cert]]"
+        ),
         "{error}"
     );
 

@@ -194,6 +194,9 @@ pub struct Identity {
 pub enum Credential {
     /// A bearer token (`Authorization: Bearer T`, or HTTP Basic with `T` as the password).
     Bearer(String),
+    /// The subject (RFC 4514) of the client certificate the connection's TLS handshake
+    /// verified against `tls_client_ca`; the scopes are its `[[auth.client_cert]]` entry's.
+    ClientCert(std::sync::Arc<str>),
 }
 
 impl Identity {
@@ -220,6 +223,16 @@ impl Identity {
         Identity {
             subject: None,
             credential,
+        }
+    }
+
+    /// The identity of a request on a connection whose own identity is `connection` (its TLS
+    /// client certificate, or anonymous): a credential the request carries wins, so a client
+    /// with a certificate may still act with a token; without one, the connection's.
+    pub fn on_connection(self, connection: &Identity) -> Identity {
+        match self.credential {
+            Some(_) => self,
+            None => connection.clone(),
         }
     }
 }

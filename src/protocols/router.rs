@@ -197,6 +197,7 @@ impl<B: Backend> Router<B> {
     async fn own_endpoint(
         &self,
         path: &str,
+        connection: &Identity,
         request: &Request<'_>,
         responder: &mut Responder<'_>,
     ) -> Option<io::Result<()>> {
@@ -214,7 +215,7 @@ impl<B: Backend> Router<B> {
         Some(match name {
             "/healthz" => responder.send_text(200, "ok").await,
             "/ready" => self.ready(responder).await,
-            "/status.json" => self.status_json(request, responder).await,
+            "/status.json" => self.status_json(connection, request, responder).await,
             "/" if status::wants_html(request.head.header("accept")) => {
                 let sent = responder
                     .header("content-type", "text/html; charset=utf-8")
@@ -228,18 +229,20 @@ impl<B: Backend> Router<B> {
                 let index = self.options.mounts.index_text();
                 responder.send_text(200, index.trim_end()).await
             }
-            _ => self.metrics(request, responder).await,
+            _ => self.metrics(connection, request, responder).await,
         })
     }
 
     /// Answers a caller the metrics guard refuses; `None` when it may go on.
     async fn refuse_unless_metrics_reader(
         &self,
+        connection: &Identity,
         request: &Request<'_>,
         responder: &mut Responder<'_>,
     ) -> Option<io::Result<()>> {
         let guard = self.metrics_guard.as_ref()?;
-        let identity = Identity::from_authorization(request.head.header("authorization"));
+        let identity = Identity::from_authorization(request.head.header("authorization"))
+            .on_connection(connection);
         let error = guard(&identity).err()?;
         let (status, message) = status_of(&error);
         if let Err(error) = challenge(responder, status) {
@@ -260,10 +263,14 @@ impl<B: Backend> Router<B> {
 
     async fn status_json(
         &self,
+        connection: &Identity,
         request: &Request<'_>,
         responder: &mut Responder<'_>,
     ) -> io::Result<()> {
-        if let Some(refused) = self.refuse_unless_metrics_reader(request, responder).await {
+        if let Some(refused) = self
+            .refuse_unless_metrics_reader(connection, request, responder)
+            .await
+        {
             return refused;
         }
         match status::status_json(&*self.backend).await {
@@ -281,10 +288,14 @@ impl<B: Backend> Router<B> {
 
     async fn metrics(
         &self,
+        connection: &Identity,
         request: &Request<'_>,
         responder: &mut Responder<'_>,
     ) -> io::Result<()> {
-        if let Some(refused) = self.refuse_unless_metrics_reader(request, responder).await {
+        if let Some(refused) = self
+            .refuse_unless_metrics_reader(connection, request, responder)
+            .await
+        {
             return refused;
         }
         match metrics::render(&*self.backend, self.extra_metrics.as_ref()).await {
@@ -300,47 +311,60 @@ impl<B: Backend> Router<B> {
     }
 }
 
-/// The router as one connection's [`Service`]: every request of it carries the peer's address.
-pub struct PeerRouter<'r, B> {
-    router: &'r Router<B>,
-    remote: Option<SocketAddr>,
-}
-
-impl<B: Backend> Router<B> {
-    /// This router for the requests of a connection from `remote`.
-    pub fn for_peer(&self, remote: Option<SocketAddr>) -> PeerRouter<'_, B> {
-        PeerRouter {
-            router: self,
-            remote,
-        }
-    }
-}
-
-impl<B: Backend> Service for PeerRouter<'_, B> {
-    async fn call(
-        &self,
-        request: &mut Request<'_>,
-        responder: &mut Responder<'_>,
-    ) -> io::Result<()> {
-        self.router.route(self.remote, request, responder).await
-    }
-}
-
 impl<B: Backend> Service for Router<B> {
     async fn call(
         &self,
         request: &mut Request<'_>,
         responder: &mut Responder<'_>,
     ) -> io::Result<()> {
-        self.route(None, request, responder).await
+        self.route(None, &Identity::default(), request, responder)
+            .await
+    }
+}
+
+/// The router as one connection's [`Service`]: every request of it carries the peer's address,
+/// and a request without a credential acts as the connection's own identity (a verified TLS
+/// client certificate, [`Identity::on_connection`]). S3 requests keep their signature's identity.
+pub struct OnConnection<'r, B> {
+    router: &'r Router<B>,
+    remote: Option<SocketAddr>,
+    identity: Identity,
+}
+
+impl<B: Backend> Router<B> {
+    /// This router for the requests of a connection from `remote` whose own identity is
+    /// `identity` (anonymous without a client certificate).
+    pub fn on_connection(
+        &self,
+        remote: Option<SocketAddr>,
+        identity: Identity,
+    ) -> OnConnection<'_, B> {
+        OnConnection {
+            router: self,
+            remote,
+            identity,
+        }
+    }
+}
+
+impl<B: Backend> Service for OnConnection<'_, B> {
+    async fn call(
+        &self,
+        request: &mut Request<'_>,
+        responder: &mut Responder<'_>,
+    ) -> io::Result<()> {
+        self.router
+            .route(self.remote, &self.identity, request, responder)
+            .await
     }
 }
 
 impl<B: Backend> Router<B> {
-    /// Answers one request of a connection from `remote`.
+    /// Answers one request of a connection from `remote` whose own identity is `connection`.
     async fn route(
         &self,
         remote: Option<SocketAddr>,
+        connection: &Identity,
         request: &mut Request<'_>,
         responder: &mut Responder<'_>,
     ) -> io::Result<()> {
@@ -352,7 +376,10 @@ impl<B: Backend> Router<B> {
         let path = request.head.path();
         // Bazel at `/` could claim these paths too: the server's own endpoints come first.
         // Only the exact paths are taken, so `/healthz/ac/<h>` stays a Bazel path.
-        if let Some(answered) = self.own_endpoint(path, request, responder).await {
+        if let Some(answered) = self
+            .own_endpoint(path, connection, request, responder)
+            .await
+        {
             return answered;
         }
         // The admin API comes before the mounts too (a Bazel instance named `admin` is
@@ -383,7 +410,8 @@ impl<B: Backend> Router<B> {
             spool: &self.spool,
             options: &self.options,
             namespace: routed.and_then(|(mount, _)| mount.namespace.as_ref()),
-            identity: Identity::from_authorization(request.head.header("authorization")),
+            identity: Identity::from_authorization(request.head.header("authorization"))
+                .on_connection(connection),
             remote,
             timed: &timed,
         };

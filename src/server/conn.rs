@@ -8,11 +8,17 @@
 //! (`auth::layer`) over usage counting (`protocols::usage`) over steering to the owner shard. Connections on
 //! the optional `grpc_listen` address skip the sniffing and start as HTTP/2; connections on
 //! the optional `s3.listen` address speak only S3 (`Port::S3`).
+//! With `tls_cert`, every port also speaks TLS: a connection whose first byte starts a TLS
+//! handshake is served through rustls (`tls`), ALPN choosing HTTP/1.1 or gRPC, and its verified
+//! client certificate (if any) becomes the identity of its requests without a token; any other
+//! first byte is plaintext as above (refused with 426 under `tls_required`). Without TLS
+//! nothing is peeked.
 //! `max_connections` is counted process-wide (one atomic, touched per accept and close); a
 //! connection over the limit gets a 503 and is closed.
 
 use std::cell::Cell;
 use std::future::Future;
+use std::net::SocketAddr;
 use std::rc::Rc;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -28,7 +34,7 @@ use crate::auth::AuthState;
 use crate::config::Config;
 use crate::grpc::GrpcLimits;
 use crate::http1::{self, Limits, Outcome, Sleep};
-use crate::protocols::backend::Identity;
+use crate::protocols::backend::{Credential, Identity};
 use crate::protocols::metrics::{describe, ExtraMetrics};
 use crate::protocols::reapi::{ReapiOptions, ReapiService};
 use crate::protocols::router::{AdminGuard, HttpOptions, MetricsGuard, Router};
@@ -36,6 +42,7 @@ use crate::protocols::s3::{S3Front, S3Shared};
 use crate::protocols::usage::Usage;
 use crate::store::DigestFunction;
 use crate::tier::{TierClient, Tiered};
+use crate::tls::{self, SharedTls};
 
 use super::coarse_timers::CoarseTimers;
 use super::handoff::Acceptor;
@@ -112,6 +119,8 @@ pub struct Context {
     active: Cell<usize>,
     /// `max_connections`, checked against `Shared::open_connections` (process-wide).
     connections_max: usize,
+    /// TLS beside plaintext, when `tls_cert` is set (reloaded process-wide).
+    tls: Option<Arc<SharedTls>>,
 }
 
 impl Context {
@@ -181,6 +190,7 @@ impl Context {
             shared,
             active: Cell::new(0),
             connections_max: config.max_connections,
+            tls: auth.tls.clone(),
         }))
     }
 
@@ -272,6 +282,10 @@ fn connection_metrics(
             ),
         ] {
             describe(out, name, kind, help);
+            let _ = writeln!(out, "{name} {value}");
+        }
+        for (name, help, value) in tls::COUNTERS.lines() {
+            describe(out, name, "counter", help);
             let _ = writeln!(out, "{name} {value}");
         }
     })
@@ -426,7 +440,34 @@ async fn serve_connection(stream: TcpStream, context: &Context, port: Port) {
     let _ = stream.set_nodelay(true);
     // The audit log's remote address; every request of the connection carries it.
     let remote = stream.peer_addr().ok();
-    let mut socket = Socket(stream);
+    if let Some(tls) = &context.tls {
+        match first_byte(&stream, context).await {
+            None => return,
+            Some(tls::HANDSHAKE_RECORD_TYPE) => {
+                return serve_tls(Socket(stream), tls.snapshot(), context, port, remote).await
+            }
+            Some(_) if tls.required => {
+                return refuse_plaintext(Socket(stream), context, port).await
+            }
+            Some(_) => {}
+        }
+    }
+    serve_stream(Socket(stream), context, port, remote, Identity::default()).await;
+}
+
+/// HTTP/1.1 (handing h2c on) or, on the gRPC port, HTTP/2, over a plaintext or TLS stream.
+/// `remote`: the peer, carried by every request (the audit log's address). `identity`: the
+/// connection's own (a TLS client certificate), for requests without a
+/// credential.
+async fn serve_stream<IO>(
+    mut io: IO,
+    context: &Context,
+    port: Port,
+    remote: Option<SocketAddr>,
+    identity: Identity,
+) where
+    IO: futures_io::AsyncRead + futures_io::AsyncWrite + Unpin,
+{
     let buffered = if port == Port::Grpc {
         Vec::new()
     } else {
@@ -434,8 +475,8 @@ async fn serve_connection(stream: TcpStream, context: &Context, port: Port) {
             Port::S3 => &context.s3_router,
             _ => &context.router,
         };
-        let router = router.for_peer(remote);
-        let summary = http1::serve(&mut socket, &router, &context.clock, &context.limits).await;
+        let router = router.on_connection(remote, identity.clone());
+        let summary = http1::serve(&mut io, &router, &context.clock, &context.limits).await;
         match summary.outcome {
             Outcome::Http2 { buffered } => buffered,
             outcome => {
@@ -448,22 +489,102 @@ async fn serve_connection(stream: TcpStream, context: &Context, port: Port) {
             }
         }
     };
-    serve_http2(socket.0, buffered, context, remote).await;
+    serve_http2(io, buffered, context, remote, identity).await;
 }
 
-async fn serve_http2(
-    stream: TcpStream,
+/// The first byte the client sent, left in the socket; `None` if it closed, stayed silent for
+/// `idle_timeout`, or the server started draining first.
+async fn first_byte(stream: &TcpStream, context: &Context) -> Option<u8> {
+    let mut byte = [0u8; 1];
+    let peek = async {
+        match stream.peek(&mut byte).await {
+            Ok(1) => Some(byte[0]),
+            _ => None,
+        }
+    };
+    let give_up = async {
+        let clock = &context.clock;
+        or(clock.sleep(context.limits.idle_timeout), clock.shutdown()).await;
+        None
+    };
+    or(peek, give_up).await
+}
+
+/// Shakes hands (within `header_read_timeout`), then serves what ALPN chose (`tls::load`):
+/// `h2` goes to the gRPC layer, `http/1.1` or no ALPN to HTTP/1.1. A verified client certificate becomes the
+/// connection's identity.
+async fn serve_tls(
+    socket: Socket,
+    config: Arc<rustls::ServerConfig>,
+    context: &Context,
+    port: Port,
+    remote: Option<SocketAddr>,
+) {
+    let acceptor = futures_rustls::TlsAcceptor::from(config);
+    let handshake = async { Some(acceptor.accept(socket).await) };
+    let timeout = async {
+        context.clock.sleep(context.limits.head_timeout).await;
+        None
+    };
+    let stream = match or(handshake, timeout).await {
+        Some(Ok(stream)) => stream,
+        failed => {
+            tls::COUNTERS
+                .handshake_failures
+                .fetch_add(1, Ordering::Relaxed);
+            match failed {
+                Some(Err(error)) => tracing::debug!(%error, "TLS handshake failed"),
+                _ => tracing::debug!("TLS handshake timed out"),
+            }
+            return;
+        }
+    };
+    tls::COUNTERS.handshakes.fetch_add(1, Ordering::Relaxed);
+    let session = stream.get_ref().1;
+    let http2 = session.alpn_protocol() == Some(tls::ALPN_HTTP2);
+    let identity = Identity {
+        subject: None,
+        credential: tls::client_subject(session).map(|s| Credential::ClientCert(s.into())),
+    };
+    if http2 {
+        return serve_http2(stream, Vec::new(), context, remote, identity).await;
+    }
+    serve_stream(stream, context, port, remote, identity).await;
+}
+
+/// `tls_required` and a plaintext client: HTTP/1.1 gets `426` (`tls::refusal`); an h2c client
+/// (the gRPC port) can read no HTTP/1.1 answer and is closed.
+async fn refuse_plaintext(mut socket: Socket, context: &Context, port: Port) {
+    tls::COUNTERS
+        .plaintext_refused
+        .fetch_add(1, Ordering::Relaxed);
+    tracing::debug!("plaintext connection refused: tls_required");
+    if port != Port::Grpc {
+        let refusal = &tls::refusal::RequireTls;
+        http1::serve(&mut socket, refusal, &context.clock, &context.limits).await;
+    }
+}
+
+async fn serve_http2<IO>(
+    io: IO,
     buffered: Vec<u8>,
     context: &Context,
-    remote: Option<std::net::SocketAddr>,
-) {
+    remote: Option<SocketAddr>,
+    identity: Identity,
+) where
+    IO: futures_io::AsyncRead + futures_io::AsyncWrite + Unpin,
+{
     let drain = context.clock.shutdown();
-    let stream = futures::io::BufWriter::with_capacity(HTTP2_WRITE_BUFFER_BYTES, stream);
+    let stream = futures::io::BufWriter::with_capacity(HTTP2_WRITE_BUFFER_BYTES, io);
+    let reapi = match identity.credential {
+        None => context.reapi.clone(),
+        Some(_) => Rc::new(context.reapi.on_connection(identity)),
+    };
     let outcome = crate::grpc::serve_from(
         remote,
         stream,
         buffered,
-        context.reapi.clone(),
+        reapi,
         context.grpc_limits.clone(),
         drain,
     )

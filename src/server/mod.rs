@@ -215,12 +215,23 @@ pub fn run_with_reload(
     );
     let heartbeats = systemd::watchdog_timeout()
         .map(|timeout| Arc::new(watchdog::Heartbeats::new(executors, timeout)));
-    let auth = crate::auth::AuthState::load(&config.auth).map_err(ServerError::Config)?;
+    let mut auth = crate::auth::AuthState::load(&config.auth).map_err(ServerError::Config)?;
+    auth.tls = crate::tls::load_shared(&config.tls).map_err(|e| {
+        ServerError::Config(crate::config::ConfigError {
+            setting: e.setting.into(),
+            message: e.message,
+        })
+    })?;
     let stop = shared.clone();
     crate::auth::reload::spawn(config.auth.clone(), auth.trust.clone(), move || {
         stop.draining()
     })
     .map_err(|e| ServerError::Executor(format!("cannot start the key reloader: {e}")))?;
+    let stop = shared.clone();
+    crate::tls::reload::spawn(config.tls.clone(), auth.tls.clone(), move || {
+        stop.draining()
+    })
+    .map_err(|e| ServerError::Executor(format!("cannot start the TLS reloader: {e}")))?;
     // Every clone of the mesh builder is made here, before any executor runs, and each executor
     // gets its own by move: glommio 0.9's `MeshBuilder` keeps its peer list in an `Rc` (marked
     // `Send` by hand), so a clone on an executor thread would race other threads on a

@@ -58,8 +58,9 @@ pub fn reload_and_log(running: &mut Config, source: &Reload) {
 
 /// The settings other than `log` whose value differs between `old` and `new`, by setting name
 /// (every declared setting, from the configuration's own list), then `mount`,
-/// `auth.read_through` and `s3.keys` if those tables changed. (The contents of the key files and
-/// the revocation list are reloaded by `auth::reload`, not here.)
+/// `auth.read_through`, `s3.keys` and `auth.client_cert` if those tables changed. (The contents
+/// of the key files and the revocation list are reloaded by `auth::reload`, and those of the
+/// TLS files by `tls::reload`, not here.)
 fn restart_needed(old: &Config, new: &Config) -> Vec<&'static str> {
     let mut names: Vec<&'static str> = old
         .values
@@ -76,6 +77,9 @@ fn restart_needed(old: &Config, new: &Config) -> Vec<&'static str> {
     }
     if old.s3.keys != new.s3.keys {
         names.push("s3.keys");
+    }
+    if old.auth.client_certs != new.auth.client_certs {
+        names.push("auth.client_cert");
     }
     names
 }
@@ -161,6 +165,10 @@ mod tests {
             ("auth.rate", "10/s"),
             ("auth.burst", "5"),
             ("audit_log", "/audit.log"),
+            ("tls_cert", "/cert.pem"),
+            ("tls_key", "/key.pem"),
+            ("tls_client_ca", "/ca.pem"),
+            ("tls_required", "true"),
         ];
         let names: Vec<&str> = SETTINGS.iter().map(|s| s.key).collect();
         let mut expected: Vec<&str> = names.into_iter().filter(|n| *n != "log").collect();
@@ -168,9 +176,14 @@ mod tests {
         let mut listed: Vec<&str> = changed.iter().map(|(n, _)| *n).collect();
         listed.sort_unstable();
         assert_eq!(listed, expected, "a setting is missing from this test");
-        let old = config(&[]);
+        // The TLS settings are valid only with a certificate and key: those are in both.
+        let tls = [("tls_cert", "/c.pem"), ("tls_key", "/k.pem")];
         for (name, value) in changed {
-            let new = config(&[(name, value)]);
+            let base: &[(&str, &str)] = if name.starts_with("tls_") { &tls } else { &[] };
+            let old = config(base);
+            let mut pairs = base.to_vec();
+            pairs.push((name, value));
+            let new = config(&pairs);
             let needed = restart_needed(&old, &new);
             assert_eq!(needed.first(), Some(&name), "{name}: {needed:?}");
         }

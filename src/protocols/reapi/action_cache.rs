@@ -37,7 +37,7 @@ pub(super) async fn get_action_result<B: Backend + 'static>(
     request: reapi::GetActionResultRequest,
 ) -> Result<reapi::ActionResult, Status> {
     let (function, action) = action_of(request.digest_function, &request.action_digest)?;
-    let ctx = &super::context(&request.instance_name, call);
+    let ctx = &service.context(&request.instance_name, call);
     let backend = &*service.backend;
     let handle = backend
         .lookup(ctx, &ac_key(ctx, &action).key())
@@ -64,7 +64,7 @@ pub(super) async fn update_action_result<B: Backend + 'static>(
         .ok_or_else(|| Status::invalid_argument("action_result is missing"))?;
     validate_action_result(&result, function)?;
     let encoded = result.encode_to_vec();
-    let ctx = &super::context(&request.instance_name, call);
+    let ctx = &service.context(&request.instance_name, call);
     let key = ac_key(ctx, &action);
     let put = Put {
         key: key.key(),

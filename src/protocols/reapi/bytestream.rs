@@ -53,7 +53,7 @@ pub(super) async fn read<B: Backend + 'static>(
     sink: &mut ResponseSink,
 ) -> Result<(), Status> {
     let name = parse_read(&request.resource_name)?;
-    let ctx = &super::context(name.instance_name, call);
+    let ctx = &service.context(name.instance_name, call);
     let digest = blob_digest(&name.blob)?;
     let size = name.blob.size_bytes;
     let body = if is_empty_blob(&digest, size) {
@@ -124,7 +124,7 @@ pub(super) async fn write<B: Backend + 'static>(
         .ok_or_else(|| Status::invalid_argument("Write stream carried no WriteRequest"))?;
     let resource_name = first.resource_name.clone();
     let name = parse_write(&resource_name)?;
-    let ctx = &super::context(name.instance_name, call);
+    let ctx = &service.context(name.instance_name, call);
     let digest = blob_digest(&name.blob)?;
     let size = name.blob.size_bytes;
     let compressed = name.blob.compressor == Compressor::Zstd;
@@ -265,7 +265,7 @@ pub(super) async fn query_write_status<B: Backend + 'static>(
             complete: false,
         });
     }
-    let ctx = &super::context(name.instance_name, call);
+    let ctx = &service.context(name.instance_name, call);
     let digest = blob_digest(&name.blob)?;
     let size = name.blob.size_bytes;
     let present = is_empty_blob(&digest, size)

@@ -50,7 +50,7 @@ pub(super) async fn find_missing_blobs<B: Backend + 'static>(
 ) -> Result<reapi::FindMissingBlobsResponse, Status> {
     let function = request_function(request.digest_function)?;
     check_count(service, request.blob_digests.len())?;
-    let ctx = &super::context(&request.instance_name, call);
+    let ctx = &service.context(&request.instance_name, call);
     let mut ids: Vec<DigestKey> = Vec::with_capacity(request.blob_digests.len());
     let mut asked: Vec<&reapi::Digest> = Vec::with_capacity(request.blob_digests.len());
     for digest in &request.blob_digests {
@@ -92,7 +92,7 @@ pub(super) async fn batch_update_blobs<B: Backend + 'static>(
             service.options.batch_total_bytes_max
         )));
     }
-    let ctx = &super::context(&request.instance_name, call);
+    let ctx = &service.context(&request.instance_name, call);
     let mut responses = Vec::with_capacity(request.requests.len());
     for blob in &request.requests {
         let outcome = update_one(service, ctx, function, blob).await;
@@ -175,7 +175,7 @@ pub(super) async fn batch_read_blobs<B: Backend + 'static>(
             service.options.batch_total_bytes_max
         )));
     }
-    let ctx = &super::context(&request.instance_name, call);
+    let ctx = &service.context(&request.instance_name, call);
     let mut responses = Vec::with_capacity(parsed.len());
     for (digest, (content, size)) in request.digests.iter().zip(parsed) {
         let (data, status) = read_one(service, ctx, &content, size).await;
@@ -254,7 +254,7 @@ pub(super) async fn get_tree<B: Backend + 'static>(
             ))
         })?
     };
-    let ctx = &super::context(&request.instance_name, call);
+    let ctx = &service.context(&request.instance_name, call);
     let mut queue: VecDeque<ContentDigest> = VecDeque::from([root]);
     let mut seen: HashSet<[u8; 32]> = HashSet::from([root.hash]);
     let mut visited = 0usize;

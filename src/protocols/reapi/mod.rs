@@ -136,6 +136,9 @@ pub struct ReapiService<B> {
     backend: Rc<B>,
     options: ReapiOptions,
     uploads: Rc<SuspendedUploads>,
+    /// The identity of the connection (a verified TLS client certificate), for calls without
+    /// `authorization` metadata; anonymous on the executor's shared service.
+    connection: Identity,
 }
 
 impl<B: Backend + 'static> ReapiService<B> {
@@ -151,7 +154,33 @@ impl<B: Backend + 'static> ReapiService<B> {
             backend,
             options,
             uploads,
+            connection: Identity::default(),
         }
+    }
+
+    /// The same services for one connection whose own identity is `connection` (its TLS client
+    /// certificate); the suspended uploads stay the executor's.
+    pub fn on_connection(&self, connection: Identity) -> Self {
+        ReapiService {
+            backend: self.backend.clone(),
+            options: self.options.clone(),
+            uploads: self.uploads.clone(),
+            connection,
+        }
+    }
+
+    /// The caller's identity: the `authorization` metadata, read as HTTP's `Authorization`
+    /// header, else the connection's.
+    fn identity(&self, call: &CallContext) -> Identity {
+        Identity::from_authorization(call.metadata.get("authorization").map(|v| v.as_bytes()))
+            .on_connection(&self.connection)
+    }
+
+    /// The context of a call on `instance`: the caller's identity and address.
+    fn context(&self, instance: &str, call: &CallContext) -> RequestContext {
+        super::reapi_keys::context(instance, Protocol::Grpc)
+            .with_identity(self.identity(call))
+            .with_remote(call.peer)
     }
 
     /// Releases the reservations of all suspended uploads; the server calls it on drain, before
@@ -375,18 +404,6 @@ pub fn status_of(error: &StoreError) -> Status {
             Status::internal(crate::protocols::pipeline::INTERNAL_ERROR_TEXT)
         }
     }
-}
-
-/// The caller's identity: the `authorization` metadata, read as HTTP's `Authorization` header.
-fn identity(call: &CallContext) -> Identity {
-    Identity::from_authorization(call.metadata.get("authorization").map(|v| v.as_bytes()))
-}
-
-/// The context of a call on `instance`: the caller's identity and address.
-fn context(instance: &str, call: &CallContext) -> RequestContext {
-    super::reapi_keys::context(instance, Protocol::Grpc)
-        .with_identity(identity(call))
-        .with_remote(call.peer)
 }
 
 /// The digest function of a request's `digest_function` field (UNKNOWN = SHA-256).
