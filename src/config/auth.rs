@@ -64,12 +64,33 @@ pub struct AuthConfig {
     pub burst: Option<u64>,
     /// `audit_log`: one JSON line per write and refusal.
     pub audit_log: Option<PathBuf>,
+    /// `auth.s3_secret`: the server secret of token S3 credentials (`tessera token --s3`);
+    /// `None`: `s3.secret` in `auth.public_keys`, when it is there.
+    pub s3_secret: Option<PathBuf>,
+    /// Whether static `[[s3.keys]]` are configured (set from the `[s3]` table): keys too, for
+    /// the anonymous default.
+    pub s3_keys: bool,
 }
 
 impl AuthConfig {
-    /// Whether any token keys are configured.
+    /// Whether any keys are configured: token keys, or static `[[s3.keys]]`.
     pub fn has_keys(&self) -> bool {
+        self.has_token_keys() || self.s3_keys
+    }
+
+    /// Whether token keys are configured.
+    pub fn has_token_keys(&self) -> bool {
         self.public_keys.is_some() || self.jwks.is_some()
+    }
+
+    /// The S3 server secret's file: `auth.s3_secret`, else `s3.secret` in `auth.public_keys`
+    /// when that file exists; `None`: tokens cannot sign S3 requests.
+    pub fn s3_secret_path(&self) -> Option<PathBuf> {
+        if let Some(path) = &self.s3_secret {
+            return Some(path.clone());
+        }
+        let beside = self.public_keys.as_ref()?.join("s3.secret");
+        beside.exists().then_some(beside)
     }
 
     /// The effective anonymous policy: as set, else `read-write` without keys, `none` with.

@@ -193,6 +193,9 @@ pub struct Identity {
 pub enum Credential {
     /// A bearer token (`Authorization: Bearer T`, or HTTP Basic with `T` as the password).
     Bearer(String),
+    /// Scopes a front-end already verified, as claims: a static `[[s3.keys]]` access key whose
+    /// SigV4 signature the S3 front-end checked, its bucket globs as `s3/GLOB` namespaces.
+    Granted(std::sync::Arc<crate::auth::token::Claims>),
 }
 
 impl Identity {

@@ -118,7 +118,6 @@ mod tests {
             ("s3.listen", "127.0.0.1:3"),
             ("s3.buckets", "sccache"),
             ("s3.domain", "s3.example.com"),
-            ("s3.anonymous", "true"),
             ("data", "/elsewhere"),
             ("max_size", "20GiB"),
             ("max_blob_size", "2GiB"),
@@ -157,6 +156,7 @@ mod tests {
             ("auth.public_metrics", "true"),
             ("auth.rate", "10/s"),
             ("auth.burst", "5"),
+            ("auth.s3_secret", "/s3.secret"),
             ("audit_log", "/audit.log"),
         ];
         let names: Vec<&str> = SETTINGS.iter().map(|s| s.key).collect();

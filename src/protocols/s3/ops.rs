@@ -63,6 +63,22 @@ pub fn store_error(e: StoreError) -> S3Error {
         StoreError::TooManyReservations { .. } | StoreError::Unavailable { .. } => {
             error(S3ErrorCode::SlowDown, "Please reduce your request rate.")
         }
+        StoreError::PermissionDenied { namespace, .. } => error(
+            S3ErrorCode::AccessDenied,
+            format!("Access Denied: these credentials may not do that in {namespace}"),
+        ),
+        StoreError::Unauthenticated { reason: "missing", .. } => error(
+            S3ErrorCode::AccessDenied,
+            "Access Denied: anonymous access is not allowed here (auth.anonymous); sign the request",
+        ),
+        StoreError::Unauthenticated { message, .. } => error(
+            S3ErrorCode::InvalidAccessKeyId,
+            format!("The AWS Access Key Id you provided is not a token this server accepts: {message}"),
+        ),
+        StoreError::RateLimited { .. } => error(
+            S3ErrorCode::SlowDown,
+            "Please reduce your request rate (auth.rate).",
+        ),
         StoreError::MetaTooLarge { .. } => error(
             S3ErrorCode::MetadataTooLarge,
             "Your metadata headers exceed the maximum allowed metadata size",
@@ -93,7 +109,7 @@ fn link_of<T>(req: &S3Request<T>) -> S3Result<StoreLink> {
         .extensions
         .get::<StoreLink>()
         .ok_or_else(|| error(S3ErrorCode::InternalError, "no store link"))?;
-    Ok(link.for_caller(req.credentials.as_ref().map(|c| c.access_key.clone())))
+    Ok(link.for_caller(req.credentials.as_ref().map(|c| c.access_key.as_str())))
 }
 
 fn meta_error(_: StoreError) -> S3Error {
