@@ -163,7 +163,11 @@ fn run_case(addr: SocketAddr, input: &[u8]) {
 fn a_malformed_credential_date_is_a_400_and_the_server_keeps_serving() {
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("tessera.toml");
-    std::fs::write(&config, "[s3]\nbuckets = [\"fuzz\"]\nanonymous = true\n").unwrap();
+    std::fs::write(
+        &config,
+        "[auth]\nanonymous = \"read-write\"\n[s3]\nbuckets = [\"fuzz\"]\n",
+    )
+    .unwrap();
     let server = Tessera::start(
         &[
             "--config",
@@ -189,7 +193,11 @@ fn mutated_s3_requests_never_break_the_server() {
     eprintln!("s3 fuzz: TESSERA_TEST_SEED={seed}");
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("tessera.toml");
-    std::fs::write(&config, "[s3]\nbuckets = [\"fuzz\"]\nanonymous = true\n").unwrap();
+    std::fs::write(
+        &config,
+        "[auth]\nanonymous = \"read-write\"\n[s3]\nbuckets = [\"fuzz\"]\n",
+    )
+    .unwrap();
     let server = Tessera::start(
         &[
             "--config",

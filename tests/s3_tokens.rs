@@ -192,7 +192,11 @@ fn tokens_sign_s3_requests_within_their_scopes_and_bad_ones_are_refused() {
     assert_eq!(main.body, b"from main");
     let listed = s3(addr, token, "GET", "/pr-1?list-type=2", b"");
     expect(&listed, 200, "", "token ListObjectsV2");
-    assert!(listed.text().contains("<Key>built</Key>"), "{}", listed.text());
+    assert!(
+        listed.text().contains("<Key>built</Key>"),
+        "{}",
+        listed.text()
+    );
 
     // Multipart parts live in their own namespace but are the bucket's for scopes.
     let created = s3(addr, token, "POST", "/pr-1/multi?uploads", b"");
@@ -235,7 +239,11 @@ fn tokens_sign_s3_requests_within_their_scopes_and_bad_ones_are_refused() {
         ("GET", "/other/x", "read outside the scopes"),
         ("GET", "/other?list-type=2", "list outside the scopes"),
         ("DELETE", "/main/seed", "delete in a read-only bucket"),
-        ("POST", "/main/mp?uploads", "multipart in a read-only bucket"),
+        (
+            "POST",
+            "/main/mp?uploads",
+            "multipart in a read-only bucket",
+        ),
     ] {
         expect(
             &s3(addr, token, method, target, b"poison"),
@@ -277,7 +285,13 @@ fn tokens_sign_s3_requests_within_their_scopes_and_bad_ones_are_refused() {
     // The right token with a wrong secret.
     let other_secret = secret_access_key(&[0u8; 32], &good);
     expect(
-        &s3(addr, Some((&good, &other_secret)), "PUT", "/pr-1/poison", b"x"),
+        &s3(
+            addr,
+            Some((&good, &other_secret)),
+            "PUT",
+            "/pr-1/poison",
+            b"x",
+        ),
         403,
         "SignatureDoesNotMatch",
         "wrong secret",
@@ -345,8 +359,18 @@ fn anonymous_s3_follows_auth_anonymous_and_rate_limits_are_slow_down() {
 
 #[test]
 fn the_removed_s3_anonymous_setting_is_refused_with_its_replacement() {
-    let out = common::run_tessera(&["config", "--s3-anonymous", "true"], &[]);
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("tessera.toml");
+    std::fs::write(&config, "[s3]\nanonymous = true\n").unwrap();
+    let out = common::run_tessera(&["config", "--config", &path_text(&config)], &[]);
     let text = format!("{}{}", out.stdout, out.stderr);
     assert!(!out.status.success(), "{text}");
-    assert!(text.contains("auth.anonymous"), "{text}");
+    assert!(
+        text.contains("s3.anonymous") && text.contains("auth.anonymous = \"read-write\""),
+        "{text}"
+    );
+    // The flag is gone; clap names the replacement.
+    let out = common::run_tessera(&["config", "--s3-anonymous", "true"], &[]);
+    assert!(!out.status.success());
+    assert!(out.stderr.contains("--auth-anonymous"), "{}", out.stderr);
 }

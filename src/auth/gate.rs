@@ -246,7 +246,9 @@ impl Gate {
     /// Who `identity` is: the anonymous policy, or a verified token's claims.
     pub fn grant(&self, identity: &Identity) -> Result<Grant, StoreError> {
         let token = match &identity.credential {
-            Some(Credential::Granted(claims)) => return Ok(Grant::Token(Rc::new((**claims).clone()))),
+            Some(Credential::Granted(claims)) => {
+                return Ok(Grant::Token(Rc::new((**claims).clone())))
+            }
             Some(Credential::Bearer(token)) if self.keys_configured => token,
             _ => return Ok(Grant::Anonymous(self.anonymous)),
         };

@@ -68,9 +68,9 @@ impl S3Shared {
             )),
             Some(path) if auth.s3_secret.is_some() => {
                 return Err(format!(
-                    "auth.s3_secret: {} is set but no token keys are (auth.public_keys or auth.jwks)",
-                    path.display()
-                ))
+                "auth.s3_secret: {} is set but no token keys are (auth.public_keys or auth.jwks)",
+                path.display()
+            ))
             }
             _ => None,
         };
