@@ -221,6 +221,7 @@ pub fn run_with_reload(
         auth.trust.clone(),
         Some(&config.data),
         config.max_blob_bytes,
+        (config.durability, config.sync_interval),
     )
     .map_err(ServerError::Executor)?;
     let stop = shared.clone();

@@ -31,6 +31,7 @@ use s3s::service::{S3Service, S3ServiceBuilder};
 
 use crate::auth::gate::SharedTrust;
 use crate::config::{AuthConfig, S3Config};
+use crate::store::config::Durability;
 use crate::http1::{Request, RequestHead, Responder};
 use crate::protocols::backend::Backend;
 
@@ -53,13 +54,15 @@ pub struct S3Shared {
 impl S3Shared {
     /// The shared state of `config`, with the bucket registry in `data` (`None`: memory only).
     /// Tokens are S3 access keys when `auth` has token keys and an S3 secret
-    /// (`auth.s3_secret`, or `s3.secret` among the public keys); `trust` is the process's.
+    /// (`auth.s3_secret`, or `s3.secret` among the public keys); `trust` is the process's. The
+    /// key log is made as durable as the store's records (`durability`, `sync_interval`).
     pub fn new(
         config: &S3Config,
         auth: &AuthConfig,
         trust: Arc<SharedTrust>,
         data: Option<&std::path::Path>,
         blob_bytes_max: u64,
+        durability: (Durability, std::time::Duration),
     ) -> Result<S3Shared, String> {
         let tokens = match auth.s3_secret_path() {
             Some(path) if auth.has_token_keys() => Some(TokenKeys::new(
@@ -74,9 +77,11 @@ impl S3Shared {
             }
             _ => None,
         };
+        let buckets = Buckets::open(data, &config.buckets)?;
+        buckets.follow_durability(durability.0, durability.1);
         Ok(S3Shared {
-            buckets: Arc::new(Buckets::open(data, &config.buckets)?),
-            uploads: Arc::default(),
+            buckets: Arc::new(buckets),
+            uploads: Arc::new(multipart::Uploads::open(data, durability.0)?),
             credentials: Arc::new(ConfigKeys::new(
                 config.keys.clone(),
                 auth.anonymous(),

@@ -766,6 +766,7 @@ impl S3 for TesseraS3 {
             parts: chosen.len() as u32,
         };
         reservation.write(&trailer.encode()).map_err(store_error)?;
+        self.buckets.note_put(&input.bucket, &input.key);
         link.commit(&objects(&input.bucket), reservation)
             .await?
             .map_err(store_error)?;
@@ -1112,6 +1113,8 @@ impl S3 for TesseraS3 {
         let size = body_size(input.content_length)?;
         self.check_size(size)?;
         let want_md5 = content_md5(&input.content_md5)?;
+        // Write-ahead: listed only once stored (a listing checks the store).
+        self.buckets.note_put(&input.bucket, &input.key);
         let md5 = receive(
             &link,
             &objects(&input.bucket),
@@ -1125,6 +1128,7 @@ impl S3 for TesseraS3 {
         )
         .await?;
         let trailer = Trailer { md5, parts: 0 };
+        // Again after the commit: a listing meanwhile may have found it missing and forgotten it.
         self.buckets.note_put(&input.bucket, &input.key);
         Ok(S3Response::new(PutObjectOutput {
             e_tag: Some(ETag::Strong(trailer.etag())),
@@ -1353,6 +1357,7 @@ impl S3 for TesseraS3 {
         reservation
             .write(source.handle.body())
             .map_err(store_error)?;
+        self.buckets.note_put(&input.bucket, &input.key);
         link.commit(&objects(&input.bucket), reservation)
             .await?
             .map_err(store_error)?;
