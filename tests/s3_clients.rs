@@ -323,7 +323,7 @@ fn anonymous_mode_serves_unsigned_requests_on_the_s3_port() {
 }
 
 #[test]
-fn listings_survive_restarts_and_kill9() {
+fn listings_and_multipart_uploads_survive_restarts_and_kill9() {
     let dir = tempfile::tempdir().unwrap();
     let config = config_file(dir.path(), "");
     let mut server = Tessera::start(
@@ -362,13 +362,81 @@ fn listings_survive_restarts_and_kill9() {
     let mut answer = String::new();
     conn.read_to_string(&mut answer).unwrap();
     assert!(answer.starts_with("HTTP/1.1 204"), "{answer}");
+    // A multipart upload in progress, with one part stored, across each restart (parts but the
+    // last are at least 5 MiB).
+    let first_part: Vec<u8> = (0..5u32 << 20).map(|i| (i % 251) as u8).collect();
+    let start_upload = |server: &Tessera, key: &str| -> String {
+        let s3 = server.s3_addr().unwrap();
+        let created = http_client::request(s3, "POST", &format!("{key}?uploads"), b"");
+        assert_eq!(created.status, 200, "{}", created.text());
+        let text = created.text();
+        let id = text
+            .split("<UploadId>")
+            .nth(1)
+            .unwrap()
+            .split("</UploadId>")
+            .next()
+            .unwrap();
+        let part = http_client::put(
+            s3,
+            &format!("{key}?partNumber=1&uploadId={id}"),
+            &first_part,
+        );
+        assert_eq!(part.status, 200, "{}", part.text());
+        id.to_string()
+    };
+    let finish_upload = |server: &Tessera, key: &str, id: &str| {
+        let s3 = server.s3_addr().unwrap();
+        let listed = http_client::get(s3, &format!("{key}?uploadId={id}"));
+        assert_eq!(
+            listed.status,
+            200,
+            "ListParts after the restart: {}",
+            listed.text()
+        );
+        assert!(
+            listed.text().contains("<PartNumber>1</PartNumber>"),
+            "{}",
+            listed.text()
+        );
+        let part = http_client::put(
+            s3,
+            &format!("{key}?partNumber=2&uploadId={id}"),
+            b", second",
+        );
+        let etag2 = part.header("etag").unwrap().to_string();
+        let etag1 = format!("\"{}\"", md5_hex(&first_part));
+        let body = format!(
+            "<CompleteMultipartUpload><Part><PartNumber>1</PartNumber><ETag>{etag1}</ETag></Part>\
+             <Part><PartNumber>2</PartNumber><ETag>{etag2}</ETag></Part></CompleteMultipartUpload>"
+        );
+        let done =
+            http_client::request(s3, "POST", &format!("{key}?uploadId={id}"), body.as_bytes());
+        assert_eq!(
+            done.status,
+            200,
+            "CompleteMultipartUpload after the restart: {}",
+            done.text()
+        );
+        let mut whole = first_part.clone();
+        whole.extend_from_slice(b", second");
+        assert!(
+            http_client::get(s3, key).body == whole,
+            "the completed object's bytes"
+        );
+    };
+    let upload = start_upload(&server, "/configured/multi1");
     server.stop_expecting_exit_0();
     server.restart();
     assert_eq!(listed(&server), ["a", "c/d"]);
+    finish_upload(&server, "/configured/multi1", &upload);
     put(&server, "/configured/e");
+    let upload = start_upload(&server, "/configured/multi2");
     server.kill9();
     server.restart();
-    assert_eq!(listed(&server), ["a", "c/d", "e"]);
+    assert_eq!(listed(&server), ["a", "c/d", "e", "multi1"]);
+    finish_upload(&server, "/configured/multi2", &upload);
+    assert_eq!(listed(&server), ["a", "c/d", "e", "multi1", "multi2"]);
 }
 
 /// Hex MD5, from the sccache-independent reference in the md-5 crate.

@@ -12,13 +12,13 @@
 //! requests signed per request with AWS Signature V4 (`tessera::protocols::s3::sigv4`).
 
 use crate::http1_client::Http1Connection;
-use tessera::protocols::s3::sigv4::{amz_date, Signer, ToSign, UNSIGNED_PAYLOAD};
 use crate::rng::mix64;
 use crate::stats::{ErrorKind, RequestError};
 use crate::workload::{KeySpace, Operation};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use tessera::protocols::s3::sigv4::{amz_date, Signer, ToSign, UNSIGNED_PAYLOAD};
 
 /// How an object's 32-byte key is spelled in a request path.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -451,7 +451,11 @@ impl HttpProtocol {
     /// `x-amz-content-sha256` and the SigV4 `Authorization` of this method, target and time.
     fn request_headers(&self, method: &str, target: &Target<'_>) -> std::borrow::Cow<'_, [u8]> {
         let Some(signer) = &self.signer else {
-            let fixed = if method == "PUT" { &self.put_headers } else { &self.get_headers };
+            let fixed = if method == "PUT" {
+                &self.put_headers
+            } else {
+                &self.get_headers
+            };
             return std::borrow::Cow::Borrowed(fixed.as_bytes());
         };
         let mut path = Vec::with_capacity(96);
@@ -551,14 +555,7 @@ impl HttpProtocol {
         let path = self.cas_target(self.keys.digest(index));
         let headers = self.request_headers("GET", &path);
         let response = connection
-            .request(
-                "GET",
-                &path,
-                &self.host,
-                &headers,
-                &[],
-                None,
-            )
+            .request("GET", &path, &self.host, &headers, &[], None)
             .await?;
         expect_status(response.status, 200, &path)?;
         if !self.keys.body_matches(index, connection.body()) {
@@ -585,14 +582,7 @@ impl HttpProtocol {
         };
         let headers = self.request_headers("GET", &path);
         let response = connection
-            .request(
-                "GET",
-                &path,
-                &self.host,
-                &headers,
-                &[],
-                None,
-            )
+            .request("GET", &path, &self.host, &headers, &[], None)
             .await?;
         expect_status(response.status, 404, &path)?;
         Ok(Outcome {

@@ -31,9 +31,9 @@ use s3s::service::{S3Service, S3ServiceBuilder};
 
 use crate::auth::gate::SharedTrust;
 use crate::config::{AuthConfig, S3Config};
-use crate::store::config::Durability;
 use crate::http1::{Request, RequestHead, Responder};
 use crate::protocols::backend::Backend;
+use crate::store::config::Durability;
 
 use self::buckets::Buckets;
 use self::keys::{Access, Auth, ConfigKeys, Credentials, TokenKeys};

@@ -278,9 +278,9 @@ impl Uploads {
         let Some(file) = table.log.as_mut() else {
             return;
         };
-        let written = file
-            .write_all(entry)
-            .and_then(|()| if sync_each { file.sync_data() } else { Ok(()) });
+        let written =
+            file.write_all(entry)
+                .and_then(|()| if sync_each { file.sync_data() } else { Ok(()) });
         if let Err(error) = written {
             tracing::error!(%error, "cannot append to the s3 upload log; uploads started later will not survive a restart");
             table.log = None;
@@ -420,7 +420,9 @@ mod tests {
         bytes.extend_from_slice(b"P\x20abc");
         fs::write(&path, bytes).unwrap();
         let uploads = Uploads::open(Some(dir.path()), Durability::Strict).unwrap();
-        let upload = uploads.get(&kept, "b", "dir/key").expect("kept across the reopen");
+        let upload = uploads
+            .get(&kept, "b", "dir/key")
+            .expect("kept across the reopen");
         assert_eq!(upload.parts.get(&3), Some(&part));
         assert_eq!(upload.meta.get("content-type"), Some(&b"text/plain"[..]));
         assert!(uploads.get(&ended, "b", "other").is_none());
