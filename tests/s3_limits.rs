@@ -243,3 +243,189 @@ fn aws_cli_gets_insufficient_storage_on_a_full_disk_and_reads_go_on() {
     }
     server.stop_expecting_exit_0();
 }
+
+/// Bytes of the opt-in streaming test's object: 5 GiB, S3's single-PUT limit.
+const FIVE_GIB: u64 = 5 << 30;
+/// Bytes per write of the streaming client.
+const STREAM_CHUNK_BYTES: usize = 1 << 20;
+/// The server's anonymous memory (heap, stacks) may not grow past this while a 5 GiB object
+/// streams in and out: far below the object, above what the server holds at rest plus its
+/// per-request buffers. File-backed pages (the store's mapped segments) are not counted.
+const STREAMING_ANON_BYTES_MAX: u64 = 256 << 20;
+
+/// `RssAnon` and `VmRSS` of `pid`, in bytes.
+fn rss(pid: u32) -> (u64, u64) {
+    let status = fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let field = |name: &str| -> u64 {
+        status
+            .lines()
+            .find_map(|l| l.strip_prefix(name))
+            .and_then(|rest| rest.split_whitespace().next())
+            .and_then(|kb| kb.parse::<u64>().ok())
+            .map_or(0, |kb| kb * 1024)
+    };
+    (field("RssAnon:"), field("VmRSS:"))
+}
+
+/// Peak (`RssAnon`, `VmRSS`) of `pid` until `stop` is set, sampled every 50 ms.
+fn watch_rss(
+    pid: u32,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+) -> std::thread::JoinHandle<(u64, u64)> {
+    std::thread::spawn(move || {
+        let mut peak = (0, 0);
+        while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+            let (anon, total) = rss(pid);
+            peak = (peak.0.max(anon), peak.1.max(total));
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        peak
+    })
+}
+
+/// The byte at `offset` of the streamed object.
+fn streamed_byte(offset: u64) -> u8 {
+    (offset.wrapping_mul(2_654_435_761) >> 13) as u8
+}
+
+/// A 5 GiB object goes in with one signed PUT (`UNSIGNED-PAYLOAD`) and comes back with one GET,
+/// both streamed, with the server's anonymous memory bounded. Opt-in (`TESSERA_S3_5GIB=1`):
+/// it writes 5 GiB to the data directory and takes minutes on a debug build.
+#[test]
+fn five_gib_object_streams_with_bounded_memory() {
+    use md5::{Digest, Md5};
+    use std::io::{BufRead, BufReader, Read, Write};
+    use tessera::protocols::s3::sigv4::{amz_date, Signer, ToSign, UNSIGNED_PAYLOAD};
+    if std::env::var("TESSERA_S3_5GIB").as_deref() != Ok("1") {
+        eprintln!(
+            "SKIPPED: set TESSERA_S3_5GIB=1 to stream a 5 GiB object (minutes, 5 GiB of disk)"
+        );
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let config = config(dir.path(), "");
+    let server = Tessera::start(
+        &[
+            "--config",
+            config.to_str().unwrap(),
+            "--executors",
+            "1",
+            "--shards",
+            "1",
+            "--max-size",
+            "11GiB",
+            "--max-blob-size",
+            "5200MiB",
+        ],
+        &[],
+    );
+    let pid = server.pid();
+    let at_rest = rss(pid);
+    let mut signer = Signer::new(ACCESS_KEY, SECRET_KEY, "us-east-1");
+    let signed = |signer: &mut Signer, method: &str, length: Option<u64>| -> Vec<u8> {
+        let date = amz_date(tessera::auth::cli::now_seconds());
+        let authorization = signer.authorization(&ToSign {
+            method,
+            path: "/lim/big",
+            query: "",
+            headers: &[("host", "tessera-test")],
+            payload_hash: UNSIGNED_PAYLOAD,
+            date: &date,
+        });
+        let length = length.map_or(String::new(), |n| format!("content-length: {n}\r\n"));
+        format!(
+            "{method} /lim/big HTTP/1.1\r\nhost: tessera-test\r\n{length}x-amz-date: {date}\r\n\
+             x-amz-content-sha256: {UNSIGNED_PAYLOAD}\r\nauthorization: {authorization}\r\n\r\n"
+        )
+        .into_bytes()
+    };
+    let read_head = |reader: &mut BufReader<std::net::TcpStream>| -> (u16, Vec<String>) {
+        let mut lines = Vec::new();
+        loop {
+            let mut line = String::new();
+            reader.read_line(&mut line).unwrap();
+            let line = line.trim_end().to_string();
+            if line.is_empty() {
+                break;
+            }
+            lines.push(line);
+        }
+        let status = lines[0].split(' ').nth(1).unwrap().parse().unwrap();
+        (status, lines)
+    };
+
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let watcher = watch_rss(pid, stop.clone());
+    let started = Instant::now();
+    let stream = std::net::TcpStream::connect(server.addr()).unwrap();
+    let mut writer = stream.try_clone().unwrap();
+    writer
+        .write_all(&signed(&mut signer, "PUT", Some(FIVE_GIB)))
+        .unwrap();
+    let mut md5 = Md5::new();
+    let mut chunk = vec![0u8; STREAM_CHUNK_BYTES];
+    let mut offset = 0u64;
+    while offset < FIVE_GIB {
+        let n = (FIVE_GIB - offset).min(STREAM_CHUNK_BYTES as u64) as usize;
+        for (i, b) in chunk[..n].iter_mut().enumerate() {
+            *b = streamed_byte(offset + i as u64);
+        }
+        md5.update(&chunk[..n]);
+        writer.write_all(&chunk[..n]).unwrap();
+        offset += n as u64;
+    }
+    let expected: String = md5.finalize().iter().map(|b| format!("{b:02x}")).collect();
+    let mut reader = BufReader::new(stream);
+    let (status, head) = read_head(&mut reader);
+    let put_secs = started.elapsed().as_secs_f64();
+    assert_eq!(status, 200, "{head:?}\n{}", server.recent_log());
+    let etag = head
+        .iter()
+        .find_map(|l| {
+            l.to_ascii_lowercase()
+                .strip_prefix("etag: ")
+                .map(str::to_string)
+        })
+        .expect("an ETag");
+    assert_eq!(etag, format!("\"{expected}\""));
+
+    let started = Instant::now();
+    let stream = std::net::TcpStream::connect(server.addr()).unwrap();
+    let mut writer = stream.try_clone().unwrap();
+    writer.write_all(&signed(&mut signer, "GET", None)).unwrap();
+    let mut reader = BufReader::with_capacity(STREAM_CHUNK_BYTES, stream);
+    let (status, head) = read_head(&mut reader);
+    assert_eq!(status, 200, "{head:?}");
+    let mut md5 = Md5::new();
+    let mut received = 0u64;
+    let mut mismatch = None;
+    while received < FIVE_GIB {
+        let n = reader.read(&mut chunk).unwrap();
+        assert!(n > 0, "the body ended at {received} bytes");
+        if mismatch.is_none() {
+            if let Some(i) = (0..n).find(|&i| chunk[i] != streamed_byte(received + i as u64)) {
+                mismatch = Some(received + i as u64);
+            }
+        }
+        md5.update(&chunk[..n]);
+        received += n as u64;
+    }
+    let get_secs = started.elapsed().as_secs_f64();
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let (peak_anon, peak_rss) = watcher.join().unwrap();
+    assert_eq!(mismatch, None, "first differing byte");
+    let got: String = md5.finalize().iter().map(|b| format!("{b:02x}")).collect();
+    assert_eq!(got, expected);
+    eprintln!(
+        "5 GiB: PUT {put_secs:.1} s, GET {get_secs:.1} s; server RssAnon {} MiB at rest, peak {} MiB; \
+         VmRSS peak {} MiB (file-backed pages of the mapped store included)",
+        at_rest.0 >> 20,
+        peak_anon >> 20,
+        peak_rss >> 20
+    );
+    assert!(
+        peak_anon < STREAMING_ANON_BYTES_MAX,
+        "anonymous memory peaked at {} MiB",
+        peak_anon >> 20
+    );
+}
