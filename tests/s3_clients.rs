@@ -307,19 +307,36 @@ fn anonymous_mode_serves_unsigned_requests_on_the_s3_port() {
     assert_eq!(response.status, 411, "{}", response.text());
     assert!(response.text().contains("MissingContentLength"));
     assert_eq!(http_client::get(s3, "/configured/chunked").status, 404);
-    // An unsigned aws-chunked body is not decoded by s3s: refused, never stored encoded.
-    let body = b"5\r\nhello\r\n0\r\n\r\n";
-    let mut raw = format!(
-        "PUT /configured/streamed HTTP/1.1\r\nhost: x\r\ncontent-length: {}\r\n\
-         x-amz-content-sha256: STREAMING-UNSIGNED-PAYLOAD-TRAILER\r\n\
-         content-encoding: aws-chunked\r\nx-amz-decoded-content-length: 5\r\n\r\n",
-        body.len()
-    )
-    .into_bytes();
-    raw.extend_from_slice(body);
-    let response = http_client::send_raw(s3, &raw).unwrap();
-    assert_eq!(response.status, 501, "{}", response.text());
-    assert_eq!(http_client::get(s3, "/configured/streamed").status, 404);
+    // An unsigned aws-chunked body (STREAMING-UNSIGNED-PAYLOAD-TRAILER) is decoded by Tessera
+    // (s3s decodes only signed ones), its trailing checksum checked: stored decoded…
+    let chunked_put = |key: &str, crc32: &str| -> http_client::Response {
+        let body =
+            format!("5\r\nhello\r\n6;x=1\r\n world\r\n0\r\nx-amz-checksum-crc32:{crc32}\r\n\r\n");
+        let mut raw = format!(
+            "PUT /configured/{key} HTTP/1.1\r\nhost: x\r\ncontent-length: {}\r\n\
+             x-amz-content-sha256: STREAMING-UNSIGNED-PAYLOAD-TRAILER\r\n\
+             content-encoding: aws-chunked\r\nx-amz-decoded-content-length: 11\r\n\
+             x-amz-trailer: x-amz-checksum-crc32\r\n\r\n",
+            body.len()
+        )
+        .into_bytes();
+        raw.extend_from_slice(body.as_bytes());
+        http_client::send_raw(s3, &raw).unwrap()
+    };
+    // CRC32 of "hello world" is 0x0d4a1185.
+    let response = chunked_put("streamed", "DUoRhQ==");
+    assert_eq!(response.status, 200, "{}", response.text());
+    let got = http_client::get(s3, "/configured/streamed");
+    assert_eq!(got.body, b"hello world");
+    assert_eq!(
+        got.header("etag"),
+        Some(format!("\"{}\"", md5_hex(b"hello world")).as_str())
+    );
+    // …and a trailer that does not match is BadDigest, nothing stored.
+    let response = chunked_put("bad-trailer", "AAAAAA==");
+    assert_eq!(response.status, 400, "{}", response.text());
+    assert!(response.text().contains("BadDigest"), "{}", response.text());
+    assert_eq!(http_client::get(s3, "/configured/bad-trailer").status, 404);
 }
 
 #[test]

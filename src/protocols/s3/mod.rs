@@ -16,6 +16,7 @@
 pub mod bridge;
 pub mod buckets;
 pub mod checksum;
+pub mod chunked;
 pub mod keys;
 pub mod link;
 pub mod list;
