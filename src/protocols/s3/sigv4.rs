@@ -76,6 +76,7 @@ pub fn amz_date(unix_seconds: u64) -> String {
 }
 
 /// One access key's signer, with the signing key of the last day it signed for.
+#[derive(Clone)]
 pub struct Signer {
     access_key: String,
     secret: String,
