@@ -374,7 +374,7 @@ pub struct HttpProtocol {
     /// Immutable entries (Nx): measured writes go to fresh keys, shared by every thread.
     fresh: Option<Arc<FreshKeys>>,
     /// S3: the signer (its signing key cached per day), used by this thread only.
-    signer: Option<std::cell::RefCell<Signer>>,
+    signer: Option<Box<std::cell::RefCell<Signer>>>,
 }
 
 impl HttpProtocol {
@@ -425,11 +425,11 @@ impl HttpProtocol {
                 access_key,
                 secret_key,
                 ..
-            } => Some(std::cell::RefCell::new(Signer::new(
+            } => Some(Box::new(std::cell::RefCell::new(Signer::new(
                 access_key,
                 secret_key,
                 "us-east-1",
-            ))),
+            )))),
             _ => None,
         };
         HttpProtocol {
