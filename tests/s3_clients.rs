@@ -242,12 +242,15 @@ fn signed_get(path: &str) -> Vec<u8> {
 fn signed_requests_are_s3_on_the_main_port_and_the_s3_port_speaks_only_s3() {
     let dir = tempfile::tempdir().unwrap();
     let server = start(dir.path(), &["--s3-listen", "127.0.0.1:0"]);
-    // Unsigned: the mounts and the server's own endpoints, as before.
+    // Unsigned: the mounts and the server's own endpoints, as before; with keys configured
+    // (the static S3 keys) anonymous callers may do nothing (auth.anonymous defaults to none),
+    // so Bazel's mount answers 401, not S3's XML.
     assert_eq!(http_client::get(server.addr(), "/healthz").status, 200);
     let blob = b"a bazel blob";
     let cas = http_client::cas_path(blob);
-    assert_eq!(http_client::put(server.addr(), &cas, blob).status, 200);
-    assert_eq!(http_client::get(server.addr(), &cas).body, blob);
+    let refused = http_client::put(server.addr(), &cas, blob);
+    assert_eq!(refused.status, 401, "{}", refused.text());
+    assert!(!refused.text().contains("<Code>"), "{}", refused.text());
     // Signed: S3 answers with its XML error (the key is unknown), whatever the path.
     for path in ["/healthz", &cas, "/configured/key"] {
         let response = http_client::send_raw(server.addr(), &signed_get(path)).unwrap();
@@ -258,7 +261,7 @@ fn signed_requests_are_s3_on_the_main_port_and_the_s3_port_speaks_only_s3() {
             response.text()
         );
     }
-    // The S3 port: unsigned requests are S3 too, refused without anonymous mode.
+    // The S3 port: unsigned requests are S3 too, refused under auth.anonymous = none.
     let s3 = server.s3_addr().expect("the ready line names the s3 port");
     let response = http_client::get(s3, "/configured/key");
     assert_eq!(response.status, 403);
@@ -277,8 +280,8 @@ fn anonymous_mode_serves_unsigned_requests_on_the_s3_port() {
             config.to_str().unwrap(),
             "--s3-listen",
             "127.0.0.1:0",
-            "--s3-anonymous",
-            "true",
+            "--auth-anonymous",
+            "read-write",
         ],
         &[],
     );
@@ -304,23 +307,40 @@ fn anonymous_mode_serves_unsigned_requests_on_the_s3_port() {
     assert_eq!(response.status, 411, "{}", response.text());
     assert!(response.text().contains("MissingContentLength"));
     assert_eq!(http_client::get(s3, "/configured/chunked").status, 404);
-    // An unsigned aws-chunked body is not decoded by s3s: refused, never stored encoded.
-    let body = b"5\r\nhello\r\n0\r\n\r\n";
-    let mut raw = format!(
-        "PUT /configured/streamed HTTP/1.1\r\nhost: x\r\ncontent-length: {}\r\n\
-         x-amz-content-sha256: STREAMING-UNSIGNED-PAYLOAD-TRAILER\r\n\
-         content-encoding: aws-chunked\r\nx-amz-decoded-content-length: 5\r\n\r\n",
-        body.len()
-    )
-    .into_bytes();
-    raw.extend_from_slice(body);
-    let response = http_client::send_raw(s3, &raw).unwrap();
-    assert_eq!(response.status, 501, "{}", response.text());
-    assert_eq!(http_client::get(s3, "/configured/streamed").status, 404);
+    // An unsigned aws-chunked body (STREAMING-UNSIGNED-PAYLOAD-TRAILER) is decoded by Tessera
+    // (s3s decodes only signed ones), its trailing checksum checked: stored decoded…
+    let chunked_put = |key: &str, crc32: &str| -> http_client::Response {
+        let body =
+            format!("5\r\nhello\r\n6;x=1\r\n world\r\n0\r\nx-amz-checksum-crc32:{crc32}\r\n\r\n");
+        let mut raw = format!(
+            "PUT /configured/{key} HTTP/1.1\r\nhost: x\r\ncontent-length: {}\r\n\
+             x-amz-content-sha256: STREAMING-UNSIGNED-PAYLOAD-TRAILER\r\n\
+             content-encoding: aws-chunked\r\nx-amz-decoded-content-length: 11\r\n\
+             x-amz-trailer: x-amz-checksum-crc32\r\n\r\n",
+            body.len()
+        )
+        .into_bytes();
+        raw.extend_from_slice(body.as_bytes());
+        http_client::send_raw(s3, &raw).unwrap()
+    };
+    // CRC32 of "hello world" is 0x0d4a1185.
+    let response = chunked_put("streamed", "DUoRhQ==");
+    assert_eq!(response.status, 200, "{}", response.text());
+    let got = http_client::get(s3, "/configured/streamed");
+    assert_eq!(got.body, b"hello world");
+    assert_eq!(
+        got.header("etag"),
+        Some(format!("\"{}\"", md5_hex(b"hello world")).as_str())
+    );
+    // …and a trailer that does not match is BadDigest, nothing stored.
+    let response = chunked_put("bad-trailer", "AAAAAA==");
+    assert_eq!(response.status, 400, "{}", response.text());
+    assert!(response.text().contains("BadDigest"), "{}", response.text());
+    assert_eq!(http_client::get(s3, "/configured/bad-trailer").status, 404);
 }
 
 #[test]
-fn listings_survive_restarts_and_kill9() {
+fn listings_and_multipart_uploads_survive_restarts_and_kill9() {
     let dir = tempfile::tempdir().unwrap();
     let config = config_file(dir.path(), "");
     let mut server = Tessera::start(
@@ -329,8 +349,8 @@ fn listings_survive_restarts_and_kill9() {
             config.to_str().unwrap(),
             "--s3-listen",
             "127.0.0.1:0",
-            "--s3-anonymous",
-            "true",
+            "--auth-anonymous",
+            "read-write",
         ],
         &[],
     );
@@ -359,13 +379,81 @@ fn listings_survive_restarts_and_kill9() {
     let mut answer = String::new();
     conn.read_to_string(&mut answer).unwrap();
     assert!(answer.starts_with("HTTP/1.1 204"), "{answer}");
+    // A multipart upload in progress, with one part stored, across each restart (parts but the
+    // last are at least 5 MiB).
+    let first_part: Vec<u8> = (0..5u32 << 20).map(|i| (i % 251) as u8).collect();
+    let start_upload = |server: &Tessera, key: &str| -> String {
+        let s3 = server.s3_addr().unwrap();
+        let created = http_client::request(s3, "POST", &format!("{key}?uploads"), b"");
+        assert_eq!(created.status, 200, "{}", created.text());
+        let text = created.text();
+        let id = text
+            .split("<UploadId>")
+            .nth(1)
+            .unwrap()
+            .split("</UploadId>")
+            .next()
+            .unwrap();
+        let part = http_client::put(
+            s3,
+            &format!("{key}?partNumber=1&uploadId={id}"),
+            &first_part,
+        );
+        assert_eq!(part.status, 200, "{}", part.text());
+        id.to_string()
+    };
+    let finish_upload = |server: &Tessera, key: &str, id: &str| {
+        let s3 = server.s3_addr().unwrap();
+        let listed = http_client::get(s3, &format!("{key}?uploadId={id}"));
+        assert_eq!(
+            listed.status,
+            200,
+            "ListParts after the restart: {}",
+            listed.text()
+        );
+        assert!(
+            listed.text().contains("<PartNumber>1</PartNumber>"),
+            "{}",
+            listed.text()
+        );
+        let part = http_client::put(
+            s3,
+            &format!("{key}?partNumber=2&uploadId={id}"),
+            b", second",
+        );
+        let etag2 = part.header("etag").unwrap().to_string();
+        let etag1 = format!("\"{}\"", md5_hex(&first_part));
+        let body = format!(
+            "<CompleteMultipartUpload><Part><PartNumber>1</PartNumber><ETag>{etag1}</ETag></Part>\
+             <Part><PartNumber>2</PartNumber><ETag>{etag2}</ETag></Part></CompleteMultipartUpload>"
+        );
+        let done =
+            http_client::request(s3, "POST", &format!("{key}?uploadId={id}"), body.as_bytes());
+        assert_eq!(
+            done.status,
+            200,
+            "CompleteMultipartUpload after the restart: {}",
+            done.text()
+        );
+        let mut whole = first_part.clone();
+        whole.extend_from_slice(b", second");
+        assert!(
+            http_client::get(s3, key).body == whole,
+            "the completed object's bytes"
+        );
+    };
+    let upload = start_upload(&server, "/configured/multi1");
     server.stop_expecting_exit_0();
     server.restart();
     assert_eq!(listed(&server), ["a", "c/d"]);
+    finish_upload(&server, "/configured/multi1", &upload);
     put(&server, "/configured/e");
+    let upload = start_upload(&server, "/configured/multi2");
     server.kill9();
     server.restart();
-    assert_eq!(listed(&server), ["a", "c/d", "e"]);
+    assert_eq!(listed(&server), ["a", "c/d", "e", "multi1"]);
+    finish_upload(&server, "/configured/multi2", &upload);
+    assert_eq!(listed(&server), ["a", "c/d", "e", "multi1", "multi2"]);
 }
 
 /// Hex MD5, from the sccache-independent reference in the md-5 crate.
@@ -397,12 +485,22 @@ fn boto3_lists_ten_thousand_keys_in_order() {
 
 /// Runs `aws --endpoint-url URL ARGS…` with the test key; returns its output.
 fn aws(server: &Tessera, args: &[&str], cwd: &Path) -> Output {
+    aws_as(server, (ACCESS_KEY, SECRET_KEY), args, cwd)
+}
+
+/// Runs `aws --endpoint-url URL ARGS…` with (access key, secret).
+fn aws_as(
+    server: &Tessera,
+    (access_key, secret): (&str, &str),
+    args: &[&str],
+    cwd: &Path,
+) -> Output {
     Command::new(venv().join("bin/aws"))
         .arg("--endpoint-url")
         .arg(server.url())
         .args(args)
-        .env("AWS_ACCESS_KEY_ID", ACCESS_KEY)
-        .env("AWS_SECRET_ACCESS_KEY", SECRET_KEY)
+        .env("AWS_ACCESS_KEY_ID", access_key)
+        .env("AWS_SECRET_ACCESS_KEY", secret)
         .env("AWS_DEFAULT_REGION", "us-east-1")
         .env("AWS_CONFIG_FILE", cwd.join("no-aws-config"))
         .env(
@@ -715,4 +813,168 @@ fn rclone_copies_and_checks_a_tree() {
     assert!(!run(&["check", "tree", "tessera:configured/rc"])
         .status
         .success());
+}
+
+/// `tessera token --s3` credentials: (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY).
+fn token_credentials(key: &Path, read: &str, write: Option<&str>) -> (String, String) {
+    let key = key.to_str().unwrap();
+    let mut args = vec![
+        "token",
+        "--key",
+        key,
+        "--subject",
+        "ci",
+        "--read",
+        read,
+        "--s3",
+    ];
+    if let Some(write) = write {
+        args.extend(["--write", write]);
+    }
+    let out = common::run_tessera(&args, &[]);
+    assert!(out.status.success(), "tessera token --s3: {}", out.stderr);
+    let value = |name: &str| -> String {
+        out.stdout
+            .lines()
+            .find_map(|l| l.strip_prefix(&format!("{name}=")))
+            .unwrap_or_else(|| panic!("no {name} in {}", out.stdout))
+            .to_string()
+    };
+    (value("AWS_ACCESS_KEY_ID"), value("AWS_SECRET_ACCESS_KEY"))
+}
+
+/// The real clients with token credentials (issue 12's S3 row): the AWS CLI and sccache get
+/// their writes and hits with a token that may write `s3/ci-*`; with a read-only token the
+/// AWS CLI is refused (`AccessDenied`) and sccache writes nothing.
+#[test]
+fn sccache_and_the_aws_cli_work_with_token_credentials() {
+    let sccache = venv().join("bin/sccache");
+    if !require(&venv().join("bin/aws")) || !require(&sccache) {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let keys = dir.path().join("keys");
+    let made = common::run_tessera(
+        &["keygen", "--dir", keys.to_str().unwrap(), "--kid", "ci"],
+        &[],
+    );
+    assert!(made.status.success(), "tessera keygen: {}", made.stderr);
+    let config = config_file(
+        dir.path(),
+        &format!("[auth]\npublic_keys = {:?}\n", keys.display().to_string()),
+    );
+    let text = fs::read_to_string(&config).unwrap().replace(
+        "buckets = [\"configured\"]",
+        "buckets = [\"configured\", \"ci-cache\"]",
+    );
+    fs::write(&config, text).unwrap();
+    let server = Tessera::start(&["--config", config.to_str().unwrap()], &[]);
+    let key = keys.join("ci.key");
+    let writer = token_credentials(&key, "s3/configured", Some("s3/ci-*"));
+    let writer = (writer.0.as_str(), writer.1.as_str());
+    let reader = token_credentials(&key, "s3/*", None);
+    let reader = (reader.0.as_str(), reader.1.as_str());
+
+    // AWS CLI: a write and a byte-exact read back with the writer's token…
+    let body: Vec<u8> = (0..300_000u32).map(|i| (i * 7 % 251) as u8).collect();
+    fs::write(dir.path().join("up.bin"), &body).unwrap();
+    let up = aws_as(
+        &server,
+        writer,
+        &["s3", "cp", "up.bin", "s3://ci-cache/obj"],
+        dir.path(),
+    );
+    check("aws s3 cp up (token)", &up, &server);
+    let down = aws_as(
+        &server,
+        reader,
+        &["s3", "cp", "s3://ci-cache/obj", "down.bin"],
+        dir.path(),
+    );
+    check("aws s3 cp down (read-only token)", &down, &server);
+    assert_eq!(fs::read(dir.path().join("down.bin")).unwrap(), body);
+    // …and a clear refusal with the read-only token, nothing written.
+    let refused = aws_as(
+        &server,
+        reader,
+        &["s3", "cp", "up.bin", "s3://ci-cache/poison"],
+        dir.path(),
+    );
+    assert!(!refused.status.success(), "a read-only token wrote");
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(stderr.contains("AccessDenied"), "{stderr}");
+    let forged = (writer.0, "not-the-secret");
+    let refused = aws_as(
+        &server,
+        forged,
+        &["s3", "cp", "up.bin", "s3://ci-cache/poison"],
+        dir.path(),
+    );
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(stderr.contains("SignatureDoesNotMatch"), "{stderr}");
+    let listing = |who: (&str, &str)| -> String {
+        let out = aws_as(
+            &server,
+            who,
+            &["s3", "ls", "--recursive", "s3://ci-cache/"],
+            dir.path(),
+        );
+        check("aws s3 ls (token)", &out, &server);
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let before = listing(reader);
+    assert!(
+        before.contains("obj") && !before.contains("poison"),
+        "{before}"
+    );
+
+    // sccache: a C file twice with the writer's token (miss, then a hit from Tessera)…
+    fs::write(
+        dir.path().join("probe.c"),
+        "int probe(int x) { return x * 5; }\n",
+    )
+    .unwrap();
+    let port = free_port().to_string();
+    let round = |who: (&str, &str), source: &str| -> (u64, u64) {
+        let local = dir.path().join("sccache-local");
+        let _ = fs::remove_dir_all(&local);
+        let run = |args: &[&str]| -> Output {
+            Command::new(&sccache)
+                .args(args)
+                .env("SCCACHE_BUCKET", "ci-cache")
+                .env("SCCACHE_ENDPOINT", server.url())
+                .env("SCCACHE_REGION", "us-east-1")
+                .env("SCCACHE_S3_KEY_PREFIX", "cc")
+                .env("AWS_ACCESS_KEY_ID", who.0)
+                .env("AWS_SECRET_ACCESS_KEY", who.1)
+                .env("SCCACHE_SERVER_PORT", &port)
+                .env("SCCACHE_DIR", &local)
+                .env("SCCACHE_IDLE_TIMEOUT", "0")
+                .current_dir(dir.path())
+                .output()
+                .unwrap()
+        };
+        check("sccache --start-server", &run(&["--start-server"]), &server);
+        let cc = run(&["gcc", "-c", source, "-o", "probe.o"]);
+        check("sccache gcc (token)", &cc, &server);
+        let stats = run(&["--show-stats", "--stats-format", "json"]);
+        let _ = run(&["--stop-server"]);
+        sccache_stats(&stats.stdout)
+    };
+    assert_eq!(round(writer, "probe.c"), (0, 1), "first round: a miss");
+    assert_eq!(round(writer, "probe.c"), (1, 0), "second round: a hit");
+    let stored = listing(reader);
+    assert!(
+        stored.lines().count() >= 2,
+        "the object and sccache's entry: {stored}"
+    );
+    // …and with the read-only token, a new file compiles locally but writes nothing.
+    fs::write(
+        dir.path().join("other.c"),
+        "int other(int x) { return x - 1; }\n",
+    )
+    .unwrap();
+    let (hits, _) = round(reader, "other.c");
+    assert_eq!(hits, 0);
+    assert_eq!(listing(reader), stored, "a read-only token's sccache wrote");
 }

@@ -165,7 +165,11 @@ fn run_case(addr: SocketAddr, input: &[u8]) {
 fn a_malformed_credential_date_is_a_400_and_the_server_keeps_serving() {
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("tessera.toml");
-    std::fs::write(&config, "[s3]\nbuckets = [\"fuzz\"]\nanonymous = true\n").unwrap();
+    std::fs::write(
+        &config,
+        "[auth]\nanonymous = \"read-write\"\n[s3]\nbuckets = [\"fuzz\"]\n",
+    )
+    .unwrap();
     let server = Tessera::start(
         &[
             "--config",
@@ -185,13 +189,35 @@ fn a_malformed_credential_date_is_a_400_and_the_server_keeps_serving() {
     }
 }
 
+/// On a failure (a panic while it is alive), says how to replay the run: the seed and the
+/// case that failed (`TESSERA_TEST_SEED=N cargo test --test s3_fuzz`).
+struct Reproduce {
+    seed: u64,
+    case: usize,
+}
+
+impl Drop for Reproduce {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!(
+                "s3 fuzz failed at case {}: replay with TESSERA_TEST_SEED={} cargo test --test s3_fuzz",
+                self.case, self.seed
+            );
+        }
+    }
+}
+
 #[test]
 fn mutated_s3_requests_never_break_the_server() {
     let seed = http_client::test_seed();
     eprintln!("s3 fuzz: TESSERA_TEST_SEED={seed}");
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("tessera.toml");
-    std::fs::write(&config, "[s3]\nbuckets = [\"fuzz\"]\nanonymous = true\n").unwrap();
+    std::fs::write(
+        &config,
+        "[auth]\nanonymous = \"read-write\"\n[s3]\nbuckets = [\"fuzz\"]\n",
+    )
+    .unwrap();
     let server = Tessera::start(
         &[
             "--config",
@@ -209,7 +235,9 @@ fn mutated_s3_requests_never_break_the_server() {
     let s3 = server.s3_addr().unwrap();
     let main = server.addr();
     let mut rng = Rng::new(seed);
-    for _ in 0..cases() {
+    let mut at = Reproduce { seed, case: 0 };
+    for case in 0..cases() {
+        at.case = case;
         let (mut input, signed) = template(&mut rng);
         if rng.below(10) != 0 {
             mutate(&mut rng, &mut input);

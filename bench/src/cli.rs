@@ -30,6 +30,8 @@ tessera-bench run --target http://127.0.0.1:8080 [options]
   --prefix /instance                   Bazel: path prefix; gradle/ccache/nx/turbo: base path of the
                                        client's URL (default /cache, /ccache, none, none)
   --team bench  --token t              turbo's team (?slug=), the Bearer token of nx and turbo
+  --protocol s3                        GET/PUT /BUCKET/<sha256> signed with SigV4 (UNSIGNED-PAYLOAD);
+                                       --prefix /BUCKET (bench), --access-key AK --secret-key SK
   --threads N (2)  --connections N (64)  --no-pin
   --duration 10s  --requests N         the run stops at whichever comes first
   --rate R                             open loop at R requests/s (default: closed loop)
@@ -46,6 +48,8 @@ const RUN_FLAGS: &[&str] = &[
     "prefix",
     "team",
     "token",
+    "access-key",
+    "secret-key",
     "batch",
     "threads",
     "connections",
@@ -139,6 +143,8 @@ pub fn workload_from_args(args: &Args) -> Result<Workload, String> {
                 template: args.get("path-template"),
                 team: &args.text("team", SchemeOptions::default().team),
                 token: &args.text("token", SchemeOptions::default().token),
+                access_key: &args.text("access-key", SchemeOptions::default().access_key),
+                secret_key: &args.text("secret-key", SchemeOptions::default().secret_key),
             },
         )?,
     };

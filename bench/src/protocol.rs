@@ -8,8 +8,8 @@
 //! that client sends.
 //!
 //! Bazel gRPC (ByteStream Read/Write, FindMissingBlobs) is the second implementation of this
-//! trait, in [`crate::grpc_protocol`]; S3 (SigV4-signed HTTP/1.1) fits as a third
-//! `PathScheme`-like implementation over [`Http1Connection`].
+//! trait, in [`crate::grpc_protocol`]. S3 is the path scheme [`PathScheme::S3`]: path-style
+//! requests signed per request with AWS Signature V4 (`tessera::protocols::s3::sigv4`).
 
 use crate::http1_client::Http1Connection;
 use crate::rng::mix64;
@@ -18,6 +18,7 @@ use crate::workload::{KeySpace, Operation};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
+use tessera::protocols::s3::sigv4::{amz_date, Signer, ToSign, UNSIGNED_PAYLOAD};
 
 /// How an object's 32-byte key is spelled in a request path.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -189,6 +190,14 @@ pub enum PathScheme {
     /// ccache's HTTP storage, `subdirs` layout: `GET/PUT {base}/<2 hex>/<38 hex>` (`/ccache`
     /// by default).
     Ccache { base: String },
+    /// S3, path style: `GET/PUT /{bucket}/<sha256 hex>`, every request signed with AWS
+    /// Signature V4 in the header form, `x-amz-content-sha256: UNSIGNED-PAYLOAD` (the body is
+    /// not hashed, as S3 allows for header-signed requests), region `us-east-1`.
+    S3 {
+        bucket: String,
+        access_key: String,
+        secret_key: String,
+    },
 }
 
 /// Longest `--team` / `--token`, in bytes; they go into every request as they are.
@@ -205,6 +214,9 @@ pub struct SchemeOptions<'a> {
     pub team: &'a str,
     /// The bearer token of Nx and Turborepo.
     pub token: &'a str,
+    /// S3's access key id and secret access key.
+    pub access_key: &'a str,
+    pub secret_key: &'a str,
 }
 
 impl Default for SchemeOptions<'_> {
@@ -214,12 +226,14 @@ impl Default for SchemeOptions<'_> {
             template: None,
             team: "bench",
             token: "t",
+            access_key: "AKBENCH",
+            secret_key: "bench-secret",
         }
     }
 }
 
 /// The protocols `--protocol` accepts for HTTP/1.1 (gRPC ones are parsed by the CLI).
-pub const HTTP_PROTOCOLS: &str = "bazel, bazel-ac, template, gradle, nx, turbo, ccache";
+pub const HTTP_PROTOCOLS: &str = "bazel, bazel-ac, template, gradle, nx, turbo, ccache, s3";
 
 impl PathScheme {
     pub fn parse(protocol: &str, options: &SchemeOptions) -> Result<PathScheme, String> {
@@ -261,6 +275,24 @@ impl PathScheme {
                 Ok(PathScheme::Turbo { base: base("")?, team, token: credential("token", options.token)? })
             }
             ("ccache", None) => Ok(PathScheme::Ccache { base: base("/ccache")? }),
+            ("s3", None) => {
+                let bucket = prefix.trim_matches('/');
+                let bucket = if bucket.is_empty() { "bench" } else { bucket };
+                if !tessera::config::s3::is_bucket_name(bucket) {
+                    return Err(format!("--prefix `{prefix}` must be an S3 bucket name (s3)"));
+                }
+                let key = |name: &str, value: &str| -> Result<String, String> {
+                    if value.is_empty() || value.len() > CREDENTIAL_BYTES_MAX || !value.bytes().all(|b| b.is_ascii_graphic()) {
+                        return Err(format!("--{name} must be 1..={CREDENTIAL_BYTES_MAX} printable characters"));
+                    }
+                    Ok(value.to_string())
+                };
+                Ok(PathScheme::S3 {
+                    bucket: bucket.to_string(),
+                    access_key: key("access-key", options.access_key)?,
+                    secret_key: key("secret-key", options.secret_key)?,
+                })
+            }
             ("grpc" | "grpc-find-missing", None) => Err("--protocol grpc is served by grpc_protocol::GrpcProtocol, not by a path scheme".into()),
             (other, None) => Err(format!("unknown --protocol `{other}` ({HTTP_PROTOCOLS})")),
         }
@@ -278,6 +310,8 @@ impl PathScheme {
             PathScheme::BazelCas { .. }
             | PathScheme::BazelAction { .. }
             | PathScheme::Template(_) => (String::new(), String::new()),
+            // Signed per request (see `HttpProtocol::s3_headers`).
+            PathScheme::S3 { .. } => (String::new(), String::new()),
             PathScheme::Gradle { .. } => {
                 let common = format!(
                     "X-Gradle-Version: {v}\r\nUser-Agent: Gradle/{v}\r\n",
@@ -339,6 +373,8 @@ pub struct HttpProtocol {
     put_headers: Arc<str>,
     /// Immutable entries (Nx): measured writes go to fresh keys, shared by every thread.
     fresh: Option<Arc<FreshKeys>>,
+    /// S3: the signer (its signing key cached per day), used by this thread only.
+    signer: Option<Box<std::cell::RefCell<Signer>>>,
 }
 
 impl HttpProtocol {
@@ -374,6 +410,7 @@ impl HttpProtocol {
                 String::new(),
                 KeyFormat::Subdirs { bytes: 20 },
             ),
+            PathScheme::S3 { bucket, .. } => (format!("/{bucket}/"), String::new(), hex),
         };
         let ac_before = match &scheme {
             PathScheme::BazelCas { prefix } | PathScheme::BazelAction { prefix } => {
@@ -383,6 +420,18 @@ impl HttpProtocol {
         };
         let (get_headers, put_headers) = scheme.headers();
         let fresh = matches!(scheme, PathScheme::Nx { .. }).then(|| Arc::new(FreshKeys::new()));
+        let signer = match &scheme {
+            PathScheme::S3 {
+                access_key,
+                secret_key,
+                ..
+            } => Some(Box::new(std::cell::RefCell::new(Signer::new(
+                access_key,
+                secret_key,
+                "us-east-1",
+            )))),
+            _ => None,
+        };
         HttpProtocol {
             keys,
             scheme,
@@ -394,7 +443,42 @@ impl HttpProtocol {
             get_headers: get_headers.into(),
             put_headers: put_headers.into(),
             fresh,
+            signer,
         }
+    }
+
+    /// The header lines of one request: the scheme's fixed ones, or for S3 `x-amz-date`,
+    /// `x-amz-content-sha256` and the SigV4 `Authorization` of this method, target and time.
+    fn request_headers(&self, method: &str, target: &Target<'_>) -> std::borrow::Cow<'_, [u8]> {
+        let Some(signer) = &self.signer else {
+            let fixed = if method == "PUT" {
+                &self.put_headers
+            } else {
+                &self.get_headers
+            };
+            return std::borrow::Cow::Borrowed(fixed.as_bytes());
+        };
+        let mut path = Vec::with_capacity(96);
+        target.write_to(&mut path);
+        let path = String::from_utf8_lossy(&path);
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        let date = amz_date(now);
+        let authorization = signer.borrow_mut().authorization(&ToSign {
+            method,
+            path: &path,
+            query: "",
+            headers: &[("host", &self.host)],
+            payload_hash: UNSIGNED_PAYLOAD,
+            date: &date,
+        });
+        std::borrow::Cow::Owned(
+            format!(
+                "x-amz-date: {date}\r\nx-amz-content-sha256: {UNSIGNED_PAYLOAD}\r\nAuthorization: {authorization}\r\n"
+            )
+            .into_bytes(),
+        )
     }
 
     fn cas_target<'a>(&'a self, key: &'a [u8; 32]) -> Target<'a> {
@@ -433,12 +517,13 @@ impl HttpProtocol {
         };
         let path = self.cas_target(key);
         let prefix = self.keys.prefix(index);
+        let headers = self.request_headers("PUT", &path);
         let response = connection
             .request(
                 "PUT",
                 &path,
                 &self.host,
-                self.put_headers.as_bytes(),
+                &headers,
                 &prefix,
                 Some(self.keys.tail(index)),
             )
@@ -468,15 +553,9 @@ impl HttpProtocol {
         index: usize,
     ) -> Result<Outcome, RequestError> {
         let path = self.cas_target(self.keys.digest(index));
+        let headers = self.request_headers("GET", &path);
         let response = connection
-            .request(
-                "GET",
-                &path,
-                &self.host,
-                self.get_headers.as_bytes(),
-                &[],
-                None,
-            )
+            .request("GET", &path, &self.host, &headers, &[], None)
             .await?;
         expect_status(response.status, 200, &path)?;
         if !self.keys.body_matches(index, connection.body()) {
@@ -501,15 +580,9 @@ impl HttpProtocol {
             PathScheme::BazelAction { .. } => self.ac_target(key),
             _ => self.cas_target(key),
         };
+        let headers = self.request_headers("GET", &path);
         let response = connection
-            .request(
-                "GET",
-                &path,
-                &self.host,
-                self.get_headers.as_bytes(),
-                &[],
-                None,
-            )
+            .request("GET", &path, &self.host, &headers, &[], None)
             .await?;
         expect_status(response.status, 404, &path)?;
         Ok(Outcome {
@@ -585,6 +658,7 @@ impl Protocol for HttpProtocol {
             PathScheme::Nx { .. } => "nx-http".to_string(),
             PathScheme::Turbo { .. } => "turbo-http".to_string(),
             PathScheme::Ccache { .. } => "ccache-http".to_string(),
+            PathScheme::S3 { .. } => "s3-sigv4".to_string(),
         }
     }
 

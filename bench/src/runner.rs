@@ -75,6 +75,8 @@ impl Workload {
 
 /// `http://host:port`, `host:port` → the first resolved address.
 /// The protocol of a run: HTTP/1.1 or gRPC, chosen per workload.
+// One value per load thread, built once: the size of the larger variant costs nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Clone)]
 pub enum BenchProtocol {
     Http(HttpProtocol),

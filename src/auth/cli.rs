@@ -132,7 +132,7 @@ pub fn inspect(token_text: &str, config: Option<&Path>, now: u64) -> Result<Stri
     let mut layers = Layers::with_defaults();
     layers.apply_file(path).map_err(|e| e.to_string())?;
     let config = layers.validate().map_err(|e| e.to_string())?;
-    if !config.auth.has_keys() {
+    if !config.auth.has_token_keys() {
         return Err(format!(
             "{out}refused: {} configures no keys (auth.public_keys or auth.jwks)",
             path.display()

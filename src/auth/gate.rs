@@ -39,6 +39,10 @@ use crate::store::StoreError;
 /// one entry is dropped for the new one.
 pub const VERIFIED_TOKENS_MAX: usize = 1024;
 
+/// The namespaces of S3 multipart parts (`s3-parts/BUCKET`): scopes see them as their
+/// bucket's (`s3/BUCKET`), so a token that may write a bucket may upload its parts.
+pub const S3_PARTS_PREFIX: &str = "s3-parts/";
+
 /// What an access needs.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Access {
@@ -79,7 +83,13 @@ impl SharedTrust {
         self.generation.fetch_add(1, Ordering::Release);
     }
 
-    fn snapshot(&self) -> (u64, Arc<Trust>) {
+    /// The generation of the current keys (bumped by every reload).
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
+    }
+
+    /// The current generation and keys.
+    pub fn snapshot(&self) -> (u64, Arc<Trust>) {
         let generation = self.generation.load(Ordering::Acquire);
         let trust = self
             .current
@@ -226,7 +236,7 @@ impl Gate {
                 claims: HashMap::new(),
             }),
             anonymous: config.anonymous(),
-            keys_configured: config.has_keys(),
+            keys_configured: config.has_token_keys(),
             read_through: config.read_through.clone(),
             public_metrics: config.public_metrics,
             rate: config
@@ -272,6 +282,9 @@ impl Gate {
     /// Who `identity` is: the anonymous policy, or a verified token's claims.
     pub fn grant(&self, identity: &Identity) -> Result<Grant, StoreError> {
         let token = match &identity.credential {
+            Some(Credential::Granted(claims)) => {
+                return Ok(Grant::Token(Rc::new((**claims).clone())))
+            }
             Some(Credential::Bearer(token)) if self.keys_configured => token,
             Some(Credential::ClientCert(subject)) => {
                 // The handshake verified the certificate; an unlisted subject has no scopes.
@@ -330,6 +343,14 @@ impl Gate {
         namespace: &str,
     ) -> Result<Grant, StoreError> {
         let grant = self.grant(identity)?;
+        let bucket_of_parts;
+        let namespace = match namespace.strip_prefix(S3_PARTS_PREFIX) {
+            Some(bucket) => {
+                bucket_of_parts = format!("s3/{bucket}");
+                bucket_of_parts.as_str()
+            }
+            None => namespace,
+        };
         if grant.allows(access, namespace) {
             return Ok(grant);
         }

@@ -26,7 +26,7 @@ pub fn spawn(
     shared: Arc<SharedTrust>,
     stop: impl Fn() -> bool + Send + 'static,
 ) -> std::io::Result<()> {
-    if !config.has_keys() && config.revoked.is_none() {
+    if !config.has_token_keys() && config.revoked.is_none() {
         return Ok(());
     }
     let hangup = Arc::new(AtomicBool::new(false));

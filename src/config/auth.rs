@@ -66,11 +66,22 @@ pub struct AuthConfig {
     pub audit_log: Option<PathBuf>,
     /// `[[auth.client_cert]]`: the scopes of verified TLS client certificates, by subject.
     pub client_certs: Vec<super::ClientCertConfig>,
+    /// `auth.s3_secret`: the server secret of token S3 credentials (`tessera token --s3`);
+    /// `None`: `s3.secret` in `auth.public_keys`, when it is there.
+    pub s3_secret: Option<PathBuf>,
+    /// Whether static `[[s3.keys]]` are configured (set from the `[s3]` table): keys too, for
+    /// the anonymous default.
+    pub s3_keys: bool,
 }
 
 impl AuthConfig {
-    /// Whether any token keys are configured.
+    /// Whether any keys are configured: token keys, or static `[[s3.keys]]`.
     pub fn has_keys(&self) -> bool {
+        self.has_token_keys() || self.s3_keys
+    }
+
+    /// Whether token keys are configured.
+    pub fn has_token_keys(&self) -> bool {
         self.public_keys.is_some() || self.jwks.is_some()
     }
 
@@ -78,6 +89,16 @@ impl AuthConfig {
     /// With one, anonymous callers get `none` unless `auth.anonymous` says otherwise.
     pub fn has_credentials(&self) -> bool {
         self.has_keys() || !self.client_certs.is_empty()
+    }
+
+    /// The S3 server secret's file: `auth.s3_secret`, else `s3.secret` in `auth.public_keys`
+    /// when that file exists; `None`: tokens cannot sign S3 requests.
+    pub fn s3_secret_path(&self) -> Option<PathBuf> {
+        if let Some(path) = &self.s3_secret {
+            return Some(path.clone());
+        }
+        let beside = self.public_keys.as_ref()?.join("s3.secret");
+        beside.exists().then_some(beside)
     }
 
     /// The effective anonymous policy: as set, else `read-write` without keys, `none` with.

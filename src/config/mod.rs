@@ -57,6 +57,13 @@ pub use auth::{Anonymous, AuthConfig, ReadThrough};
 pub use flags::{add_flags, SettingFlags};
 pub use mount::{MountConfig, MountProtocol};
 pub use s3::{S3Config, S3KeyConfig};
+
+/// Settings that were removed, with what replaces them: refused with that message.
+pub const REPLACED_SETTINGS: &[(&str, &str)] = &[(
+    "s3.anonymous",
+    "auth.anonymous governs S3 as every other protocol; set auth.anonymous = \"read-write\" \
+     (or \"read\") instead",
+)];
 pub use settings::{
     default_of, FileOnlyArray, Kind, Setting, ENV_PREFIX, FILE_ONLY_ARRAYS, SETTINGS,
 };
@@ -300,6 +307,12 @@ impl Layers {
     }
 
     fn unknown(&self, key: &str, source: Source) -> ConfigError {
+        if let Some((_, instead)) = REPLACED_SETTINGS.iter().find(|(old, _)| *old == key) {
+            return ConfigError {
+                setting: key.into(),
+                message: format!("this setting was removed: {instead}"),
+            };
+        }
         let mut known: Vec<String> = self.settings.iter().map(|s| s.key.to_string()).collect();
         known.extend(FILE_ONLY_ARRAYS.iter().map(|a| format!("[[{}]]", a.key)));
         let location = match (source, &self.file) {
@@ -400,6 +413,7 @@ impl Layers {
         config.mounts = mount::effective_mounts(config.mount_defaults, mount_entries)?;
         let key_entries = self.arrays.get("s3.keys").map_or(&[][..], Vec::as_slice);
         config.s3.keys = s3::keys(key_entries)?;
+        config.auth.s3_keys = !config.s3.keys.is_empty();
         let read_through = self.arrays.get("auth.read_through");
         config.auth.read_through = auth::read_through(read_through.map_or(&[][..], Vec::as_slice))?;
         let client_certs = self.arrays.get("auth.client_cert");
@@ -407,6 +421,7 @@ impl Layers {
         config.tls.check(&config.auth)?;
         let mut listening = vec![config.listen];
         listening.extend(config.grpc_listen);
+        listening.extend(config.s3.listen);
         config.auth.check_exposure(&listening)?;
         config.check_budget(config.shards.unwrap_or(1))?;
         config.tier.check()?;

@@ -1,5 +1,6 @@
-//! The S3 endpoint's settings: `s3.listen`, `s3.buckets`, `s3.domain`, `s3.anonymous` (declared
-//! and checked in `settings`) and the file-only `[[s3.keys]]` tables, checked here.
+//! The S3 endpoint's settings: `s3.listen`, `s3.buckets`, `s3.domain` (declared and checked in
+//! `settings`) and the file-only `[[s3.keys]]` tables, checked here. Unsigned requests follow
+//! `auth.anonymous` (it replaced `s3.anonymous`).
 //!
 //! ```toml
 //! [s3]
@@ -40,8 +41,6 @@ pub struct S3Config {
     pub buckets: Vec<String>,
     /// Domain for virtual-hosted-style requests (`BUCKET.DOMAIN`).
     pub domain: Option<String>,
-    /// Unsigned requests are served (read and write, every bucket).
-    pub anonymous: bool,
     /// Credentials.
     pub keys: Vec<S3KeyConfig>,
 }

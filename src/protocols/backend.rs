@@ -197,6 +197,9 @@ pub enum Credential {
     /// The subject (RFC 4514) of the client certificate the connection's TLS handshake
     /// verified against `tls_client_ca`; the scopes are its `[[auth.client_cert]]` entry's.
     ClientCert(std::sync::Arc<str>),
+    /// Scopes a front-end already verified, as claims: a static `[[s3.keys]]` access key whose
+    /// SigV4 signature the S3 front-end checked, its bucket globs as `s3/GLOB` namespaces.
+    Granted(std::sync::Arc<crate::auth::token::Claims>),
 }
 
 impl Identity {

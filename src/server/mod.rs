@@ -191,12 +191,11 @@ pub fn run_with_reload(
     let grpc_fds = listeners.grpc.map(|g| g.fds);
     let s3_bound = listeners.s3.as_ref().map(|g| g.addr);
     let s3_fds = listeners.s3.map(|g| g.fds);
-    let s3 = S3Shared::new(&config.s3, Some(&config.data), config.max_blob_bytes)
-        .map_err(ServerError::Executor)?;
     // The addresses actually listened on: a socket handed over by systemd may be another than
     // `listen`, and the no-keys default must not open it to the network.
     let mut listening = vec![bound];
     listening.extend(grpc_bound);
+    listening.extend(s3_bound);
     config
         .auth
         .check_exposure(&listening)
@@ -222,6 +221,15 @@ pub fn run_with_reload(
             message: e.message,
         })
     })?;
+    let s3 = S3Shared::new(
+        &config.s3,
+        &config.auth,
+        auth.trust.clone(),
+        Some(&config.data),
+        config.max_blob_bytes,
+        (config.durability, config.sync_interval),
+    )
+    .map_err(ServerError::Executor)?;
     let stop = shared.clone();
     crate::auth::reload::spawn(config.auth.clone(), auth.trust.clone(), move || {
         stop.draining()

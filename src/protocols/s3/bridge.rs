@@ -23,7 +23,7 @@ use s3s::stream::{ByteStream, RemainingLength};
 use s3s::StdError;
 
 use crate::http1::{Body, Request, Responder};
-use crate::protocols::backend::Backend;
+use crate::protocols::backend::{Backend, Identity};
 
 use super::link::{self, StoreLink};
 
@@ -122,6 +122,7 @@ fn driver_header(name: &http::HeaderName) -> bool {
 /// Serves one S3 request through `service`, with store work on `backend`.
 pub async fn handle<B: Backend>(
     service: &S3Service,
+    (link, commands): (StoreLink, mpsc::Receiver<(Identity, link::Command)>),
     backend: &B,
     request: &mut Request<'_>,
     responder: &mut Responder<'_>,
@@ -134,7 +135,6 @@ pub async fn handle<B: Backend>(
     for header in head.headers {
         builder = builder.header(header.name, header.value);
     }
-    let (link, commands) = StoreLink::new();
     let (tx, rx) = mpsc::channel(BODY_QUEUE_CHUNKS);
     let body = PumpedBody {
         rx,

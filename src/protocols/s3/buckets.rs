@@ -19,18 +19,30 @@
 //! op u8 ('+' put, '-' delete, 'D' bucket dropped) | bucket len u8 | bucket | key len u32 LE | key
 //! ```
 //!
-//! The log is not synced: a crash may lose its last entries, whose objects are then served by
-//! key but not listed until written again. Entries whose objects were evicted are dropped
-//! when a listing finds them gone.
+//! A key is logged *before* its object is committed (write-ahead): a logged key whose object
+//! never arrived, was evicted or was deleted is harmless, because a listing checks every key in
+//! the store and skips (and forgets) the missing ones. The log follows the store's durability
+//! ([`Buckets::follow_durability`]):
+//!
+//! - `kill -9`: every entry was written (to the page cache) before the commit, so listings after
+//!   the restart show every object that is served.
+//! - `durability = strict`: the entry is `fdatasync`ed before the commit, whose record is then
+//!   synced: after a power loss every acknowledged object is served *and* listed.
+//! - `durability = relaxed`: a thread `fdatasync`s the log every `sync_interval / 2` when it
+//!   changed. A power loss loses what the store had not synced (up to `sync_interval` of
+//!   acknowledged writes); within that window an object whose record the store synced just
+//!   before the log's sync is served by key but not listed until it is written again.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fs::{self, File};
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use crate::config::s3::is_bucket_name;
+use crate::store::config::Durability;
 
 /// File name of the registry in the data directory.
 pub const BUCKETS_FILE: &str = "s3-buckets";
@@ -68,7 +80,13 @@ struct State {
     keys: BTreeMap<String, BTreeSet<String>>,
     /// The open key log (`None`: in memory only, or the log could not be written).
     log: Option<File>,
+    /// `durability = strict`: sync each entry as it is appended.
+    sync_each: bool,
 }
+
+/// How often the relaxed-durability sync thread looks at the key log, as a fraction of
+/// `sync_interval` (it syncs when the log changed).
+pub const KEY_LOG_SYNCS_PER_INTERVAL: u32 = 2;
 
 /// Appends one key-log entry to `out`.
 fn log_entry(out: &mut Vec<u8>, op: u8, bucket: &str, key: &str) {
@@ -150,6 +168,8 @@ pub struct Buckets {
     /// Buckets named by the configuration.
     configured: BTreeSet<String>,
     state: Mutex<State>,
+    /// Set by every append; the relaxed sync thread clears it and syncs.
+    log_dirty: Arc<AtomicBool>,
 }
 
 fn ms(t: SystemTime) -> u64 {
@@ -216,8 +236,50 @@ impl Buckets {
         Ok(Buckets {
             dir: dir.map(Path::to_path_buf),
             configured: configured.iter().cloned().collect(),
-            state: Mutex::new(State { buckets, keys, log }),
+            state: Mutex::new(State {
+                buckets,
+                keys,
+                log,
+                sync_each: false,
+            }),
+            log_dirty: Arc::new(AtomicBool::new(false)),
         })
+    }
+
+    /// Makes the key log as durable as the store's records: synced with each entry under
+    /// `Strict`; under `Relaxed`, by a thread every `sync_interval / 2` when it changed (the
+    /// thread ends with the registry).
+    pub fn follow_durability(&self, durability: Durability, sync_interval: Duration) {
+        let mut state = self.lock();
+        let Some(file) = state.log.as_ref() else {
+            return;
+        };
+        if durability == Durability::Strict {
+            state.sync_each = true;
+            return;
+        }
+        let Ok(file) = file.try_clone() else {
+            tracing::warn!("cannot share the s3 key log with its sync thread; it is not synced");
+            return;
+        };
+        let dirty = Arc::downgrade(&self.log_dirty);
+        let period = (sync_interval / KEY_LOG_SYNCS_PER_INTERVAL).max(Duration::from_millis(10));
+        let spawned = std::thread::Builder::new()
+            .name("tessera-s3-keysync".into())
+            .spawn(move || loop {
+                std::thread::sleep(period);
+                let Some(dirty) = dirty.upgrade() else {
+                    return;
+                };
+                if dirty.swap(false, Ordering::AcqRel) {
+                    if let Err(error) = file.sync_data() {
+                        tracing::error!(%error, "cannot sync the s3 key log");
+                    }
+                }
+            });
+        if let Err(error) = spawned {
+            tracing::warn!(%error, "cannot start the s3 key log's sync thread; it is not synced");
+        }
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, State> {
@@ -262,25 +324,34 @@ impl Buckets {
             return Err(BucketError::Io(e));
         }
         state.keys.remove(name);
-        Self::append(&mut state, b'D', name, "");
+        self.append(&mut state, b'D', name, "");
         Ok(())
     }
 
     /// Appends one entry to the key log; a failed write stops logging (listings after a
     /// restart then miss later keys) and is reported once.
-    fn append(state: &mut State, op: u8, bucket: &str, key: &str) {
+    fn append(&self, state: &mut State, op: u8, bucket: &str, key: &str) {
+        let sync_each = state.sync_each;
         let Some(file) = state.log.as_mut() else {
             return;
         };
         let mut entry = Vec::with_capacity(6 + bucket.len() + key.len());
         log_entry(&mut entry, op, bucket, key);
-        if let Err(error) = file.write_all(&entry) {
+        let written = file.write_all(&entry).and_then(|()| {
+            if sync_each {
+                file.sync_data()
+            } else {
+                self.log_dirty.store(true, Ordering::Release);
+                Ok(())
+            }
+        });
+        if let Err(error) = written {
             tracing::error!(%error, "cannot append to the s3 key log; listings after a restart will miss later keys");
             state.log = None;
         }
     }
 
-    /// Notes that `key` was stored in `bucket`.
+    /// Notes that `key` is being stored in `bucket`: call it before the commit (write-ahead).
     pub fn note_put(&self, bucket: &str, key: &str) {
         if key.len() > KEY_BYTES_MAX || bucket.len() > usize::from(u8::MAX) {
             return;
@@ -292,7 +363,7 @@ impl Buckets {
             .or_default()
             .insert(key.to_string());
         if added {
-            Self::append(&mut state, b'+', bucket, key);
+            self.append(&mut state, b'+', bucket, key);
         }
     }
 
@@ -304,7 +375,7 @@ impl Buckets {
             .get_mut(bucket)
             .is_some_and(|keys| keys.remove(key));
         if removed {
-            Self::append(&mut state, b'-', bucket, key);
+            self.append(&mut state, b'-', bucket, key);
         }
     }
 

@@ -6,6 +6,8 @@
 //! ([`objects`] or [`parts`] of a bucket). What comes back (`ReadHandle`,
 //! `Reservation`) is `Send`, so a handler writes or reads object bytes itself.
 
+use std::sync::Arc;
+
 use futures::channel::{mpsc, oneshot};
 use futures::{SinkExt, StreamExt};
 use s3s::{S3Error, S3ErrorCode, S3Result};
@@ -14,6 +16,8 @@ use crate::protocols::backend::{
     Backend, Identity, Namespace, ObjectKey, Protocol, Put, RequestContext,
 };
 use crate::store::{Kind, Meta, ReadHandle, Reservation, Reserved, StoreError};
+
+use super::keys::Credentials;
 
 /// Commands in flight per S3 request (a handler waits for each answer before the next).
 pub const LINK_QUEUE_DEPTH: usize = 4;
@@ -58,9 +62,10 @@ pub enum Command {
 /// A handler's end: `Clone + Send + Sync`.
 #[derive(Clone)]
 pub struct StoreLink {
-    tx: mpsc::Sender<(Option<String>, Command)>,
-    /// The caller's access key (`None`: unsigned), carried into every `RequestContext`.
-    caller: Option<String>,
+    tx: mpsc::Sender<(Identity, Command)>,
+    /// Who the caller is, carried into every `RequestContext`.
+    identity: Identity,
+    credentials: Arc<dyn Credentials>,
 }
 
 fn gone() -> S3Error {
@@ -72,23 +77,31 @@ fn gone() -> S3Error {
 
 impl StoreLink {
     /// A link and the receiving end [`serve`] consumes.
-    pub fn new() -> (StoreLink, mpsc::Receiver<(Option<String>, Command)>) {
+    pub fn new(
+        credentials: Arc<dyn Credentials>,
+    ) -> (StoreLink, mpsc::Receiver<(Identity, Command)>) {
         let (tx, rx) = mpsc::channel(LINK_QUEUE_DEPTH);
-        (StoreLink { tx, caller: None }, rx)
+        let link = StoreLink {
+            tx,
+            identity: Identity::default(),
+            credentials,
+        };
+        (link, rx)
     }
 
-    /// The same link, acting for `caller`.
-    pub fn for_caller(&self, caller: Option<String>) -> StoreLink {
+    /// The same link, acting for `caller` (its access key; `None`: unsigned).
+    pub fn for_caller(&self, caller: Option<&str>) -> StoreLink {
         StoreLink {
             tx: self.tx.clone(),
-            caller,
+            identity: self.credentials.identity(caller),
+            credentials: self.credentials.clone(),
         }
     }
 
     async fn ask<T>(&self, make: impl FnOnce(oneshot::Sender<T>) -> Command) -> S3Result<T> {
         let (reply, answer) = oneshot::channel();
         let mut tx = self.tx.clone();
-        tx.send((self.caller.clone(), make(reply)))
+        tx.send((self.identity.clone(), make(reply)))
             .await
             .map_err(|_| gone())?;
         answer.await.map_err(|_| gone())
@@ -147,23 +160,18 @@ impl StoreLink {
     }
 }
 
-fn context(space: &str, caller: Option<String>) -> RequestContext {
-    let mut ctx = RequestContext::new(Namespace::new(space.to_string()), Protocol::S3);
-    // s3s has already verified the SigV4 signature: the access key is the subject, and there is
-    // no bearer credential left to check.
-    ctx.identity = Identity {
-        subject: caller,
-        credential: None,
-    };
-    ctx
+/// The context of a store operation: s3s has verified the signature; the authorization layer
+/// checks the identity's scopes (and a token's validity) on `space`.
+fn context(space: &str, identity: Identity) -> RequestContext {
+    RequestContext::new(Namespace::new(space.to_string()), Protocol::S3).with_identity(identity)
 }
 
 /// Runs every command sent on `rx` against `backend` until every link is dropped.
-pub async fn serve<B: Backend>(backend: &B, mut rx: mpsc::Receiver<(Option<String>, Command)>) {
+pub async fn serve<B: Backend>(backend: &B, mut rx: mpsc::Receiver<(Identity, Command)>) {
     while let Some((caller, command)) = rx.next().await {
         match command {
             Command::Lookup { bucket, key, reply } => {
-                let ctx = context(&bucket, caller);
+                let ctx = context(&bucket, caller.clone());
                 let key = ctx.key(Kind::Blob, key.as_bytes());
                 let _ = reply.send(backend.lookup(&ctx, &key).await);
             }
@@ -174,7 +182,7 @@ pub async fn serve<B: Backend>(backend: &B, mut rx: mpsc::Receiver<(Option<Strin
                 meta,
                 reply,
             } => {
-                let ctx = context(&bucket, caller);
+                let ctx = context(&bucket, caller.clone());
                 let put = Put {
                     key: ctx.key(Kind::Blob, key.as_bytes()),
                     body_len,
@@ -195,11 +203,11 @@ pub async fn serve<B: Backend>(backend: &B, mut rx: mpsc::Receiver<(Option<Strin
                 reservation,
                 reply,
             } => {
-                let ctx = context(&bucket, caller);
+                let ctx = context(&bucket, caller.clone());
                 let _ = reply.send(backend.commit(&ctx, reservation).await);
             }
             Command::Delete { bucket, key, reply } => {
-                let ctx = context(&bucket, caller);
+                let ctx = context(&bucket, caller.clone());
                 let key: ObjectKey<'_> = ctx.key(Kind::Blob, key.as_bytes());
                 let _ = reply.send(backend.delete(&ctx, &key).await);
             }

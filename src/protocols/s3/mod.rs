@@ -7,33 +7,37 @@
 //! | `Send` handlers ⇄ the `!Send` store | `link`   |
 //! | object record layout (ETag trailer) | `object` |
 //! | bucket registry (`DATA/s3-buckets`) | `buckets`|
-//! | credentials (replaceable)           | `keys`   |
+//! | credentials (replaceable): static keys, tokens, anonymous | `keys` |
 //!
 //! A bucket is the namespace `s3/BUCKET`; an object is a `Kind::Blob` record keyed by its key.
 //! On the main port a request is S3 when it carries an AWS signature ([`is_signed`]); the
-//! `s3.listen` port serves only S3 (unsigned requests too, with `s3.anonymous`).
+//! `s3.listen` port serves only S3 (unsigned requests too, as `auth.anonymous` allows).
 
 pub mod bridge;
 pub mod buckets;
 pub mod checksum;
+pub mod chunked;
 pub mod keys;
 pub mod link;
 pub mod list;
 pub mod multipart;
 pub mod object;
 pub mod ops;
+pub mod sigv4;
 
 use std::io;
 use std::sync::Arc;
 
 use s3s::service::{S3Service, S3ServiceBuilder};
 
-use crate::config::S3Config;
+use crate::auth::gate::SharedTrust;
+use crate::config::{AuthConfig, S3Config};
 use crate::http1::{Request, RequestHead, Responder};
 use crate::protocols::backend::Backend;
+use crate::store::config::Durability;
 
 use self::buckets::Buckets;
-use self::keys::{Access, Auth, ConfigKeys, Credentials};
+use self::keys::{Access, Auth, ConfigKeys, Credentials, TokenKeys};
 use self::object::OBJECT_TRAILER_BYTES;
 use self::ops::TesseraS3;
 
@@ -50,15 +54,40 @@ pub struct S3Shared {
 
 impl S3Shared {
     /// The shared state of `config`, with the bucket registry in `data` (`None`: memory only).
+    /// Tokens are S3 access keys when `auth` has token keys and an S3 secret
+    /// (`auth.s3_secret`, or `s3.secret` among the public keys); `trust` is the process's. The
+    /// key log is made as durable as the store's records (`durability`, `sync_interval`).
     pub fn new(
         config: &S3Config,
+        auth: &AuthConfig,
+        trust: Arc<SharedTrust>,
         data: Option<&std::path::Path>,
         blob_bytes_max: u64,
+        durability: (Durability, std::time::Duration),
     ) -> Result<S3Shared, String> {
+        let tokens = match auth.s3_secret_path() {
+            Some(path) if auth.has_token_keys() => Some(TokenKeys::new(
+                crate::auth::s3::read_secret(&path).map_err(|e| format!("auth.s3_secret: {e}"))?,
+                trust,
+            )),
+            Some(path) if auth.s3_secret.is_some() => {
+                return Err(format!(
+                "auth.s3_secret: {} is set but no token keys are (auth.public_keys or auth.jwks)",
+                path.display()
+            ))
+            }
+            _ => None,
+        };
+        let buckets = Buckets::open(data, &config.buckets)?;
+        buckets.follow_durability(durability.0, durability.1);
         Ok(S3Shared {
-            buckets: Arc::new(Buckets::open(data, &config.buckets)?),
-            uploads: Arc::default(),
-            credentials: Arc::new(ConfigKeys::new(config.keys.clone(), config.anonymous)),
+            buckets: Arc::new(buckets),
+            uploads: Arc::new(multipart::Uploads::open(data, durability.0)?),
+            credentials: Arc::new(ConfigKeys::new(
+                config.keys.clone(),
+                auth.anonymous(),
+                tokens,
+            )),
             domain: config.domain.clone(),
             blob_bytes_max,
         })
@@ -68,6 +97,7 @@ impl S3Shared {
 /// One executor's S3 front-end.
 pub struct S3Front {
     service: S3Service,
+    credentials: Arc<dyn Credentials>,
 }
 
 impl S3Front {
@@ -87,6 +117,7 @@ impl S3Front {
         }
         Ok(S3Front {
             service: builder.build(),
+            credentials: shared.credentials.clone(),
         })
     }
 
@@ -97,7 +128,8 @@ impl S3Front {
         request: &mut Request<'_>,
         responder: &mut Responder<'_>,
     ) -> io::Result<()> {
-        bridge::handle(&self.service, backend, request, responder).await
+        let link = link::StoreLink::new(self.credentials.clone());
+        bridge::handle(&self.service, link, backend, request, responder).await
     }
 }
 

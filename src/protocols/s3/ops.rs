@@ -15,6 +15,7 @@ use crate::store::{Meta, ReadHandle, StoreError};
 
 use super::buckets::{BucketError, Buckets};
 use super::checksum;
+use super::chunked;
 use super::keys::{Credentials, Right};
 use super::link::{objects, parts, StoreLink};
 use super::list::{self, Item, ListQuery, LIST_BATCH_KEYS, LIST_PAGE_MAX};
@@ -63,6 +64,22 @@ pub fn store_error(e: StoreError) -> S3Error {
         StoreError::TooManyReservations { .. } | StoreError::Unavailable { .. } => {
             error(S3ErrorCode::SlowDown, "Please reduce your request rate.")
         }
+        StoreError::PermissionDenied { namespace, .. } => error(
+            S3ErrorCode::AccessDenied,
+            format!("Access Denied: these credentials may not do that in {namespace}"),
+        ),
+        StoreError::Unauthenticated { reason: "missing", .. } => error(
+            S3ErrorCode::AccessDenied,
+            "Access Denied: anonymous access is not allowed here (auth.anonymous); sign the request",
+        ),
+        StoreError::Unauthenticated { message, .. } => error(
+            S3ErrorCode::InvalidAccessKeyId,
+            format!("The AWS Access Key Id you provided is not a token this server accepts: {message}"),
+        ),
+        StoreError::RateLimited { .. } => error(
+            S3ErrorCode::SlowDown,
+            "Please reduce your request rate (auth.rate).",
+        ),
         StoreError::MetaTooLarge { .. } => error(
             S3ErrorCode::MetadataTooLarge,
             "Your metadata headers exceed the maximum allowed metadata size",
@@ -93,7 +110,7 @@ fn link_of<T>(req: &S3Request<T>) -> S3Result<StoreLink> {
         .extensions
         .get::<StoreLink>()
         .ok_or_else(|| error(S3ErrorCode::InternalError, "no store link"))?;
-    Ok(link.for_caller(req.credentials.as_ref().map(|c| c.access_key.clone())))
+    Ok(link.for_caller(req.credentials.as_ref().map(|c| c.access_key.as_str())))
 }
 
 fn meta_error(_: StoreError) -> S3Error {
@@ -307,20 +324,66 @@ fn body_error(e: &(dyn std::error::Error + Send + Sync)) -> S3Error {
     )
 }
 
+/// Where a put's trailing headers come from: s3s (it decoded a signed `aws-chunked` body), or
+/// our own decoder of an unsigned one.
+enum Trailers {
+    S3s(Option<TrailingHeaders>),
+    Decoded(chunked::TrailerSlot),
+}
+
+impl Trailers {
+    fn take(self) -> Option<HeaderMap> {
+        match self {
+            Trailers::S3s(trailers) => trailers.and_then(|t| t.take()),
+            Trailers::Decoded(slot) => slot.lock().unwrap_or_else(|p| p.into_inner()).take(),
+        }
+    }
+}
+
 /// s3s decodes `aws-chunked` bodies while it checks their signatures; an unsigned request
-/// (anonymous mode) would reach us still encoded, so it is refused.
-fn refuse_unsigned_streaming<T>(req: &S3Request<T>) -> S3Result<()> {
-    let streaming = req
+/// (anonymous, `s3.listen`) reaches us still encoded. `STREAMING-UNSIGNED-PAYLOAD-TRAILER` is
+/// decoded here (the body replaced by the decoded stream, the length by
+/// `x-amz-decoded-content-length`); the signed forms cannot be checked without a signature and
+/// are refused.
+fn unsigned_chunked<T>(
+    req: &S3Request<T>,
+    body: &mut Option<StreamingBlob>,
+    content_length: &mut Option<i64>,
+) -> S3Result<Trailers> {
+    let mode = req
         .headers
         .get("x-amz-content-sha256")
-        .is_some_and(|v| v.as_bytes().starts_with(b"STREAMING-"));
-    if streaming && req.credentials.is_none() {
+        .map(|v| v.as_bytes());
+    let streaming = mode.is_some_and(|v| v.starts_with(b"STREAMING-"));
+    if !streaming || req.credentials.is_some() {
+        return Ok(Trailers::S3s(None));
+    }
+    if mode != Some(b"STREAMING-UNSIGNED-PAYLOAD-TRAILER") {
         return Err(error(
             S3ErrorCode::NotImplemented,
-            "aws-chunked (STREAMING-*) bodies need a signed request; send Content-Length instead",
+            "signed aws-chunked (STREAMING-AWS4-*) bodies need a signed request",
         ));
     }
-    Ok(())
+    let decoded = req
+        .headers
+        .get("x-amz-decoded-content-length")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<i64>().ok())
+        .ok_or_else(|| {
+            error(
+                S3ErrorCode::MissingContentLength,
+                "An aws-chunked body needs x-amz-decoded-content-length.",
+            )
+        })?;
+    *content_length = Some(decoded);
+    let slot = chunked::TrailerSlot::default();
+    if let Some(encoded) = body.take() {
+        *body = Some(StreamingBlob::new(chunked::Decoder::new(
+            Box::pin(encoded),
+            slot.clone(),
+        )));
+    }
+    Ok(Trailers::Decoded(slot))
 }
 
 /// The decoded `Content-MD5` header, if any.
@@ -371,7 +434,7 @@ async fn receive(
     body: Option<StreamingBlob>,
     want_md5: Option<Vec<u8>>,
     headers: &HeaderMap,
-    trailers: Option<TrailingHeaders>,
+    trailers: Trailers,
 ) -> S3Result<[u8; 16]> {
     let mut checksums = checksum::hasher_for(headers);
     let mut reservation = link
@@ -396,7 +459,7 @@ async fn receive(
             reservation.write(&chunk).map_err(store_error)?;
         }
     }
-    let trailing = trailers.and_then(|t| t.take());
+    let trailing = trailers.take();
     checksum::verify(&checksums.finalize(), headers, trailing.as_ref())?;
     if written != size {
         return Err(error(
@@ -600,13 +663,20 @@ impl S3 for TesseraS3 {
 
     async fn upload_part(
         &self,
-        req: S3Request<UploadPartInput>,
+        mut req: S3Request<UploadPartInput>,
     ) -> S3Result<S3Response<UploadPartOutput>> {
         let link = link_of(&req)?;
-        refuse_unsigned_streaming(&req)?;
+        let mut body = req.input.body.take();
+        let mut content_length = req.input.content_length;
+        let decoded = unsigned_chunked(&req, &mut body, &mut content_length)?;
         let headers = req.headers;
-        let trailers = req.trailing_headers;
-        let input = req.input;
+        let trailers = match decoded {
+            Trailers::S3s(_) => Trailers::S3s(req.trailing_headers),
+            decoded => decoded,
+        };
+        let mut input = req.input;
+        input.body = body;
+        input.content_length = content_length;
         self.need_bucket(&input.bucket)?;
         if !(1..=PART_NUMBER_MAX).contains(&input.part_number) {
             return Err(error(
@@ -750,6 +820,7 @@ impl S3 for TesseraS3 {
             parts: chosen.len() as u32,
         };
         reservation.write(&trailer.encode()).map_err(store_error)?;
+        self.buckets.note_put(&input.bucket, &input.key);
         link.commit(&objects(&input.bucket), reservation)
             .await?
             .map_err(store_error)?;
@@ -1083,19 +1154,28 @@ impl S3 for TesseraS3 {
 
     async fn put_object(
         &self,
-        req: S3Request<PutObjectInput>,
+        mut req: S3Request<PutObjectInput>,
     ) -> S3Result<S3Response<PutObjectOutput>> {
         let link = link_of(&req)?;
-        refuse_unsigned_streaming(&req)?;
+        let mut body = req.input.body.take();
+        let mut content_length = req.input.content_length;
+        let decoded = unsigned_chunked(&req, &mut body, &mut content_length)?;
         let meta = meta_from_headers(&req.headers)?;
         let headers = req.headers;
-        let trailers = req.trailing_headers;
-        let input = req.input;
+        let trailers = match decoded {
+            Trailers::S3s(_) => Trailers::S3s(req.trailing_headers),
+            decoded => decoded,
+        };
+        let mut input = req.input;
+        input.body = body;
+        input.content_length = content_length;
         self.need_bucket(&input.bucket)?;
         self.check_key(&input.key)?;
         let size = body_size(input.content_length)?;
         self.check_size(size)?;
         let want_md5 = content_md5(&input.content_md5)?;
+        // Write-ahead: listed only once stored (a listing checks the store).
+        self.buckets.note_put(&input.bucket, &input.key);
         let md5 = receive(
             &link,
             &objects(&input.bucket),
@@ -1109,6 +1189,7 @@ impl S3 for TesseraS3 {
         )
         .await?;
         let trailer = Trailer { md5, parts: 0 };
+        // Again after the commit: a listing meanwhile may have found it missing and forgotten it.
         self.buckets.note_put(&input.bucket, &input.key);
         Ok(S3Response::new(PutObjectOutput {
             e_tag: Some(ETag::Strong(trailer.etag())),
@@ -1337,6 +1418,7 @@ impl S3 for TesseraS3 {
         reservation
             .write(source.handle.body())
             .map_err(store_error)?;
+        self.buckets.note_put(&input.bucket, &input.key);
         link.commit(&objects(&input.bucket), reservation)
             .await?
             .map_err(store_error)?;
