@@ -370,7 +370,9 @@ impl<B: Backend> Router<B> {
     ) -> io::Result<()> {
         if let Some(front) = &self.s3 {
             if self.s3_only || s3::is_signed(&request.head) {
-                return front.handle(&*self.backend, request, responder).await;
+                return front
+                    .handle(&*self.backend, remote, request, responder)
+                    .await;
             }
         }
         let path = request.head.path();

@@ -124,6 +124,7 @@ pub async fn handle<B: Backend>(
     service: &S3Service,
     (link, commands): (StoreLink, mpsc::Receiver<(Identity, link::Command)>),
     backend: &B,
+    remote: Option<std::net::SocketAddr>,
     request: &mut Request<'_>,
     responder: &mut Responder<'_>,
 ) -> io::Result<()> {
@@ -154,7 +155,7 @@ pub async fn handle<B: Backend>(
     let helpers = async {
         future::join(
             pump(&mut request.body, tx, &failed),
-            link::serve(backend, commands),
+            link::serve(backend, commands, remote),
         )
         .await;
         future::pending::<()>().await

@@ -6,6 +6,7 @@
 //! ([`objects`] or [`parts`] of a bucket). What comes back (`ReadHandle`,
 //! `Reservation`) is `Send`, so a handler writes or reads object bytes itself.
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 use futures::channel::{mpsc, oneshot};
@@ -161,17 +162,24 @@ impl StoreLink {
 }
 
 /// The context of a store operation: s3s has verified the signature; the authorization layer
-/// checks the identity's scopes (and a token's validity) on `space`.
-fn context(space: &str, identity: Identity) -> RequestContext {
-    RequestContext::new(Namespace::new(space.to_string()), Protocol::S3).with_identity(identity)
+/// checks the identity's scopes (and a token's validity) on `space`; `remote` is the peer.
+fn context(space: &str, identity: Identity, remote: Option<SocketAddr>) -> RequestContext {
+    RequestContext::new(Namespace::new(space.to_string()), Protocol::S3)
+        .with_identity(identity)
+        .with_remote(remote)
 }
 
-/// Runs every command sent on `rx` against `backend` until every link is dropped.
-pub async fn serve<B: Backend>(backend: &B, mut rx: mpsc::Receiver<(Identity, Command)>) {
+/// Runs every command sent on `rx` against `backend` until every link is dropped; the commands
+/// come from one request of a connection from `remote`.
+pub async fn serve<B: Backend>(
+    backend: &B,
+    mut rx: mpsc::Receiver<(Identity, Command)>,
+    remote: Option<SocketAddr>,
+) {
     while let Some((caller, command)) = rx.next().await {
         match command {
             Command::Lookup { bucket, key, reply } => {
-                let ctx = context(&bucket, caller.clone());
+                let ctx = context(&bucket, caller.clone(), remote);
                 let key = ctx.key(Kind::Blob, key.as_bytes());
                 let _ = reply.send(backend.lookup(&ctx, &key).await);
             }
@@ -182,7 +190,7 @@ pub async fn serve<B: Backend>(backend: &B, mut rx: mpsc::Receiver<(Identity, Co
                 meta,
                 reply,
             } => {
-                let ctx = context(&bucket, caller.clone());
+                let ctx = context(&bucket, caller.clone(), remote);
                 let put = Put {
                     key: ctx.key(Kind::Blob, key.as_bytes()),
                     body_len,
@@ -203,11 +211,11 @@ pub async fn serve<B: Backend>(backend: &B, mut rx: mpsc::Receiver<(Identity, Co
                 reservation,
                 reply,
             } => {
-                let ctx = context(&bucket, caller.clone());
+                let ctx = context(&bucket, caller.clone(), remote);
                 let _ = reply.send(backend.commit(&ctx, reservation).await);
             }
             Command::Delete { bucket, key, reply } => {
-                let ctx = context(&bucket, caller.clone());
+                let ctx = context(&bucket, caller.clone(), remote);
                 let key: ObjectKey<'_> = ctx.key(Kind::Blob, key.as_bytes());
                 let _ = reply.send(backend.delete(&ctx, &key).await);
             }

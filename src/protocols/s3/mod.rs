@@ -121,15 +121,16 @@ impl S3Front {
         })
     }
 
-    /// Serves one S3 request.
+    /// Serves one S3 request of a connection from `remote` (the audit log's address).
     pub async fn handle<B: Backend>(
         &self,
         backend: &B,
+        remote: Option<std::net::SocketAddr>,
         request: &mut Request<'_>,
         responder: &mut Responder<'_>,
     ) -> io::Result<()> {
         let link = link::StoreLink::new(self.credentials.clone());
-        bridge::handle(&self.service, link, backend, request, responder).await
+        bridge::handle(&self.service, link, backend, remote, request, responder).await
     }
 }
 
