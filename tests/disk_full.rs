@@ -112,8 +112,8 @@ fn assert_clean_refusal(what: &str, message: &str) {
     assert!(message.contains("no space"), "{what}: {message:?}");
 }
 
-/// Files of each shard directory that are neither segments, the checkpoint, its spare nor the
-/// lock, and segments shorter than a segment header (a half-made segment).
+/// Files of each shard directory that are neither segments, the checkpoint, its spare, the
+/// namespace table nor the lock, and segments shorter than a segment header (a half-made segment).
 fn leftovers(data: &Path) -> Vec<String> {
     let mut found = Vec::new();
     for shard in std::fs::read_dir(data).unwrap() {
@@ -130,7 +130,7 @@ fn leftovers(data: &Path) -> Vec<String> {
             let file = file.unwrap();
             let name = file.file_name().to_string_lossy().into_owned();
             let expected = match name.as_str() {
-                "LOCK" | "index.ckpt" | "index.ckpt.spare" => true,
+                "LOCK" | "index.ckpt" | "index.ckpt.spare" | "namespaces" => true,
                 segment if segment.starts_with("seg-") => file.metadata().unwrap().len() >= 64,
                 _ => false,
             };

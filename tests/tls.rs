@@ -642,9 +642,10 @@ fn aws_cli_copies_over_https_with_a_ca_bundle() {
             .env("AWS_ACCESS_KEY_ID", "AKTLS")
             .env("AWS_SECRET_ACCESS_KEY", "tls-secret")
             .env("AWS_DEFAULT_REGION", "us-east-1")
-            // Over https botocore sends uploads `aws-chunked` with a trailing checksum, which
-            // the S3 front-end does not take yet (MissingContentLength); plaintext never does.
-            .env("AWS_REQUEST_CHECKSUM_CALCULATION", "when_required")
+            // Over https botocore sends uploads `aws-chunked` (STREAMING-UNSIGNED-PAYLOAD-TRAILER)
+            // with a trailing CRC checksum; plaintext never does. Nothing is switched off here:
+            // this is the path that must work.
+            .env_remove("AWS_REQUEST_CHECKSUM_CALCULATION")
             .env("AWS_CONFIG_FILE", work.join("no-aws-config"))
             .env(
                 "AWS_SHARED_CREDENTIALS_FILE",
