@@ -621,7 +621,9 @@ fn aws_cli_copies_over_https_with_a_ca_bundle() {
     let pki = Pki::new();
     let server = Tessera::builder()
         .config(&format!(
-            "{}[s3]\nbuckets = [\"tls\"]\n\n[[s3.keys]]\naccess_key = \"AKTLS\"\n\
+            // Static keys are keys: metrics need an admin token unless they are public.
+            "{}[auth]\npublic_metrics = true\n[s3]\nbuckets = [\"tls\"]\n\n\
+             [[s3.keys]]\naccess_key = \"AKTLS\"\n\
              secret_key = \"tls-secret\"\nread = [\"*\"]\nwrite = [\"*\"]\n",
             pki.settings()
         ))

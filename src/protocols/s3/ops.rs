@@ -355,7 +355,16 @@ fn unsigned_chunked<T>(
         .get("x-amz-content-sha256")
         .map(|v| v.as_bytes());
     let streaming = mode.is_some_and(|v| v.starts_with(b"STREAMING-"));
-    if !streaming || req.credentials.is_some() {
+    if !streaming {
+        return Ok(Trailers::S3s(None));
+    }
+    if req.credentials.is_some() {
+        // s3s decoded the chunks; a body sent with `Transfer-Encoding: chunked` (botocore over
+        // https) has no Content-Length for s3s to rewrite, so the decoded length is the one
+        // the client declared.
+        if content_length.is_none() {
+            *content_length = decoded_length(req)?;
+        }
         return Ok(Trailers::S3s(None));
     }
     if mode != Some(b"STREAMING-UNSIGNED-PAYLOAD-TRAILER") {
@@ -364,18 +373,7 @@ fn unsigned_chunked<T>(
             "signed aws-chunked (STREAMING-AWS4-*) bodies need a signed request",
         ));
     }
-    let decoded = req
-        .headers
-        .get("x-amz-decoded-content-length")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<i64>().ok())
-        .ok_or_else(|| {
-            error(
-                S3ErrorCode::MissingContentLength,
-                "An aws-chunked body needs x-amz-decoded-content-length.",
-            )
-        })?;
-    *content_length = Some(decoded);
+    *content_length = decoded_length(req)?;
     let slot = chunked::TrailerSlot::default();
     if let Some(encoded) = body.take() {
         *body = Some(StreamingBlob::new(chunked::Decoder::new(
@@ -384,6 +382,21 @@ fn unsigned_chunked<T>(
         )));
     }
     Ok(Trailers::Decoded(slot))
+}
+
+/// An `aws-chunked` body's `x-amz-decoded-content-length`, which it must have.
+fn decoded_length<T>(req: &S3Request<T>) -> S3Result<Option<i64>> {
+    req.headers
+        .get("x-amz-decoded-content-length")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<i64>().ok())
+        .map(Some)
+        .ok_or_else(|| {
+            error(
+                S3ErrorCode::MissingContentLength,
+                "An aws-chunked body needs x-amz-decoded-content-length.",
+            )
+        })
 }
 
 /// The decoded `Content-MD5` header, if any.
