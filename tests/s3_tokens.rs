@@ -427,6 +427,14 @@ fn s3_audit_lines_carry_the_subject_and_the_remote_address() {
         "InvalidAccessKeyId",
         "forged token PUT",
     );
+    // The right token with a wrong secret, reading.
+    let wrong_secret = secret_access_key(&[0u8; 32], &good);
+    expect(
+        &s3(addr, Some((&good, &wrong_secret)), "GET", "/main/x", b""),
+        403,
+        "SignatureDoesNotMatch",
+        "wrong secret GET",
+    );
     let lines: Vec<serde_json::Value> = std::fs::read_to_string(&audit)
         .unwrap()
         .lines()
@@ -438,11 +446,28 @@ fn s3_audit_lines_carry_the_subject_and_the_remote_address() {
             .filter(|l| l["protocol"] == "s3" && l["subject"] == subject)
             .collect()
     };
-    let (forged_lines, anonymous_lines) = (of("unverified"), of("anonymous"));
+    let (unverified, anonymous_lines) = (of("unverified"), of("anonymous"));
+    let (forged_lines, mismatched): (Vec<&serde_json::Value>, Vec<&serde_json::Value>) = unverified
+        .iter()
+        .copied()
+        .partition(|l| l["reason"] == "unknown_key");
+    assert_eq!(
+        mismatched.len(),
+        1,
+        "one line for the wrong secret: {lines:#?}"
+    );
+    assert_eq!(
+        mismatched[0]["reason"], "bad_signature",
+        "{}",
+        mismatched[0]
+    );
+    assert_eq!(mismatched[0]["namespace"], "s3/main", "{}", mismatched[0]);
+    assert_eq!(mismatched[0]["operation"], "read", "{}", mismatched[0]);
+    assert_eq!(mismatched[0]["status"], "refused", "{}", mismatched[0]);
     let s3_lines: Vec<_> = lines.iter().filter(|l| l["protocol"] == "s3").collect();
     assert_eq!(
         s3_lines.len(),
-        of("ci-pr").len() + forged_lines.len() + anonymous_lines.len(),
+        of("ci-pr").len() + unverified.len() + anonymous_lines.len(),
         "{lines:#?}"
     );
     assert_eq!(
