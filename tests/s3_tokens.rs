@@ -382,8 +382,12 @@ fn s3_audit_lines_carry_the_subject_and_the_remote_address() {
     let dir = tempfile::tempdir().unwrap();
     let audit = dir.path().join("audit.log");
     let audit_text = path_text(&audit);
-    let setup = setup("", &["--audit-log", &audit_text]);
+    let setup = setup(
+        "",
+        &["--audit-log", &audit_text, "--s3-listen", "127.0.0.1:0"],
+    );
     let addr = setup.server.addr();
+    let s3_port = setup.server.s3_addr().expect("the S3 port");
     let good = setup.token(&setup.key, "ci", now() + 600, "audited-1");
     let (ak, sk) = setup.credentials(&good);
     let token = Some((ak.as_str(), sk.as_str()));
@@ -399,22 +403,126 @@ fn s3_audit_lines_carry_the_subject_and_the_remote_address() {
         "AccessDenied",
         "token PUT out of scope",
     );
+    // Refused before the store: by s3s's access check (the token's scopes above; an unsigned
+    // request under auth.anonymous = none), and by the credential lookup (a token signed by a
+    // key the server does not trust).
+    expect(
+        &s3(s3_port, None, "PUT", "/pr-1/anonymous", b"x"),
+        403,
+        "AccessDenied",
+        "unsigned PUT under auth.anonymous = none",
+    );
+    let other_key = SigningKey::from_bytes(&[42u8; 32]);
+    let forged = setup.token(&other_key, "ci", now() + 600, "forged-audit");
+    let (forged_ak, forged_sk) = setup.credentials(&forged);
+    expect(
+        &s3(
+            addr,
+            Some((&forged_ak, &forged_sk)),
+            "PUT",
+            "/pr-1/forged",
+            b"x",
+        ),
+        403,
+        "InvalidAccessKeyId",
+        "forged token PUT",
+    );
+    // The right token with a wrong secret, reading.
+    let wrong_secret = secret_access_key(&[0u8; 32], &good);
+    expect(
+        &s3(addr, Some((&good, &wrong_secret)), "GET", "/main/x", b""),
+        403,
+        "SignatureDoesNotMatch",
+        "wrong secret GET",
+    );
     let lines: Vec<serde_json::Value> = std::fs::read_to_string(&audit)
         .unwrap()
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
+    let of = |subject: &str| -> Vec<&serde_json::Value> {
+        lines
+            .iter()
+            .filter(|l| l["protocol"] == "s3" && l["subject"] == subject)
+            .collect()
+    };
+    let (unverified, anonymous_lines) = (of("unverified"), of("anonymous"));
+    let (forged_lines, mismatched): (Vec<&serde_json::Value>, Vec<&serde_json::Value>) = unverified
+        .iter()
+        .copied()
+        .partition(|l| l["reason"] == "unknown_key");
+    assert_eq!(
+        mismatched.len(),
+        1,
+        "one line for the wrong secret: {lines:#?}"
+    );
+    assert_eq!(
+        mismatched[0]["reason"], "bad_signature",
+        "{}",
+        mismatched[0]
+    );
+    assert_eq!(mismatched[0]["namespace"], "s3/main", "{}", mismatched[0]);
+    assert_eq!(mismatched[0]["operation"], "read", "{}", mismatched[0]);
+    assert_eq!(mismatched[0]["status"], "refused", "{}", mismatched[0]);
     let s3_lines: Vec<_> = lines.iter().filter(|l| l["protocol"] == "s3").collect();
+    assert_eq!(
+        s3_lines.len(),
+        of("ci-pr").len() + unverified.len() + anonymous_lines.len(),
+        "{lines:#?}"
+    );
+    assert_eq!(
+        anonymous_lines.len(),
+        1,
+        "one line for the unsigned PUT: {lines:#?}"
+    );
+    let anonymous = anonymous_lines[0];
+    assert_eq!(anonymous["status"], "refused", "{anonymous}");
+    assert_eq!(anonymous["reason"], "missing", "{anonymous}");
+    assert_eq!(anonymous["namespace"], "s3/pr-1", "{anonymous}");
+    let anonymous_remote: std::net::SocketAddr =
+        anonymous["remote"].as_str().unwrap().parse().unwrap();
+    assert!(anonymous_remote.ip().is_loopback(), "{anonymous}");
+    let s3_lines = of("ci-pr");
     assert!(
         s3_lines
             .iter()
             .any(|l| l["status"] == "stored" && l["namespace"] == "s3/pr-1"),
         "{lines:#?}"
     );
-    // The out-of-scope PUT is refused by s3s's access check before the store is reached, so it
-    // has no line yet (README "Securing it" says so); only the store's refusals are audited.
+    let refused: Vec<_> = s3_lines
+        .iter()
+        .filter(|l| l["namespace"] == "s3/other")
+        .collect();
+    assert_eq!(
+        refused.len(),
+        1,
+        "one line for the out-of-scope PUT: {lines:#?}"
+    );
+    assert_eq!(refused[0]["status"], "refused", "{}", refused[0]);
+    assert_eq!(refused[0]["reason"], "scope", "{}", refused[0]);
+    assert_eq!(refused[0]["operation"], "write", "{}", refused[0]);
+    assert_eq!(refused[0]["jti"], "audited-1", "{}", refused[0]);
+    assert!(refused[0]["key"].is_string(), "{}", refused[0]);
+    assert_eq!(
+        forged_lines.len(),
+        1,
+        "one line for the forged token: {lines:#?}"
+    );
+    let forged_line = forged_lines[0];
+    assert_eq!(forged_line["status"], "refused", "{forged_line}");
+    assert_eq!(forged_line["reason"], "unknown_key", "{forged_line}");
+    assert_eq!(forged_line["namespace"], "s3/pr-1", "{forged_line}");
+    assert_eq!(forged_line["operation"], "write", "{forged_line}");
+    assert!(
+        forged_line["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("InvalidAccessKeyId")),
+        "{forged_line}"
+    );
+    let forged_remote: std::net::SocketAddr =
+        forged_line["remote"].as_str().unwrap().parse().unwrap();
+    assert!(forged_remote.ip().is_loopback(), "{forged_line}");
     for line in &s3_lines {
-        assert_eq!(line["subject"], "ci-pr", "{line}");
         let remote: std::net::SocketAddr = line["remote"]
             .as_str()
             .unwrap_or_else(|| panic!("no remote address in {line}"))

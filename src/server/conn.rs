@@ -135,7 +135,7 @@ impl Context {
         tier: Option<Arc<TierClient>>,
         requeue: bool,
     ) -> Result<Rc<Self>, String> {
-        let s3_front = Rc::new(S3Front::new(s3)?);
+        let s3_front = Rc::new(S3Front::new(s3, auth.audit.clone())?);
         let gate =
             Rc::new(Gate::new(&config.auth, auth.trust.clone()).with_rate_table(auth.rate.clone()));
         let tiered = Rc::new(Tiered::new(steer, tier.clone()));

@@ -22,9 +22,12 @@ use s3s::service::S3Service;
 use s3s::stream::{ByteStream, RemainingLength};
 use s3s::StdError;
 
-use crate::http1::{Body, Request, Responder};
-use crate::protocols::backend::{Backend, Identity};
+use crate::auth::audit::{AuditLog, Entry};
+use crate::http1::{Body, Request, RequestHead, Responder};
+use crate::protocols::backend::{Backend, Identity, Namespace, Protocol, RequestContext};
+use crate::store::StoreError;
 
+use super::keys::Peer;
 use super::link::{self, StoreLink};
 
 /// Bytes read from the connection per body chunk handed to s3s.
@@ -119,12 +122,100 @@ fn driver_header(name: &http::HeaderName) -> bool {
     )
 }
 
-/// Serves one S3 request through `service`, with store work on `backend`.
+/// Where the bridge writes the refusals s3s makes before its access check (an unknown access
+/// key, a wrong signature), and the `s3.domain` that names a bucket in the host.
+pub struct Audit<'a> {
+    pub log: &'a AuditLog,
+    pub domain: Option<&'a str>,
+}
+
+/// The bucket a request names: the host's first label under `domain`, else the path's first
+/// segment.
+fn bucket_of(head: &RequestHead<'_>, domain: Option<&str>) -> Option<String> {
+    if let (Some(domain), Some(host)) = (domain, head.header("host")) {
+        let host = String::from_utf8_lossy(host);
+        let host = host.rsplit_once(':').map_or(&*host, |(name, _)| name);
+        if let Some(bucket) = host.strip_suffix(domain).and_then(|h| h.strip_suffix('.')) {
+            return Some(bucket.to_owned());
+        }
+    }
+    let path = head.target.split('?').next().unwrap_or("");
+    let bucket = path.trim_start_matches('/').split('/').next()?;
+    (!bucket.is_empty()).then(|| bucket.to_owned())
+}
+
+/// The text of the first `<name>` element of an S3 error document, entities decoded.
+fn element<'t>(xml: &'t str, name: &str) -> Option<std::borrow::Cow<'t, str>> {
+    let start = xml.find(&format!("<{name}>"))? + name.len() + 2;
+    let end = start + xml[start..].find(&format!("</{name}>"))?;
+    let text = &xml[start..end];
+    if !text.contains('&') {
+        return Some(text.into());
+    }
+    Some(
+        text.replace("&lt;", "<")
+            .replace("&gt;", ">")
+            .replace("&quot;", "\"")
+            .replace("&apos;", "'")
+            .replace("&amp;", "&")
+            .into(),
+    )
+}
+
+/// Writes the audit line of a 403 s3s answered before its access check ran (the credential
+/// lookup or the signature refused the request) and gives the response back unchanged.
+async fn audit_early_refusal(
+    audit: &Audit<'_>,
+    head: &RequestHead<'_>,
+    remote: Option<std::net::SocketAddr>,
+    response: http::Response<s3s::Body>,
+) -> io::Result<http::Response<s3s::Body>> {
+    let (parts, mut body) = response.into_parts();
+    let bytes = body
+        .store_all_limited(COLLECTED_RESPONSE_BYTES_MAX)
+        .await
+        .map_err(|e| io::Error::other(e.to_string()))?;
+    let text = String::from_utf8_lossy(&bytes);
+    let code = element(&text, "Code").unwrap_or_default();
+    let message = element(&text, "Message").unwrap_or_default();
+    let reason = match &*code {
+        "InvalidAccessKeyId" => "unknown_key",
+        "SignatureDoesNotMatch" => "bad_signature",
+        "RequestTimeTooSkewed" => "clock_skew",
+        _ => "signature",
+    };
+    let namespace =
+        bucket_of(head, audit.domain).map_or_else(|| "s3".to_owned(), |b| link::objects(&b));
+    let ctx = RequestContext::new(Namespace::new(namespace), Protocol::S3).with_remote(remote);
+    let error = StoreError::Unauthenticated {
+        reason,
+        message: format!("{code}: {message}"),
+    };
+    let operation = match head.method {
+        "GET" | "HEAD" => "read",
+        _ => "write",
+    };
+    audit.log.record(
+        &ctx,
+        &Entry {
+            subject: "unverified",
+            jti: None,
+            operation,
+            key: None,
+            bytes: None,
+            outcome: Err(&error),
+        },
+    );
+    Ok(http::Response::from_parts(parts, s3s::Body::from(bytes)))
+}
+
+/// Serves one S3 request through `service`, with store work on `backend`; `remote` is the peer
+/// (the audit log's address), `audit` where refusals made before the store are written.
 pub async fn handle<B: Backend>(
     service: &S3Service,
     (link, commands): (StoreLink, mpsc::Receiver<(Identity, link::Command)>),
     backend: &B,
-    remote: Option<std::net::SocketAddr>,
+    (remote, audit): (Option<std::net::SocketAddr>, Option<Audit<'_>>),
     request: &mut Request<'_>,
     responder: &mut Responder<'_>,
 ) -> io::Result<()> {
@@ -141,8 +232,14 @@ pub async fn handle<B: Backend>(
         rx,
         remaining: request.body.declared_len(),
     };
+    let peer = Peer {
+        remote,
+        checked: Default::default(),
+    };
+    let checked = peer.checked.clone();
     let http_request = match builder
         .extension(link)
+        .extension(peer)
         .body(s3s::Body::from(Box::pin(body) as s3s::stream::DynByteStream))
     {
         Ok(r) => r,
@@ -177,6 +274,15 @@ pub async fn handle<B: Backend>(
                 .send_text(500, "the S3 request could not be served")
                 .await;
         }
+    };
+    let response = match &audit {
+        Some(audit)
+            if response.status() == http::StatusCode::FORBIDDEN
+                && !checked.load(std::sync::atomic::Ordering::Relaxed) =>
+        {
+            audit_early_refusal(audit, &head, remote, response).await?
+        }
+        _ => response,
     };
     if let Some(kind) = failed.get() {
         if response.status().is_server_error() {

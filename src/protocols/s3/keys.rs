@@ -18,9 +18,12 @@
 //! secret is given, so an unknown, forged, expired or revoked token is `InvalidAccessKeyId`, not
 //! `SignatureDoesNotMatch`. Verified tokens are remembered process-wide (at most
 //! [`VERIFIED_S3_TOKENS_MAX`], each until its `exp`, all forgotten when the keys or the
-//! revocation list are reloaded). [`Auth`] and [`Access`] adapt any `Credentials` to s3s.
+//! revocation list are reloaded). [`Auth`] and [`Access`] adapt any `Credentials` to s3s;
+//! [`Access`] writes its refusals to the audit log (the request's [`Peer`] names the remote).
 
 use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 
 use s3s::access::{S3Access, S3AccessContext};
@@ -28,13 +31,15 @@ use s3s::auth::{S3Auth, SecretKey};
 use s3s::path::S3Path;
 use s3s::{S3Error, S3ErrorCode, S3Result};
 
+use crate::auth::audit::{AuditLog, Entry};
 use crate::auth::cli::now_seconds;
 use crate::auth::gate::{count_refusal, SharedTrust};
 use crate::auth::s3::{secret_access_key, S3_SECRET_BYTES};
 use crate::auth::scope::any_matches;
 use crate::auth::token::{self, Claims};
 use crate::config::{Anonymous, S3KeyConfig};
-use crate::protocols::backend::{Credential, Identity};
+use crate::protocols::backend::{Credential, Identity, Namespace, Protocol, RequestContext};
+use crate::store::{Kind, StoreError};
 
 /// Verified token access keys remembered process-wide: a CI fleet uses a handful of tokens at
 /// a time; 1024 entries of ~1 KiB are 1 MiB at most. When full, one entry is dropped.
@@ -57,6 +62,9 @@ pub trait Credentials: Send + Sync + 'static {
     fn allows(&self, caller: Option<&str>, bucket: Option<&str>, right: Right) -> bool;
     /// The identity `caller`'s store operations act for.
     fn identity(&self, caller: Option<&str>) -> Identity;
+    /// Who `caller` is in the audit log: the subject and, for a token, its `jti`
+    /// (`anonymous` unsigned, `unverified` for a token that does not verify).
+    fn subject(&self, caller: Option<&str>) -> (String, Option<String>);
 }
 
 /// A static key, as the lookup keeps it.
@@ -289,6 +297,19 @@ impl Credentials for ConfigKeys {
             credential,
         }
     }
+
+    fn subject(&self, caller: Option<&str>) -> (String, Option<String>) {
+        let Some(caller) = caller else {
+            return ("anonymous".into(), None);
+        };
+        if let Some(key) = self.keys.get(caller) {
+            return (key.claims.sub.clone(), None);
+        }
+        match self.tokens.as_ref().and_then(|t| t.verify(caller).ok()) {
+            Some(claims) => (claims.sub.clone(), claims.jti.clone()),
+            None => ("unverified".into(), None),
+        }
+    }
 }
 
 /// s3s's secret lookup over [`Credentials`].
@@ -321,20 +342,91 @@ pub fn right_of(operation: &str) -> Right {
     }
 }
 
-/// s3s's access check over [`Credentials`].
-pub struct Access(pub Arc<dyn Credentials>);
+/// What the bridge puts in every S3 request's extensions for the access check: the peer (the
+/// audit log's address), and a flag the check sets when it runs, so that the bridge knows a
+/// refusal made before it (a signature or access key s3s refused) is not audited yet.
+#[derive(Clone, Debug, Default)]
+pub struct Peer {
+    pub remote: Option<SocketAddr>,
+    pub checked: Arc<AtomicBool>,
+}
+
+/// s3s's access check over [`Credentials`]; a refusal is written to `audit` like the
+/// authorization layer's.
+pub struct Access {
+    pub credentials: Arc<dyn Credentials>,
+    pub audit: Option<Arc<AuditLog>>,
+}
+
+impl Access {
+    /// The audit line of a refusal of `caller`'s `right` on `path`, from `remote`.
+    fn audit_refusal(
+        &self,
+        audit: &AuditLog,
+        caller: Option<&str>,
+        path: &S3Path,
+        right: Right,
+        remote: Option<SocketAddr>,
+    ) {
+        let (namespace, key) = match path {
+            S3Path::Root => ("s3".to_owned(), None),
+            S3Path::Bucket { bucket } => (super::link::objects(bucket), None),
+            S3Path::Object { bucket, key } => (super::link::objects(bucket), Some(key)),
+        };
+        let ctx = RequestContext::new(Namespace::new(namespace.clone()), Protocol::S3)
+            .with_remote(remote);
+        let id = key.map(|k| ctx.namespace.key_id(Kind::Blob, k.as_bytes()));
+        let (subject, jti) = self.credentials.subject(caller);
+        let access = match right {
+            Right::Read => "read",
+            Right::Write => "write",
+        };
+        let error = match caller {
+            None => StoreError::Unauthenticated {
+                reason: "missing",
+                message: format!("a signed request is required to {access} {namespace:?}"),
+            },
+            Some(_) => StoreError::PermissionDenied {
+                subject: subject.clone(),
+                access,
+                namespace,
+            },
+        };
+        audit.record(
+            &ctx,
+            &Entry {
+                subject: &subject,
+                jti: jti.as_deref(),
+                operation: access,
+                key: id.as_ref(),
+                bytes: None,
+                outcome: Err(&error),
+            },
+        );
+    }
+}
 
 #[async_trait::async_trait]
 impl S3Access for Access {
     async fn check(&self, cx: &mut S3AccessContext<'_>) -> S3Result<()> {
+        let remote = cx.extensions_mut().get::<Peer>().and_then(|peer| {
+            peer.checked.store(true, Ordering::Relaxed);
+            peer.remote
+        });
         let caller = cx.credentials().map(|c| c.access_key.clone());
         let bucket = match cx.s3_path() {
             S3Path::Root => None,
             S3Path::Bucket { bucket } | S3Path::Object { bucket, .. } => Some(bucket.to_string()),
         };
         let right = right_of(cx.s3_op().name());
-        if self.0.allows(caller.as_deref(), bucket.as_deref(), right) {
+        if self
+            .credentials
+            .allows(caller.as_deref(), bucket.as_deref(), right)
+        {
             return Ok(());
+        }
+        if let Some(audit) = &self.audit {
+            self.audit_refusal(audit, caller.as_deref(), cx.s3_path(), right, remote);
         }
         Err(S3Error::with_message(
             S3ErrorCode::AccessDenied,

@@ -30,6 +30,7 @@ use std::sync::Arc;
 
 use s3s::service::{S3Service, S3ServiceBuilder};
 
+use crate::auth::audit::AuditLog;
 use crate::auth::gate::SharedTrust;
 use crate::config::{AuthConfig, S3Config};
 use crate::http1::{Request, RequestHead, Responder};
@@ -98,10 +99,15 @@ impl S3Shared {
 pub struct S3Front {
     service: S3Service,
     credentials: Arc<dyn Credentials>,
+    /// Where refusals made before the store (access check, signature) are written; the store's
+    /// own writes and refusals are written by the authorization layer to the same log.
+    audit: Option<Arc<AuditLog>>,
+    domain: Option<String>,
 }
 
 impl S3Front {
-    pub fn new(shared: &S3Shared) -> Result<S3Front, String> {
+    /// The front-end of `shared`, auditing the refusals s3s makes to `audit`.
+    pub fn new(shared: &S3Shared, audit: Option<Arc<AuditLog>>) -> Result<S3Front, String> {
         let mut builder = S3ServiceBuilder::new(TesseraS3 {
             buckets: shared.buckets.clone(),
             uploads: shared.uploads.clone(),
@@ -109,7 +115,10 @@ impl S3Front {
             object_bytes_max: shared.blob_bytes_max.saturating_sub(OBJECT_TRAILER_BYTES),
         });
         builder.set_auth(Auth(shared.credentials.clone()));
-        builder.set_access(Access(shared.credentials.clone()));
+        builder.set_access(Access {
+            credentials: shared.credentials.clone(),
+            audit: audit.clone(),
+        });
         if let Some(domain) = &shared.domain {
             let host = s3s::host::SingleDomain::new(domain)
                 .map_err(|e| format!("s3.domain `{domain}`: {e}"))?;
@@ -118,6 +127,8 @@ impl S3Front {
         Ok(S3Front {
             service: builder.build(),
             credentials: shared.credentials.clone(),
+            audit,
+            domain: shared.domain.clone(),
         })
     }
 
@@ -130,7 +141,19 @@ impl S3Front {
         responder: &mut Responder<'_>,
     ) -> io::Result<()> {
         let link = link::StoreLink::new(self.credentials.clone());
-        bridge::handle(&self.service, link, backend, remote, request, responder).await
+        let audit = self.audit.as_deref().map(|log| bridge::Audit {
+            log,
+            domain: self.domain.as_deref(),
+        });
+        bridge::handle(
+            &self.service,
+            link,
+            backend,
+            (remote, audit),
+            request,
+            responder,
+        )
+        .await
     }
 }
 
