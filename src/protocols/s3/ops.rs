@@ -498,6 +498,43 @@ async fn receive(
     Ok(digest)
 }
 
+/// The headers of a GET or HEAD that pick what it answers: conditions and range.
+struct ReadAsk<'a> {
+    if_match: Option<&'a ETagCondition>,
+    if_unmodified_since: Option<&'a Timestamp>,
+    if_none_match: Option<&'a ETagCondition>,
+    if_modified_since: Option<&'a Timestamp>,
+    range: Option<&'a Range>,
+}
+
+/// The [`ReadAsk`] of a `GetObjectInput` or a `HeadObjectInput`: s3s gives the two the same
+/// fields but no common trait.
+macro_rules! read_ask {
+    ($input:expr) => {
+        ReadAsk {
+            if_match: $input.if_match.as_ref(),
+            if_unmodified_since: $input.if_unmodified_since.as_ref(),
+            if_none_match: $input.if_none_match.as_ref(),
+            if_modified_since: $input.if_modified_since.as_ref(),
+            range: $input.range.as_ref(),
+        }
+    };
+}
+
+/// A GET's or HEAD's object and the bytes `[start, end)` it answers with; `content_range` is
+/// set for a range request.
+struct ReadTarget {
+    stored: Stored,
+    start: u64,
+    end: u64,
+    content_range: Option<String>,
+}
+
+/// Whether the request asked for the object's checksums (`x-amz-checksum-mode: ENABLED`).
+fn checksums_asked(mode: Option<&ChecksumMode>) -> bool {
+    mode.is_some_and(|m| m.as_str() == ChecksumMode::ENABLED)
+}
+
 /// One page of a listing.
 struct Page {
     objects: Vec<Object>,
@@ -561,6 +598,34 @@ impl TesseraS3 {
             }
             cursor = Some(end);
         }
+    }
+
+    /// What a GET or HEAD of `bucket`/`key` answers with: the object, once the bucket exists,
+    /// the key is stored and `ask`'s conditions pass, and the byte range `ask` names.
+    async fn read_target(
+        &self,
+        link: &StoreLink,
+        bucket: &str,
+        key: &str,
+        ask: ReadAsk<'_>,
+    ) -> S3Result<ReadTarget> {
+        self.need_bucket(bucket)?;
+        let stored = lookup(link, bucket, key).await?.ok_or_else(no_such_key)?;
+        check_conditions(
+            &stored,
+            ask.if_match,
+            ask.if_unmodified_since,
+            ask.if_none_match,
+            ask.if_modified_since,
+            not_modified,
+        )?;
+        let (start, end, content_range) = byte_range(ask.range, stored.size)?;
+        Ok(ReadTarget {
+            stored,
+            start,
+            end,
+            content_range,
+        })
     }
 
     fn need_bucket(&self, bucket: &str) -> S3Result<()> {
@@ -1221,24 +1286,16 @@ impl S3 for TesseraS3 {
     ) -> S3Result<S3Response<GetObjectOutput>> {
         let link = link_of(&req)?;
         let input = req.input;
-        self.need_bucket(&input.bucket)?;
-        let stored = lookup(&link, &input.bucket, &input.key)
-            .await?
-            .ok_or_else(no_such_key)?;
-        check_conditions(
-            &stored,
-            input.if_match.as_ref(),
-            input.if_unmodified_since.as_ref(),
-            input.if_none_match.as_ref(),
-            input.if_modified_since.as_ref(),
-            not_modified,
-        )?;
-        let (start, end, content_range) = byte_range(input.range.as_ref(), stored.size)?;
-        let checksums = input
-            .checksum_mode
-            .as_ref()
-            .is_some_and(|m| m.as_str() == ChecksumMode::ENABLED)
-            && content_range.is_none();
+        let ReadTarget {
+            stored,
+            start,
+            end,
+            content_range,
+        } = self
+            .read_target(&link, &input.bucket, &input.key, read_ask!(input))
+            .await?;
+        // A range's bytes have no checksum of their own: the whole object's would not fit them.
+        let checksums = checksums_asked(input.checksum_mode.as_ref()) && content_range.is_none();
         let headers = stored.headers(checksums);
         let etag = stored.etag();
         let mtime = stored.mtime();
@@ -1267,24 +1324,16 @@ impl S3 for TesseraS3 {
     ) -> S3Result<S3Response<HeadObjectOutput>> {
         let link = link_of(&req)?;
         let input = req.input;
-        self.need_bucket(&input.bucket)?;
-        let stored = lookup(&link, &input.bucket, &input.key)
-            .await?
-            .ok_or_else(no_such_key)?;
-        check_conditions(
-            &stored,
-            input.if_match.as_ref(),
-            input.if_unmodified_since.as_ref(),
-            input.if_none_match.as_ref(),
-            input.if_modified_since.as_ref(),
-            not_modified,
-        )?;
-        let (start, end, content_range) = byte_range(input.range.as_ref(), stored.size)?;
+        let ReadTarget {
+            stored,
+            start,
+            end,
+            content_range,
+        } = self
+            .read_target(&link, &input.bucket, &input.key, read_ask!(input))
+            .await?;
         let length = end - start;
-        let checksums = input
-            .checksum_mode
-            .as_ref()
-            .is_some_and(|m| m.as_str() == ChecksumMode::ENABLED);
+        let checksums = checksums_asked(input.checksum_mode.as_ref());
         let mut response = S3Response::new(HeadObjectOutput {
             content_length: Some(length as i64),
             content_range,
