@@ -21,7 +21,6 @@
 
 use std::cell::RefCell;
 use std::collections::HashMap;
-use std::rc::Rc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, RwLock};
 
@@ -150,7 +149,7 @@ pub fn refusals() -> Vec<(&'static str, u64)> {
 #[derive(Clone, Debug)]
 pub enum Grant {
     Anonymous(Anonymous),
-    Token(Rc<Claims>),
+    Token(Arc<Claims>),
 }
 
 impl Grant {
@@ -208,7 +207,7 @@ fn client_cert_claims(entry: &crate::config::ClientCertConfig) -> Claims {
 struct Verified {
     generation: u64,
     trust: Arc<Trust>,
-    claims: HashMap<Box<str>, Rc<Claims>>,
+    claims: HashMap<Box<str>, Arc<Claims>>,
 }
 
 /// The authorization decision of one executor (`Rc`, not shared across cores).
@@ -222,7 +221,7 @@ pub struct Gate {
     /// `auth.rate`, when set: the process's buckets (shared by every executor).
     rate: Option<Arc<RateTable>>,
     /// `[[auth.client_cert]]` by normalised subject, as the claims a token would carry.
-    client_certs: HashMap<Box<str>, Rc<Claims>>,
+    client_certs: HashMap<Box<str>, Arc<Claims>>,
 }
 
 impl Gate {
@@ -248,7 +247,7 @@ impl Gate {
                 .map(|entry| {
                     (
                         entry.subject.as_str().into(),
-                        Rc::new(client_cert_claims(entry)),
+                        Arc::new(client_cert_claims(entry)),
                     )
                 })
                 .collect(),
@@ -282,9 +281,7 @@ impl Gate {
     /// Who `identity` is: the anonymous policy, or a verified token's claims.
     pub fn grant(&self, identity: &Identity) -> Result<Grant, StoreError> {
         let token = match &identity.credential {
-            Some(Credential::Granted(claims)) => {
-                return Ok(Grant::Token(Rc::new((**claims).clone())))
-            }
+            Some(Credential::Granted(claims)) => return Ok(Grant::Token(claims.clone())),
             Some(Credential::Bearer(token)) if self.keys_configured => token,
             Some(Credential::ClientCert(subject)) => {
                 // The handshake verified the certificate; an unlisted subject has no scopes.
@@ -304,25 +301,23 @@ impl Gate {
             verified.trust = trust;
             verified.claims.clear();
         }
-        if let Some(claims) = verified.claims.get(token.as_str()) {
+        if let Some(claims) = verified.claims.get(&**token) {
             if now < claims.exp {
                 return Ok(Grant::Token(claims.clone()));
             }
-            verified.claims.remove(token.as_str());
+            verified.claims.remove(&**token);
         }
         let trust = verified.trust.clone();
         match token::verify(token, &trust.keys, &trust.policy, now) {
             Ok(claims) => {
-                let claims = Rc::new(claims);
+                let claims = Arc::new(claims);
                 if verified.claims.len() >= VERIFIED_TOKENS_MAX {
                     let victim = verified.claims.keys().next().cloned();
                     if let Some(victim) = victim {
                         verified.claims.remove(&victim);
                     }
                 }
-                verified
-                    .claims
-                    .insert(token.as_str().into(), claims.clone());
+                verified.claims.insert(Box::from(&**token), claims.clone());
                 Ok(Grant::Token(claims))
             }
             Err(error) => {
@@ -448,7 +443,7 @@ mod tests {
         };
         Identity {
             subject: None,
-            credential: Some(Credential::Bearer(token::mint(&key(), KID, &claims))),
+            credential: Some(Credential::Bearer(token::mint(&key(), KID, &claims).into())),
         }
     }
 
@@ -537,7 +532,7 @@ mod tests {
         // A bad token is refused even where anonymous callers may write: it says who it is.
         let mut forged = token(&["*"], &["*"], false);
         if let Some(Credential::Bearer(t)) = &mut forged.credential {
-            t.push('A');
+            *t = format!("{t}A").into();
         }
         assert_eq!(status(all.check(&forged, Access::Read, "nx")), 401);
         // With no keys configured a credential is ignored.

@@ -274,7 +274,7 @@ mod tests {
         };
         Identity {
             subject: None,
-            credential: Some(Credential::Bearer(mint(&key, "k", &claims))),
+            credential: Some(Credential::Bearer(mint(&key, "k", &claims).into())),
         }
     }
 

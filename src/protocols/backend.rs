@@ -193,7 +193,9 @@ pub struct Identity {
 #[derive(Clone, PartialEq, Eq, Debug)]
 pub enum Credential {
     /// A bearer token (`Authorization: Bearer T`, or HTTP Basic with `T` as the password).
-    Bearer(String),
+    /// Shared, not owned: the identity is cloned into every context of the request (and every
+    /// S3 store command), and a token is hundreds of bytes.
+    Bearer(std::sync::Arc<str>),
     /// The subject (RFC 4514) of the client certificate the connection's TLS handshake
     /// verified against `tls_client_ca`; the scopes are its `[[auth.client_cert]]` entry's.
     ClientCert(std::sync::Arc<str>),
@@ -212,7 +214,7 @@ impl Identity {
                 let (scheme, rest) = value.trim().split_once(' ')?;
                 let rest = rest.trim();
                 if scheme.eq_ignore_ascii_case("bearer") {
-                    return Some(rest.to_owned());
+                    return Some(std::sync::Arc::from(rest));
                 }
                 if !scheme.eq_ignore_ascii_case("basic") {
                     return None;
@@ -220,7 +222,7 @@ impl Identity {
                 let decoded = decode_basic(rest)?;
                 let decoded = String::from_utf8(decoded).ok()?;
                 let (_user, password) = decoded.split_once(':')?;
-                (!password.is_empty()).then(|| password.to_owned())
+                (!password.is_empty()).then(|| std::sync::Arc::from(password))
             })
             .map(Credential::Bearer);
         Identity {

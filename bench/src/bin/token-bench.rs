@@ -61,7 +61,7 @@ fn main() {
     let gate = Gate::new(&config, Arc::new(SharedTrust::new(trust)));
     let identity = Identity {
         subject: None,
-        credential: Some(Credential::Bearer(token.clone())),
+        credential: Some(Credential::Bearer(token.as_str().into())),
     };
     gate.check(&identity, Access::Read, "bazel/main").unwrap();
     let cached_iterations = iterations * 50;

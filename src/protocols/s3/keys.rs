@@ -290,7 +290,7 @@ impl Credentials for ConfigKeys {
     fn identity(&self, caller: Option<&str>) -> Identity {
         let credential = caller.map(|caller| match self.keys.get(caller) {
             Some(key) => Credential::Granted(key.claims.clone()),
-            None => Credential::Bearer(caller.to_owned()),
+            None => Credential::Bearer(caller.into()),
         });
         Identity {
             subject: None,
@@ -535,7 +535,7 @@ mod tests {
         assert!(!keys.allows(Some(&good), Some("other"), Right::Read));
         assert_eq!(
             keys.identity(Some(&good)).credential,
-            Some(Credential::Bearer(good.clone()))
+            Some(Credential::Bearer(good.as_str().into()))
         );
         // Expired, forged (signed by another key) and revoked tokens are unknown access keys.
         assert_eq!(
