@@ -14,12 +14,14 @@
 //! HDR histograms keep [`SIGNIFICANT_DIGITS`] digits: a Prometheus bucket's count may include
 //! samples up to 1 % above its bound, and quantiles are within 1 %.
 
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use hdrhistogram::Histogram;
 
 use crate::protocols::backend::Protocol;
+
+use super::per_thread::{lock, Tables};
 
 /// Upper bounds of the exported Prometheus buckets, in microseconds: a cache answers a hit
 /// from memory in tens of microseconds and a large upload in seconds.
@@ -162,20 +164,10 @@ impl Table {
 }
 
 /// Every thread's table. Tables of threads that ended stay: their requests still happened.
-static TABLES: Mutex<Vec<Arc<Mutex<Table>>>> = Mutex::new(Vec::new());
+static TABLES: Tables<Table> = Tables::new();
 
 thread_local! {
-    static MINE: Arc<Mutex<Table>> = {
-        let table = Arc::new(Mutex::new(Table::new()));
-        lock(&TABLES).push(table.clone());
-        table
-    };
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
+    static MINE: Arc<Mutex<Table>> = TABLES.register(Table::new());
 }
 
 /// Records one request's latency on this thread.
@@ -206,7 +198,7 @@ pub struct Merged {
 /// Every series recorded so far on any thread, merged, in label order.
 pub fn snapshot() -> Vec<Merged> {
     let mut merged: Vec<Option<Series>> = vec![None; SERIES_MAX];
-    let tables: Vec<_> = lock(&TABLES).clone();
+    let tables = TABLES.all();
     for table in tables {
         let table = lock(&table);
         for (total, series) in merged.iter_mut().zip(&table.series) {

@@ -2,8 +2,10 @@
 //!
 //! - [`latency`]: HDR latency histograms per protocol × operation × outcome, one table per
 //!   executor thread, merged when read.
+//! - [`per_thread`]: the per-thread table registry both it and usage counting write into.
 
 pub mod latency;
+pub mod per_thread;
 
 use std::sync::OnceLock;
 use std::time::{Duration, Instant};

@@ -14,8 +14,9 @@
 
 use std::collections::BTreeMap;
 use std::rc::Rc;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 
+use crate::metrics::per_thread::{lock, Tables};
 use crate::store::{NamespaceUsage, Reservation, ShardStats, StoreError};
 
 use super::backend::{Backend, Layer, ObjectKey, RequestContext};
@@ -71,20 +72,10 @@ impl Table {
     }
 }
 
-static TABLES: Mutex<Vec<Arc<Mutex<Table>>>> = Mutex::new(Vec::new());
+static TABLES: Tables<Table> = Tables::new();
 
 thread_local! {
-    static MINE: Arc<Mutex<Table>> = {
-        let table = Arc::new(Mutex::new(Table::default()));
-        lock(&TABLES).push(table.clone());
-        table
-    };
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
+    static MINE: Arc<Mutex<Table>> = TABLES.register(Table::default());
 }
 
 fn count(namespace: &str, change: impl FnOnce(&mut Counts)) {
@@ -97,7 +88,7 @@ fn count(namespace: &str, change: impl FnOnce(&mut Counts)) {
 pub fn snapshot() -> Vec<(String, Counts)> {
     let mut merged: BTreeMap<String, Counts> = BTreeMap::new();
     let mut other = Counts::default();
-    let tables: Vec<_> = lock(&TABLES).clone();
+    let tables = TABLES.all();
     for table in tables {
         let table = lock(&table);
         for (namespace, counts) in &table.by_namespace {
