@@ -59,7 +59,7 @@ enum Command {
     Token(Box<TokenArgs>),
     /// Print a running server's statistics (admin API).
     Stats(AdminArgs),
-    /// List the namespaces a running server has served, with their request counts.
+    /// List the namespaces of a running server: the objects and bytes each stores, and its request counts.
     Namespaces(AdminArgs),
     /// Purge one namespace of a running server.
     Purge {
