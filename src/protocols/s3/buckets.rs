@@ -88,6 +88,9 @@ struct State {
 /// `sync_interval` (it syncs when the log changed).
 pub const KEY_LOG_SYNCS_PER_INTERVAL: u32 = 2;
 
+/// The key log's sync thread never wakes more often than this, however small `sync_interval`.
+pub const KEY_LOG_SYNC_PERIOD_MIN: Duration = Duration::from_millis(10);
+
 /// Appends one key-log entry to `out`.
 fn log_entry(out: &mut Vec<u8>, op: u8, bucket: &str, key: &str) {
     out.push(op);
@@ -263,7 +266,7 @@ impl Buckets {
             return;
         };
         let dirty = Arc::downgrade(&self.log_dirty);
-        let period = (sync_interval / KEY_LOG_SYNCS_PER_INTERVAL).max(Duration::from_millis(10));
+        let period = (sync_interval / KEY_LOG_SYNCS_PER_INTERVAL).max(KEY_LOG_SYNC_PERIOD_MIN);
         let spawned = std::thread::Builder::new()
             .name("tessera-s3-keysync".into())
             .spawn(move || loop {
