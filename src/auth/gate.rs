@@ -207,8 +207,14 @@ fn client_cert_claims(entry: &crate::config::ClientCertConfig) -> Claims {
 struct Verified {
     generation: u64,
     trust: Arc<Trust>,
-    claims: HashMap<Box<str>, Arc<Claims>>,
+    claims: HashMap<Box<str>, Arc<Claims>, TokenHasher>,
 }
+
+/// The verified-token cache hashes a token (hundreds of bytes) on every request, so it uses a
+/// fast hasher rather than SipHash. Flooding resistance is not needed: only tokens whose
+/// signature verified are inserted, so a caller cannot choose colliding entries without a
+/// trusted signing key.
+type TokenHasher = foldhash::fast::RandomState;
 
 /// The authorization decision of one executor (`Rc`, not shared across cores).
 pub struct Gate {
@@ -232,7 +238,7 @@ impl Gate {
             verified: RefCell::new(Verified {
                 generation,
                 trust,
-                claims: HashMap::new(),
+                claims: HashMap::default(),
             }),
             anonymous: config.anonymous(),
             keys_configured: config.has_token_keys(),

@@ -429,11 +429,8 @@ pub(crate) fn find_head_end(
         .take_while(|&&b| b == b'\r' || b == b'\n')
         .count();
     let search_from = from.saturating_sub(2).max(start);
-    let mut lines = window[search_from..]
-        .iter()
-        .enumerate()
-        .filter(|(_, &b)| b == b'\n');
-    let end = lines.find_map(|(i, _)| match &window[search_from + i + 1..] {
+    let mut lines = memchr::memchr_iter(b'\n', &window[search_from..]);
+    let end = lines.find_map(|i| match &window[search_from + i + 1..] {
         [b'\n', ..] => Some(search_from + i + 2),
         [b'\r', b'\n', ..] => Some(search_from + i + 3),
         _ => None,
@@ -441,8 +438,8 @@ pub(crate) fn find_head_end(
     if end.is_some() {
         return Ok(end);
     }
-    let line_overdue =
-        window.len() - start >= line_max && !window[start..start + line_max].contains(&b'\n');
+    let line_overdue = window.len() - start >= line_max
+        && memchr::memchr(b'\n', &window[start..start + line_max]).is_none();
     if buf.len() >= limits.head_bytes_max || line_overdue {
         return Err(precise_error(buf, limits));
     }

@@ -22,7 +22,7 @@
 use super::error::ParseError;
 use super::facts::{derive_facts, BodyFraming};
 use super::limits::Limits;
-use super::token::{is_field_value_byte, is_target_byte, is_tchar, trim_ows};
+use super::token::{is_field_value, is_target_byte, is_tchar, trim_ows};
 
 /// One header field, borrowed from the receive buffer. `name` is a token (ASCII), `value` has its
 /// surrounding whitespace trimmed and may hold obs-text bytes, so it stays `[u8]`.
@@ -213,7 +213,7 @@ fn request_line_partial<T>(
 /// Takes one CRLF-terminated line starting at `from` whose LF lies before `end`. Returns the
 /// line without CRLF and the position after it.
 fn take_line(buf: &[u8], from: usize, end: usize) -> Result<Parsed<(&[u8], usize)>, ParseError> {
-    let Some(lf) = buf[from..end].iter().position(|&b| b == b'\n') else {
+    let Some(lf) = memchr::memchr(b'\n', &buf[from..end]) else {
         return Ok(Parsed::Partial);
     };
     let lf = from + lf;
@@ -278,7 +278,7 @@ fn parse_header_line(line: &[u8]) -> Result<Header<'_>, ParseError> {
         return Err(ParseError::HeaderNameInvalid);
     }
     let value = trim_ows(&line[colon + 1..]);
-    if !value.iter().all(|&b| is_field_value_byte(b)) {
+    if !is_field_value(value) {
         return Err(ParseError::HeaderValueInvalid);
     }
     let name = std::str::from_utf8(name).map_err(|_| ParseError::HeaderNameInvalid)?;

@@ -68,6 +68,16 @@ pub fn is_field_value_byte(byte: u8) -> bool {
     FIELD_VALUE[byte as usize]
 }
 
+/// True when every byte of `value` is allowed inside a field value: the same class as
+/// [`is_field_value_byte`], tested without a branch per byte so that it vectorizes (a bearer
+/// token makes the `Authorization` value hundreds of bytes, on every request).
+pub fn is_field_value(value: &[u8]) -> bool {
+    let refused = value.iter().fold(false, |refused, &b| {
+        refused | ((b < 0x20) & (b != b'\t')) | (b == 0x7f)
+    });
+    !refused
+}
+
 /// True for a byte allowed in a request-target.
 pub fn is_target_byte(byte: u8) -> bool {
     TARGET[byte as usize]
@@ -104,6 +114,11 @@ mod tests {
             assert_eq!(is_tchar(b), tchar_reference(b), "tchar {b:#x}");
             let value_ref = b == b'\t' || b == b' ' || b.is_ascii_graphic() || b >= 0x80;
             assert_eq!(is_field_value_byte(b), value_ref, "field value {b:#x}");
+            // The whole-value check agrees byte by byte, alone and inside a long value.
+            assert_eq!(is_field_value(&[b]), value_ref, "field value {b:#x}");
+            let mut long = [b'a'; 67];
+            long[40] = b;
+            assert_eq!(is_field_value(&long), value_ref, "field value {b:#x} at 40");
             assert_eq!(is_target_byte(b), b.is_ascii_graphic(), "target {b:#x}");
         }
     }
