@@ -140,6 +140,41 @@ impl ReadHandle {
     }
 }
 
+/// A reservation's record before its commit: the fields of its [`ReadHandle`], known from the
+/// reservation itself (see [`Reservation::unpublished`]).
+#[derive(Debug)]
+pub struct Unpublished {
+    segment: Arc<Segment>,
+    body_start: u64,
+    body_len: u64,
+    kind: Kind,
+    key_id: KeyId,
+    created_ms: u64,
+}
+
+impl Unpublished {
+    /// The handle of the committed record, with `meta` (the metadata the reservation was made
+    /// with).
+    ///
+    /// # Safety
+    ///
+    /// The reservation this came from must have been committed successfully (its commit
+    /// returned `Ok`): only then is its body immutable, which [`ReadHandle::body`] relies on.
+    pub unsafe fn committed(self, meta: Meta) -> ReadHandle {
+        ReadHandle {
+            inner: Arc::new(HandleInner {
+                segment: self.segment,
+                body_start: self.body_start,
+                body_len: self.body_len,
+                meta,
+                kind: self.kind,
+                key_id: self.key_id,
+                created_ms: self.created_ms,
+            }),
+        }
+    }
+}
+
 // The thread-safety contract above, checked by the compiler.
 const _: fn() = || {
     fn send_sync<T: Send + Sync>() {}
@@ -240,6 +275,19 @@ impl Reservation {
     /// now (the reservation already keeps it) through commit and after (see [`SegmentHold`]).
     pub fn hold(&self) -> SegmentHold {
         SegmentHold::new(self.segment.clone())
+    }
+
+    /// The record this reservation becomes, to open once it is committed without reading its
+    /// frame back from the map (the tier's upload of a write it just acknowledged).
+    pub fn unpublished(&self) -> Unpublished {
+        Unpublished {
+            segment: self.segment.clone(),
+            body_start: self.record_offset + self.layout.body_offset,
+            body_len: self.frame.body_len,
+            kind: self.frame.kind,
+            key_id: self.frame.key_id,
+            created_ms: self.frame.created_ms,
+        }
     }
 
     pub(crate) fn position(&self) -> (u64, u64) {

@@ -39,7 +39,7 @@ pub use config::{Durability, StoreConfig};
 pub use datadir::DataDir;
 pub use digest::{ContentDigest, DigestFunction, StreamingHasher};
 pub use error::StoreError;
-pub use handle::{ReadHandle, Reservation};
+pub use handle::{ReadHandle, Reservation, Unpublished};
 pub use index::NamespaceUsage;
 pub use key::{shard_of, Key, KeyId, Kind};
 pub use meta::Meta;

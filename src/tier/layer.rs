@@ -70,8 +70,8 @@ impl Deferred {
     }
 }
 
-/// Open reservations' names by key id (one generation).
-type PendingNames = HashMap<KeyId, (Kind, Vec<u8>)>;
+/// Open reservations' names and metadata by key id (one generation).
+type PendingNames = HashMap<KeyId, (Kind, Vec<u8>, Meta)>;
 
 type Fill = Shared<LocalBoxFuture<'static, Option<ReadHandle>>>;
 
@@ -492,7 +492,10 @@ impl<B: Backend + 'static> Layer for Tiered<B> {
             if pending[0].len() >= PENDING_NAMES_MAX / 2 {
                 pending[1] = std::mem::take(&mut pending[0]);
             }
-            pending[0].insert(reservation.key_id(), (put.key.kind, put.key.name.to_vec()));
+            pending[0].insert(
+                reservation.key_id(),
+                (put.key.kind, put.key.name.to_vec(), put.meta.clone()),
+            );
         }
         Ok(reserved)
     }
@@ -513,21 +516,19 @@ impl<B: Backend + 'static> Layer for Tiered<B> {
         };
         // Held from before the commit, so the record is never evictable before its upload.
         let hold = reservation.hold();
+        let unpublished = reservation.unpublished();
         self.inner.commit(ctx, reservation).await?;
-        let Some((kind, name)) = named else {
+        let Some((kind, name, meta)) = named else {
             return Ok(());
         };
         let Some(path) = Self::path(tier, &ctx.namespace, kind, &name) else {
             return Ok(());
         };
-        let key = ObjectKey {
-            kind,
-            name: &name,
-            id,
-        };
-        let Some(body) = self.inner.lookup(ctx, &key).await? else {
-            return Ok(());
-        };
+        // The upload's body is the record just committed, opened from what the reservation
+        // knew: no second trip to the owner core, and the executor never touches the record's
+        // pages (the tier thread reads them as it uploads).
+        // SAFETY: the commit above returned Ok.
+        let body = unsafe { unpublished.committed(meta) };
         match tier.client.config.write {
             TierWrite::Behind => Self::owe(tier, &ctx.namespace, kind, &name, path, body, hold),
             TierWrite::Through => {

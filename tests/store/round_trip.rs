@@ -662,3 +662,56 @@ fn an_if_absent_put_keeps_the_first_entry_even_when_both_were_reserved() {
     assert_eq!(get(&mut shard, &id).unwrap(), b"first");
     assert!(matches!(shard.reserve(request(1)), Ok(Reserved::Exists)));
 }
+
+/// A reservation's `unpublished` handle, once its commit succeeded, is the record a lookup
+/// finds: same body, metadata, kind, key and creation time (the tier uploads it without a
+/// second lookup).
+#[test]
+fn a_committed_reservations_unpublished_handle_is_the_looked_up_record() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut shard = open(&config(tmp.path(), 1));
+    for (i, size) in [0usize, 1, 4096, FITS_SEGMENT_BYTES + 1]
+        .into_iter()
+        .enumerate()
+    {
+        let bytes = body(i as u64 + 40, size);
+        let id = key(Kind::Ac, format!("unpublished-{i}").as_bytes());
+        let mut meta = Meta::new();
+        meta.push("content-type", b"application/x-unpublished")
+            .unwrap();
+        let request = PutRequest {
+            id,
+            kind: Kind::Ac,
+            body_len: bytes.len() as u64,
+            meta: meta.clone(),
+            expect: None,
+            if_absent: false,
+        };
+        let Reserved::Reservation(mut reservation) = shard.reserve(request).unwrap() else {
+            panic!("an AC put always reserves");
+        };
+        reservation.write(&bytes).unwrap();
+        let unpublished = reservation.unpublished();
+        shard.commit(reservation).unwrap();
+        // SAFETY: the commit above returned Ok.
+        let handle = unsafe { unpublished.committed(meta) };
+        let found = shard.lookup(&id).unwrap().expect("committed");
+        assert_eq!(handle.body(), &bytes[..]);
+        assert_eq!(handle.body(), found.body());
+        assert_eq!(
+            (
+                handle.kind(),
+                handle.key_id(),
+                handle.meta(),
+                handle.created_ms()
+            ),
+            (
+                found.kind(),
+                found.key_id(),
+                found.meta(),
+                found.created_ms()
+            )
+        );
+        assert_eq!(handle.segment_seq(), found.segment_seq());
+    }
+}
