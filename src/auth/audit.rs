@@ -41,7 +41,7 @@ pub struct Entry<'a> {
 }
 
 fn hex(id: &KeyId) -> String {
-    id.0.iter().map(|b| format!("{b:02x}")).collect()
+    crate::store::digest::to_hex(&id.0)
 }
 
 fn cut(text: &str, max: usize) -> &str {

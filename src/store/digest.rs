@@ -54,13 +54,20 @@ impl ContentDigest {
 
 /// Lower-case hex of any byte string.
 pub fn to_hex(bytes: &[u8]) -> String {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
     let mut out = String::with_capacity(bytes.len() * 2);
+    push_hex(&mut out, bytes);
+    out
+}
+
+/// Appends the lower-case hex of `bytes` to `out` (by table: formatting each byte with
+/// `{:02x}` costs more than the rest of a tier upload's bookkeeping).
+pub fn push_hex(out: &mut String, bytes: &[u8]) {
+    const DIGITS: &[u8; 16] = b"0123456789abcdef";
+    out.reserve(bytes.len() * 2);
     for byte in bytes {
         out.push(DIGITS[usize::from(byte >> 4)] as char);
         out.push(DIGITS[usize::from(byte & 15)] as char);
     }
-    out
 }
 
 /// Marks a byte that is not a hex digit in [`HEX_VALUES`].

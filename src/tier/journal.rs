@@ -28,6 +28,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::RwLock;
 
 use crate::protocols::backend::Namespace;
+use crate::store::digest::push_hex;
 use crate::store::Kind;
 
 /// The journal's file name in the data directory.
@@ -58,17 +59,6 @@ pub struct Journal {
     path: PathBuf,
     /// Bytes appended since the last compaction (or the start).
     appended_bytes: AtomicU64,
-}
-
-/// Appends the lowercase hex of `bytes` to `out` (on every acknowledged write: no allocation
-/// per byte).
-fn push_hex(out: &mut String, bytes: &[u8]) {
-    const DIGITS: &[u8; 16] = b"0123456789abcdef";
-    out.reserve(bytes.len() * 2);
-    for &b in bytes {
-        out.push(DIGITS[usize::from(b >> 4)] as char);
-        out.push(DIGITS[usize::from(b & 0xf)] as char);
-    }
 }
 
 fn unhex(text: &str) -> Option<Vec<u8>> {
@@ -331,7 +321,7 @@ mod tests {
                         i += 1;
                         let name = [&[thread][..], &i.to_le_bytes()].concat();
                         let seq = journal.owe(&ns, Kind::Blob, &name).unwrap();
-                        if i % 2 == 0 {
+                        if i.is_multiple_of(2) {
                             journal.done(seq).unwrap();
                         } else {
                             still_owed.push(seq);

@@ -18,13 +18,7 @@ fn kind_word(kind: Kind) -> &'static str {
     }
 }
 
-fn hex(bytes: &[u8]) -> String {
-    let mut out = String::with_capacity(bytes.len() * 2);
-    for byte in bytes {
-        let _ = write!(out, "{byte:02x}");
-    }
-    out
-}
+use crate::store::digest::to_hex as hex;
 
 /// `E(N)`: `[A-Za-z0-9_-]` kept, every other byte as `.XX`. Injective, one path segment.
 pub fn encode_namespace(namespace: &str) -> String {

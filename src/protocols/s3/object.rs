@@ -89,15 +89,7 @@ impl Trailer {
     }
 }
 
-/// Lowercase hex of `bytes`.
-pub fn hex(bytes: &[u8]) -> String {
-    use std::fmt::Write;
-    let mut out = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        let _ = write!(out, "{b:02x}");
-    }
-    out
-}
+pub use crate::store::digest::to_hex as hex;
 
 /// The object's modification time from its metadata (the epoch if missing or malformed).
 pub fn mtime(meta: &Meta) -> SystemTime {
