@@ -7,7 +7,9 @@
 #    this is the journal's and the queue's cost alone, without upload CPU):
 #      GET 4 KiB local hit (target ≥ 0.98× of no tier), PUT 4 KiB and PUT 1 MiB /ac/ (each upload
 #      really stored; target ≥ 0.9×). CPU seconds of the server and of SeaweedFS are shown for
-#      each run (from /proc/PID/stat), to see who the two cores went to.
+#      each run (from /proc/PID/stat), to see who the two cores went to. After each PUT
+#      workload the tier node's backlog drains with no client load, and the CPU each upload cost
+#      the tier node and SeaweedFS is printed.
 # 2. Tier-hit latency: N objects are written through the tier node and uploaded; a fresh node
 #    (empty data directory, same bucket) then GETs each once (local miss, object-store hit),
 #    against SeaweedFS's own S3 GET of the same objects (curl --aws-sigv4, warm). One curl per
@@ -100,6 +102,7 @@ for addr in "$LOCAL" "$TIER"; do curl -sf -X PUT --data-binary @"$DIR/obj" "http
 
 rps() { awk '/^Requests\/sec/ {print $2}'; }
 owed() { curl -s "http://$1/metrics" | awk '$1 == "tessera_tier_upload_queue" {print $2}'; }
+uploads() { curl -s "http://$1/metrics" | awk '$1 == "tessera_tier_uploads_total" {print $2}'; }
 # drain ADDR: waits (at most 10 min) until a node owes no upload; prints how long it took.
 drain() {
   local started=$SECONDS
@@ -147,7 +150,16 @@ for round in $(seq "$ROUNDS"); do
     three "" -s bench/wrk-put.lua
     row "PUT $([ "$size" = 4096 ] && echo 4KiB || echo 1MiB) ac" "$l" "$t" "$j"
     left=$(owed "$TIER")
-    echo "      tier: $left uploads owed after the run, drained in $(drain "$TIER") s with SeaweedFS alone"
+    # CPU per upload while the backlog drains (no client load): what each upload costs the
+    # tier node (its tier thread: object_store's S3 client, SigV4) and SeaweedFS.
+    tc0=$(cpu "$(pid_of tier)"); wc0=$(weed_cpu); u0=$(uploads "$TIER")
+    took=$(drain "$TIER")
+    n=$(( $(uploads "$TIER") - u0 ))
+    awk -v l="$left" -v t="$took" -v n="$n" -v tc="$(awk -v a="$tc0" -v b="$(cpu "$(pid_of tier)")" 'BEGIN {print b - a}')" \
+      -v wc="$(awk -v a="$wc0" -v b="$(weed_cpu)" 'BEGIN {print b - a}')" 'BEGIN {
+        printf "      tier: %d uploads owed after the run, drained in %d s with SeaweedFS alone", l, t
+        if (n > 0) printf "; CPU per upload: Tessera %.0f µs, SeaweedFS %.0f µs", tc / n * 1e6, wc / n * 1e6
+        printf "\n" }'
   done
   kill -9 "$JOURNAL_PID"; wait "$JOURNAL_PID" 2>/dev/null || true
 done
