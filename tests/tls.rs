@@ -555,7 +555,7 @@ fn grpc_over_tls_negotiates_h2_and_takes_the_client_certificate() {
 /// store, so the test CA goes into a PKCS#12 store named by `--host_jvm_args` in the
 /// workspace's `.bazelrc`. (`grpcs://` cannot be shown with Debian's Bazel: its bundled Netty
 /// 4.1.48 has no JDK ALPN support and Bazel stops before connecting, "JDK provider does not
-/// support ALPN protocol"; gRPC over TLS is proven with grpcio above.)
+/// support ALPN protocol"; see `bazel_over_grpcs_gets_all_remote_hits`.)
 #[test]
 fn bazel_over_https_gets_all_remote_hits() {
     use common::bazel::{self, BazelSession};
@@ -684,4 +684,39 @@ fn aws_cli_copies_over_https_with_a_ca_bundle() {
     ]);
     assert_eq!(std::fs::read(work.join("down.bin")).unwrap(), body);
     assert!(metric(&server, "tessera_tls_handshakes_total") >= 3);
+}
+
+/// Bazel over `grpcs://` (TLS with ALPN `h2`, the CA given by `--tls_certificate`) fills the
+/// cache, then (after `bazel clean`) takes every action from it. Debian's Bazel cannot open a
+/// gRPC TLS channel (above), so this runs an official release build, which bundles BoringSSL:
+/// Bazel 2.1.0 from npm (`tests/install-deps.sh`, `TESSERA_BAZEL_OFFICIAL`).
+#[test]
+fn bazel_over_grpcs_gets_all_remote_hits() {
+    use common::bazel::BazelSession;
+    let binary = std::env::var("TESSERA_BAZEL_OFFICIAL")
+        .unwrap_or_else(|_| "/opt/tessera-tests/bazel-2.1.0/bazel".into());
+    if !common::require_real_client(
+        "an official Bazel build (tests/install-deps.sh)",
+        Path::new(&binary).exists(),
+    ) {
+        return;
+    }
+    let pki = Pki::new();
+    let server = Tessera::builder()
+        .config(&pki.settings())
+        .small_store()
+        .start();
+    let session = BazelSession::new().unwrap().with_binary(&binary);
+    let fail =
+        |error: common::bazel::BazelError| panic!("{error}\ntessera log:\n{}", server.full_log());
+    let url = format!("grpcs://127.0.0.1:{}", server.port());
+    let ca = format!("--tls_certificate={}", pki.path("ca.pem"));
+    let first = session.build(&url, &[&ca]).unwrap_or_else(fail);
+    first.assert_all_executed_and_uploaded();
+    let second = session.clean_and_build(&url, &[&ca]).unwrap_or_else(fail);
+    second.assert_all_remote_hits();
+    assert!(metric(&server, "tessera_tls_handshakes_total") >= 2);
+    // Without the CA, Bazel must refuse the server's certificate: the channel is really TLS.
+    let untrusted = session.clean_and_build(&url, &[]);
+    assert!(untrusted.is_err() || !untrusted.unwrap().all_remote_hits());
 }

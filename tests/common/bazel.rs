@@ -24,6 +24,7 @@
 //! cause on the next line and runs the actions locally. A missing CAS blob is a silent miss.
 
 use std::collections::BTreeMap;
+use std::ffi::OsStr;
 use std::fmt;
 use std::fs;
 use std::io;
@@ -233,17 +234,19 @@ fn copy_dir(from: &Path, to: &Path) -> io::Result<()> {
 /// Bazel output root `output_root`, and returns Bazel's summary of it. A failed build, a
 /// timeout and a missing summary line are errors carrying the tail of Bazel's output.
 pub fn run_build(
+    binary: &OsStr,
     workspace: &Path,
     cache_url: &str,
     extra_flags: &[&str],
     output_root: &Path,
 ) -> Result<BuildSummary, BazelError> {
-    run_build_with_env(workspace, cache_url, extra_flags, output_root, &[])
+    run_build_with_env(binary, workspace, cache_url, extra_flags, output_root, &[])
 }
 
 /// [`run_build`] with `env` added to the Bazel client's environment (e.g. `NETRC`, which Bazel
 /// reads for the remote cache's credentials on every command).
 pub fn run_build_with_env(
+    binary: &OsStr,
     workspace: &Path,
     cache_url: &str,
     extra_flags: &[&str],
@@ -253,7 +256,7 @@ pub fn run_build_with_env(
     let remote_cache = format!("--remote_cache={cache_url}");
     let mut args = vec!["build", "//:all", remote_cache.as_str()];
     args.extend_from_slice(extra_flags);
-    let (command, log) = run_bazel_inner(workspace, output_root, &args, true, env)?;
+    let (command, log) = run_bazel_inner(binary, workspace, output_root, &args, true, env)?;
     parse_build_log(&log).ok_or_else(|| BazelError {
         command,
         problem: "printed no `INFO: N processes` summary".to_string(),
@@ -263,22 +266,23 @@ pub fn run_build_with_env(
 
 /// `bazel clean`: removes the output tree and Bazel's local action cache, so the next build
 /// can only avoid work through the remote cache.
-pub fn clean(workspace: &Path, output_root: &Path) -> Result<(), BazelError> {
-    run_bazel(workspace, output_root, &["clean"]).map(|_| ())
+pub fn clean(binary: &OsStr, workspace: &Path, output_root: &Path) -> Result<(), BazelError> {
+    run_bazel(binary, workspace, output_root, &["clean"]).map(|_| ())
 }
 
 /// `bazel shutdown`: stops the Bazel server (JVM) of this output root, if one runs.
-pub fn shutdown(workspace: &Path, output_root: &Path) -> Result<(), BazelError> {
-    run_bazel(workspace, output_root, &["shutdown"]).map(|_| ())
+pub fn shutdown(binary: &OsStr, workspace: &Path, output_root: &Path) -> Result<(), BazelError> {
+    run_bazel(binary, workspace, output_root, &["shutdown"]).map(|_| ())
 }
 
 /// The regular files of the last build's output directory (`bazel info bazel-bin`), by name,
 /// with their size and SHA-256, to compare a cache-served build with an executed one.
 pub fn output_files(
+    binary: &OsStr,
     workspace: &Path,
     output_root: &Path,
 ) -> Result<BTreeMap<String, OutputFile>, BazelError> {
-    let (command, log) = run_bazel_stdout(workspace, output_root, &["info", "bazel-bin"])?;
+    let (command, log) = run_bazel_stdout(binary, workspace, output_root, &["info", "bazel-bin"])?;
     let bin = PathBuf::from(log.trim());
     let io_error = |error: io::Error| BazelError {
         command: command.clone(),
@@ -331,23 +335,26 @@ fn startup_args(output_root: &Path) -> Vec<String> {
 /// Runs one Bazel command with its stdout and stderr merged into one log, and returns the
 /// command line and the log. Non-zero exit and timeout are errors.
 fn run_bazel(
+    binary: &OsStr,
     workspace: &Path,
     output_root: &Path,
     args: &[&str],
 ) -> Result<(String, String), BazelError> {
-    run_bazel_inner(workspace, output_root, args, true, &[])
+    run_bazel_inner(binary, workspace, output_root, args, true, &[])
 }
 
 /// Like [`run_bazel`], but returns only stdout (for `bazel info`).
 fn run_bazel_stdout(
+    binary: &OsStr,
     workspace: &Path,
     output_root: &Path,
     args: &[&str],
 ) -> Result<(String, String), BazelError> {
-    run_bazel_inner(workspace, output_root, args, false, &[])
+    run_bazel_inner(binary, workspace, output_root, args, false, &[])
 }
 
 fn run_bazel_inner(
+    binary: &OsStr,
     workspace: &Path,
     output_root: &Path,
     args: &[&str],
@@ -355,7 +362,7 @@ fn run_bazel_inner(
     env: &[(String, String)],
 ) -> Result<(String, String), BazelError> {
     let command_line = format!("bazel {}", args.join(" "));
-    let mut command = Command::new(bazel_binary());
+    let mut command = Command::new(binary);
     command
         .args(startup_args(output_root))
         .args(args)
@@ -393,6 +400,8 @@ fn tail(text: &str, lines: usize) -> String {
 /// A copy of the workspace with its own Bazel output root in one temporary directory; dropping
 /// it stops the Bazel server and deletes everything.
 pub struct BazelSession {
+    /// The Bazel binary this session runs ([`bazel_binary`] unless [`BazelSession::with_binary`]).
+    binary: std::ffi::OsString,
     temp: Option<tempfile::TempDir>,
     workspace: PathBuf,
     output_root: PathBuf,
@@ -409,11 +418,18 @@ impl BazelSession {
         let workspace = copy_workspace(&temp.path().join("workspace"))?;
         let output_root = temp.path().join("root");
         Ok(Self {
+            binary: bazel_binary(),
             temp: Some(temp),
             workspace,
             output_root,
             env: Vec::new(),
         })
+    }
+
+    /// Runs `binary` instead of [`bazel_binary`] (another Bazel release).
+    pub fn with_binary(mut self, binary: impl Into<std::ffi::OsString>) -> Self {
+        self.binary = binary.into();
+        self
     }
 
     /// Sets `name=value` in the environment of this session's builds.
@@ -433,6 +449,7 @@ impl BazelSession {
     /// [`run_build`] in this session.
     pub fn build(&self, cache_url: &str, extra_flags: &[&str]) -> Result<BuildSummary, BazelError> {
         run_build_with_env(
+            &self.binary,
             &self.workspace,
             cache_url,
             extra_flags,
@@ -443,7 +460,7 @@ impl BazelSession {
 
     /// [`clean`] in this session.
     pub fn clean(&self) -> Result<(), BazelError> {
-        clean(&self.workspace, &self.output_root)
+        clean(&self.binary, &self.workspace, &self.output_root)
     }
 
     /// `bazel clean`, then [`run_build`]: the build can only avoid work through the remote cache.
@@ -458,12 +475,12 @@ impl BazelSession {
 
     /// [`shutdown`] in this session (also done on drop).
     pub fn shutdown(&self) -> Result<(), BazelError> {
-        shutdown(&self.workspace, &self.output_root)
+        shutdown(&self.binary, &self.workspace, &self.output_root)
     }
 
     /// [`output_files`] in this session.
     pub fn output_files(&self) -> Result<BTreeMap<String, OutputFile>, BazelError> {
-        output_files(&self.workspace, &self.output_root)
+        output_files(&self.binary, &self.workspace, &self.output_root)
     }
 }
 
