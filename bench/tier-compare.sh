@@ -22,6 +22,7 @@
 #   bash bench/tier-compare.sh    # THREADS=2 CONNECTIONS=32 DURATION=10 ROUNDS=3 HIT_OBJECTS=200
 #                                 # PARTS="local latency" (either or both)
 #                                 # ORDER="local journal tier" (any order of the three)
+#                                 # TESSERA_BIN=target/release/tessera (skip the build)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -39,8 +40,11 @@ WEED=${TESSERA_SEAWEEDFS_VENV:-/opt/tessera-tests/seaweedfs-venv}/bin/weed
 [ -x "$WEED" ] || { echo "no $WEED: run bash tests/install-deps.sh" >&2; exit 1; }
 command -v wrk >/dev/null || { echo "wrk is missing (Debian wrk)" >&2; exit 1; }
 
-cargo build --release -p tessera
-BIN=target/release/tessera
+if [ -z "${TESSERA_BIN:-}" ]; then
+  cargo build --release -p tessera
+  TESSERA_BIN=target/release/tessera
+fi
+BIN=$TESSERA_BIN
 DIR=$(mktemp -d /tmp/tessera-tier-bench.XXXXXX)
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill -9 "$p" 2>/dev/null || true; wait "$p" 2>/dev/null || true; done; rm -rf "$DIR"; }
