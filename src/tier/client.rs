@@ -22,8 +22,12 @@ use super::{TierConfig, TierKind};
 pub const READ_QUEUE_DEPTH: usize = 1024;
 /// GETs and HEADs the tier thread runs at once.
 pub const READS_IN_FLIGHT_MAX: usize = 64;
-/// PUTs the tier thread runs at once.
-pub const UPLOAD_WORKERS: usize = 4;
+/// PUTs the tier thread runs at once unless `tier.uploads` says otherwise. An upload to a
+/// remote object store takes tens of milliseconds, so the drain rate is about this many
+/// divided by the store's PUT latency (64 at 30 ms: ~2,000 uploads/s); bazel-remote runs 100.
+pub const UPLOADS_IN_FLIGHT_DEFAULT: usize = 64;
+/// The most `tier.uploads` may ask for (each in-flight upload holds a connection and a task).
+pub const UPLOADS_IN_FLIGHT_MAX: usize = 1024;
 /// One request to the object store gives up after this long (and counts as a failure).
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
 /// A connection to the object store is given up after this long (a dead store refuses or
@@ -316,6 +320,7 @@ impl TierClient {
             breaker: breaker.clone(),
             journal: journal.clone(),
             max_object_bytes,
+            uploads_in_flight: config.uploads.clamp(1, UPLOADS_IN_FLIGHT_MAX),
         };
         std::thread::Builder::new()
             .name("tessera-tier".into())
@@ -520,13 +525,15 @@ struct Worker {
     breaker: Arc<Breaker>,
     journal: Arc<Journal>,
     max_object_bytes: u64,
+    /// Upload tasks (`tier.uploads`).
+    uploads_in_flight: usize,
 }
 
 impl Worker {
     async fn run(self, mut reads: mpsc::Receiver<ReadRequest>, uploads: mpsc::Receiver<Upload>) {
         let this = Arc::new(self);
         let uploads = Arc::new(tokio::sync::Mutex::new(uploads));
-        for _ in 0..UPLOAD_WORKERS {
+        for _ in 0..this.uploads_in_flight {
             tokio::spawn(this.clone().upload_loop(uploads.clone()));
         }
         tokio::spawn(this.clone().probe_loop());

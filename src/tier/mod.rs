@@ -124,6 +124,8 @@ pub struct TierConfig {
     pub write: TierWrite,
     /// Uploads queued in memory for the tier thread.
     pub queue: usize,
+    /// Uploads the tier thread runs at once.
+    pub uploads: usize,
 }
 
 impl Default for TierConfig {
@@ -143,6 +145,7 @@ impl Default for TierConfig {
             account_key: None,
             write: TierWrite::Behind,
             queue: 4096,
+            uploads: client::UPLOADS_IN_FLIGHT_DEFAULT,
         }
     }
 }
