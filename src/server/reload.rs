@@ -155,6 +155,7 @@ mod tests {
             ("tier.account_key", "a2V5"),
             ("tier.write", "through"),
             ("tier.queue", "5"),
+            ("tier.uploads", "7"),
             ("auth.public_keys", "/keys"),
             ("auth.jwks", "/jwks.json"),
             ("auth.revoked", "/revoked"),
