@@ -414,7 +414,7 @@ async fn store_locally<B: Backend>(
                 match written {
                     Ok(bytes) => {
                         if let Some(feed) = &mut feed {
-                            feed.offer(bytes);
+                            feed.offer(bytes).await;
                         }
                     }
                     Err(error) => {
