@@ -239,6 +239,7 @@ impl StreamingGet {
                 Ok(0) => return false,
                 Ok(n) => self.body.extend_from_slice(&chunk[..n]),
                 Err(error) if error.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(error) if error.kind() == std::io::ErrorKind::ConnectionReset => return false,
                 Err(error) => panic!("reading the body: {error}"),
             }
         }

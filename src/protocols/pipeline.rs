@@ -293,17 +293,28 @@ impl<B: Backend, D: Dialect> Transfer<'_, B, D> {
         }
     }
 
-    /// Sends a hit whose body is still streaming in, each chunk as it arrives.
+    /// Sends a hit whose body is still streaming in, each chunk as it arrives. The head waits
+    /// for the first chunk: a body that fails before any byte of it is here (an object of one
+    /// chunk that fails verification, a download that breaks at once) is answered as the miss
+    /// it is, as before streaming.
     async fn send_streaming(
         &self,
         mut streaming: Streaming,
         responder: &mut Responder<'_>,
     ) -> io::Result<()> {
+        let first = match streaming.next().await {
+            Ok(first) => first,
+            Err(broken) => {
+                tracing::warn!(namespace = %self.ctx.namespace, "{broken}; answered as a miss");
+                return self.get_miss(responder).await;
+            }
+        };
         self.mark(Operation::Get, Outcome::Hit);
         self.hit_headers(streaming.meta(), responder)?;
         let mut writer = responder.start(200, streaming.len()).await?;
+        let mut next = Ok(first);
         loop {
-            match streaming.next().await {
+            match next {
                 Ok(Some(bytes)) => {
                     writer.write_all(&bytes).await?;
                     writer.flush().await?;
@@ -319,6 +330,7 @@ impl<B: Backend, D: Dialect> Transfer<'_, B, D> {
                     return Err(io::Error::other(broken));
                 }
             }
+            next = streaming.next().await;
         }
     }
 

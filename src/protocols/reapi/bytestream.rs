@@ -88,7 +88,9 @@ pub(super) async fn read<B: Backend + 'static>(
         }
         match found {
             Body::Committed(handle) => handle_bytes(handle),
-            Body::Streaming(streaming) => return send_streaming(sink, streaming).await,
+            Body::Streaming(streaming) => {
+                return send_streaming(sink, streaming, &request.resource_name).await
+            }
         }
     };
     match name.blob.compressor {
@@ -104,13 +106,27 @@ pub(super) async fn read<B: Backend + 'static>(
 }
 
 /// Sends a blob still streaming in from the object-store tier as its bytes arrive. A blob that
-/// breaks off or fails verification ends the call in UNAVAILABLE (after the bytes sent so far,
+/// breaks off or fails verification before any byte was sent is NOT_FOUND (not stored, as
+/// before streaming); after, it ends the call in UNAVAILABLE (after the bytes sent so far,
 /// never after all of them), so the client retries it rather than trusting a short read.
-async fn send_streaming(sink: &mut ResponseSink, mut streaming: Streaming) -> Result<(), Status> {
+async fn send_streaming(
+    sink: &mut ResponseSink,
+    mut streaming: Streaming,
+    resource_name: &str,
+) -> Result<(), Status> {
+    let mut sent = false;
     loop {
         match streaming.next().await {
-            Ok(Some(bytes)) => send_chunks(sink, bytes).await?,
+            Ok(Some(bytes)) => {
+                sent = true;
+                send_chunks(sink, bytes).await?
+            }
             Ok(None) => return Ok(()),
+            Err(broken) if !sent => {
+                return Err(Status::not_found(format!(
+                    "blob {resource_name} is not in the CAS ({broken})"
+                )))
+            }
             Err(broken) => return Err(Status::new(Code::Unavailable, broken.to_string())),
         }
     }
