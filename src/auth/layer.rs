@@ -424,6 +424,41 @@ mod tests {
         assert!(log.contains("\"status\":\"refused\""), "{log}");
     }
 
+    /// `lookup_body` (the streaming read of large bodies) is the same rule as `lookup`: the
+    /// grant is checked first, and a miss reads through exactly where `lookup` would.
+    #[test]
+    fn lookup_body_is_authorized_and_read_through_like_lookup() {
+        let dir = tempfile::tempdir().unwrap();
+        let layer = layer(dir.path());
+        block_on(async {
+            let main = ctx("bazel/main", identity(&[], &["bazel/main"]));
+            store_bytes(&layer, &main, &put(&main, b"shared", 4), b"main")
+                .await
+                .unwrap();
+            let pr = ctx("bazel/pr-42", identity(&["bazel/main"], &["bazel/pr-42"]));
+            let body = |found: Option<Body>| match found {
+                Some(Body::Committed(handle)) => Some(handle.body().to_vec()),
+                Some(Body::Streaming(_)) => panic!("nothing streams without a tier"),
+                None => None,
+            };
+            let hit = Backend::lookup_body(&layer, &pr, &pr.key(Kind::Blob, b"shared")).await;
+            assert_eq!(body(hit.unwrap()).as_deref(), Some(&b"main"[..]));
+            let stranger = ctx("bazel/pr-7", identity(&[], &["bazel/pr-7"]));
+            let key = stranger.key(Kind::Blob, b"shared");
+            assert_eq!(
+                body(Backend::lookup_body(&layer, &stranger, &key).await.unwrap()),
+                None
+            );
+            let anonymous = ctx("bazel/main", Identity::default());
+            let key = anonymous.key(Kind::Blob, b"shared");
+            let refused = Backend::lookup_body(&layer, &anonymous, &key).await;
+            assert!(matches!(refused, Err(StoreError::Unauthenticated { .. })));
+            let writer_only = ctx("bazel/main", identity(&[], &["bazel/pr-1"]));
+            let refused = Backend::lookup_body(&layer, &writer_only, &key).await;
+            assert!(matches!(refused, Err(StoreError::PermissionDenied { .. })));
+        });
+    }
+
     #[test]
     fn refusals_store_nothing() {
         let dir = tempfile::tempdir().unwrap();
