@@ -29,7 +29,10 @@ use super::TierWrite;
 use crate::protocols::pipeline::DEFAULT_CONTENT_TYPE;
 
 /// Longest wait for the tier on a local miss when the request has no earlier deadline: past it
-/// the miss is answered as a miss (the fetch may still fill the local store for the next read).
+/// the miss is answered as a miss (the fetch goes on and fills the local store for the next
+/// read). A streaming read (`lookup_body`) waits this long for the tier's answer and the local
+/// reservation only; its body then arrives at the download's pace, each stall of it bounded by
+/// the tier client's `REQUEST_TIMEOUT`.
 pub const READ_WAIT: Duration = Duration::from_secs(10);
 /// Longest wait for the tier's presence answers in `contains` (then: absent).
 pub const CONTAINS_WAIT: Duration = Duration::from_secs(5);
