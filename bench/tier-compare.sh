@@ -14,13 +14,20 @@
 #    (empty data directory, same bucket) then GETs each once (local miss, object-store hit),
 #    against SeaweedFS's own S3 GET of the same objects (curl --aws-sigv4, warm). One curl per
 #    pass, one keep-alive connection, `time_total` per object; p50/p99.
+# 3. Streaming tier hit (`PARTS=ttfb`): one TTFB_MIB MiB object (default 64) is written through
+#    the tier node and uploaded; then, TTFB_ROUNDS times, a fresh node (empty data directory,
+#    same bucket) GETs it once: curl's time to first byte and total time, median over the rounds,
+#    against SeaweedFS's own S3 GET of the object. BASE_BIN=path/to/an/older/release/tessera
+#    adds the same rows for that build, alternating with this one round by round (the
+#    before/after of serving a tier hit while it streams in).
 #
 # Before each workload the tier node's backlog is drained, so that SeaweedFS is idle when the
 # `no tier` and `journal` servers are measured (it is busy uploading during the `tier` run only);
 # the `owed` line shows what the `tier` run left behind.
 #
 #   bash bench/tier-compare.sh    # THREADS=2 CONNECTIONS=32 DURATION=10 ROUNDS=3 HIT_OBJECTS=200
-#                                 # PARTS="local latency" (either or both)
+#                                 # PARTS="local latency" (any of "local latency ttfb")
+#                                 # TTFB_MIB=64 TTFB_ROUNDS=5 BASE_BIN=…
 #                                 # ORDER="local journal tier" (any order of the three)
 #                                 # TESSERA_BIN=target/release/tessera (skip the build)
 set -euo pipefail
@@ -33,6 +40,9 @@ ROUNDS=${ROUNDS:-3}
 HIT_OBJECTS=${HIT_OBJECTS:-200}
 HIT_SIZES=${HIT_SIZES:-"4096 1048576"}
 PARTS=${PARTS:-"local latency"}
+TTFB_MIB=${TTFB_MIB:-64}
+TTFB_ROUNDS=${TTFB_ROUNDS:-5}
+BASE_BIN=${BASE_BIN:-}
 # The order of the three servers within a workload. Later runs pay for the earlier ones'
 # dirty pages being written back (a 1 MiB PUT run leaves ~1 GB), so compare both orders.
 ORDER=${ORDER:-"local journal tier"}
@@ -87,10 +97,11 @@ weed_cpu() {
   echo "$total"
 }
 
-# start NAME ARGS…: starts a server (its pid in $DIR/NAME.pid, its address on stdout).
+# start NAME ARGS…: starts a server (its pid in $DIR/NAME.pid, its address on stdout);
+# SERVER_BIN=… starts another build.
 start() {
   local name=$1; shift
-  "$BIN" serve --listen 127.0.0.1:0 --data "$DIR/$name" --max-size 4GiB "$@" > "$DIR/$name.out" 2> "$DIR/$name.log" &
+  "${SERVER_BIN:-$BIN}" serve --listen 127.0.0.1:0 --data "$DIR/$name" --max-size 4GiB "$@" > "$DIR/$name.out" 2> "$DIR/$name.log" &
   echo $! > "$DIR/$name.pid"
   for _ in $(seq 300); do grep -q "listening on" "$DIR/$name.out" 2>/dev/null && break; sleep 0.1; done
   sed -n 's/^tessera listening on \([0-9.:]*\).*/\1/p' "$DIR/$name.out"
@@ -205,5 +216,38 @@ for size in $HIT_SIZES; do
   curl -sf -w '%{time_total}\n' "${cold_urls[@]}" | pct | xargs printf '%-10s %-36s %8s %8s\n' "$size" "Tessera local hit (same objects)"
   echo "           cold node: $(curl -s "http://$COLD/metrics" | awk '$1 == "tessera_tier_read_hits_total" {print "tier hits " $2}')"
   kill -9 "$COLD_PID"; wait "$COLD_PID" 2>/dev/null || true
+done
+;; esac
+case " $PARTS " in *" ttfb "*)
+# 3. Streaming tier hit: time to first byte and total, this build (and BASE_BIN's).
+for _ in $(seq 1200); do [ "$(owed "$TIER")" = 0 ] && break; sleep 0.5; done
+head -c "$((TTFB_MIB << 20))" /dev/urandom > "$DIR/big"
+BIG=$(sha256sum "$DIR/big" | cut -d' ' -f1)
+curl -sf -X PUT --data-binary @"$DIR/big" "http://$TIER/cas/$BIG" > /dev/null
+for _ in $(seq 1200); do [ "$(owed "$TIER")" = 0 ] && break; sleep 0.5; done
+rm -f "$DIR/big"
+builds=("this:$BIN")
+[ -n "$BASE_BIN" ] && builds=("base:$BASE_BIN" "${builds[@]}")
+for round in $(seq "$TTFB_ROUNDS"); do
+  curl -sf --aws-sigv4 "aws:amz:us-east-1:s3" --user AK:SK -o /dev/null \
+    -w '%{time_starttransfer} %{time_total}\n' "http://127.0.0.1:$P4/bench/cas/${BIG:0:2}/$BIG" >> "$DIR/ttfb.weed"
+  for build in "${builds[@]}"; do
+    name=${build%%:*}
+    rm -rf "$DIR/cold-$name"
+    COLD=$(SERVER_BIN=${build#*:} start "cold-$name" --tier-endpoint "http://127.0.0.1:$P4" "${TIER_ARGS[@]}")
+    COLD_PID=$(pid_of "cold-$name"); pids+=("$COLD_PID")
+    out=$(curl -sf -o "$DIR/got" -w '%{time_starttransfer} %{time_total}' "http://$COLD/cas/$BIG")
+    [ "$(sha256sum "$DIR/got" | cut -d' ' -f1)" = "$BIG" ] || { echo "$name: the body is not byte-exact" >&2; exit 1; }
+    echo "$out" >> "$DIR/ttfb.$name"
+    kill -9 "$COLD_PID"; wait "$COLD_PID" 2>/dev/null || true
+  done
+done
+rm -f "$DIR/got"
+median() { sort -n | awk '{v[NR] = $1} END {print v[int((NR + 1) / 2)] * 1000}'; }
+printf '\n%s MiB tier hit, %s rounds, median ms: %-34s %10s %10s\n' "$TTFB_MIB" "$TTFB_ROUNDS" "" "first byte" total
+for name in weed base this; do
+  [ -f "$DIR/ttfb.$name" ] || continue
+  case $name in weed) label="SeaweedFS S3 GET (direct)" ;; base) label="Tessera $BASE_BIN" ;; this) label="Tessera $BIN" ;; esac
+  printf '%-70s %10.1f %10.1f\n' "$label" "$(cut -d' ' -f1 "$DIR/ttfb.$name" | median)" "$(cut -d' ' -f2 "$DIR/ttfb.$name" | median)"
 done
 ;; esac

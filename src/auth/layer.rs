@@ -3,7 +3,7 @@
 //!
 //! | operation            | needs                        | on a miss                                   |
 //! |----------------------|------------------------------|---------------------------------------------|
-//! | `lookup`, `contains` | `read` on the namespace      | read-through: the same key in each `from` namespace the caller may read |
+//! | `lookup`, `lookup_body`, `contains` | `read` on the namespace | read-through: the same key in each `from` namespace the caller may read |
 //! | `reserve`, `commit`, `delete` | `write` on the namespace | —                                      |
 //! | `purge`              | `write` on the namespace     | —                                           |
 //! | `abort`, `stats`     | nothing (releases; counters) | —                                           |
@@ -23,7 +23,9 @@ use std::sync::Arc;
 
 use super::audit::{AuditLog, Entry};
 use super::gate::{Access, Gate, Grant};
-use crate::protocols::backend::{Backend, Layer, ObjectKey, Put, RequestContext};
+use crate::protocols::backend::{
+    Backend, Body, ByBody, ByHandle, Layer, LookupBy, ObjectKey, Put, RequestContext,
+};
 use crate::store::{KeyId, NamespaceUsage, ReadHandle, Reservation, Reserved, StoreError};
 
 /// Checks every operation against the caller's grant, then forwards it.
@@ -121,6 +123,36 @@ impl<B> Authorize<B> {
     }
 }
 
+impl<B: Backend> Authorize<B> {
+    /// Either lookup: read access to the request's namespace, then its entry, then (on a miss)
+    /// the namespaces it reads through.
+    async fn find<L: LookupBy>(
+        &self,
+        ctx: &RequestContext,
+        key: &ObjectKey<'_>,
+    ) -> Result<Option<L::Hit>, StoreError> {
+        let namespace = ctx.namespace.as_str();
+        let grant = self.authorize(ctx, Access::Read, Count::Request, Some(&key.id))?;
+        if let Some(hit) = L::lookup(&*self.inner, ctx, key).await? {
+            return Ok(Some(hit));
+        }
+        if !self.gate.has_read_through() {
+            return Ok(None);
+        }
+        for from in self.gate.read_through(namespace, &grant) {
+            let from_ctx = RequestContext {
+                namespace: from,
+                ..ctx.clone()
+            };
+            let from_key = rekey(&from_ctx, key);
+            if let Some(hit) = L::lookup(&*self.inner, &from_ctx, &from_key).await? {
+                return Ok(Some(hit));
+            }
+        }
+        Ok(None)
+    }
+}
+
 /// `key` in the namespace of `ctx`.
 fn rekey<'k>(ctx: &RequestContext, key: &ObjectKey<'k>) -> ObjectKey<'k> {
     ObjectKey {
@@ -141,25 +173,16 @@ impl<B: Backend> Layer for Authorize<B> {
         ctx: &RequestContext,
         key: &ObjectKey<'_>,
     ) -> Result<Option<ReadHandle>, StoreError> {
-        let namespace = ctx.namespace.as_str();
-        let grant = self.authorize(ctx, Access::Read, Count::Request, Some(&key.id))?;
-        if let Some(hit) = self.inner.lookup(ctx, key).await? {
-            return Ok(Some(hit));
-        }
-        if !self.gate.has_read_through() {
-            return Ok(None);
-        }
-        for from in self.gate.read_through(namespace, &grant) {
-            let from_ctx = RequestContext {
-                namespace: from,
-                ..ctx.clone()
-            };
-            let from_key = rekey(&from_ctx, key);
-            if let Some(hit) = self.inner.lookup(&from_ctx, &from_key).await? {
-                return Ok(Some(hit));
-            }
-        }
-        Ok(None)
+        self.find::<ByHandle>(ctx, key).await
+    }
+
+    /// Authorized and read through exactly as `lookup`.
+    async fn lookup_body(
+        &self,
+        ctx: &RequestContext,
+        key: &ObjectKey<'_>,
+    ) -> Result<Option<Body>, StoreError> {
+        self.find::<ByBody>(ctx, key).await
     }
 
     async fn contains(
@@ -399,6 +422,41 @@ mod tests {
         assert_eq!(purge_lines[0]["status"], "purged");
         assert!(purge_lines[0]["bytes"].as_u64().unwrap() > 3);
         assert!(log.contains("\"status\":\"refused\""), "{log}");
+    }
+
+    /// `lookup_body` (the streaming read of large bodies) is the same rule as `lookup`: the
+    /// grant is checked first, and a miss reads through exactly where `lookup` would.
+    #[test]
+    fn lookup_body_is_authorized_and_read_through_like_lookup() {
+        let dir = tempfile::tempdir().unwrap();
+        let layer = layer(dir.path());
+        block_on(async {
+            let main = ctx("bazel/main", identity(&[], &["bazel/main"]));
+            store_bytes(&layer, &main, &put(&main, b"shared", 4), b"main")
+                .await
+                .unwrap();
+            let pr = ctx("bazel/pr-42", identity(&["bazel/main"], &["bazel/pr-42"]));
+            let body = |found: Option<Body>| match found {
+                Some(Body::Committed(handle)) => Some(handle.body().to_vec()),
+                Some(Body::Streaming(_)) => panic!("nothing streams without a tier"),
+                None => None,
+            };
+            let hit = Backend::lookup_body(&layer, &pr, &pr.key(Kind::Blob, b"shared")).await;
+            assert_eq!(body(hit.unwrap()).as_deref(), Some(&b"main"[..]));
+            let stranger = ctx("bazel/pr-7", identity(&[], &["bazel/pr-7"]));
+            let key = stranger.key(Kind::Blob, b"shared");
+            assert_eq!(
+                body(Backend::lookup_body(&layer, &stranger, &key).await.unwrap()),
+                None
+            );
+            let anonymous = ctx("bazel/main", Identity::default());
+            let key = anonymous.key(Kind::Blob, b"shared");
+            let refused = Backend::lookup_body(&layer, &anonymous, &key).await;
+            assert!(matches!(refused, Err(StoreError::Unauthenticated { .. })));
+            let writer_only = ctx("bazel/main", identity(&[], &["bazel/pr-1"]));
+            let refused = Backend::lookup_body(&layer, &writer_only, &key).await;
+            assert!(matches!(refused, Err(StoreError::PermissionDenied { .. })));
+        });
     }
 
     #[test]

@@ -79,6 +79,11 @@ impl<'a> Responder<'a> {
         self.close_requested = true;
     }
 
+    /// Whether the request is a HEAD (the body's length is sent, no body bytes).
+    pub fn is_head_request(&self) -> bool {
+        self.head_request
+    }
+
     /// True once a response head has been written.
     pub fn is_started(&self) -> bool {
         self.exchange.response.get() != ResponseState::NotStarted
@@ -222,6 +227,16 @@ impl BodyWriter<'_, '_> {
             self.responder.exchange.response.set(ResponseState::Failed);
         }
         self.remaining -= data.len() as u64;
+        result
+    }
+
+    /// Hands what was written so far to the peer (a body sent as it arrives from elsewhere,
+    /// rather than from memory, must not wait in a TLS buffer for the next write).
+    pub async fn flush(&mut self) -> io::Result<()> {
+        let result = self.responder.wire.flush().await;
+        if result.is_err() {
+            self.responder.exchange.response.set(ResponseState::Failed);
+        }
         result
     }
 

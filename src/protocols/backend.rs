@@ -50,6 +50,7 @@ use std::fmt;
 use std::net::SocketAddr;
 use std::time::Instant;
 
+pub use super::body::Body;
 use crate::store::{
     ContentDigest, Key, KeyId, Kind, Meta, NamespaceUsage, PutRequest, ReadHandle, Reservation,
     Reserved, Shard, ShardStats, StoreError,
@@ -352,6 +353,18 @@ pub trait Backend {
         ctx: &RequestContext,
         key: &ObjectKey<'_>,
     ) -> Result<Option<ReadHandle>, StoreError>;
+    /// A hit as a [`Body`]: the same answer as [`lookup`](Self::lookup) (the same rules,
+    /// counted the same way), except that a record still being filled (an object-store tier
+    /// hit streaming in) may come back as [`Body::Streaming`] before it is complete. For read
+    /// paths that send large bodies and can end a response in an error (HTTP GET, ByteStream
+    /// Read); everything else uses `lookup`. The default answers `lookup`'s handle.
+    async fn lookup_body(
+        &self,
+        ctx: &RequestContext,
+        key: &ObjectKey<'_>,
+    ) -> Result<Option<Body>, StoreError> {
+        Ok(self.lookup(ctx, key).await?.map(Body::Committed))
+    }
     /// Presence of many keys at once, in the order given; counts as a use for eviction.
     async fn contains(
         &self,
@@ -395,6 +408,18 @@ pub trait Layer {
     ) -> Result<Option<ReadHandle>, StoreError> {
         self.inner().lookup(ctx, key).await
     }
+    /// Fail-safe default: this layer's own [`lookup`](Layer::lookup), committed. A layer whose
+    /// `lookup` applies a rule (authorization, counting) would be bypassed by a plain forward
+    /// to the inner `lookup_body`; so streaming passes only through layers that override this
+    /// (with [`LookupBy`] to share one body between both lookups), and any other layer makes
+    /// its readers wait for the commit, which is correct, only slower.
+    async fn lookup_body(
+        &self,
+        ctx: &RequestContext,
+        key: &ObjectKey<'_>,
+    ) -> Result<Option<Body>, StoreError> {
+        Ok(Layer::lookup(self, ctx, key).await?.map(Body::Committed))
+    }
     async fn contains(
         &self,
         ctx: &RequestContext,
@@ -434,6 +459,13 @@ impl<L: Layer> Backend for L {
     ) -> Result<Option<ReadHandle>, StoreError> {
         Layer::lookup(self, ctx, key).await
     }
+    async fn lookup_body(
+        &self,
+        ctx: &RequestContext,
+        key: &ObjectKey<'_>,
+    ) -> Result<Option<Body>, StoreError> {
+        Layer::lookup_body(self, ctx, key).await
+    }
     async fn contains(
         &self,
         ctx: &RequestContext,
@@ -462,6 +494,47 @@ impl<L: Layer> Backend for L {
     }
     async fn purge(&self, ctx: &RequestContext) -> Result<Vec<(u32, NamespaceUsage)>, StoreError> {
         Layer::purge(self, ctx).await
+    }
+}
+
+/// One of the two lookups, as a type, so that a layer applies one rule to both with one
+/// generic body (`layer.find::<L>(…)`) instead of two copies that could drift apart.
+#[allow(async_fn_in_trait)]
+pub trait LookupBy {
+    /// What a hit is: a [`ReadHandle`] or a [`Body`].
+    type Hit;
+    async fn lookup<B: Backend>(
+        backend: &B,
+        ctx: &RequestContext,
+        key: &ObjectKey<'_>,
+    ) -> Result<Option<Self::Hit>, StoreError>;
+}
+
+/// [`Backend::lookup`].
+pub struct ByHandle;
+
+impl LookupBy for ByHandle {
+    type Hit = ReadHandle;
+    async fn lookup<B: Backend>(
+        backend: &B,
+        ctx: &RequestContext,
+        key: &ObjectKey<'_>,
+    ) -> Result<Option<ReadHandle>, StoreError> {
+        backend.lookup(ctx, key).await
+    }
+}
+
+/// [`Backend::lookup_body`].
+pub struct ByBody;
+
+impl LookupBy for ByBody {
+    type Hit = Body;
+    async fn lookup<B: Backend>(
+        backend: &B,
+        ctx: &RequestContext,
+        key: &ObjectKey<'_>,
+    ) -> Result<Option<Body>, StoreError> {
+        backend.lookup_body(ctx, key).await
     }
 }
 

@@ -5,6 +5,7 @@
 pub mod admin;
 pub mod backend;
 pub mod bazel_http;
+pub mod body;
 pub mod ccache;
 #[cfg(test)]
 mod front_end_tests;

@@ -11,7 +11,8 @@
 //!       ─► fill the reservation from the body ─► commit ─► the dialect's `stored` answer
 //!       any failure: the reservation is aborted (dropping a `PendingPut` aborts it)
 //! GET:  lookup ─► 200 + body, Content-Type and the dialect's kept headers from the record's
-//!       metadata ─► or the dialect's `miss` (404, Content-Length: 0)
+//!       metadata ─► or the dialect's `miss` (404, Content-Length: 0); a body still streaming
+//!       in from the object-store tier is sent as it arrives (see `Transfer::get`)
 //! ```
 //!
 //! A [`Dialect`] shapes answers where a client needs another shape: Nx fails a task on any PUT
@@ -29,7 +30,8 @@ use crate::http1::{Request, Responder};
 use crate::metrics::latency::{Operation, Outcome};
 use crate::store::{ContentDigest, Meta, Reservation, Reserved, StoreError};
 
-use super::backend::{Backend, ObjectKey, Protocol, Put, RequestContext};
+use super::backend::{Backend, Body, ObjectKey, Protocol, Put, RequestContext};
+use super::body::Streaming;
 use super::upload::{
     discard_body, fill_reservation, FillError, SpoolBudget, SpoolError, CHUNKED_UPLOAD_BYTES_MAX,
 };
@@ -266,11 +268,69 @@ impl<B: Backend, D: Dialect> Transfer<'_, B, D> {
     }
 
     /// GET or HEAD of `key`: a hit with its content type and kept headers, or a miss.
+    ///
+    /// A GET may be answered while its body still streams in from an object-store tier
+    /// ([`Backend::lookup_body`]): the head goes out with the announced `Content-Length`, the
+    /// bytes as they arrive. If the body then breaks off or fails verification, the connection
+    /// is closed short of `Content-Length`, which every HTTP client reads as a failed download.
+    /// A HEAD waits for the committed record (its 200 then promises a verified body).
     pub async fn get(&self, key: &ObjectKey<'_>, responder: &mut Responder<'_>) -> io::Result<()> {
-        match self.backend.lookup(self.ctx, key).await {
-            Ok(Some(handle)) => self.send_hit(handle.meta(), handle.body(), responder).await,
+        let found = match responder.is_head_request() {
+            true => self
+                .backend
+                .lookup(self.ctx, key)
+                .await
+                .map(|found| found.map(Body::Committed)),
+            false => self.backend.lookup_body(self.ctx, key).await,
+        };
+        match found {
+            Ok(Some(Body::Committed(handle))) => {
+                self.send_hit(handle.meta(), handle.body(), responder).await
+            }
+            Ok(Some(Body::Streaming(streaming))) => self.send_streaming(streaming, responder).await,
             Ok(None) => self.get_miss(responder).await,
             Err(error) => self.refuse_store(responder, Op::Get, &error).await,
+        }
+    }
+
+    /// Sends a hit whose body is still streaming in, each chunk as it arrives. The head waits
+    /// for the first chunk: a body that fails before any byte of it is here (an object of one
+    /// chunk that fails verification, a download that breaks at once) is answered as the miss
+    /// it is, as before streaming.
+    async fn send_streaming(
+        &self,
+        mut streaming: Streaming,
+        responder: &mut Responder<'_>,
+    ) -> io::Result<()> {
+        let first = match streaming.next().await {
+            Ok(first) => first,
+            Err(broken) => {
+                tracing::warn!(namespace = %self.ctx.namespace, "{broken}; answered as a miss");
+                return self.get_miss(responder).await;
+            }
+        };
+        self.mark(Operation::Get, Outcome::Hit);
+        self.hit_headers(streaming.meta(), responder)?;
+        let mut writer = responder.start(200, streaming.len()).await?;
+        let mut next = Ok(first);
+        loop {
+            match next {
+                Ok(Some(bytes)) => {
+                    writer.write_all(&bytes).await?;
+                    writer.flush().await?;
+                }
+                Ok(None) => return writer.finish().await,
+                Err(broken) => {
+                    self.mark(Operation::Get, Outcome::Error);
+                    tracing::warn!(
+                        namespace = %self.ctx.namespace,
+                        sent = streaming.len() - writer.remaining(),
+                        "{broken}; closing the connection short of Content-Length"
+                    );
+                    return Err(io::Error::other(broken));
+                }
+            }
+            next = streaming.next().await;
         }
     }
 
@@ -288,6 +348,12 @@ impl<B: Backend, D: Dialect> Transfer<'_, B, D> {
         responder: &mut Responder<'_>,
     ) -> io::Result<()> {
         self.mark(Operation::Get, Outcome::Hit);
+        self.hit_headers(meta, responder)?;
+        responder.send(200, body).await
+    }
+
+    /// A hit's content type and the dialect's kept headers, from the record's metadata.
+    fn hit_headers(&self, meta: &Meta, responder: &mut Responder<'_>) -> io::Result<()> {
         let content_type = meta
             .get(CONTENT_TYPE)
             .unwrap_or(DEFAULT_CONTENT_TYPE.as_bytes());
@@ -297,7 +363,7 @@ impl<B: Backend, D: Dialect> Transfer<'_, B, D> {
                 responder.header(name, value)?;
             }
         }
-        responder.send(200, body).await
+        Ok(())
     }
 
     /// The metadata a PUT keeps: its content type and the dialect's kept headers. A header the

@@ -19,7 +19,7 @@ use std::sync::{Arc, Mutex};
 use crate::metrics::per_thread::{lock, Tables};
 use crate::store::{NamespaceUsage, Reservation, ShardStats, StoreError};
 
-use super::backend::{Backend, Layer, ObjectKey, RequestContext};
+use super::backend::{Backend, Body, ByBody, ByHandle, Layer, LookupBy, ObjectKey, RequestContext};
 
 /// Namespaces counted by name per thread; each costs one map entry (~100 bytes). Beyond it
 /// they are summed as [`OTHER`]. `/metrics` shows at most this many names plus `other`.
@@ -150,6 +150,23 @@ impl<B: Backend> Usage<B> {
     }
 }
 
+impl<B: Backend> Usage<B> {
+    /// Either lookup, counted as a hit or a miss of the request's namespace.
+    async fn find<L: LookupBy>(
+        &self,
+        ctx: &RequestContext,
+        key: &ObjectKey<'_>,
+    ) -> Result<Option<L::Hit>, StoreError> {
+        let found = L::lookup(&*self.inner, ctx, key).await;
+        match &found {
+            Ok(Some(_)) => count(ctx.namespace.as_str(), |c| c.hits += 1),
+            Ok(None) => count(ctx.namespace.as_str(), |c| c.misses += 1),
+            Err(_) => {}
+        }
+        found
+    }
+}
+
 impl<B: Backend> Layer for Usage<B> {
     type Inner = B;
 
@@ -162,13 +179,16 @@ impl<B: Backend> Layer for Usage<B> {
         ctx: &RequestContext,
         key: &ObjectKey<'_>,
     ) -> Result<Option<crate::store::ReadHandle>, StoreError> {
-        let found = self.inner.lookup(ctx, key).await;
-        match &found {
-            Ok(Some(_)) => count(ctx.namespace.as_str(), |c| c.hits += 1),
-            Ok(None) => count(ctx.namespace.as_str(), |c| c.misses += 1),
-            Err(_) => {}
-        }
-        found
+        self.find::<ByHandle>(ctx, key).await
+    }
+
+    /// Counted like `lookup`: a streaming tier hit is a hit (even if it then breaks off).
+    async fn lookup_body(
+        &self,
+        ctx: &RequestContext,
+        key: &ObjectKey<'_>,
+    ) -> Result<Option<Body>, StoreError> {
+        self.find::<ByBody>(ctx, key).await
     }
 
     async fn commit(
@@ -222,9 +242,13 @@ mod tests {
             assert!(Backend::lookup(&usage, &ctx, &key).await.unwrap().is_none());
             store_bytes(&usage, &ctx, &put, b"hello").await.unwrap();
             assert!(Backend::lookup(&usage, &ctx, &key).await.unwrap().is_some());
-            assert!(Backend::lookup(&usage, &ctx, &key).await.unwrap().is_some());
+            // The streaming read counts as `lookup` does.
+            assert!(Backend::lookup_body(&usage, &ctx, &key)
+                .await
+                .unwrap()
+                .is_some());
             let other_key = other.key(Kind::Blob, b"k1");
-            assert!(Backend::lookup(&usage, &other, &other_key)
+            assert!(Backend::lookup_body(&usage, &other, &other_key)
                 .await
                 .unwrap()
                 .is_none());

@@ -15,8 +15,9 @@ use futures::future::{FutureExt, LocalBoxFuture, Shared};
 use tokio::sync::oneshot;
 
 use crate::protocols::backend::{
-    Backend, Layer, Namespace, ObjectKey, Protocol, Put, RequestContext,
+    Backend, Body, Layer, Namespace, ObjectKey, Protocol, Put, RequestContext,
 };
+use crate::protocols::body;
 use crate::store::{
     ContentDigest, DigestFunction, KeyId, Kind, Meta, ReadHandle, Reservation, Reserved,
     SegmentHold, StoreError,
@@ -28,7 +29,10 @@ use super::TierWrite;
 use crate::protocols::pipeline::DEFAULT_CONTENT_TYPE;
 
 /// Longest wait for the tier on a local miss when the request has no earlier deadline: past it
-/// the miss is answered as a miss (the fetch may still fill the local store for the next read).
+/// the miss is answered as a miss (the fetch goes on and fills the local store for the next
+/// read). A streaming read (`lookup_body`) waits this long for the tier's answer and the local
+/// reservation only; its body then arrives at the download's pace, each stall of it bounded by
+/// the tier client's `REQUEST_TIMEOUT`.
 pub const READ_WAIT: Duration = Duration::from_secs(10);
 /// Longest wait for the tier's presence answers in `contains` (then: absent).
 pub const CONTAINS_WAIT: Duration = Duration::from_secs(5);
@@ -242,20 +246,28 @@ impl<B: Backend + 'static> Tiered<B> {
         .detach();
     }
 
-    /// The fetch-and-fill future of `path`, shared by concurrent misses on this executor.
+    /// The fill of `path` from the tier: joins the one in flight on this executor, or starts
+    /// it. A started fill runs as a task of its own to its end (stored or not), even if every
+    /// request waiting on it gave up, so the next read finds the record local; its `Fill`
+    /// answers the committed record. `stream`: a starter that wants the body while it streams
+    /// in gets it from the returned receiver (a `Body::Streaming` once the local reservation
+    /// exists, a `Body::Committed` if the key got stored meanwhile; dropped on a miss or
+    /// failure). Joiners get no stream: they wait for the commit (a late joiner would need the
+    /// bytes already written, which only the committed record gives back).
     fn fill(
         &self,
         tier: &Rc<ExecutorTier>,
         ctx: &RequestContext,
         key: &ObjectKey<'_>,
         path: &str,
-    ) -> Fill {
+        stream: bool,
+    ) -> (Fill, Option<oneshot::Receiver<Body>>) {
         if let Some(fill) = tier.fetches.borrow().get(path) {
             tier.client
                 .stats
                 .read_joined
                 .fetch_add(1, Ordering::Relaxed);
-            return fill.clone();
+            return (fill.clone(), None);
         }
         let (reply, answer) = oneshot::channel();
         let config = &tier.client.config;
@@ -271,42 +283,69 @@ impl<B: Backend + 'static> Tiered<B> {
             reply,
         };
         let queued = tier.client.try_read(request).is_ok();
-        let client = tier.client.clone();
+        let (head_tx, head_rx) = match stream {
+            true => {
+                let (tx, rx) = oneshot::channel();
+                (Some(tx), Some(rx))
+            }
+            false => (None, None),
+        };
+        let (done_tx, done_rx) = oneshot::channel();
+        let fill: Fill = done_rx
+            .map(|filled| filled.ok().flatten())
+            .boxed_local()
+            .shared();
+        tier.fetches
+            .borrow_mut()
+            .insert(path.to_owned(), fill.clone());
+        let tier = tier.clone();
         let inner = self.inner.clone();
         let ctx = ctx.clone();
         let (kind, name, id) = (key.kind, key.name.to_vec(), key.id);
-        let fill = async move {
-            let stats = &client.stats;
-            if !queued {
-                stats.read_errors.fetch_add(1, Ordering::Relaxed);
-                return None;
-            }
-            let incoming = match answer.await {
-                Ok(Fetched::Hit(incoming)) => incoming,
-                Ok(Fetched::Miss) => {
-                    stats.read_misses.fetch_add(1, Ordering::Relaxed);
-                    return None;
-                }
-                Ok(Fetched::Failed) | Err(_) => {
-                    stats.read_errors.fetch_add(1, Ordering::Relaxed);
-                    return None;
-                }
-            };
-            stats.read_hits.fetch_add(1, Ordering::Relaxed);
+        let path = path.to_owned();
+        glommio::spawn_local(async move {
             let key = ObjectKey {
                 kind,
                 name: &name,
                 id,
             };
-            store_locally(&*inner, &ctx, &key, incoming).await
-        }
-        .boxed_local()
-        .shared();
-        tier.fetches
-            .borrow_mut()
-            .insert(path.to_owned(), fill.clone());
-        fill
+            let filled = fetch(&*inner, &tier.client, queued, answer, &ctx, &key, head_tx).await;
+            tier.fetches.borrow_mut().remove(&path);
+            let _ = done_tx.send(filled);
+        })
+        .detach();
+        (fill, head_rx)
     }
+}
+
+/// Awaits the tier's answer to a GET and stores a hit locally (see [`Tiered::fill`]).
+async fn fetch<B: Backend>(
+    inner: &B,
+    client: &TierClient,
+    queued: bool,
+    answer: oneshot::Receiver<Fetched>,
+    ctx: &RequestContext,
+    key: &ObjectKey<'_>,
+    head: Option<oneshot::Sender<Body>>,
+) -> Option<ReadHandle> {
+    let stats = &client.stats;
+    if !queued {
+        stats.read_errors.fetch_add(1, Ordering::Relaxed);
+        return None;
+    }
+    let incoming = match answer.await {
+        Ok(Fetched::Hit(incoming)) => incoming,
+        Ok(Fetched::Miss) => {
+            stats.read_misses.fetch_add(1, Ordering::Relaxed);
+            return None;
+        }
+        Ok(Fetched::Failed) | Err(_) => {
+            stats.read_errors.fetch_add(1, Ordering::Relaxed);
+            return None;
+        }
+    };
+    stats.read_hits.fetch_add(1, Ordering::Relaxed);
+    store_locally(inner, ctx, key, incoming, head).await
 }
 
 /// The digest a CAS name of a Bazel namespace promises (`reapi_keys::name`).
@@ -326,11 +365,18 @@ fn expected_digest(ctx: &RequestContext, key: &ObjectKey<'_>) -> Option<ContentD
 /// Writes a tier hit into the local store as a normal record (with its metadata) chunk by
 /// chunk as it streams in, and returns its handle once committed. A body that breaks off or
 /// comes out a different length is aborted (a miss); a CAS body must hash to its digest.
+///
+/// `head`: a starter that wants the body as it arrives. It gets a `Body::Streaming` once the
+/// reservation exists, fed each chunk after it is written into the reservation (the
+/// `body::Feed` holds the last chunk until the commit succeeded, so a reader never gets the
+/// whole of a body that fails verification); or the committed record when there is nothing to
+/// stream (already stored, or an empty body).
 async fn store_locally<B: Backend>(
     inner: &B,
     ctx: &RequestContext,
     key: &ObjectKey<'_>,
     incoming: Incoming,
+    mut head: Option<oneshot::Sender<Body>>,
 ) -> Option<ReadHandle> {
     let mut meta = Meta::default();
     for (name, value) in &incoming.meta {
@@ -351,16 +397,34 @@ async fn store_locally<B: Backend>(
     match inner.reserve(ctx, &put).await {
         Ok(Reserved::Exists) => {}
         Ok(Reserved::Reservation(mut reservation)) => {
+            let mut feed = None;
+            if incoming.size > 0 {
+                if let Some(head) = head.take() {
+                    let (tx, streaming) = body::channel(incoming.size, put.meta.clone());
+                    // A starter that gave up meanwhile leaves the fill unstreamed.
+                    feed = head.send(Body::Streaming(streaming)).is_ok().then_some(tx);
+                }
+            }
             let mut chunks = incoming.chunks;
             while let Some(chunk) = chunks.recv().await {
                 let written = match chunk {
-                    Ok(bytes) => reservation.write(&bytes).map_err(|e| e.to_string()),
+                    Ok(bytes) => reservation
+                        .write(&bytes)
+                        .map(|()| bytes)
+                        .map_err(|e| e.to_string()),
                     Err(()) => Err("the download broke off".to_owned()),
                 };
-                if let Err(error) = written {
-                    tracing::warn!(%error, "tier: a fetched object was not stored");
-                    inner.abort(ctx, reservation).await;
-                    return None;
+                match written {
+                    Ok(bytes) => {
+                        if let Some(feed) = &mut feed {
+                            feed.offer(bytes).await;
+                        }
+                    }
+                    Err(error) => {
+                        tracing::warn!(%error, "tier: a fetched object was not stored");
+                        inner.abort(ctx, reservation).await;
+                        return None;
+                    }
                 }
             }
             if reservation.written() != reservation.body_len() {
@@ -372,13 +436,22 @@ async fn store_locally<B: Backend>(
                 tracing::warn!(%error, "tier: a fetched object was not stored");
                 return None;
             }
+            if let Some(feed) = feed {
+                let handle = inner.lookup(ctx, key).await.ok().flatten();
+                feed.finish(handle.clone());
+                return handle;
+            }
         }
         Err(error) => {
             tracing::warn!(%error, "tier: no room for a fetched object");
             return None;
         }
     }
-    inner.lookup(ctx, key).await.ok().flatten()
+    let handle = inner.lookup(ctx, key).await.ok().flatten();
+    if let (Some(head), Some(handle)) = (head, &handle) {
+        let _ = head.send(Body::Committed(handle.clone()));
+    }
+    handle
 }
 
 /// Waits for `future` until `deadline`; `None` after it.
@@ -418,10 +491,34 @@ impl<B: Backend + 'static> Layer for Tiered<B> {
         let Some(path) = Self::path(tier, &ctx.namespace, key.kind, key.name) else {
             return Ok(None);
         };
-        let fill = self.fill(tier, ctx, key, &path);
-        let filled = until(deadline(ctx, READ_WAIT), fill).await.flatten();
-        tier.fetches.borrow_mut().remove(&path);
-        Ok(filled)
+        let (fill, _) = self.fill(tier, ctx, key, &path, false);
+        Ok(until(deadline(ctx, READ_WAIT), fill).await.flatten())
+    }
+
+    /// As `lookup`, except that the request that starts a tier fill gets the body as it
+    /// streams in (a `Body::Streaming` as soon as the tier answered and the local reservation
+    /// exists) instead of after the commit. Requests that join a fill in flight wait for its
+    /// commit, as `lookup` does.
+    async fn lookup_body(
+        &self,
+        ctx: &RequestContext,
+        key: &ObjectKey<'_>,
+    ) -> Result<Option<Body>, StoreError> {
+        let local = self.inner.lookup(ctx, key).await?;
+        let Some(tier) = &self.tier else {
+            return Ok(local.map(Body::Committed));
+        };
+        if local.is_some() {
+            return Ok(local.map(Body::Committed));
+        }
+        let Some(path) = Self::path(tier, &ctx.namespace, key.kind, key.name) else {
+            return Ok(None);
+        };
+        let wait = deadline(ctx, READ_WAIT);
+        match self.fill(tier, ctx, key, &path, true) {
+            (_, Some(head)) => Ok(until(wait, head).await.and_then(Result::ok)),
+            (fill, None) => Ok(until(wait, fill).await.flatten().map(Body::Committed)),
+        }
     }
 
     async fn contains(

@@ -7,16 +7,30 @@
 //!       └ local miss ─ Fetch ─bounded chan─►  object_store GET ─► size, metadata ─ oneshot ─┐
 //!  reserve a local record ◄──────────────────────────────────────────────────────────────────┘
 //!  write each chunk ◄── bounded chan (client::FILL_CHUNKS_MAX) ◄── body stream
-//!  commit, then serve the local record
+//!   └ lookup_body: each chunk also to the client (protocols::body), the last after the commit
+//!  commit, then serve the local record (lookup; joiners)
 //!  Tiered::commit ─ hold segment ─ local commit ─ journal line ─ Upload ─bounded chan─► PUT
 //!                                                       (retried; the hold drops when done)
 //! ```
 //!
 //! * **Reads**: a local miss asks the tier; a hit is written into the local log as a normal
 //!   record with its metadata, chunk by chunk as it downloads (CAS bodies are verified against
-//!   their digest), and served from there once committed (not while it streams in). Concurrent
-//!   misses for one key on one executor share one tier request. `contains` (the AC completeness
-//!   check, FindMissingBlobs) counts blobs the tier holds as present.
+//!   their digest at the commit). The fill is a task of its own, so it completes even if the
+//!   requests that wanted it gave up. Concurrent misses for one key on one executor share one
+//!   tier request. `contains` (the AC completeness check, FindMissingBlobs) counts blobs the
+//!   tier holds as present.
+//! * **Served while it streams in** (`Backend::lookup_body`, [`crate::protocols::body`]): the
+//!   request that starts a fill gets each chunk as soon as it is written locally, except the
+//!   last, which it gets only after the commit verified the record; a body that breaks off or
+//!   fails verification ends its response in an error (HTTP: the connection closes short of
+//!   `Content-Length`; gRPC: UNAVAILABLE), or as a miss if not one byte was sent yet. Opted in:
+//!   HTTP GET of the shared pipeline (Bazel HTTP CAS, Gradle, Nx, Turborepo, ccache, the admin
+//!   blob endpoint) and whole uncompressed ByteStream Reads. Served after the commit, as
+//!   before: requests that join a fill in flight (they would need the bytes already written),
+//!   HEAD (its 200 promises a verified body), ByteStream ranges and compressed reads, small
+//!   bodies (AC, BatchReadBlobs, ActionResults), and S3 GetObject (an S3 record keeps its ETag
+//!   and object size in a trailer at the end of its body, so the response head needs the last
+//!   bytes; ranges and conditional requests need them too).
 //! * **Writes**: `write = "behind"` acknowledges after the local commit and a journal line
 //!   (`DATA/tier-journal`, see [`journal`]); the upload runs on the tier thread, is retried until
 //!   it succeeds, and is then marked done in the journal. At start the journal's pending entries

@@ -2,7 +2,10 @@
 //!
 //! * **Read** `[{instance}/]blobs/[blake3/]{hash}/{size}`: looks the blob up and streams
 //!   `ReadResponse`s of at most [`READ_CHUNK_BYTES_MAX`] straight from the segment map (the
-//!   chunk is a slice of a `Bytes` that owns the read handle; no copy). `read_offset` and
+//!   chunk is a slice of a `Bytes` that owns the read handle; no copy). A whole uncompressed
+//!   read of a blob that is streaming in from the object-store tier is sent as it arrives
+//!   (`Backend::lookup_body`) and ends in UNAVAILABLE if the blob breaks off or fails
+//!   verification; ranges and compressed reads wait for the verified blob. `read_offset` and
 //!   `read_limit` per the ByteStream spec. `compressed-blobs/zstd/…`: the stored raw blob is
 //!   zstd-compressed on the fly from the uncompressed `read_offset` (a `read_limit` is
 //!   INVALID_ARGUMENT, as REAPI requires). A missing blob, or a stored blob whose size differs
@@ -27,8 +30,10 @@ use crate::grpc::pb::google::bytestream::{
     QueryWriteStatusRequest, QueryWriteStatusResponse, ReadRequest, WriteRequest, WriteResponse,
 };
 use crate::grpc::CallContext;
+use crate::grpc::Code;
 use crate::grpc::{RequestStream, ResponseSink, Status};
-use crate::protocols::backend::{Backend, Put, RequestContext};
+use crate::protocols::backend::{Backend, Body, Put, RequestContext};
+use crate::protocols::body::Streaming;
 use crate::protocols::pipeline::PendingPut;
 use crate::protocols::reapi_keys::cas_key;
 use crate::store::{ContentDigest, Meta};
@@ -59,22 +64,34 @@ pub(super) async fn read<B: Backend + 'static>(
     let body = if is_empty_blob(&digest, size) {
         Bytes::new()
     } else {
-        let handle = service
-            .backend
-            .lookup(ctx, &cas_key(ctx, &digest).key())
-            .await
-            .map_err(|e| status_of(&e))?
-            .ok_or_else(|| {
-                Status::not_found(format!("blob {} is not in the CAS", request.resource_name))
-            })?;
-        if handle.body().len() as u64 != size {
+        // A whole uncompressed read may start while the blob streams in from the object-store
+        // tier; a range or a compressed read waits for the committed (verified) blob, so a
+        // read that ends before the blob's last byte never succeeds on unverified bytes.
+        let whole = name.blob.compressor == Compressor::Identity
+            && request.read_offset == 0
+            && request.read_limit == 0;
+        let key = cas_key(ctx, &digest);
+        let found = match whole {
+            true => service.backend.lookup_body(ctx, &key.key()).await,
+            false => (service.backend.lookup(ctx, &key.key()).await)
+                .map(|found| found.map(Body::Committed)),
+        };
+        let found = found.map_err(|e| status_of(&e))?.ok_or_else(|| {
+            Status::not_found(format!("blob {} is not in the CAS", request.resource_name))
+        })?;
+        if found.len() != size {
             return Err(Status::not_found(format!(
                 "blob {} is stored with {} bytes, the resource name says {size}",
                 digest.to_hex(),
-                handle.body().len()
+                found.len()
             )));
         }
-        handle_bytes(handle)
+        match found {
+            Body::Committed(handle) => handle_bytes(handle),
+            Body::Streaming(streaming) => {
+                return send_streaming(sink, streaming, &request.resource_name).await
+            }
+        }
     };
     match name.blob.compressor {
         Compressor::Identity => {
@@ -84,6 +101,33 @@ pub(super) async fn read<B: Backend + 'static>(
         Compressor::Zstd => {
             let start = compressed_read_start(request.read_offset, request.read_limit, size)?;
             send_compressed(sink, &body[start as usize..]).await
+        }
+    }
+}
+
+/// Sends a blob still streaming in from the object-store tier as its bytes arrive. A blob that
+/// breaks off or fails verification before any byte was sent is NOT_FOUND (not stored, as
+/// before streaming); after, it ends the call in UNAVAILABLE (after the bytes sent so far,
+/// never after all of them), so the client retries it rather than trusting a short read.
+async fn send_streaming(
+    sink: &mut ResponseSink,
+    mut streaming: Streaming,
+    resource_name: &str,
+) -> Result<(), Status> {
+    let mut sent = false;
+    loop {
+        match streaming.next().await {
+            Ok(Some(bytes)) => {
+                sent = true;
+                send_chunks(sink, bytes).await?
+            }
+            Ok(None) => return Ok(()),
+            Err(broken) if !sent => {
+                return Err(Status::not_found(format!(
+                    "blob {resource_name} is not in the CAS ({broken})"
+                )))
+            }
+            Err(broken) => return Err(Status::new(Code::Unavailable, broken.to_string())),
         }
     }
 }
