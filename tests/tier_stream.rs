@@ -417,3 +417,74 @@ fn a_bytestream_read_of_a_tier_hit_streams_and_a_tampered_blob_ends_in_an_error(
     let again = get(edge.addr(), &format!("/cas/{}", sha256_hex(&body)));
     assert!(again.status == 200 && again.body == body);
 }
+
+/// The value of an unlabelled metric on `/metrics`.
+fn metric(node: &Tessera, name: &str) -> u64 {
+    let text = get(node.addr(), "/metrics").text();
+    text.lines()
+        .find_map(|line| {
+            line.strip_prefix(name)?
+                .strip_prefix(' ')?
+                .trim()
+                .parse()
+                .ok()
+        })
+        .unwrap_or_else(|| panic!("no {name} on /metrics:\n{text}"))
+}
+
+/// Concurrent misses for one object make one tier request in the whole process: clients on
+/// several connections (spread over both executors) ask for the same tier object while its
+/// download is held; the tier sees one GET, and every client gets the byte-exact body.
+#[test]
+fn concurrent_misses_on_every_core_make_one_tier_request() {
+    const CLIENTS: usize = 8;
+    let tier = DripTier::start();
+    let edge = Tessera::start(
+        &[
+            "--shards",
+            "2",
+            "--executors",
+            "2",
+            "--max-blob-size",
+            "64MiB",
+            "--tier-kind",
+            "http",
+            "--tier-url",
+            &tier.url(),
+        ],
+        &[],
+    );
+    let body = Rng::new(33).bytes(OBJECT_BYTES);
+    let path = format!("/cas/{}", sha256_hex(&body));
+    tier.put(&path, body.clone());
+    tier.hold_last_slice();
+    let addr = edge.addr();
+    let clients: Vec<_> = (0..CLIENTS)
+        .map(|_| {
+            let path = path.clone();
+            std::thread::spawn(move || get(addr, &path))
+        })
+        .collect();
+    // Every client's miss has either started the fetch or joined one (on its core or another)
+    // before the tier may finish; a second fetch would show as a second GET.
+    let deadline = Instant::now() + WAIT;
+    let asked = || tier.gets(&path) as u64 + metric(&edge, "tessera_tier_read_joined_total");
+    while asked() < CLIENTS as u64 {
+        assert!(
+            Instant::now() < deadline,
+            "the clients' misses did not all arrive"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    tier.release();
+    for client in clients {
+        let response = client.join().unwrap();
+        assert_eq!(response.status, 200);
+        assert!(response.body == body, "a client's body is not byte-exact");
+    }
+    assert_eq!(
+        tier.gets(&path),
+        1,
+        "concurrent misses made more than one tier GET"
+    );
+}

@@ -1,6 +1,8 @@
 //! The tier's own thread: an `object_store` client on a small tokio current-thread runtime,
-//! fed by the executors through bounded channels. No executor ever waits on a lock or a
-//! blocking call here: they `try_send` and await a oneshot reply with a deadline.
+//! fed by the executors through bounded channels. No executor ever waits on a blocking call
+//! here: they `try_send` and await a oneshot reply with a deadline. The one lock an executor
+//! takes is the map of tier GETs in flight ([`TierClient::begin_fill`]), for one insert or
+//! removal.
 
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -9,7 +11,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use object_store::path::Path as StorePath;
 use object_store::{ObjectStore, ObjectStoreExt, PutPayload};
-use tokio::sync::{mpsc, oneshot, Semaphore};
+use tokio::sync::{mpsc, oneshot, watch, Semaphore};
 
 use crate::store::{ReadHandle, SegmentHold};
 
@@ -196,6 +198,37 @@ pub struct TierClient {
     owed: Mutex<Option<Vec<Entry>>>,
     /// Largest object read from the tier (`max_blob_size`); a larger one is a miss.
     pub max_object_bytes: u64,
+    /// Tier GETs in flight in the whole process, by object path: a miss on another core waits
+    /// for the running fill instead of asking the store again. One entry per fill, which each
+    /// executor bounds (its queued and running reads, `READ_QUEUE_DEPTH` + `READS_IN_FLIGHT_MAX`
+    /// at most).
+    fills: Mutex<std::collections::HashMap<String, watch::Receiver<()>>>,
+}
+
+/// A tier GET and local fill this executor runs for `path` (see [`TierClient::begin_fill`]).
+/// Dropping it (the fill ended: stored, missed or failed) wakes every core waiting for it.
+pub struct FillInFlight {
+    client: Arc<TierClient>,
+    path: String,
+    _done: watch::Sender<()>,
+}
+
+impl Drop for FillInFlight {
+    fn drop(&mut self) {
+        let mut fills = self.client.fills.lock().unwrap_or_else(|p| p.into_inner());
+        fills.remove(&self.path);
+        // `_done` drops after this: its receivers' `changed()` ends.
+    }
+}
+
+/// Another core's fill of the same path: [`FillRunning::finished`] resolves when it ends.
+pub struct FillRunning(watch::Receiver<()>);
+
+impl FillRunning {
+    /// Waits until the fill ended (its record, if any, is then committed in the shared store).
+    pub async fn finished(mut self) {
+        while self.0.changed().await.is_ok() {}
+    }
 }
 
 /// The HTTP client options of both kinds: bounded connect and request times.
@@ -347,6 +380,7 @@ impl TierClient {
             journal,
             owed: Mutex::new(Some(owed)),
             max_object_bytes,
+            fills: Mutex::new(std::collections::HashMap::new()),
         }))
     }
 
@@ -366,6 +400,23 @@ impl TierClient {
     }
 
     /// Queues an upload; `Err` gives it back when the queue is full.
+    /// Claims the tier GET of `path` for the calling executor, or, when another core's fill of
+    /// it is running, returns that fill to wait for: concurrent misses for one object make one
+    /// tier request in the whole process, not one per core.
+    pub fn begin_fill(self: &Arc<Self>, path: &str) -> Result<FillInFlight, FillRunning> {
+        let mut fills = self.fills.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some(running) = fills.get(path) {
+            return Err(FillRunning(running.clone()));
+        }
+        let (done, running) = watch::channel(());
+        fills.insert(path.to_owned(), running);
+        Ok(FillInFlight {
+            client: self.clone(),
+            path: path.to_owned(),
+            _done: done,
+        })
+    }
+
     pub fn try_upload(&self, upload: Upload) -> Result<(), Upload> {
         self.uploads.try_send(upload).map_err(|e| match e {
             mpsc::error::TrySendError::Full(u) | mpsc::error::TrySendError::Closed(u) => u,
@@ -458,7 +509,7 @@ impl TierClient {
             (
                 "tessera_tier_read_joined_total",
                 "counter",
-                "Local misses that waited for another request's fetch of the same key.",
+                "Local misses that waited for another request's fetch of the same key (on any core).",
                 load(&s.read_joined),
             ),
         ] {

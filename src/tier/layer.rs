@@ -269,6 +269,32 @@ impl<B: Backend + 'static> Tiered<B> {
                 .fetch_add(1, Ordering::Relaxed);
             return (fill.clone(), None);
         }
+        let in_flight = match tier.client.begin_fill(path) {
+            Ok(in_flight) => in_flight,
+            Err(running) => {
+                // Another core is fetching this object: wait for its fill to end, then read
+                // the shared store (a hit if it was stored; a miss otherwise).
+                tier.client
+                    .stats
+                    .read_joined
+                    .fetch_add(1, Ordering::Relaxed);
+                let inner = self.inner.clone();
+                let ctx = ctx.clone();
+                let (kind, name, id) = (key.kind, key.name.to_vec(), key.id);
+                let fill: Fill = async move {
+                    running.finished().await;
+                    let key = ObjectKey {
+                        kind,
+                        name: &name,
+                        id,
+                    };
+                    inner.lookup(&ctx, &key).await.ok().flatten()
+                }
+                .boxed_local()
+                .shared();
+                return (fill, None);
+            }
+        };
         let (reply, answer) = oneshot::channel();
         let config = &tier.client.config;
         let request = ReadRequest::Get {
@@ -311,6 +337,7 @@ impl<B: Backend + 'static> Tiered<B> {
             };
             let filled = fetch(&*inner, &tier.client, queued, answer, &ctx, &key, head_tx).await;
             tier.fetches.borrow_mut().remove(&path);
+            drop(in_flight);
             let _ = done_tx.send(filled);
         })
         .detach();
