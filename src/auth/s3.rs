@@ -23,7 +23,7 @@ use std::path::Path;
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
-use sha2::{Digest, Sha256};
+use sha2::Sha256;
 
 /// Bytes of the server-side secret.
 pub const S3_SECRET_BYTES: usize = 32;
@@ -31,26 +31,16 @@ pub const S3_SECRET_BYTES: usize = 32;
 /// Domain separation: the MAC of a token under this scheme is never a MAC of anything else.
 const CONTEXT: &[u8] = b"tessera-s3-v1\0";
 
-/// SHA-256's block size, for HMAC (RFC 2104).
-const SHA256_BLOCK_BYTES: usize = 64;
-
-/// HMAC-SHA256 (RFC 2104).
-fn hmac_sha256(key: &[u8], parts: &[&[u8]]) -> [u8; 32] {
-    let mut block = [0u8; SHA256_BLOCK_BYTES];
-    if key.len() > SHA256_BLOCK_BYTES {
-        block[..32].copy_from_slice(&Sha256::digest(key));
-    } else {
-        block[..key.len()].copy_from_slice(key);
-    }
-    let mut inner = Sha256::new();
-    inner.update(block.map(|b| b ^ 0x36));
+/// HMAC-SHA256 (RFC 2104) of the concatenation of `parts` under `key`: the one HMAC of the
+/// crate (also SigV4's signing keys and signatures, `protocols::s3::sigv4`).
+pub(crate) fn hmac_sha256(key: &[u8], parts: &[&[u8]]) -> [u8; 32] {
+    use hmac::Mac;
+    let mut mac =
+        hmac::Hmac::<Sha256>::new_from_slice(key).expect("HMAC takes a key of any length");
     for part in parts {
-        inner.update(part);
+        mac.update(part);
     }
-    let mut outer = Sha256::new();
-    outer.update(block.map(|b| b ^ 0x5c));
-    outer.update(inner.finalize());
-    outer.finalize().into()
+    mac.finalize().into_bytes().into()
 }
 
 /// The secret access key that goes with `access_key_id` (a token).
