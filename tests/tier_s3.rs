@@ -259,20 +259,6 @@ fn start_node(endpoint: &str) -> Tessera {
     Tessera::start(&args, &[])
 }
 
-/// The value of an unlabelled metric on `/metrics`.
-fn metric(node: &Tessera, name: &str) -> u64 {
-    let text = get(node.addr(), "/metrics").text();
-    text.lines()
-        .find_map(|line| {
-            line.strip_prefix(name)?
-                .strip_prefix(' ')?
-                .trim()
-                .parse()
-                .ok()
-        })
-        .unwrap_or_else(|| panic!("no {name} on /metrics:\n{text}"))
-}
-
 /// The `degraded` parts `/ready` names (which must answer 200: a degraded node still serves).
 fn ready_degraded_parts(node: &Tessera) -> Vec<String> {
     let response = get(node.addr(), "/ready");
@@ -288,11 +274,11 @@ fn ready_degraded_parts(node: &Tessera) -> Vec<String> {
 
 fn wait_for_drain(node: &Tessera) {
     let started = Instant::now();
-    while metric(node, "tessera_tier_upload_queue") != 0 {
+    while node.metric("tessera_tier_upload_queue") != 0 {
         assert!(
             started.elapsed() < DRAIN_WAIT,
             "the upload queue did not drain: {} left\n{}",
-            metric(node, "tessera_tier_upload_queue"),
+            node.metric("tessera_tier_upload_queue"),
             node.recent_log()
         );
         std::thread::sleep(Duration::from_millis(100));
@@ -362,8 +348,8 @@ fn a_blob_written_through_node_a_is_a_hit_on_node_b() {
             .as_deref(),
         Some(&ac[..])
     );
-    assert_eq!(metric(&a, "tessera_tier_uploads_total"), 4);
-    assert_eq!(metric(&a, "tessera_tier_degraded"), 0);
+    assert_eq!(a.metric("tessera_tier_uploads_total"), 4);
+    assert_eq!(a.metric("tessera_tier_degraded"), 0);
 
     // Node B: an empty data directory, the same bucket.
     let b = start_node(&weed.endpoint());
@@ -377,12 +363,12 @@ fn a_blob_written_through_node_a_is_a_hit_on_node_b() {
     let filled = get(b.addr(), turbo_path);
     assert_eq!((filled.status, &filled.body), (200, &turbo));
     assert_eq!(filled.header("x-artifact-tag"), Some(turbo_tag));
-    assert_eq!(metric(&b, "tessera_tier_read_hits_total"), 4);
+    assert_eq!(b.metric("tessera_tier_read_hits_total"), 4);
     // Stored locally as normal records, metadata and all: the next reads are local.
     assert_stored(b.addr(), &format!("/cas/{hash}"), &cas);
     let local = get(b.addr(), &gradle_path);
     assert_eq!(local.header("content-type"), Some(gradle_type));
-    assert_eq!(metric(&b, "tessera_tier_read_hits_total"), 4);
+    assert_eq!(b.metric("tessera_tier_read_hits_total"), 4);
     // A ccache entry deleted on node A leaves the bucket too (best effort, asynchronous).
     let ccache_name = "ab/cdef0123456789";
     let ccache_key = format!("ns/ccache/blob/{}", {
@@ -452,15 +438,15 @@ fn store_down_mid_load_and_kill_9_lose_no_acknowledged_write() {
     let missing = format!("/cas/{}", sha256_hex(b"not anywhere"));
     assert_eq!(get(a.addr(), &missing).status, 404);
     let degraded_by = Instant::now() + Duration::from_secs(30);
-    while metric(&a, "tessera_tier_degraded") != 1 {
+    while a.metric("tessera_tier_degraded") != 1 {
         assert!(
             Instant::now() < degraded_by,
             "the tier never showed degraded"
         );
         std::thread::sleep(Duration::from_millis(100));
     }
-    assert!(metric(&a, "tessera_tier_upload_queue") > 0);
-    assert!(metric(&a, "tessera_tier_upload_errors_total") > 0);
+    assert!(a.metric("tessera_tier_upload_queue") > 0);
+    assert!(a.metric("tessera_tier_upload_errors_total") > 0);
     assert_eq!(ready_degraded_parts(&a), ["tier"]);
 
     // kill -9 with uploads still queued, then both come back.
@@ -468,9 +454,9 @@ fn store_down_mid_load_and_kill_9_lose_no_acknowledged_write() {
     weed.restart();
     a.restart();
     wait_for_drain(&a);
-    assert_eq!(metric(&a, "tessera_tier_degraded"), 0);
+    assert_eq!(a.metric("tessera_tier_degraded"), 0);
     assert!(ready_degraded_parts(&a).is_empty());
-    assert_eq!(metric(&a, "tessera_tier_uploads_lost_total"), 0);
+    assert_eq!(a.metric("tessera_tier_uploads_lost_total"), 0);
     for (path, body) in &acked {
         let hash = path.trim_start_matches("/cas/");
         let key = format!("cas/{}/{hash}", &hash[..2]);
@@ -582,7 +568,7 @@ fn eviction_waits_for_owed_uploads_and_refuses_writes_with_507_until_they_drain(
         acked.push((path, body));
     }
     wait_for_drain(&node);
-    assert_eq!(metric(&node, "tessera_tier_uploads_lost_total"), 0);
+    assert_eq!(node.metric("tessera_tier_uploads_lost_total"), 0);
     for (path, body) in &acked {
         let hash = path.trim_start_matches("/cas/");
         let key = format!("cas/{}/{hash}", &hash[..2]);
@@ -695,7 +681,7 @@ fn grpc_blobs_of_node_a_are_found_and_read_on_node_b() {
             assert_eq!(&response.data[..], &blob[..]);
         }
     });
-    assert_eq!(metric(&b, "tessera_tier_read_hits_total"), 4);
+    assert_eq!(b.metric("tessera_tier_read_hits_total"), 4);
 }
 
 /// A `cas.v2/` object as bazel-remote's `casblob.WriteAndClose` lays it out in zstd mode
@@ -758,7 +744,7 @@ fn a_bucket_laid_out_by_bazel_remote_is_read_as_hits() {
     assert_stored(node.addr(), &format!("/ac/{action_key}"), &action);
     assert_stored(node.addr(), &format!("/cas/{big_hash}"), &big);
     assert_eq!(get(node.addr(), &format!("/cas/{liar_hash}")).status, 404);
-    assert_eq!(metric(&node, "tessera_tier_read_hits_total"), 4);
+    assert_eq!(node.metric("tessera_tier_read_hits_total"), 4);
 }
 
 /// `tier.kind = "http"`: an edge node in front of node A (another Tessera) gets hits for blobs
@@ -789,7 +775,7 @@ fn an_http_edge_node_reads_from_and_writes_to_the_node_behind_it() {
     assert_eq!(put(central.addr(), &action_path, &action).status, 200);
     assert_stored(edge.addr(), &path, &only_central);
     assert_stored(edge.addr(), &action_path, &action);
-    assert_eq!(metric(&edge, "tessera_tier_read_hits_total"), 2);
+    assert_eq!(edge.metric("tessera_tier_read_hits_total"), 2);
 
     let from_edge = blob(&mut rng, 70_000);
     let edge_path = format!("/cas/{}", sha256_hex(&from_edge));
@@ -798,7 +784,7 @@ fn an_http_edge_node_reads_from_and_writes_to_the_node_behind_it() {
     assert_stored(central.addr(), &edge_path, &from_edge);
     // Keys other than Bazel's stay on the edge.
     assert!(put(edge.addr(), "/cache/0123456789abcdef", b"gradle").status < 300);
-    assert_eq!(metric(&edge, "tessera_tier_upload_queue"), 0);
+    assert_eq!(edge.metric("tessera_tier_upload_queue"), 0);
     assert_eq!(get(central.addr(), "/cache/0123456789abcdef").status, 404);
 }
 
@@ -829,7 +815,7 @@ fn real_bazel_on_node_b_gets_all_remote_hits_for_a_build_that_ran_against_node_a
         .unwrap_or_else(|e| panic!("{e}\n{}", b.recent_log()))
         .assert_all_remote_hits();
     assert_eq!(session.output_files().unwrap(), outputs);
-    assert!(metric(&b, "tessera_tier_read_hits_total") > 0);
+    assert!(b.metric("tessera_tier_read_hits_total") > 0);
 
     let c = start_node(&weed.endpoint());
     session

@@ -418,20 +418,6 @@ fn a_bytestream_read_of_a_tier_hit_streams_and_a_tampered_blob_ends_in_an_error(
     assert!(again.status == 200 && again.body == body);
 }
 
-/// The value of an unlabelled metric on `/metrics`.
-fn metric(node: &Tessera, name: &str) -> u64 {
-    let text = get(node.addr(), "/metrics").text();
-    text.lines()
-        .find_map(|line| {
-            line.strip_prefix(name)?
-                .strip_prefix(' ')?
-                .trim()
-                .parse()
-                .ok()
-        })
-        .unwrap_or_else(|| panic!("no {name} on /metrics:\n{text}"))
-}
-
 /// Concurrent misses for one object make one tier request in the whole process: clients on
 /// several connections (spread over both executors) ask for the same tier object while its
 /// download is held; the tier sees one GET, and every client gets the byte-exact body.
@@ -468,7 +454,7 @@ fn concurrent_misses_on_every_core_make_one_tier_request() {
     // Every client's miss has either started the fetch or joined one (on its core or another)
     // before the tier may finish; a second fetch would show as a second GET.
     let deadline = Instant::now() + WAIT;
-    let asked = || tier.gets(&path) as u64 + metric(&edge, "tessera_tier_read_joined_total");
+    let asked = || tier.gets(&path) as u64 + edge.metric("tessera_tier_read_joined_total");
     while asked() < CLIENTS as u64 {
         assert!(
             Instant::now() < deadline,

@@ -202,17 +202,6 @@ fn https(server: &Tessera, path: &str) -> String {
     format!("https://127.0.0.1:{}{path}", server.port())
 }
 
-/// A value of the server's `/metrics` page.
-fn metric(server: &Tessera, name: &str) -> u64 {
-    let page = http_client::get(server.addr(), "/metrics");
-    let text = String::from_utf8_lossy(&page.body).into_owned();
-    text.lines()
-        .find_map(|line| line.strip_prefix(&format!("{name} ")))
-        .unwrap_or_else(|| panic!("{name} not on /metrics:\n{text}"))
-        .parse()
-        .unwrap()
-}
-
 /// Writes `bytes` on a fresh connection and returns what the server sends until it closes
 /// (or `None` if it did not close within `wait`).
 fn send_and_read_to_close(addr: SocketAddr, bytes: &[u8], wait: Duration) -> Option<Vec<u8>> {
@@ -287,7 +276,7 @@ fn https_and_plaintext_share_one_port_and_bad_handshakes_hurt_nothing() {
     assert!(untrusted.stderr.contains("certificate"), "{untrusted:?}");
 
     // Bad handshakes: a record of garbage, and a client that stalls after the first byte.
-    let failures = metric(&server, "tessera_tls_handshake_failures_total");
+    let failures = server.metric("tessera_tls_handshake_failures_total");
     let garbage = [0x16, 0x03, 0x01, 0x00, 0x05, b'h', b'e', b'l', b'l', b'o'];
     let answered = send_and_read_to_close(server.addr(), &garbage, Duration::from_secs(10));
     assert!(answered.is_some(), "a garbage handshake must be closed");
@@ -297,7 +286,7 @@ fn https_and_plaintext_share_one_port_and_bad_handshakes_hurt_nothing() {
         "a stalled handshake must be closed by header_read_timeout"
     );
     common::eventually("both failures counted", Duration::from_secs(5), || {
-        let now = metric(&server, "tessera_tls_handshake_failures_total");
+        let now = server.metric("tessera_tls_handshake_failures_total");
         (now >= failures + 2).then_some(()).ok_or(format!("{now}"))
     });
     // Plaintext garbage is HTTP's to refuse (400), as before.
@@ -308,7 +297,7 @@ fn https_and_plaintext_share_one_port_and_bad_handshakes_hurt_nothing() {
     let got = curl(&["--cacert", &ca, &https(&server, &path)]);
     assert_eq!(got.status, "200", "{got:?}");
     assert_eq!(http_client::get(server.addr(), &path).status, 200);
-    assert!(metric(&server, "tessera_tls_handshakes_total") >= 3);
+    assert!(server.metric("tessera_tls_handshakes_total") >= 3);
 }
 
 #[test]
@@ -605,7 +594,7 @@ fn bazel_over_https_gets_all_remote_hits() {
     first.assert_all_executed_and_uploaded();
     let second = session.clean_and_build(&url, &[]).unwrap_or_else(fail);
     second.assert_all_remote_hits();
-    assert!(metric(&server, "tessera_tls_handshakes_total") >= 2);
+    assert!(server.metric("tessera_tls_handshakes_total") >= 2);
 }
 
 /// The AWS CLI against the S3 endpoint over https, trusting the test CA with `--ca-bundle`.
@@ -683,7 +672,7 @@ fn aws_cli_copies_over_https_with_a_ca_bundle() {
         "down.bin",
     ]);
     assert_eq!(std::fs::read(work.join("down.bin")).unwrap(), body);
-    assert!(metric(&server, "tessera_tls_handshakes_total") >= 3);
+    assert!(server.metric("tessera_tls_handshakes_total") >= 3);
 }
 
 /// Bazel over `grpcs://` (TLS with ALPN `h2`, the CA given by `--tls_certificate`) fills the
@@ -715,7 +704,7 @@ fn bazel_over_grpcs_gets_all_remote_hits() {
     first.assert_all_executed_and_uploaded();
     let second = session.clean_and_build(&url, &[&ca]).unwrap_or_else(fail);
     second.assert_all_remote_hits();
-    assert!(metric(&server, "tessera_tls_handshakes_total") >= 2);
+    assert!(server.metric("tessera_tls_handshakes_total") >= 2);
     // Without the CA, Bazel must refuse the server's certificate: the channel is really TLS.
     let untrusted = session.clean_and_build(&url, &[]);
     assert!(untrusted.is_err() || !untrusted.unwrap().all_remote_hits());

@@ -318,6 +318,22 @@ impl Tessera {
         self.addr().port()
     }
 
+    /// The value of the unlabelled metric `name` on `/metrics` (which must be open: no keys, or
+    /// `auth.public_metrics`); panics, showing the page, if it is not there.
+    pub fn metric(&self, name: &str) -> u64 {
+        let page = super::http_client::get(self.addr(), "/metrics");
+        let text = String::from_utf8_lossy(&page.body).into_owned();
+        text.lines()
+            .find_map(|line| {
+                line.strip_prefix(name)?
+                    .strip_prefix(' ')?
+                    .trim()
+                    .parse()
+                    .ok()
+            })
+            .unwrap_or_else(|| panic!("no {name} on /metrics:\n{text}"))
+    }
+
     /// `http://127.0.0.1:PORT`
     pub fn url(&self) -> String {
         format!("http://{}", self.addr())
