@@ -434,55 +434,28 @@ impl Shard {
         let Some(entry) = self.index.get(id) else {
             return Ok(false);
         };
-        let layout = record::layout(0, 0).expect("empty record");
-        let (segment, offset) = self.allocate(layout.record_bytes)?;
-        let frame = Frame {
-            kind: entry.kind,
-            flags: FLAG_TOMBSTONE,
-            meta_len: 0,
-            namespace: entry.namespace,
-            key_id: *id,
-            body_len: 0,
-            created_ms: now_ms(),
-        };
-        let token = Arc::new(PendingToken);
-        let reservation = Reservation::begin(
-            segment,
-            self.tag,
-            offset,
-            frame,
-            &Meta::new(),
-            None,
-            false,
-            token,
-        )?;
-        let lsn = self.take_lsn();
-        let segment = reservation.finish().commit(lsn)?;
-        self.after_write(&segment, offset, layout.record_bytes)?;
+        self.write_marker(entry.kind, FLAG_TOMBSTONE, entry.namespace, *id)?;
         self.index.remove(id);
         Ok(true)
     }
 
-    /// Deletes every entry of `namespace` in this shard: one purge record (so the purge survives
-    /// a restart; recovery applies it like a tombstone of every entry committed before it) and
-    /// one pass over the index. Returns what was deleted; a namespace this shard never stored
-    /// (or holds nothing of) writes nothing. Entries without a namespace tag (`unknown`) cannot
-    /// be purged. O(entries) on the owner's thread, no disk reads.
-    pub fn purge(&mut self, namespace: &str) -> Result<NamespaceUsage, StoreError> {
-        let Some(tag) = self.namespaces.tag_of(namespace) else {
-            return Ok(NamespaceUsage::default());
-        };
-        if !self.index.usage().contains_key(&tag) {
-            return Ok(NamespaceUsage::default());
-        }
+    /// Writes and commits an empty record with `flags` (a tombstone or a purge record);
+    /// returns its lsn.
+    fn write_marker(
+        &mut self,
+        kind: super::key::Kind,
+        flags: u16,
+        namespace: u32,
+        key_id: KeyId,
+    ) -> Result<u64, StoreError> {
         let layout = record::layout(0, 0).expect("empty record");
         let (segment, offset) = self.allocate(layout.record_bytes)?;
         let frame = Frame {
-            kind: super::key::Kind::Blob,
-            flags: FLAG_PURGE,
+            kind,
+            flags,
             meta_len: 0,
-            namespace: tag,
-            key_id: KeyId([0; 32]),
+            namespace,
+            key_id,
             body_len: 0,
             created_ms: now_ms(),
         };
@@ -499,6 +472,22 @@ impl Shard {
         let lsn = self.take_lsn();
         let segment = reservation.finish().commit(lsn)?;
         self.after_write(&segment, offset, layout.record_bytes)?;
+        Ok(lsn)
+    }
+
+    /// Deletes every entry of `namespace` in this shard: one purge record (so the purge survives
+    /// a restart; recovery applies it like a tombstone of every entry committed before it) and
+    /// one pass over the index. Returns what was deleted; a namespace this shard never stored
+    /// (or holds nothing of) writes nothing. Entries without a namespace tag (`unknown`) cannot
+    /// be purged. O(entries) on the owner's thread, no disk reads.
+    pub fn purge(&mut self, namespace: &str) -> Result<NamespaceUsage, StoreError> {
+        let Some(tag) = self.namespaces.tag_of(namespace) else {
+            return Ok(NamespaceUsage::default());
+        };
+        if !self.index.usage().contains_key(&tag) {
+            return Ok(NamespaceUsage::default());
+        }
+        let lsn = self.write_marker(super::key::Kind::Blob, FLAG_PURGE, tag, KeyId([0; 32]))?;
         Ok(self.index.apply_purge(tag, lsn))
     }
 
