@@ -110,6 +110,20 @@ fn write_manifest(dir: &Path, manifest: &Manifest) -> Result<(), StoreError> {
     sync_dir(dir)
 }
 
+/// Replaces the file `dir/name` with `bytes` so that a crash leaves either the old file or the
+/// new one, never a mix: write `dir/name.tmp`, fsync it, rename it over `dir/name`, fsync
+/// `dir`. Returns the new file's path.
+pub fn replace_file(dir: &Path, name: &str, bytes: &[u8]) -> std::io::Result<PathBuf> {
+    let tmp = dir.join(format!("{name}.tmp"));
+    let path = dir.join(name);
+    let file = fs::File::create(&tmp)?;
+    std::io::Write::write_all(&mut &file, bytes)?;
+    file.sync_all()?;
+    fs::rename(&tmp, &path)?;
+    fs::File::open(dir)?.sync_all()?;
+    Ok(path)
+}
+
 /// The directory of shard `index`.
 pub fn shard_dir(dir: &Path, index: u32) -> PathBuf {
     dir.join(format!("shard-{index}"))

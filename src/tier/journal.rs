@@ -225,15 +225,8 @@ impl Journal {
 /// directory fsync) and opens it for appending.
 fn replace_with(path: &Path, owed: &[Entry]) -> io::Result<File> {
     let dir = path.parent().unwrap_or(Path::new("."));
-    let temporary = dir.join(format!("{JOURNAL_FILE}.tmp"));
-    {
-        let mut out = File::create(&temporary)?;
-        let compacted: String = owed.iter().map(entry_line).collect();
-        out.write_all(compacted.as_bytes())?;
-        out.sync_all()?;
-    }
-    std::fs::rename(&temporary, path)?;
-    File::open(dir)?.sync_all()?;
+    let compacted: String = owed.iter().map(entry_line).collect();
+    crate::store::datadir::replace_file(dir, JOURNAL_FILE, compacted.as_bytes())?;
     OpenOptions::new().append(true).open(path)
 }
 

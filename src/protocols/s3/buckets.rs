@@ -46,7 +46,6 @@ use crate::store::config::Durability;
 
 /// File name of the registry in the data directory.
 pub const BUCKETS_FILE: &str = "s3-buckets";
-const BUCKETS_TMP: &str = "s3-buckets.tmp";
 const BUCKETS_TITLE: &str = "tessera s3 buckets 1";
 
 /// Most buckets (configured and created): S3 allows 10,000 per account by default.
@@ -154,13 +153,7 @@ fn compact_log(dir: &Path, keys: &BTreeMap<String, BTreeSet<String>>) -> std::io
             log_entry(&mut bytes, b'+', bucket, key);
         }
     }
-    let tmp = dir.join(KEYS_TMP);
-    let path = dir.join(KEYS_FILE);
-    let mut file = File::create(&tmp)?;
-    file.write_all(&bytes)?;
-    file.sync_all()?;
-    fs::rename(&tmp, &path)?;
-    File::open(dir)?.sync_all()?;
+    let path = crate::store::datadir::replace_file(dir, KEYS_FILE, &bytes)?;
     fs::OpenOptions::new().append(true).open(&path)
 }
 
@@ -427,16 +420,9 @@ impl Buckets {
             }
             text.push_str(&format!("{name} {}\n", ms(*at)));
         }
-        let tmp = dir.join(BUCKETS_TMP);
-        let path = dir.join(BUCKETS_FILE);
-        let write = || -> std::io::Result<()> {
-            let mut file = File::create(&tmp)?;
-            file.write_all(text.as_bytes())?;
-            file.sync_all()?;
-            fs::rename(&tmp, &path)?;
-            File::open(dir)?.sync_all()
-        };
-        write().map_err(|e| format!("{}: {e}", path.display()))
+        crate::store::datadir::replace_file(dir, BUCKETS_FILE, text.as_bytes())
+            .map(drop)
+            .map_err(|e| format!("{}: {e}", dir.join(BUCKETS_FILE).display()))
     }
 }
 

@@ -241,12 +241,7 @@ impl Uploads {
                     part_entry(&mut bytes, id, *number, part);
                 }
             }
-            let tmp = dir.join(UPLOADS_TMP);
-            let mut file = File::create(&tmp)?;
-            file.write_all(&bytes)?;
-            file.sync_all()?;
-            fs::rename(&tmp, &path)?;
-            File::open(dir)?.sync_all()?;
+            crate::store::datadir::replace_file(dir, UPLOADS_FILE, &bytes)?;
             fs::OpenOptions::new().append(true).open(&path)
         })();
         let log = match compacted {
