@@ -16,7 +16,7 @@
 
 use std::io::{self, Write};
 
-use super::token::{is_field_value_byte, is_token};
+use super::token::{is_field_value, is_token};
 
 /// What the status line and framing headers of one response say.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -110,7 +110,7 @@ pub fn push_header(
     value: &[u8],
     extra_bytes_max: usize,
 ) -> io::Result<()> {
-    if !is_token(name.as_bytes()) || !value.iter().all(|&b| is_field_value_byte(b)) {
+    if !is_token(name.as_bytes()) || !is_field_value(value) {
         return Err(invalid_input(
             "response header name or value holds a forbidden byte",
         ));
