@@ -19,6 +19,7 @@ use super::s3::{is_bucket_name, S3_CONFIGURED_BUCKETS_MAX};
 use super::units::{parse_bool, parse_duration, parse_rate, parse_size, RequestRate};
 use super::{Anonymous, Config};
 use crate::store::Durability;
+use crate::tier::client::UPLOADS_IN_FLIGHT_MAX;
 use crate::tier::{TierKind, TierWrite};
 
 /// Prefix of every setting's environment variable.
@@ -451,7 +452,7 @@ pub const SETTINGS: &[Setting] = &[
     Setting { key: "tier.queue", default: "4096", kind: Kind::Count { min: 1, max: 1 << 20 },
         help: "uploads queued for the tier's thread (more wait on their executor; every owed upload is journaled)",
         store: |c, v| set(&mut c.tier.queue, v.count()) },
-    Setting { key: "tier.uploads", default: "64", kind: Kind::Count { min: 1, max: 1024 },
+    Setting { key: "tier.uploads", default: "64", kind: Kind::Count { min: 1, max: UPLOADS_IN_FLIGHT_MAX as u64 },
         help: "uploads the tier's thread runs at once (the drain rate is about this divided by the object store's PUT latency)",
         store: |c, v| set(&mut c.tier.uploads, v.count()) },
     Setting { key: "auth.public_keys", default: "", kind: Kind::Path,

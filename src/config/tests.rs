@@ -473,6 +473,12 @@ fn defaults_validate() {
     assert_eq!(config.log, "info");
     assert!(config.mount_defaults);
     assert_eq!(config.mounts.len(), mount::BUILT_IN_MOUNTS.len());
+    // The declared defaults of the tier are its struct's defaults and named constants.
+    assert_eq!(config.tier, crate::tier::TierConfig::default());
+    assert_eq!(
+        config.tier.uploads,
+        crate::tier::client::UPLOADS_IN_FLIGHT_DEFAULT
+    );
 }
 
 #[test]
