@@ -112,14 +112,21 @@ fn write_manifest(dir: &Path, manifest: &Manifest) -> Result<(), StoreError> {
 
 /// Replaces the file `dir/name` with `bytes` so that a crash leaves either the old file or the
 /// new one, never a mix: write `dir/name.tmp`, fsync it, rename it over `dir/name`, fsync
-/// `dir`. Returns the new file's path.
+/// `dir`. Returns the new file's path. On failure (a full disk) the temporary file is removed
+/// and `dir/name` is as it was.
 pub fn replace_file(dir: &Path, name: &str, bytes: &[u8]) -> std::io::Result<PathBuf> {
     let tmp = dir.join(format!("{name}.tmp"));
     let path = dir.join(name);
-    let file = fs::File::create(&tmp)?;
-    std::io::Write::write_all(&mut &file, bytes)?;
-    file.sync_all()?;
-    fs::rename(&tmp, &path)?;
+    let write = || -> std::io::Result<()> {
+        let file = fs::File::create(&tmp)?;
+        std::io::Write::write_all(&mut &file, bytes)?;
+        file.sync_all()?;
+        fs::rename(&tmp, &path)
+    };
+    if let Err(error) = write() {
+        let _ = fs::remove_file(&tmp);
+        return Err(error);
+    }
     fs::File::open(dir)?.sync_all()?;
     Ok(path)
 }

@@ -53,7 +53,6 @@ pub const BUCKETS_MAX: usize = 10_000;
 
 /// File name of the key log in the data directory.
 pub const KEYS_FILE: &str = "s3-keys";
-const KEYS_TMP: &str = "s3-keys.tmp";
 const KEYS_MAGIC: &[u8; 5] = b"TS3K\x01";
 
 /// Longest key the log records (S3 keys are at most 1024 bytes; longer ones are refused
@@ -219,7 +218,6 @@ impl Buckets {
                 // A full disk must not stop the server (issue "A full disk is a budget"): keep
                 // appending to the log as it is, or, with none yet, keep the keys in memory.
                 Err(error) => {
-                    let _ = fs::remove_file(dir.join(KEYS_TMP));
                     tracing::warn!(
                         %error,
                         path = %path.display(),

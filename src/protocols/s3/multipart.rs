@@ -44,7 +44,6 @@ pub const PART_BYTES_MIN: u64 = 5 << 20;
 
 /// File name of the upload log in the data directory.
 pub const UPLOADS_FILE: &str = "s3-uploads";
-const UPLOADS_TMP: &str = "s3-uploads.tmp";
 const UPLOADS_MAGIC: &[u8; 5] = b"TS3U\x01";
 
 /// Longest upload log the server reads at start (10,000 uploads of 10,000 parts each would
@@ -247,7 +246,6 @@ impl Uploads {
         let log = match compacted {
             Ok(file) => Some(file),
             Err(error) => {
-                let _ = fs::remove_file(dir.join(UPLOADS_TMP));
                 tracing::warn!(%error, path = %path.display(),
                     "cannot rewrite the S3 upload log (is the disk full?); appending to it as it is");
                 fs::OpenOptions::new().append(true).open(&path).ok()
